@@ -1,0 +1,189 @@
+// The batched access engine: executes a buffer of memory operations for one vCPU
+// until the buffer ends or an access exits, so the host crosses into Wasm once per
+// batch, not once per access.
+//
+// Operation record (OP_BYTES = 24):
+//   +0  va     u64   linear address
+//   +8  value  u64   store data in; load/fetch data out (little-endian, zero-extended);
+//                    for TRANSLATE, the physical address out
+//   +16 ctl    u32
+//   +20 (pad)  u32
+//
+// ctl:
+//    31 ........ 10    9      8       7..4    3..2    1..0
+//   ┌──────────────┬──────┬────────┬───────┬──────┬───────┐
+//   │      0       │ USER │IMPLICIT│ size  │  0   │ kind  │   kind: 0 load, 1 store,
+//   └──────────────┴──────┴────────┴───────┴──────┴───────┘         2 fetch, 3 translate
+//   size: 1..8 bytes. USER forces a user-mode access; otherwise CPL=3 means user.
+//   IMPLICIT: an implicit supervisor access (never user, never SMAP-exempt).
+
+import {
+  ACC_FETCH, ACC_IMPLICIT, ACC_USER, ACC_WRITE, EXIT_GP, EXIT_MMIO, EXIT_NONE, EXIT_PF,
+  EXIT_UNSUPPORTED, XLATE_OK, XLATE_PF, XLATE_GP,
+} from "./entry";
+import { physInRange, physPtr, physBytes, physBase } from "./mem";
+import { Cpu, tlbOf, latOf, canonical, T_D4K, L_L1_HIT, L_ACCESS } from "./cpu";
+import { translate, rightsFault } from "./walk";
+import { ENTRY, A_V, A_SIZE, A_PCID, A_G, A_D, A_PKEY_SHIFT } from "./tlb";
+import {
+  bump, C_ACCESSES, C_LOADS, C_STORES, C_FETCHES, C_L1_HIT_4K, C_CYCLES, C_MMIO, C_SPLIT,
+} from "./counters";
+
+export const OP_BYTES: usize = 24;
+export const K_LOAD: u32 = 0;
+export const K_STORE: u32 = 1;
+export const K_FETCH: u32 = 2;
+export const K_TRANSLATE: u32 = 3;
+const CTL_IMPLICIT: u32 = 1 << 8;
+const CTL_USER: u32 = 1 << 9;
+
+@inline function loadN(p: usize, size: u32): u64 {
+  if (size == 8) return load<u64>(p);
+  if (size == 4) return <u64>load<u32>(p);
+  if (size == 1) return <u64>load<u8>(p);
+  if (size == 2) return <u64>load<u16>(p);
+  let v: u64 = 0;
+  for (let i: u32 = 0; i < size; i++) v |= <u64>load<u8>(p + i) << (8 * <u64>i);
+  return v;
+}
+
+@inline function storeN(p: usize, v: u64, size: u32): void {
+  if (size == 8) store<u64>(p, v);
+  else if (size == 4) store<u32>(p, <u32>v);
+  else if (size == 1) store<u8>(p, <u8>v);
+  else if (size == 2) store<u16>(p, <u16>v);
+  else for (let i: u32 = 0; i < size; i++) store<u8>(p + i, <u8>(v >> (8 * <u64>i)));
+}
+
+function setExit(c: Cpu, reason: u32, index: u32): void {
+  c.exitReason = reason;
+  c.exitIndex = index;
+}
+
+// Access descriptor for an operation.
+@inline function accFor(c: Cpu, ctl: u32): u32 {
+  let kind = ctl & 3;
+  let acc = kind == K_STORE ? ACC_WRITE : (kind == K_FETCH ? ACC_FETCH : 0);
+  if ((ctl & CTL_IMPLICIT) != 0) acc |= ACC_IMPLICIT;
+  else if (c.cpl == 3 || (ctl & CTL_USER) != 0) acc |= ACC_USER;
+  return acc;
+}
+
+function xlateExit(c: Cpu, st: u32, i: u32): u32 {
+  return st == XLATE_PF ? EXIT_PF : (st == XLATE_GP ? EXIT_GP : EXIT_UNSUPPORTED);
+}
+
+// An access that crosses a page boundary: both pages are translated before any byte
+// moves, so a fault on the second page leaves memory untouched (CR2 = its first byte).
+function splitAccess(c: Cpu, p: usize, va: u64, acc: u32, size: u32, kind: u32, i: u32): bool {
+  bump(c.counters, C_SPLIT);
+  let st = translate(c, va, acc);
+  if (st != XLATE_OK) { setExit(c, xlateExit(c, st, i), i); return false; }
+  let pa1 = c.resPa;
+  let va2 = (va | 0xFFF) + 1;
+  st = translate(c, va2, acc);
+  if (st != XLATE_OK) { setExit(c, xlateExit(c, st, i), i); return false; }
+  let pa2 = c.resPa;
+  let n1 = <u32>(4096 - (va & 0xFFF));
+  if (!physInRange(pa1, <u64>n1) || !physInRange(pa2, <u64>(size - n1))) {
+    c.exitAddr = physInRange(pa1, <u64>n1) ? pa2 : pa1;
+    bump(c.counters, C_MMIO);
+    setExit(c, EXIT_MMIO, i);
+    return false;
+  }
+  if (kind == K_TRANSLATE) { store<u64>(p, pa1, 8); return true; }
+  let v = load<u64>(p, 8);
+  let out: u64 = 0;
+  for (let b: u32 = 0; b < size; b++) {
+    let q = b < n1 ? physPtr(pa1) + b : physPtr(pa2) + (b - n1);
+    if (kind == K_STORE) store<u8>(q, <u8>(v >> (8 * <u64>b)));
+    else out |= <u64>load<u8>(q) << (8 * <u64>b);
+  }
+  if (kind != K_STORE) store<u64>(p, out, 8);
+  return true;
+}
+
+// Runs `count` operations at `ops`; returns how many completed. If fewer than count,
+// c.exitReason / exitIndex / errorCode / exitAddr describe the exit.
+export function runBatch(c: Cpu, ops: usize, count: u32): u32 {
+  c.exitReason = EXIT_NONE;
+  let cnt = c.counters;
+  let d4k = tlbOf(c, T_D4K);
+  let ents = d4k.entries, setMask = d4k.setMask, ways = d4k.ways;
+  let pcidBits = c.pcid << 16, ctx = c.ctx;
+  let fast = c.levels >= 4 && c.checker == 0 && ways > 0;
+  let hitCost = latOf(c, L_L1_HIT), accessCost = latOf(c, L_ACCESS);
+  let nLoads: u64 = 0, nStores: u64 = 0, nFetches: u64 = 0, fastHits: u64 = 0;
+  let i: u32 = 0;
+  for (; i < count; i++) {
+    let p = ops + <usize>i * OP_BYTES;
+    let va = load<u64>(p);
+    let ctl = load<u32>(p, 16);
+    let kind = ctl & 3;
+    let size = (ctl >> 4) & 15;
+    let acc = accFor(c, ctl);
+    let pa: u64 = 0;
+    let done = false;
+    // Fast path: an L1 4 KiB data-TLB hit that needs no A/D update and stays in its page.
+    if (fast && kind != K_FETCH && (va & 0xFFF) + <u64>size <= 4096 && canonical(c, va)) {
+      let tag = va >> 12;
+      let e = ents + <usize>((<u32>tag & setMask) * ways) * ENTRY;
+      for (let w: u32 = 0; w < ways; w++, e += ENTRY) {
+        if (load<u64>(e) != tag) continue;
+        let a = load<u32>(e, 32);
+        if ((a & (A_V | A_SIZE)) != A_V || ((a & A_PCID) != pcidBits && (a & A_G) == 0) ||
+            load<u32>(e, 40) != ctx) continue;
+        if (rightsFault(c, acc, a, (a >> A_PKEY_SHIFT) & 15) != 0) break;
+        if (kind == K_STORE && (a & A_D) == 0) break;
+        store<u32>(e, ++c.clock, 36);
+        pa = load<u64>(e, 8) | (va & 0xFFF);
+        fastHits++;
+        done = true;
+        break;
+      }
+    }
+    if (!done) {
+      if ((va & 0xFFF) + <u64>size > 4096) {
+        if (!splitAccess(c, p, va, acc, size, kind, i)) break;
+        if (kind == K_LOAD) nLoads++; else if (kind == K_STORE) nStores++; else if (kind == K_FETCH) nFetches++;
+        continue;
+      }
+      let st = translate(c, va, acc);
+      if (st != XLATE_OK) { setExit(c, xlateExit(c, st, i), i); break; }
+      pa = c.resPa;
+    }
+    if (kind == K_TRANSLATE) { store<u64>(p, pa, 8); continue; }
+    if (!physInRange(pa, <u64>size)) {
+      c.exitAddr = pa;
+      bump(cnt, C_MMIO);
+      setExit(c, EXIT_MMIO, i);
+      break;
+    }
+    let q = physPtr(pa);
+    if (kind == K_STORE) { storeN(q, load<u64>(p, 8), size); nStores++; }
+    else { store<u64>(p, loadN(q, size), 8); if (kind == K_LOAD) nLoads++; else nFetches++; }
+  }
+  let n = nLoads + nStores + nFetches;
+  bump(cnt, C_ACCESSES, n);
+  bump(cnt, C_LOADS, nLoads);
+  bump(cnt, C_STORES, nStores);
+  bump(cnt, C_FETCHES, nFetches);
+  bump(cnt, C_L1_HIT_4K, fastHits);
+  bump(cnt, C_CYCLES, fastHits * hitCost + n * accessCost);
+  return i;
+}
+
+// Baseline for benchmarks: the same operation stream as plain loads of host memory
+// at (va mod memory size), with no translation at all.
+export function rawBaseline(ops: usize, count: u32): u64 {
+  let sum: u64 = 0;
+  let pow2: u64 = 1;
+  while (pow2 * 2 <= physBytes) pow2 *= 2;
+  let mask = pow2 - 1;
+  for (let i: u32 = 0; i < count; i++) {
+    let p = ops + <usize>i * OP_BYTES;
+    let pa = (load<u64>(p) & mask) & ~(<u64>7);
+    sum += load<u64>(physBase + <usize>pa);
+  }
+  return sum;
+}

@@ -1,0 +1,297 @@
+// vCPU translation state: the architectural registers that affect translation, the
+// values derived from them (recomputed by refresh()), the vCPU's TLBs and
+// paging-structure caches, its counters and cost model.
+
+import {
+  CR0_PG, CR0_WP, CR3_NOFLUSH, CR4_LA57, CR4_PAE, CR4_PCIDE, CR4_PGE, CR4_PKE, CR4_SMAP,
+  CR4_SMEP, EFER_LMA, EFER_LME, EFER_NXE, PF_ID, RFLAGS_AC, PTE_XD,
+} from "./entry";
+import { alloc } from "./mem";
+import { Tlb, initTlb, ENTRY, invalidateWhere, invalidateVa, INV_ALL, INV_PCID_ALL,
+  INV_PCID_NONGLOBAL, INV_NONGLOBAL } from "./tlb";
+import { NUM_COUNTERS, C_FLUSHES, C_INVLPG, bump } from "./counters";
+
+// Cache indices. L1 instruction and data TLBs per page size, a unified second-level
+// TLB holding every size, and one paging-structure cache per non-leaf level.
+export const T_I4K: i32 = 0;
+export const T_I2M: i32 = 1;
+export const T_D4K: i32 = 2;
+export const T_D2M: i32 = 3;
+export const T_D1G: i32 = 4;
+export const T_L2: i32 = 5;
+export const T_PDE: i32 = 6;   // PSC of level-2 entries (PDE → PT)
+export const T_PDPTE: i32 = 7; // level 3
+export const T_PML4E: i32 = 8; // level 4
+export const T_PML5E: i32 = 9; // level 5
+export const NUM_TLBS: i32 = 10;
+const TLB_DESC: usize = 16; // sizeof Tlb
+
+// Cost-model latencies (cycles).
+export const L_L1_HIT: i32 = 0;
+export const L_L2_HIT: i32 = 1;
+export const L_WALK_REF: i32 = 2;
+export const L_PSC_HIT: i32 = 3;
+export const L_ACCESS: i32 = 4;
+export const L_FAULT: i32 = 5;
+export const NUM_LAT: i32 = 6;
+
+export const MAX_EVENTS: u32 = 64; // coherence-checker ring
+export const EVENT_BYTES: usize = 32;
+
+// Register selectors for setReg/getReg.
+export const R_CR0: u32 = 0;
+export const R_CR3: u32 = 1;
+export const R_CR4: u32 = 2;
+export const R_EFER: u32 = 3;
+export const R_RFLAGS: u32 = 4;
+export const R_PKRU: u32 = 5;
+export const R_CPL: u32 = 6;
+
+@unmanaged export class Cpu {
+  // architectural state
+  cr0: u64;
+  cr3: u64;
+  cr4: u64;
+  efer: u64;
+  rflags: u64;
+  pkru: u32;
+  cpl: u32;
+  maxPhysAddr: u32;
+  // derived (refresh)
+  levels: u32;      // 0 = paging off, 4 or 5; 1 = legacy paging (not modeled)
+  pcid: u32;        // current PCID (0 unless CR4.PCIDE)
+  canonShift: u32;  // 16 for 4-level, 7 for 5-level
+  nxe: u32;
+  pke: u32;
+  wp: u32;
+  idBit: u32;       // error-code I/D for fetches: NXE or SMEP
+  ac: u32;
+  ctx: u32;         // translation context tag for cached entries
+  rsvdHigh: u64;    // reserved in every present entry: bits 51:M, bit 63 without NXE
+  addrMask: u64;    // bits M-1:12
+  perm: u64;        // low 8 bytes of the 16-byte permission table
+  perm2: u64;       // high 8 bytes
+  // structures
+  tlbs: usize;      // NUM_TLBS × Tlb
+  counters: usize;  // NUM_COUNTERS × u64
+  lat: usize;       // NUM_LAT × u32
+  path: usize;      // walk path: 5 × (entry pa u64)
+  events: usize;    // MAX_EVENTS × EVENT_BYTES
+  checker: u32;
+  clock: u32;       // LRU time
+  // last result / exit
+  resPa: u64;
+  resSize: u64;
+  exitAddr: u64;
+  errorCode: u32;
+  exitReason: u32;
+  exitIndex: u32;
+}
+
+@inline export function tlbOf(c: Cpu, i: i32): Tlb {
+  return changetype<Tlb>(c.tlbs + <usize>i * TLB_DESC);
+}
+
+@inline export function latOf(c: Cpu, i: i32): u64 {
+  return <u64>load<u32>(c.lat + (<usize>i << 2));
+}
+
+// geometry: NUM_TLBS pairs (entries, ways) in u32 at `geo`. Returns 0 on exhaustion.
+export function newCpu(geo: usize, maxPhysAddr: u32): usize {
+  let p = alloc(offsetof<Cpu>());
+  if (p == 0) return 0;
+  let c = changetype<Cpu>(p);
+  c.tlbs = alloc(<u64>NUM_TLBS * TLB_DESC);
+  c.counters = alloc(<u64>NUM_COUNTERS * 8);
+  c.lat = alloc(<u64>NUM_LAT * 4);
+  c.path = alloc(5 * 8);
+  c.events = alloc(<u64>MAX_EVENTS * EVENT_BYTES);
+  if (c.tlbs == 0 || c.counters == 0 || c.lat == 0 || c.path == 0 || c.events == 0) return 0;
+  for (let i = 0; i < NUM_TLBS; i++) {
+    let entries = load<u32>(geo + (<usize>i << 3));
+    let ways = load<u32>(geo + (<usize>i << 3) + 4);
+    let sets = ways > 0 ? entries / ways : 0;
+    let mem = sets > 0 ? alloc(<u64>entries * ENTRY) : 0;
+    if (sets > 0 && mem == 0) return 0;
+    initTlb(tlbOf(c, i), mem, sets, sets > 0 ? ways : 0);
+  }
+  c.maxPhysAddr = maxPhysAddr;
+  let lat = c.lat; // defaults: Skylake-like orders of magnitude
+  store<u32>(lat + 4 * L_L1_HIT, 1);
+  store<u32>(lat + 4 * L_L2_HIT, 7);
+  store<u32>(lat + 4 * L_WALK_REF, 20);
+  store<u32>(lat + 4 * L_PSC_HIT, 2);
+  store<u32>(lat + 4 * L_ACCESS, 1);
+  store<u32>(lat + 4 * L_FAULT, 200);
+  refresh(c);
+  return p;
+}
+
+// Permission table: for each access type a (bit 0 write, bit 1 user, bit 2 fetch,
+// bit 3 SMAP-exempt), a byte whose bit r is set when rights r (bit 0 W, bit 1 U,
+// bit 2 NX — the tlb.ts attr layout >> 1) forbid the access. Protection keys are
+// checked apart because they depend on the key, not on the rights (SDM §4.6).
+function permByte(c: Cpu, a: u32): u8 {
+  let write = (a & 1) != 0, user = (a & 2) != 0, fetch = (a & 4) != 0, smapOk = (a & 8) != 0;
+  let smep = (c.cr4 & CR4_SMEP) != 0, smap = (c.cr4 & CR4_SMAP) != 0;
+  let out: u32 = 0;
+  for (let r: u32 = 0; r < 8; r++) {
+    let w = (r & 1) != 0, u = (r & 2) != 0, nx = (r & 4) != 0;
+    let fault = false;
+    if (fetch) {
+      fault = nx || (user ? !u : (smep && u));
+    } else if (user) {
+      fault = !u || (write && !w);
+    } else {
+      fault = (write && !w && c.wp != 0) || (u && smap && !smapOk);
+    }
+    if (fault) out |= 1 << r;
+  }
+  return <u8>out;
+}
+
+// Recomputes every derived field after a register change.
+export function refresh(c: Cpu): void {
+  let m = c.maxPhysAddr;
+  let pg = (c.cr0 & CR0_PG) != 0, pae = (c.cr4 & CR4_PAE) != 0, lme = (c.efer & EFER_LME) != 0;
+  // LMA is not loaded: it follows LME, PG and PAE as on hardware.
+  if (pg && pae && lme) c.efer |= EFER_LMA; else c.efer &= ~EFER_LMA;
+  c.levels = !pg ? 0 : ((c.efer & EFER_LMA) == 0 ? 1 : ((c.cr4 & CR4_LA57) != 0 ? 5 : 4));
+  c.canonShift = c.levels == 5 ? 7 : 16;
+  c.pcid = (c.cr4 & CR4_PCIDE) != 0 ? <u32>(c.cr3 & 0xFFF) : 0;
+  c.nxe = (c.efer & EFER_NXE) != 0 ? 1 : 0;
+  c.pke = (c.cr4 & CR4_PKE) != 0 ? 1 : 0;
+  c.wp = (c.cr0 & CR0_WP) != 0 ? 1 : 0;
+  c.ac = (c.rflags & RFLAGS_AC) != 0 ? 1 : 0;
+  c.idBit = c.nxe != 0 || (c.cr4 & CR4_SMEP) != 0 ? PF_ID : 0;
+  let high: u64 = m >= 52 ? 0 : (((<u64>1 << 52) - 1) & ~((<u64>1 << m) - 1));
+  c.rsvdHigh = high | (c.nxe != 0 ? 0 : PTE_XD);
+  c.addrMask = ((<u64>1 << m) - 1) & ~(<u64>0xFFF);
+  let lo: u64 = 0, hi: u64 = 0;
+  for (let a: u32 = 0; a < 8; a++) {
+    lo |= <u64>permByte(c, a) << (a * 8);
+    hi |= <u64>permByte(c, a + 8) << (a * 8);
+  }
+  c.perm = lo;
+  c.perm2 = hi;
+}
+
+@inline export function permFaults(c: Cpu, a: u32, rights: u32): bool {
+  let t = a < 8 ? c.perm >> (<u64>a * 8) : c.perm2 >> (<u64>(a - 8) * 8);
+  return ((<u32>t >> rights) & 1) != 0;
+}
+
+export function setReg(c: Cpu, reg: u32, v: u64): void {
+  if (reg == R_CR0) c.cr0 = v;
+  else if (reg == R_CR3) c.cr3 = v & ~CR3_NOFLUSH;
+  else if (reg == R_CR4) c.cr4 = v;
+  else if (reg == R_EFER) c.efer = v;
+  else if (reg == R_RFLAGS) c.rflags = v;
+  else if (reg == R_PKRU) c.pkru = <u32>v;
+  else if (reg == R_CPL) c.cpl = <u32>v & 3;
+  refresh(c);
+}
+
+export function getReg(c: Cpu, reg: u32): u64 {
+  if (reg == R_CR0) return c.cr0;
+  if (reg == R_CR3) return c.cr3;
+  if (reg == R_CR4) return c.cr4;
+  if (reg == R_EFER) return c.efer;
+  if (reg == R_RFLAGS) return c.rflags;
+  if (reg == R_PKRU) return <u64>c.pkru;
+  return <u64>c.cpl;
+}
+
+// Applies `how` to every TLB and, for PSCs, the matching selector.
+function invalidateAll(c: Cpu, how: u32, pcid: u32): void {
+  for (let i = 0; i < NUM_TLBS; i++) {
+    let t = tlbOf(c, i);
+    if (i >= T_PDE) {
+      // Paging-structure caches hold no global entries: a non-global selector
+      // drops every entry of its scope.
+      let h = how == INV_PCID_NONGLOBAL ? INV_PCID_ALL : (how == INV_NONGLOBAL ? INV_ALL : how);
+      invalidateWhere(t, h, pcid, c.ctx);
+    } else {
+      invalidateWhere(t, how, pcid, c.ctx);
+    }
+  }
+  bump(c.counters, C_FLUSHES);
+}
+
+export function flushAll(c: Cpu): void {
+  invalidateAll(c, INV_ALL, 0);
+}
+
+@inline export function canonical(c: Cpu, va: u64): bool {
+  let s = <u64>c.canonShift;
+  return <u64>((<i64>(va << s)) >> s) == va;
+}
+
+// MOV to CR3 (SDM §4.10.4.1). Returns false for #GP (reserved bits set).
+export function writeCr3(c: Cpu, v: u64): bool {
+  let pcide = (c.cr4 & CR4_PCIDE) != 0;
+  let noflush = pcide && (v & CR3_NOFLUSH) != 0;
+  let val = v & ~CR3_NOFLUSH;
+  let rsvd = c.maxPhysAddr >= 63 ? 0 : (~(<u64>0) << c.maxPhysAddr) & ~CR3_NOFLUSH;
+  if ((c.efer & EFER_LMA) != 0 && (val & rsvd) != 0) return false;
+  c.cr3 = val;
+  refresh(c);
+  if (!noflush) invalidateAll(c, INV_PCID_NONGLOBAL, c.pcid);
+  return true;
+}
+
+// MOV to CR4 (SDM §4.10.4.1). Returns false for #GP.
+export function writeCr4(c: Cpu, v: u64): bool {
+  let old = c.cr4;
+  let changed = old ^ v;
+  let lma = (c.efer & EFER_LMA) != 0;
+  if (lma && (changed & CR4_LA57) != 0) return false;  // LA57 is fixed in 64-bit mode
+  if (lma && (v & CR4_PAE) == 0) return false;         // PAE cannot be cleared in long mode
+  if ((changed & v & CR4_PCIDE) != 0 && ((c.cr3 & 0xFFF) != 0 || !lma)) return false;
+  c.cr4 = v;
+  refresh(c);
+  if ((changed & CR4_PGE) != 0 || (changed & old & CR4_PCIDE) != 0 ||
+      (changed & CR4_PAE) != 0 || (changed & v & CR4_SMEP) != 0) {
+    // The SDM requires a PCID-local flush for PAE/SMEP changes; flushing all is allowed.
+    invalidateAll(c, INV_ALL, 0);
+  }
+  return true;
+}
+
+// MOV to CR0: only PG changes flush; WP is applied at access time.
+export function writeCr0(c: Cpu, v: u64): bool {
+  let changed = c.cr0 ^ v;
+  c.cr0 = v;
+  refresh(c);
+  if ((changed & CR0_PG) != 0) invalidateAll(c, INV_ALL, 0);
+  return true;
+}
+
+// INVLPG: the page's entries of the current PCID and global ones; all PSC entries of
+// the current PCID. A non-canonical address is a no-op.
+export function invlpg(c: Cpu, va: u64): void {
+  bump(c.counters, C_INVLPG);
+  if (!canonical(c, va)) return;
+  for (let i = 0; i < T_PDE; i++) invalidateVa(tlbOf(c, i), va, c.pcid, true, c.ctx);
+  for (let i = T_PDE; i < NUM_TLBS; i++) invalidateWhere(tlbOf(c, i), INV_PCID_ALL, c.pcid, c.ctx);
+}
+
+// INVPCID types 0–3. Returns false for #GP.
+export function invpcid(c: Cpu, type: u32, pcid: u64, va: u64): bool {
+  if (type > 3 || pcid > 0xFFF) return false;
+  let p = <u32>pcid;
+  if ((c.cr4 & CR4_PCIDE) == 0 && type <= 1 && p != 0) return false;
+  if (type == 0) {
+    if (!canonical(c, va)) return false;
+    for (let i = 0; i < T_PDE; i++) invalidateVa(tlbOf(c, i), va, p, false, c.ctx);
+    for (let i = T_PDE; i < NUM_TLBS; i++) invalidateWhere(tlbOf(c, i), INV_PCID_ALL, p, c.ctx);
+  } else if (type == 1) {
+    invalidateAll(c, INV_PCID_NONGLOBAL, p);
+  } else if (type == 2) {
+    invalidateAll(c, INV_ALL, 0);
+  } else {
+    invalidateAll(c, INV_NONGLOBAL, 0);
+  }
+  return true;
+}
+

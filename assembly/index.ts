@@ -1,0 +1,64 @@
+// Exports of the MMU core. Every function takes plain numbers (i64 crosses as BigInt);
+// pointers are byte offsets into this instance's linear memory. See src/core/ for the
+// typed host API built on these.
+
+import { initPhys, alloc, physBase, physBytes, physInRange, physPtr } from "./mem";
+import {
+  Cpu, newCpu, setReg, getReg, writeCr0, writeCr3, writeCr4, invlpg, invpcid, flushAll,
+  NUM_TLBS, NUM_LAT, MAX_EVENTS,
+} from "./cpu";
+import { translate } from "./walk";
+import { runBatch as run, rawBaseline } from "./access";
+import { COUNTER_NAMES, NUM_COUNTERS } from "./counters";
+
+export { rawBaseline };
+
+export function init(bytes: u64): bool { return initPhys(bytes); }
+export function allocBytes(bytes: u64): usize { return alloc(bytes); }
+export function physBaseAddr(): usize { return physBase; }
+export function physSize(): u64 { return physBytes; }
+
+// Layout constants the host needs.
+export function numTlbs(): i32 { return NUM_TLBS; }
+export function numLatencies(): i32 { return NUM_LAT; }
+export function numCounters(): i32 { return NUM_COUNTERS; }
+export function maxEvents(): u32 { return MAX_EVENTS; }
+export function counterNamesPtr(): usize { return changetype<usize>(COUNTER_NAMES); }
+export function counterNamesLen(): i32 { return COUNTER_NAMES.length; }
+
+export function cpuNew(geo: usize, maxPhysAddr: u32): usize { return newCpu(geo, maxPhysAddr); }
+@inline function cpu(p: usize): Cpu { return changetype<Cpu>(p); }
+export function cpuSetReg(c: usize, reg: u32, v: u64): void { setReg(cpu(c), reg, v); }
+export function cpuGetReg(c: usize, reg: u32): u64 { return getReg(cpu(c), reg); }
+export function cpuWriteCr0(c: usize, v: u64): bool { return writeCr0(cpu(c), v); }
+export function cpuWriteCr3(c: usize, v: u64): bool { return writeCr3(cpu(c), v); }
+export function cpuWriteCr4(c: usize, v: u64): bool { return writeCr4(cpu(c), v); }
+export function cpuInvlpg(c: usize, va: u64): void { invlpg(cpu(c), va); }
+export function cpuInvpcid(c: usize, type: u32, pcid: u64, va: u64): bool {
+  return invpcid(cpu(c), type, pcid, va);
+}
+export function cpuFlush(c: usize): void { flushAll(cpu(c)); }
+export function cpuTranslate(c: usize, va: u64, acc: u32): u32 { return translate(cpu(c), va, acc); }
+export function cpuResPa(c: usize): u64 { return cpu(c).resPa; }
+export function cpuResSize(c: usize): u64 { return cpu(c).resSize; }
+export function cpuErrorCode(c: usize): u32 { return cpu(c).errorCode; }
+export function cpuExitAddr(c: usize): u64 { return cpu(c).exitAddr; }
+export function cpuExitReason(c: usize): u32 { return cpu(c).exitReason; }
+export function cpuExitIndex(c: usize): u32 { return cpu(c).exitIndex; }
+export function cpuCounters(c: usize): usize { return cpu(c).counters; }
+export function cpuLatencies(c: usize): usize { return cpu(c).lat; }
+export function cpuEvents(c: usize): usize { return cpu(c).events; }
+export function runBatch(c: usize, ops: usize, count: u32): u32 { return run(cpu(c), ops, count); }
+export function cpuSetChecker(c: usize, on: bool): void { cpu(c).checker = on ? 1 : 0; }
+
+// Bulk physical-memory operations; false if the range is outside memory.
+export function physFill(pa: u64, byte: u32, len: u64): bool {
+  if (!physInRange(pa, len)) return false;
+  memory.fill(physPtr(pa), <u8>byte, <usize>len);
+  return true;
+}
+export function physCopy(dst: u64, src: u64, len: u64): bool {
+  if (!physInRange(dst, len) || !physInRange(src, len)) return false;
+  memory.copy(physPtr(dst), physPtr(src), <usize>len);
+  return true;
+}

@@ -1,0 +1,138 @@
+// Set-associative translation caches with LRU replacement. One structure serves the
+// TLBs (page number → frame) and the paging-structure caches (va prefix → next table,
+// SDM §4.10.3); they differ only in what the tag and frame mean.
+//
+// Entry (ENTRY = 48 bytes):
+//   +0  tag     u64  va >> page shift (TLB) or va >> level shift (PSC)
+//   +8  frame   u64  physical base of the page, or of the next paging structure
+//   +16 leafPa  u64  physical address of the leaf entry (D-bit re-walks, coherence checker)
+//   +24 leafVal u64  the leaf entry as cached (coherence checker)
+//   +32 attr    u32  see below
+//   +36 stamp   u32  LRU time of last use
+//   +40 ctx     u32  translation context (0 native; VPID/EPTP tag later)
+//
+// attr:
+//    31..28  27 ........ 16  15..12  11..8   7..6   5   4   3    2   1   0
+//   ┌───────┬──────────────┬───────┬──────┬──────┬───┬───┬────┬───┬───┬───┐
+//   │   0   │     PCID     │ flags │ PKEY │ size │ G │ D │ NX │ U │ W │ V │
+//   └───────┴──────────────┴───────┴──────┴──────┴───┴───┴────┴───┴───┴───┘
+//   W, U: AND over the walk; NX: OR of XD over the walk (with NXE); size 0/1/2 = 4K/2M/1G.
+//   flags bit 12: stale use already reported by the coherence checker.
+
+export const ENTRY: usize = 48;
+export const A_V: u32 = 1;
+export const A_W: u32 = 2;
+export const A_U: u32 = 4;
+export const A_NX: u32 = 8;
+export const A_RIGHTS: u32 = A_W | A_U | A_NX;
+export const A_D: u32 = 16;
+export const A_G: u32 = 32;
+export const A_SIZE_SHIFT: u32 = 6;
+export const A_SIZE: u32 = 3 << 6;
+export const A_PKEY_SHIFT: u32 = 8;
+export const A_REPORTED: u32 = 1 << 12;
+export const A_PCID_SHIFT: u32 = 16;
+export const A_PCID: u32 = 0xFFF << 16;
+
+@unmanaged export class Tlb {
+  entries: usize;
+  sets: u32;
+  ways: u32;
+  setMask: u32;
+}
+
+export function initTlb(t: Tlb, entries: usize, sets: u32, ways: u32): void {
+  t.entries = entries;
+  t.sets = sets;
+  t.ways = ways;
+  t.setMask = sets > 0 ? sets - 1 : 0;
+}
+
+// Finds a valid entry for `tag` whose size/PCID/context match; 0 if none.
+// `want` = A_V | size bits; global entries match any PCID.
+@inline export function probe(t: Tlb, tag: u64, want: u32, pcidBits: u32, ctx: u32): usize {
+  let ways = t.ways;
+  let e = t.entries + <usize>((<u32>tag & t.setMask) * ways) * ENTRY;
+  for (let w: u32 = 0; w < ways; w++, e += ENTRY) {
+    if (load<u64>(e) == tag) {
+      let a = load<u32>(e, 32);
+      if ((a & (A_V | A_SIZE)) == want && ((a & A_PCID) == pcidBits || (a & A_G) != 0) &&
+          load<u32>(e, 40) == ctx) return e;
+    }
+  }
+  return 0;
+}
+
+// Installs an entry, replacing an invalid way or the least recently used one.
+export function fill(t: Tlb, tag: u64, attr: u32, frame: u64, leafPa: u64, leafVal: u64,
+                     ctx: u32, stamp: u32): void {
+  let ways = t.ways;
+  if (ways == 0) return;
+  let e = t.entries + <usize>((<u32>tag & t.setMask) * ways) * ENTRY;
+  let victim = e;
+  let oldest: u32 = 0xFFFF_FFFF;
+  for (let w: u32 = 0; w < ways; w++, e += ENTRY) {
+    let a = load<u32>(e, 32);
+    if ((a & A_V) == 0) { victim = e; break; }
+    // The same translation may already be cached (e.g. refilled after a D re-walk).
+    if (load<u64>(e) == tag && (a & A_SIZE) == (attr & A_SIZE) && load<u32>(e, 40) == ctx &&
+        (a & A_PCID) == (attr & A_PCID)) { victim = e; break; }
+    let s = load<u32>(e, 36);
+    if (s < oldest) { oldest = s; victim = e; }
+  }
+  store<u64>(victim, tag);
+  store<u64>(victim, frame, 8);
+  store<u64>(victim, leafPa, 16);
+  store<u64>(victim, leafVal, 24);
+  store<u32>(victim, attr, 32);
+  store<u32>(victim, stamp, 36);
+  store<u32>(victim, ctx, 40);
+}
+
+// Invalidation selectors.
+export const INV_ALL: u32 = 0;            // every entry, globals included
+export const INV_PCID_NONGLOBAL: u32 = 1; // non-global entries of one PCID
+export const INV_PCID_ALL: u32 = 2;       // every entry of one PCID (PSCs: no globals there)
+export const INV_NONGLOBAL: u32 = 3;      // non-global entries of every PCID
+
+// Drops entries chosen by `how` (PCID in `pcid`), restricted to context `ctx`.
+export function invalidateWhere(t: Tlb, how: u32, pcid: u32, ctx: u32): void {
+  let n = t.sets * t.ways;
+  let e = t.entries;
+  let pcidBits = pcid << A_PCID_SHIFT;
+  for (let i: u32 = 0; i < n; i++, e += ENTRY) {
+    let a = load<u32>(e, 32);
+    if ((a & A_V) == 0 || load<u32>(e, 40) != ctx) continue;
+    let global = (a & A_G) != 0;
+    let drop = how == INV_ALL ||
+      (how == INV_NONGLOBAL && !global) ||
+      (how == INV_PCID_ALL && (a & A_PCID) == pcidBits) ||
+      (how == INV_PCID_NONGLOBAL && !global && (a & A_PCID) == pcidBits);
+    if (drop) store<u32>(e, 0, 32);
+  }
+}
+
+// Drops the entries that translate the page holding va (any size) for `pcid`;
+// global entries go too when `globals` is set (INVLPG drops them, INVPCID type 0 not).
+export function invalidateVa(t: Tlb, va: u64, pcid: u32, globals: bool, ctx: u32): void {
+  if (t.ways == 0) return;
+  let pcidBits = pcid << A_PCID_SHIFT;
+  for (let size: u32 = 0; size < 3; size++) {
+    let tag = va >> (12 + 9 * <u64>size);
+    let want = A_V | (size << A_SIZE_SHIFT);
+    let e = t.entries + <usize>((<u32>tag & t.setMask) * t.ways) * ENTRY;
+    for (let w: u32 = 0; w < t.ways; w++, e += ENTRY) {
+      let a = load<u32>(e, 32);
+      if (load<u64>(e) != tag || (a & (A_V | A_SIZE)) != want || load<u32>(e, 40) != ctx) continue;
+      if ((a & A_PCID) == pcidBits && (a & A_G) == 0 || (globals && (a & A_G) != 0)) {
+        store<u32>(e, 0, 32);
+      }
+    }
+  }
+}
+
+// Drops the paging-structure-cache entries (tag = va >> shift) of pcid for va.
+export function invalidatePscVa(t: Tlb, tag: u64, pcid: u32, ctx: u32): void {
+  let e = probe(t, tag, A_V, pcid << A_PCID_SHIFT, ctx);
+  if (e != 0) store<u32>(e, 0, 32);
+}

@@ -1,0 +1,277 @@
+// Address translation: TLB lookup, the page walk (SDM §4.5) with the paging-structure
+// caches (§4.10.3), access rights (§4.6), A/D updates (§4.8) and page faults (§4.7).
+
+import {
+  ACC_FETCH, ACC_IMPLICIT, ACC_USER, ACC_WRITE, PF_P, PF_PK, PF_RSVD, PTE_A, PTE_D, PTE_G,
+  PTE_P, PTE_PS, RSVD_1G, RSVD_2M, XLATE_GP, XLATE_OK, XLATE_PF, XLATE_UNSUPPORTED,
+  CR4_PGE, levelShift, PKEY_SHIFT,
+} from "./entry";
+import { readPhys64, orPhys64 } from "./mem";
+import {
+  Cpu, tlbOf, latOf, permFaults, canonical, T_I4K, T_I2M, T_D4K, T_D2M, T_D1G, T_L2, T_PDE,
+  L_L2_HIT, L_WALK_REF, L_PSC_HIT, L_FAULT, L_L1_HIT, MAX_EVENTS, EVENT_BYTES,
+} from "./cpu";
+import {
+  Tlb, probe, fill, invalidateVa, invalidatePscVa, A_V, A_W, A_U, A_NX, A_D, A_G, A_RIGHTS,
+  A_SIZE_SHIFT, A_PKEY_SHIFT, A_PCID_SHIFT, A_REPORTED,
+} from "./tlb";
+import {
+  bump, C_L1_HIT_4K, C_L1_MISS, C_L2_HIT_4K, C_L2_MISS, C_WALKS, C_WALK_REFS, C_WALK_4K,
+  C_PSC_HIT_PDE, C_PSC_MISS, C_PF_NOT_PRESENT, C_PF_PROTECTION, C_PF_RSVD, C_PF_PK, C_GP,
+  C_DIRTY_REWALKS, C_AD_WRITES, C_STALE_USES, C_CYCLES,
+} from "./counters";
+
+// Index into the permission table for an access descriptor (see cpu.ts permByte).
+@inline export function accIndex(c: Cpu, acc: u32): u32 {
+  let a = ((acc >> 1) & 1) | ((acc >> 1) & 2) | ((acc >> 2) & 4);
+  // SMAP exempts explicit supervisor data accesses while RFLAGS.AC=1.
+  if (c.ac != 0 && (acc & (ACC_IMPLICIT | ACC_USER)) == 0) a |= 8;
+  return a;
+}
+
+// Protection-key check (SDM §4.6.2): data accesses to user-mode addresses only.
+@inline function pkFaults(c: Cpu, acc: u32, rights: u32, pkey: u32): bool {
+  if (c.pke == 0 || (acc & ACC_FETCH) != 0 || (rights & A_U) == 0) return false;
+  let bits = c.pkru >> (pkey * 2);
+  if ((bits & 1) != 0) return true; // AD: no data access
+  return (bits & 2) != 0 && (acc & ACC_WRITE) != 0 && ((acc & ACC_USER) != 0 || c.wp != 0);
+}
+
+// Returns 0 if allowed, else the P|PK part of the error code.
+@inline export function rightsFault(c: Cpu, acc: u32, rights: u32, pkey: u32): u32 {
+  let f = permFaults(c, accIndex(c, acc), (rights & A_RIGHTS) >> 1) ? PF_P : 0;
+  if (pkFaults(c, acc, rights, pkey)) f |= PF_P | PF_PK;
+  return f;
+}
+
+// Raises #PF: error code, CR2, counters; drops cached state for va (SDM §4.10.4.4:
+// a page fault invalidates the TLB and PSC entries that would be used for va).
+export function pageFault(c: Cpu, va: u64, acc: u32, code: u32): u32 {
+  let err = code | (acc & (ACC_WRITE | ACC_USER));
+  if ((acc & ACC_FETCH) != 0) err |= c.idBit;
+  c.errorCode = err;
+  c.exitAddr = va;
+  let k = (code & PF_RSVD) != 0 ? C_PF_RSVD : ((code & PF_PK) != 0 ? C_PF_PK
+    : ((code & PF_P) != 0 ? C_PF_PROTECTION : C_PF_NOT_PRESENT));
+  bump(c.counters, k);
+  bump(c.counters, C_CYCLES, latOf(c, L_FAULT));
+  dropVa(c, va);
+  return XLATE_PF;
+}
+
+export function dropVa(c: Cpu, va: u64): void {
+  dropTlbVa(c, va);
+  for (let l: u32 = 2; l <= 5; l++) {
+    invalidatePscVa(tlbOf(c, T_PDE + <i32>l - 2), va >> levelShift(l), c.pcid, c.ctx);
+  }
+}
+
+function dropTlbVa(c: Cpu, va: u64): void {
+  for (let i = 0; i < T_PDE; i++) invalidateVa(tlbOf(c, i), va, c.pcid, false, c.ctx);
+}
+
+// Coherence checker: reports a cached translation whose leaf entry changed in memory
+// (other than A/D) without an invalidation — the missing-INVLPG bug.
+function checkStale(c: Cpu, e: usize, va: u64): void {
+  let a = load<u32>(e, 32);
+  if ((a & A_REPORTED) != 0) return;
+  let leafPa = load<u64>(e, 16);
+  let was = load<u64>(e, 24);
+  let now = readPhys64(leafPa);
+  if (((was ^ now) & ~(PTE_A | PTE_D)) == 0) return;
+  store<u32>(e, a | A_REPORTED, 32);
+  let n = <u32>load<u64>(c.counters + (<usize>C_STALE_USES << 3));
+  let ev = c.events + <usize>(n % MAX_EVENTS) * EVENT_BYTES;
+  store<u64>(ev, va);
+  store<u64>(ev, leafPa, 8);
+  store<u64>(ev, was, 16);
+  store<u64>(ev, now, 24);
+  bump(c.counters, C_STALE_USES);
+}
+
+// Finishes a translation from a cached entry. Returns XLATE_* or 0xFF when the entry
+// cannot serve a write (cached D=0): the caller then walks so that D gets set.
+@inline function useEntry(c: Cpu, e: usize, va: u64, acc: u32, size: u32): u32 {
+  let a = load<u32>(e, 32);
+  if (c.checker != 0) checkStale(c, e, va);
+  let f = rightsFault(c, acc, a, (a >> A_PKEY_SHIFT) & 15);
+  if (f != 0) return pageFault(c, va, acc, f);
+  if ((acc & ACC_WRITE) != 0 && (a & A_D) == 0) {
+    bump(c.counters, C_DIRTY_REWALKS);
+    return 0xFF;
+  }
+  store<u32>(e, c.clock, 36);
+  let mask = (<u64>1 << (12 + 9 * <u64>size)) - 1;
+  c.resPa = load<u64>(e, 8) | (va & mask);
+  c.resSize = mask + 1;
+  return XLATE_OK;
+}
+
+@inline function want(size: u32): u32 {
+  return A_V | (size << A_SIZE_SHIFT);
+}
+
+// Looks va up in the L1 TLB for the access kind, then in the L2; returns the entry.
+function lookup(c: Cpu, va: u64, acc: u32): usize {
+  let pcidBits = c.pcid << A_PCID_SHIFT, ctx = c.ctx;
+  let fetch = (acc & ACC_FETCH) != 0;
+  let e = probe(tlbOf(c, fetch ? T_I4K : T_D4K), va >> 12, want(0), pcidBits, ctx);
+  if (e != 0) { bump(c.counters, C_L1_HIT_4K); return e; }
+  e = probe(tlbOf(c, fetch ? T_I2M : T_D2M), va >> 21, want(1), pcidBits, ctx);
+  if (e != 0) { bump(c.counters, C_L1_HIT_4K + 1); return e; }
+  if (!fetch) {
+    e = probe(tlbOf(c, T_D1G), va >> 30, want(2), pcidBits, ctx);
+    if (e != 0) { bump(c.counters, C_L1_HIT_4K + 2); return e; }
+  }
+  bump(c.counters, C_L1_MISS);
+  let l2 = tlbOf(c, T_L2);
+  for (let size: u32 = 0; size < 3; size++) {
+    e = probe(l2, va >> (12 + 9 * <u64>size), want(size), pcidBits, ctx);
+    if (e != 0) {
+      bump(c.counters, C_L2_HIT_4K + <i32>size);
+      bump(c.counters, C_CYCLES, latOf(c, L_L2_HIT));
+      // Refill the L1 from the L2 so the next access hits there.
+      let l1 = l1For(c, fetch, size);
+      if (l1 != null) {
+        fill(changetype<Tlb>(l1), load<u64>(e), load<u32>(e, 32), load<u64>(e, 8),
+          load<u64>(e, 16), load<u64>(e, 24), ctx, c.clock);
+      }
+      return e;
+    }
+  }
+  bump(c.counters, C_L2_MISS);
+  return 0;
+}
+
+@inline function l1For(c: Cpu, fetch: bool, size: u32): Tlb | null {
+  if (fetch) return size == 0 ? tlbOf(c, T_I4K) : (size == 1 ? tlbOf(c, T_I2M) : null);
+  return tlbOf(c, T_D4K + <i32>size);
+}
+
+// Translates va for one access, using and filling the TLBs. On XLATE_OK the result is
+// in c.resPa / c.resSize; on XLATE_PF in c.errorCode / c.exitAddr.
+export function translate(c: Cpu, va: u64, acc: u32): u32 {
+  c.clock++;
+  let levels = c.levels;
+  if (levels == 0) { // paging off: linear = physical, 32 bits
+    c.resPa = va & 0xFFFF_FFFF;
+    c.resSize = 4096;
+    return XLATE_OK;
+  }
+  if (levels == 1) return XLATE_UNSUPPORTED;
+  if (!canonical(c, va)) {
+    bump(c.counters, C_GP);
+    c.exitAddr = va;
+    return XLATE_GP;
+  }
+  let e = lookup(c, va, acc);
+  if (e != 0) {
+    bump(c.counters, C_CYCLES, latOf(c, L_L1_HIT));
+    let size = (load<u32>(e, 32) >> A_SIZE_SHIFT) & 3;
+    let r = useEntry(c, e, va, acc, size);
+    if (r != 0xFF) return r;
+    dropTlbVa(c, va); // the walk refills it with D set; the PSC entries stay valid
+  }
+  return walk(c, va, acc);
+}
+
+// The page walk. Starts from the longest paging-structure-cache match, checks P and
+// reserved bits level by level, accumulates rights, then checks them at the leaf.
+// A/D bits are set only when the translation succeeds, as KVM's walker does.
+export function walk(c: Cpu, va: u64, acc: u32): u32 {
+  let cnt = c.counters, ctx = c.ctx;
+  let pcidBits = c.pcid << A_PCID_SHIFT;
+  bump(cnt, C_WALKS);
+  let levels = c.levels;
+  let level = levels;
+  let table = c.cr3 & c.addrMask;
+  let rights: u32 = A_W | A_U;
+  let pscRights: u32 = 0; // rights through each cached level, bit-packed by level
+  // Longest-prefix paging-structure-cache match: PDE cache first.
+  let hit = false;
+  for (let l: u32 = 2; l <= levels; l++) {
+    let e = probe(tlbOf(c, T_PDE + <i32>l - 2), va >> levelShift(l), A_V, pcidBits, ctx);
+    if (e != 0) {
+      table = load<u64>(e, 8);
+      rights = load<u32>(e, 32) & A_RIGHTS;
+      level = l - 1;
+      store<u32>(e, c.clock, 36);
+      bump(cnt, C_PSC_HIT_PDE + <i32>l - 2);
+      bump(cnt, C_CYCLES, latOf(c, L_PSC_HIT));
+      hit = true;
+      break;
+    }
+  }
+  if (!hit) bump(cnt, C_PSC_MISS);
+  let top = level;
+  let path = c.path;
+  let leafVal: u64 = 0;
+  let refs: u64 = 0;
+  while (true) {
+    let epa = table | (((va >> levelShift(level)) & 511) << 3);
+    let pte = readPhys64(epa);
+    refs++;
+    store<u64>(path + (<usize>level << 3) - 8, epa);
+    if ((pte & PTE_P) == 0) return walkFault(c, va, acc, 0, refs);
+    let leaf = level == 1 || (level <= 3 && (pte & PTE_PS) != 0);
+    let rsvd = pte & c.rsvdHigh;
+    if (level >= 4) rsvd |= pte & PTE_PS;
+    else if (leaf && level == 3) rsvd |= pte & RSVD_1G;
+    else if (leaf && level == 2) rsvd |= pte & RSVD_2M;
+    if (rsvd != 0) return walkFault(c, va, acc, PF_P | PF_RSVD, refs);
+    rights &= <u32>pte | A_NX; // W and U (bits 1, 2) AND; NX kept
+    if (c.nxe != 0) rights |= <u32>(pte >> 60) & A_NX; // XD (bit 63) ORed into NX
+    if (leaf) { leafVal = pte; break; }
+    pscRights |= rights << (level * 4);
+    table = pte & c.addrMask;
+    level--;
+  }
+  bump(cnt, C_WALK_REFS, refs);
+  bump(cnt, C_CYCLES, refs * latOf(c, L_WALK_REF));
+  let pkey = <u32>(leafVal >> PKEY_SHIFT) & 15;
+  let f = rightsFault(c, acc, rights, pkey);
+  if (f != 0) return pageFault(c, va, acc, f);
+
+  // Success: set A in every entry used, D in the leaf for a write.
+  let leafPa = load<u64>(path + (<usize>level << 3) - 8);
+  for (let l = top; l > level; l--) setFlag(c, load<u64>(path + (<usize>l << 3) - 8), PTE_A);
+  let leafBits = PTE_A | ((acc & ACC_WRITE) != 0 ? PTE_D : 0);
+  setFlag(c, leafPa, leafBits);
+  leafVal |= leafBits;
+
+  // Cache the non-leaf levels walked, then the translation.
+  for (let l = top; l > level; l--) {
+    // The next table is the page holding the entry read at level l-1.
+    let next = load<u64>(path + (<usize>(l - 1) << 3) - 8) & ~(<u64>0xFFF);
+    let r = (pscRights >> (l * 4)) & A_RIGHTS;
+    fill(tlbOf(c, T_PDE + <i32>l - 2), va >> levelShift(l), A_V | r | pcidBits, next, 0, 0, ctx, c.clock);
+  }
+  let size = level - 1; // 0 = 4K, 1 = 2M, 2 = 1G
+  let shift = 12 + 9 * <u64>size;
+  let frame = leafVal & c.addrMask & ~((<u64>1 << shift) - 1);
+  let attr = A_V | rights | (size << A_SIZE_SHIFT) | (pkey << A_PKEY_SHIFT) | pcidBits;
+  if ((leafVal & PTE_D) != 0) attr |= A_D;
+  if ((leafVal & PTE_G) != 0 && (c.cr4 & CR4_PGE) != 0) attr |= A_G;
+  let fetch = (acc & ACC_FETCH) != 0;
+  let l1 = l1For(c, fetch, size);
+  let tag = va >> shift;
+  if (l1 != null) fill(changetype<Tlb>(l1), tag, attr, frame, leafPa, leafVal, ctx, c.clock);
+  fill(tlbOf(c, T_L2), tag, attr, frame, leafPa, leafVal, ctx, c.clock);
+  bump(cnt, C_WALK_4K + <i32>size);
+  c.resPa = frame | (va & ((<u64>1 << shift) - 1));
+  c.resSize = <u64>1 << shift;
+  return XLATE_OK;
+}
+
+@inline function setFlag(c: Cpu, pa: u64, bits: u64): void {
+  if ((readPhys64(pa) & bits) != bits) {
+    orPhys64(pa, bits);
+    bump(c.counters, C_AD_WRITES);
+  }
+}
+
+function walkFault(c: Cpu, va: u64, acc: u32, code: u32, refs: u64): u32 {
+  bump(c.counters, C_WALK_REFS, refs);
+  bump(c.counters, C_CYCLES, refs * latOf(c, L_WALK_REF));
+  return pageFault(c, va, acc, code);
+}

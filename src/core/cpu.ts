@@ -1,0 +1,236 @@
+// A vCPU's translation state, TLBs and counters, wrapping the Wasm core.
+
+import type { Core } from './wasm.js';
+import type { PageSize } from './bits.js';
+import { AccessBatch } from './batch.js';
+import { hex } from './addr.js';
+
+export interface CacheGeometry { entries: number; ways: number }
+
+/** TLB and paging-structure-cache geometry; `false` or entries 0 disables one. */
+export interface TlbConfig {
+  l1i4k: CacheGeometry | false; l1i2m: CacheGeometry | false;
+  l1d4k: CacheGeometry | false; l1d2m: CacheGeometry | false; l1d1g: CacheGeometry | false;
+  /** Unified second-level TLB holding 4 KiB, 2 MiB and 1 GiB translations. */
+  l2: CacheGeometry | false;
+  /** Paging-structure caches (SDM 4.10.3), by the level of the cached entry. */
+  pde: CacheGeometry | false; pdpte: CacheGeometry | false;
+  pml4e: CacheGeometry | false; pml5e: CacheGeometry | false;
+}
+
+// Order = the core's cache indices (assembly/cpu.ts T_*).
+const CACHE_ORDER = ['l1i4k', 'l1i2m', 'l1d4k', 'l1d2m', 'l1d1g', 'l2',
+  'pde', 'pdpte', 'pml4e', 'pml5e'] as const;
+const TLB_KEYS = CACHE_ORDER.slice(0, 6);
+const PSC_KEYS = CACHE_ORDER.slice(6);
+
+/** Defaults close to a recent Intel core (Skylake-class). */
+export const DEFAULT_TLB: TlbConfig = {
+  l1i4k: { entries: 128, ways: 8 }, l1i2m: { entries: 8, ways: 8 },
+  l1d4k: { entries: 64, ways: 4 }, l1d2m: { entries: 32, ways: 4 }, l1d1g: { entries: 4, ways: 4 },
+  l2: { entries: 1536, ways: 12 },
+  pde: { entries: 32, ways: 4 }, pdpte: { entries: 4, ways: 4 },
+  pml4e: { entries: 2, ways: 2 }, pml5e: { entries: 2, ways: 2 },
+};
+
+/** Cost-model latencies in cycles. */
+export interface Latencies {
+  l1Hit: number; l2Hit: number; walkRef: number; pscHit: number; access: number; fault: number;
+}
+const LAT_ORDER = ['l1Hit', 'l2Hit', 'walkRef', 'pscHit', 'access', 'fault'] as const;
+
+export interface CpuOptions {
+  /** MAXPHYADDR, 36..52 (default 52). */
+  maxPhysAddr?: number;
+  /** Per-cache overrides, or false to disable every TLB (the PSCs stay). */
+  tlb?: Partial<TlbConfig> | false;
+  /** false disables every paging-structure cache. */
+  psc?: boolean;
+  latencies?: Partial<Latencies>;
+  /** Report uses of stale translations (see Cpu.staleUses). */
+  coherenceChecker?: boolean;
+}
+
+type RegValue = bigint | number;
+export interface Registers {
+  cr0: RegValue; cr3: RegValue; cr4: RegValue; efer: RegValue;
+  rflags: RegValue; pkru: RegValue; cpl: RegValue;
+}
+const REG_ORDER = ['cr0', 'cr3', 'cr4', 'efer', 'rflags', 'pkru', 'cpl'] as const;
+
+export interface Access { write?: boolean; user?: boolean; fetch?: boolean; implicit?: boolean }
+
+export type Translation =
+  | { ok: true; pa: bigint; pageSize: PageSize }
+  | { ok: false; fault: 'PF'; errorCode: number; cr2: bigint }
+  | { ok: false; fault: 'GP' };
+
+export type Result = { ok: true } | { ok: false; fault: 'GP' };
+
+/** A use of a cached translation whose leaf entry changed without invalidation. */
+export interface StaleUse { va: bigint; entryPa: bigint; cached: bigint; now: bigint }
+
+export type BatchExit =
+  | { reason: 'end' }
+  | { reason: 'PF'; index: number; errorCode: number; cr2: bigint }
+  | { reason: 'GP'; index: number; va: bigint }
+  | { reason: 'MMIO'; index: number; pa: bigint }
+  | { reason: 'unsupported'; index: number };
+
+export interface BatchResult { completed: number; exit: BatchExit }
+
+const ACC_WRITE = 2, ACC_USER = 4, ACC_FETCH = 16, ACC_IMPLICIT = 256;
+const OK: Result = { ok: true };
+const GP: Result = { ok: false, fault: 'GP' };
+
+function geometry(name: string, g: CacheGeometry | false | undefined): [number, number] {
+  if (!g || g.entries === 0) return [0, 0];
+  const { entries, ways } = g;
+  const sets = entries / ways;
+  if (!Number.isInteger(entries) || !Number.isInteger(ways) || ways < 1 || !Number.isInteger(sets) ||
+      (sets & (sets - 1)) !== 0 || entries > 1 << 20) {
+    throw new RangeError(`tlb.${name}: ${entries} entries / ${ways} ways must give a power-of-two number of sets`);
+  }
+  return [entries, ways];
+}
+
+export class Cpu {
+  /** Pointer of this vCPU's state inside the core. */
+  readonly ptr: number;
+  private names: readonly string[];
+
+  constructor(private readonly core: Core, counterNames: readonly string[], opts: CpuOptions = {}) {
+    const maxPhysAddr = opts.maxPhysAddr ?? 52;
+    if (!Number.isInteger(maxPhysAddr) || maxPhysAddr < 32 || maxPhysAddr > 52) {
+      throw new RangeError(`maxPhysAddr must be an integer in 32..52, got ${maxPhysAddr}`);
+    }
+    const cfg: Partial<TlbConfig> = { ...DEFAULT_TLB };
+    if (opts.tlb === false) for (const k of TLB_KEYS) cfg[k] = false;
+    else Object.assign(cfg, opts.tlb ?? {});
+    if (opts.psc === false) for (const k of PSC_KEYS) cfg[k] = false;
+    for (const k of Object.keys(opts.tlb || {})) {
+      if (!(CACHE_ORDER as readonly string[]).includes(k)) throw new RangeError(`tlb.${k}: unknown cache`);
+    }
+    const geo = CACHE_ORDER.map((k) => geometry(k, cfg[k]));
+    const geoPtr = core.allocBytes(BigInt(geo.length * 8));
+    const u32 = new Uint32Array(core.memory.buffer, geoPtr, geo.length * 2);
+    geo.forEach(([e, w], i) => { u32[2 * i] = e; u32[2 * i + 1] = w; });
+    this.ptr = core.cpuNew(geoPtr, maxPhysAddr);
+    if (this.ptr === 0) throw new RangeError('out of core memory creating a vCPU');
+    this.names = counterNames;
+    if (opts.latencies) this.setLatencies(opts.latencies);
+    if (opts.coherenceChecker) this.setCoherenceChecker(true);
+  }
+
+  /** Plain state load (like a VMCS load): no TLB flush, no #GP checks. */
+  setRegisters(r: Partial<Registers>): void {
+    REG_ORDER.forEach((k, i) => {
+      const v = r[k];
+      if (v !== undefined) this.core.cpuSetReg(this.ptr, i, BigInt.asUintN(64, BigInt(v)));
+    });
+  }
+
+  getRegisters(): { cr0: bigint; cr3: bigint; cr4: bigint; efer: bigint; rflags: bigint; pkru: number; cpl: number } {
+    const g = (i: number) => BigInt.asUintN(64, this.core.cpuGetReg(this.ptr, i));
+    return { cr0: g(0), cr3: g(1), cr4: g(2), efer: g(3), rflags: g(4), pkru: Number(g(5)), cpl: Number(g(6)) };
+  }
+
+  /** MOV to CR0 (PG changes flush everything). */
+  writeCr0(v: RegValue): Result { return this.core.cpuWriteCr0(this.ptr, BigInt(v)) ? OK : GP; }
+  /** MOV to CR3: flushes the PCID's non-global entries unless PCIDE and bit 63 are set. */
+  writeCr3(v: RegValue): Result { return this.core.cpuWriteCr3(this.ptr, BigInt.asUintN(64, BigInt(v))) ? OK : GP; }
+  /** MOV to CR4: PGE changes and PCIDE 1→0 flush everything, globals included. */
+  writeCr4(v: RegValue): Result { return this.core.cpuWriteCr4(this.ptr, BigInt(v)) ? OK : GP; }
+  invlpg(va: RegValue): void { this.core.cpuInvlpg(this.ptr, BigInt.asUintN(64, BigInt(va))); }
+  invpcid(type: number, pcid: RegValue, va: RegValue = 0n): Result {
+    return this.core.cpuInvpcid(this.ptr, type, BigInt(pcid), BigInt.asUintN(64, BigInt(va))) ? OK : GP;
+  }
+  /** Drops every cached translation, globals and paging-structure caches included. */
+  flushTlb(): void { this.core.cpuFlush(this.ptr); }
+
+  /** One access's translation: uses and fills the TLBs and sets A/D like a real access. */
+  translate(va: bigint, access: Access = {}): Translation {
+    let acc = 0;
+    if (access.write) acc |= ACC_WRITE;
+    if (access.fetch) acc |= ACC_FETCH;
+    if (access.implicit) acc |= ACC_IMPLICIT;
+    else if (access.user ?? this.core.cpuGetReg(this.ptr, 6) === 3n) acc |= ACC_USER;
+    const st = this.core.cpuTranslate(this.ptr, BigInt.asUintN(64, va), acc);
+    if (st === 0) {
+      return { ok: true, pa: BigInt.asUintN(64, this.core.cpuResPa(this.ptr)),
+        pageSize: Number(this.core.cpuResSize(this.ptr)) as PageSize };
+    }
+    if (st === 1) {
+      return { ok: false, fault: 'PF', errorCode: this.core.cpuErrorCode(this.ptr),
+        cr2: BigInt.asUintN(64, this.core.cpuExitAddr(this.ptr)) };
+    }
+    if (st === 2) return GP as Translation;
+    throw new Error('legacy 32-bit and PAE paging are not modeled: set EFER.LME with CR4.PAE and CR0.PG');
+  }
+
+  /** Runs batch ops [start, start+count) until the end or an exit. */
+  execute(batch: AccessBatch, start = 0, count = batch.length - start): BatchResult {
+    if (start < 0 || count < 0 || start + count > batch.length) {
+      throw new RangeError(`batch range ${start}+${count} is outside 0..${batch.length}`);
+    }
+    const done = this.core.runBatch(this.ptr, batch.opPtr(start), count);
+    if (done === count) return { completed: done, exit: { reason: 'end' } };
+    const index = start + done;
+    const reason = this.core.cpuExitReason(this.ptr);
+    const addr = BigInt.asUintN(64, this.core.cpuExitAddr(this.ptr));
+    if (reason === 1) return { completed: done, exit: { reason: 'PF', index, errorCode: this.core.cpuErrorCode(this.ptr), cr2: addr } };
+    if (reason === 2) return { completed: done, exit: { reason: 'GP', index, va: addr } };
+    if (reason === 4) return { completed: done, exit: { reason: 'MMIO', index, pa: addr } };
+    return { completed: done, exit: { reason: 'unsupported', index } };
+  }
+
+  /** Counter values by name (see assembly/counters.ts). */
+  counters(): Record<string, number> {
+    const p = this.core.cpuCounters(this.ptr);
+    const v = new BigUint64Array(this.core.memory.buffer, p, this.names.length);
+    const out: Record<string, number> = {};
+    this.names.forEach((n, i) => { out[n] = Number(v[i]); });
+    return out;
+  }
+
+  resetCounters(): void {
+    const p = this.core.cpuCounters(this.ptr);
+    new BigUint64Array(this.core.memory.buffer, p, this.names.length).fill(0n);
+  }
+
+  setLatencies(l: Partial<Latencies>): void {
+    const v = new Uint32Array(this.core.memory.buffer, this.core.cpuLatencies(this.ptr), LAT_ORDER.length);
+    LAT_ORDER.forEach((k, i) => {
+      const x = l[k];
+      if (x === undefined) return;
+      if (!Number.isInteger(x) || x < 0) throw new RangeError(`latencies.${k} must be a non-negative integer`);
+      v[i] = x;
+    });
+  }
+
+  latencies(): Latencies {
+    const v = new Uint32Array(this.core.memory.buffer, this.core.cpuLatencies(this.ptr), LAT_ORDER.length);
+    return Object.fromEntries(LAT_ORDER.map((k, i) => [k, v[i]])) as unknown as Latencies;
+  }
+
+  setCoherenceChecker(on: boolean): void { this.core.cpuSetChecker(this.ptr, on); }
+
+  /** The most recent stale-translation uses (up to the core's ring size), oldest first. */
+  staleUses(): StaleUse[] {
+    const total = this.counters().staleUses;
+    const cap = this.core.maxEvents();
+    const v = new BigUint64Array(this.core.memory.buffer, this.core.cpuEvents(this.ptr), cap * 4);
+    const out: StaleUse[] = [];
+    for (let n = Math.max(0, total - cap); n < total; n++) {
+      const i = (n % cap) * 4;
+      out.push({ va: v[i], entryPa: v[i + 1], cached: v[i + 2], now: v[i + 3] });
+    }
+    return out;
+  }
+
+  /** Human-readable description of a stale use, for reports. */
+  static describeStale(s: StaleUse): string {
+    return `stale translation used for va ${hex(s.va)}: entry at ${hex(s.entryPa)} changed from ` +
+      `${hex(s.cached)} to ${hex(s.now)} without INVLPG`;
+  }
+}

@@ -1,0 +1,72 @@
+// Host physical memory as the host sees it: bounds-checked reads and writes straight
+// into the Wasm instance's linear memory (no call into Wasm for scalar accesses).
+
+import type { Core } from './wasm.js';
+import { hex } from './addr.js';
+
+export class PhysicalMemory {
+  private view: DataView;
+  private bytes: Uint8Array;
+
+  constructor(
+    private readonly core: Core,
+    /** Byte offset of physical address 0 inside linear memory. */
+    readonly base: number,
+    /** Size of host physical memory in bytes. */
+    readonly size: number,
+  ) {
+    this.view = new DataView(core.memory.buffer);
+    this.bytes = new Uint8Array(core.memory.buffer);
+  }
+
+  /** Linear memory grows when the core allocates; views must follow. */
+  private refresh(): void {
+    if (this.view.buffer !== this.core.memory.buffer) {
+      this.view = new DataView(this.core.memory.buffer);
+      this.bytes = new Uint8Array(this.core.memory.buffer);
+    }
+  }
+
+  private offset(pa: bigint | number, len: number): number {
+    const a = typeof pa === 'bigint' ? pa : BigInt(pa);
+    if (a < 0n || a + BigInt(len) > BigInt(this.size)) {
+      throw new RangeError(
+        `physical range ${hex(a)}+${len} is outside host memory (${hex(this.size)} bytes)`);
+    }
+    this.refresh();
+    return this.base + Number(a);
+  }
+
+  // offset() may replace the views, so it runs before a view is read.
+  read64(pa: bigint): bigint { const o = this.offset(pa, 8); return this.view.getBigUint64(o, true); }
+  write64(pa: bigint, v: bigint): void {
+    const o = this.offset(pa, 8);
+    this.view.setBigUint64(o, BigInt.asUintN(64, v), true);
+  }
+  read32(pa: bigint): number { const o = this.offset(pa, 4); return this.view.getUint32(o, true); }
+  write32(pa: bigint, v: number): void { const o = this.offset(pa, 4); this.view.setUint32(o, v >>> 0, true); }
+  read8(pa: bigint): number { const o = this.offset(pa, 1); return this.view.getUint8(o); }
+  write8(pa: bigint, v: number): void { const o = this.offset(pa, 1); this.view.setUint8(o, v & 0xff); }
+
+  /** A copy of `len` bytes at pa. */
+  read(pa: bigint, len: number): Uint8Array {
+    const o = this.offset(pa, len);
+    return this.bytes.slice(o, o + len);
+  }
+  write(pa: bigint, data: Uint8Array): void {
+    const o = this.offset(pa, data.length);
+    this.bytes.set(data, o);
+  }
+
+  /** Fills [pa, pa+len) with `byte` (in Wasm). */
+  fill(pa: bigint, byte: number, len: number): void {
+    this.offset(pa, len);
+    this.core.physFill(BigInt(pa), byte & 0xff, BigInt(len));
+  }
+  /** Copies len bytes from src to dst; overlapping ranges behave like memmove. */
+  copy(dst: bigint, src: bigint, len: number): void {
+    this.offset(dst, len);
+    this.offset(src, len);
+    this.core.physCopy(BigInt(dst), BigInt(src), BigInt(len));
+  }
+}

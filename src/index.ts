@@ -1,0 +1,11 @@
+// memvisor's public API.
+export { Machine, MAX_MEMORY_BYTES, type MachineOptions } from './core/machine.js';
+export { PhysicalMemory } from './core/memory.js';
+export {
+  Cpu, DEFAULT_TLB, type CpuOptions, type TlbConfig, type CacheGeometry, type Latencies,
+  type Registers, type Access, type Translation, type Result, type BatchExit, type BatchResult,
+  type StaleUse,
+} from './core/cpu.js';
+export { AccessBatch, OpKind, OP_BYTES, type OpKindName, type OpOptions } from './core/batch.js';
+export * from './core/bits.js';
+export * from './core/addr.js';
