@@ -22,11 +22,11 @@ import {
   EXIT_UNSUPPORTED, XLATE_OK, XLATE_PF, XLATE_GP,
 } from "./entry";
 import { physInRange, physPtr, physBytes, physBase } from "./mem";
-import { Cpu, tlbOf, latOf, canonical, T_D4K, L_L1_HIT, L_ACCESS } from "./cpu";
+import { Cpu, tlbOf, T_D4K } from "./cpu";
 import { translate, rightsFault } from "./walk";
-import { ENTRY, A_V, A_SIZE, A_PCID, A_G, A_D, A_PKEY_SHIFT } from "./tlb";
+import { probe, microSlot, A_V, A_D, A_PKEY_SHIFT, A_PCID_SHIFT } from "./tlb";
 import {
-  bump, C_ACCESSES, C_LOADS, C_STORES, C_FETCHES, C_L1_HIT_4K, C_CYCLES, C_MMIO, C_SPLIT,
+  bump, C_ACCESSES, C_LOADS, C_STORES, C_FETCHES, C_L1_HIT_4K, C_MMIO, C_SPLIT,
 } from "./counters";
 
 export const OP_BYTES: usize = 24;
@@ -103,17 +103,34 @@ function splitAccess(c: Cpu, p: usize, va: u64, acc: u32, size: u32, kind: u32, 
   return true;
 }
 
+// After a slow-path translation of a plain 4 KiB data access, mirrors the L1 entry
+// into the fast path with the rights the current register state gives it.
+function microFill(c: Cpu, va: u64, acc: u32): void {
+  let t = tlbOf(c, T_D4K);
+  let tag = va >> 12;
+  let e = probe(t, tag, A_V, c.pcid << A_PCID_SHIFT, c.ctx);
+  if (e == 0) return;
+  let frame = load<u64>(e, 8);
+  if (!physInRange(frame, 4096)) return;
+  let a = load<u32>(e, 32);
+  let pkey = (a >> A_PKEY_SHIFT) & 15;
+  let base = acc & ACC_USER;
+  let s = microSlot(c.micro, tag);
+  store<u64>(s, rightsFault(c, base, a, pkey) == 0 ? tag : ~(<u64>0));
+  store<u64>(s, rightsFault(c, base | ACC_WRITE, a, pkey) == 0 && (a & A_D) != 0 ? tag : ~(<u64>0), 8);
+  store<u32>(s, <u32>physPtr(frame), 16);
+  store<u32>(s, <u32>e, 20);
+}
+
 // Runs `count` operations at `ops`; returns how many completed. If fewer than count,
 // c.exitReason / exitIndex / errorCode / exitAddr describe the exit.
 export function runBatch(c: Cpu, ops: usize, count: u32): u32 {
   c.exitReason = EXIT_NONE;
   let cnt = c.counters;
-  let d4k = tlbOf(c, T_D4K);
-  let ents = d4k.entries, setMask = d4k.setMask, ways = d4k.ways;
-  let pcidBits = c.pcid << 16, ctx = c.ctx;
-  let fast = c.levels >= 4 && c.checker == 0 && ways > 0;
-  let hitCost = latOf(c, L_L1_HIT), accessCost = latOf(c, L_ACCESS);
+  let micro = c.micro;
+  let fast = c.levels >= 4 && c.checker == 0 && micro != 0;
   let nLoads: u64 = 0, nStores: u64 = 0, nFetches: u64 = 0, fastHits: u64 = 0;
+  let clk = c.clock;
   let i: u32 = 0;
   for (; i < count; i++) {
     let p = ops + <usize>i * OP_BYTES;
@@ -121,37 +138,35 @@ export function runBatch(c: Cpu, ops: usize, count: u32): u32 {
     let ctl = load<u32>(p, 16);
     let kind = ctl & 3;
     let size = (ctl >> 4) & 15;
-    let acc = accFor(c, ctl);
-    let pa: u64 = 0;
-    let done = false;
-    // Fast path: an L1 4 KiB data-TLB hit that needs no A/D update and stays in its page.
-    if (fast && kind != K_FETCH && (va & 0xFFF) + <u64>size <= 4096 && canonical(c, va)) {
-      let tag = va >> 12;
-      let e = ents + <usize>((<u32>tag & setMask) * ways) * ENTRY;
-      for (let w: u32 = 0; w < ways; w++, e += ENTRY) {
-        if (load<u64>(e) != tag) continue;
-        let a = load<u32>(e, 32);
-        if ((a & (A_V | A_SIZE)) != A_V || ((a & A_PCID) != pcidBits && (a & A_G) == 0) ||
-            load<u32>(e, 40) != ctx) continue;
-        if (rightsFault(c, acc, a, (a >> A_PKEY_SHIFT) & 15) != 0) break;
-        if (kind == K_STORE && (a & A_D) == 0) break;
-        store<u32>(e, ++c.clock, 36);
-        pa = load<u64>(e, 8) | (va & 0xFFF);
+    let plain = (ctl & (CTL_USER | CTL_IMPLICIT)) == 0 && kind != K_FETCH;
+    // Fast path: a page the L1 4 KiB data TLB holds, for an access it allows outright.
+    // Page numbers keep va's high bits, so a non-canonical va never matches.
+    if (fast && plain && (va & 0xFFF) + <u64>size <= 4096) {
+      let vpn = va >> 12;
+      let s = microSlot(micro, vpn);
+      if (load<u64>(kind == K_STORE ? s + 8 : s) == vpn) {
+        let q = <usize>load<u32>(s, 16) + <usize>(va & 0xFFF);
+        store<u32>(<usize>load<u32>(s, 20), ++clk, 36);
         fastHits++;
-        done = true;
-        break;
-      }
-    }
-    if (!done) {
-      if ((va & 0xFFF) + <u64>size > 4096) {
-        if (!splitAccess(c, p, va, acc, size, kind, i)) break;
-        if (kind == K_LOAD) nLoads++; else if (kind == K_STORE) nStores++; else if (kind == K_FETCH) nFetches++;
+        if (kind == K_LOAD) { store<u64>(p, loadN(q, size), 8); nLoads++; }
+        else if (kind == K_STORE) { storeN(q, load<u64>(p, 8), size); nStores++; }
+        else store<u64>(p, <u64>(q - physBase), 8);
         continue;
       }
-      let st = translate(c, va, acc);
-      if (st != XLATE_OK) { setExit(c, xlateExit(c, st, i), i); break; }
-      pa = c.resPa;
     }
+    c.clock = clk;
+    let acc = accFor(c, ctl);
+    if ((va & 0xFFF) + <u64>size > 4096) {
+      if (!splitAccess(c, p, va, acc, size, kind, i)) break;
+      if (kind == K_LOAD) nLoads++; else if (kind == K_STORE) nStores++; else if (kind == K_FETCH) nFetches++;
+      clk = c.clock;
+      continue;
+    }
+    let st = translate(c, va, acc);
+    clk = c.clock;
+    if (st != XLATE_OK) { setExit(c, xlateExit(c, st, i), i); break; }
+    let pa = c.resPa;
+    if (fast && plain && c.resSize == 4096) microFill(c, va, acc);
     if (kind == K_TRANSLATE) { store<u64>(p, pa, 8); continue; }
     if (!physInRange(pa, <u64>size)) {
       c.exitAddr = pa;
@@ -163,13 +178,12 @@ export function runBatch(c: Cpu, ops: usize, count: u32): u32 {
     if (kind == K_STORE) { storeN(q, load<u64>(p, 8), size); nStores++; }
     else { store<u64>(p, loadN(q, size), 8); if (kind == K_LOAD) nLoads++; else nFetches++; }
   }
-  let n = nLoads + nStores + nFetches;
-  bump(cnt, C_ACCESSES, n);
+  c.clock = clk;
+  bump(cnt, C_ACCESSES, nLoads + nStores + nFetches);
   bump(cnt, C_LOADS, nLoads);
   bump(cnt, C_STORES, nStores);
   bump(cnt, C_FETCHES, nFetches);
   bump(cnt, C_L1_HIT_4K, fastHits);
-  bump(cnt, C_CYCLES, fastHits * hitCost + n * accessCost);
   return i;
 }
 

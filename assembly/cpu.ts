@@ -7,7 +7,7 @@ import {
   CR4_SMEP, EFER_LMA, EFER_LME, EFER_NXE, PF_ID, RFLAGS_AC, PTE_XD,
 } from "./entry";
 import { alloc } from "./mem";
-import { Tlb, initTlb, ENTRY, invalidateWhere, invalidateVa, INV_ALL, INV_PCID_ALL,
+import { Tlb, initTlb, ENTRY, microFlush, MICRO_ENTRIES, MICRO_BYTES, invalidateWhere, invalidateVa, INV_ALL, INV_PCID_ALL,
   INV_PCID_NONGLOBAL, INV_NONGLOBAL } from "./tlb";
 import { NUM_COUNTERS, C_FLUSHES, C_INVLPG, bump } from "./counters";
 
@@ -25,15 +25,6 @@ export const T_PML4E: i32 = 8; // level 4
 export const T_PML5E: i32 = 9; // level 5
 export const NUM_TLBS: i32 = 10;
 const TLB_DESC: usize = 16; // sizeof Tlb
-
-// Cost-model latencies (cycles).
-export const L_L1_HIT: i32 = 0;
-export const L_L2_HIT: i32 = 1;
-export const L_WALK_REF: i32 = 2;
-export const L_PSC_HIT: i32 = 3;
-export const L_ACCESS: i32 = 4;
-export const L_FAULT: i32 = 5;
-export const NUM_LAT: i32 = 6;
 
 export const MAX_EVENTS: u32 = 64; // coherence-checker ring
 export const EVENT_BYTES: usize = 32;
@@ -74,10 +65,12 @@ export const R_CPL: u32 = 6;
   // structures
   tlbs: usize;      // NUM_TLBS × Tlb
   counters: usize;  // NUM_COUNTERS × u64
-  lat: usize;       // NUM_LAT × u32
   path: usize;      // walk path: 5 × (entry pa u64)
+  micro: usize;     // MICRO_ENTRIES fast-path entries (access.ts)
   events: usize;    // MAX_EVENTS × EVENT_BYTES
   checker: u32;
+  tlbOn: u32;       // some TLB has entries (else lookups and fills are skipped)
+  pscOn: u32;       // some paging-structure cache has entries
   clock: u32;       // LRU time
   // last result / exit
   resPa: u64;
@@ -92,10 +85,6 @@ export const R_CPL: u32 = 6;
   return changetype<Tlb>(c.tlbs + <usize>i * TLB_DESC);
 }
 
-@inline export function latOf(c: Cpu, i: i32): u64 {
-  return <u64>load<u32>(c.lat + (<usize>i << 2));
-}
-
 // geometry: NUM_TLBS pairs (entries, ways) in u32 at `geo`. Returns 0 on exhaustion.
 export function newCpu(geo: usize, maxPhysAddr: u32): usize {
   let p = alloc(offsetof<Cpu>());
@@ -103,10 +92,9 @@ export function newCpu(geo: usize, maxPhysAddr: u32): usize {
   let c = changetype<Cpu>(p);
   c.tlbs = alloc(<u64>NUM_TLBS * TLB_DESC);
   c.counters = alloc(<u64>NUM_COUNTERS * 8);
-  c.lat = alloc(<u64>NUM_LAT * 4);
   c.path = alloc(5 * 8);
   c.events = alloc(<u64>MAX_EVENTS * EVENT_BYTES);
-  if (c.tlbs == 0 || c.counters == 0 || c.lat == 0 || c.path == 0 || c.events == 0) return 0;
+  if (c.tlbs == 0 || c.counters == 0 || c.path == 0 || c.events == 0) return 0;
   for (let i = 0; i < NUM_TLBS; i++) {
     let entries = load<u32>(geo + (<usize>i << 3));
     let ways = load<u32>(geo + (<usize>i << 3) + 4);
@@ -115,14 +103,15 @@ export function newCpu(geo: usize, maxPhysAddr: u32): usize {
     if (sets > 0 && mem == 0) return 0;
     initTlb(tlbOf(c, i), mem, sets, sets > 0 ? ways : 0);
   }
+  for (let i = 0; i < T_PDE; i++) if (tlbOf(c, i).ways > 0) c.tlbOn = 1;
+  for (let i = T_PDE; i < NUM_TLBS; i++) if (tlbOf(c, i).ways > 0) c.pscOn = 1;
+  // The fast path mirrors the L1 4 KiB data TLB (see access.ts).
+  if (tlbOf(c, T_D4K).ways > 0) {
+    c.micro = alloc(<u64>MICRO_ENTRIES * MICRO_BYTES);
+    if (c.micro == 0) return 0;
+    tlbOf(c, T_D4K).micro = c.micro;
+  }
   c.maxPhysAddr = maxPhysAddr;
-  let lat = c.lat; // defaults: Skylake-like orders of magnitude
-  store<u32>(lat + 4 * L_L1_HIT, 1);
-  store<u32>(lat + 4 * L_L2_HIT, 7);
-  store<u32>(lat + 4 * L_WALK_REF, 20);
-  store<u32>(lat + 4 * L_PSC_HIT, 2);
-  store<u32>(lat + 4 * L_ACCESS, 1);
-  store<u32>(lat + 4 * L_FAULT, 200);
   refresh(c);
   return p;
 }
@@ -174,6 +163,8 @@ export function refresh(c: Cpu): void {
   }
   c.perm = lo;
   c.perm2 = hi;
+  // Fast-path entries hold rights computed for the old state.
+  if (c.micro != 0) microFlush(c.micro);
 }
 
 @inline export function permFaults(c: Cpu, a: u32, rights: u32): bool {

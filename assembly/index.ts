@@ -5,7 +5,7 @@
 import { initPhys, alloc, physBase, physBytes, physInRange, physPtr } from "./mem";
 import {
   Cpu, newCpu, setReg, getReg, writeCr0, writeCr3, writeCr4, invlpg, invpcid, flushAll,
-  NUM_TLBS, NUM_LAT, MAX_EVENTS,
+  NUM_TLBS, MAX_EVENTS,
 } from "./cpu";
 import { translate } from "./walk";
 import { runBatch as run, rawBaseline } from "./access";
@@ -20,7 +20,6 @@ export function physSize(): u64 { return physBytes; }
 
 // Layout constants the host needs.
 export function numTlbs(): i32 { return NUM_TLBS; }
-export function numLatencies(): i32 { return NUM_LAT; }
 export function numCounters(): i32 { return NUM_COUNTERS; }
 export function maxEvents(): u32 { return MAX_EVENTS; }
 export function counterNamesPtr(): usize { return changetype<usize>(COUNTER_NAMES); }
@@ -46,7 +45,6 @@ export function cpuExitAddr(c: usize): u64 { return cpu(c).exitAddr; }
 export function cpuExitReason(c: usize): u32 { return cpu(c).exitReason; }
 export function cpuExitIndex(c: usize): u32 { return cpu(c).exitIndex; }
 export function cpuCounters(c: usize): usize { return cpu(c).counters; }
-export function cpuLatencies(c: usize): usize { return cpu(c).lat; }
 export function cpuEvents(c: usize): usize { return cpu(c).events; }
 export function runBatch(c: usize, ops: usize, count: u32): u32 { return run(cpu(c), ops, count); }
 export function cpuSetChecker(c: usize, on: bool): void { cpu(c).checker = on ? 1 : 0; }

@@ -39,6 +39,34 @@ export const A_PCID: u32 = 0xFFF << 16;
   sets: u32;
   ways: u32;
   setMask: u32;
+  micro: usize; // fast-path mirror to keep coherent (L1 4 KiB data TLB only), or 0
+}
+
+// Fast-path entries (MICRO_BYTES = 32), direct-mapped by va[19:12], in the manner of
+// QEMU's softmmu TLB. Each mirrors a valid L1 4 KiB data-TLB entry for the current
+// register state; a tag equals the page number only if that access kind may complete
+// with no further check (rights, protection key, D already set, frame inside memory):
+//   +0  tagRead   u64   page number, or ~0
+//   +8  tagWrite  u64   page number, or ~0
+//   +16 host      u32   linear-memory address of the frame
+//   +20 l1Entry   u32   the L1 entry, whose LRU stamp a hit must refresh
+// Any change to the L1 entry or to the registers drops the mirror (microDrop/microFlush).
+export const MICRO_ENTRIES: u32 = 256;
+export const MICRO_BYTES: usize = 32;
+
+@inline export function microSlot(micro: usize, tag: u64): usize {
+  return micro + ((<usize>tag & (MICRO_ENTRIES - 1)) << 5);
+}
+
+@inline export function microDrop(micro: usize, tag: u64): void {
+  if (micro == 0) return;
+  let s = microSlot(micro, tag);
+  store<u64>(s, ~(<u64>0));
+  store<u64>(s, ~(<u64>0), 8);
+}
+
+export function microFlush(micro: usize): void {
+  for (let i: u32 = 0; i < MICRO_ENTRIES; i++) microDrop(micro, <u64>i);
 }
 
 export function initTlb(t: Tlb, entries: usize, sets: u32, ways: u32): void {
@@ -46,6 +74,7 @@ export function initTlb(t: Tlb, entries: usize, sets: u32, ways: u32): void {
   t.sets = sets;
   t.ways = ways;
   t.setMask = sets > 0 ? sets - 1 : 0;
+  t.micro = 0;
 }
 
 // Finds a valid entry for `tag` whose size/PCID/context match; 0 if none.
@@ -80,6 +109,7 @@ export function fill(t: Tlb, tag: u64, attr: u32, frame: u64, leafPa: u64, leafV
     let s = load<u32>(e, 36);
     if (s < oldest) { oldest = s; victim = e; }
   }
+  if ((load<u32>(victim, 32) & A_V) != 0) microDrop(t.micro, load<u64>(victim));
   store<u64>(victim, tag);
   store<u64>(victim, frame, 8);
   store<u64>(victim, leafPa, 16);
@@ -108,7 +138,7 @@ export function invalidateWhere(t: Tlb, how: u32, pcid: u32, ctx: u32): void {
       (how == INV_NONGLOBAL && !global) ||
       (how == INV_PCID_ALL && (a & A_PCID) == pcidBits) ||
       (how == INV_PCID_NONGLOBAL && !global && (a & A_PCID) == pcidBits);
-    if (drop) store<u32>(e, 0, 32);
+    if (drop) { store<u32>(e, 0, 32); microDrop(t.micro, load<u64>(e)); }
   }
 }
 
@@ -126,6 +156,7 @@ export function invalidateVa(t: Tlb, va: u64, pcid: u32, globals: bool, ctx: u32
       if (load<u64>(e) != tag || (a & (A_V | A_SIZE)) != want || load<u32>(e, 40) != ctx) continue;
       if ((a & A_PCID) == pcidBits && (a & A_G) == 0 || (globals && (a & A_G) != 0)) {
         store<u32>(e, 0, 32);
+        microDrop(t.micro, tag);
       }
     }
   }

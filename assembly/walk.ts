@@ -8,8 +8,8 @@ import {
 } from "./entry";
 import { readPhys64, orPhys64 } from "./mem";
 import {
-  Cpu, tlbOf, latOf, permFaults, canonical, T_I4K, T_I2M, T_D4K, T_D2M, T_D1G, T_L2, T_PDE,
-  L_L2_HIT, L_WALK_REF, L_PSC_HIT, L_FAULT, L_L1_HIT, MAX_EVENTS, EVENT_BYTES,
+  Cpu, tlbOf, permFaults, canonical, T_I4K, T_I2M, T_D4K, T_D2M, T_D1G, T_L2, T_PDE,
+  MAX_EVENTS, EVENT_BYTES,
 } from "./cpu";
 import {
   Tlb, probe, fill, invalidateVa, invalidatePscVa, A_V, A_W, A_U, A_NX, A_D, A_G, A_RIGHTS,
@@ -18,7 +18,7 @@ import {
 import {
   bump, C_L1_HIT_4K, C_L1_MISS, C_L2_HIT_4K, C_L2_MISS, C_WALKS, C_WALK_REFS, C_WALK_4K,
   C_PSC_HIT_PDE, C_PSC_MISS, C_PF_NOT_PRESENT, C_PF_PROTECTION, C_PF_RSVD, C_PF_PK, C_GP,
-  C_DIRTY_REWALKS, C_AD_WRITES, C_STALE_USES, C_CYCLES,
+  C_DIRTY_REWALKS, C_AD_WRITES, C_STALE_USES,
 } from "./counters";
 
 // Index into the permission table for an access descriptor (see cpu.ts permByte).
@@ -54,7 +54,6 @@ export function pageFault(c: Cpu, va: u64, acc: u32, code: u32): u32 {
   let k = (code & PF_RSVD) != 0 ? C_PF_RSVD : ((code & PF_PK) != 0 ? C_PF_PK
     : ((code & PF_P) != 0 ? C_PF_PROTECTION : C_PF_NOT_PRESENT));
   bump(c.counters, k);
-  bump(c.counters, C_CYCLES, latOf(c, L_FAULT));
   dropVa(c, va);
   return XLATE_PF;
 }
@@ -67,7 +66,7 @@ export function dropVa(c: Cpu, va: u64): void {
 }
 
 function dropTlbVa(c: Cpu, va: u64): void {
-  for (let i = 0; i < T_PDE; i++) invalidateVa(tlbOf(c, i), va, c.pcid, false, c.ctx);
+  for (let i = 0; i < T_PDE; i++) invalidateVa(tlbOf(c, i), va, c.pcid, true, c.ctx);
 }
 
 // Coherence checker: reports a cached translation whose leaf entry changed in memory
@@ -129,7 +128,8 @@ function lookup(c: Cpu, va: u64, acc: u32): usize {
     e = probe(l2, va >> (12 + 9 * <u64>size), want(size), pcidBits, ctx);
     if (e != 0) {
       bump(c.counters, C_L2_HIT_4K + <i32>size);
-      bump(c.counters, C_CYCLES, latOf(c, L_L2_HIT));
+      // Check before the copy so the L1 copy carries the reported mark.
+      if (c.checker != 0) checkStale(c, e, va);
       // Refill the L1 from the L2 so the next access hits there.
       let l1 = l1For(c, fetch, size);
       if (l1 != null) {
@@ -164,9 +164,8 @@ export function translate(c: Cpu, va: u64, acc: u32): u32 {
     c.exitAddr = va;
     return XLATE_GP;
   }
-  let e = lookup(c, va, acc);
+  let e = c.tlbOn != 0 ? lookup(c, va, acc) : 0;
   if (e != 0) {
-    bump(c.counters, C_CYCLES, latOf(c, L_L1_HIT));
     let size = (load<u32>(e, 32) >> A_SIZE_SHIFT) & 3;
     let r = useEntry(c, e, va, acc, size);
     if (r != 0xFF) return r;
@@ -189,7 +188,7 @@ export function walk(c: Cpu, va: u64, acc: u32): u32 {
   let pscRights: u32 = 0; // rights through each cached level, bit-packed by level
   // Longest-prefix paging-structure-cache match: PDE cache first.
   let hit = false;
-  for (let l: u32 = 2; l <= levels; l++) {
+  for (let l: u32 = 2; l <= levels && c.pscOn != 0; l++) {
     let e = probe(tlbOf(c, T_PDE + <i32>l - 2), va >> levelShift(l), A_V, pcidBits, ctx);
     if (e != 0) {
       table = load<u64>(e, 8);
@@ -197,7 +196,6 @@ export function walk(c: Cpu, va: u64, acc: u32): u32 {
       level = l - 1;
       store<u32>(e, c.clock, 36);
       bump(cnt, C_PSC_HIT_PDE + <i32>l - 2);
-      bump(cnt, C_CYCLES, latOf(c, L_PSC_HIT));
       hit = true;
       break;
     }
@@ -207,6 +205,7 @@ export function walk(c: Cpu, va: u64, acc: u32): u32 {
   let path = c.path;
   let leafVal: u64 = 0;
   let refs: u64 = 0;
+  let missingA: u64 = 0; // A clear in some entry used: the success path must write it
   while (true) {
     let epa = table | (((va >> levelShift(level)) & 511) << 3);
     let pte = readPhys64(epa);
@@ -221,26 +220,28 @@ export function walk(c: Cpu, va: u64, acc: u32): u32 {
     if (rsvd != 0) return walkFault(c, va, acc, PF_P | PF_RSVD, refs);
     rights &= <u32>pte | A_NX; // W and U (bits 1, 2) AND; NX kept
     if (c.nxe != 0) rights |= <u32>(pte >> 60) & A_NX; // XD (bit 63) ORed into NX
+    missingA |= ~pte & PTE_A;
     if (leaf) { leafVal = pte; break; }
     pscRights |= rights << (level * 4);
     table = pte & c.addrMask;
     level--;
   }
   bump(cnt, C_WALK_REFS, refs);
-  bump(cnt, C_CYCLES, refs * latOf(c, L_WALK_REF));
   let pkey = <u32>(leafVal >> PKEY_SHIFT) & 15;
   let f = rightsFault(c, acc, rights, pkey);
   if (f != 0) return pageFault(c, va, acc, f);
 
   // Success: set A in every entry used, D in the leaf for a write.
   let leafPa = load<u64>(path + (<usize>level << 3) - 8);
-  for (let l = top; l > level; l--) setFlag(c, load<u64>(path + (<usize>l << 3) - 8), PTE_A);
+  if (missingA != 0) {
+    for (let l = top; l > level; l--) setFlag(c, load<u64>(path + (<usize>l << 3) - 8), PTE_A);
+  }
   let leafBits = PTE_A | ((acc & ACC_WRITE) != 0 ? PTE_D : 0);
-  setFlag(c, leafPa, leafBits);
+  if ((leafVal & leafBits) != leafBits) setFlag(c, leafPa, leafBits);
   leafVal |= leafBits;
 
   // Cache the non-leaf levels walked, then the translation.
-  for (let l = top; l > level; l--) {
+  for (let l = top; l > level && c.pscOn != 0; l--) {
     // The next table is the page holding the entry read at level l-1.
     let next = load<u64>(path + (<usize>(l - 1) << 3) - 8) & ~(<u64>0xFFF);
     let r = (pscRights >> (l * 4)) & A_RIGHTS;
@@ -255,8 +256,10 @@ export function walk(c: Cpu, va: u64, acc: u32): u32 {
   let fetch = (acc & ACC_FETCH) != 0;
   let l1 = l1For(c, fetch, size);
   let tag = va >> shift;
-  if (l1 != null) fill(changetype<Tlb>(l1), tag, attr, frame, leafPa, leafVal, ctx, c.clock);
-  fill(tlbOf(c, T_L2), tag, attr, frame, leafPa, leafVal, ctx, c.clock);
+  if (c.tlbOn != 0) {
+    if (l1 != null) fill(changetype<Tlb>(l1), tag, attr, frame, leafPa, leafVal, ctx, c.clock);
+    fill(tlbOf(c, T_L2), tag, attr, frame, leafPa, leafVal, ctx, c.clock);
+  }
   bump(cnt, C_WALK_4K + <i32>size);
   c.resPa = frame | (va & ((<u64>1 << shift) - 1));
   c.resSize = <u64>1 << shift;
@@ -272,6 +275,5 @@ export function walk(c: Cpu, va: u64, acc: u32): u32 {
 
 function walkFault(c: Cpu, va: u64, acc: u32, code: u32, refs: u64): u32 {
   bump(c.counters, C_WALK_REFS, refs);
-  bump(c.counters, C_CYCLES, refs * latOf(c, L_WALK_REF));
   return pageFault(c, va, acc, code);
 }

@@ -38,6 +38,9 @@ export interface Latencies {
   l1Hit: number; l2Hit: number; walkRef: number; pscHit: number; access: number; fault: number;
 }
 const LAT_ORDER = ['l1Hit', 'l2Hit', 'walkRef', 'pscHit', 'access', 'fault'] as const;
+/** Orders of magnitude of a recent core: L1 hit ~1, STLB hit ~7, a walk reference that
+ * misses the data caches ~20, a paging-structure-cache hit ~2, #PF delivery ~200. */
+export const DEFAULT_LATENCIES: Latencies = { l1Hit: 1, l2Hit: 7, walkRef: 20, pscHit: 2, access: 1, fault: 200 };
 
 export interface CpuOptions {
   /** MAXPHYADDR, 36..52 (default 52). */
@@ -98,6 +101,7 @@ export class Cpu {
   /** Pointer of this vCPU's state inside the core. */
   readonly ptr: number;
   private names: readonly string[];
+  private lat: Latencies;
 
   constructor(private readonly core: Core, counterNames: readonly string[], opts: CpuOptions = {}) {
     const maxPhysAddr = opts.maxPhysAddr ?? 52;
@@ -118,6 +122,7 @@ export class Cpu {
     this.ptr = core.cpuNew(geoPtr, maxPhysAddr);
     if (this.ptr === 0) throw new RangeError('out of core memory creating a vCPU');
     this.names = counterNames;
+    this.lat = { ...DEFAULT_LATENCIES };
     if (opts.latencies) this.setLatencies(opts.latencies);
     if (opts.coherenceChecker) this.setCoherenceChecker(true);
   }
@@ -190,6 +195,7 @@ export class Cpu {
     const v = new BigUint64Array(this.core.memory.buffer, p, this.names.length);
     const out: Record<string, number> = {};
     this.names.forEach((n, i) => { out[n] = Number(v[i]); });
+    out.cycles = this.cycles(out);
     return out;
   }
 
@@ -199,18 +205,28 @@ export class Cpu {
   }
 
   setLatencies(l: Partial<Latencies>): void {
-    const v = new Uint32Array(this.core.memory.buffer, this.core.cpuLatencies(this.ptr), LAT_ORDER.length);
-    LAT_ORDER.forEach((k, i) => {
+    for (const k of LAT_ORDER) {
       const x = l[k];
-      if (x === undefined) return;
-      if (!Number.isInteger(x) || x < 0) throw new RangeError(`latencies.${k} must be a non-negative integer`);
-      v[i] = x;
-    });
+      if (x === undefined) continue;
+      if (!Number.isFinite(x) || x < 0) throw new RangeError(`latencies.${k} must be a non-negative number`);
+      this.lat[k] = x;
+    }
   }
 
-  latencies(): Latencies {
-    const v = new Uint32Array(this.core.memory.buffer, this.core.cpuLatencies(this.ptr), LAT_ORDER.length);
-    return Object.fromEntries(LAT_ORDER.map((k, i) => [k, v[i]])) as unknown as Latencies;
+  latencies(): Latencies { return { ...this.lat }; }
+
+  /**
+   * Modeled cycles: each event count times its latency. Computed from the counters
+   * (with the current latencies) so the hot path pays nothing for the cost model.
+   */
+  cycles(c: Record<string, number> = this.counters()): number {
+    const l = this.lat;
+    return c.accesses * l.access +
+      (c.l1Hit4k + c.l1Hit2m + c.l1Hit1g) * l.l1Hit +
+      (c.l2Hit4k + c.l2Hit2m + c.l2Hit1g) * l.l2Hit +
+      c.walkRefs * l.walkRef +
+      (c.pscHitPde + c.pscHitPdpte + c.pscHitPml4e + c.pscHitPml5e) * l.pscHit +
+      (c.pfNotPresent + c.pfProtection + c.pfReserved + c.pfProtectionKey + c.gp) * l.fault;
   }
 
   setCoherenceChecker(on: boolean): void { this.core.cpuSetChecker(this.ptr, on); }
