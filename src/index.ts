@@ -9,3 +9,8 @@ export {
 export { AccessBatch, OpKind, OP_BYTES, type OpKindName, type OpOptions } from './core/batch.js';
 export * from './core/bits.js';
 export * from './core/addr.js';
+export { PageTableBuilder, FrameBump, type MapFlags } from './core/pagetable.js';
+export { parseScenario, type Scenario } from './scenario/schema.js';
+export { runTranslation, type TranslationResult } from './experiment/translation.js';
+export { offsets, fillBatch, PATTERNS, type Pattern, type PatternSpec } from './workload/patterns.js';
+export { Rng } from './util/rng.js';
