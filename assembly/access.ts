@@ -186,18 +186,3 @@ export function runBatch(c: Cpu, ops: usize, count: u32): u32 {
   bump(cnt, C_L1_HIT_4K, fastHits);
   return i;
 }
-
-// Baseline for benchmarks: the same operation stream as plain loads of host memory
-// at (va mod memory size), with no translation at all.
-export function rawBaseline(ops: usize, count: u32): u64 {
-  let sum: u64 = 0;
-  let pow2: u64 = 1;
-  while (pow2 * 2 <= physBytes) pow2 *= 2;
-  let mask = pow2 - 1;
-  for (let i: u32 = 0; i < count; i++) {
-    let p = ops + <usize>i * OP_BYTES;
-    let pa = (load<u64>(p) & mask) & ~(<u64>7);
-    sum += load<u64>(physBase + <usize>pa);
-  }
-  return sum;
-}

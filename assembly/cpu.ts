@@ -24,7 +24,7 @@ export const T_PDPTE: i32 = 7; // level 3
 export const T_PML4E: i32 = 8; // level 4
 export const T_PML5E: i32 = 9; // level 5
 export const NUM_TLBS: i32 = 10;
-const TLB_DESC: usize = 16; // sizeof Tlb
+const TLB_DESC: usize = offsetof<Tlb>();
 
 export const MAX_EVENTS: u32 = 64; // coherence-checker ring
 export const EVENT_BYTES: usize = 32;
@@ -58,6 +58,7 @@ export const R_CPL: u32 = 6;
   idBit: u32;       // error-code I/D for fetches: NXE or SMEP
   ac: u32;
   ctx: u32;         // translation context tag for cached entries
+  pscRights: u32;   // scratch: rights of the last paging-structure-cache hit
   rsvdHigh: u64;    // reserved in every present entry: bits 51:M, bit 63 without NXE
   addrMask: u64;    // bits M-1:12
   perm: u64;        // low 8 bytes of the 16-byte permission table
@@ -65,7 +66,7 @@ export const R_CPL: u32 = 6;
   // structures
   tlbs: usize;      // NUM_TLBS × Tlb
   counters: usize;  // NUM_COUNTERS × u64
-  path: usize;      // walk path: 5 × (entry pa u64)
+  path: usize;      // walk path by level: 5 entry values, then 5 entry addresses
   micro: usize;     // MICRO_ENTRIES fast-path entries (access.ts)
   events: usize;    // MAX_EVENTS × EVENT_BYTES
   checker: u32;
@@ -92,7 +93,7 @@ export function newCpu(geo: usize, maxPhysAddr: u32): usize {
   let c = changetype<Cpu>(p);
   c.tlbs = alloc(<u64>NUM_TLBS * TLB_DESC);
   c.counters = alloc(<u64>NUM_COUNTERS * 8);
-  c.path = alloc(5 * 8);
+  c.path = alloc(10 * 8);
   c.events = alloc(<u64>MAX_EVENTS * EVENT_BYTES);
   if (c.tlbs == 0 || c.counters == 0 || c.path == 0 || c.events == 0) return 0;
   for (let i = 0; i < NUM_TLBS; i++) {
@@ -222,8 +223,9 @@ export function flushAll(c: Cpu): void {
 export function writeCr3(c: Cpu, v: u64): bool {
   let pcide = (c.cr4 & CR4_PCIDE) != 0;
   let noflush = pcide && (v & CR3_NOFLUSH) != 0;
-  let val = v & ~CR3_NOFLUSH;
-  let rsvd = c.maxPhysAddr >= 63 ? 0 : (~(<u64>0) << c.maxPhysAddr) & ~CR3_NOFLUSH;
+  // Bit 63 means "no flush" only with PCIDE; otherwise it is reserved like bits 62:M.
+  let val = pcide ? v & ~CR3_NOFLUSH : v;
+  let rsvd = ~(<u64>0) << c.maxPhysAddr;
   if ((c.efer & EFER_LMA) != 0 && (val & rsvd) != 0) return false;
   c.cr3 = val;
   refresh(c);

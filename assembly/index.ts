@@ -8,10 +8,11 @@ import {
   NUM_TLBS, MAX_EVENTS,
 } from "./cpu";
 import { translate } from "./walk";
-import { runBatch as run, rawBaseline } from "./access";
+import { runBatch as run } from "./access";
+import { rawLoads, naiveWalks } from "./baseline";
 import { COUNTER_NAMES, NUM_COUNTERS } from "./counters";
 
-export { rawBaseline };
+export { rawLoads, naiveWalks };
 
 export function init(bytes: u64): bool { return initPhys(bytes); }
 export function allocBytes(bytes: u64): usize { return alloc(bytes); }

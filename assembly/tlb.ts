@@ -40,6 +40,7 @@ export const A_PCID: u32 = 0xFFF << 16;
   ways: u32;
   setMask: u32;
   micro: usize; // fast-path mirror to keep coherent (L1 4 KiB data TLB only), or 0
+  sizes: u32;   // bit s: may hold size-class s (set on fill, cleared by a full flush)
 }
 
 // Fast-path entries (MICRO_BYTES = 32), direct-mapped by va[19:12], in the manner of
@@ -75,6 +76,7 @@ export function initTlb(t: Tlb, entries: usize, sets: u32, ways: u32): void {
   t.ways = ways;
   t.setMask = sets > 0 ? sets - 1 : 0;
   t.micro = 0;
+  t.sizes = 0;
 }
 
 // Finds a valid entry for `tag` whose size/PCID/context match; 0 if none.
@@ -97,6 +99,7 @@ export function fill(t: Tlb, tag: u64, attr: u32, frame: u64, leafPa: u64, leafV
                      ctx: u32, stamp: u32): void {
   let ways = t.ways;
   if (ways == 0) return;
+  t.sizes |= 1 << ((attr & A_SIZE) >> A_SIZE_SHIFT);
   let e = t.entries + <usize>((<u32>tag & t.setMask) * ways) * ENTRY;
   let victim = e;
   let oldest: u32 = 0xFFFF_FFFF;
@@ -130,16 +133,20 @@ export function invalidateWhere(t: Tlb, how: u32, pcid: u32, ctx: u32): void {
   let n = t.sets * t.ways;
   let e = t.entries;
   let pcidBits = pcid << A_PCID_SHIFT;
+  let left = false;
   for (let i: u32 = 0; i < n; i++, e += ENTRY) {
     let a = load<u32>(e, 32);
-    if ((a & A_V) == 0 || load<u32>(e, 40) != ctx) continue;
+    if ((a & A_V) == 0) continue;
+    if (load<u32>(e, 40) != ctx) { left = true; continue; }
     let global = (a & A_G) != 0;
     let drop = how == INV_ALL ||
       (how == INV_NONGLOBAL && !global) ||
       (how == INV_PCID_ALL && (a & A_PCID) == pcidBits) ||
       (how == INV_PCID_NONGLOBAL && !global && (a & A_PCID) == pcidBits);
     if (drop) { store<u32>(e, 0, 32); microDrop(t.micro, load<u64>(e)); }
+    else left = true;
   }
+  if (!left) t.sizes = 0;
 }
 
 // Drops the entries that translate the page holding va (any size) for `pcid`;

@@ -6,7 +6,7 @@ import {
   PTE_P, PTE_PS, RSVD_1G, RSVD_2M, XLATE_GP, XLATE_OK, XLATE_PF, XLATE_UNSUPPORTED,
   CR4_PGE, levelShift, PKEY_SHIFT,
 } from "./entry";
-import { readPhys64, orPhys64 } from "./mem";
+import { readPhys64, orPhys64, physBase, physBytes } from "./mem";
 import {
   Cpu, tlbOf, permFaults, canonical, T_I4K, T_I2M, T_D4K, T_D2M, T_D1G, T_L2, T_PDE,
   MAX_EVENTS, EVENT_BYTES,
@@ -114,17 +114,22 @@ function checkStale(c: Cpu, e: usize, va: u64): void {
 function lookup(c: Cpu, va: u64, acc: u32): usize {
   let pcidBits = c.pcid << A_PCID_SHIFT, ctx = c.ctx;
   let fetch = (acc & ACC_FETCH) != 0;
-  let e = probe(tlbOf(c, fetch ? T_I4K : T_D4K), va >> 12, want(0), pcidBits, ctx);
+  // Caches record which page sizes they may hold, so probes that must miss are skipped.
+  let t = tlbOf(c, fetch ? T_I4K : T_D4K);
+  let e = t.sizes != 0 ? probe(t, va >> 12, want(0), pcidBits, ctx) : 0;
   if (e != 0) { bump(c.counters, C_L1_HIT_4K); return e; }
-  e = probe(tlbOf(c, fetch ? T_I2M : T_D2M), va >> 21, want(1), pcidBits, ctx);
+  t = tlbOf(c, fetch ? T_I2M : T_D2M);
+  e = t.sizes != 0 ? probe(t, va >> 21, want(1), pcidBits, ctx) : 0;
   if (e != 0) { bump(c.counters, C_L1_HIT_4K + 1); return e; }
   if (!fetch) {
-    e = probe(tlbOf(c, T_D1G), va >> 30, want(2), pcidBits, ctx);
+    t = tlbOf(c, T_D1G);
+    e = t.sizes != 0 ? probe(t, va >> 30, want(2), pcidBits, ctx) : 0;
     if (e != 0) { bump(c.counters, C_L1_HIT_4K + 2); return e; }
   }
   bump(c.counters, C_L1_MISS);
   let l2 = tlbOf(c, T_L2);
   for (let size: u32 = 0; size < 3; size++) {
+    if ((l2.sizes & (1 << size)) == 0) continue;
     e = probe(l2, va >> (12 + 9 * <u64>size), want(size), pcidBits, ctx);
     if (e != 0) {
       bump(c.counters, C_L2_HIT_4K + <i32>size);
@@ -174,89 +179,130 @@ export function translate(c: Cpu, va: u64, acc: u32): u32 {
   return walk(c, va, acc);
 }
 
-// The page walk. Starts from the longest paging-structure-cache match, checks P and
-// reserved bits level by level, accumulates rights, then checks them at the leaf.
-// A/D bits are set only when the translation succeeds, as KVM's walker does.
-export function walk(c: Cpu, va: u64, acc: u32): u32 {
-  let cnt = c.counters, ctx = c.ctx;
+// Longest-prefix paging-structure-cache match (PDE cache first). Returns the level
+// of the cached entry (2..5) or 0; on a hit c.resPa = next table, c.pscRights = rights.
+@inline function pscLookup(c: Cpu, va: u64): u32 {
+  if (c.pscOn == 0) return 0;
   let pcidBits = c.pcid << A_PCID_SHIFT;
-  bump(cnt, C_WALKS);
-  let levels = c.levels;
-  let level = levels;
-  let table = c.cr3 & c.addrMask;
-  let rights: u32 = A_W | A_U;
-  let pscRights: u32 = 0; // rights through each cached level, bit-packed by level
-  // Longest-prefix paging-structure-cache match: PDE cache first.
-  let hit = false;
-  for (let l: u32 = 2; l <= levels && c.pscOn != 0; l++) {
-    let e = probe(tlbOf(c, T_PDE + <i32>l - 2), va >> levelShift(l), A_V, pcidBits, ctx);
+  for (let l: u32 = 2; l <= c.levels; l++) {
+    let e = probe(tlbOf(c, T_PDE + <i32>l - 2), va >> levelShift(l), A_V, pcidBits, c.ctx);
     if (e != 0) {
-      table = load<u64>(e, 8);
-      rights = load<u32>(e, 32) & A_RIGHTS;
-      level = l - 1;
       store<u32>(e, c.clock, 36);
-      bump(cnt, C_PSC_HIT_PDE + <i32>l - 2);
-      hit = true;
-      break;
+      c.resPa = load<u64>(e, 8);
+      c.pscRights = load<u32>(e, 32) & A_RIGHTS;
+      return l;
     }
   }
-  if (!hit) bump(cnt, C_PSC_MISS);
+  return 0;
+}
+
+// The page walk. The quick walk below handles the common case — every entry present,
+// no reserved bit, A already set everywhere (and D in the leaf for a write), access
+// allowed — with one combined test per level and no side effects until it commits.
+// Anything else (a fault, or A/D to write) re-walks carefully; since the quick walk
+// changed nothing, both paths give identical results, counters included.
+export function walk(c: Cpu, va: u64, acc: u32): u32 {
+  let level = c.levels;
+  let table = c.cr3 & c.addrMask;
+  let rights0: u32 = A_W | A_U;
+  let pscLevel = pscLookup(c, va);
+  if (pscLevel != 0) { table = c.resPa; rights0 = c.pscRights; level = pscLevel - 1; }
   let top = level;
+  let high = c.rsvdHigh, upper = high | PTE_PS; // PS is reserved in PML4E/PML5E
   let path = c.path;
-  let leafVal: u64 = 0;
-  let refs: u64 = 0;
-  let missingA: u64 = 0; // A clear in some entry used: the success path must write it
+  let andv: u64 = ~(<u64>0), orv: u64 = 0, pte: u64 = 0, epa: u64 = 0, refs: u64 = 0;
   while (true) {
-    let epa = table | (((va >> levelShift(level)) & 511) << 3);
-    let pte = readPhys64(epa);
+    epa = table | ((va >> (9 * <u64>level)) & 0xFF8);
+    if (epa >= physBytes) return walkCareful(c, va, acc);
+    pte = load<u64>(physBase + <usize>epa);
     refs++;
-    store<u64>(path + (<usize>level << 3) - 8, epa);
-    if ((pte & PTE_P) == 0) return walkFault(c, va, acc, 0, refs);
+    // P must be 1 and every reserved bit 0: one test.
+    if (((pte ^ PTE_P) & ((level >= 4 ? upper : high) | PTE_P)) != 0) return walkCareful(c, va, acc);
+    andv &= pte;
+    orv |= pte;
+    store<u64>(path + (<usize>level << 3) - 8, pte);
+    if (level == 1) break;
+    if ((pte & PTE_PS) != 0) {
+      if ((pte & (level == 3 ? RSVD_1G : RSVD_2M)) != 0) return walkCareful(c, va, acc);
+      break;
+    }
+    table = pte & c.addrMask;
+    level--;
+  }
+  let leafBits = PTE_A | ((acc & ACC_WRITE) != 0 ? PTE_D : 0);
+  if ((andv & PTE_A) == 0 || (pte & leafBits) != leafBits) return walkCareful(c, va, acc);
+  let rights = (rights0 & (<u32>andv | A_NX)) | (c.nxe != 0 ? <u32>(orv >> 60) & A_NX : 0);
+  if (rightsFault(c, acc, rights, <u32>(pte >> PKEY_SHIFT) & 15) != 0) return walkCareful(c, va, acc);
+  return commit(c, va, acc, top, level, pscLevel, rights0, epa, pte, rights, refs);
+}
+
+// The full walk, level by level as the SDM describes it: P, then reserved bits, then
+// rights at the leaf; A set in every entry used and D in the leaf for a write, only when
+// the translation succeeds (as KVM's walker does).
+function walkCareful(c: Cpu, va: u64, acc: u32): u32 {
+  let level = c.levels;
+  let table = c.cr3 & c.addrMask;
+  let rights0: u32 = A_W | A_U;
+  let pscLevel = pscLookup(c, va);
+  if (pscLevel != 0) { table = c.resPa; rights0 = c.pscRights; level = pscLevel - 1; }
+  let top = level;
+  let rights = rights0;
+  let path = c.path;
+  let pte: u64 = 0, epa: u64 = 0, refs: u64 = 0;
+  while (true) {
+    epa = table | (((va >> levelShift(level)) & 511) << 3);
+    pte = readPhys64(epa);
+    refs++;
+    store<u64>(path + (<usize>level << 3) - 8, pte);
+    store<u64>(path + (<usize>level << 3) + 32, epa);
+    if ((pte & PTE_P) == 0) return walkFault(c, va, acc, 0, refs, pscLevel);
     let leaf = level == 1 || (level <= 3 && (pte & PTE_PS) != 0);
     let rsvd = pte & c.rsvdHigh;
     if (level >= 4) rsvd |= pte & PTE_PS;
     else if (leaf && level == 3) rsvd |= pte & RSVD_1G;
     else if (leaf && level == 2) rsvd |= pte & RSVD_2M;
-    if (rsvd != 0) return walkFault(c, va, acc, PF_P | PF_RSVD, refs);
+    if (rsvd != 0) return walkFault(c, va, acc, PF_P | PF_RSVD, refs, pscLevel);
     rights &= <u32>pte | A_NX; // W and U (bits 1, 2) AND; NX kept
     if (c.nxe != 0) rights |= <u32>(pte >> 60) & A_NX; // XD (bit 63) ORed into NX
-    missingA |= ~pte & PTE_A;
-    if (leaf) { leafVal = pte; break; }
-    pscRights |= rights << (level * 4);
+    if (leaf) break;
     table = pte & c.addrMask;
     level--;
   }
-  bump(cnt, C_WALK_REFS, refs);
-  let pkey = <u32>(leafVal >> PKEY_SHIFT) & 15;
-  let f = rightsFault(c, acc, rights, pkey);
-  if (f != 0) return pageFault(c, va, acc, f);
-
-  // Success: set A in every entry used, D in the leaf for a write.
-  let leafPa = load<u64>(path + (<usize>level << 3) - 8);
-  if (missingA != 0) {
-    for (let l = top; l > level; l--) setFlag(c, load<u64>(path + (<usize>l << 3) - 8), PTE_A);
-  }
+  let f = rightsFault(c, acc, rights, <u32>(pte >> PKEY_SHIFT) & 15);
+  if (f != 0) return walkFault(c, va, acc, f, refs, pscLevel);
+  for (let l = top; l > level; l--) setFlag(c, load<u64>(path + (<usize>l << 3) + 32), PTE_A);
   let leafBits = PTE_A | ((acc & ACC_WRITE) != 0 ? PTE_D : 0);
-  if ((leafVal & leafBits) != leafBits) setFlag(c, leafPa, leafBits);
-  leafVal |= leafBits;
+  setFlag(c, epa, leafBits);
+  return commit(c, va, acc, top, level, pscLevel, rights0, epa, pte | leafBits, rights, refs);
+}
 
-  // Cache the non-leaf levels walked, then the translation.
-  for (let l = top; l > level && c.pscOn != 0; l--) {
-    // The next table is the page holding the entry read at level l-1.
-    let next = load<u64>(path + (<usize>(l - 1) << 3) - 8) & ~(<u64>0xFFF);
-    let r = (pscRights >> (l * 4)) & A_RIGHTS;
-    fill(tlbOf(c, T_PDE + <i32>l - 2), va >> levelShift(l), A_V | r | pcidBits, next, 0, 0, ctx, c.clock);
+// Counts a completed walk, caches the non-leaf entries walked in the paging-structure
+// caches and the translation in the TLBs, and produces the result.
+// path[l-1] holds the entry read at level l.
+function commit(c: Cpu, va: u64, acc: u32, top: u32, level: u32, pscLevel: u32, rights0: u32,
+                leafPa: u64, leafVal: u64, rights: u32, refs: u64): u32 {
+  let cnt = c.counters, ctx = c.ctx;
+  let pcidBits = c.pcid << A_PCID_SHIFT;
+  countWalk(c, refs, pscLevel);
+  if (c.pscOn != 0) {
+    let r = rights0;
+    for (let l = top; l > level; l--) {
+      let v = load<u64>(c.path + (<usize>l << 3) - 8);
+      r = (r & (<u32>v | A_NX)) | (c.nxe != 0 ? <u32>(v >> 60) & A_NX : 0);
+      fill(tlbOf(c, T_PDE + <i32>l - 2), va >> levelShift(l), A_V | r | pcidBits, v & c.addrMask,
+        0, 0, ctx, c.clock);
+    }
   }
   let size = level - 1; // 0 = 4K, 1 = 2M, 2 = 1G
   let shift = 12 + 9 * <u64>size;
   let frame = leafVal & c.addrMask & ~((<u64>1 << shift) - 1);
-  let attr = A_V | rights | (size << A_SIZE_SHIFT) | (pkey << A_PKEY_SHIFT) | pcidBits;
-  if ((leafVal & PTE_D) != 0) attr |= A_D;
-  if ((leafVal & PTE_G) != 0 && (c.cr4 & CR4_PGE) != 0) attr |= A_G;
-  let fetch = (acc & ACC_FETCH) != 0;
-  let l1 = l1For(c, fetch, size);
-  let tag = va >> shift;
   if (c.tlbOn != 0) {
+    let pkey = <u32>(leafVal >> PKEY_SHIFT) & 15;
+    let attr = A_V | rights | (size << A_SIZE_SHIFT) | (pkey << A_PKEY_SHIFT) | pcidBits;
+    if ((leafVal & PTE_D) != 0) attr |= A_D;
+    if ((leafVal & PTE_G) != 0 && (c.cr4 & CR4_PGE) != 0) attr |= A_G;
+    let tag = va >> shift;
+    let l1 = l1For(c, (acc & ACC_FETCH) != 0, size);
     if (l1 != null) fill(changetype<Tlb>(l1), tag, attr, frame, leafPa, leafVal, ctx, c.clock);
     fill(tlbOf(c, T_L2), tag, attr, frame, leafPa, leafVal, ctx, c.clock);
   }
@@ -266,6 +312,13 @@ export function walk(c: Cpu, va: u64, acc: u32): u32 {
   return XLATE_OK;
 }
 
+@inline function countWalk(c: Cpu, refs: u64, pscLevel: u32): void {
+  let cnt = c.counters;
+  bump(cnt, C_WALKS);
+  bump(cnt, C_WALK_REFS, refs);
+  bump(cnt, pscLevel != 0 ? C_PSC_HIT_PDE + <i32>pscLevel - 2 : C_PSC_MISS);
+}
+
 @inline function setFlag(c: Cpu, pa: u64, bits: u64): void {
   if ((readPhys64(pa) & bits) != bits) {
     orPhys64(pa, bits);
@@ -273,7 +326,7 @@ export function walk(c: Cpu, va: u64, acc: u32): u32 {
   }
 }
 
-function walkFault(c: Cpu, va: u64, acc: u32, code: u32, refs: u64): u32 {
-  bump(c.counters, C_WALK_REFS, refs);
+function walkFault(c: Cpu, va: u64, acc: u32, code: u32, refs: u64, pscLevel: u32): u32 {
+  countWalk(c, refs, pscLevel);
   return pageFault(c, va, acc, code);
 }
