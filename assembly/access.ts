@@ -10,19 +10,24 @@
 //   +20 (pad)  u32
 //
 // ctl:
-//    31 ........ 10    9      8       7..4    3..2    1..0
-//   ┌──────────────┬──────┬────────┬───────┬──────┬───────┐
-//   │      0       │ USER │IMPLICIT│ size  │  0   │ kind  │   kind: 0 load, 1 store,
-//   └──────────────┴──────┴────────┴───────┴──────┴───────┘         2 fetch, 3 translate
+//    31 ........ 10    9      8       7..4     3..0
+//   ┌──────────────┬──────┬────────┬───────┬────────┐
+//   │      0       │ USER │IMPLICIT│ size  │  kind  │
+//   └──────────────┴──────┴────────┴───────┴────────┘
+//   kind: 0 load, 1 store, 2 fetch, 3 translate (value ← pa), 4 OUT (port = va, data =
+//   value), 5 IN (port = va; the host fills value), 6 HLT, 7 MOV to CR3 (value),
+//   8 INVLPG (va). OUT, IN and HLT always exit; MOV CR3 and INVLPG run in the core,
+//   except in shadow mode, where they exit for the hypervisor to emulate.
 //   size: 1..8 bytes. USER forces a user-mode access; otherwise CPL=3 means user.
 //   IMPLICIT: an implicit supervisor access (never user, never SMAP-exempt).
 
 import {
   ACC_FETCH, ACC_IMPLICIT, ACC_USER, ACC_WRITE, EXIT_GP, EXIT_MMIO, EXIT_NONE, EXIT_PF,
-  EXIT_UNSUPPORTED, XLATE_OK, XLATE_PF, XLATE_GP,
+  EXIT_UNSUPPORTED, EXIT_EPT_VIOLATION, EXIT_EPT_MISCONFIG, EXIT_IO, EXIT_HLT, EXIT_CR3,
+  EXIT_INVLPG, XLATE_OK, XLATE_PF, XLATE_GP, XLATE_EPT_VIOLATION, XLATE_EPT_MISCONFIG,
 } from "./entry";
 import { physInRange, physPtr, physBytes, physBase } from "./mem";
-import { Cpu, tlbOf, T_D4K } from "./cpu";
+import { Cpu, tlbOf, T_D4K, MODE_SHADOW, writeCr3, invlpg } from "./cpu";
 import { translate, rightsFault } from "./walk";
 import { probe, microSlot, A_V, A_D, A_PKEY_SHIFT, A_PCID_SHIFT } from "./tlb";
 import {
@@ -34,6 +39,11 @@ export const K_LOAD: u32 = 0;
 export const K_STORE: u32 = 1;
 export const K_FETCH: u32 = 2;
 export const K_TRANSLATE: u32 = 3;
+export const K_OUT: u32 = 4;
+export const K_IN: u32 = 5;
+export const K_HLT: u32 = 6;
+export const K_MOVCR3: u32 = 7;
+export const K_INVLPG: u32 = 8;
 const CTL_IMPLICIT: u32 = 1 << 8;
 const CTL_USER: u32 = 1 << 9;
 
@@ -62,7 +72,7 @@ function setExit(c: Cpu, reason: u32, index: u32): void {
 
 // Access descriptor for an operation.
 @inline function accFor(c: Cpu, ctl: u32): u32 {
-  let kind = ctl & 3;
+  let kind = ctl & 15;
   let acc = kind == K_STORE ? ACC_WRITE : (kind == K_FETCH ? ACC_FETCH : 0);
   if ((ctl & CTL_IMPLICIT) != 0) acc |= ACC_IMPLICIT;
   else if (c.cpl == 3 || (ctl & CTL_USER) != 0) acc |= ACC_USER;
@@ -70,7 +80,37 @@ function setExit(c: Cpu, reason: u32, index: u32): void {
 }
 
 function xlateExit(c: Cpu, st: u32, i: u32): u32 {
-  return st == XLATE_PF ? EXIT_PF : (st == XLATE_GP ? EXIT_GP : EXIT_UNSUPPORTED);
+  if (st == XLATE_PF) return EXIT_PF;
+  if (st == XLATE_GP) return EXIT_GP;
+  if (st == XLATE_EPT_VIOLATION) return EXIT_EPT_VIOLATION;
+  if (st == XLATE_EPT_MISCONFIG) return EXIT_EPT_MISCONFIG;
+  return EXIT_UNSUPPORTED;
+}
+
+// Non-memory operations. Returns false when the op exits.
+function special(c: Cpu, p: usize, kind: u32, size: u32, i: u32): bool {
+  let va = load<u64>(p);
+  let v = load<u64>(p, 8);
+  if (kind == K_OUT || kind == K_IN) {
+    c.exitAddr = va & 0xFFFF;
+    c.exitValue = v;
+    c.errorCode = size | (kind == K_IN ? 0x100 : 0);
+    setExit(c, EXIT_IO, i);
+    return false;
+  }
+  if (kind == K_HLT) { setExit(c, EXIT_HLT, i); return false; }
+  if (c.mode == MODE_SHADOW) { // the hypervisor emulates these against the guest's tables
+    c.exitAddr = va;
+    c.exitValue = v;
+    setExit(c, kind == K_MOVCR3 ? EXIT_CR3 : EXIT_INVLPG, i);
+    return false;
+  }
+  if (kind == K_MOVCR3) {
+    if (!writeCr3(c, v)) { c.exitAddr = v; setExit(c, EXIT_GP, i); return false; }
+  } else {
+    invlpg(c, va);
+  }
+  return true;
 }
 
 // An access that crosses a page boundary: both pages are translated before any byte
@@ -136,9 +176,9 @@ export function runBatch(c: Cpu, ops: usize, count: u32): u32 {
     let p = ops + <usize>i * OP_BYTES;
     let va = load<u64>(p);
     let ctl = load<u32>(p, 16);
-    let kind = ctl & 3;
+    let kind = ctl & 15;
     let size = (ctl >> 4) & 15;
-    let plain = (ctl & (CTL_USER | CTL_IMPLICIT)) == 0 && kind != K_FETCH;
+    let plain = (ctl & (CTL_USER | CTL_IMPLICIT)) == 0 && kind != K_FETCH && kind <= K_TRANSLATE;
     // Fast path: a page the L1 4 KiB data TLB holds, for an access it allows outright.
     // Page numbers keep va's high bits, so a non-canonical va never matches.
     if (fast && plain && (va & 0xFFF) + <u64>size <= 4096) {
@@ -155,6 +195,11 @@ export function runBatch(c: Cpu, ops: usize, count: u32): u32 {
       }
     }
     c.clock = clk;
+    if (kind > K_TRANSLATE) {
+      if (!special(c, p, kind, size, i)) break;
+      fast = c.levels >= 4 && c.checker == 0 && micro != 0; // MOV CR3 may change paging
+      continue;
+    }
     let acc = accFor(c, ctl);
     if ((va & 0xFFF) + <u64>size > 4096) {
       if (!splitAccess(c, p, va, acc, size, kind, i)) break;

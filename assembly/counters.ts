@@ -37,7 +37,15 @@ export const C_INVLPG: i32 = 30;
 export const C_FLUSHES: i32 = 31;
 export const C_MMIO: i32 = 32;
 export const C_SPLIT: i32 = 33;
-export const NUM_COUNTERS: i32 = 34;
+export const C_NTLB_HIT: i32 = 34;
+export const C_NTLB_MISS: i32 = 35;
+export const C_EPT_WALKS: i32 = 36;
+export const C_EPT_REFS: i32 = 37;
+export const C_EPT_PSC_HIT: i32 = 38;
+export const C_EPT_VIOLATIONS: i32 = 39;
+export const C_EPT_MISCONFIGS: i32 = 40;
+export const C_GUEST_REFS: i32 = 41;
+export const NUM_COUNTERS: i32 = 42;
 
 export const COUNTER_NAMES =
   "accesses,loads,stores,fetches," +
@@ -45,7 +53,8 @@ export const COUNTER_NAMES =
   "walks,walkRefs,walks4k,walks2m,walks1g," +
   "pscHitPde,pscHitPdpte,pscHitPml4e,pscHitPml5e,pscMiss," +
   "pfNotPresent,pfProtection,pfReserved,pfProtectionKey,gp," +
-  "dirtyRewalks,adWrites,staleUses,invlpg,flushes,mmio,splitAccesses";
+  "dirtyRewalks,adWrites,staleUses,invlpg,flushes,mmio,splitAccesses," +
+  "ntlbHits,ntlbMisses,eptWalks,eptRefs,eptPscHits,eptViolations,eptMisconfigs,guestWalkRefs";
 
 @inline export function bump(counters: usize, idx: i32, by: u64 = 1): void {
   let p = counters + (<usize>idx << 3);

@@ -7,7 +7,7 @@ import {
   CR4_SMEP, EFER_LMA, EFER_LME, EFER_NXE, PF_ID, RFLAGS_AC, PTE_XD,
 } from "./entry";
 import { alloc } from "./mem";
-import { Tlb, initTlb, ENTRY, microFlush, MICRO_ENTRIES, MICRO_BYTES, invalidateWhere, invalidateVa, INV_ALL, INV_PCID_ALL,
+import { Tlb, initTlb, ENTRY, microFlush, MICRO_ENTRIES, MICRO_BYTES, CTX_ANY, CTX_NONZERO, invalidateWhere, invalidateVa, INV_ALL, INV_PCID_ALL,
   INV_PCID_NONGLOBAL, INV_NONGLOBAL } from "./tlb";
 import { NUM_COUNTERS, C_FLUSHES, C_INVLPG, bump } from "./counters";
 
@@ -23,7 +23,16 @@ export const T_PDE: i32 = 6;   // PSC of level-2 entries (PDE → PT)
 export const T_PDPTE: i32 = 7; // level 3
 export const T_PML4E: i32 = 8; // level 4
 export const T_PML5E: i32 = 9; // level 5
-export const NUM_TLBS: i32 = 10;
+export const NUM_GUEST: i32 = 10; // caches of linear/combined mappings end here
+// Guest-physical mappings (nested mode, tagged by the EPT, not by PCID/VPID):
+export const T_NTLB: i32 = 10;  // nested TLB: gpa page → hpa frame (all sizes)
+export const T_EPDE: i32 = 11;  // EPT paging-structure caches, by EPT level 2..5
+export const NUM_TLBS: i32 = 15;
+
+// Translation modes (VMCS-like state loaded with setVmcs).
+export const MODE_NATIVE: u32 = 0;
+export const MODE_NESTED: u32 = 1;
+export const MODE_SHADOW: u32 = 2;
 const TLB_DESC: usize = offsetof<Tlb>();
 
 export const MAX_EVENTS: u32 = 64; // coherence-checker ring
@@ -59,6 +68,20 @@ export const R_CPL: u32 = 6;
   ac: u32;
   ctx: u32;         // translation context tag for cached entries
   pscRights: u32;   // scratch: rights of the last paging-structure-cache hit
+  pscGpa: u64;      // scratch: its next table's gpa (nested mode)
+  mode: u32;        // MODE_*
+  eptRoot: u64;     // EPTP bits 51:12
+  eptLevels: u32;   // 4 or 5
+  eptAD: u32;       // EPTP bit 6: EPT accessed/dirty flags
+  eptRsvd: u64;     // reserved in every present EPT entry: bits 51:M
+  // EPT translation scratch / exit data
+  eptHpa: u64;      // result of the last EPT translation
+  eptSize: u64;     // its EPT page size
+  eptRights: u32;   // its R/W/X (AND over the EPT entries used)
+  eptD: u32;        // its EPT leaf D flag (1 when EPT A/D is off)
+  exitGpa: u64;
+  exitQual: u32;
+  exitValue: u64;   // IO data or CR3 value of an exit
   rsvdHigh: u64;    // reserved in every present entry: bits 51:M, bit 63 without NXE
   addrMask: u64;    // bits M-1:12
   perm: u64;        // low 8 bytes of the 16-byte permission table
@@ -71,7 +94,9 @@ export const R_CPL: u32 = 6;
   events: usize;    // MAX_EVENTS × EVENT_BYTES
   checker: u32;
   tlbOn: u32;       // some TLB has entries (else lookups and fills are skipped)
-  pscOn: u32;       // some paging-structure cache has entries
+  pscOn: u32;       // some guest paging-structure cache has entries
+  ntlbOn: u32;      // the nested TLB has entries
+  epscOn: u32;      // some EPT paging-structure cache has entries
   clock: u32;       // LRU time
   // last result / exit
   resPa: u64;
@@ -93,7 +118,7 @@ export function newCpu(geo: usize, maxPhysAddr: u32): usize {
   let c = changetype<Cpu>(p);
   c.tlbs = alloc(<u64>NUM_TLBS * TLB_DESC);
   c.counters = alloc(<u64>NUM_COUNTERS * 8);
-  c.path = alloc(10 * 8);
+  c.path = alloc(15 * 8);
   c.events = alloc(<u64>MAX_EVENTS * EVENT_BYTES);
   if (c.tlbs == 0 || c.counters == 0 || c.path == 0 || c.events == 0) return 0;
   for (let i = 0; i < NUM_TLBS; i++) {
@@ -105,7 +130,9 @@ export function newCpu(geo: usize, maxPhysAddr: u32): usize {
     initTlb(tlbOf(c, i), mem, sets, sets > 0 ? ways : 0);
   }
   for (let i = 0; i < T_PDE; i++) if (tlbOf(c, i).ways > 0) c.tlbOn = 1;
-  for (let i = T_PDE; i < NUM_TLBS; i++) if (tlbOf(c, i).ways > 0) c.pscOn = 1;
+  for (let i = T_PDE; i < NUM_GUEST; i++) if (tlbOf(c, i).ways > 0) c.pscOn = 1;
+  c.ntlbOn = tlbOf(c, T_NTLB).ways > 0 ? 1 : 0;
+  for (let i = T_EPDE; i < NUM_TLBS; i++) if (tlbOf(c, i).ways > 0) c.epscOn = 1;
   // The fast path mirrors the L1 4 KiB data TLB (see access.ts).
   if (tlbOf(c, T_D4K).ways > 0) {
     c.micro = alloc(<u64>MICRO_ENTRIES * MICRO_BYTES);
@@ -155,6 +182,7 @@ export function refresh(c: Cpu): void {
   c.ac = (c.rflags & RFLAGS_AC) != 0 ? 1 : 0;
   c.idBit = c.nxe != 0 || (c.cr4 & CR4_SMEP) != 0 ? PF_ID : 0;
   let high: u64 = m >= 52 ? 0 : (((<u64>1 << 52) - 1) & ~((<u64>1 << m) - 1));
+  c.eptRsvd = high;
   c.rsvdHigh = high | (c.nxe != 0 ? 0 : PTE_XD);
   c.addrMask = ((<u64>1 << m) - 1) & ~(<u64>0xFFF);
   let lo: u64 = 0, hi: u64 = 0;
@@ -194,24 +222,72 @@ export function getReg(c: Cpu, reg: u32): u64 {
   return <u64>c.cpl;
 }
 
-// Applies `how` to every TLB and, for PSCs, the matching selector.
-function invalidateAll(c: Cpu, how: u32, pcid: u32): void {
-  for (let i = 0; i < NUM_TLBS; i++) {
+// Applies `how` to every cache of linear/combined mappings of context `ctx` (PSCs get
+// the matching selector). Guest-physical mappings are untouched: only INVEPT drops them.
+function invalidateAll(c: Cpu, how: u32, pcid: u32, ctx: u32 = 0xFFFF_FFFF): void {
+  if (ctx == 0xFFFF_FFFF) ctx = c.ctx;
+  for (let i = 0; i < NUM_GUEST; i++) {
     let t = tlbOf(c, i);
     if (i >= T_PDE) {
       // Paging-structure caches hold no global entries: a non-global selector
       // drops every entry of its scope.
       let h = how == INV_PCID_NONGLOBAL ? INV_PCID_ALL : (how == INV_NONGLOBAL ? INV_ALL : how);
-      invalidateWhere(t, h, pcid, c.ctx);
+      invalidateWhere(t, h, pcid, ctx);
     } else {
-      invalidateWhere(t, how, pcid, c.ctx);
+      invalidateWhere(t, how, pcid, ctx);
     }
   }
   bump(c.counters, C_FLUSHES);
 }
 
+// Drops every cached translation of every kind and context.
 export function flushAll(c: Cpu): void {
-  invalidateAll(c, INV_ALL, 0);
+  for (let i = 0; i < NUM_TLBS; i++) invalidateWhere(tlbOf(c, i), INV_ALL, 0, CTX_ANY);
+  bump(c.counters, C_FLUSHES);
+}
+
+// Loads the VMCS-like translation controls. Returns false for a bad EPTP.
+export function setVmcs(c: Cpu, mode: u32, eptp: u64, vpid: u32): bool {
+  if (mode > MODE_SHADOW || vpid > 0xFFFF) return false;
+  if (mode == MODE_NESTED) {
+    let levels = <u32>((eptp >> 3) & 7) + 1;
+    let mt = <u32>(eptp & 7);
+    if ((levels != 4 && levels != 5) || (mt != 0 && mt != 6) || (eptp & 0xF80) != 0 ||
+        (eptp & c.eptRsvd) != 0 || (eptp >> 52) != 0) return false;
+    c.eptLevels = levels;
+    c.eptAD = (eptp & 0x40) != 0 ? 1 : 0;
+    c.eptRoot = eptp & 0x000F_FFFF_FFFF_F000;
+  }
+  c.mode = mode;
+  c.ctx = vpid;
+  refresh(c);
+  return true;
+}
+
+// INVEPT: type 1 (single context) or 2 (global). Mappings are not tagged with the EPTP,
+// so both drop every guest-physical and combined mapping (the SDM allows more).
+export function invept(c: Cpu, type: u32): bool {
+  if (type != 1 && type != 2) return false;
+  flushAll(c);
+  return true;
+}
+
+// INVVPID types 0-3 (SDM: individual address, single context, all contexts, single
+// context retaining globals). Returns false for VMfail.
+export function invvpid(c: Cpu, type: u32, vpid: u32, va: u64): bool {
+  if (type > 3 || vpid > 0xFFFF || (type != 2 && vpid == 0)) return false;
+  if (type == 0) {
+    if (!canonical(c, va)) return false;
+    for (let i = 0; i < T_PDE; i++) invalidateVa(tlbOf(c, i), va, 0, true, vpid, true);
+    for (let i = T_PDE; i < NUM_GUEST; i++) invalidateWhere(tlbOf(c, i), INV_ALL, 0, vpid);
+  } else if (type == 1) {
+    invalidateAll(c, INV_ALL, 0, vpid);
+  } else if (type == 2) {
+    for (let i = 0; i < NUM_GUEST; i++) invalidateWhere(tlbOf(c, i), INV_ALL, 0, CTX_NONZERO);
+  } else {
+    invalidateAll(c, INV_NONGLOBAL, 0, vpid);
+  }
+  return true;
 }
 
 @inline export function canonical(c: Cpu, va: u64): bool {
@@ -266,7 +342,7 @@ export function invlpg(c: Cpu, va: u64): void {
   bump(c.counters, C_INVLPG);
   if (!canonical(c, va)) return;
   for (let i = 0; i < T_PDE; i++) invalidateVa(tlbOf(c, i), va, c.pcid, true, c.ctx);
-  for (let i = T_PDE; i < NUM_TLBS; i++) invalidateWhere(tlbOf(c, i), INV_PCID_ALL, c.pcid, c.ctx);
+  for (let i = T_PDE; i < NUM_GUEST; i++) invalidateWhere(tlbOf(c, i), INV_PCID_ALL, c.pcid, c.ctx);
 }
 
 // INVPCID types 0–3. Returns false for #GP.
@@ -277,7 +353,7 @@ export function invpcid(c: Cpu, type: u32, pcid: u64, va: u64): bool {
   if (type == 0) {
     if (!canonical(c, va)) return false;
     for (let i = 0; i < T_PDE; i++) invalidateVa(tlbOf(c, i), va, p, false, c.ctx);
-    for (let i = T_PDE; i < NUM_TLBS; i++) invalidateWhere(tlbOf(c, i), INV_PCID_ALL, p, c.ctx);
+    for (let i = T_PDE; i < NUM_GUEST; i++) invalidateWhere(tlbOf(c, i), INV_PCID_ALL, p, c.ctx);
   } else if (type == 1) {
     invalidateAll(c, INV_PCID_NONGLOBAL, p);
   } else if (type == 2) {

@@ -70,11 +70,19 @@ export const XLATE_OK: u32 = 0;
 export const XLATE_PF: u32 = 1;
 export const XLATE_GP: u32 = 2;
 export const XLATE_UNSUPPORTED: u32 = 3; // legacy 32-bit/PAE paging: not modeled
+export const XLATE_EPT_VIOLATION: u32 = 4;
+export const XLATE_EPT_MISCONFIG: u32 = 5;
 export const EXIT_NONE: u32 = 0;
 export const EXIT_PF: u32 = 1;
 export const EXIT_GP: u32 = 2;
 export const EXIT_UNSUPPORTED: u32 = 3;
 export const EXIT_MMIO: u32 = 4; // physical address outside host memory
+export const EXIT_EPT_VIOLATION: u32 = 5;
+export const EXIT_EPT_MISCONFIG: u32 = 6;
+export const EXIT_IO: u32 = 7;
+export const EXIT_HLT: u32 = 8;
+export const EXIT_CR3: u32 = 9;    // shadow mode: guest MOV to CR3
+export const EXIT_INVLPG: u32 = 10; // shadow mode: guest INVLPG
 
 // Shift of the va bits that select an entry at `level` (1..5).
 @inline export function levelShift(level: u32): u64 {

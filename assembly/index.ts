@@ -5,6 +5,7 @@
 import { initPhys, alloc, physBase, physBytes, physInRange, physPtr } from "./mem";
 import {
   Cpu, newCpu, setReg, getReg, writeCr0, writeCr3, writeCr4, invlpg, invpcid, flushAll,
+  setVmcs, invept, invvpid,
   NUM_TLBS, MAX_EVENTS,
 } from "./cpu";
 import { translate } from "./walk";
@@ -38,6 +39,16 @@ export function cpuInvpcid(c: usize, type: u32, pcid: u64, va: u64): bool {
   return invpcid(cpu(c), type, pcid, va);
 }
 export function cpuFlush(c: usize): void { flushAll(cpu(c)); }
+export function cpuSetVmcs(c: usize, mode: u32, eptp: u64, vpid: u32): bool {
+  return setVmcs(cpu(c), mode, eptp, vpid);
+}
+export function cpuInvept(c: usize, type: u32): bool { return invept(cpu(c), type); }
+export function cpuInvvpid(c: usize, type: u32, vpid: u32, va: u64): bool {
+  return invvpid(cpu(c), type, vpid, va);
+}
+export function cpuExitGpa(c: usize): u64 { return cpu(c).exitGpa; }
+export function cpuExitQual(c: usize): u32 { return cpu(c).exitQual; }
+export function cpuExitValue(c: usize): u64 { return cpu(c).exitValue; }
 export function cpuTranslate(c: usize, va: u64, acc: u32): u32 { return translate(cpu(c), va, acc); }
 export function cpuResPa(c: usize): u64 { return cpu(c).resPa; }
 export function cpuResSize(c: usize): u64 { return cpu(c).resSize; }

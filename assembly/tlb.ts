@@ -18,6 +18,8 @@
 //   └───────┴──────────────┴───────┴──────┴──────┴───┴───┴────┴───┴───┴───┘
 //   W, U: AND over the walk; NX: OR of XD over the walk (with NXE); size 0/1/2 = 4K/2M/1G.
 //   flags bit 12: stale use already reported by the coherence checker.
+//   flags bit 13: (combined mapping) the EPT forbids fetches: a fetch must re-walk.
+//   In the nested TLB and EPT PSCs, bits 1..3 hold the EPT R, W, X rights instead.
 
 export const ENTRY: usize = 48;
 export const A_V: u32 = 1;
@@ -31,6 +33,7 @@ export const A_SIZE_SHIFT: u32 = 6;
 export const A_SIZE: u32 = 3 << 6;
 export const A_PKEY_SHIFT: u32 = 8;
 export const A_REPORTED: u32 = 1 << 12;
+export const A_EPT_NOX: u32 = 1 << 13;
 export const A_PCID_SHIFT: u32 = 16;
 export const A_PCID: u32 = 0xFFF << 16;
 
@@ -122,6 +125,14 @@ export function fill(t: Tlb, tag: u64, attr: u32, frame: u64, leafPa: u64, leafV
   store<u32>(victim, ctx, 40);
 }
 
+// Context wildcards for invalidation.
+export const CTX_ANY: u32 = 0xFFFF_FFFF;
+export const CTX_NONZERO: u32 = 0xFFFF_FFFE; // every context but 0 (the host's)
+
+@inline function ctxMatches(have: u32, ctx: u32): bool {
+  return have == ctx || ctx == CTX_ANY || (ctx == CTX_NONZERO && have != 0);
+}
+
 // Invalidation selectors.
 export const INV_ALL: u32 = 0;            // every entry, globals included
 export const INV_PCID_NONGLOBAL: u32 = 1; // non-global entries of one PCID
@@ -137,7 +148,7 @@ export function invalidateWhere(t: Tlb, how: u32, pcid: u32, ctx: u32): void {
   for (let i: u32 = 0; i < n; i++, e += ENTRY) {
     let a = load<u32>(e, 32);
     if ((a & A_V) == 0) continue;
-    if (load<u32>(e, 40) != ctx) { left = true; continue; }
+    if (!ctxMatches(load<u32>(e, 40), ctx)) { left = true; continue; }
     let global = (a & A_G) != 0;
     let drop = how == INV_ALL ||
       (how == INV_NONGLOBAL && !global) ||
@@ -151,7 +162,8 @@ export function invalidateWhere(t: Tlb, how: u32, pcid: u32, ctx: u32): void {
 
 // Drops the entries that translate the page holding va (any size) for `pcid`;
 // global entries go too when `globals` is set (INVLPG drops them, INVPCID type 0 not).
-export function invalidateVa(t: Tlb, va: u64, pcid: u32, globals: bool, ctx: u32): void {
+// With anyPcid, every PCID's entry goes (INVVPID type 0).
+export function invalidateVa(t: Tlb, va: u64, pcid: u32, globals: bool, ctx: u32, anyPcid: bool = false): void {
   if (t.ways == 0) return;
   let pcidBits = pcid << A_PCID_SHIFT;
   for (let size: u32 = 0; size < 3; size++) {
@@ -161,7 +173,7 @@ export function invalidateVa(t: Tlb, va: u64, pcid: u32, globals: bool, ctx: u32
     for (let w: u32 = 0; w < t.ways; w++, e += ENTRY) {
       let a = load<u32>(e, 32);
       if (load<u64>(e) != tag || (a & (A_V | A_SIZE)) != want || load<u32>(e, 40) != ctx) continue;
-      if ((a & A_PCID) == pcidBits && (a & A_G) == 0 || (globals && (a & A_G) != 0)) {
+      if (((a & A_PCID) == pcidBits || anyPcid) && (a & A_G) == 0 || (globals && (a & A_G) != 0)) {
         store<u32>(e, 0, 32);
         microDrop(t.micro, tag);
       }

@@ -7,13 +7,14 @@ import {
   CR4_PGE, levelShift, PKEY_SHIFT,
 } from "./entry";
 import { readPhys64, orPhys64, physBase, physBytes } from "./mem";
+import { walkNested, translateUnpaged } from "./nested";
 import {
-  Cpu, tlbOf, permFaults, canonical, T_I4K, T_I2M, T_D4K, T_D2M, T_D1G, T_L2, T_PDE,
+  Cpu, tlbOf, permFaults, canonical, MODE_NESTED, T_I4K, T_I2M, T_D4K, T_D2M, T_D1G, T_L2, T_PDE,
   MAX_EVENTS, EVENT_BYTES,
 } from "./cpu";
 import {
   Tlb, probe, fill, invalidateVa, invalidatePscVa, A_V, A_W, A_U, A_NX, A_D, A_G, A_RIGHTS,
-  A_SIZE_SHIFT, A_PKEY_SHIFT, A_PCID_SHIFT, A_REPORTED,
+  A_SIZE_SHIFT, A_PKEY_SHIFT, A_PCID_SHIFT, A_REPORTED, A_EPT_NOX,
 } from "./tlb";
 import {
   bump, C_L1_HIT_4K, C_L1_MISS, C_L2_HIT_4K, C_L2_MISS, C_WALKS, C_WALK_REFS, C_WALK_4K,
@@ -65,7 +66,7 @@ export function dropVa(c: Cpu, va: u64): void {
   }
 }
 
-function dropTlbVa(c: Cpu, va: u64): void {
+export function dropTlbVa(c: Cpu, va: u64): void {
   for (let i = 0; i < T_PDE; i++) invalidateVa(tlbOf(c, i), va, c.pcid, true, c.ctx);
 }
 
@@ -99,6 +100,7 @@ function checkStale(c: Cpu, e: usize, va: u64): void {
     bump(c.counters, C_DIRTY_REWALKS);
     return 0xFF;
   }
+  if ((acc & ACC_FETCH) != 0 && (a & A_EPT_NOX) != 0) return 0xFF; // the walk reports it
   store<u32>(e, c.clock, 36);
   let mask = (<u64>1 << (12 + 9 * <u64>size)) - 1;
   c.resPa = load<u64>(e, 8) | (va & mask);
@@ -148,7 +150,7 @@ function lookup(c: Cpu, va: u64, acc: u32): usize {
   return 0;
 }
 
-@inline function l1For(c: Cpu, fetch: bool, size: u32): Tlb | null {
+@inline export function l1For(c: Cpu, fetch: bool, size: u32): Tlb | null {
   if (fetch) return size == 0 ? tlbOf(c, T_I4K) : (size == 1 ? tlbOf(c, T_I2M) : null);
   return tlbOf(c, T_D4K + <i32>size);
 }
@@ -158,7 +160,8 @@ function lookup(c: Cpu, va: u64, acc: u32): usize {
 export function translate(c: Cpu, va: u64, acc: u32): u32 {
   c.clock++;
   let levels = c.levels;
-  if (levels == 0) { // paging off: linear = physical, 32 bits
+  if (levels == 0) { // paging off: linear = (guest-)physical, 32 bits
+    if (c.mode == MODE_NESTED) return translateUnpaged(c, va, acc);
     c.resPa = va & 0xFFFF_FFFF;
     c.resSize = 4096;
     return XLATE_OK;
@@ -176,12 +179,12 @@ export function translate(c: Cpu, va: u64, acc: u32): u32 {
     if (r != 0xFF) return r;
     dropTlbVa(c, va); // the walk refills it with D set; the PSC entries stay valid
   }
-  return walk(c, va, acc);
+  return c.mode == MODE_NESTED ? walkNested(c, va, acc) : walk(c, va, acc);
 }
 
 // Longest-prefix paging-structure-cache match (PDE cache first). Returns the level
 // of the cached entry (2..5) or 0; on a hit c.resPa = next table, c.pscRights = rights.
-@inline function pscLookup(c: Cpu, va: u64): u32 {
+@inline export function pscLookup(c: Cpu, va: u64): u32 {
   if (c.pscOn == 0) return 0;
   let pcidBits = c.pcid << A_PCID_SHIFT;
   for (let l: u32 = 2; l <= c.levels; l++) {
@@ -189,6 +192,7 @@ export function translate(c: Cpu, va: u64, acc: u32): u32 {
     if (e != 0) {
       store<u32>(e, c.clock, 36);
       c.resPa = load<u64>(e, 8);
+      c.pscGpa = load<u64>(e, 16); // nested mode: the next table's gpa
       c.pscRights = load<u32>(e, 32) & A_RIGHTS;
       return l;
     }
@@ -281,7 +285,6 @@ function walkCareful(c: Cpu, va: u64, acc: u32): u32 {
 // path[l-1] holds the entry read at level l.
 function commit(c: Cpu, va: u64, acc: u32, top: u32, level: u32, pscLevel: u32, rights0: u32,
                 leafPa: u64, leafVal: u64, rights: u32, refs: u64): u32 {
-  let cnt = c.counters, ctx = c.ctx;
   let pcidBits = c.pcid << A_PCID_SHIFT;
   countWalk(c, refs, pscLevel);
   if (c.pscOn != 0) {
@@ -290,36 +293,45 @@ function commit(c: Cpu, va: u64, acc: u32, top: u32, level: u32, pscLevel: u32, 
       let v = load<u64>(c.path + (<usize>l << 3) - 8);
       r = (r & (<u32>v | A_NX)) | (c.nxe != 0 ? <u32>(v >> 60) & A_NX : 0);
       fill(tlbOf(c, T_PDE + <i32>l - 2), va >> levelShift(l), A_V | r | pcidBits, v & c.addrMask,
-        0, 0, ctx, c.clock);
+        0, 0, c.ctx, c.clock);
     }
   }
   let size = level - 1; // 0 = 4K, 1 = 2M, 2 = 1G
+  let frame = leafVal & c.addrMask & ~((<u64>1 << (12 + 9 * <u64>size)) - 1);
+  return cacheTranslation(c, va, acc, size, frame, leafPa, leafVal, rights, 0);
+}
+
+// Caches a completed translation in the L1 and L2 TLBs and produces the result.
+// attr D comes from leafVal's D; `extra` adds attr flags (A_EPT_NOX) or clears D (~A_D
+// is not needed: the caller passes leafVal without D).
+export function cacheTranslation(c: Cpu, va: u64, acc: u32, size: u32, frame: u64,
+                                 leafPa: u64, leafVal: u64, rights: u32, extra: u32): u32 {
   let shift = 12 + 9 * <u64>size;
-  let frame = leafVal & c.addrMask & ~((<u64>1 << shift) - 1);
   if (c.tlbOn != 0) {
     let pkey = <u32>(leafVal >> PKEY_SHIFT) & 15;
-    let attr = A_V | rights | (size << A_SIZE_SHIFT) | (pkey << A_PKEY_SHIFT) | pcidBits;
+    let attr = A_V | rights | (size << A_SIZE_SHIFT) | (pkey << A_PKEY_SHIFT) |
+      (c.pcid << A_PCID_SHIFT) | extra;
     if ((leafVal & PTE_D) != 0) attr |= A_D;
     if ((leafVal & PTE_G) != 0 && (c.cr4 & CR4_PGE) != 0) attr |= A_G;
     let tag = va >> shift;
     let l1 = l1For(c, (acc & ACC_FETCH) != 0, size);
-    if (l1 != null) fill(changetype<Tlb>(l1), tag, attr, frame, leafPa, leafVal, ctx, c.clock);
-    fill(tlbOf(c, T_L2), tag, attr, frame, leafPa, leafVal, ctx, c.clock);
+    if (l1 != null) fill(changetype<Tlb>(l1), tag, attr, frame, leafPa, leafVal, c.ctx, c.clock);
+    fill(tlbOf(c, T_L2), tag, attr, frame, leafPa, leafVal, c.ctx, c.clock);
   }
-  bump(cnt, C_WALK_4K + <i32>size);
+  bump(c.counters, C_WALK_4K + <i32>size);
   c.resPa = frame | (va & ((<u64>1 << shift) - 1));
   c.resSize = <u64>1 << shift;
   return XLATE_OK;
 }
 
-@inline function countWalk(c: Cpu, refs: u64, pscLevel: u32): void {
+@inline export function countWalk(c: Cpu, refs: u64, pscLevel: u32): void {
   let cnt = c.counters;
   bump(cnt, C_WALKS);
   bump(cnt, C_WALK_REFS, refs);
   bump(cnt, pscLevel != 0 ? C_PSC_HIT_PDE + <i32>pscLevel - 2 : C_PSC_MISS);
 }
 
-@inline function setFlag(c: Cpu, pa: u64, bits: u64): void {
+@inline export function setFlag(c: Cpu, pa: u64, bits: u64): void {
   if ((readPhys64(pa) & bits) != bits) {
     orPhys64(pa, bits);
     bump(c.counters, C_AD_WRITES);

@@ -4,7 +4,7 @@ export { PhysicalMemory } from './core/memory.js';
 export {
   Cpu, DEFAULT_TLB, type CpuOptions, type TlbConfig, type CacheGeometry, type Latencies,
   type Registers, type Access, type Translation, type Result, type BatchExit, type BatchResult,
-  type StaleUse,
+  type StaleUse, type Vmcs, type TranslationMode,
 } from './core/cpu.js';
 export { AccessBatch, OpKind, OP_BYTES, type OpKindName, type OpOptions } from './core/batch.js';
 export * from './core/bits.js';

@@ -7,7 +7,9 @@
 import type { Core } from './wasm.js';
 
 export const OP_BYTES = 24;
-export const OpKind = { load: 0, store: 1, fetch: 2, translate: 3 } as const;
+export const OpKind = {
+  load: 0, store: 1, fetch: 2, translate: 3, out: 4, in: 5, hlt: 6, movCr3: 7, invlpg: 8,
+} as const;
 export type OpKindName = keyof typeof OpKind;
 const CTL_IMPLICIT = 1 << 8;
 const CTL_USER = 1 << 9;
@@ -56,7 +58,7 @@ export class AccessBatch {
     } else {
       this.u64[i * 3] = BigInt.asUintN(64, va);
     }
-    if (kind === 'store') this.u64[i * 3 + 1] = BigInt.asUintN(64, value);
+    if (kind === 'store' || kind === 'out' || kind === 'movCr3') this.u64[i * 3 + 1] = BigInt.asUintN(64, value);
     this.u32[w + 4] = OpKind[kind] | (size << 4) | (o.implicit ? CTL_IMPLICIT : 0) | (o.user ? CTL_USER : 0);
     if (i >= this.length) this.length = i + 1;
     return this;
@@ -72,6 +74,23 @@ export class AccessBatch {
   fetch(va: bigint | number, size = 1, o?: OpOptions): this { return this.push('fetch', va, size, 0n, o); }
   /** Translate only (no data moved): value(i) becomes the physical address. */
   translate(va: bigint | number, o?: OpOptions): this { return this.push('translate', va, 1, 0n, o); }
+
+  /** Port output (size 1, 2 or 4): always exits with reason 'IO'. */
+  out(port: number, value: bigint, size = 1): this { return this.push('out', port & 0xffff, size, value); }
+  /** Port input: exits with reason 'IO'; the host answers with setValue(index, v). */
+  in(port: number, size = 1): this { return this.push('in', port & 0xffff, size, 0n); }
+  hlt(): this { return this.push('hlt', 0, 1, 0n); }
+  /** Guest MOV to CR3 (exits in shadow mode). */
+  movCr3(value: bigint): this { return this.push('movCr3', 0, 8, value); }
+  /** Guest INVLPG (exits in shadow mode). */
+  invlpg(va: bigint | number): this { return this.push('invlpg', va, 1, 0n); }
+
+  /** Sets op i's value (an IN's answer, or a store's data). */
+  setValue(i: number, v: bigint): void {
+    if (i < 0 || i >= this.length) throw new RangeError(`op index ${i} outside batch length ${this.length}`);
+    this.views();
+    this.u64[i * 3 + 1] = BigInt.asUintN(64, v);
+  }
 
   /** Load/fetch result or translated address of op i (store: the data stored). */
   value(i: number): bigint {

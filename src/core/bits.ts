@@ -20,6 +20,22 @@ export const PKEY_SHIFT = 59n;
 /** Page-fault error-code bits. */
 export const PFEC = { P: 1, W: 2, U: 4, RSVD: 8, ID: 16, PK: 32 } as const;
 
+/** EPT entry bits (Intel format; see assembly/ept.ts). */
+export const EPT = {
+  R: 1n << 0n, W: 1n << 1n, X: 1n << 2n, MT_WB: 6n << 3n, IPAT: 1n << 6n, PS: 1n << 7n,
+  A: 1n << 8n, D: 1n << 9n,
+} as const;
+
+/** An EPT pointer: write-back paging structures, `levels`-level walk, A/D flags on or off. */
+export function eptp(root: bigint, levels: 4 | 5 = 4, ad = true): bigint {
+  return (root & 0x000f_ffff_ffff_f000n) | 6n | (BigInt(levels - 1) << 3n) | (ad ? 1n << 6n : 0n);
+}
+
+/** EPT-violation exit-qualification bits. */
+export const EPT_QUAL = {
+  READ: 1, WRITE: 2, FETCH: 4, READABLE: 8, WRITABLE: 16, EXECUTABLE: 32, GLA_VALID: 128, FINAL: 256,
+} as const;
+
 export const PAGE_4K = 4096;
 export const PAGE_2M = 2 * 1024 * 1024;
 export const PAGE_1G = 1024 * 1024 * 1024;

@@ -16,13 +16,18 @@ export interface TlbConfig {
   /** Paging-structure caches (SDM 4.10.3), by the level of the cached entry. */
   pde: CacheGeometry | false; pdpte: CacheGeometry | false;
   pml4e: CacheGeometry | false; pml5e: CacheGeometry | false;
+  /** Nested mode: the nested TLB (gpa → hpa, every EPT page size). */
+  ntlb: CacheGeometry | false;
+  /** Nested mode: EPT paging-structure caches, by the EPT level of the cached entry. */
+  epde: CacheGeometry | false; epdpte: CacheGeometry | false;
+  epml4e: CacheGeometry | false; epml5e: CacheGeometry | false;
 }
 
 // Order = the core's cache indices (assembly/cpu.ts T_*).
 const CACHE_ORDER = ['l1i4k', 'l1i2m', 'l1d4k', 'l1d2m', 'l1d1g', 'l2',
-  'pde', 'pdpte', 'pml4e', 'pml5e'] as const;
-const TLB_KEYS = CACHE_ORDER.slice(0, 6);
-const PSC_KEYS = CACHE_ORDER.slice(6);
+  'pde', 'pdpte', 'pml4e', 'pml5e', 'ntlb', 'epde', 'epdpte', 'epml4e', 'epml5e'] as const;
+const TLB_KEYS = ['l1i4k', 'l1i2m', 'l1d4k', 'l1d2m', 'l1d1g', 'l2', 'ntlb'] as const;
+const PSC_KEYS = ['pde', 'pdpte', 'pml4e', 'pml5e', 'epde', 'epdpte', 'epml4e', 'epml5e'] as const;
 
 /** Defaults close to a recent Intel core (Skylake-class). */
 export const DEFAULT_TLB: TlbConfig = {
@@ -31,6 +36,9 @@ export const DEFAULT_TLB: TlbConfig = {
   l2: { entries: 1536, ways: 12 },
   pde: { entries: 32, ways: 4 }, pdpte: { entries: 4, ways: 4 },
   pml4e: { entries: 2, ways: 2 }, pml5e: { entries: 2, ways: 2 },
+  ntlb: { entries: 64, ways: 4 },
+  epde: { entries: 32, ways: 4 }, epdpte: { entries: 4, ways: 4 },
+  epml4e: { entries: 2, ways: 2 }, epml5e: { entries: 2, ways: 2 },
 };
 
 /** Cost-model latencies in cycles. */
@@ -66,7 +74,10 @@ export interface Access { write?: boolean; user?: boolean; fetch?: boolean; impl
 export type Translation =
   | { ok: true; pa: bigint; pageSize: PageSize }
   | { ok: false; fault: 'PF'; errorCode: number; cr2: bigint }
-  | { ok: false; fault: 'GP' };
+  | { ok: false; fault: 'GP' }
+  /** Nested mode only: the EPT refused a guest-physical access (a VM exit). */
+  | { ok: false; fault: 'EPT_VIOLATION'; gpa: bigint; qualification: number }
+  | { ok: false; fault: 'EPT_MISCONFIG'; gpa: bigint };
 
 export type Result = { ok: true } | { ok: false; fault: 'GP' };
 
@@ -78,7 +89,25 @@ export type BatchExit =
   | { reason: 'PF'; index: number; errorCode: number; cr2: bigint }
   | { reason: 'GP'; index: number; va: bigint }
   | { reason: 'MMIO'; index: number; pa: bigint }
+  | { reason: 'EPT_VIOLATION'; index: number; gpa: bigint; gva: bigint; qualification: number }
+  | { reason: 'EPT_MISCONFIG'; index: number; gpa: bigint; gva: bigint }
+  | { reason: 'IO'; index: number; port: number; size: number; direction: 'in' | 'out'; value: bigint }
+  | { reason: 'HLT'; index: number }
+  | { reason: 'CR3'; index: number; value: bigint }
+  | { reason: 'INVLPG'; index: number; va: bigint }
   | { reason: 'unsupported'; index: number };
+
+export type TranslationMode = 'native' | 'nested' | 'shadow';
+const MODES: Record<TranslationMode, number> = { native: 0, nested: 1, shadow: 2 };
+
+/** VMCS-like translation controls. */
+export interface Vmcs {
+  mode: TranslationMode;
+  /** Nested mode: EPT pointer (see eptp() in bits.ts). */
+  eptp?: bigint;
+  /** Tag of this vCPU's linear/combined TLB entries (0..65535; 0 = the host's). */
+  vpid?: number;
+}
 
 export interface BatchResult { completed: number; exit: BatchExit }
 
@@ -150,8 +179,29 @@ export class Cpu {
   invpcid(type: number, pcid: RegValue, va: RegValue = 0n): Result {
     return this.core.cpuInvpcid(this.ptr, type, BigInt(pcid), BigInt.asUintN(64, BigInt(va))) ? OK : GP;
   }
-  /** Drops every cached translation, globals and paging-structure caches included. */
+  /** Drops every cached translation of every kind and VPID, PSCs and the nested TLB included. */
   flushTlb(): void { this.core.cpuFlush(this.ptr); }
+
+  /**
+   * Loads the translation mode (no flush). Nested: the guest's CR3 and page tables are
+   * guest-physical and every reference goes through the EPT at eptp. Shadow: CR3 is the
+   * shadow root the hypervisor built; guest MOV CR3 and INVLPG ops exit.
+   */
+  setVmcs(v: Vmcs): void {
+    const mode = MODES[v.mode];
+    if (mode === undefined) throw new RangeError(`unknown translation mode ${String(v.mode)}`);
+    if (!this.core.cpuSetVmcs(this.ptr, mode, BigInt.asUintN(64, v.eptp ?? 0n), v.vpid ?? 0)) {
+      throw new RangeError(`invalid VMCS controls: mode ${v.mode}, eptp ${hex(v.eptp ?? 0n)}, vpid ${v.vpid ?? 0} ` +
+        '(EPTP needs memory type 0 or 6, walk length 4 or 5, reserved bits 0; VPID 0..65535)');
+    }
+  }
+
+  /** INVEPT type 1 (single context) or 2 (global); false for VMfail. */
+  invept(type: number): boolean { return this.core.cpuInvept(this.ptr, type); }
+  /** INVVPID types 0..3; false for VMfail. */
+  invvpid(type: number, vpid: number, va: RegValue = 0n): boolean {
+    return this.core.cpuInvvpid(this.ptr, type, vpid, BigInt.asUintN(64, BigInt(va)));
+  }
 
   /** One access's translation: uses and fills the TLBs and sets A/D like a real access. */
   translate(va: bigint, access: Access = {}): Translation {
@@ -170,6 +220,11 @@ export class Cpu {
         cr2: BigInt.asUintN(64, this.core.cpuExitAddr(this.ptr)) };
     }
     if (st === 2) return GP as Translation;
+    if (st === 4) {
+      return { ok: false, fault: 'EPT_VIOLATION', gpa: BigInt.asUintN(64, this.core.cpuExitGpa(this.ptr)),
+        qualification: this.core.cpuExitQual(this.ptr) };
+    }
+    if (st === 5) return { ok: false, fault: 'EPT_MISCONFIG', gpa: BigInt.asUintN(64, this.core.cpuExitGpa(this.ptr)) };
     throw new Error('legacy 32-bit and PAE paging are not modeled: set EFER.LME with CR4.PAE and CR0.PG');
   }
 
@@ -186,6 +241,19 @@ export class Cpu {
     if (reason === 1) return { completed: done, exit: { reason: 'PF', index, errorCode: this.core.cpuErrorCode(this.ptr), cr2: addr } };
     if (reason === 2) return { completed: done, exit: { reason: 'GP', index, va: addr } };
     if (reason === 4) return { completed: done, exit: { reason: 'MMIO', index, pa: addr } };
+    const gpa = () => BigInt.asUintN(64, this.core.cpuExitGpa(this.ptr));
+    const value = () => BigInt.asUintN(64, this.core.cpuExitValue(this.ptr));
+    if (reason === 5) {
+      return { completed: done, exit: { reason: 'EPT_VIOLATION', index, gpa: gpa(), gva: addr, qualification: this.core.cpuExitQual(this.ptr) } };
+    }
+    if (reason === 6) return { completed: done, exit: { reason: 'EPT_MISCONFIG', index, gpa: gpa(), gva: addr } };
+    if (reason === 7) {
+      const e = this.core.cpuErrorCode(this.ptr);
+      return { completed: done, exit: { reason: 'IO', index, port: Number(addr), size: e & 0xff, direction: e & 0x100 ? 'in' : 'out', value: value() } };
+    }
+    if (reason === 8) return { completed: done, exit: { reason: 'HLT', index } };
+    if (reason === 9) return { completed: done, exit: { reason: 'CR3', index, value: value() } };
+    if (reason === 10) return { completed: done, exit: { reason: 'INVLPG', index, va: addr } };
     return { completed: done, exit: { reason: 'unsupported', index } };
   }
 

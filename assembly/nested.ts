@@ -1,0 +1,152 @@
+// The two-dimensional walk (SDM Vol. 3C §28.2.1): with EPT, CR3 and every guest
+// paging-structure entry hold guest-physical addresses; each guest table is translated
+// through the EPT before its entry is read, and the final gpa is translated through the
+// EPT with the access's own kind. Uncached: (n+1)(m+1)−1 references (24 for 4×4).
+//
+// Combined paging-structure-cache entries map a va prefix to the host address of the
+// next guest table (and keep its gpa in the leafPa field); combined TLB entries map the
+// page to its host frame with the guest rights; D is cached only if the EPT allows the
+// write too, and A_EPT_NOX makes fetches re-walk when the EPT forbids execution.
+
+import { ACC_FETCH, ACC_WRITE, PF_P, PF_RSVD, PTE_A, PTE_D, PTE_P, PTE_PS, RSVD_1G, RSVD_2M,
+  PKEY_SHIFT, XLATE_OK, levelShift } from "./entry";
+import { readPhys64 } from "./mem";
+import { Cpu, tlbOf, T_PDE } from "./cpu";
+import { fill, A_V, A_W, A_U, A_NX, A_PCID_SHIFT, A_EPT_NOX } from "./tlb";
+import { eptTranslate, EPT_OK, EA_READ, EA_WRITE, EA_FETCH } from "./ept";
+import { pscLookup, rightsFault, pageFault, dropTlbVa, countWalk, setFlag, cacheTranslation } from "./walk";
+import { bump, C_GUEST_REFS } from "./counters";
+
+@inline function eaccOf(acc: u32): u32 {
+  return (acc & ACC_WRITE) != 0 ? EA_WRITE : ((acc & ACC_FETCH) != 0 ? EA_FETCH : EA_READ);
+}
+
+// Guest paging off: linear addresses are guest-physical (32 bits), translated by EPT only.
+export function translateUnpaged(c: Cpu, va: u64, acc: u32): u32 {
+  let st = eptTranslate(c, va & 0xFFFF_FFFF, eaccOf(acc), true, va);
+  if (st != EPT_OK) return st;
+  c.resPa = c.eptHpa;
+  c.resSize = 4096;
+  return XLATE_OK;
+}
+
+function exitFromEpt(c: Cpu, va: u64, st: u32, refs: u64, pscLevel: u32): u32 {
+  countWalk(c, refs, pscLevel);
+  bump(c.counters, C_GUEST_REFS, refs);
+  dropTlbVa(c, va); // an EPT violation drops the combined mappings for va
+  return st;
+}
+
+// path slots (u64): [0..4] guest entry values by level, [5..9] their host addresses,
+// [10..14] used by the EPT walker.
+export function walkNested(c: Cpu, va: u64, acc: u32): u32 {
+  let level = c.levels;
+  let gtable = c.cr3 & c.addrMask;  // gpa of the current guest table
+  let htable: u64 = 0;              // its host address, once translated
+  let rights: u32 = A_W | A_U;
+  let pscLevel = pscLookup(c, va);
+  let known = false;
+  if (pscLevel != 0) {
+    htable = c.resPa; gtable = c.pscGpa; rights = c.pscRights; level = pscLevel - 1; known = true;
+  }
+  let top = level, rights0 = rights;
+  let path = c.path;
+  // Guest paging-structure accesses are reads, or writes when EPT A/D is on (SDM 28.2.4).
+  let pagingAcc = c.eptAD != 0 ? EA_READ | EA_WRITE : EA_READ;
+  let noWrite: u32 = 0; // bit l: the level-l table's page is not EPT-writable
+  let pte: u64 = 0, refs: u64 = 0;
+  while (true) {
+    if (!known) {
+      let st = eptTranslate(c, gtable, pagingAcc, false, va);
+      if (st != EPT_OK) return exitFromEpt(c, va, st, refs, pscLevel);
+      htable = c.eptHpa & ~(<u64>0xFFF);
+      if ((c.eptRights & <u32>EA_WRITE) == 0) noWrite |= 1 << level;
+    }
+    known = false;
+    let epa = htable | (((va >> levelShift(level)) & 511) << 3);
+    pte = readPhys64(epa);
+    refs++;
+    store<u64>(path + (<usize>level << 3) - 8, pte);
+    store<u64>(path + (<usize>level << 3) + 32, epa);
+    if ((pte & PTE_P) == 0) return guestFault(c, va, acc, 0, refs, pscLevel);
+    let leaf = level == 1 || (level <= 3 && (pte & PTE_PS) != 0);
+    let rsvd = pte & c.rsvdHigh;
+    if (level >= 4) rsvd |= pte & PTE_PS;
+    else if (leaf && level == 3) rsvd |= pte & RSVD_1G;
+    else if (leaf && level == 2) rsvd |= pte & RSVD_2M;
+    if (rsvd != 0) return guestFault(c, va, acc, PF_P | PF_RSVD, refs, pscLevel);
+    rights &= <u32>pte | A_NX;
+    if (c.nxe != 0) rights |= <u32>(pte >> 60) & A_NX;
+    if (leaf) break;
+    gtable = pte & c.addrMask;
+    level--;
+  }
+  let f = rightsFault(c, acc, rights, <u32>(pte >> PKEY_SHIFT) & 15);
+  if (f != 0) return guestFault(c, va, acc, f, refs, pscLevel);
+
+  // The final gpa through the EPT, with the access's own kind.
+  let size = level - 1;
+  let pageMask = (<u64>1 << (12 + 9 * <u64>size)) - 1;
+  let gpa = (pte & c.addrMask & ~pageMask) | (va & pageMask);
+  let st = eptTranslate(c, gpa, eaccOf(acc), true, va);
+  if (st != EPT_OK) return exitFromEpt(c, va, st, refs, pscLevel);
+  let hpa = c.eptHpa, eptSize = c.eptSize, eptRights = c.eptRights, eptD = c.eptD;
+
+  // Guest A/D updates are EPT writes: without EPT A/D the pages must be EPT-writable.
+  let leafBits = PTE_A | ((acc & ACC_WRITE) != 0 ? PTE_D : 0);
+  if (c.eptAD == 0) {
+    for (let l = top; l >= level; l--) {
+      let v = load<u64>(path + (<usize>l << 3) - 8);
+      let needs = l == level ? (v & leafBits) != leafBits : (v & PTE_A) == 0;
+      if (!needs) continue;
+      let tgpa = l == top ? (pscLevel != 0 ? c.pscGpa : c.cr3 & c.addrMask)
+                          : load<u64>(path + (<usize>(l + 1) << 3) - 8) & c.addrMask;
+      if (l == top && pscLevel != 0) {
+        // The table came from a combined PSC entry: check its EPT rights now.
+        let s2 = eptTranslate(c, tgpa, EA_READ | EA_WRITE, false, va);
+        if (s2 != EPT_OK) return exitFromEpt(c, va, s2, refs, pscLevel);
+      } else if ((noWrite & (1 << l)) != 0) {
+        let s2 = eptTranslate(c, tgpa, EA_READ | EA_WRITE, false, va);
+        if (s2 != EPT_OK) return exitFromEpt(c, va, s2, refs, pscLevel);
+      }
+    }
+  }
+  for (let l = top; l > level; l--) setFlag(c, load<u64>(path + (<usize>l << 3) + 32), PTE_A);
+  let leafPa = load<u64>(path + (<usize>level << 3) + 32);
+  setFlag(c, leafPa, leafBits);
+  let leafVal = pte | leafBits;
+
+  countWalk(c, refs, pscLevel);
+  bump(c.counters, C_GUEST_REFS, refs);
+  // Combined PSC entries: va prefix → next guest table's host address (and gpa).
+  if (c.pscOn != 0) {
+    let r = rights0;
+    let pcidBits = c.pcid << A_PCID_SHIFT;
+    for (let l = top; l > level; l--) {
+      let v = load<u64>(path + (<usize>l << 3) - 8);
+      r = (r & (<u32>v | A_NX)) | (c.nxe != 0 ? <u32>(v >> 60) & A_NX : 0);
+      let nextH = load<u64>(path + (<usize>(l - 1) << 3) + 32) & ~(<u64>0xFFF);
+      fill(tlbOf(c, T_PDE + <i32>l - 2), va >> levelShift(l), A_V | r | pcidBits, nextH,
+        v & c.addrMask, 0, c.ctx, c.clock);
+    }
+  }
+  // The combined page is the smaller of the guest and EPT pages.
+  let csize = size;
+  if (eptSize < pageMask + 1) csize = eptSize == 4096 ? 0 : 1;
+  let cmask = (<u64>1 << (12 + 9 * <u64>csize)) - 1;
+  if ((eptRights & <u32>EA_READ) == 0) { // execute-only: not cached as a data mapping
+    c.resPa = hpa;
+    c.resSize = cmask + 1;
+    return XLATE_OK;
+  }
+  // D is cached only when a write could complete without the EPT (W, and D if A/D on).
+  let cacheVal = (eptRights & <u32>EA_WRITE) != 0 && eptD != 0 ? leafVal : leafVal & ~PTE_D;
+  let extra = (eptRights & <u32>EA_FETCH) == 0 ? A_EPT_NOX : 0;
+  return cacheTranslation(c, va, acc, csize, hpa & ~cmask, leafPa, cacheVal, rights, extra);
+}
+
+function guestFault(c: Cpu, va: u64, acc: u32, code: u32, refs: u64, pscLevel: u32): u32 {
+  countWalk(c, refs, pscLevel);
+  bump(c.counters, C_GUEST_REFS, refs);
+  return pageFault(c, va, acc, code);
+}
