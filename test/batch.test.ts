@@ -195,8 +195,9 @@ function reference(m: Machine, cpu: Cpu, op: Op, index: number): { exit?: BatchE
     if (len === 0) continue;
     const t = cpu.translate(va, acc);
     if (!t.ok) {
-      return { exit: t.fault === 'GP' ? { reason: 'GP', index, va: op.va }
-        : { reason: 'PF', index, errorCode: t.errorCode, cr2: t.cr2 } };
+      if (t.fault === 'GP') return { exit: { reason: 'GP', index, va: op.va } };
+      if (t.fault !== 'PF') throw new Error(`native mode gave ${t.fault}`);
+      return { exit: { reason: 'PF', index, errorCode: t.errorCode, cr2: t.cr2 } };
     }
     parts.push([t.pa, len]);
   }
