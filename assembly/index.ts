@@ -46,6 +46,7 @@ export function cpuInvept(c: usize, type: u32): bool { return invept(cpu(c), typ
 export function cpuInvvpid(c: usize, type: u32, vpid: u32, va: u64): bool {
   return invvpid(cpu(c), type, vpid, va);
 }
+export function cpuPath(c: usize): usize { return cpu(c).path; }
 export function cpuExitGpa(c: usize): u64 { return cpu(c).exitGpa; }
 export function cpuExitQual(c: usize): u32 { return cpu(c).exitQual; }
 export function cpuExitValue(c: usize): u64 { return cpu(c).exitValue; }

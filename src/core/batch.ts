@@ -92,6 +92,16 @@ export class AccessBatch {
     this.u64[i * 3 + 1] = BigInt.asUintN(64, v);
   }
 
+  /** Decodes op i (for hypervisors that emulate an op after an exit). */
+  op(i: number): { kind: OpKindName; va: bigint; size: number; value: bigint; user: boolean; implicit: boolean } {
+    if (i < 0 || i >= this.length) throw new RangeError(`op index ${i} outside batch length ${this.length}`);
+    this.views();
+    const ctl = this.u32[i * 6 + 4];
+    const kind = (Object.keys(OpKind) as OpKindName[]).find((k) => OpKind[k] === (ctl & 15))!;
+    return { kind, va: this.u64[i * 3], size: (ctl >> 4) & 15, value: this.u64[i * 3 + 1],
+      user: (ctl & CTL_USER) !== 0, implicit: (ctl & CTL_IMPLICIT) !== 0 };
+  }
+
   /** Load/fetch result or translated address of op i (store: the data stored). */
   value(i: number): bigint {
     this.views();

@@ -257,6 +257,17 @@ export class Cpu {
     return { completed: done, exit: { reason: 'unsupported', index } };
   }
 
+  /**
+   * The entries of the last page walk, by level (index 0 = level 1): their values as
+   * read (before A/D updates) and their host-physical addresses. Levels the walk did
+   * not read (served by a paging-structure cache) hold stale data: read this after a
+   * walk on a vCPU without TLBs or PSCs (as the shadow MMU's guest walker is).
+   */
+  walkPath(): { values: bigint[]; entryHpas: bigint[] } {
+    const v = new BigUint64Array(this.core.memory.buffer, this.core.cpuPath(this.ptr), 10);
+    return { values: Array.from(v.subarray(0, 5)), entryHpas: Array.from(v.subarray(5, 10)) };
+  }
+
   /** Counter values by name (see assembly/counters.ts). */
   counters(): Record<string, number> {
     const p = this.core.cpuCounters(this.ptr);

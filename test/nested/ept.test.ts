@@ -5,6 +5,7 @@ import {
   Machine, PageTableBuilder, FrameBump, CR0, CR4, EFER, EPT, EPT_QUAL, eptp, PTE,
   type Cpu, type PhysicalMemory,
 } from '../../src/index.js';
+import { Ept } from '../helpers/ept.js';
 
 const GUEST_BASE = 0x1000_0000n;       // guest-physical 0 lives at this hpa (256 MiB)
 const GUEST_BYTES = 0x1000_0000n;      // 256 MiB of guest memory
@@ -19,30 +20,6 @@ function guestView(mem: PhysicalMemory, base = GUEST_BASE): PhysicalMemory {
     write64: (a: bigint, v: bigint) => mem.write64(h(a), v),
     fill: (a: bigint, b: number, n: number) => mem.fill(h(a), b, n),
   } as unknown as PhysicalMemory;
-}
-
-/** A minimal EPT builder: maps gpa → hpa with `size` pages and rights. */
-class Ept {
-  readonly root: bigint;
-  constructor(private mem: PhysicalMemory, private frames: FrameBump, readonly levels: 4 | 5 = 4) {
-    this.root = frames.alloc();
-  }
-  entryAddr(gpa: bigint, level: number): bigint {
-    let t = this.root;
-    for (let l = this.levels; l > level; l--) {
-      const ea = t + ((gpa >> BigInt(3 + 9 * l)) & 511n) * 8n;
-      let e = this.mem.read64(ea);
-      if ((e & 7n) === 0n) { e = this.frames.alloc() | 7n; this.mem.write64(ea, e); }
-      t = e & 0xf_ffff_ffff_f000n;
-    }
-    return t + ((gpa >> BigInt(3 + 9 * level)) & 511n) * 8n;
-  }
-  map(gpa: bigint, hpa: bigint, bytes: bigint, size = 4096n, rights = EPT.R | EPT.W | EPT.X): void {
-    const level = size === 4096n ? 1 : size === 0x200000n ? 2 : 3;
-    for (let o = 0n; o < bytes; o += size) {
-      this.mem.write64(this.entryAddr(gpa + o, level), (hpa + o) | rights | EPT.MT_WB | (level > 1 ? EPT.PS : 0n));
-    }
-  }
 }
 
 interface Env { m: Machine; cpu: Cpu; ept: Ept; gpt: PageTableBuilder }
