@@ -113,9 +113,9 @@ export class ShadowMmu {
     return p;
   }
 
-  private rootFor(guestCr3: bigint): ShadowPage {
+  private rootFor(guestCr3: bigint, switching = false): ShadowPage {
     const gfn = Number((guestCr3 & ADDR) >> 12n);
-    if (this.pages.has(`${this.levels()}:${gfn}`)) this.stats.rootCacheHits++;
+    if (switching && this.pages.has(`${this.levels()}:${gfn}`)) this.stats.rootCacheHits++;
     return this.page(this.levels(), gfn, false);
   }
 
@@ -215,7 +215,7 @@ export class ShadowMmu {
       this.stats.cr3Switches++;
       this.guest.cr3 = exit.value!;
       this.walker.setRegisters({ cr3: exit.value! });
-      this.cpu.writeCr3(this.rootFor(exit.value!).hpa); // flushes, as the guest's MOV CR3 would
+      this.cpu.writeCr3(this.rootFor(exit.value!, true).hpa); // flushes, as the guest's MOV CR3 would
       return { action: 'next' };
     }
     if (exit.reason === 'INVLPG') {
