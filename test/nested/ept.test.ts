@@ -6,6 +6,7 @@ import {
   type Cpu, type PhysicalMemory,
 } from '../../src/index.js';
 import { Ept } from '../helpers/ept.js';
+export type { Ept as EptBuilder };
 
 const GUEST_BASE = 0x1000_0000n;       // guest-physical 0 lives at this hpa (256 MiB)
 const GUEST_BYTES = 0x1000_0000n;      // 256 MiB of guest memory
@@ -243,5 +244,52 @@ describe('cached translations under EPT', () => {
     expect(cpu.counters().walks).toBe(1);
     expect(cpu.invvpid(1, 0)).toBe(false); // VPID 0 is only valid for type 2
     expect(gpt.root).toBeGreaterThan(0n);
+  });
+});
+
+describe('INVVPID types', () => {
+  async function twoContexts() {
+    const e = await env({ caches: true });
+    const { cpu, ept } = e;
+    for (const vpid of [1, 2]) {
+      cpu.setVmcs({ mode: 'nested', eptp: eptp(ept.root), vpid });
+      cpu.translate(VA, {});
+    }
+    cpu.setVmcs({ mode: 'nested', eptp: eptp(ept.root), vpid: 1 });
+    return e;
+  }
+  function walksFor(cpu: Cpu, ept: Ept, vpid: number): number {
+    cpu.setVmcs({ mode: 'nested', eptp: eptp(ept.root), vpid });
+    cpu.resetCounters();
+    cpu.translate(VA, {});
+    return cpu.counters().walks;
+  }
+
+  it('type 0 drops one address of one VPID', async () => {
+    const { cpu, ept } = await twoContexts();
+    expect(cpu.invvpid(0, 2, VA)).toBe(true);
+    expect(walksFor(cpu, ept, 1)).toBe(0);
+    expect(walksFor(cpu, ept, 2)).toBe(1);
+    expect(cpu.invvpid(0, 2, 0x8000_0000_0000n)).toBe(false); // non-canonical
+  });
+
+  it('type 2 drops every VPID but 0', async () => {
+    const { cpu, ept } = await twoContexts();
+    expect(cpu.invvpid(2, 0)).toBe(true);
+    expect(walksFor(cpu, ept, 1)).toBe(1);
+    expect(walksFor(cpu, ept, 2)).toBe(1);
+  });
+
+  it('type 3 keeps global translations of the context', async () => {
+    const { m, cpu, ept, gpt } = await twoContexts();
+    const leaf = GUEST_BASE + gpt.entryAddr(VA, 1);
+    m.memory.write64(leaf, m.memory.read64(leaf) | PTE.G);
+    cpu.setRegisters({ cr4: CR4.PAE | CR4.PGE });
+    cpu.flushTlb();
+    cpu.translate(VA, {});                   // cached as global under VPID 1
+    expect(cpu.invvpid(3, 1)).toBe(true);
+    expect(walksFor(cpu, ept, 1)).toBe(0);   // survived
+    expect(cpu.invvpid(1, 1)).toBe(true);
+    expect(walksFor(cpu, ept, 1)).toBe(1);   // single-context drops globals too
   });
 });
