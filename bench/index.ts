@@ -7,6 +7,7 @@
 
 import { Machine, CR0, CR4, EFER, PageTableBuilder, FrameBump, type Cpu, type AccessBatch } from '../src/index.js';
 import { Rng } from '../src/util/rng.js';
+import { virtBench } from './virt.js';
 
 const REPS = Number(process.env.BENCH_REPS ?? 7);
 const OPS = 1 << 14;
@@ -96,6 +97,7 @@ async function main(): Promise<void> {
     const c = cpu.counters();
     out[`random64MiB${levels}LevelWalksPer1000`] = (1000 * c.walks) / c.accesses;
   }
+  Object.assign(out, await virtBench(rate));
   out.opsPerBatch = OPS;
   out.reps = REPS;
   out.node = process.version;
