@@ -194,7 +194,7 @@ export function runBatch(c: Cpu, ops: usize, count: u32): u32 {
           store<u64>(<usize>load<u32>(s, 16) + off, load<u64>(p, 8));
           nStores++;
         } else if ((ctl & ~(<u32>0xF0)) == K_TRANSLATE) {
-          if (load<u64>(s) != vpn) break;
+          if (load<u64>(s) != vpn || off + <usize>((ctl >> 4) & 15) > 4096) break;
           store<u64>(p, <u64>(<usize>load<u32>(s, 16) + off - physBase), 8);
         } else break;
         store<u32>(<usize>load<u32>(s, 20), ++clk, 36);

@@ -71,6 +71,7 @@ export const R_CPL: u32 = 6;
   pscGpa: u64;      // scratch: its next table's gpa (nested mode)
   mode: u32;        // MODE_*
   eptRoot: u64;     // EPTP bits 51:12
+  eptLoaded: u64;   // the root the caches were filled under
   eptLevels: u32;   // 4 or 5
   eptAD: u32;       // EPTP bit 6: EPT accessed/dirty flags
   eptRsvd: u64;     // reserved in every present EPT entry: bits 51:M
@@ -89,7 +90,7 @@ export const R_CPL: u32 = 6;
   // structures
   tlbs: usize;      // NUM_TLBS × Tlb
   counters: usize;  // NUM_COUNTERS × u64
-  path: usize;      // walk path by level: 5 entry values, then 5 entry addresses
+  path: usize;      // walk path by level: 5 entry values, 5 entry addresses, EPT scratch
   micro: usize;     // MICRO_ENTRIES fast-path entries (access.ts)
   events: usize;    // MAX_EVENTS × EVENT_BYTES
   checker: u32;
@@ -118,7 +119,7 @@ export function newCpu(geo: usize, maxPhysAddr: u32): usize {
   let c = changetype<Cpu>(p);
   c.tlbs = alloc(<u64>NUM_TLBS * TLB_DESC);
   c.counters = alloc(<u64>NUM_COUNTERS * 8);
-  c.path = alloc(15 * 8);
+  c.path = alloc(20 * 8);
   c.events = alloc(<u64>MAX_EVENTS * EVENT_BYTES);
   if (c.tlbs == 0 || c.counters == 0 || c.path == 0 || c.events == 0) return 0;
   for (let i = 0; i < NUM_TLBS; i++) {
@@ -258,9 +259,15 @@ export function setVmcs(c: Cpu, mode: u32, eptp: u64, vpid: u32): bool {
     c.eptAD = (eptp & 0x40) != 0 ? 1 : 0;
     c.eptRoot = eptp & 0x000F_FFFF_FFFF_F000;
   }
+  let changed = mode != c.mode || (mode == MODE_NESTED && (eptp & 0x000F_FFFF_FFFF_F000) != c.eptLoaded);
   c.mode = mode;
   c.ctx = vpid;
+  if (mode == MODE_NESTED) c.eptLoaded = eptp & 0x000F_FFFF_FFFF_F000;
   refresh(c);
+  // Cached entries carry no EPT-root tag: a new mode or EPT root starts from empty
+  // caches. With VPID 0 every VM entry drops VPID 0's linear/combined mappings.
+  if (changed) flushAll(c);
+  else if (vpid == 0) invalidateAll(c, INV_ALL, 0, 0);
   return true;
 }
 

@@ -118,7 +118,9 @@ function eptWalk(c: Cpu, gpa: u64, need: u32, final: bool, gva: u64): u32 {
     }
   }
   let top = level;
-  let path = c.path + 80; // EPT entry addresses by level (path slots 10..14)
+  // EPT entry addresses by level (path slots 10..14), then the rights through each level
+  // (u32 at byte 40 + 4·level from here).
+  let path = c.path + 80;
   let e: u64 = 0, epa: u64 = 0, refs: u64 = 0;
   while (true) {
     epa = table | (((gpa >> levelShift(level)) & 511) << 3);
@@ -136,11 +138,8 @@ function eptWalk(c: Cpu, gpa: u64, need: u32, final: bool, gva: u64): u32 {
     else if (level == 2) rsvd |= e & 0x1FF000;        // 2 MiB: bits 20:12
     if (rsvd != 0 || (leaf && badMemType(e))) { countRefs(c, refs); return misconfig(c, gpa, gva); }
     rights &= xwr;
+    store<u32>(path + (<usize>level << 2) + 36, rights); // rights through this level
     if (leaf) break;
-    if (c.epscOn != 0) {
-      fill(tlbOf(c, T_EPDE + <i32>level - 2), gpa >> levelShift(level), A_V | (rights << 1),
-        e & 0x000F_FFFF_FFFF_F000, 0, 0, 0, c.clock);
-    }
     table = e & 0x000F_FFFF_FFFF_F000;
     level--;
   }
@@ -149,8 +148,17 @@ function eptWalk(c: Cpu, gpa: u64, need: u32, final: bool, gva: u64): u32 {
   let shift = 12 + 9 * <u64>(level - 1);
   let mask = (<u64>1 << shift) - 1;
   let d: u32 = 1;
+  // Cache the non-leaf entries only now: an entry is cached only with A set (SDM 28.3.2).
+  for (let l = top; l > level; l--) {
+    let at = load<u64>(path + (<usize>l << 3) - 8);
+    if (c.eptAD != 0) orPhys64(at, EPT_A);
+    if (c.epscOn != 0) {
+      let r = load<u32>(path + (<usize>l << 2) + 36);
+      fill(tlbOf(c, T_EPDE + <i32>l - 2), gpa >> levelShift(l), A_V | (r << 1),
+        readPhys64(at) & 0x000F_FFFF_FFFF_F000, 0, 0, 0, c.clock);
+    }
+  }
   if (c.eptAD != 0) {
-    for (let l = top; l > level; l--) orPhys64(load<u64>(path + (<usize>l << 3) - 8), EPT_A);
     let bits = EPT_A | ((need & EA_WRITE) != 0 ? EPT_D : 0);
     orPhys64(epa, bits);
     e |= bits;

@@ -14,8 +14,8 @@ import { readPhys64 } from "./mem";
 import { Cpu, tlbOf, T_PDE } from "./cpu";
 import { fill, A_V, A_W, A_U, A_NX, A_PCID_SHIFT, A_EPT_NOX } from "./tlb";
 import { eptTranslate, EPT_OK, EA_READ, EA_WRITE, EA_FETCH } from "./ept";
-import { pscLookup, rightsFault, pageFault, dropTlbVa, countWalk, setFlag, cacheTranslation } from "./walk";
-import { bump, C_GUEST_REFS } from "./counters";
+import { pscLookup, rightsFault, pageFault, dropVa, countWalk, setFlag, cacheTranslation } from "./walk";
+import { bump, C_GUEST_REFS, C_WALK_4K } from "./counters";
 
 @inline function eaccOf(acc: u32): u32 {
   return (acc & ACC_WRITE) != 0 ? EA_WRITE : ((acc & ACC_FETCH) != 0 ? EA_FETCH : EA_READ);
@@ -33,7 +33,7 @@ export function translateUnpaged(c: Cpu, va: u64, acc: u32): u32 {
 function exitFromEpt(c: Cpu, va: u64, st: u32, refs: u64, pscLevel: u32): u32 {
   countWalk(c, refs, pscLevel);
   bump(c.counters, C_GUEST_REFS, refs);
-  dropTlbVa(c, va); // an EPT violation drops the combined mappings for va
+  dropVa(c, va); // an EPT violation drops the combined mappings (TLB and PSC) for va
   return st;
 }
 
@@ -135,6 +135,7 @@ export function walkNested(c: Cpu, va: u64, acc: u32): u32 {
   if (eptSize < pageMask + 1) csize = eptSize == 4096 ? 0 : 1;
   let cmask = (<u64>1 << (12 + 9 * <u64>csize)) - 1;
   if ((eptRights & <u32>EA_READ) == 0) { // execute-only: not cached as a data mapping
+    bump(c.counters, C_WALK_4K + <i32>csize);
     c.resPa = hpa;
     c.resSize = cmask + 1;
     return XLATE_OK;

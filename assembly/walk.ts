@@ -225,6 +225,7 @@ export function walk(c: Cpu, va: u64, acc: u32): u32 {
     andv &= pte;
     orv |= pte;
     store<u64>(path + (<usize>level << 3) - 8, pte);
+    store<u64>(path + (<usize>level << 3) + 32, epa);
     if (level == 1) break;
     if ((pte & PTE_PS) != 0) {
       if ((pte & (level == 3 ? RSVD_1G : RSVD_2M)) != 0) return walkCareful(c, va, acc);
