@@ -18,8 +18,11 @@
 // - Faults the guest's tables forbid are reflected to the guest with its exact error
 //   code; the rest are hidden faults fixed here.
 //
-// Non-leaf shadow entries are P|W|U|A; the guest's combined rights (W, U, NX, key) sit
-// in the leaf, so the hardware's checks of the shadow equal the guest's — except that
+// Each shadow entry carries the rights of the guest entry it shadows (W, U, XD; the key
+// in the leaf), so the hardware ANDs them along the shadow path exactly as along the
+// guest's, even when shadow pages are shared by paths with different rights. Entries
+// inside a "direct" table carry the guest large leaf's rights. The checks equal the
+// guest's — except that
 // the shadow vCPU always runs with CR0.WP=1 (write protection must hold for supervisor
 // writes too); a supervisor write the guest allows only because its CR0.WP=0 is emulated.
 
@@ -70,6 +73,8 @@ export class ShadowMmu {
   private protectedGfns = new Set<number>();
   private guest: GuestRegs = { cr0: 0n, cr3: 0n, cr4: 0n, efer: 0n, rflags: 0n, pkru: 0, cpl: 0 };
   private lastFault = { index: -1, va: -1n };
+  private byHpa = new Map<bigint, ShadowPage>();
+  private largeZapped = false; // a direct table was unlinked: the next INVLPG flushes all
 
   constructor(private readonly m: Machine, readonly cpu: Cpu, private readonly backing: ShadowBacking,
               private readonly maxPages = 4096) {
@@ -88,6 +93,8 @@ export class ShadowMmu {
       (this.guest as Record<string, bigint | number>)[k] = k === 'pkru' || k === 'cpl' ? Number(v) : BigInt(v);
     }
     if (this.guest.cr4 & CR4.PCIDE) throw new RangeError('shadow paging does not model guest PCIDs (CR4.PCIDE)');
+    // Shadow entries encode rights under the old NXE/paging mode: rebuild them.
+    if ((r.cr0 !== undefined || r.cr4 !== undefined || r.efer !== undefined) && this.pages.size > 0) this.zapAll();
     this.walker.setRegisters(r);
     const { cr3: _cr3, ...rest } = r;
     this.cpu.setRegisters({ ...rest, cr0: this.guest.cr0 | CR0.WP });
@@ -100,9 +107,9 @@ export class ShadowMmu {
     const key = direct ? `d${level}:${gfn}:${rightsKey}` : `${level}:${gfn}`;
     let p = this.pages.get(key);
     if (p) return p;
-    if (this.pages.size >= this.maxPages) this.zapAll();
     p = { hpa: this.backing.allocTableFrame(), level, gfn, direct };
     this.pages.set(key, p);
+    this.byHpa.set(p.hpa, p);
     this.stats.shadowPages = this.pages.size;
     if (!direct) {
       const list = this.byGfn.get(gfn) ?? [];
@@ -125,20 +132,26 @@ export class ShadowMmu {
     this.protectedGfns.add(gfn);
     this.stats.protectedFrames = this.protectedGfns.size;
     this.backing.markPageTable?.(gfn, true);
-    for (const [spte, gva] of this.rmap.get(gfn) ?? []) {
+    let changed = false;
+    for (const spte of (this.rmap.get(gfn) ?? new Map()).keys()) {
       const v = this.m.memory.read64(spte);
-      if (v & PTE.W) {
-        this.m.memory.write64(spte, v & ~(PTE.W | PTE.D));
-        this.cpu.invlpg(gva); // W 1→0 must be invalidated
-      }
+      if (v & PTE.W) { this.m.memory.write64(spte, v & ~(PTE.W | PTE.D)); changed = true; }
     }
+    // W 1→0 must be invalidated for every linear alias of the frame, not only the one
+    // that filled the entry: flush the vCPU's TLB (KVM flushes remote TLBs here).
+    if (changed) this.cpu.flushTlb();
+  }
+
+  /** Makes sure a fill cannot run out of shadow pages midway (it never purges itself). */
+  private reserve(): void {
+    if (this.pages.size + 2 * this.levels() + 2 > this.maxPages) this.zapAll();
   }
 
   /** Drops every shadow page (memory pressure); the next accesses rebuild what they use. */
   zapAll(): void {
     for (const p of this.pages.values()) this.backing.freeTableFrame(p.hpa);
     for (const gfn of this.protectedGfns) this.backing.markPageTable?.(gfn, false);
-    this.pages.clear(); this.byGfn.clear(); this.rmap.clear(); this.protectedGfns.clear();
+    this.pages.clear(); this.byGfn.clear(); this.rmap.clear(); this.protectedGfns.clear(); this.byHpa.clear();
     this.stats.zapAlls++;
     this.stats.shadowPages = 0;
     this.stats.protectedFrames = 0;
@@ -162,18 +175,19 @@ export class ShadowMmu {
     const { values } = this.walker.walkPath();
     const top = this.levels();
     const nxe = (this.guest.efer & EFER.NXE) !== 0n;
-    let w = true, u = true, nx = false, leaf = 1;
+    let leaf = 1;
     for (let l = top; l >= 1; l--) {
-      const e = values[l - 1];
-      w &&= (e & PTE.W) !== 0n; u &&= (e & PTE.U) !== 0n; nx ||= nxe && (e & PTE.XD) !== 0n;
-      if (l === 1 || (l <= 3 && e & PTE.PS)) { leaf = l; break; }
+      if (l === 1 || (l <= 3 && values[l - 1] & PTE.PS)) { leaf = l; break; }
     }
+    // The leaf's own rights; the upper levels' are in the links (the hardware ANDs them).
     const leafVal = values[leaf - 1];
+    const w = (leafVal & PTE.W) !== 0n, u = (leafVal & PTE.U) !== 0n, nx = nxe && (leafVal & PTE.XD) !== 0n;
     let sp = this.rootFor(this.guest.cr3);
     // Non-leaf levels shadow the guest's tables.
     for (let l = top; l > leaf; l--) {
-      const child = this.page(l - 1, Number((values[l - 1] & ADDR) >> 12n), false);
-      this.link(sp, va, l, child);
+      const ge = values[l - 1];
+      const child = this.page(l - 1, Number((ge & ADDR) >> 12n), false);
+      this.link(sp, va, l, child, PTE.P | PTE.A | (ge & (PTE.W | PTE.U)) | (nxe ? ge & PTE.XD : 0n));
       sp = child;
     }
     // A guest large page: direct tables down to 4 KiB.
@@ -184,7 +198,7 @@ export class ShadowMmu {
       const span = 1n << BigInt(12 + 9 * (l - 1));
       const base = Number((frameGpa + ((va & (pageBytes - 1n)) & ~(span - 1n))) >> 12n);
       const child = this.page(l - 1, base, true, rightsKey);
-      this.link(sp, va, l, child);
+      this.link(sp, va, l, child, l === leaf ? PTE.P | PTE.A | PTE.W | PTE.U : NONLEAF);
       sp = child;
     }
     const gfn = Number((frameGpa + (va & (pageBytes - 1n))) >> 12n);
@@ -202,9 +216,9 @@ export class ShadowMmu {
     return gfn;
   }
 
-  private link(sp: ShadowPage, va: bigint, level: number, child: ShadowPage): void {
+  private link(sp: ShadowPage, va: bigint, level: number, child: ShadowPage, bits: bigint): void {
     const at = sp.hpa + ((va >> BigInt(3 + 9 * level)) & 511n) * 8n;
-    const want = child.hpa | NONLEAF;
+    const want = child.hpa | bits;
     if (this.m.memory.read64(at) !== want) this.m.memory.write64(at, want);
   }
 
@@ -213,6 +227,7 @@ export class ShadowMmu {
          batch: AccessBatch): ShadowOutcome {
     if (exit.reason === 'CR3') {
       this.stats.cr3Switches++;
+      this.reserve();
       this.guest.cr3 = exit.value!;
       this.walker.setRegisters({ cr3: exit.value! });
       this.cpu.writeCr3(this.rootFor(exit.value!, true).hpa); // flushes, as the guest's MOV CR3 would
@@ -220,7 +235,9 @@ export class ShadowMmu {
     }
     if (exit.reason === 'INVLPG') {
       this.stats.invlpgs++;
-      this.cpu.invlpg(exit.va!);
+      // The TLB holds a guest large page as 4 KiB pieces: drop them all.
+      if (this.largeZapped || this.viaDirect(exit.va!)) { this.cpu.flushTlb(); this.largeZapped = false; }
+      else this.cpu.invlpg(exit.va!);
       return { action: 'next' };
     }
     if (exit.reason !== 'PF') throw new Error(`shadow MMU cannot handle exit ${exit.reason}`);
@@ -242,42 +259,54 @@ export class ShadowMmu {
       if (t.fault === 'OUTSIDE') return { action: 'outside', gpa: t.gpa };
       throw new Error(`guest walk gave ${t.fault} at ${cr2.toString(16)}`);
     }
+    this.reserve();
     const gfn = this.fill(cr2, t.pa, acc.write);
     const repeated = this.lastFault.index === index && this.lastFault.va === cr2;
     this.lastFault = { index, va: cr2 };
     if (acc.write && this.protectedGfns.has(gfn)) {
       this.stats.ptWritesEmulated++;
-      this.emulate(index, batch, acc);
-      return { action: 'next' };
+      return this.emulate(index, batch, acc);
     }
     if (repeated) { // the shadow cannot express this access (guest CR0.WP=0): emulate it
       this.stats.emulated++;
-      this.emulate(index, batch, acc);
-      return { action: 'next' };
+      return this.emulate(index, batch, acc);
     }
     this.stats.hiddenFaults++;
     return { action: 'retry' };
   }
 
-  /** Performs op `index` against guest memory through guest walks; zaps for PT writes. */
-  private emulate(index: number, batch: AccessBatch, acc: { write: boolean; fetch: boolean; user: boolean; implicit: boolean }): void {
+  /**
+   * Performs op `index` against guest memory through guest walks, all pages checked
+   * before a byte moves (a fault on the second page leaves the first untouched, as on
+   * hardware); zaps the shadow entries derived from written page-table entries.
+   */
+  private emulate(index: number, batch: AccessBatch, acc: { write: boolean; fetch: boolean; user: boolean; implicit: boolean }): ShadowOutcome {
     this.lastFault = { index: -1, va: -1n };
     const op = batch.op(index);
-    let out = 0n;
+    const chunks: { hpa: bigint; gfn: number; at: number; n: number }[] = [];
     for (let b = 0; b < op.size; ) {
       const va = op.va + BigInt(b);
       const n = Math.min(op.size - b, 4096 - Number(va & 0xfffn));
       const t = this.guestWalk(va, acc);
-      if (!t.ok) throw new Error(`emulated access at ${va.toString(16)} faulted after a successful walk`);
-      for (let k = 0; k < n; k++) {
-        const pa = t.pa + BigInt(k);
-        if (acc.write) this.m.memory.write8(pa, Number((op.value >> BigInt(8 * (b + k))) & 0xffn));
-        else out |= BigInt(this.m.memory.read8(pa)) << BigInt(8 * (b + k));
+      if (!t.ok) {
+        if (t.fault === 'PF') { this.stats.reflectedFaults++; return { action: 'guestFault', errorCode: t.errorCode, cr2: t.cr2 }; }
+        if (t.fault === 'OUTSIDE') return { action: 'outside', gpa: t.gpa };
+        throw new Error(`guest walk gave ${t.fault} at ${va.toString(16)}`);
       }
-      if (acc.write) this.zapWritten(this.gfnOfLastWalk(va), t.pa & 0xfffn, n);
+      chunks.push({ hpa: t.pa, gfn: this.gfnOfLastWalk(va), at: b, n });
       b += n;
     }
+    let out = 0n;
+    for (const { hpa, gfn, at, n } of chunks) {
+      for (let k = 0; k < n; k++) {
+        const pa = hpa + BigInt(k);
+        if (acc.write) this.m.memory.write8(pa, Number((op.value >> BigInt(8 * (at + k))) & 0xffn));
+        else out |= BigInt(this.m.memory.read8(pa)) << BigInt(8 * (at + k));
+      }
+      if (acc.write) this.zapWritten(gfn, hpa & 0xfffn, n);
+    }
     if (!acc.write) batch.setValue(index, out);
+    return { action: 'next' };
   }
 
   /** A guest store hit a page-table page: drop the shadow entries of the written entries. */
@@ -286,8 +315,27 @@ export class ShadowMmu {
     if (!shadows) return;
     const first = offset & ~7n, last = (offset + BigInt(len) - 1n) & ~7n;
     for (const sp of shadows) {
-      for (let off = first; off <= last; off += 8n) this.m.memory.write64(sp.hpa + off, 0n);
+      for (let off = first; off <= last; off += 8n) {
+        const old = this.m.memory.read64(sp.hpa + off);
+        this.m.memory.write64(sp.hpa + off, 0n);
+        // An unlinked direct table shadows a guest large page whose entry changed (its
+        // frame, rights, A or D): empty it so no old 4 KiB piece is reused.
+        const child = old & PTE.P ? this.byHpa.get(old & ADDR) : undefined;
+        if (child?.direct) { this.m.memory.fill(child.hpa, 0, 4096); this.largeZapped = true; }
+      }
     }
+  }
+
+  /** Whether va's shadow path runs through a direct table (a guest large page). */
+  private viaDirect(va: bigint): boolean {
+    let table = this.cpu.getRegisters().cr3 & ADDR;
+    for (let l = this.levels(); l > 1; l--) {
+      const e = this.m.memory.read64(table + ((va >> BigInt(3 + 9 * l)) & 511n) * 8n);
+      if (!(e & PTE.P)) return false;
+      table = e & ADDR;
+      if (this.byHpa.get(table)?.direct) return true;
+    }
+    return false;
   }
 
   /** gfn of the page the last guest walk ended in. */
