@@ -8,13 +8,13 @@
 // page to its host frame with the guest rights; D is cached only if the EPT allows the
 // write too, and A_EPT_NOX makes fetches re-walk when the EPT forbids execution.
 
-import { ACC_FETCH, ACC_WRITE, PF_P, PF_RSVD, PTE_A, PTE_D, PTE_P, PTE_PS, RSVD_1G, RSVD_2M,
-  PKEY_SHIFT, XLATE_OK, levelShift } from "./entry";
+import { ACC_FETCH, ACC_WRITE, PF_P, PF_RSVD, PTE_A, PTE_D, PTE_P, PTE_PS, PKEY_SHIFT, XLATE_OK,
+  levelShift } from "./entry";
 import { readPhys64 } from "./mem";
 import { Cpu, tlbOf, T_PDE } from "./cpu";
 import { fill, A_V, A_W, A_U, A_NX, A_PCID_SHIFT, A_EPT_NOX } from "./tlb";
 import { eptTranslate, EPT_OK, EA_READ, EA_WRITE, EA_FETCH } from "./ept";
-import { pscLookup, rightsFault, pageFault, dropVa, countWalk, setFlag, cacheTranslation } from "./walk";
+import { pscLookup, reservedBits, rightsFault, pageFault, dropVa, countWalk, setFlag, cacheTranslation } from "./walk";
 import { bump, C_GUEST_REFS, C_WALK_4K } from "./counters";
 
 @inline function eaccOf(acc: u32): u32 {
@@ -70,11 +70,7 @@ export function walkNested(c: Cpu, va: u64, acc: u32): u32 {
     store<u64>(path + (<usize>level << 3) + 32, epa);
     if ((pte & PTE_P) == 0) return guestFault(c, va, acc, 0, refs, pscLevel);
     let leaf = level == 1 || (level <= 3 && (pte & PTE_PS) != 0);
-    let rsvd = pte & c.rsvdHigh;
-    if (level >= 4) rsvd |= pte & PTE_PS;
-    else if (leaf && level == 3) rsvd |= pte & RSVD_1G;
-    else if (leaf && level == 2) rsvd |= pte & RSVD_2M;
-    if (rsvd != 0) return guestFault(c, va, acc, PF_P | PF_RSVD, refs, pscLevel);
+    if (reservedBits(c, pte, level, leaf) != 0) return guestFault(c, va, acc, PF_P | PF_RSVD, refs, pscLevel);
     rights &= <u32>pte | A_NX;
     if (c.nxe != 0) rights |= <u32>(pte >> 60) & A_NX;
     if (leaf) break;

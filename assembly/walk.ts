@@ -182,6 +182,16 @@ export function translate(c: Cpu, va: u64, acc: u32): u32 {
   return c.mode == MODE_NESTED ? walkNested(c, va, acc) : walk(c, va, acc);
 }
 
+// Reserved bits set in a present entry (SDM §4.5: bits 51:M, XD without NXE, PS in a
+// PML5E/PML4E, 29:13 of a 1 GiB leaf, 20:13 of a 2 MiB leaf).
+@inline export function reservedBits(c: Cpu, pte: u64, level: u32, leaf: bool): u64 {
+  let rsvd = pte & c.rsvdHigh;
+  if (level >= 4) rsvd |= pte & PTE_PS;
+  else if (leaf && level == 3) rsvd |= pte & RSVD_1G;
+  else if (leaf && level == 2) rsvd |= pte & RSVD_2M;
+  return rsvd;
+}
+
 // Longest-prefix paging-structure-cache match (PDE cache first). Returns the level
 // of the cached entry (2..5) or 0; on a hit c.resPa = next table, c.pscRights = rights.
 @inline export function pscLookup(c: Cpu, va: u64): u32 {
@@ -262,11 +272,7 @@ function walkCareful(c: Cpu, va: u64, acc: u32): u32 {
     store<u64>(path + (<usize>level << 3) + 32, epa);
     if ((pte & PTE_P) == 0) return walkFault(c, va, acc, 0, refs, pscLevel);
     let leaf = level == 1 || (level <= 3 && (pte & PTE_PS) != 0);
-    let rsvd = pte & c.rsvdHigh;
-    if (level >= 4) rsvd |= pte & PTE_PS;
-    else if (leaf && level == 3) rsvd |= pte & RSVD_1G;
-    else if (leaf && level == 2) rsvd |= pte & RSVD_2M;
-    if (rsvd != 0) return walkFault(c, va, acc, PF_P | PF_RSVD, refs, pscLevel);
+    if (reservedBits(c, pte, level, leaf) != 0) return walkFault(c, va, acc, PF_P | PF_RSVD, refs, pscLevel);
     rights &= <u32>pte | A_NX; // W and U (bits 1, 2) AND; NX kept
     if (c.nxe != 0) rights |= <u32>(pte >> 60) & A_NX; // XD (bit 63) ORed into NX
     if (leaf) break;
