@@ -14,3 +14,6 @@ export { parseScenario, type Scenario } from './scenario/schema.js';
 export { runTranslation, type TranslationResult } from './experiment/translation.js';
 export { offsets, fillBatch, PATTERNS, type Pattern, type PatternSpec } from './workload/patterns.js';
 export { Rng } from './util/rng.js';
+export * from './hypervisor/index.js';
+export { ShadowMmu, type ShadowBacking, type ShadowStats, type ShadowOutcome } from './hypervisor/shadow.js';
+export { compare, DEFAULT_WORKLOADS, type CompareRow, type Workload } from './experiment/compare.js';
