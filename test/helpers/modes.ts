@@ -1,10 +1,10 @@
 // Runs one guest program under native, nested (EPT) or shadow paging (src/experiment/
 // modes.ts), acting as the guest kernel: guest page faults are recorded and skipped.
 import { PageTableBuilder, type FrameBump, type PhysicalMemory, type AccessBatch, type Cpu } from '../../src/index.js';
-import { GuestMachine, GUEST_BASE, type Mode, type GuestRegs } from '../../src/experiment/modes.js';
+import { GuestMachine, type Mode, type GuestRegs } from '../../src/experiment/modes.js';
 import type { ShadowMmu } from '../../src/hypervisor/shadow.js';
 
-export { GUEST_BASE, type Mode };
+export type { Mode };
 export const GUEST_BYTES = 0x400_0000n;      // 64 MiB of guest memory
 export const DMAP = 0xffff_8880_0000_0000n;  // the guest kernel's direct map of its memory
 

@@ -2,7 +2,7 @@
 // protection of guest page tables, reflected faults.
 import { describe, it, expect } from 'vitest';
 import { FrameBump, PTE, PFEC } from '../../src/index.js';
-import { runGuest, addressSpace, DMAP, GUEST_BASE } from '../helpers/modes.js';
+import { runGuest, addressSpace, DMAP } from '../helpers/modes.js';
 
 const VA = 0x40_0000n;
 const DATA = 0x100_0000n;
@@ -99,8 +99,6 @@ describe('shadow paging', () => {
     expect(r.shadow!.stats.ptWritesEmulated).toBe(1);
     expect(r.faults).toEqual([{ index: 3, errorCode: 0, cr2: VA }]);
     // the shadow leaf for the PT page's direct-map alias is read-only
-    const sp = r.shadow!;
-    expect(sp.stats.protectedFrames).toBeGreaterThanOrEqual(4);
-    expect(GUEST_BASE).toBeGreaterThan(0n);
+    expect(r.shadow!.stats.protectedFrames).toBeGreaterThanOrEqual(4);
   });
 });
