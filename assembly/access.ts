@@ -206,74 +206,53 @@ function streak(c: Cpu, ops: usize, i: u32, count: u32): u32 {
 // c.exitReason / exitIndex / errorCode / exitAddr describe the exit.
 export function runBatch(c: Cpu, ops: usize, count: u32): u32 {
   c.exitReason = EXIT_NONE;
-  let cnt = c.counters;
-  let micro = c.micro;
-  let fast = c.levels >= 4 && c.checker == 0 && micro != 0;
-  let nLoads: u64 = 0, nStores: u64 = 0, nFetches: u64 = 0, fastHits: u64 = 0;
-  let clk = c.clock;
   let i: u32 = 0;
-  for (; i < count; i++) {
-    if (fast) {
-      c.clock = clk;
+  while (i < count) {
+    if (c.levels >= 4 && c.checker == 0 && c.micro != 0) {
       i = streak(c, ops, i, count);
-      clk = c.clock;
       if (i >= count) break;
     }
-    let p = ops + <usize>i * OP_BYTES;
-    let va = load<u64>(p);
-    let ctl = load<u32>(p, 16);
-    let kind = ctl & 15;
-    let size = (ctl >> 4) & 15;
-    let plain = (ctl & (CTL_USER | CTL_IMPLICIT)) == 0 && kind != K_FETCH && kind <= K_TRANSLATE;
-    // Fast path: a page the L1 4 KiB data TLB holds, for an access it allows outright.
-    // Page numbers keep va's high bits, so a non-canonical va never matches.
-    if (fast && plain && (va & 0xFFF) + <u64>size <= 4096) {
-      let vpn = va >> 12;
-      let s = microSlot(micro, vpn);
-      if (load<u64>(kind == K_STORE ? s + 8 : s) == vpn) {
-        let q = <usize>load<u32>(s, 16) + <usize>(va & 0xFFF);
-        store<u32>(<usize>load<u32>(s, 20), ++clk, 36);
-        fastHits++;
-        if (kind == K_LOAD) { store<u64>(p, loadN(q, size), 8); nLoads++; }
-        else if (kind == K_STORE) { storeN(q, load<u64>(p, 8), size); nStores++; }
-        else store<u64>(p, <u64>(q - physBase), 8);
-        continue;
-      }
-    }
-    c.clock = clk;
-    if (kind > K_TRANSLATE) {
-      if (!special(c, p, kind, size, i)) break;
-      fast = c.levels >= 4 && c.checker == 0 && micro != 0; // MOV CR3 may change paging
-      continue;
-    }
-    let acc = accFor(c, ctl);
-    if ((va & 0xFFF) + <u64>size > 4096) {
-      if (!splitAccess(c, p, va, acc, size, kind, i)) break;
-      if (kind == K_LOAD) nLoads++; else if (kind == K_STORE) nStores++; else if (kind == K_FETCH) nFetches++;
-      clk = c.clock;
-      continue;
-    }
-    let st = translate(c, va, acc);
-    clk = c.clock;
-    if (st != XLATE_OK) { setExit(c, xlateExit(c, st, i), i); break; }
-    let pa = c.resPa;
-    if (fast && plain && c.resSize == 4096) microFill(c, va, acc);
-    if (kind == K_TRANSLATE) { store<u64>(p, pa, 8); continue; }
-    if (!physInRange(pa, <u64>size)) {
-      c.exitAddr = pa;
-      bump(cnt, C_MMIO);
-      setExit(c, EXIT_MMIO, i);
-      break;
-    }
-    let q = physPtr(pa);
-    if (kind == K_STORE) { storeN(q, load<u64>(p, 8), size); nStores++; }
-    else { store<u64>(p, loadN(q, size), 8); if (kind == K_LOAD) nLoads++; else nFetches++; }
+    if (!step(c, ops + <usize>i * OP_BYTES, i)) break;
+    i++;
   }
-  c.clock = clk;
-  bump(cnt, C_ACCESSES, nLoads + nStores + nFetches);
-  bump(cnt, C_LOADS, nLoads);
-  bump(cnt, C_STORES, nStores);
-  bump(cnt, C_FETCHES, nFetches);
-  bump(cnt, C_L1_HIT_4K, fastHits);
   return i;
+}
+
+@inline function countAccess(c: Cpu, kind: u32): void {
+  bump(c.counters, C_ACCESSES);
+  bump(c.counters, kind == K_LOAD ? C_LOADS : (kind == K_STORE ? C_STORES : C_FETCHES));
+}
+
+// One operation on the general path (any kind, size, mode; TLB lookups, walks, exits).
+// Returns false if it exits.
+function step(c: Cpu, p: usize, i: u32): bool {
+  let va = load<u64>(p);
+  let ctl = load<u32>(p, 16);
+  let kind = ctl & 15;
+  let size = (ctl >> 4) & 15;
+  if (kind > K_TRANSLATE) return special(c, p, kind, size, i);
+  let acc = accFor(c, ctl);
+  if ((va & 0xFFF) + <u64>size > 4096) {
+    if (!splitAccess(c, p, va, acc, size, kind, i)) return false;
+    if (kind != K_TRANSLATE) countAccess(c, kind);
+    return true;
+  }
+  let st = translate(c, va, acc);
+  if (st != XLATE_OK) { setExit(c, xlateExit(c, st, i), i); return false; }
+  let pa = c.resPa;
+  // Mirror a plain 4 KiB data translation into the fast path for the next accesses.
+  if ((ctl & (CTL_USER | CTL_IMPLICIT)) == 0 && kind != K_FETCH && c.resSize == 4096 &&
+      c.micro != 0 && c.checker == 0 && c.levels >= 4) microFill(c, va, acc);
+  if (kind == K_TRANSLATE) { store<u64>(p, pa, 8); return true; }
+  if (!physInRange(pa, <u64>size)) {
+    c.exitAddr = pa;
+    bump(c.counters, C_MMIO);
+    setExit(c, EXIT_MMIO, i);
+    return false;
+  }
+  let q = physPtr(pa);
+  if (kind == K_STORE) storeN(q, load<u64>(p, 8), size);
+  else store<u64>(p, loadN(q, size), 8);
+  countAccess(c, kind);
+  return true;
 }
