@@ -17,3 +17,7 @@ export { Rng } from './util/rng.js';
 export * from './hypervisor/index.js';
 export { ShadowMmu, type ShadowBacking, type ShadowStats, type ShadowOutcome } from './hypervisor/shadow.js';
 export { compare, DEFAULT_WORKLOADS, type CompareRow, type Workload } from './experiment/compare.js';
+export { PortBus, type PortDevice, type IoExit } from './devices/bus.js';
+export { BackdoorPort } from './devices/backdoor.js';
+export { BalloonDevice, classifyBalloonExit, CMD as BALLOON_CMD, CAP as BALLOON_CAP, STATUS as BALLOON_STATUS } from './devices/balloon.js';
+export { BalloonStats } from './devices/balloon-stats.js';
