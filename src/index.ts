@@ -21,3 +21,4 @@ export { PortBus, type PortDevice, type IoExit } from './devices/bus.js';
 export { BackdoorPort } from './devices/backdoor.js';
 export { BalloonDevice, classifyBalloonExit, CMD as BALLOON_CMD, CAP as BALLOON_CAP, STATUS as BALLOON_STATUS } from './devices/balloon.js';
 export { BalloonStats } from './devices/balloon-stats.js';
+export { Scheduler, type Runnable, type SchedulerOptions } from './hypervisor/scheduler.js';
