@@ -1,0 +1,48 @@
+// A dbench-like throughput workload: each work unit is a small file-server operation —
+// a name lookup (random loads in a dentry hash), a read of a file block (sequential
+// loads from the page cache), a write into another block (stores), a little kernel text,
+// and every `fsyncEvery` units a flush (an OUT to a port). The score is work units per
+// simulated second, so it falls when memory virtualization or reclamation costs cycles.
+import type { AccessBatch } from '../src/core/batch.js';
+import { Rng } from '../src/util/rng.js';
+import type { Kernel, Workload } from './kernel/kernel.js';
+
+export interface ThroughputOptions {
+  cachePages?: number; hashPages?: number; unitsPerBatch?: number; fsyncEvery?: number; seed?: number;
+  /** Stop after this many units (default: never). */
+  units?: number;
+}
+export const CACHE_BASE = 0x1000_0000n, HASH_BASE = 0x2000_0000n, FSYNC_PORT = 0x80;
+
+export class Throughput implements Workload {
+  readonly name = 'throughput';
+  units = 0;
+  private rng: Rng;
+  private readonly cache: number; private readonly hash: number;
+  constructor(readonly o: ThroughputOptions = {}) {
+    this.rng = new Rng(o.seed ?? 7);
+    this.cache = o.cachePages ?? 256;
+    this.hash = o.hashPages ?? 16;
+  }
+  init(k: Kernel): void {
+    k.mmap(k.current, CACHE_BASE, BigInt(this.cache * 4096));
+    k.mmap(k.current, HASH_BASE, BigInt(this.hash * 4096));
+  }
+  fill(k: Kernel, b: AccessBatch): boolean {
+    const n = this.o.unitsPerBatch ?? 16;
+    for (let u = 0; u < n; u++) {
+      if (this.o.units !== undefined && this.units >= this.o.units) return u > 0;
+      const r = this.rng;
+      for (let i = 0; i < 4; i++) b.load(Number(HASH_BASE) + r.below(this.hash * 512) * 8);
+      const rd = Number(CACHE_BASE) + r.below(this.cache) * 4096 + r.below(8) * 512;
+      for (let i = 0; i < 64; i++) b.load(rd + i * 8);
+      const wr = Number(CACHE_BASE) + r.below(this.cache) * 4096 + r.below(16) * 256;
+      for (let i = 0; i < 32; i++) b.store(wr + i * 8, BigInt(this.units));
+      b.fetch(k.textVa(r.below(4096) * 16), 8);
+      if (++this.units % (this.o.fsyncEvery ?? 32) === 0) b.out(FSYNC_PORT, BigInt(this.units & 0xff));
+    }
+    return true;
+  }
+  /** Work units per simulated second. */
+  score(k: Kernel): number { return k.now() > 0 ? this.units / k.now() : 0; }
+}
