@@ -227,7 +227,7 @@ export class Ept {
 
 /** EPT rights for a p2m entry: null if not present; read-only while write-protected or shared. */
 export function eptRights(word: number): bigint | null {
-  if (!(word & P2M.PRESENT)) return null;
+  if (!(word & P2M.PRESENT) || word & P2M.TRAPPED) return null;
   return word & (P2M.WRITE_PROTECTED | P2M.SHARED) ? EPT.R | EPT.X : RWX;
 }
 

@@ -4,15 +4,17 @@
 // Entry layout (u32):
 //
 //   31 30 29 28 27 26 25 24 23                                         0
-//  ┌─────┬──┬──┬──┬──┬──┬──┬────────────────────────────────────────────┐
-//  │ rsv │PT│BL│SW│SH│WP│P │ hfn when P=1 · swap slot when SW=1 · else 0 │
-//  └─────┴──┴──┴──┴──┴──┴──┴────────────────────────────────────────────┘
+//  ┌──┬──┬──┬──┬──┬──┬──┬──┬────────────────────────────────────────────┐
+//  │ r│TR│PT│BL│SW│SH│WP│P │ hfn when P=1 · swap slot when SW=1 · else 0 │
+//  └──┴──┴──┴──┴──┴──┴──┴──┴────────────────────────────────────────────┘
 //   P   present: backed by host frame hfn
 //   WP  write-protected: the EPT maps the frame read-only (writes exit)
 //   SH  shared: hfn is a content-shared frame (copy-on-write; implies read-only)
 //   SW  swapped: the contents sit in the hypervisor's swap, in slot `hfn`
 //   BL  ballooned: the guest gave the frame back (balloon driver); not backed
 //   PT  the guest uses this frame as a page-table page (shadow paging tracks it)
+//   TR  trapped: backed (P=1) but the EPT maps nothing, so the next guest access exits
+//       (active-memory sampling invalidates a sampled page's mapping this way)
 //
 // "Unbacked" is not a bit: it is P = SW = BL = 0, so the zeroed array the core hands
 // out is an all-unbacked p2m and the first touch of any gfn finds 0.
@@ -23,10 +25,10 @@ import { type Gfn, type Hfn, hex } from '../core/addr.js';
 
 export const P2M = {
   PRESENT: 1 << 24, WRITE_PROTECTED: 1 << 25, SHARED: 1 << 26,
-  SWAPPED: 1 << 27, BALLOONED: 1 << 28, PAGE_TABLE: 1 << 29,
+  SWAPPED: 1 << 27, BALLOONED: 1 << 28, PAGE_TABLE: 1 << 29, TRAPPED: 1 << 30,
 } as const;
 export const HFN_MASK = 0x00ff_ffff;
-const STATE_MASK = 0x3f00_0000;
+const STATE_MASK = 0x7f00_0000;
 
 /** The host frame (or swap slot) field of a p2m entry. */
 export const frameField = (word: number): number => word & HFN_MASK;
@@ -35,6 +37,13 @@ export const stateBits = (word: number): number => word & STATE_MASK;
 /** True if the entry is unbacked (never touched, or unmapped without a new state). */
 export const isUnbacked = (word: number): boolean =>
   (word & (P2M.PRESENT | P2M.SWAPPED | P2M.BALLOONED)) === 0;
+
+/**
+ * True if a guest access (write or not) to an entry with this word needs the hypervisor
+ * first: the frame is swapped out, trapped for sampling, or shared and being written.
+ */
+export const needsResolve = (word: number, write: boolean): boolean =>
+  (word & (P2M.SWAPPED | P2M.TRAPPED)) !== 0 || (write && (word & (P2M.SHARED | P2M.PRESENT)) === (P2M.SHARED | P2M.PRESENT));
 
 /** Called after an entry changes, with its old and new words. */
 export type P2mListener = (gfn: Gfn, before: number, after: number) => void;
@@ -107,7 +116,7 @@ export class P2m {
    */
   unmap(gfn: Gfn, flags = 0, slot = 0): Hfn | null {
     const old = this.raw(gfn);
-    if (flags & (P2M.PRESENT | ~STATE_MASK)) throw new RangeError(`p2m.unmap flags ${hex(flags)} are not a non-present state`);
+    if (flags & (P2M.PRESENT | P2M.TRAPPED | ~STATE_MASK)) throw new RangeError(`p2m.unmap flags ${hex(flags)} are not a non-present state`);
     if (slot !== 0 && !(flags & P2M.SWAPPED)) throw new RangeError('a swap slot needs the SWAPPED state');
     this.write(gfn, (flags | (old & P2M.PAGE_TABLE) | (slot & HFN_MASK)) >>> 0);
     return old & P2M.PRESENT ? (frameField(old) as Hfn) : null;

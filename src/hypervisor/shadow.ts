@@ -29,7 +29,7 @@
 import type { Machine } from '../core/machine.js';
 import type { Cpu, Registers } from '../core/cpu.js';
 import type { AccessBatch } from '../core/batch.js';
-import { CR0, CR4, EFER, PTE } from '../core/bits.js';
+import { CR0, CR4, EFER, PTE, EPT_QUAL } from '../core/bits.js';
 
 const ADDR = 0x000f_ffff_ffff_f000n;
 const NONLEAF = PTE.P | PTE.W | PTE.U | PTE.A;
@@ -41,8 +41,14 @@ export interface ShadowBacking {
   freeTableFrame(hpa: bigint): void;
   /** EPT pointer of the VM's p2m in EPT form, used by the guest walker. */
   readonly walkerEptp: bigint;
-  /** Backs the frame holding gpa after the walker found it unbacked; false if outside the VM. */
-  backGpa(gpa: bigint): boolean;
+  /**
+   * Makes the frame holding gpa usable after the walker's EPT refused a (write) access:
+   * backs it if unbacked, or has its pager swap it in / break sharing / end a trap.
+   * False if nothing can (outside the VM, ballooned): the caller gets the exit.
+   */
+  backGpa(gpa: bigint, write: boolean): boolean;
+  /** False if the p2m forbids guest writes to gfn (shared, write-protected, trapped). */
+  writable?(gfn: number): boolean;
   /** Records that a gfn is (or no longer is) a guest page-table page. */
   markPageTable?(gfn: number, on: boolean): void;
 }
@@ -142,6 +148,24 @@ export class ShadowMmu {
     if (changed) this.cpu.flushTlb();
   }
 
+  /**
+   * Drops the shadow leaves that map guest frame gfn at host frame `hpa` (the p2m moved or
+   * re-protected it: sharing, swapping, sampling). Leaves since reused for another frame
+   * are left alone; the next access re-walks and refills from the p2m.
+   */
+  zapGfn(gfn: number, hpa: bigint): boolean {
+    const r = this.rmap.get(gfn);
+    if (!r) return false;
+    let changed = false;
+    for (const spte of r.keys()) {
+      const v = this.m.memory.read64(spte);
+      if (v & PTE.P && (v & ADDR) === hpa) { this.m.memory.write64(spte, 0n); changed = true; }
+    }
+    this.rmap.delete(gfn);
+    if (changed) this.cpu.flushTlb(); // every linear alias of the frame, as in protect()
+    return changed;
+  }
+
   /** Makes sure a fill cannot run out of shadow pages midway (it never purges itself). */
   private reserve(): void {
     if (this.pages.size + 2 * this.levels() + 2 > this.maxPages) this.zapAll();
@@ -164,7 +188,7 @@ export class ShadowMmu {
     for (;;) {
       const t = this.walker.translate(va, acc);
       if (t.ok || t.fault !== 'EPT_VIOLATION') return t;
-      if (!this.backing.backGpa(t.gpa)) return { ok: false as const, fault: 'OUTSIDE' as const, gpa: t.gpa };
+      if (!this.backing.backGpa(t.gpa, (t.qualification & EPT_QUAL.WRITE) !== 0)) return { ok: false as const, fault: 'OUTSIDE' as const, gpa: t.gpa };
     }
   }
 
@@ -203,7 +227,8 @@ export class ShadowMmu {
     }
     const gfn = Number((frameGpa + (va & (pageBytes - 1n))) >> 12n);
     const dirty = write || (leafVal & PTE.D) !== 0n;
-    const writable = w && dirty && !this.protectedGfns.has(gfn);
+    // A shared or write-protected frame stays read-only here: its first write must exit.
+    const writable = w && dirty && !this.protectedGfns.has(gfn) && (this.backing.writable?.(gfn) ?? true);
     let spte = (hpa & ADDR) | PTE.P | PTE.A | (leafVal & (0xfn << 59n));
     if (writable) spte |= PTE.W | PTE.D;
     if (u) spte |= PTE.U;

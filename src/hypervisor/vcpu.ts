@@ -11,7 +11,7 @@ import type { AccessBatch } from '../core/batch.js';
 import { EPT_QUAL } from '../core/bits.js';
 import { type Gpa, gfnOf, gpa as toGpa, gva as toGva, hex } from '../core/addr.js';
 import { OutOfFramesError } from './frames.js';
-import { P2M, isUnbacked } from './p2m.js';
+import { P2M, isUnbacked, needsResolve } from './p2m.js';
 import type { ShadowMmu, ShadowStats } from './shadow.js';
 import type { Vm } from './vm.js';
 import type { VcpuExit } from './types.js';
@@ -31,12 +31,14 @@ export interface VcpuStats {
   pagesBacked: number;
   /** Modeled cycles of exits and hypervisor work. */
   hvCycles: number;
+  /** Exits a pager resolved (swap-in, copy-on-write break, sampling trap). */
+  resolved: number;
 }
 
 export class Vcpu {
   /** Exits by the core's reason (EPT_VIOLATION, PF, IO, HLT, CR3, INVLPG, ...). */
   readonly exits: Record<string, number> = {};
-  readonly stats: VcpuStats = { vmExits: 0, handled: 0, pagesBacked: 0, hvCycles: 0 };
+  readonly stats: VcpuStats = { vmExits: 0, handled: 0, pagesBacked: 0, hvCycles: 0, resolved: 0 };
 
   constructor(readonly vm: Vm, readonly id: number, readonly cpu: Cpu, readonly vpid: number,
               /** Shadow mode: the shadow MMU that owns this vCPU's CR3. */
@@ -112,6 +114,10 @@ export class Vcpu {
     const gfn = gfnOf(gpa);
     const w = this.vm.p2m.raw(gfn);
     if (isUnbacked(w)) return this.back(gpa, x.index);
+    if (needsResolve(w, (q & EPT_QUAL.WRITE) !== 0)) { // swapped, shared and written, or trapped
+      const c = this.vm.resolve(gfn, (q & EPT_QUAL.WRITE) !== 0);
+      if (c !== null) { this.stats.hvCycles += c; this.stats.resolved++; return x.index; }
+    }
     if (w & P2M.PRESENT && q & EPT_QUAL.WRITE && w & (P2M.WRITE_PROTECTED | P2M.SHARED)) {
       return { reason: 'WRITE_PROTECT', index: x.index, gpa, gfn, gva };
     }
@@ -129,12 +135,13 @@ export class Vcpu {
   private shadowExit(x: Extract<CoreExit, { reason: 'PF' | 'CR3' | 'INVLPG' }>, batch: AccessBatch): Outcome {
     const sh = this.shadow!;
     const before = { ...sh.stats };
-    const backed = this.vm.stats.pagesBacked;
+    const backed = this.vm.stats.pagesBacked, paged = this.vm.stats.pagerCycles;
     let o;
     try {
       o = sh.handle(x, batch);
     } finally {
       this.chargeShadow(before, sh.stats, this.vm.stats.pagesBacked - backed);
+      this.stats.hvCycles += this.vm.stats.pagerCycles - paged; // swap-ins, COW breaks, traps in guest walks
     }
     if (o.action === 'retry') return x.index;
     if (o.action === 'next') return x.index + 1;
@@ -169,7 +176,7 @@ export class Vcpu {
   resetCounters(): void {
     this.cpu.resetCounters();
     for (const k of Object.keys(this.exits)) delete this.exits[k];
-    Object.assign(this.stats, { vmExits: 0, handled: 0, pagesBacked: 0, hvCycles: 0 });
+    Object.assign(this.stats, { vmExits: 0, handled: 0, pagesBacked: 0, hvCycles: 0, resolved: 0 });
   }
 }
 

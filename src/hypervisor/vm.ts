@@ -15,7 +15,7 @@ import type { CpuOptions } from '../core/cpu.js';
 import { PAGE_4K, type PageSize } from '../core/bits.js';
 import { type Gfn, type Gpa, type Hfn, gfnOf, hpaOf, hfnOf, hpa as toHpa, hex } from '../core/addr.js';
 import { HV_OWNER, type HostFrames } from './frames.js';
-import { P2m, P2M, isUnbacked, frameField } from './p2m.js';
+import { P2m, P2M, isUnbacked, frameField, needsResolve } from './p2m.js';
 import { Ept, RWX, eptRights, syncEntry } from './ept.js';
 import { GuestMemory } from './gmem.js';
 import { Vcpu } from './vcpu.js';
@@ -53,9 +53,29 @@ export interface VmStats {
   invepts: number;
   /** Shadow-table zaps caused by p2m changes or host writes to guest page tables. */
   shadowZaps: number;
+  /** Pager resolutions (swap-ins, copy-on-write breaks, ended traps) and their modeled cycles. */
+  resolves: number;
+  pagerCycles: number;
 }
 
 const MAX_VM_BYTES = 64n * 2n ** 30n;
+
+/**
+ * A hypervisor service that owns some non-plain p2m states (swapped, shared, trapped) and
+ * makes a gfn usable again when the guest or the host touches it (KVM's fault path
+ * handing a gfn to the subsystem that knows it).
+ */
+export interface VmPager {
+  readonly name: string;
+  /**
+   * gfn's entry is `word` and a (write) access needs it usable: resolve it (swap in,
+   * copy-on-write break, end a sampling trap) and return the modeled cycles spent, or
+   * null if the state is not this pager's. May throw OutOfFramesError (no frame yet).
+   */
+  resolve(vm: Vm, gfn: Gfn, word: number, write: boolean): number | null;
+  /** The VM is being destroyed: release what the pager holds for it (shared refs, swap slots). */
+  detach?(vm: Vm): void;
+}
 
 export class Vm {
   readonly memoryBytes: bigint;
@@ -67,9 +87,10 @@ export class Vm {
   /** The host's view of guest-physical memory (backs on write). */
   readonly memory: GuestMemory;
   readonly costs: HvCosts;
-  readonly stats: VmStats = { pagesBacked: 0, tableFrames: 0, invepts: 0, shadowZaps: 0 };
+  readonly stats: VmStats = { pagesBacked: 0, tableFrames: 0, invepts: 0, shadowZaps: 0, resolves: 0, pagerCycles: 0 };
   private readonly tables = new Set<number>(); // hfns of this VM's hypervisor-region frames
   private bulk = false;                         // p2m writes whose EPT update the caller makes
+  private readonly pagers: VmPager[] = [];
   private destroyed = false;
 
   constructor(private readonly host: VmHost, readonly id: number, readonly mode: VmMode, o: VmOptions) {
@@ -111,7 +132,10 @@ export class Vm {
     syncEntry(this.ept!, gfn, before, after);
     const remapped = (before & P2M.PRESENT) !== 0 &&
       (frameField(before) !== frameField(after) || eptRights(before) !== eptRights(after));
-    if (remapped) this.zapShadows();
+    if (remapped) {
+      const old = hpaOf(frameField(before) as Hfn);
+      for (const v of this.vcpus) if (v.shadow?.zapGfn(gfn, old)) this.stats.shadowZaps++; // only leaves mapping the old frame are stale
+    }
   }
 
   private zapShadows(): void {
@@ -146,13 +170,43 @@ export class Vm {
       allocTableFrame: () => hpaOf(this.allocTable()),
       freeTableFrame: (h: bigint) => this.freeTable(hfnOf(toHpa(h))),
       walkerEptp: this.ept!.eptp,
-      // Only an unbacked gfn can be fixed here; anything else must reach the caller.
-      backGpa: (g: bigint) => this.contains(g) && isUnbacked(this.p2m.raw(gfnOf(g as Gpa))) &&
-        this.backGfn(gfnOf(g as Gpa), true) !== null,
+      // Unbacked gfns are backed here, swapped / shared / trapped ones resolved by their
+      // pager; anything else (ballooned, unowned) must reach the caller.
+      backGpa: (g: bigint, write: boolean) => {
+        if (!this.contains(g)) return false;
+        const gfn = gfnOf(g as Gpa), w = this.p2m.raw(gfn);
+        if (isUnbacked(w)) return this.backGfn(gfn, true) !== null;
+        return needsResolve(w, write) && this.resolve(gfn, write) !== null;
+      },
+      writable: (gfn: number) => gfn < this.frameCount &&
+        (this.p2m.raw(gfn as Gfn) & (P2M.PRESENT | P2M.WRITE_PROTECTED | P2M.SHARED | P2M.TRAPPED)) === P2M.PRESENT,
       markPageTable: (gfn: number, on: boolean) => {
         if (gfn < this.frameCount) this.p2m.setState(gfn as Gfn, on ? P2M.PAGE_TABLE : 0, on ? 0 : P2M.PAGE_TABLE);
       },
     };
+  }
+
+  /** Installs a pager (sharing, swapping, sampling); each resolves the states it owns. */
+  addPager(p: VmPager): void { if (!this.pagers.includes(p)) this.pagers.push(p); }
+
+  /**
+   * Makes gfn usable for a (write) access when its state needs the hypervisor (see
+   * needsResolve). Returns the modeled cycles spent, or null when no pager owns the state.
+   */
+  resolve(gfn: Gfn, write: boolean): number | null {
+    this.live();
+    let cycles = 0;
+    for (let round = 0; round < 4; round++) { // e.g. swap in, then break sharing of the same gfn
+      const w = this.p2m.raw(gfn);
+      if (!needsResolve(w, write)) return cycles;
+      let done = false;
+      for (const p of this.pagers) {
+        const c = p.resolve(this, gfn, w, write);
+        if (c !== null) { cycles += c; done = true; this.stats.resolves++; this.stats.pagerCycles += c; break; }
+      }
+      if (!done) return null;
+    }
+    throw new Error(`gfn ${hex(gfn)}: pagers did not settle its state (p2m ${hex(this.p2m.raw(gfn))})`);
   }
 
   /** True if gpa lies in the VM's guest-physical memory. */
@@ -180,9 +234,17 @@ export class Vm {
     return h;
   }
 
-  /** GuestMemory's translation: backs on write; a host write to a guest page table zaps shadows. */
+  /**
+   * GuestMemory's translation: backs on write; swaps in and breaks sharing through the
+   * pagers (a host read of a trapped frame is not a guest touch); a host write to a guest
+   * page table zaps shadows.
+   */
   frameFor(gfn: Gfn, write: boolean): Hfn | null {
-    const w = this.p2m.raw(gfn);
+    let w = this.p2m.raw(gfn);
+    if (w & P2M.SWAPPED || (write && w & P2M.SHARED)) {
+      if (this.resolve(gfn, write) === null) throw new Error(`gfn ${hex(gfn)}: no pager resolves p2m ${hex(w)}`);
+      w = this.p2m.raw(gfn);
+    }
     if (w & P2M.PRESENT) {
       if (write && w & P2M.SHARED) throw new Error(`gfn ${hex(gfn)} is shared: a host write needs a copy-on-write break`);
       if (write && w & P2M.PAGE_TABLE) this.zapShadows();
@@ -235,7 +297,8 @@ export class Vm {
   destroy(): void {
     this.live();
     const frames = this.host.frames;
-    // Shared frames are not the VM's alone (the sharing scanner will own their refcounts).
+    for (const p of this.pagers) p.detach?.(this);
+    // Shared frames are not the VM's alone (the sharing pager owns their refcounts).
     this.p2m.forEach((_g, w) => frames.free(frameField(w) as Hfn, this.id), P2M.PRESENT | P2M.SHARED, P2M.PRESENT);
     this.ept?.destroy();
     for (const h of [...this.tables]) this.freeTable(h as Hfn);
