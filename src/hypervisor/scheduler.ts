@@ -7,7 +7,7 @@
 /** Something that runs on the virtual clock: a vCPU with its guest kernel, typically. */
 export interface Runnable {
   readonly name: string;
-  /** Runs for up to `budget` cycles; returns the cycles used (0: idle or halted). */
+  /** Runs for about `budget` cycles (it may overshoot by its unit of work); returns the cycles used (0: idle or halted). */
   step(budget: number): number;
 }
 
@@ -77,7 +77,9 @@ export class Scheduler {
   private runSlice(budget: number): number {
     const ready = [...this.entries].sort((a, b) => a.pass - b.pass || a.order - b.order);
     for (const e of ready) {
-      const used = Math.min(budget, Math.max(0, e.r.step(budget)));
+      // A runnable may overshoot its budget (a guest finishes its batch): it is charged
+      // what it used, so the cost model, not the slice, decides how much work fits a second.
+      const used = Math.max(0, e.r.step(budget));
       if (used === 0) continue; // idle: the next one gets the slice
       e.usage += used;
       e.pass += used / e.shares;

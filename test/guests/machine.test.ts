@@ -19,6 +19,7 @@ class Filler implements Workload {
   readonly name = 'filler';
   private next = 0;
   constructor(readonly pages: number) {}
+  get written(): boolean { return this.next >= this.pages; }
   init(k: Kernel): void { k.mmap(k.current, FILL_BASE, BigInt(this.pages * 4096)); }
   fill(_k: Kernel, b: AccessBatch): boolean {
     for (let i = 0; i < 64 && this.next < this.pages; i++, this.next++) b.store(FILL_BASE + BigInt(this.next * 4096), word(this.next));
@@ -35,8 +36,8 @@ describe.each(['nested', 'shadow'] as const)('guest machines on the scheduler (%
     const run = async () => {
       const hv = await host();
       const s = new Scheduler({ hz: HZ, slice: 10_000 });
-      const a = new GuestVm({ hv, name: 'a', memoryBytes: 4 * MiB, mode, hz: HZ, workload: new Throughput({ seed: 1 }) }).attach(s, 1000);
-      const b = new GuestVm({ hv, name: 'b', memoryBytes: 4 * MiB, mode, hz: HZ, workload: new Throughput({ seed: 2 }) }).attach(s, 3000);
+      const a = new GuestVm({ hv, name: 'a', memoryBytes: 4 * MiB, mode, hz: HZ, workload: new Throughput({ seed: 1, unitsPerBatch: 2 }) }).attach(s, 1000);
+      const b = new GuestVm({ hv, name: 'b', memoryBytes: 4 * MiB, mode, hz: HZ, workload: new Throughput({ seed: 2, unitsPerBatch: 2 }) }).attach(s, 3000);
       s.runFor(0.3);
       return { ua: s.usage(a), ub: s.usage(b), units: [(a.workload as Throughput).units, (b.workload as Throughput).units] };
     };
@@ -54,7 +55,8 @@ describe.each(['nested', 'shadow'] as const)('guest machines on the scheduler (%
     const pages = 600;
     const g = new GuestVm({ hv, name: 'g', memoryBytes: 4 * MiB, mode, hz: HZ, workload: new Filler(pages) }).attach(s);
     g.vm.prefault(0n, g.vm.memoryBytes); // every guest frame backed: each locked one frees a host frame
-    s.runFor(0.5);                       // the filler writes its pages, then idles
+    while (!(g.workload as Filler).written) s.runFor(0.1); // the filler writes its pages, then idles
+    s.runFor(0.1);
     const before = g.hostFrames;
     // More than the guest has free: the driver's allocations make the guest page out.
     const n = g.kernel.frames.freeCount + 200;
@@ -114,7 +116,8 @@ describe.each(['nested', 'shadow'] as const)('guest machines on the scheduler (%
     const s = new Scheduler({ hz: HZ, slice: 10_000 });
     const a = new GuestVm({ hv, name: 'a', memoryBytes: 4 * MiB, mode, hz: HZ, workload: new Filler(300), balloonCapabilities: CAPS_4K }).attach(s);
     const b = new GuestVm({ hv, name: 'b', memoryBytes: 4 * MiB, mode, hz: HZ, workload: new Filler(300) }).attach(s);
-    s.runFor(0.5);
+    while (!(a.workload as Filler).written || !(b.workload as Filler).written) s.runFor(0.1);
+    s.runFor(0.1);
     const bFrames = b.hostFrames;
     a.device.setTarget(200);
     s.runFor(2);
