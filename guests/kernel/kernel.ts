@@ -43,6 +43,13 @@ export interface KernelOptions {
   /** Simulated cycles per second (default 1e9). */
   hz?: number;
   swapPort?: number;
+  /**
+   * Swap by DMA (default true: a few IO exits per page and a modeled disk latency) or by
+   * PIO (false: 2048 four-byte IO exits per page, as an ATA disk without bus-mastering).
+   */
+  swapDma?: boolean;
+  /** Cycles one DMA page transfer waits (default 20000). */
+  swapLatencyCycles?: number;
   /** Frames user allocations leave free for page tables (default 16). */
   reserve?: number;
   onHostExit?: HostExitHandler;
@@ -93,9 +100,12 @@ export class Kernel {
     this.kc = new KernelCpu(this.vcpu, this.bus, hv.machine.createBatch(2048), o.onHostExit);
     this.batch = hv.machine.createBatch(4096);
     this.pt = new PageTables(this.kc, this.frames);
-    this.disk = new SwapDisk(o.swapPort ?? SWAP_PORT);
+    const dma = o.swapDma ?? true;
+    this.disk = new SwapDisk(o.swapPort ?? SWAP_PORT, dma
+      ? { dma: vm.memory, stall: (c) => this.vcpu.stall(c), latencyCycles: o.swapLatencyCycles } : {});
     this.bus.register(this.disk.base, SWAPDISK_PORTS, this.disk);
     this.swap = new Swapper(this.kc, this.frames, this.pt, (asid) => asid === this.current?.id, this.disk.base);
+    this.swap.dma = dma;
   }
 
   /** Bootloader + early boot. Returns a kernel running its first address space. */

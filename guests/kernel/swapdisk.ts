@@ -1,21 +1,46 @@
-// The guest swap disk: a virtual block device of 4 KiB sectors on the port-I/O bus,
-// programmed with PIO like an ATA disk (no DMA: every byte crosses the bus as port I/O,
-// so under virtualization each 4-byte transfer is an IO exit — the cost PIO really has).
+// The guest swap disk: a virtual block device of 4 KiB sectors on the port-I/O bus.
+// Two ways to move a sector, like an ATA disk:
+// - PIO: every byte crosses the bus as port I/O, so under virtualization each 4-byte
+//   transfer is an IO exit — the cost PIO really has (2048 exits per page).
+// - DMA (bus-master): the guest programs a guest-physical address and the device copies
+//   the sector to or from guest memory itself, through the host's view of the VM's memory
+//   (so a page the hypervisor swapped out is swapped back in to be read: double paging).
+//   A transfer makes the vCPU wait `latencyCycles` (synchronous I/O, see Vcpu.stall).
 //
 // Registers (offsets from `base`):
-//   +0 DATA   (4 bytes, in/out)  the sector buffer, 1024 dwords, index auto-increments
-//   +4 SECTOR (4 bytes, out)     selects the sector and rewinds the buffer index
-//   +8 CMD    (1 byte, out)      1 = READ sector → buffer, 2 = WRITE buffer → sector
-//   +8 STATUS (1 byte, in)       0 = ok, 1 = error (sector out of range, short transfer)
+//   +0  DATA    (4 bytes, in/out)  the sector buffer, 1024 dwords, index auto-increments
+//   +4  SECTOR  (4 bytes, out)     selects the sector and rewinds the buffer index
+//   +8  CMD     (1 byte, out)      1 = READ sector → buffer, 2 = WRITE buffer → sector,
+//                                  3 = DMA READ sector → memory, 4 = DMA WRITE memory → sector
+//   +8  STATUS  (1 byte, in)       0 = ok, 1 = error (sector out of range, short transfer, no DMA)
+//   +12 DMA_LO  (4 bytes, out)     guest-physical address of the DMA buffer, bits 31:0
+//   +16 DMA_HI  (4 bytes, out)     bits 63:32 (the buffer is one 4 KiB-aligned frame)
 // Sectors never written read as zeros.
 
 import type { PortDevice } from '../../src/devices/bus.js';
+import { OutOfFramesError } from '../../src/hypervisor/frames.js';
 
 export const SWAP_PORT = 0x1f0;
-export const SWAPDISK_PORTS = 12;
-export const REG = { DATA: 0, SECTOR: 4, CMD: 8, STATUS: 8 } as const;
-export const DISK_CMD = { READ: 1, WRITE: 2 } as const;
+export const SWAPDISK_PORTS = 20;
+export const REG = { DATA: 0, SECTOR: 4, CMD: 8, STATUS: 8, DMA_LO: 12, DMA_HI: 16 } as const;
+export const DISK_CMD = { READ: 1, WRITE: 2, DMA_READ: 3, DMA_WRITE: 4 } as const;
 const DWORDS = 1024;
+
+/** What DMA needs: the host's view of the VM's guest-physical memory (GuestMemory). */
+export interface DmaMemory {
+  read(gpa: bigint, len: number): Uint8Array;
+  write(gpa: bigint, data: Uint8Array): void;
+}
+
+export interface SwapDiskOptions {
+  sectorCount?: number;
+  /** Guest memory for DMA transfers (none: DMA commands fail with STATUS 1). */
+  dma?: DmaMemory;
+  /** Called with the cycles one DMA transfer makes the vCPU wait. */
+  stall?: (cycles: number) => void;
+  /** Cycles a DMA transfer takes (default 20000: 10 µs at 2 GHz, a fast SSD). */
+  latencyCycles?: number;
+}
 
 export class SwapDisk implements PortDevice {
   readonly name = 'swapdisk';
@@ -24,9 +49,16 @@ export class SwapDisk implements PortDevice {
   private sector = 0;
   private at = 0;
   private status = 0;
-  readonly stats = { reads: 0, writes: 0, errors: 0 };
+  private dmaAddr = 0n;
+  readonly stats = { reads: 0, writes: 0, errors: 0, dma: 0 };
+  readonly sectorCount: number;
 
-  constructor(readonly base = SWAP_PORT, readonly sectorCount = 1 << 16) {}
+  constructor(readonly base = SWAP_PORT, private readonly o: SwapDiskOptions = {}) {
+    this.sectorCount = o.sectorCount ?? 1 << 16;
+  }
+
+  /** True if the disk can do DMA transfers. */
+  get dma(): boolean { return this.o.dma !== undefined; }
 
   in(port: number, _size: number): bigint {
     const r = port - this.base;
@@ -39,10 +71,14 @@ export class SwapDisk implements PortDevice {
     const r = port - this.base;
     if (r === REG.DATA) { this.buf[this.at++ % DWORDS] = Number(value & 0xffff_ffffn); return; }
     if (r === REG.SECTOR) { this.sector = Number(value); this.at = 0; return; }
+    if (r === REG.DMA_LO) { this.dmaAddr = (this.dmaAddr & ~0xffff_ffffn) | (value & 0xffff_ffffn); return; }
+    if (r === REG.DMA_HI) { this.dmaAddr = (this.dmaAddr & 0xffff_ffffn) | ((value & 0xffff_ffffn) << 32n); return; }
     if (r !== REG.CMD) return;
     this.status = 0;
     if (this.sector >= this.sectorCount) { this.status = 1; this.stats.errors++; return; }
-    if (Number(value) === DISK_CMD.READ) {
+    const cmd = Number(value);
+    if (cmd === DISK_CMD.DMA_READ || cmd === DISK_CMD.DMA_WRITE) { this.transfer(cmd === DISK_CMD.DMA_WRITE); return; }
+    if (cmd === DISK_CMD.READ) {
       const s = this.sectors.get(this.sector);
       if (s) this.buf.set(s); else this.buf.fill(0);
       this.stats.reads++;
@@ -52,6 +88,28 @@ export class SwapDisk implements PortDevice {
       this.stats.writes++;
     } else { this.status = 1; this.stats.errors++; }
     this.at = 0;
+  }
+
+  /** One DMA transfer; a bad address or a failing host access is a STATUS error, never a throw. */
+  private transfer(toDisk: boolean): void {
+    const mem = this.o.dma;
+    if (!mem || this.dmaAddr & 0xfffn) { this.status = 1; this.stats.errors++; return; }
+    try {
+      if (toDisk) {
+        const bytes = mem.read(this.dmaAddr, 4096);
+        this.sectors.set(this.sector, new Uint32Array(bytes.buffer, bytes.byteOffset, DWORDS).slice());
+        this.stats.writes++;
+      } else {
+        const s = this.sectors.get(this.sector);
+        mem.write(this.dmaAddr, s ? new Uint8Array(s.buffer.slice(0)) : new Uint8Array(4096));
+        this.stats.reads++;
+      }
+    } catch (e) {
+      if (e instanceof OutOfFramesError) throw e; // the host must reclaim: not the guest's error
+      this.status = 1; this.stats.errors++; return;
+    }
+    this.stats.dma++;
+    this.o.stall?.(this.o.latencyCycles ?? 20_000);
   }
 
   /** Sectors holding data (for tests). */

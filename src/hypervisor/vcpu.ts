@@ -33,12 +33,14 @@ export interface VcpuStats {
   hvCycles: number;
   /** Exits a pager resolved (swap-in, copy-on-write break, sampling trap). */
   resolved: number;
+  /** Modeled cycles the vCPU waited for synchronous devices (a DMA disk transfer). */
+  stallCycles: number;
 }
 
 export class Vcpu {
   /** Exits by the core's reason (EPT_VIOLATION, PF, IO, HLT, CR3, INVLPG, ...). */
   readonly exits: Record<string, number> = {};
-  readonly stats: VcpuStats = { vmExits: 0, handled: 0, pagesBacked: 0, hvCycles: 0, resolved: 0 };
+  readonly stats: VcpuStats = { vmExits: 0, handled: 0, pagesBacked: 0, hvCycles: 0, resolved: 0, stallCycles: 0 };
 
   constructor(readonly vm: Vm, readonly id: number, readonly cpu: Cpu, readonly vpid: number,
               /** Shadow mode: the shadow MMU that owns this vCPU's CR3. */
@@ -161,22 +163,28 @@ export class Vcpu {
       (b.cr3Switches - a.cr3Switches + b.invlpgs - a.invlpgs) * c.cr3Emulation;
   }
 
-  /** Modeled cycles: the core's plus exits and hypervisor work. */
-  cycles(): number { return this.cpu.cycles() + this.stats.hvCycles; }
+  /** The vCPU waits `cycles` for a device (synchronous I/O): time passes, no work is done. */
+  stall(cycles: number): void {
+    if (!(cycles >= 0)) throw new RangeError(`stall cycles must be >= 0, got ${cycles}`);
+    this.stats.stallCycles += cycles;
+  }
+
+  /** Modeled cycles: the core's plus exits, hypervisor work and device waits. */
+  cycles(): number { return this.cpu.cycles() + this.stats.hvCycles + this.stats.stallCycles; }
 
   /** The core's counters plus exit counts (exit_<reason>) and the hypervisor's; cycles is the total. */
   counters(): Record<string, number> {
     const c = this.cpu.counters();
     const out: Record<string, number> = { ...c, coreCycles: c.cycles, ...this.stats };
     for (const [k, v] of Object.entries(this.exits)) out[`exit_${k}`] = v;
-    out.cycles = c.cycles + this.stats.hvCycles;
+    out.cycles = c.cycles + this.stats.hvCycles + this.stats.stallCycles;
     return out;
   }
 
   resetCounters(): void {
     this.cpu.resetCounters();
     for (const k of Object.keys(this.exits)) delete this.exits[k];
-    Object.assign(this.stats, { vmExits: 0, handled: 0, pagesBacked: 0, hvCycles: 0, resolved: 0 });
+    Object.assign(this.stats, { vmExits: 0, handled: 0, pagesBacked: 0, hvCycles: 0, resolved: 0, stallCycles: 0 });
   }
 }
 
