@@ -1,7 +1,7 @@
 // Page replacement: a clock over user frames that reads and clears the accessed bits in
 // their PTEs (loads and stores through the vCPU, INVLPG after clearing a bit of the
 // current address space so the next access walks and sets it again), and paging out to
-// and in from the swap disk with port I/O (see swapdisk.ts for the register protocol).
+// and in from the swap disk with port I/O, by DMA or PIO (see swapdisk.ts for the registers).
 //
 // A COW-shared frame is judged by all its mappings (any accessed bit saves it) and
 // evicted from every sharer's PTE, found through the reverse map; each swap entry holds
@@ -9,6 +9,7 @@
 // private copies. Every eviction writes the page (no clean-page shortcut).
 
 import { PTE } from '../../src/core/bits.js';
+import type { AccessBatch } from '../../src/core/batch.js';
 import { FRAME, type FrameAllocator, type Mapping } from './frames.js';
 import { type KernelCpu, WORDS } from './kcpu.js';
 import { type PageTables, swapEntry } from './pagetable.js';
@@ -20,6 +21,10 @@ export interface SwapStats { swapOuts: number; swapIns: number; scanned: number;
 
 export class Swapper {
   readonly stats: SwapStats = { swapOuts: 0, swapIns: 0, scanned: 0, accessedCleared: 0 };
+  /** Called with the victim's gfn just before its frame is read for the disk (the host counts double paging). */
+  beforePageOut?: (gfn: number) => void;
+  /** Transfer pages by DMA (the disk copies guest memory) instead of PIO. */
+  dma = false;
   private hand = 0;
   private readonly slotRefs = new Map<number, number>();
   private nextSlot = 0;
@@ -67,14 +72,20 @@ export class Swapper {
   }
 
   private pageOut(gfn: number, maps: Mapping[]): void {
-    const data = this.kc.readFrame(gfn);
+    this.beforePageOut?.(gfn);
     const slot = this.allocSlot();
     const b = this.kc.b.clear();
     b.out(this.port + REG.SECTOR, BigInt(slot), 4);
-    for (let i = 0; i < WORDS; i++) {
-      b.out(this.port + REG.DATA, data[i] & 0xffff_ffffn, 4).out(this.port + REG.DATA, data[i] >> 32n, 4);
+    if (this.dma) {
+      this.dmaAddress(b, gfn).out(this.port + REG.CMD, BigInt(DISK_CMD.DMA_WRITE), 1);
+    } else {
+      const data = this.kc.readFrame(gfn);
+      for (let i = 0; i < WORDS; i++) {
+        b.out(this.port + REG.DATA, data[i] & 0xffff_ffffn, 4).out(this.port + REG.DATA, data[i] >> 32n, 4);
+      }
+      b.out(this.port + REG.CMD, BigInt(DISK_CMD.WRITE), 1);
     }
-    b.out(this.port + REG.CMD, BigInt(DISK_CMD.WRITE), 1).in(this.port + REG.STATUS, 1);
+    b.in(this.port + REG.STATUS, 1);
     this.kc.exec();
     if (b.value(b.length - 1) !== 0n) throw new Error(`swap disk: write of slot ${slot} failed`);
     for (const m of maps) this.pt.set(m.pte, swapEntry(slot), m.va, this.isCurrent(m.asid));
@@ -85,6 +96,16 @@ export class Swapper {
 
   /** Reads slot into gfn and drops this PTE's reference to the slot. */
   pageIn(slot: number, gfn: number): void {
+    if (this.dma) {
+      const b = this.kc.b.clear();
+      b.out(this.port + REG.SECTOR, BigInt(slot), 4);
+      this.dmaAddress(b, gfn).out(this.port + REG.CMD, BigInt(DISK_CMD.DMA_READ), 1).in(this.port + REG.STATUS, 1);
+      this.kc.exec();
+      if (b.value(b.length - 1) !== 0n) throw new Error(`swap disk: DMA read of slot ${slot} failed`);
+      this.putSlot(slot);
+      this.stats.swapIns++;
+      return;
+    }
     const b = this.kc.b.clear();
     b.out(this.port + REG.SECTOR, BigInt(slot), 4).out(this.port + REG.CMD, BigInt(DISK_CMD.READ), 1).in(this.port + REG.STATUS, 1);
     for (let i = 0; i < 2 * WORDS; i++) b.in(this.port + REG.DATA, 4);
@@ -95,6 +116,12 @@ export class Swapper {
     this.kc.writeFrame(gfn, data);
     this.putSlot(slot);
     this.stats.swapIns++;
+  }
+
+  /** Programs the DMA address registers with gfn's guest-physical address. */
+  private dmaAddress(b: AccessBatch, gfn: number): AccessBatch {
+    const gpa = BigInt(gfn) << 12n;
+    return b.out(this.port + REG.DMA_LO, gpa & 0xffff_ffffn, 4).out(this.port + REG.DMA_HI, gpa >> 32n, 4);
   }
 
   /** fork copied a swap PTE: one more reference to its slot. */
