@@ -1,0 +1,177 @@
+// The hypervisor's swap store: a real file on disk cut into fixed 4 KiB slots (ESX keeps
+// one swap file per VM or per host; here one file may serve several VMs).
+//
+// File layout: slot i occupies bytes [i·4096, (i+1)·4096); nothing else is in the file.
+//
+//   offset 0        4096       8192              capacity·4096
+//   ┌──────────────┬──────────┬───── ··· ───────┬┐
+//   │ slot 0 page  │ slot 1   │                 ││   (sparse until written)
+//   └──────────────┴──────────┴───── ··· ───────┴┘
+//
+// The metadata stays in memory, as a real swapper keeps its swap map in RAM:
+// - a free list of slots: a LIFO stack (a freed slot is the next one handed out) that
+//   starts in ascending order, so allocation is O(1) and deterministic;
+// - a per-slot checksum of the bytes written: the first 8 bytes of the page's SHA-256
+//   (node:crypto, native and fast enough for 4 KiB), kept as a u64. A read recomputes it
+//   and throws SwapChecksumError on a mismatch, so a damaged file is never handed to a
+//   guest as its memory.
+//
+// All I/O is synchronous (fs.readSync / fs.writeSync at explicit offsets): results do not
+// depend on I/O timing, and the simulated clock charges the disk cost separately.
+//
+// Slot numbers go in the 24-bit frame field of a p2m entry, so capacity is at most 2^24
+// slots (64 GiB of swap).
+
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { createHash } from 'node:crypto';
+
+export const SLOT_BYTES = 4096;
+/** The p2m entry's frame field holds the slot: 24 bits. */
+export const MAX_SLOTS = 1 << 24;
+
+export interface SwapFileOptions {
+  /** Number of 4 KiB slots (1..2^24). */
+  capacity: number;
+  /**
+   * The swap file's path. It is created or truncated, and left in place by close().
+   * Default: `swap` in a new temporary directory (os.tmpdir()/memvisor-swap-XXXXXX),
+   * which close() removes.
+   */
+  path?: string;
+}
+
+export interface SwapFileStats { reads: number; writes: number; bytesRead: number; bytesWritten: number }
+
+/** Every slot is in use. */
+export class SwapFullError extends Error {
+  constructor(readonly file: string, readonly capacity: number) {
+    super(`swap file ${file} is full (${capacity} slots of 4 KiB in use)`);
+    this.name = 'SwapFullError';
+  }
+}
+
+/** A slot's bytes on disk no longer match what was written (the file was damaged). */
+export class SwapChecksumError extends Error {
+  constructor(readonly file: string, readonly slot: number, readonly expected: bigint, readonly actual: bigint) {
+    super(`swap slot ${slot} in ${file} is corrupt: checksum ${hex64(actual)} read, ${hex64(expected)} written`);
+    this.name = 'SwapChecksumError';
+  }
+}
+
+const hex64 = (v: bigint): string => `0x${v.toString(16).padStart(16, '0')}`;
+
+/** First 8 bytes of SHA-256, little-endian, as a u64 (the per-slot checksum). */
+export function slotChecksum(data: Uint8Array): bigint {
+  const d = createHash('sha256').update(data).digest();
+  return d.readBigUInt64LE(0);
+}
+
+export class SwapFile {
+  readonly path: string;
+  readonly capacity: number;
+  readonly stats: SwapFileStats = { reads: 0, writes: 0, bytesRead: 0, bytesWritten: 0 };
+  private fd: number | null;
+  private readonly tempDir: string | null;
+  private readonly stack: Int32Array;     // free slots; top = stack[top-1]
+  private readonly allocated: Uint8Array; // 1 = in use
+  private readonly sums: BigUint64Array;  // checksum of the bytes last written to each slot
+  private readonly written: Uint8Array;   // 1 = the slot holds a write since its allocation
+  private top: number;
+
+  constructor(o: SwapFileOptions) {
+    const n = o.capacity;
+    if (!Number.isInteger(n) || n < 1 || n > MAX_SLOTS) {
+      throw new RangeError(`swap capacity must be 1..${MAX_SLOTS} slots (slot numbers fill a 24-bit p2m field), got ${n}`);
+    }
+    this.capacity = n;
+    this.tempDir = o.path === undefined ? fs.mkdtempSync(path.join(os.tmpdir(), 'memvisor-swap-')) : null;
+    this.path = o.path ?? path.join(this.tempDir!, 'swap');
+    this.fd = fs.openSync(this.path, 'w+');
+    fs.ftruncateSync(this.fd, n * SLOT_BYTES); // sparse: disk is used only by written slots
+    this.stack = new Int32Array(n);
+    for (let i = 0; i < n; i++) this.stack[i] = n - 1 - i; // slot 0 on top
+    this.top = n;
+    this.allocated = new Uint8Array(n);
+    this.written = new Uint8Array(n);
+    this.sums = new BigUint64Array(n);
+  }
+
+  /** Slots in use. */
+  get inUse(): number { return this.capacity - this.top; }
+  /** Free slots. */
+  get freeSlots(): number { return this.top; }
+  get isClosed(): boolean { return this.fd === null; }
+  /** The temporary directory this file created (removed by close), or null for a given path. */
+  get directory(): string | null { return this.tempDir; }
+
+  isAllocated(slot: number): boolean { return this.validSlot(slot) && this.allocated[slot] === 1; }
+
+  /** A free slot; throws SwapFullError when every slot is in use. */
+  alloc(): number {
+    this.open();
+    if (this.top === 0) throw new SwapFullError(this.path, this.capacity);
+    const s = this.stack[--this.top];
+    this.allocated[s] = 1;
+    this.written[s] = 0;
+    return s;
+  }
+
+  /** Writes one page to an allocated slot and records its checksum. */
+  write(slot: number, data: Uint8Array): void {
+    const fd = this.open();
+    this.checkAllocated(slot, 'write');
+    if (data.length !== SLOT_BYTES) throw new RangeError(`a swap slot holds ${SLOT_BYTES} bytes, got ${data.length}`);
+    const n = fs.writeSync(fd, data, 0, SLOT_BYTES, slot * SLOT_BYTES);
+    if (n !== SLOT_BYTES) throw new Error(`swap slot ${slot} in ${this.path}: short write (${n} of ${SLOT_BYTES} bytes)`);
+    this.sums[slot] = slotChecksum(data);
+    this.written[slot] = 1;
+    this.stats.writes++;
+    this.stats.bytesWritten += SLOT_BYTES;
+  }
+
+  /** Reads an allocated, written slot and verifies its checksum (SwapChecksumError on a mismatch). */
+  read(slot: number): Uint8Array {
+    const fd = this.open();
+    this.checkAllocated(slot, 'read');
+    if (!this.written[slot]) throw new Error(`swap slot ${slot} in ${this.path} was allocated but never written`);
+    const out = new Uint8Array(SLOT_BYTES);
+    const n = fs.readSync(fd, out, 0, SLOT_BYTES, slot * SLOT_BYTES);
+    if (n !== SLOT_BYTES) throw new Error(`swap slot ${slot} in ${this.path}: short read (${n} of ${SLOT_BYTES} bytes)`);
+    const sum = slotChecksum(out);
+    if (sum !== this.sums[slot]) throw new SwapChecksumError(this.path, slot, this.sums[slot], sum);
+    this.stats.reads++;
+    this.stats.bytesRead += SLOT_BYTES;
+    return out;
+  }
+
+  /** Returns a slot to the free list (its bytes stay on disk until the slot is reused). */
+  free(slot: number): void {
+    this.open();
+    this.checkAllocated(slot, 'free');
+    this.allocated[slot] = 0;
+    this.written[slot] = 0;
+    this.stack[this.top++] = slot;
+  }
+
+  /** Closes the file; removes the temporary directory if this file created it. Idempotent. */
+  close(): void {
+    if (this.fd === null) return;
+    fs.closeSync(this.fd);
+    this.fd = null;
+    if (this.tempDir !== null) fs.rmSync(this.tempDir, { recursive: true, force: true });
+  }
+
+  private validSlot(slot: number): boolean { return Number.isInteger(slot) && slot >= 0 && slot < this.capacity; }
+
+  private checkAllocated(slot: number, what: string): void {
+    if (!this.validSlot(slot)) throw new RangeError(`swap slot ${slot} outside ${this.path} (${this.capacity} slots)`);
+    if (!this.allocated[slot]) throw new Error(`${what} of swap slot ${slot} in ${this.path}, which is not allocated`);
+  }
+
+  private open(): number {
+    if (this.fd === null) throw new Error(`swap file ${this.path} is closed`);
+    return this.fd;
+  }
+}
