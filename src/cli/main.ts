@@ -1,28 +1,13 @@
-// The memvisor command line.
+// The memvisor command line: run / validate / experiments (scenario plumbing in run.ts) and compare.
 
 import { Command, InvalidArgumentError } from 'commander';
-import { readFileSync, mkdirSync, writeFileSync, renameSync } from 'node:fs';
+import { mkdirSync, writeFileSync, renameSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Machine } from '../core/machine.js';
-import { parseScenario, type Scenario } from '../scenario/schema.js';
-import { runTranslation, type TranslationResult } from '../experiment/translation.js';
 import { table } from './table.js';
 import { compare, type CompareRow } from '../experiment/compare.js';
+import { runCommand, validateCommand, experimentsCommand } from './run.js';
 
-export const DEFAULT_SCENARIO = fileURLToPath(new URL('../../scenarios/tlb-reach.json', import.meta.url));
-
-export function loadScenario(path: string): Scenario {
-  let text: string;
-  try { text = readFileSync(path, 'utf8'); } catch (e) {
-    throw new Error(`cannot read scenario ${path}: ${(e as Error).message}`);
-  }
-  let json: unknown;
-  try { json = JSON.parse(text); } catch (e) {
-    throw new Error(`${path} is not valid JSON: ${(e as Error).message}`);
-  }
-  return parseScenario(json, path);
-}
+export { DEFAULT_SCENARIO, loadScenario, runCommand } from './run.js';
 
 function intArg(v: string): number {
   const n = Number(v);
@@ -34,37 +19,6 @@ function intArg(v: string): number {
 function writeAtomic(path: string, data: string): void {
   writeFileSync(path + '.tmp', data);
   renameSync(path + '.tmp', path);
-}
-
-function toCsv(rows: TranslationResult[]): string {
-  const keys = Object.keys(rows[0]) as (keyof TranslationResult)[];
-  const esc = (v: unknown) => (typeof v === 'string' && /[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : String(v));
-  return [keys.join(','), ...rows.map((r) => keys.map((k) => esc(r[k])).join(','))].join('\n') + '\n';
-}
-
-async function run(file: string | undefined, opts: { out: string; json?: boolean; seed?: number }): Promise<void> {
-  const sc = loadScenario(file ?? DEFAULT_SCENARIO);
-  if (opts.seed !== undefined) sc.seed = opts.seed;
-  const m = await Machine.create({ memoryBytes: sc.memory });
-  const results: TranslationResult[] = [];
-  for (const [i, r] of sc.runs.entries()) {
-    if (!opts.json) process.stderr.write(`\r[${i + 1}/${sc.runs.length}] ${r.pattern} ${r.pageSize}      `);
-    results.push(runTranslation(m, sc, r, i));
-  }
-  if (!opts.json) process.stderr.write('\r' + ' '.repeat(60) + '\r');
-  const out = resolve(opts.out);
-  mkdirSync(out, { recursive: true });
-  const doc = { scenario: sc.name, seed: sc.seed, accessesPerRun: sc.accesses, results };
-  writeAtomic(join(out, `${sc.name}.json`), JSON.stringify(doc, null, 2) + '\n');
-  writeAtomic(join(out, `${sc.name}.csv`), toCsv(results));
-  if (opts.json) { console.log(JSON.stringify(doc, null, 2)); return; }
-  console.log(`${sc.name}: ${sc.description ?? ''}\nseed ${sc.seed}, ${sc.accesses} accesses per run\n`);
-  console.log(table(
-    ['run', 'L1 miss/1k', 'walks/1k', 'refs/walk', 'PSC hits/1k', 'cycles/access', 'sim M acc/s'],
-    results.map((r) => [r.label, r.l1MissesPer1000.toFixed(1), r.walksPer1000.toFixed(1), r.refsPerWalk.toFixed(2),
-      r.pscHitsPer1000.toFixed(1), r.cyclesPerAccess.toFixed(2), (r.simAccessesPerSec / 1e6).toFixed(1)]),
-  ));
-  console.log(`\nwrote ${join(out, sc.name + '.json')} and .csv`);
 }
 
 async function runCompare(opts: { accesses: number; seed: number; json?: boolean; out: string }): Promise<void> {
@@ -93,12 +47,13 @@ export function program(): Command {
     .description('x86-64 guest memory virtualizer on WebAssembly-emulated hardware')
     .showHelpAfterError();
   p.command('run')
-    .description('run a scenario file (default: the built-in TLB-reach demonstration)')
+    .description('run a scenario file of any kind and write its report (default: the built-in demonstration)')
     .argument('[scenario]', 'scenario JSON file')
-    .option('-o, --out <dir>', 'output directory', 'out')
+    .option('-o, --out <dir>', 'report directory (default: out/<scenario name>)')
     .option('--seed <n>', 'override the scenario seed', intArg)
-    .option('--json', 'print the results as JSON instead of a table')
-    .action(run);
+    .option('-q, --quiet', 'no progress bar and no warnings')
+    .option('--json', 'print the result as JSON instead of the summary')
+    .action(async (file: string | undefined, opts) => { await runCommand(file, opts); });
   p.command('compare')
     .description('run the same guest workloads natively, under shadow paging and under EPT')
     .option('-n, --accesses <n>', 'accesses per workload and mode', intArg, 200_000)
@@ -109,7 +64,10 @@ export function program(): Command {
   p.command('validate')
     .description('check a scenario file and print it with defaults filled in')
     .argument('<scenario>', 'scenario JSON file')
-    .action((file: string) => { console.log(JSON.stringify(loadScenario(file), null, 2)); });
+    .action(validateCommand);
+  p.command('experiments')
+    .description('list the scenario kinds this build can run')
+    .action(experimentsCommand);
   return p;
 }
 

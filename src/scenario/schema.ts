@@ -1,4 +1,8 @@
 // Scenario files: JSON validated with zod, so a bad file gets an error naming the field.
+// Every scenario has a common header { kind, name, description?, seed }; the rest of its
+// fields are the parameters of its kind. 'translation' is defined here as a full schema
+// (the discriminated union below); the other kinds are experiments registered at run time
+// (src/report/registry.ts), which reuse the header fields and the issue formatting here.
 
 import { z } from 'zod';
 import { PATTERNS } from '../workload/patterns.js';
@@ -29,11 +33,27 @@ export const translationRun = z.object({
   stride: bytesField.optional(),
 }).strict();
 
+/** Scenario names become directory names (out/<name>), so they are one safe path segment. */
+export const nameField = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/,
+  'a name of letters, digits, ".", "_" and "-" (it names the output directory)');
+/** Seeds feed Rng, which takes a u32. */
+export const seedField = z.number().int().nonnegative().max(0xffff_ffff);
+
+/** The fields every scenario has, whatever its kind. */
+export const scenarioHeader = z.object({
+  kind: z.string().min(1),
+  name: nameField,
+  description: z.string().optional(),
+  seed: seedField.default(1),
+});
+export const HEADER_KEYS = ['kind', 'name', 'description', 'seed'] as const;
+export type ScenarioHeader = z.infer<typeof scenarioHeader>;
+
 export const translationScenario = z.object({
   kind: z.literal('translation'),
-  name: z.string().min(1),
+  name: nameField,
   description: z.string().optional(),
-  seed: z.number().int().nonnegative().default(1),
+  seed: seedField.default(1),
   memory: bytesField.default(512 * 2 ** 20),
   accesses: z.number().int().positive().max(1e9).default(1_000_000),
   runs: z.array(translationRun).min(1),
@@ -45,10 +65,37 @@ export type TranslationRun = z.infer<typeof translationRun>;
 export type TranslationScenario = z.infer<typeof translationScenario>;
 export type Scenario = z.infer<typeof scenarioSchema>;
 
-/** Parses and validates; throws an Error listing every problem by field path. */
+/** A rejected scenario: `problems` are "path: message" lines, one per issue. */
+export class ScenarioError extends Error {
+  constructor(readonly source: string, readonly problems: string[]) {
+    super(`${source} is not a valid scenario:\n${problems.map((p) => '  ' + p).join('\n')}`);
+    this.name = 'ScenarioError';
+  }
+}
+
+/** `vms[1].min` style: indices in brackets, keys joined by dots. */
+export function formatPath(path: readonly (string | number)[]): string {
+  let out = '';
+  for (const k of path) out += typeof k === 'number' ? `[${k}]` : out ? `.${k}` : k;
+  return out || '(top level)';
+}
+
+/** One "path: message" line per zod issue; unknown keys get one line each, naming the key. */
+export function formatIssues(issues: readonly z.ZodIssue[], prefix: (string | number)[] = []): string[] {
+  const lines: string[] = [];
+  for (const i of issues) {
+    if (i.code === 'unrecognized_keys') {
+      for (const k of i.keys) lines.push(`${formatPath([...prefix, ...i.path, k])}: unknown field`);
+    } else {
+      lines.push(`${formatPath([...prefix, ...i.path])}: ${i.message}`);
+    }
+  }
+  return lines;
+}
+
+/** Parses and validates a translation scenario; throws a ScenarioError listing every problem by field path. */
 export function parseScenario(json: unknown, source = 'scenario'): Scenario {
   const r = scenarioSchema.safeParse(json);
   if (r.success) return r.data;
-  const lines = r.error.issues.map((i) => `  ${i.path.length ? i.path.join('.') : '(top level)'}: ${i.message}`);
-  throw new Error(`${source} is not a valid scenario:\n${lines.join('\n')}`);
+  throw new ScenarioError(source, formatIssues(r.error.issues));
 }

@@ -1,0 +1,120 @@
+// `memvisor run`, `memvisor validate` and `memvisor experiments`: the scenario plumbing
+// of the CLI. Every scenario kind goes through the same path:
+//   read JSON → validate against the registry (nothing is written if that fails)
+//   → check the output directory may be replaced → run with a progress bar on stderr
+//   → write the report atomically → print a summary and the path of index.html.
+// The progress bar is drawn only on an interactive stderr outside CI and without --quiet.
+// Ctrl-C keeps its default meaning (the process ends at once); since the report is only
+// written after the run, an interrupted run leaves nothing behind.
+
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import cliProgress from 'cli-progress';
+import '../report/experiments.js';
+import {
+  getDefaultScenario, listExperiments, parseExperimentScenario, scenarioConfig, type ParsedScenario,
+} from '../report/registry.js';
+import { runExperiment, withSeed } from '../report/runner.js';
+import { checkReplaceable, writeReport, type WrittenReport } from '../report/write.js';
+import type { ExperimentResult } from '../report/result.js';
+import { table } from './table.js';
+
+/** Used by `memvisor run` without an argument until an experiment calls setDefaultScenario. */
+export const DEFAULT_SCENARIO = fileURLToPath(new URL('../../scenarios/tlb-reach.json', import.meta.url));
+
+export interface RunCliOptions {
+  /** Report directory (default out/<scenario name>). */
+  out?: string;
+  seed?: number;
+  quiet?: boolean;
+  /** Print the result as JSON on stdout instead of the summary. */
+  json?: boolean;
+}
+
+/** Reads and JSON-parses a scenario file, with errors that name the file. */
+export function readScenarioFile(path: string): unknown {
+  let text: string;
+  try { text = readFileSync(path, 'utf8'); } catch (e) {
+    throw new Error(`cannot read scenario ${path}: ${(e as Error).message}`);
+  }
+  try { return JSON.parse(text); } catch (e) {
+    throw new Error(`${path} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+/** Reads and validates a scenario file of any registered kind. */
+export function loadScenario(path: string): ParsedScenario {
+  return parseExperimentScenario(readScenarioFile(path), path);
+}
+
+function loadDefaultScenario(): ParsedScenario {
+  const json = getDefaultScenario();
+  if (json !== undefined) return parseExperimentScenario(json, 'the default scenario');
+  return loadScenario(DEFAULT_SCENARIO);
+}
+
+export async function runCommand(file: string | undefined, opts: RunCliOptions = {}): Promise<WrittenReport> {
+  const parsed = withSeed(file === undefined ? loadDefaultScenario() : loadScenario(file), opts.seed);
+  const out = resolve(opts.out ?? join('out', parsed.header.name));
+  checkReplaceable(out); // fail before a long run, not after
+  const bar = progressBar(!opts.quiet && process.stderr.isTTY === true && !process.env.CI);
+  let result: ExperimentResult;
+  try {
+    result = await runExperiment(parsed, { progress: bar.update });
+  } finally {
+    bar.stop();
+  }
+  const written = await writeReport(out, result, {
+    onWarning: opts.quiet ? undefined : (m) => process.stderr.write(`warning: ${m}\n`),
+  });
+  if (opts.json) {
+    console.log(JSON.stringify(result, null, 2));
+  } else {
+    console.log(parsed.experiment.formatSummary?.(result) ?? summaryText(result));
+    console.log(`\nreport: ${written.index}`);
+  }
+  return written;
+}
+
+export function validateCommand(file: string): void {
+  console.log(JSON.stringify(scenarioConfig(loadScenario(file)), null, 2));
+}
+
+export function experimentsCommand(): void {
+  const rows = listExperiments().map((e) => [e.kind, e.title]);
+  console.log(rows.length ? table(['kind', 'title'], rows) : 'no experiments registered');
+}
+
+/** Title, scenario and seed, then the summary as a two-column table. */
+export function summaryText(r: ExperimentResult): string {
+  const head = `${r.title}\nscenario ${r.scenario}, seed ${r.seed}`;
+  const rows = Object.entries(r.summary).map(([k, v]) => [k, typeof v === 'number' ? fmtNumber(v) : v]);
+  return rows.length ? `${head}\n\n${table(['', ''], rows).split('\n').slice(2).join('\n')}` : head;
+}
+
+function fmtNumber(v: number): string {
+  return Number.isInteger(v) ? String(v) : v.toPrecision(4).replace(/\.?0+$/, '');
+}
+
+interface Bar { update(fraction: number, label?: string): void; stop(): void }
+
+function progressBar(enabled: boolean): Bar {
+  if (!enabled) return { update() {}, stop() {} };
+  const bar = new cliProgress.SingleBar({
+    stream: process.stderr,
+    format: ' {bar} {percentage}% {label}',
+    barsize: 30,
+    hideCursor: true,
+    clearOnComplete: true,
+  }, cliProgress.Presets.shades_classic);
+  let started = false;
+  return {
+    update(fraction, label) {
+      const value = Math.round(fraction * 1000);
+      if (!started) { bar.start(1000, value, { label: label ?? '' }); started = true; }
+      else bar.update(value, label === undefined ? undefined : { label });
+    },
+    stop() { if (started) bar.stop(); },
+  };
+}

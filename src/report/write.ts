@@ -1,0 +1,113 @@
+// Writing a report directory, all or nothing.
+//
+//   <dir>/result.json    the ExperimentResult (2-space JSON)
+//   <dir>/<series>.csv   one per series
+//   <dir>/<plot id>.svg  one per plot
+//   <dir>/index.html     summary, plots inline beside the paper's paragraphs, links
+//
+// renderReport builds every file in memory first (rendering is where things fail), then
+// commitDirectory writes them into a fresh temp dir beside the target and renames it into
+// place. An existing target is moved aside only once the new tree is complete, and put back
+// if the final rename fails, so a reader sees the old report or the new one, never a mix.
+// An existing target is replaced only if it looks like a report (has result.json) or is
+// empty: `--out ~` must not delete a home directory.
+// The same result gives byte-identical files: no timestamps unless passed in.
+
+import { randomBytes } from 'node:crypto';
+import { existsSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { toCsv } from './csv.js';
+import { renderHtml, type HtmlOptions } from './html.js';
+import type { RenderOptions } from './render.js';
+import { validateResult, type ExperimentResult } from './result.js';
+
+export interface WriteOptions extends RenderOptions, HtmlOptions {}
+
+export interface WrittenReport {
+  dir: string;
+  /** Absolute path of index.html. */
+  index: string;
+  /** File names written, relative to dir, in write order. */
+  files: string[];
+}
+
+/** Every file of the report, by name, in a fixed order. Validates the result first. */
+export async function renderReport(result: ExperimentResult, opts: WriteOptions = {}): Promise<Map<string, string>> {
+  const r = validateResult(result);
+  const files = new Map<string, string>();
+  files.set('result.json', JSON.stringify(r, null, 2) + '\n');
+  const csvs = new Map<string, string>();
+  for (const [key, rows] of Object.entries(r.series)) {
+    csvs.set(key, `${key}.csv`);
+    files.set(`${key}.csv`, toCsv(rows));
+  }
+  const svgs = new Map<string, string>();
+  // Loaded on first use: vega takes ~0.7 s to import, which `validate` and `compare` need not pay.
+  const { renderPlotSvg } = await import('./render.js');
+  for (const p of r.plots) {
+    const svg = await renderPlotSvg(p, r.series, opts);
+    svgs.set(p.id, svg);
+    files.set(`${p.id}.svg`, svg.endsWith('\n') ? svg : svg + '\n');
+  }
+  files.set('index.html', renderHtml(r, svgs, csvs, opts));
+  return files;
+}
+
+/** Renders and writes the report into dir atomically; nothing is written if anything fails. */
+export async function writeReport(dir: string, result: ExperimentResult, opts: WriteOptions = {}): Promise<WrittenReport> {
+  const target = resolve(dir);
+  checkReplaceable(target);
+  const files = await renderReport(result, opts);
+  commitDirectory(target, files);
+  return { dir: target, index: join(target, 'index.html'), files: [...files.keys()] };
+}
+
+/** Throws unless dir is absent, empty, or a previous report (holds result.json). */
+export function checkReplaceable(dir: string): void {
+  if (!existsSync(dir)) return;
+  if (!lstatSync(dir).isDirectory()) throw new Error(`${dir} exists and is not a directory`);
+  if (readdirSync(dir).length > 0 && !existsSync(join(dir, 'result.json'))) {
+    throw new Error(`refusing to replace ${dir}: it is not empty and holds no result.json (not a report directory)`);
+  }
+}
+
+/** Writes files (name → content) as the directory dir, replacing a previous report only on success. */
+export function commitDirectory(dir: string, files: Map<string, string>): void {
+  const target = resolve(dir);
+  checkReplaceable(target);
+  const parent = dirname(target);
+  const madeParent = mkdirSync(parent, { recursive: true });
+  let tmp: string | undefined;
+  try {
+    // mkdirSync, unlike mkdtempSync (0700), gives the report the usual umask permissions.
+    const dir = join(parent, `.${basename(target)}.tmp-${randomBytes(6).toString('hex')}`);
+    mkdirSync(dir);
+    tmp = dir;
+    for (const [name, text] of files) {
+      const path = join(tmp, name);
+      if (!path.startsWith(tmp + '/')) throw new Error(`report file name ${JSON.stringify(name)} escapes the report directory`);
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, text);
+    }
+    swapInto(tmp, target);
+    tmp = undefined;
+  } catch (e) {
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+    if (madeParent) rmSync(madeParent, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+/** Renames tmp to target; an existing target is moved aside first and restored if that fails. */
+function swapInto(tmp: string, target: string): void {
+  if (!existsSync(target)) { renameSync(tmp, target); return; }
+  const old = `${tmp}.old`;
+  renameSync(target, old);
+  try {
+    renameSync(tmp, target);
+  } catch (e) {
+    renameSync(old, target);
+    throw e;
+  }
+  rmSync(old, { recursive: true, force: true });
+}
