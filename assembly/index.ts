@@ -73,3 +73,6 @@ export function physCopy(dst: u64, src: u64, len: u64): bool {
   memory.copy(physPtr(dst), physPtr(src), <usize>len);
   return true;
 }
+
+// Batched page hashing, comparison and zero tests for content-based page sharing.
+export { hashFrames, framesEqual, zeroFrames, physXxh64 } from "./hash";

@@ -74,6 +74,7 @@ export class Kernel {
   readonly disk: SwapDisk;
   /** The workload batch (workloads fill it; ops run at CPL 0). */
   readonly batch: AccessBatch;
+  private readonly probe: AccessBatch; // readUser's
   readonly hz: number;
   readonly imagePages: number;
   readonly counters: KernelCounters = {
@@ -99,6 +100,7 @@ export class Kernel {
     this.frames = new FrameAllocator(vm.frameCount, IMAGE + this.imagePages);
     this.kc = new KernelCpu(this.vcpu, this.bus, hv.machine.createBatch(2048), o.onHostExit);
     this.batch = hv.machine.createBatch(4096);
+    this.probe = hv.machine.createBatch(512);
     this.pt = new PageTables(this.kc, this.frames);
     const dma = o.swapDma ?? true;
     this.disk = new SwapDisk(o.swapPort ?? SWAP_PORT, dma
@@ -308,9 +310,14 @@ export class Kernel {
 
   /** Reads user memory through the current address space (loads on the vCPU, faulting in as needed). */
   readUser(va: bigint, words: number): bigint[] {
-    const b = this.batch.clear();
-    for (let i = 0; i < words; i++) b.load(va + BigInt(i * 8));
-    this.runBatch(b);
-    return Array.from({ length: words }, (_, i) => b.value(i));
+    // Its own batch: the workload batch may hold a halted batch the next step resumes.
+    const out: bigint[] = [];
+    for (let at = 0; at < words; at += this.probe.capacity) {
+      const b = this.probe.clear(), n = Math.min(this.probe.capacity, words - at);
+      for (let i = 0; i < n; i++) b.load(va + BigInt((at + i) * 8));
+      this.runBatch(b);
+      for (let i = 0; i < n; i++) out.push(b.value(i));
+    }
+    return out;
   }
 }

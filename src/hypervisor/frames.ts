@@ -15,9 +15,13 @@
 import { type Hfn, hpaOf, hex } from '../core/addr.js';
 import type { PhysicalMemory } from '../core/memory.js';
 
-/** Owner ids: 0 = free, HV_OWNER = the hypervisor's own structures, 1..0xfffe = a VM id. */
+/**
+ * Owner ids: 0 = free, HV_OWNER = the hypervisor's own structures, SHARED_OWNER = content-
+ * shared frames (page sharing holds their reference counts; VM pool), 1..0xfffd = a VM id.
+ */
 export const FREE = 0;
 export const HV_OWNER = 0xffff;
+export const SHARED_OWNER = 0xfffe;
 export type Owner = number;
 export type PoolName = 'vm' | 'hypervisor';
 
@@ -29,7 +33,8 @@ export class OutOfFramesError extends Error {
   }
 }
 
-export const ownerName = (o: Owner): string => (o === HV_OWNER ? 'the hypervisor' : `VM ${o}`);
+export const ownerName = (o: Owner): string =>
+  (o === HV_OWNER ? 'the hypervisor' : o === SHARED_OWNER ? 'page sharing' : `VM ${o}`);
 
 class Pool {
   private readonly stack: Int32Array; // free hfns; top = stack[top-1]
@@ -82,7 +87,7 @@ export interface FrameCounts {
   total: number; free: number; vmFree: number; hypervisorFree: number;
   /** Frames in use by the hypervisor's own structures. */
   hypervisor: number;
-  /** Frames in use, by VM id. */
+  /** Frames in use, by VM id (shared frames are usedBy(SHARED_OWNER), not any VM's). */
   byVm: Record<number, number>;
 }
 
@@ -182,12 +187,30 @@ export class HostFrames {
     this.poolFor(owner).push(hfn);
   }
 
+  /**
+   * Hands an in-use frame from one owner to another in the same pool, bytes kept (page
+   * sharing turns a VM's frame into a shared one and back without a copy).
+   */
+  transfer(hfn: Hfn, from: Owner, to: Owner): void {
+    this.checkOwner(from);
+    this.checkOwner(to);
+    if (!Number.isInteger(hfn) || hfn < 0 || hfn >= this.total) throw new RangeError(`hfn ${hfn} outside host memory`);
+    if (this.owner[hfn] !== from) {
+      throw new Error(`cannot transfer host frame ${hex(hfn)} from ${ownerName(from)}: it is owned by ` +
+        (this.owner[hfn] ? ownerName(this.owner[hfn]) : 'nobody'));
+    }
+    if (this.poolFor(from) !== this.poolFor(to)) throw new Error(`cannot transfer host frame ${hex(hfn)} across pools`);
+    this.owner[hfn] = to;
+    this.used.set(from, this.used.get(from)! - 1);
+    this.used.set(to, (this.used.get(to) ?? 0) + 1);
+  }
+
   ownerOf(hfn: Hfn): Owner { return this.owner[hfn]; }
   usedBy(owner: Owner): number { return this.used.get(owner) ?? 0; }
 
   counts(): FrameCounts {
     const byVm: Record<number, number> = {};
-    for (const [o, n] of this.used) if (o !== HV_OWNER && n > 0) byVm[o] = n;
+    for (const [o, n] of this.used) if (o !== HV_OWNER && o !== SHARED_OWNER && n > 0) byVm[o] = n;
     return {
       total: this.total, free: this.vmPool.free + this.hvPool.free,
       vmFree: this.vmPool.free, hypervisorFree: this.hvPool.free,

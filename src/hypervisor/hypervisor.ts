@@ -49,7 +49,7 @@ export class Hypervisor {
     const live = this.list();
     if (o.mode === 'native' && live.length > 0) throw new Error('a native VM must be the only VM: it addresses host memory directly');
     if (live.some((v) => v.mode === 'native')) throw new Error('a native VM is running: it could reach any other VM\'s frames');
-    if (this.nextId >= 0xffff) throw new RangeError('VM ids exhausted');
+    if (this.nextId >= 0xfffe) throw new RangeError('VM ids exhausted');
     const vm = new Vm({ machine: this.machine, frames: this.frames, costs: this.costs, nextVpid: () => this.nextVpid() },
       this.nextId, o.mode, o);
     this.vms.set(this.nextId++, vm);

@@ -6,28 +6,13 @@ import { Scheduler } from '../../src/hypervisor/scheduler.js';
 import { GuestVm } from '../../guests/machine.js';
 import { Throughput } from '../../guests/throughput.js';
 import { IdleKernel } from '../../guests/idle.js';
-import type { Kernel, Workload } from '../../guests/kernel/kernel.js';
-import type { AccessBatch } from '../../src/core/batch.js';
+import { Filler, FILL_BASE, fillWord } from '../../guests/filler.js';
 import { CAP } from '../../src/devices/balloon.js';
 
 const MiB = 2 ** 20, HZ = 1e7;
-const FILL_BASE = 0x3000_0000n;
 const CAPS_4K = CAP.BASIC_CMDS | CAP.BATCHED_CMDS; // 4 KiB pages: the balloon reaches a target exactly
 
-/** Writes a known word into each of `pages` pages once, then idles (HLT) forever. */
-class Filler implements Workload {
-  readonly name = 'filler';
-  private next = 0;
-  constructor(readonly pages: number) {}
-  get written(): boolean { return this.next >= this.pages; }
-  init(k: Kernel): void { k.mmap(k.current, FILL_BASE, BigInt(this.pages * 4096)); }
-  fill(_k: Kernel, b: AccessBatch): boolean {
-    for (let i = 0; i < 64 && this.next < this.pages; i++, this.next++) b.store(FILL_BASE + BigInt(this.next * 4096), word(this.next));
-    if (this.next >= this.pages) b.hlt();
-    return true;
-  }
-}
-const word = (p: number) => 0x5eed_0000_0000n + BigInt(p);
+const word = fillWord;
 
 async function host(mib = 48) { return Hypervisor.create({ hostMemoryBytes: mib * MiB }); }
 

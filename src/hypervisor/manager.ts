@@ -1,0 +1,215 @@
+// The memory manager: the paper's dynamic reallocation (§6.3) tying the mechanisms to
+// the policy on the scheduler's virtual clock.
+//
+//   every second        sharing scan (rate-limited), sampler periods, time-series record
+//   every balance period
+//     f_i   ← sampler estimate (active fraction; 1 when sampling is off)
+//     T_i   ← computeTargets(budget, {min, max, shares, P_i = frames held, f_i}, τ)
+//             (min-funding revocation with the idle memory tax; budget keeps the
+//             "high" free threshold and the shared frames out)
+//     state ← FreeMemoryStates(free fraction of the VM pool)   high / soft / hard / low
+//     plan  ← planReclaim(state, current vs target)            balloon / swap / block
+//     apply: balloon targets (inflate to shed the excess; deflate VMs below target),
+//            hypervisor swap-outs (random victims), block VMs above target in "low"
+//   on OUT_OF_FRAMES    swap from the VM furthest above its target (the requester last)
+//
+// The mechanisms are optional, so one host can run with only ballooning, only swapping or
+// only sharing (the reclamation comparison). "Frames held" P_i counts the VM's private
+// host frames; shared frames belong to page sharing and are outside every VM's P.
+
+import type { Hypervisor } from './hypervisor.js';
+import type { Scheduler } from './scheduler.js';
+import type { Vm } from './vm.js';
+import type { BalloonDevice } from '../devices/balloon.js';
+import { SHARED_OWNER } from './frames.js';
+import { P2M } from './p2m.js';
+import { admit, computeTargets, validateAllocation, DEFAULT_TAU, type VmAllocation, type HostCapacity } from './policy.js';
+import { FreeMemoryStates, planReclaim, vmBudget, DEFAULT_THRESHOLDS, type FreeState, type FreeThresholds } from './reclaim.js';
+import type { PageSharing } from './sharing.js';
+import type { HostSwap } from './swap.js';
+import type { ActiveSampler } from './sampling.js';
+
+/** What the manager needs of a VM it manages (a GuestVm is one). */
+export interface ManagedVm {
+  readonly name: string;
+  readonly vm: Vm;
+  /** The VM's balloon device (absent: the VM cannot be ballooned). */
+  readonly device?: BalloonDevice | null;
+  /** Set in the "low" state for VMs above target: they do not run. */
+  blocked: boolean;
+}
+
+export interface ManagerOptions {
+  hv: Hypervisor;
+  sched: Scheduler;
+  /** Idle memory tax rate τ in [0, 1) (default 0.75). */
+  tau?: number;
+  thresholds?: FreeThresholds;
+  /** Seconds between reallocations (default 15, ESX's Mem/BalancePeriod). */
+  balancePeriod?: number;
+  sharing?: PageSharing;
+  swap?: HostSwap;
+  sampler?: ActiveSampler;
+  /** Use balloon devices (default true). */
+  balloon?: boolean;
+  /** Most frames ballooned / swapped per VM per reallocation (default unlimited). */
+  balloonPerRound?: number;
+  swapPerRound?: number;
+  /** Per-VM overhead reserved by admission control, frames (default 0). */
+  overheadPerVm?: number;
+  /** Seconds between time-series records (default 1). */
+  recordPeriod?: number;
+}
+
+export interface VmRecord {
+  t: number; vm: string; frames: number; target: number; balloon: number; swapped: number;
+  shared: number; active: number; blocked: number;
+}
+export interface HostRecord { t: number; free: number; state: FreeState; sharedFrames: number }
+
+interface Entry { m: ManagedVm; alloc: VmAllocation; target: number }
+
+export class MemoryManager {
+  tau: number;
+  readonly states: FreeMemoryStates;
+  readonly vmSeries: VmRecord[] = [];
+  readonly hostSeries: HostRecord[] = [];
+  readonly stats = { rebalances: 0, ballooned: 0, swappedOut: 0, emergencySwaps: 0, blockedRounds: 0 };
+  private readonly entries: Entry[] = [];
+  private started = false;
+
+  constructor(private readonly o: ManagerOptions) {
+    this.tau = o.tau ?? DEFAULT_TAU;
+    if (!(this.tau >= 0 && this.tau < 1)) throw new RangeError(`tau must be in [0, 1), got ${this.tau}`);
+    this.states = new FreeMemoryStates(o.thresholds ?? DEFAULT_THRESHOLDS);
+  }
+
+  /** Changes the idle memory tax rate (takes effect at the next reallocation). */
+  setTau(tau: number): void {
+    if (!(tau >= 0 && tau < 1)) throw new RangeError(`tau must be in [0, 1), got ${tau}`);
+    this.tau = tau;
+  }
+
+  /** Frames in the host's VM pool (the memory VMs and shared frames come from). */
+  get totalFrames(): number { return this.o.hv.frames.hypervisorStart; }
+  get freeFrames(): number { return this.o.hv.frames.counts().vmFree; }
+
+  /**
+   * Admits a VM with its allocation parameters (frames) or throws with the reason:
+   * the sum of mins plus overheads must fit host memory, max − min must fit the swap.
+   */
+  add(m: ManagedVm, alloc: VmAllocation): void {
+    validateAllocation(alloc, m.name);
+    if (alloc.max > m.vm.frameCount) throw new RangeError(`${m.name}: max ${alloc.max} frames is above its memory size ${m.vm.frameCount}`);
+    const host: HostCapacity = {
+      frames: this.totalFrames, overheadPerVm: this.o.overheadPerVm ?? 0,
+      swapFrames: this.o.swap ? this.o.swap.file.capacity : 0,
+    };
+    const a = admit(host, this.entries.map((e) => e.alloc), alloc);
+    if (!a.ok) throw new Error(`${m.name} not admitted: ${a.reason}`);
+    this.entries.push({ m, alloc, target: alloc.max });
+    this.o.sharing?.addVm(m.vm);
+    this.o.sampler?.attach(m.vm, this.o.sched.seconds);
+    this.o.swap?.attach(m.vm);
+  }
+
+  /** Hangs the periodic work on the scheduler's clock. */
+  start(): this {
+    if (this.started) throw new Error('the memory manager is already started');
+    this.started = true;
+    const s = this.o.sched;
+    s.every(1, (now) => this.second(now / s.hz));
+    s.every(this.o.balancePeriod ?? 15, () => this.rebalance());
+    s.every(this.o.recordPeriod ?? 1, (now) => this.record(now / s.hz));
+    this.record(s.seconds);
+    return this;
+  }
+
+  private second(now: number): void {
+    this.o.sharing?.tick(now);
+    if (this.o.sampler) for (const e of this.entries) this.o.sampler.tick(e.m.vm, now);
+  }
+
+  /** Private host frames VM `e` holds now (its P). */
+  private held(e: Entry): number { return this.o.hv.frames.usedBy(e.m.vm.id); }
+
+  activeFraction(m: ManagedVm): number { return this.o.sampler?.has(m.vm) ? this.o.sampler.estimate(m.vm) : 1; }
+
+  /** Targets from min-funding revocation with the idle tax. */
+  computeTargets(): Map<string, number> {
+    const shared = this.o.hv.frames.usedBy(SHARED_OWNER);
+    const budget = vmBudget(this.totalFrames, shared, this.o.thresholds ?? DEFAULT_THRESHOLDS);
+    const t = computeTargets(budget, this.entries.map((e) => ({
+      id: e.m.name, alloc: e.alloc, pages: this.held(e), activeFraction: this.activeFraction(e.m),
+    })), this.tau);
+    return t.frames;
+  }
+
+  /** One reallocation: targets, free-memory state, then balloon / swap / block. */
+  rebalance(): FreeState {
+    this.stats.rebalances++;
+    const targets = this.computeTargets();
+    for (const e of this.entries) e.target = targets.get(e.m.name)!;
+    const state = this.states.nextFrames(this.freeFrames, this.totalFrames);
+    const balloonOn = this.o.balloon ?? true;
+    const plan = planReclaim(state, this.entries.map((e) => ({
+      id: e.m.name, current: this.held(e), target: e.target,
+      balloonable: balloonOn && e.m.device?.protocolState === 'running' ? e.m.vm.frameCount - e.m.device.size : 0,
+    })), { balloonPerRound: this.o.balloonPerRound, swapPerRound: this.o.swapPerRound });
+    const byName = new Map(this.entries.map((e) => [e.m.name, e]));
+    for (const a of plan.actions) {
+      const e = byName.get(a.id)!;
+      if (a.balloon > 0 && e.m.device) {
+        // The balloon should hold what it holds now plus the excess; repeated rounds converge
+        // as the guest gives pages (idempotent while the driver catches up).
+        e.m.device.setTarget(Math.min(e.m.vm.frameCount, e.m.device.size + a.balloon));
+        this.stats.ballooned += a.balloon;
+      }
+      if (a.swap > 0 && this.o.swap) this.stats.swappedOut += this.o.swap.swapOut(e.m.vm, a.swap);
+    }
+    // VMs below target get memory back: deflate their balloons.
+    for (const b of plan.below) {
+      const d = byName.get(b.id)!.m.device;
+      if (d && d.target > 0) d.setTarget(Math.max(0, d.target - b.deficit));
+    }
+    const blocked = new Set(plan.blocked);
+    for (const e of this.entries) e.m.blocked = blocked.has(e.m.name);
+    if (blocked.size) this.stats.blockedRounds++;
+    return state;
+  }
+
+  /**
+   * The host pool ran dry while `requester` needed a frame: swap out from the VM furthest
+   * above its target (the requester if none is). Returns frames freed (0: no swap).
+   */
+  reclaimNow(requester: ManagedVm, need: number): number {
+    if (!this.o.swap) return 0;
+    const over = this.entries.map((e) => ({ e, excess: this.held(e) - e.target }))
+      .filter((x) => x.excess > 0 && this.held(x.e) > 0)
+      .sort((a, b) => b.excess - a.excess || a.e.m.name.localeCompare(b.e.m.name));
+    const order = [...over.map((x) => x.e), ...this.entries.filter((e) => e.m === requester)];
+    for (const e of order) {
+      const n = this.o.swap.swapOut(e.m.vm, Math.max(need, 16));
+      if (n > 0) { this.stats.emergencySwaps += n; return n; }
+    }
+    return 0;
+  }
+
+  private record(t: number): void {
+    const frames = this.o.hv.frames;
+    for (const e of this.entries) {
+      const vm = e.m.vm;
+      this.vmSeries.push({
+        t: round(t), vm: e.m.name, frames: this.held(e), target: e.target, balloon: e.m.device?.size ?? 0,
+        swapped: vm.p2m.count(P2M.SWAPPED, P2M.SWAPPED), shared: vm.p2m.count(P2M.SHARED | P2M.PRESENT, P2M.SHARED | P2M.PRESENT),
+        active: round(this.activeFraction(e.m)), blocked: e.m.blocked ? 1 : 0,
+      });
+    }
+    this.hostSeries.push({ t: round(t), free: frames.counts().vmFree, state: this.states.state, sharedFrames: frames.usedBy(SHARED_OWNER) });
+  }
+
+  /** The VMs under management with their parameters and current targets. */
+  list(): { m: ManagedVm; alloc: VmAllocation; target: number }[] { return this.entries.map((e) => ({ ...e })); }
+}
+
+const round = (x: number): number => Math.round(x * 1000) / 1000;

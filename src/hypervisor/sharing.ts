@@ -1,0 +1,625 @@
+// Content-based page sharing (Waldspurger, OSDI 2002, §4.2–4.3; cf. Linux KSM).
+//
+// A background scanner, driven by the caller's virtual clock (tick / scan), picks guest
+// frames of the registered VMs in a seeded random order, hashes them in the core
+// (xxHash64, batched) and looks the hash up in one global table:
+//
+//   table: key (low hashBits bits of the hash) → entry
+//     HINT    { vm, gfn }          an unshared page seen with this hash; not write-protected,
+//                                  so it may have changed: re-hashed before any use
+//     SHARED  { hfn, refs, zero }  a read-only frame that `refs` guest pages map (COW)
+//
+// On a match the full contents are compared (in the core) before anything is shared, so a
+// hash collision never merges different pages (it counts as a false match and the page is
+// left alone, as in ESX). Matching a hint whose page still hashes the same turns the hinted
+// page's own frame into the shared frame (no copy); the matching page's frame is freed.
+// All-zero pages map one shared zero frame without waiting for a partner (KSM's
+// use_zero_pages, ESX's heavily shared zero page).
+//
+// Sharing remaps the gfn with p2m.map(gfn, sharedHfn, SHARED): the p2m listeners make the
+// EPT entry read-only (splitting a 2 MiB / 1 GiB leaf that covers the gfn) and zap shadow
+// leaves of the old frame. A guest (or host) write then reaches resolve(), which breaks
+// the copy-on-write: the last sharer takes the frame back, others get a private copy.
+//
+// Shared frames belong to SHARED_OWNER in the VM pool, so host frames in use are always
+//   Σ_vm usedBy(vm) + usedBy(SHARED_OWNER) = Σ_vm private backed gfns + distinct shared frames.
+//
+// Counters follow KSM's definitions (Documentation/admin-guide/mm/ksm.rst):
+//   pagesShared  = shared frames in use (KSM pages_shared, stable-tree nodes; the zero frame included)
+//   pagesSharing = guest pages mapping them beyond the first, Σ (refs − 1) (KSM pages_sharing),
+//                  which is exactly the frames saved
+//   zeroShared   = guest pages mapping the zero frame (KSM ksm_zero_pages)
+//
+// Each scanned batch costs a fixed number of core calls (hash, zero test, hint re-hash,
+// compare), whatever its size.
+
+import { type Gfn, type Hfn, hpaOf, hex } from '../core/addr.js';
+import type { Machine } from '../core/machine.js';
+import { FrameOps, ZERO_FRAME_XXH64, hashKey, MAX_KEY_BITS } from '../core/hash.js';
+import { Rng } from '../util/rng.js';
+import { SHARED_OWNER, type HostFrames } from './frames.js';
+import { P2M, frameField } from './p2m.js';
+import type { Vm, VmPager } from './vm.js';
+
+/** What page sharing needs from the hypervisor (a Hypervisor is one). */
+export interface SharingHost {
+  readonly machine: Machine;
+  readonly frames: HostFrames;
+}
+
+/** Modeled cycles of the sharing work. */
+export interface SharingCosts {
+  /** Hashing one 4 KiB page (xxHash64 runs at several bytes per cycle). */
+  hash: number;
+  /** A full compare of two pages. */
+  compare: number;
+  /** Copying a page on a copy-on-write break (on top of the VM's pageAlloc cost). */
+  pageCopy: number;
+  /** Remapping a gfn (p2m, EPT, shadow zap), e.g. the last sharer taking the frame back. */
+  remap: number;
+}
+
+export const DEFAULT_SHARING_COSTS: SharingCosts = { hash: 1000, compare: 500, pageCopy: 1000, remap: 300 };
+
+export interface SharingOptions {
+  /** Seed of the scan order (default 1). */
+  seed?: number;
+  /** Pages scanned per simulated second per VM (default 50, ESX 2.5 Mem/ShareScanVM). */
+  scanRatePerVm?: number;
+  /** Pages scanned per simulated second over all VMs (default 200, ESX 2.5 Mem/ShareScanTotal). */
+  scanRateTotal?: number;
+  /** Map all-zero pages to one shared zero frame as soon as they are seen (default true). */
+  shareZeroPages?: boolean;
+  /** Hash bits in table keys, 1..53 (default 53). Few bits force collisions (tests, weak hashes). */
+  hashBits?: number;
+  /** Frames per batch of core calls (default 512). */
+  batch?: number;
+  costs?: Partial<SharingCosts>;
+}
+
+export interface SharingStats {
+  /** Pages hashed by the scanner (and by shareNow). */
+  scanned: number;
+  /** Completed passes over a VM's guest frames (KSM full_scans, summed over VMs). */
+  passes: number;
+  /** Shared frames in use (KSM pages_shared). */
+  pagesShared: number;
+  /** Guest pages mapped to shared frames beyond the first of each (KSM pages_sharing). */
+  pagesSharing: number;
+  /** Host frames saved by sharing (= pagesSharing). */
+  saved: number;
+  /** Guest pages mapped to the shared zero frame (KSM ksm_zero_pages). */
+  zeroShared: number;
+  /** Hints currently in the table. */
+  hints: number;
+  /** Matches with a hint that was still valid (the hinted page became shared). */
+  hintHits: number;
+  /** Hints dropped on a match because their page changed or stopped being shareable. */
+  hintStale: number;
+  /** Full page compares. */
+  compares: number;
+  /** Hash matches whose contents differed (the page stays unshared). */
+  falseMatches: number;
+  /** Copy-on-write breaks (writes to shared pages), and those where the last sharer kept the frame. */
+  cowBreaks: number;
+  cowReuses: number;
+  /** Large EPT leaves split to share a 4 KiB page inside them. */
+  eptSplits: number;
+  /** Pages not shared because splitting their large EPT leaf needed a table frame the hypervisor pool lacks. */
+  skippedNoTable: number;
+  /** Modeled cycles of scanning and of copy-on-write breaks. */
+  scanCycles: number;
+  cowCycles: number;
+}
+
+interface VmState {
+  readonly vm: Vm;
+  /** Scan order: a permutation of the VM's gfns, reshuffled every pass. */
+  order: Int32Array;
+  cursor: number;
+  /** Fractional scan allowance carried to the next tick. */
+  credit: number;
+  /** Gfns mapped to shared frames. */
+  shared: number;
+  /** Pages of this VM hashed. */
+  scanned: number;
+  /** gfn → key of its hint in the table. */
+  readonly hints: Map<number, number>;
+}
+
+interface Hint { readonly kind: 'hint'; readonly st: VmState; readonly gfn: number; readonly key: number }
+interface Shared { readonly kind: 'shared'; readonly hfn: number; readonly key: number; refs: number; readonly zero: boolean }
+type Entry = Hint | Shared;
+
+/** A scanned page. */
+interface Cand { st: VmState; gfn: number; hfn: number; key: number }
+
+/** A batch's pages with one key, and what they are to be compared against. */
+interface Group {
+  key: number;
+  members: Cand[];
+  /** The frame members are compared with: a shared frame, a hinted page, or members[0]. */
+  anchor: { kind: 'shared'; e: Shared } | { kind: 'hint'; h: Hint; hfn: number } | { kind: 'first' } | { kind: 'zero' };
+  /** Per member: contents equal the anchor (or are zero). */
+  same: boolean[];
+}
+
+const ELIGIBLE_MASK = P2M.PRESENT | P2M.SHARED | P2M.PAGE_TABLE | P2M.TRAPPED | P2M.WRITE_PROTECTED;
+/** Present, and no other subsystem's state: not shared, not a page table, not trapped or write-protected. */
+const eligible = (w: number): boolean => (w & ELIGIBLE_MASK) === P2M.PRESENT;
+const EPS = 1e-9;
+
+export class PageSharing implements VmPager {
+  readonly name = 'sharing';
+  readonly costs: SharingCosts;
+  private readonly ops: FrameOps;
+  private readonly rng: Rng;
+  private readonly vms = new Map<number, VmState>();
+  private readonly table = new Map<number, Entry>();
+  private readonly byHfn = new Map<number, Shared>();
+  private zero: Shared | null = null;
+  private readonly zeroKey: number;
+  private readonly ratePerVm: number;
+  private readonly rateTotal: number;
+  private readonly shareZero: boolean;
+  private readonly bits: number;
+  private readonly batch: number;
+  private clock = 0;
+  private totalCredit = 0;
+  private rr = 0; // round-robin start, so a binding total rate is shared fairly
+  private refs = 0;
+  private hintCount = 0;
+  private readonly c = {
+    scanned: 0, passes: 0, hintHits: 0, hintStale: 0, compares: 0, falseMatches: 0, cowBreaks: 0, cowReuses: 0,
+    eptSplits: 0, skippedNoTable: 0, scanCycles: 0, cowCycles: 0,
+  };
+
+  constructor(private readonly host: SharingHost, o: SharingOptions = {}) {
+    this.ratePerVm = rate(o.scanRatePerVm ?? 50, 'scanRatePerVm');
+    this.rateTotal = rate(o.scanRateTotal ?? 200, 'scanRateTotal');
+    this.bits = o.hashBits ?? MAX_KEY_BITS;
+    this.zeroKey = hashKey(ZERO_FRAME_XXH64, this.bits); // validates bits
+    this.batch = o.batch ?? 512;
+    if (!Number.isInteger(this.batch) || this.batch < 1) throw new RangeError(`batch must be a positive integer, got ${o.batch}`);
+    this.shareZero = o.shareZeroPages ?? true;
+    this.costs = { ...DEFAULT_SHARING_COSTS, ...o.costs };
+    this.rng = new Rng(o.seed ?? 1);
+    this.ops = new FrameOps(host.machine.core, host.frames.total, this.batch);
+  }
+
+  // ── registration ──────────────────────────────────────────────────────────────────
+
+  /** Scans `vm`'s memory from now on and installs this pager on it (copy-on-write breaks). */
+  addVm(vm: Vm): void {
+    if (vm.isDestroyed) throw new Error(`VM ${vm.id} was destroyed`);
+    if (vm.mode === 'native') throw new Error(`VM ${vm.id} is native: its gpa = hpa mapping cannot be remapped for sharing`);
+    if (this.vms.has(vm.id)) throw new Error(`VM ${vm.id} is already registered with page sharing`);
+    const order = new Int32Array(vm.frameCount);
+    for (let i = 0; i < order.length; i++) order[i] = i;
+    this.shuffle(order);
+    this.vms.set(vm.id, { vm, order, cursor: 0, credit: 0, shared: 0, scanned: 0, hints: new Map() });
+    vm.addPager(this);
+  }
+
+  /** Guest pages of `vm` currently mapped to shared frames. */
+  sharedGfns(vm: Vm): number { return this.vms.get(vm.id)?.shared ?? 0; }
+
+  /** Per-VM counters: shared gfns, pages hashed, hints in the table (zeros if not registered). */
+  vmStats(vm: Vm): { sharedGfns: number; scanned: number; hints: number } {
+    const st = this.vms.get(vm.id);
+    return { sharedGfns: st?.shared ?? 0, scanned: st?.scanned ?? 0, hints: st?.hints.size ?? 0 };
+  }
+
+  /** The simulated time of the last tick, in seconds. */
+  get now(): number { return this.clock; }
+
+  get stats(): SharingStats {
+    const pagesShared = this.byHfn.size, pagesSharing = this.refs - pagesShared;
+    return {
+      ...this.c, pagesShared, pagesSharing, saved: pagesSharing,
+      zeroShared: this.zero?.refs ?? 0, hints: this.hintCount,
+    };
+  }
+
+  /** The shared frames and their reference counts (lowest hfn first). */
+  sharedFrames(): { hfn: Hfn; refs: number; zero: boolean }[] {
+    return [...this.byHfn.values()].map((e) => ({ hfn: e.hfn as Hfn, refs: e.refs, zero: e.zero }))
+      .sort((a, b) => a.hfn - b.hfn);
+  }
+
+  // ── the scanner ───────────────────────────────────────────────────────────────────
+
+  /** Advances the virtual clock by `seconds` and scans what the rates allow; returns pages scanned. */
+  scan(seconds: number): number { return this.tick(this.clock + seconds); }
+
+  /**
+   * Scans at the configured rates for the time since the last tick (the clock starts at 0).
+   * Whole pages of allowance not used (nothing eligible) are dropped; fractions carry over.
+   * Returns pages scanned.
+   */
+  tick(nowSeconds: number): number {
+    if (!Number.isFinite(nowSeconds) || nowSeconds < this.clock) {
+      throw new RangeError(`page sharing clock cannot go from ${this.clock} s to ${nowSeconds} s`);
+    }
+    const dt = nowSeconds - this.clock;
+    this.clock = nowSeconds;
+    this.totalCredit += dt * this.rateTotal;
+    let total = Math.floor(this.totalCredit + EPS);
+    this.totalCredit = Math.max(0, this.totalCredit - total);
+    const sts = this.live();
+    const budget = sts.map((st) => {
+      st.credit += dt * this.ratePerVm;
+      const b = Math.floor(st.credit + EPS);
+      st.credit = Math.max(0, st.credit - b);
+      return b;
+    });
+    let scanned = 0;
+    while (total > 0) {
+      const chunk = this.collect(sts, budget, Math.min(total, this.batch));
+      if (chunk.length === 0) break;
+      this.process(chunk);
+      total -= chunk.length;
+      scanned += chunk.length;
+    }
+    if (sts.length > 0) this.rr = (this.rr + 1) % sts.length;
+    return scanned;
+  }
+
+  /**
+   * Tries to share the given gfns of `vm` now, outside the rate limits (ESX tries to share
+   * a page before paging it out). Ineligible gfns are skipped. Returns how many became shared.
+   */
+  shareNow(vm: Vm, gfns: Iterable<number>): number {
+    const st = this.state(vm);
+    const seen = new Set<number>();
+    const cands: Cand[] = [];
+    for (const g of gfns) {
+      if (!Number.isInteger(g) || g < 0 || g >= vm.frameCount) throw new RangeError(`gfn ${g} outside VM ${vm.id}`);
+      if (seen.has(g)) continue;
+      seen.add(g);
+      const w = vm.p2m.raw(g as Gfn);
+      if (eligible(w)) cands.push({ st, gfn: g, hfn: frameField(w), key: 0 });
+    }
+    const before = st.shared;
+    for (let i = 0; i < cands.length; i += this.batch) this.process(cands.slice(i, i + this.batch));
+    return st.shared - before;
+  }
+
+  private live(): VmState[] {
+    const sts = [...this.vms.values()].filter((s) => !s.vm.isDestroyed);
+    const k = sts.length === 0 ? 0 : this.rr % sts.length;
+    return [...sts.slice(k), ...sts.slice(0, k)];
+  }
+
+  /**
+   * Up to `max` distinct eligible pages, round-robin over VMs with budget left. A VM
+   * whose pass ends stops contributing to this batch, so no gfn appears twice in it.
+   */
+  private collect(sts: VmState[], budget: number[], max: number): Cand[] {
+    const out: Cand[] = [];
+    const open = sts.map((_, i) => budget[i] > 0);
+    const taken = sts.map(() => 0);
+    let any = true;
+    while (out.length < max && any) {
+      any = false;
+      for (let i = 0; i < sts.length && out.length < max; i++) {
+        if (!open[i]) continue;
+        const g = this.nextGfn(sts[i], taken[i] > 0);
+        if (g < 0) { open[i] = false; if (g === NONE) budget[i] = 0; continue; }
+        const w = sts[i].vm.p2m.raw(g as Gfn);
+        out.push({ st: sts[i], gfn: g, hfn: frameField(w), key: 0 });
+        taken[i]++;
+        if (--budget[i] === 0) open[i] = false;
+        any = true;
+      }
+    }
+    return out;
+  }
+
+  /** The VM's next eligible gfn in scan order; PASS_END if its pass ends mid-batch; NONE if it has none. */
+  private nextGfn(st: VmState, midBatch: boolean): number {
+    const p2m = st.vm.p2m;
+    for (let skipped = 0; skipped <= st.order.length;) {
+      if (st.cursor === st.order.length) {
+        if (midBatch) return PASS_END;
+        this.c.passes++;
+        this.shuffle(st.order);
+        st.cursor = 0;
+      }
+      const g = st.order[st.cursor++];
+      if (eligible(p2m.raw(g as Gfn))) return g;
+      skipped++;
+    }
+    return NONE;
+  }
+
+  private shuffle(a: Int32Array): void {
+    for (let i = a.length - 1; i > 0; i--) {
+      const j = this.rng.below(i + 1);
+      const t = a[i]; a[i] = a[j]; a[j] = t;
+    }
+  }
+
+  // ── one batch: hash, group by key, verify in the core, then share ─────────────────
+
+  private process(cands: Cand[]): void {
+    const keys = this.ops.hashKeys(cands.map((c) => c.hfn), this.bits);
+    this.c.scanned += cands.length;
+    this.c.scanCycles += cands.length * this.costs.hash;
+    const groups = new Map<number, Group>();
+    cands.forEach((c, i) => {
+      c.key = keys[i];
+      c.st.scanned++;
+      this.dropHint(c.st, c.gfn); // its own old hint is superseded by this visit
+      let g = groups.get(c.key);
+      if (!g) { g = { key: c.key, members: [], anchor: { kind: 'first' }, same: [] }; groups.set(c.key, g); }
+      g.members.push(c);
+    });
+    const list = [...groups.values()];
+    for (const g of list) this.chooseAnchor(g);
+    this.verifyZero(list);
+    this.verifyHints(list);
+    this.compareMembers(list);
+    for (const g of list) this.apply(g);
+  }
+
+  private chooseAnchor(g: Group): void {
+    const e = this.table.get(g.key);
+    if (this.shareZero && g.key === this.zeroKey) g.anchor = { kind: 'zero' };
+    else if (e?.kind === 'shared') g.anchor = { kind: 'shared', e };
+    else if (e?.kind === 'hint') {
+      const w = e.st.vm.isDestroyed ? 0 : e.st.vm.p2m.raw(e.gfn as Gfn);
+      if (eligible(w)) g.anchor = { kind: 'hint', h: e, hfn: frameField(w) };
+      else this.staleHint(e);
+    }
+  }
+
+  /** Zero-key groups: each member is tested for all-zero contents (one core call). */
+  private verifyZero(groups: Group[]): void {
+    const zs = groups.filter((g) => g.anchor.kind === 'zero');
+    const hfns = zs.flatMap((g) => g.members.map((m) => m.hfn));
+    if (hfns.length === 0) return;
+    const z = this.ops.isZero(hfns);
+    this.c.scanCycles += hfns.length * this.costs.compare;
+    let i = 0;
+    for (const g of zs) g.same = g.members.map(() => z[i++] === 1);
+  }
+
+  /** Hinted pages are re-hashed (one core call); a changed hash makes the hint stale. */
+  private verifyHints(groups: Group[]): void {
+    const hs = groups.filter((g) => g.anchor.kind === 'hint');
+    if (hs.length === 0) return;
+    const keys = this.ops.hashKeys(hs.map((g) => (g.anchor as { hfn: number }).hfn), this.bits);
+    this.c.scanCycles += hs.length * this.costs.hash;
+    hs.forEach((g, i) => {
+      if (keys[i] === g.key) return;
+      this.staleHint((g.anchor as { h: Hint }).h);
+      g.anchor = { kind: 'first' };
+    });
+  }
+
+  /** Full compares of every member with its group's anchor frame (one core call). */
+  private compareMembers(groups: Group[]): void {
+    const a: number[] = [], b: number[] = [];
+    for (const g of groups) {
+      const an = g.anchor;
+      if (an.kind === 'zero') continue;
+      const ref = an.kind === 'shared' ? an.e.hfn : an.kind === 'hint' ? an.hfn : g.members[0].hfn;
+      for (let i = an.kind === 'first' ? 1 : 0; i < g.members.length; i++) { a.push(g.members[i].hfn); b.push(ref); }
+    }
+    const eq = a.length > 0 ? this.ops.equal(a, b) : new Uint8Array(0);
+    this.c.compares += a.length;
+    this.c.scanCycles += a.length * this.costs.compare;
+    let k = 0;
+    for (const g of groups) {
+      if (g.anchor.kind === 'zero') continue;
+      const first = g.anchor.kind === 'first';
+      g.same = g.members.map((_, i) => (first && i === 0 ? true : eq[k++] === 1));
+    }
+  }
+
+  private apply(g: Group): void {
+    const an = g.anchor;
+    const same = g.members.filter((_, i) => g.same[i]);
+    this.c.falseMatches += g.members.length - same.length;
+    if (an.kind === 'zero') {
+      for (const m of same) {
+        if (this.zero) this.join(m, this.zero);
+        else this.zero = this.promote(m.st, m.gfn, m.hfn, g.key, true);
+      }
+      return;
+    }
+    if (an.kind === 'shared') { for (const m of same) this.join(m, an.e); return; }
+    if (an.kind === 'hint') {
+      if (same.length === 0) return; // the hint stays; these pages collided with it
+      const e = this.promote(an.h.st, an.h.gfn, an.hfn, g.key, false);
+      if (!e) return;
+      this.c.hintHits++;
+      for (const m of same) this.join(m, e);
+      return;
+    }
+    const [first, ...rest] = same; // 'first': members[0] is always in `same`
+    if (rest.length === 0) { this.addHint(first); return; }
+    const e = this.promote(first.st, first.gfn, first.hfn, g.key, false);
+    if (e) for (const m of rest) this.join(m, e);
+  }
+
+  // ── sharing and unsharing one page ────────────────────────────────────────────────
+
+  /** Makes the page's own frame a shared frame (refs 1). Null if its EPT leaf cannot be split. */
+  private promote(st: VmState, gfn: number, hfn: number, key: number, zero: boolean): Shared | null {
+    if (!this.canRemap(st.vm, gfn)) return null;
+    this.dropHint(st, gfn);
+    this.host.frames.transfer(hfn as Hfn, st.vm.id, SHARED_OWNER);
+    this.remap(st.vm, gfn, hfn, P2M.SHARED);
+    const e: Shared = { kind: 'shared', hfn, key, refs: 1, zero };
+    this.table.set(key, e);
+    this.byHfn.set(hfn, e);
+    this.refs++;
+    st.shared++;
+    return e;
+  }
+
+  /** Maps the page to shared frame e and frees its own frame. */
+  private join(m: Cand, e: Shared): void {
+    if (!this.canRemap(m.st.vm, m.gfn)) return;
+    this.remap(m.st.vm, m.gfn, e.hfn, P2M.SHARED);
+    this.host.frames.free(m.hfn as Hfn, m.st.vm.id);
+    e.refs++;
+    this.refs++;
+    m.st.shared++;
+  }
+
+  /** p2m.map, counting the large EPT leaves the remap splits. */
+  private remap(vm: Vm, gfn: number, hfn: number, flags: number): void {
+    const before = vm.ept?.stats.splits ?? 0;
+    vm.p2m.map(gfn as Gfn, hfn as Hfn, flags);
+    this.c.eptSplits += (vm.ept?.stats.splits ?? 0) - before;
+  }
+
+  /** A 4 KiB remap inside a large EPT leaf needs table frames (one per level split). */
+  private canRemap(vm: Vm, gfn: number): boolean {
+    const m = vm.ept?.lookup(gfn as Gfn);
+    const need = m && m.level > 1 ? m.level - 1 : 0;
+    if (need === 0 || this.host.frames.counts().hypervisorFree >= need) return true;
+    this.c.skippedNoTable++;
+    return false;
+  }
+
+  private addHint(c: Cand): void {
+    const h: Hint = { kind: 'hint', st: c.st, gfn: c.gfn, key: c.key };
+    this.table.set(c.key, h);
+    c.st.hints.set(c.gfn, c.key);
+    this.hintCount++;
+  }
+
+  private dropHint(st: VmState, gfn: number): void {
+    const key = st.hints.get(gfn);
+    if (key === undefined) return;
+    st.hints.delete(gfn);
+    const e = this.table.get(key);
+    if (e?.kind === 'hint' && e.st === st && e.gfn === gfn) this.table.delete(key);
+    this.hintCount--;
+  }
+
+  private staleHint(h: Hint): void {
+    this.c.hintStale++;
+    this.dropHint(h.st, h.gfn);
+  }
+
+  /** Drops one reference; the last one frees the frame. */
+  private unref(e: Shared): void {
+    e.refs--;
+    this.refs--;
+    if (e.refs > 0) return;
+    this.forget(e);
+    this.host.frames.free(e.hfn as Hfn, SHARED_OWNER);
+  }
+
+  /** Removes a shared frame from the table (its frame is freed or handed back by the caller). */
+  private forget(e: Shared): void {
+    if (this.table.get(e.key) === e) this.table.delete(e.key);
+    this.byHfn.delete(e.hfn);
+    if (this.zero === e) this.zero = null;
+  }
+
+  private state(vm: Vm): VmState {
+    const st = this.vms.get(vm.id);
+    if (!st || st.vm !== vm) throw new Error(`VM ${vm.id} is not registered with page sharing`);
+    return st;
+  }
+
+  // ── VmPager ───────────────────────────────────────────────────────────────────────
+
+  /**
+   * Copy-on-write break of a shared gfn being written. The last sharer takes the frame
+   * back (no copy); otherwise a private frame is allocated (OutOfFramesError propagates,
+   * nothing changed) and the contents copied. Trapped / write-protected bits are kept for
+   * their own pagers. Returns the modeled cycles.
+   */
+  resolve(vm: Vm, gfn: Gfn, word: number, write: boolean): number | null {
+    if (!write || (word & (P2M.PRESENT | P2M.SHARED)) !== (P2M.PRESENT | P2M.SHARED)) return null;
+    const st = this.state(vm);
+    const hfn = frameField(word);
+    const e = this.byHfn.get(hfn);
+    if (!e) throw new Error(`VM ${vm.id} gfn ${hex(gfn)} maps shared frame ${hex(hfn)} that page sharing does not know`);
+    const keep = word & (P2M.TRAPPED | P2M.WRITE_PROTECTED);
+    let cost: number;
+    if (e.refs === 1) {
+      this.forget(e);
+      this.refs--;
+      this.host.frames.transfer(hfn as Hfn, SHARED_OWNER, vm.id);
+      this.remap(vm, gfn, hfn, keep);
+      this.c.cowReuses++;
+      cost = this.costs.remap;
+    } else {
+      const h = this.host.frames.alloc(vm.id);
+      this.host.machine.memory.copy(hpaOf(h), hpaOf(hfn as Hfn), 4096);
+      this.remap(vm, gfn, h, keep);
+      e.refs--;
+      this.refs--;
+      cost = vm.costs.pageAlloc + this.costs.pageCopy;
+    }
+    st.shared--;
+    this.c.cowBreaks++;
+    this.c.cowCycles += cost;
+    return cost;
+  }
+
+  /** The VM is going away: its shared gfns become unbacked and drop their references; its hints go. */
+  detach(vm: Vm): void {
+    const st = this.vms.get(vm.id);
+    if (!st || st.vm !== vm) return;
+    const both = P2M.PRESENT | P2M.SHARED;
+    vm.p2m.forEach((gfn, w) => {
+      const e = this.byHfn.get(frameField(w));
+      if (!e) throw new Error(`VM ${vm.id} gfn ${hex(gfn)} maps shared frame ${hex(frameField(w))} that page sharing does not know`);
+      vm.p2m.unmap(gfn);
+      this.unref(e);
+    }, both, both);
+    for (const gfn of [...st.hints.keys()]) this.dropHint(st, gfn);
+    st.shared = 0;
+    this.vms.delete(vm.id);
+  }
+
+  /**
+   * Checks the bookkeeping against the p2ms and the frame allocator (tests, debugging):
+   * every shared gfn maps a known shared frame, reference counts equal the mappings,
+   * shared frames belong to SHARED_OWNER, hints point at their table slots.
+   */
+  checkInvariants(): void {
+    const refs = new Map<number, number>();
+    for (const st of this.vms.values()) {
+      let n = 0;
+      st.vm.p2m.forEach((gfn, w) => {
+        const h = frameField(w);
+        if (!this.byHfn.has(h)) throw new Error(`VM ${st.vm.id} gfn ${hex(gfn)}: shared frame ${hex(h)} unknown`);
+        refs.set(h, (refs.get(h) ?? 0) + 1);
+        n++;
+      }, P2M.PRESENT | P2M.SHARED, P2M.PRESENT | P2M.SHARED);
+      if (n !== st.shared) throw new Error(`VM ${st.vm.id}: ${n} shared gfns, counted ${st.shared}`);
+      for (const [gfn, key] of st.hints) {
+        const e = this.table.get(key);
+        if (e?.kind !== 'hint' || e.st !== st || e.gfn !== gfn) throw new Error(`VM ${st.vm.id} gfn ${hex(gfn)}: hint not in the table`);
+      }
+    }
+    let total = 0;
+    for (const e of this.byHfn.values()) {
+      if ((refs.get(e.hfn) ?? 0) !== e.refs) throw new Error(`shared frame ${hex(e.hfn)}: refs ${e.refs}, mapped ${refs.get(e.hfn) ?? 0}`);
+      if (this.host.frames.ownerOf(e.hfn as Hfn) !== SHARED_OWNER) throw new Error(`shared frame ${hex(e.hfn)} is not owned by page sharing`);
+      total += e.refs;
+    }
+    if (total !== this.refs) throw new Error(`reference total ${this.refs}, counted ${total}`);
+    if (this.host.frames.usedBy(SHARED_OWNER) !== this.byHfn.size) {
+      throw new Error(`${this.host.frames.usedBy(SHARED_OWNER)} frames owned by page sharing, ${this.byHfn.size} shared frames`);
+    }
+  }
+}
+
+const PASS_END = -1;
+const NONE = -2;
+
+function rate(v: number, what: string): number {
+  if (!Number.isFinite(v) || v < 0) throw new RangeError(`${what} must be a finite number of pages per second ≥ 0, got ${v}`);
+  return v;
+}
