@@ -52,6 +52,12 @@ export interface ManagerOptions {
   sampler?: ActiveSampler;
   /** Use balloon devices (default true). */
   balloon?: boolean;
+  /**
+   * Balloon in the hard and low states too, swapping only what the balloons cannot take
+   * (default false: hard means paging, as in the paper; low still blocks). For comparing
+   * techniques on one host.
+   */
+  balloonFirst?: boolean;
   /** Most frames ballooned / swapped per VM per reallocation (default unlimited). */
   balloonPerRound?: number;
   swapPerRound?: number;
@@ -152,7 +158,8 @@ export class MemoryManager {
     for (const e of this.entries) e.target = targets.get(e.m.name)!;
     const state = this.states.nextFrames(this.freeFrames, this.totalFrames);
     const balloonOn = this.o.balloon ?? true;
-    const plan = planReclaim(state, this.entries.map((e) => ({
+    const planState = this.o.balloonFirst && (state === 'hard' || state === 'low') ? 'soft' : state;
+    const plan = planReclaim(planState, this.entries.map((e) => ({
       id: e.m.name, current: this.held(e), target: e.target,
       balloonable: balloonOn && e.m.device?.protocolState === 'running' ? e.m.vm.frameCount - e.m.device.size : 0,
     })), { balloonPerRound: this.o.balloonPerRound, swapPerRound: this.o.swapPerRound });
@@ -172,7 +179,8 @@ export class MemoryManager {
       const d = byName.get(b.id)!.m.device;
       if (d && d.target > 0) d.setTarget(Math.max(0, d.target - b.deficit));
     }
-    const blocked = new Set(plan.blocked);
+    // "low": every VM above its target stops until reclamation catches up.
+    const blocked = new Set(state === 'low' ? this.entries.filter((e) => this.held(e) > e.target).map((e) => e.m.name) : []);
     for (const e of this.entries) e.m.blocked = blocked.has(e.m.name);
     if (blocked.size) this.stats.blockedRounds++;
     return state;

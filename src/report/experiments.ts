@@ -3,3 +3,4 @@
 // may call setDefaultScenario to become what `memvisor run` runs without an argument).
 
 import './translation.js';
+import '../experiment/register.js';

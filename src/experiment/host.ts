@@ -1,0 +1,61 @@
+// A managed host for the paper experiments: a hypervisor whose VM pool holds `vmPoolMiB`,
+// a scheduler, the memory manager with the mechanisms asked for, and GuestVms on it.
+
+import { Hypervisor } from '../hypervisor/hypervisor.js';
+import { Scheduler } from '../hypervisor/scheduler.js';
+import { MemoryManager, type ManagerOptions } from '../hypervisor/manager.js';
+import { HostSwap } from '../hypervisor/swap.js';
+import { PageSharing, type SharingOptions } from '../hypervisor/sharing.js';
+import { ActiveSampler, type SamplerOptions } from '../hypervisor/sampling.js';
+import { GuestVm, type GuestVmOptions } from '../../guests/machine.js';
+import type { VmAllocation } from '../hypervisor/policy.js';
+
+export const MiB = 2 ** 20;
+const HV_MIB = 4; // the hypervisor's own region (EPT and shadow tables)
+
+export interface HostOptions {
+  seed: number;
+  vmPoolMiB: number;
+  hz: number;
+  tau?: number;
+  balancePeriod?: number;
+  balloon?: boolean;
+  balloonFirst?: boolean;
+  swap?: boolean;
+  sharing?: SharingOptions | false;
+  sampler?: SamplerOptions | false;
+  balloonPerRound?: number;
+  swapPerRound?: number;
+}
+
+export interface ManagedHost {
+  hv: Hypervisor; sched: Scheduler; mgr: MemoryManager; guests: GuestVm[];
+  swap?: HostSwap; sharing?: PageSharing; sampler?: ActiveSampler;
+  add(o: Omit<GuestVmOptions, 'hv' | 'hz' | 'reclaim'>, alloc: VmAllocation, shares?: number): GuestVm;
+  close(): void;
+}
+
+export async function managedHost(o: HostOptions): Promise<ManagedHost> {
+  const hv = await Hypervisor.create({ hostMemoryBytes: (o.vmPoolMiB + HV_MIB) * MiB, hypervisorBytes: HV_MIB * MiB });
+  const sched = new Scheduler({ hz: o.hz, slice: Math.round(o.hz / 100) });
+  const swap = o.swap === false ? undefined : new HostSwap(hv, { seed: o.seed, capacity: 1 << 16 });
+  const sharing = o.sharing === false || o.sharing === undefined ? undefined : new PageSharing(hv, { seed: o.seed, ...o.sharing });
+  const sampler = o.sampler === false ? undefined : new ActiveSampler({ seed: o.seed, ...o.sampler });
+  const mo: ManagerOptions = {
+    hv, sched, tau: o.tau, balancePeriod: o.balancePeriod, balloon: o.balloon, balloonFirst: o.balloonFirst, swap, sharing, sampler,
+    balloonPerRound: o.balloonPerRound, swapPerRound: o.swapPerRound,
+  };
+  const mgr = new MemoryManager(mo);
+  const guests: GuestVm[] = [];
+  return {
+    hv, sched, mgr, guests, swap, sharing, sampler,
+    add(go, alloc, shares) {
+      const g = new GuestVm({ ...go, hv, hz: o.hz, reclaim: (gv, need) => mgr.reclaimNow(gv, need) });
+      mgr.add(g, alloc);
+      g.attach(sched, shares ?? alloc.shares);
+      guests.push(g);
+      return g;
+    },
+    close() { swap?.close(); },
+  };
+}

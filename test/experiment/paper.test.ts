@@ -1,0 +1,54 @@
+// The paper's experiments run end to end with tiny parameters: the shapes the paper
+// reports must show, and bad scenarios are refused with the field named.
+import { describe, it, expect } from 'vitest';
+import '../../src/report/experiments.js';
+import { runScenario } from '../../src/report/runner.js';
+import { parseExperimentScenario } from '../../src/report/registry.js';
+import { ScenarioError } from '../../src/scenario/schema.js';
+
+const num = (r: { summary: Record<string, number | string> }, k: string) => r.summary[k] as number;
+
+describe('paper experiments', () => {
+  it('Figure 7: equal allocations at τ = 0, idle memory moves to the active VM at τ = 0.75', async () => {
+    const r = await runScenario({ kind: 'idle-tax', name: 't', seed: 3, vmMiB: 8, phaseSeconds: 16, samplePeriod: 1 });
+    const idle0 = num(r, 'vm1 idle at end of τ=0 (MiB)'), act0 = num(r, 'vm2 active at end of τ=0 (MiB)');
+    const idle1 = num(r, 'vm1 idle at end of τ=0.75 (MiB)'), act1 = num(r, 'vm2 active at end of τ=0.75 (MiB)');
+    expect(Math.abs(idle0 - act0) / act0).toBeLessThan(0.15);   // converge on the same allocation
+    expect(idle1).toBeLessThan(idle0 * 0.95);                     // the tax takes idle memory...
+    expect(act1).toBeGreaterThan(act0 * 1.05);                    // ...and the active VM gets it
+    expect(num(r, 'vm1 active estimate at end')).toBeLessThan(0.3); // the sampler sees the idle VM as idle
+    expect(num(r, 'vm2 throughput, phase 2 tail (units/s)')).toBeGreaterThan(num(r, 'vm2 throughput, phase 1 tail (units/s)'));
+    // The targets obey min-funding revocation: equal at τ = 0.
+    const rows = r.series.allocation.filter((x) => (x.t as number) <= 16).slice(-2);
+    expect(rows[0].targetMiB).toBe(rows[1].targetMiB);
+    expect(r.plots.map((p) => p.id)).toEqual(['fig7-allocation', 'fig7-throughput']);
+  }, 60_000);
+
+  it('Figure 2: a ballooned VM comes close to one configured with the same size; less memory, less throughput', async () => {
+    const r = await runScenario({ kind: 'balloon-perf', name: 't', maxMiB: 8, sizesMiB: [4, 6, 8], cachePages: 1300,
+      warmupSeconds: 1, seconds: 1 });
+    const rows = r.series.throughput;
+    const tp = (size: number, vm: string) => rows.find((x) => x.sizeMiB === size && x.vm === vm)!.throughput as number;
+    for (const s of [6, 8]) expect(Math.abs(tp(s, 'ballooned') - tp(s, 'configured'))).toBeLessThanOrEqual(0.1 * tp(s, 'configured'));
+    expect(tp(4, 'configured')).toBeLessThan(tp(8, 'configured') / 2); // the cache no longer fits: the guest pages
+    expect(rows.find((x) => x.sizeMiB === 6 && x.vm === 'ballooned')!.balloonFrames).toBe(2 * 256);
+  }, 60_000);
+
+  it('reclamation compared: each technique moves pages only through its own mechanism', async () => {
+    const r = await runScenario({ kind: 'reclaim-compare', name: 't', vmMiB: 8, seconds: 8 });
+    const run = (t: string) => r.series.runs.find((x) => x.technique === t)!;
+    expect(run('balloon').balloonedFrames).toBeGreaterThan(0);
+    expect(run('swap').balloonedFrames).toBe(0);
+    expect(run('swap').hostSwapOuts).toBeGreaterThan(0);
+    expect(run('sharing').sharedSaved).toBeGreaterThan(0);
+    expect(run('balloon').sharedSaved).toBe(0);
+  }, 60_000);
+
+  it('impossible parameters are refused with the field named', () => {
+    const bad = (json: object) => { try { parseExperimentScenario(json); return ''; } catch (e) { expect(e).toBeInstanceOf(ScenarioError); return String((e as Error).message); } };
+    expect(bad({ kind: 'idle-tax', name: 't', taus: [1, 0] })).toMatch(/taus\.?\[?0\]?/);
+    expect(bad({ kind: 'balloon-perf', name: 't', maxMiB: 8, sizesMiB: [12] })).toMatch(/sizesMiB.*12 MiB is above maxMiB/);
+    expect(bad({ kind: 'reclaim-compare', name: 't', techniques: ['magic'] })).toMatch(/techniques/);
+    expect(bad({ kind: 'idle-tax', name: 't', vmMiB: 8, extra: 1 })).toMatch(/extra/);
+  });
+});
