@@ -24,7 +24,10 @@ describe('experiment registry', () => {
     expect(() => registerExperiment({ ...def, kind: 'bad kind' })).toThrow(/must be letters, digits/);
     expect(() => registerExperiment({ ...def, kind: 'typo', defaults: { stpes: 1 } as never })).toThrow(/defaults has "stpes"/);
     expect(() => registerExperiment({ ...def, kind: 'hdr', schema: z.object({ seed: z.number() }) })).toThrow(/header field "seed"/);
-    expect(listExperiments().map((e) => e.kind)).toEqual(['demo', 'translation']);
+    const kinds = listExperiments().map((e) => e.kind);
+    expect(kinds).toEqual([...kinds].sort());
+    expect(kinds).toEqual(expect.arrayContaining(['demo', 'translation', 'idle-tax', 'balloon-perf']));
+    expect(kinds.filter((k) => k === 'demo')).toHaveLength(1);
   });
 
   it('validates a scenario: header, parameters, defaults filled in', () => {
@@ -51,8 +54,10 @@ describe('experiment registry', () => {
   });
 
   it('says which kinds exist when the kind is unknown or missing, and rejects non-objects', () => {
-    expect(problems({ kind: 'figure99', name: 'x' })).toEqual(['kind: unknown experiment kind "figure99" (known kinds: demo, translation)']);
-    expect(problems({ name: 'x' })).toEqual(['kind: required (one of: demo, translation)']);
+    const known = listExperiments().map((e) => e.kind).join(', ');
+    expect(known).toMatch(/demo.*translation/);
+    expect(problems({ kind: 'figure99', name: 'x' })).toEqual([`kind: unknown experiment kind "figure99" (known kinds: ${known})`]);
+    expect(problems({ name: 'x' })).toEqual([`kind: required (one of: ${known})`]);
     expect(problems([1])[0]).toMatch(/^\(top level\): expected a JSON object/);
     expect(() => parseExperimentScenario({ kind: 'nope' }, 'bad.json')).toThrow(/^bad\.json is not a valid scenario:\n {2}kind:/);
   });
