@@ -8,6 +8,7 @@
 import { Machine, CR0, CR4, EFER, PageTableBuilder, FrameBump, type Cpu, type AccessBatch } from '../src/index.js';
 import { Rng } from '../src/util/rng.js';
 import { virtBench } from './virt.js';
+import { FrameOps } from '../src/core/hash.js';
 
 const REPS = Number(process.env.BENCH_REPS ?? 7);
 const OPS = 1 << 14;
@@ -98,6 +99,13 @@ async function main(): Promise<void> {
     out[`random64MiB${levels}LevelWalksPer1000`] = (1000 * c.walks) / c.accesses;
   }
   Object.assign(out, await virtBench(rate));
+
+  // Page sharing's scanner: batched xxHash64 over 4 KiB frames and full compares (Wasm).
+  const ops4k = new FrameOps(m.core, Number(m.memory.size / 4096), 1024);
+  const hfns = Uint32Array.from({ length: 1024 }, (_, i) => 0x4000 + i);
+  const twins = Uint32Array.from({ length: 1024 }, (_, i) => 0x8000 + i);
+  out.pagesHashedPerSec = rate(() => { ops4k.hash(hfns); return hfns.length; });
+  out.pagesComparedPerSec = rate(() => { ops4k.equal(hfns, twins); return hfns.length; });
   out.opsPerBatch = OPS;
   out.reps = REPS;
   out.node = process.version;
