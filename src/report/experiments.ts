@@ -4,3 +4,5 @@
 
 import './translation.js';
 import '../experiment/register.js';
+import '../experiment/sharing-vms.js';
+import '../experiment/sampling-toucher.js';

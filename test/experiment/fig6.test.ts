@@ -1,0 +1,96 @@
+// Figure 6 (active-memory sampling vs a toucher's working set): the real working set is
+// what the schedule says; each period's f = t/n is within a binomial tolerance of the true
+// fraction; the fast average settles on it after a few periods; the max estimate reacts
+// faster to an increase than to a decrease; bad scenarios name their field.
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { ExperimentResult, Row } from '../../src/report/result.js';
+import { runScenario } from '../../src/report/runner.js';
+import { parseExperimentScenario } from '../../src/report/registry.js';
+import { renderPlotSvg } from '../../src/report/render.js';
+import { ScenarioError } from '../../src/scenario/schema.js';
+import '../../src/report/experiments.js';
+
+const SCHEDULE = [{ seconds: 6, MiB: 1 }, { seconds: 10, MiB: 5 }, { seconds: 16, MiB: 1 }];
+const TINY = {
+  kind: 'sampling-toucher', name: 'fig6-tiny', seed: 3, vmMiB: 8, prefillMiB: 6, schedule: SCHEDULE,
+  periodSeconds: 1, samples: 200, hz: 2e6, warmupPeriods: 1,
+};
+
+describe('Figure 6: sampling tracks the working set', () => {
+  let res: ExperimentResult, periods: Row[];
+  beforeAll(async () => {
+    res = await runScenario(TINY);
+    periods = res.series.periods;
+  });
+  const num = (r: Record<string, unknown>, k: string) => Number(r[k]);
+  /** Phase index and periods since the phase began, for a period ending at t. */
+  const where = (t: number) => {
+    let start = 0;
+    for (const [i, ph] of SCHEDULE.entries()) {
+      if (t <= start + ph.seconds + 0.01) return { i, since: Math.round(t - start) };
+      start += ph.seconds;
+    }
+    return { i: SCHEDULE.length - 1, since: 99 };
+  };
+
+  it('measures the exact working set: every page of the set in force, each period', () => {
+    expect(periods.length).toBe(32);
+    for (const r of periods) expect(num(r, 'realPages')).toBe(SCHEDULE[where(num(r, 't')).i].MiB * 256);
+    expect(new Set(periods.map((r) => r.backedMiB)).size).toBe(1); // prefilled: backed memory does not move
+  });
+
+  it('samples each period within a binomial tolerance of the true fraction', () => {
+    for (const r of periods) {
+      const p = num(r, 'realFraction'), n = num(r, 'sampled');
+      expect(n).toBe(200);
+      // 4 sd, plus the few guest page-table pages the walks touch besides the toucher's pages.
+      const tol = 4 * Math.sqrt((p * (1 - p)) / n) + 0.01;
+      expect(Math.abs(num(r, 'f') - p)).toBeLessThanOrEqual(tol);
+    }
+  });
+
+  it('settles the fast average on the true fraction after a few periods of a phase', () => {
+    const settled = periods.filter((r) => where(num(r, 't')).since >= 5);
+    expect(settled.length).toBeGreaterThan(10);
+    for (const r of settled) {
+      const p = num(r, 'realFraction'), backed = num(r, 'backedMiB');
+      // fast has variance g/(2−g) of one period's (1/3 for g = 1/2); 4 sd plus the (1/2)^5 transient left of a step.
+      const tol = 4 * Math.sqrt((p * (1 - p)) / 200 / 3) + 0.6 / 32 + 0.01;
+      expect(Math.abs(num(r, 'fastMiB') / backed - p)).toBeLessThanOrEqual(tol);
+      expect(num(r, 'estimateMiB')).toBeGreaterThanOrEqual(num(r, 'fastMiB'));
+    }
+  });
+
+  it('responds faster to the increase than to the decrease', () => {
+    const steps = res.series.steps;
+    expect(steps.map((s) => s.direction)).toEqual(['increase', 'decrease']);
+    const [up, down] = steps;
+    expect(up.reached90).toBe(1);
+    expect(num(up, 'lag90')).toBeLessThanOrEqual(4); // fast and partial: 1 − 2^-(k+1) of the step after k periods, plus noise
+    expect(num(down, 'lag50')).toBeGreaterThan(num(up, 'lag90')); // the slow average holds the estimate up
+    expect(num(down, 'lag90')).toBeGreaterThan(2 * num(up, 'lag90'));
+    // After the decrease the estimate stays above the real set while the slow average decays.
+    const after = periods.filter((r) => where(num(r, 't')).i === 2 && where(num(r, 't')).since <= 4);
+    for (const r of after) expect(num(r, 'estimateMiB')).toBeGreaterThan(num(r, 'realMiB') + 1);
+  });
+
+  it('renders the plot', async () => {
+    const svg = await renderPlotSvg(res.plots[0], res.series);
+    expect(svg).toContain('real working set');
+    expect(svg.match(/<path/g)!.length).toBeGreaterThan(5);
+  });
+
+  it('rejects bad scenarios, naming the field', () => {
+    const bad = (o: Record<string, unknown>) => {
+      try { parseExperimentScenario({ ...TINY, ...o }, 'bad.json'); } catch (e) {
+        expect(e).toBeInstanceOf(ScenarioError);
+        return (e as ScenarioError).problems.join('\n');
+      }
+      throw new Error('accepted');
+    };
+    expect(bad({ schedule: [{ seconds: 5, MiB: 1 }, { seconds: 5, MiB: 7 }] })).toMatch(/^schedule\[1\]\.MiB: 7 MiB does not fit/m);
+    expect(bad({ periodSeconds: 1.5 })).toMatch(/^periodSeconds: /m);
+    expect(bad({ samples: 0 })).toMatch(/^samples: /m);
+    expect(bad({ schedule: [] })).toMatch(/^schedule: /m);
+  });
+});
