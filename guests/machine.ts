@@ -48,6 +48,8 @@ export interface GuestVmOptions {
   balloonReclaims?: boolean;
   kernel?: Partial<Omit<KernelOptions, 'hv' | 'vm' | 'bus' | 'onHostExit' | 'hz'>>;
   cpu?: CpuOptions;
+  /** EPT accessed/dirty flags (default on; guest walks then write-touch page-table pages). */
+  eptAd?: boolean;
   /**
    * The host pool ran dry while this guest needed a frame: free some (swap, balloon) and
    * return how many; 0 means nothing could be freed and the run fails with a clear error.
@@ -91,7 +93,7 @@ export class GuestVm implements Runnable {
     this.hz = o.hz ?? 2e9;
     this.tick = Math.round((o.tickSeconds ?? 0.004) * this.hz);
     this.workload = o.workload;
-    this.vm = o.hv.createVm({ memoryBytes: o.memoryBytes, mode: o.mode, cpu: o.cpu });
+    this.vm = o.hv.createVm({ memoryBytes: o.memoryBytes, mode: o.mode, cpu: o.cpu, eptAd: o.eptAd });
     this.balloonStats = new BalloonStats({ get target() { return dev.target; }, get size() { return dev.size; } },
       () => this.seconds);
     const dev = new BalloonDevice(this.vm, o.hv.frames, { events: this.balloonStats });

@@ -80,12 +80,6 @@ export interface StepLag {
 }
 export interface SamplingRun { periods: PeriodRow[]; timeline: TimelinePoint[]; steps: StepLag[]; t0: number }
 
-/**
- * The manager ticks the sampler at whole seconds, but with the scheduler's clock, which
- * runs past the second by up to one guest batch; a period of exactly P seconds would then
- * sometimes end a tick late. P − slack ends it at the P-th tick whatever the jitter.
- */
-const TICK_SLACK = 0.25;
 
 const pagesOf = (mib: number) => Math.round(mib * PAGES_PER_MIB);
 const mibOf = (pages: number) => round((pages * PAGE) / MiB, 3);
@@ -103,7 +97,7 @@ export async function runSamplingToucher(p: SamplingToucherParams, seed: number,
   };
   const host = await managedHost({
     seed, vmPoolMiB: p.vmMiB + 8, hz: p.hz, balloon: false, swap: false,
-    sampler: { samples: p.samples, periodSeconds: p.periodSeconds - TICK_SLACK, fastGain: p.fastGain, slowGain: p.slowGain, onPeriod },
+    sampler: { samples: p.samples, periodSeconds: p.periodSeconds, fastGain: p.fastGain, slowGain: p.slowGain, onPeriod },
   });
   try {
     sampler = host.sampler!;

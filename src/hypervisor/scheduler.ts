@@ -54,7 +54,10 @@ export class Scheduler {
   /** Cycles a runnable has used. */
   usage(r: Runnable): number { return this.entry(r).usage; }
 
-  /** Calls fn every `seconds` of simulated time (first call one period from now). */
+  /**
+   * Calls fn every `seconds` of simulated time (first call one period from now) with the
+   * time it was due (the clock may be past it by the rest of a guest's batch).
+   */
   every(seconds: number, fn: (now: number) => void): void {
     const period = Math.round(seconds * this.hz);
     if (!(period > 0)) throw new RangeError('timer period must be positive');
@@ -96,8 +99,9 @@ export class Scheduler {
     for (;;) {
       const due = this.timers.filter((t) => t.at <= this.now).sort((a, b) => a.at - b.at || a.order - b.order)[0];
       if (!due) return;
+      const at = due.at; // the scheduled time: a batch may have carried the clock past it
       due.at += due.period;
-      due.fn(this.now);
+      due.fn(at);
     }
   }
 
