@@ -5,12 +5,18 @@
 // simulated second, so it falls when memory virtualization or reclamation costs cycles.
 import type { AccessBatch } from '../src/core/batch.js';
 import { Rng } from '../src/util/rng.js';
+import { offsets } from '../src/workload/patterns.js';
 import type { Kernel, Workload } from './kernel/kernel.js';
 
 export interface ThroughputOptions {
   cachePages?: number; hashPages?: number; unitsPerBatch?: number; fsyncEvery?: number; seed?: number;
   /** Stop after this many units (default: never). */
   units?: number;
+  /**
+   * Zipf exponent of file popularity (default: uniform). A skewed cache degrades
+   * gradually as memory shrinks, as a file server's does; a uniform one falls off a cliff.
+   */
+  zipfS?: number;
 }
 export const CACHE_BASE = 0x1000_0000n, HASH_BASE = 0x2000_0000n, FSYNC_PORT = 0x80;
 
@@ -19,10 +25,18 @@ export class Throughput implements Workload {
   units = 0;
   private rng: Rng;
   private readonly cache: number; private readonly hash: number;
+  private readonly popular: Generator<number> | null;
   constructor(readonly o: ThroughputOptions = {}) {
     this.rng = new Rng(o.seed ?? 7);
     this.cache = o.cachePages ?? 256;
     this.hash = o.hashPages ?? 16;
+    this.popular = o.zipfS === undefined ? null
+      : offsets({ pattern: 'zipf', bytes: this.cache * 4096, base: 0, seed: (o.seed ?? 7) ^ 0x2f1e, zipfS: o.zipfS });
+  }
+
+  /** A cache page: uniform, or by zipf popularity. */
+  private page(): number {
+    return this.popular ? Math.floor(this.popular.next().value! / 4096) : this.rng.below(this.cache);
   }
   init(k: Kernel): void {
     k.mmap(k.current, CACHE_BASE, BigInt(this.cache * 4096));
@@ -34,9 +48,9 @@ export class Throughput implements Workload {
       if (this.o.units !== undefined && this.units >= this.o.units) return u > 0;
       const r = this.rng;
       for (let i = 0; i < 4; i++) b.load(Number(HASH_BASE) + r.below(this.hash * 512) * 8);
-      const rd = Number(CACHE_BASE) + r.below(this.cache) * 4096 + r.below(8) * 512;
+      const rd = Number(CACHE_BASE) + this.page() * 4096 + r.below(8) * 512;
       for (let i = 0; i < 64; i++) b.load(rd + i * 8);
-      const wr = Number(CACHE_BASE) + r.below(this.cache) * 4096 + r.below(16) * 256;
+      const wr = Number(CACHE_BASE) + this.page() * 4096 + r.below(16) * 256;
       for (let i = 0; i < 32; i++) b.store(wr + i * 8, BigInt(this.units));
       b.fetch(k.textVa(r.below(4096) * 16), 8);
       if (++this.units % (this.o.fsyncEvery ?? 32) === 0) b.out(FSYNC_PORT, BigInt(this.units & 0xff));

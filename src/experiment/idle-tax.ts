@@ -29,6 +29,8 @@ export const idleTaxParams = z.object({
   balancePeriod: z.number().positive().default(1),
   /** The active VM's file cache as a fraction of its memory. */
   activeFraction: z.number().gt(0).max(1).default(0.85),
+  /** Zipf exponent of the active VM's file popularity (0: uniform). */
+  zipfS: z.number().min(0).max(3).default(0.9),
   hz: z.number().positive().default(2e6),
 }).strict();
 export type IdleTaxParams = z.infer<typeof idleTaxParams>;
@@ -41,7 +43,8 @@ export async function runIdleTax(p: IdleTaxParams, ctx: ExperimentContext): Prom
   try {
     const params = { min: Math.floor(frames / 8), max: frames, shares: p.vmMiB * 10 };
     const idle = h.add({ name: 'vm1-idle', memoryBytes: frames * 4096, mode: p.mode, workload: new Filler(Math.floor(frames * 0.9)) }, params);
-    const work = new Throughput({ cachePages: Math.floor(frames * p.activeFraction), seed: ctx.seed, unitsPerBatch: 4 });
+    const work = new Throughput({ cachePages: Math.floor(frames * p.activeFraction), seed: ctx.seed, unitsPerBatch: 4,
+      zipfS: p.zipfS > 0 ? p.zipfS : undefined });
     const active = h.add({ name: 'vm2-active', memoryBytes: frames * 4096, mode: p.mode, workload: work }, params);
     h.mgr.start();
     const tput: Row[] = [];
