@@ -93,8 +93,11 @@ export function summaryText(r: ExperimentResult): string {
   return rows.length ? `${head}\n\n${table(['', ''], rows).split('\n').slice(2).join('\n')}` : head;
 }
 
-function fmtNumber(v: number): string {
-  return Number.isInteger(v) ? String(v) : v.toPrecision(4).replace(/\.?0+$/, '');
+/** Integers and |v| >= 1000 as whole numbers, others to 4 significant digits (trailing fraction zeros dropped). */
+export function fmtNumber(v: number): string {
+  if (Number.isInteger(v) || Math.abs(v) >= 1000) return String(Math.round(v));
+  const s = v.toPrecision(4);
+  return s.includes('.') && !s.includes('e') ? s.replace(/0+$/, '').replace(/\.$/, '') : s;
 }
 
 interface Bar { update(fraction: number, label?: string): void; stop(): void }

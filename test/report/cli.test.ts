@@ -101,3 +101,16 @@ describe('bin/memvisor.mjs', () => {
     expect(existsSync(dir)).toBe(false);
   });
 });
+
+describe('summary numbers', () => {
+  it('keeps the digits of whole parts and drops only fraction zeros', async () => {
+    const { fmtNumber } = await import('../../src/cli/run.js');
+    expect(fmtNumber(1949.75)).toBe('1950');
+    expect(fmtNumber(195)).toBe('195');
+    expect(fmtNumber(100.5)).toBe('100.5');
+    expect(fmtNumber(2.5)).toBe('2.5');
+    expect(fmtNumber(0.01018)).toBe('0.01018');
+    expect(fmtNumber(120.0001)).toBe('120');
+    expect(fmtNumber(-3.25)).toBe('-3.25');
+  });
+});
