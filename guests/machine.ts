@@ -46,7 +46,7 @@ export interface GuestVmOptions {
   balloonCapabilities?: number;
   /** Let balloon allocations make the guest page out (Linux's sleeping allocation; default true). */
   balloonReclaims?: boolean;
-  kernel?: Partial<Omit<KernelOptions, 'hv' | 'vm' | 'bus' | 'onHostExit' | 'hz'>>;
+  kernel?: Partial<Omit<KernelOptions, 'hv' | 'vm' | 'bus' | 'onHostExit' | 'hz' | 'reclaimHost'>>;
   cpu?: CpuOptions;
   /** EPT accessed/dirty flags (default on; guest walks then write-touch page-table pages). */
   eptAd?: boolean;
@@ -100,7 +100,7 @@ export class GuestVm implements Runnable {
     this.device = dev;
     this.bus.register(BACKDOOR_PORT, BACKDOOR_PORTS, new BackdoorPort(dev));
     this.kernel = Kernel.boot({ ...o.kernel, hv: o.hv, vm: this.vm, bus: this.bus, hz: this.hz,
-      onHostExit: (x, b) => this.hostExit(x, b) });
+      onHostExit: (x, b) => this.hostExit(x, b), reclaimHost: (n) => this.o.reclaim?.(this, n) ?? 0 });
     this.driver = o.balloon === false ? null : new BalloonDriver({
       vcpu: this.kernel.vcpu, bus: this.bus, alloc: this.pinnedAllocator(), batch: o.hv.machine.createBatch(1100),
       directMap: (gfn) => DIRECT_MAP + (BigInt(gfn) << 12n), totalFrames: this.vm.frameCount,

@@ -50,6 +50,8 @@ export interface KernelOptions {
   swapDma?: boolean;
   /** Cycles one DMA page transfer waits (default 20000). */
   swapLatencyCycles?: number;
+  /** Asks the host to free frames when its pool runs dry during a swap-disk DMA; returns how many. */
+  reclaimHost?: (need: number) => number;
   /** Frames user allocations leave free for page tables (default 16). */
   reserve?: number;
   onHostExit?: HostExitHandler;
@@ -104,7 +106,8 @@ export class Kernel {
     this.pt = new PageTables(this.kc, this.frames);
     const dma = o.swapDma ?? true;
     this.disk = new SwapDisk(o.swapPort ?? SWAP_PORT, dma
-      ? { dma: vm.memory, stall: (c) => this.vcpu.stall(c), latencyCycles: o.swapLatencyCycles } : {});
+      ? { dma: vm.memory, stall: (c) => this.vcpu.stall(c), latencyCycles: o.swapLatencyCycles,
+        reclaim: () => o.reclaimHost?.(1) ?? 0 } : {});
     this.bus.register(this.disk.base, SWAPDISK_PORTS, this.disk);
     this.swap = new Swapper(this.kc, this.frames, this.pt, (asid) => asid === this.current?.id, this.disk.base);
     this.swap.dma = dma;

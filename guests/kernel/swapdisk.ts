@@ -40,7 +40,14 @@ export interface SwapDiskOptions {
   stall?: (cycles: number) => void;
   /** Cycles a DMA transfer takes (default 20000: 10 µs at 2 GHz, a fast SSD). */
   latencyCycles?: number;
+  /**
+   * The host pool ran dry during a transfer (the page was host-swapped, or is new): ask
+   * the host to free frames (returns how many) and retry, as a DMA engine stalls.
+   */
+  reclaim?: () => number;
 }
+
+const DMA_RETRIES = 8;
 
 export class SwapDisk implements PortDevice {
   readonly name = 'swapdisk';
@@ -90,26 +97,36 @@ export class SwapDisk implements PortDevice {
     this.at = 0;
   }
 
-  /** One DMA transfer; a bad address or a failing host access is a STATUS error, never a throw. */
+  /**
+   * One DMA transfer. A bad address or a guest-caused failure is a STATUS error; an empty
+   * host pool is retried after the host reclaims, and thrown only if it cannot.
+   */
   private transfer(toDisk: boolean): void {
     const mem = this.o.dma;
     if (!mem || this.dmaAddr & 0xfffn) { this.status = 1; this.stats.errors++; return; }
-    try {
-      if (toDisk) {
-        const bytes = mem.read(this.dmaAddr, 4096);
-        this.sectors.set(this.sector, new Uint32Array(bytes.buffer, bytes.byteOffset, DWORDS).slice());
-        this.stats.writes++;
-      } else {
-        const s = this.sectors.get(this.sector);
-        mem.write(this.dmaAddr, s ? new Uint8Array(s.buffer.slice(0)) : new Uint8Array(4096));
-        this.stats.reads++;
+    for (let tries = 0; ; tries++) {
+      try {
+        this.copy(mem, toDisk);
+        break;
+      } catch (e) {
+        if (!(e instanceof OutOfFramesError)) { this.status = 1; this.stats.errors++; return; } // a guest error
+        if (tries >= DMA_RETRIES || !this.o.reclaim || this.o.reclaim() <= 0) throw e; // the host cannot go on
       }
-    } catch (e) {
-      if (e instanceof OutOfFramesError) throw e; // the host must reclaim: not the guest's error
-      this.status = 1; this.stats.errors++; return;
     }
     this.stats.dma++;
     this.o.stall?.(this.o.latencyCycles ?? 20_000);
+  }
+
+  private copy(mem: DmaMemory, toDisk: boolean): void {
+    if (toDisk) {
+      const bytes = mem.read(this.dmaAddr, 4096);
+      this.sectors.set(this.sector, new Uint32Array(bytes.buffer, bytes.byteOffset, DWORDS).slice());
+      this.stats.writes++;
+    } else {
+      const s = this.sectors.get(this.sector);
+      mem.write(this.dmaAddr, s ? new Uint8Array(s.buffer.slice(0)) : new Uint8Array(4096));
+      this.stats.reads++;
+    }
   }
 
   /** Sectors holding data (for tests). */

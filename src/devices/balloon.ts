@@ -207,13 +207,17 @@ export class BalloonDevice implements BackdoorHandler {
     if (this.sizeFrames >= this.targetFrames) { this.events?.refused(n); return STATUS.ERROR_PPN_NOTNEEDED; }
     const p2m = this.vm.p2m;
     for (let g = gfn; g < gfn + n; g++) {
-      // The host cannot take shared, swapped or page-table frames (not the guest's fault).
-      if (p2m.raw(g as Gfn) & (P2M.SHARED | P2M.SWAPPED | P2M.PAGE_TABLE | P2M.BALLOONED)) {
+      // The host cannot take page-table frames the shadow MMU tracks (not the guest's fault).
+      if (p2m.raw(g as Gfn) & (P2M.PAGE_TABLE | P2M.BALLOONED)) {
         this.events?.refused(n);
         return STATUS.ERROR_PPN_PINNED;
       }
     }
     for (let g = gfn; g < gfn + n; g++) {
+      // A shared frame loses a reference, a swapped page its slot (their pagers own them).
+      if (p2m.raw(g as Gfn) & (P2M.SHARED | P2M.SWAPPED) && !this.vm.discard(g as Gfn)) {
+        throw new Error(`gfn 0x${g.toString(16)} is shared or swapped but no pager owns it`);
+      }
       const hfn = p2m.unmap(g as Gfn, P2M.BALLOONED);
       if (hfn !== null) this.frames.free(hfn as Hfn, this.vm.id);
     }

@@ -106,6 +106,8 @@ export class MemoryManager {
    */
   add(m: ManagedVm, alloc: VmAllocation): void {
     validateAllocation(alloc, m.name);
+    if (this.entries.some((e) => e.m.name === m.name)) throw new Error(`a VM named "${m.name}" is already managed`);
+    if (this.entries.some((e) => e.m.vm === m.vm)) throw new Error(`${m.name}: VM ${m.vm.id} is already managed`);
     if (alloc.max > m.vm.frameCount) throw new RangeError(`${m.name}: max ${alloc.max} frames is above its memory size ${m.vm.frameCount}`);
     const host: HostCapacity = {
       frames: this.totalFrames, overheadPerVm: this.o.overheadPerVm ?? 0,
@@ -113,16 +115,35 @@ export class MemoryManager {
     };
     const a = admit(host, this.entries.map((e) => e.alloc), alloc);
     if (!a.ok) throw new Error(`${m.name} not admitted: ${a.reason}`);
+    try { // all or nothing: a mechanism that refuses the VM leaves no trace in the others
+      this.o.sharing?.addVm(m.vm);
+      this.o.sampler?.attach(m.vm, this.o.sched.seconds);
+      this.o.swap?.attach(m.vm);
+    } catch (e) {
+      if (this.o.sampler?.has(m.vm)) this.o.sampler.stop(m.vm);
+      this.o.sharing?.detach(m.vm);
+      throw e;
+    }
     this.entries.push({ m, alloc, target: alloc.max });
-    this.o.sharing?.addVm(m.vm);
-    this.o.sampler?.attach(m.vm, this.o.sched.seconds);
-    this.o.swap?.attach(m.vm);
+    this.retarget();
+  }
+
+  /** Stops managing a VM (before it is destroyed); returns whether it was managed. */
+  remove(m: ManagedVm): boolean {
+    const i = this.entries.findIndex((e) => e.m === m);
+    if (i < 0) return false;
+    this.entries.splice(i, 1);
+    if (this.o.sampler?.has(m.vm) && !m.vm.isDestroyed) this.o.sampler.stop(m.vm);
+    m.blocked = false;
+    this.retarget();
+    return true;
   }
 
   /** Hangs the periodic work on the scheduler's clock. */
   start(): this {
     if (this.started) throw new Error('the memory manager is already started');
     this.started = true;
+    this.retarget();
     const s = this.o.sched;
     s.every(1, (now) => this.second(now / s.hz));
     s.every(this.o.balancePeriod ?? 15, () => this.rebalance());
@@ -131,9 +152,23 @@ export class MemoryManager {
     return this;
   }
 
+  /** Forgets VMs destroyed without remove(): the timers must not touch them. */
+  private prune(): void {
+    for (const e of this.entries.filter((x) => x.m.vm.isDestroyed)) this.remove(e.m);
+  }
+
   private second(now: number): void {
+    this.prune();
     this.o.sharing?.tick(now);
     if (this.o.sampler) for (const e of this.entries) this.o.sampler.tick(e.m.vm, now);
+    // A blocked VM runs again as soon as reclamation brought it down to its target.
+    for (const e of this.entries) if (e.m.blocked && this.held(e) <= e.target) e.m.blocked = false;
+  }
+
+  /** Recomputes every VM's target (after a VM joins or leaves, and at each reallocation). */
+  private retarget(): void {
+    const targets = this.computeTargets();
+    for (const e of this.entries) e.target = targets.get(e.m.name)!;
   }
 
   /** Private host frames VM `e` holds now (its P). */
@@ -154,11 +189,13 @@ export class MemoryManager {
   /** One reallocation: targets, free-memory state, then balloon / swap / block. */
   rebalance(): FreeState {
     this.stats.rebalances++;
-    const targets = this.computeTargets();
-    for (const e of this.entries) e.target = targets.get(e.m.name)!;
+    this.prune();
+    this.retarget();
     const state = this.states.nextFrames(this.freeFrames, this.totalFrames);
     const balloonOn = this.o.balloon ?? true;
-    const planState = this.o.balloonFirst && (state === 'hard' || state === 'low') ? 'soft' : state;
+    // Without a swap, ballooning is all there is in every reclaiming state.
+    const balloonFirst = this.o.balloonFirst || !this.o.swap;
+    const planState = balloonFirst && (state === 'hard' || state === 'low') ? 'soft' : state;
     const plan = planReclaim(planState, this.entries.map((e) => ({
       id: e.m.name, current: this.held(e), target: e.target,
       balloonable: balloonOn && e.m.device?.protocolState === 'running' ? e.m.vm.frameCount - e.m.device.size : 0,
@@ -179,24 +216,28 @@ export class MemoryManager {
       const d = byName.get(b.id)!.m.device;
       if (d && d.target > 0) d.setTarget(Math.max(0, d.target - b.deficit));
     }
-    // "low": every VM above its target stops until reclamation catches up.
-    const blocked = new Set(state === 'low' ? this.entries.filter((e) => this.held(e) > e.target).map((e) => e.m.name) : []);
+    // "low": every VM above its target stops until reclamation catches up (if anything can reclaim).
+    const canReclaim = this.o.swap !== undefined || balloonOn;
+    const blocked = new Set(state === 'low' && canReclaim
+      ? this.entries.filter((e) => this.held(e) > e.target).map((e) => e.m.name) : []);
     for (const e of this.entries) e.m.blocked = blocked.has(e.m.name);
     if (blocked.size) this.stats.blockedRounds++;
     return state;
   }
 
   /**
-   * The host pool ran dry while `requester` needed a frame: swap out from the VM furthest
-   * above its target (the requester if none is). Returns frames freed (0: no swap).
+   * The host pool ran dry while a VM (`_requester`) needed a frame: swap out from the VM
+   * furthest above its target. Returns frames freed (0: no swap, or nothing swappable).
    */
-  reclaimNow(requester: ManagedVm, need: number): number {
+  reclaimNow(_requester: ManagedVm, need: number): number {
     if (!this.o.swap) return 0;
-    const over = this.entries.map((e) => ({ e, excess: this.held(e) - e.target }))
-      .filter((x) => x.excess > 0 && this.held(x.e) > 0)
-      .sort((a, b) => b.excess - a.excess || a.e.m.name.localeCompare(b.e.m.name));
-    const order = [...over.map((x) => x.e), ...this.entries.filter((e) => e.m === requester)];
-    for (const e of order) {
+    this.prune();
+    // Furthest above target first; any VM with swappable frames after that (targets may be
+    // stale); names break ties by code units, not locale.
+    const order = this.entries.map((e) => ({ e, excess: this.held(e) - e.target }))
+      .filter((x) => this.held(x.e) > 0)
+      .sort((a, b) => b.excess - a.excess || (a.e.m.name < b.e.m.name ? -1 : a.e.m.name > b.e.m.name ? 1 : 0));
+    for (const { e } of order) {
       const n = this.o.swap.swapOut(e.m.vm, Math.max(need, 16));
       if (n > 0) { this.stats.emergencySwaps += n; return n; }
     }
@@ -205,6 +246,7 @@ export class MemoryManager {
 
   private record(t: number): void {
     const frames = this.o.hv.frames;
+    this.prune();
     for (const e of this.entries) {
       const vm = e.m.vm;
       this.vmSeries.push({

@@ -567,6 +567,19 @@ export class PageSharing implements VmPager {
   }
 
   /** The VM is going away: its shared gfns become unbacked and drop their references; its hints go. */
+  /** A balloon took gfn: drop its reference to the shared frame; the gfn becomes unbacked. */
+  discard(vm: Vm, gfn: Gfn, word: number): boolean {
+    const both = P2M.PRESENT | P2M.SHARED;
+    const st = this.vms.get(vm.id);
+    if ((word & both) !== both || !st || st.vm !== vm) return false;
+    const e = this.byHfn.get(frameField(word));
+    if (!e) throw new Error(`VM ${vm.id} gfn ${hex(gfn)} maps shared frame ${hex(frameField(word))} that page sharing does not know`);
+    vm.p2m.unmap(gfn);
+    this.unref(e);
+    st.shared--;
+    return true;
+  }
+
   detach(vm: Vm): void {
     const st = this.vms.get(vm.id);
     if (!st || st.vm !== vm) return;

@@ -219,6 +219,19 @@ export class HostSwap implements VmPager {
   }
 
   /** VM teardown: frees every slot holding its pages (the counters stay readable). */
+  /** A balloon took gfn: its swapped contents are not needed any more; free the slot, leave it unbacked. */
+  discard(vm: Vm, gfn: Gfn, word: number): boolean {
+    const s = this.vms.get(vm);
+    const slot = frameField(word);
+    if (!(word & P2M.SWAPPED) || !s || !s.slots.has(slot)) return false;
+    vm.p2m.unmap(gfn);
+    this.file.free(slot);
+    s.slots.delete(slot);
+    s.stats.slotsInUse--;
+    this.total.slotsInUse--;
+    return true;
+  }
+
   detach(vm: Vm): void {
     const s = this.vms.get(vm);
     if (!s) return;

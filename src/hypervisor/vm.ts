@@ -75,6 +75,11 @@ export interface VmPager {
   resolve(vm: Vm, gfn: Gfn, word: number, write: boolean): number | null;
   /** The VM is being destroyed: release what the pager holds for it (shared refs, swap slots). */
   detach?(vm: Vm): void;
+  /**
+   * The guest gave gfn up (a balloon LOCK): drop what the pager holds for it (a shared
+   * frame's reference, a swap slot) and leave it unbacked. False if the state is not this pager's.
+   */
+  discard?(vm: Vm, gfn: Gfn, word: number): boolean;
 }
 
 export class Vm {
@@ -207,6 +212,13 @@ export class Vm {
       if (!done) return null;
     }
     throw new Error(`gfn ${hex(gfn)}: pagers did not settle its state (p2m ${hex(this.p2m.raw(gfn))})`);
+  }
+
+  /** Drops a shared or swapped gfn's backing through its pager (it becomes unbacked); false if no pager owns it. */
+  discard(gfn: Gfn): boolean {
+    this.live();
+    const w = this.p2m.raw(gfn);
+    return this.pagers.some((p) => p.discard?.(this, gfn, w) === true);
   }
 
   /** True if gpa lies in the VM's guest-physical memory. */
