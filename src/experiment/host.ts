@@ -8,7 +8,7 @@ import { HostSwap } from '../hypervisor/swap.js';
 import { PageSharing, type SharingOptions } from '../hypervisor/sharing.js';
 import { ActiveSampler, type SamplerOptions } from '../hypervisor/sampling.js';
 import { GuestVm, type GuestVmOptions } from '../../guests/machine.js';
-import type { VmAllocation } from '../hypervisor/policy.js';
+import type { VmAllocation, PoolSpec } from '../hypervisor/policy.js';
 
 export const MiB = 2 ** 20;
 const HV_MIB = 4; // the hypervisor's own region (EPT and shadow tables)
@@ -26,6 +26,7 @@ export interface HostOptions {
   sampler?: SamplerOptions | false;
   balloonPerRound?: number;
   swapPerRound?: number;
+  pools?: PoolSpec;
 }
 
 export interface ManagedHost {
@@ -43,7 +44,7 @@ export async function managedHost(o: HostOptions): Promise<ManagedHost> {
   const sampler = o.sampler === false ? undefined : new ActiveSampler({ seed: o.seed, ...o.sampler });
   const mo: ManagerOptions = {
     hv, sched, tau: o.tau, balancePeriod: o.balancePeriod, balloon: o.balloon, balloonFirst: o.balloonFirst, swap, sharing, sampler,
-    balloonPerRound: o.balloonPerRound, swapPerRound: o.swapPerRound,
+    balloonPerRound: o.balloonPerRound, swapPerRound: o.swapPerRound, pools: o.pools,
   };
   const mgr = new MemoryManager(mo);
   const guests: GuestVm[] = [];
@@ -51,8 +52,14 @@ export async function managedHost(o: HostOptions): Promise<ManagedHost> {
     hv, sched, mgr, guests, swap, sharing, sampler,
     add(go, alloc, shares) {
       const g = new GuestVm({ ...go, hv, hz: o.hz, reclaim: (gv, need) => mgr.reclaimNow(gv, need) });
-      mgr.add(g, alloc);
+      try {
+        mgr.add(g, alloc);
+      } catch (e) {
+        hv.destroyVm(g.vm); // refused by admission control: it must not run (or hold frames) unmanaged
+        throw e;
+      }
       g.attach(sched, shares ?? alloc.shares);
+      swap?.watchGuest(g.vm, g.kernel.swap); // double paging: the guest pages out what the host swapped
       guests.push(g);
       return g;
     },

@@ -5,6 +5,7 @@ import { registerExperiment, setDefaultScenario } from '../report/registry.js';
 import { balloonPerfParams, runBalloonPerf } from './balloon-perf.js';
 import { idleTaxParams, runIdleTax } from './idle-tax.js';
 import { reclaimCompareParams, runReclaimCompare } from './reclaim-compare.js';
+import { customHostParams, runCustomHost } from './custom-host.js';
 
 registerExperiment({
   kind: 'balloon-perf', title: 'Figure 2: balloon performance',
@@ -22,6 +23,12 @@ registerExperiment({
   kind: 'reclaim-compare', title: 'Reclamation techniques compared',
   description: 'Ballooning vs hypervisor swapping vs page sharing on the same overcommitted host.',
   schema: reclaimCompareParams, run: runReclaimCompare,
+});
+
+registerExperiment({
+  kind: 'host', title: 'A host of your own',
+  description: 'VMs with workloads and min/max/shares, resource pools, and the memory manager\'s policies.',
+  schema: customHostParams, run: runCustomHost,
 });
 
 setDefaultScenario({ kind: 'idle-tax', name: 'fig7-idle-tax', seed: 1,

@@ -23,8 +23,8 @@ import type { Vm } from './vm.js';
 import type { BalloonDevice } from '../devices/balloon.js';
 import { SHARED_OWNER } from './frames.js';
 import { P2M } from './p2m.js';
-import { admit, computeTargets, validateAllocation, DEFAULT_TAU, type VmAllocation, type HostCapacity } from './policy.js';
-import { FreeMemoryStates, planReclaim, vmBudget, DEFAULT_THRESHOLDS, type FreeState, type FreeThresholds } from './reclaim.js';
+import { admit, computeTargets, flatten, validateAllocation, DEFAULT_TAU, type VmAllocation, type HostCapacity, type PoolSpec, type FlatPools } from './policy.js';
+import { FreeMemoryStates, planReclaim, vmBudget, DEFAULT_THRESHOLDS, type FreeState, type FreeThresholds, type VmAction } from './reclaim.js';
 import type { PageSharing } from './sharing.js';
 import type { HostSwap } from './swap.js';
 import type { ActiveSampler } from './sampling.js';
@@ -65,6 +65,11 @@ export interface ManagerOptions {
   overheadPerVm?: number;
   /** Seconds between time-series records (default 1). */
   recordPeriod?: number;
+  /**
+   * Resource pools: a tree whose leaves name managed VMs ({ vm: name, shares }). A VM's
+   * shares become its hierarchical share of the root; pool limits cap their members' total.
+   */
+  pools?: PoolSpec;
 }
 
 export interface VmRecord {
@@ -82,12 +87,14 @@ export class MemoryManager {
   readonly hostSeries: HostRecord[] = [];
   readonly stats = { rebalances: 0, ballooned: 0, swappedOut: 0, emergencySwaps: 0, blockedRounds: 0 };
   private readonly entries: Entry[] = [];
+  private readonly pools: FlatPools | null;
   private started = false;
 
   constructor(private readonly o: ManagerOptions) {
     this.tau = o.tau ?? DEFAULT_TAU;
     if (!(this.tau >= 0 && this.tau < 1)) throw new RangeError(`tau must be in [0, 1), got ${this.tau}`);
     this.states = new FreeMemoryStates(o.thresholds ?? DEFAULT_THRESHOLDS);
+    this.pools = o.pools ? flatten(o.pools) : null;
   }
 
   /** Changes the idle memory tax rate (takes effect at the next reallocation). */
@@ -179,11 +186,21 @@ export class MemoryManager {
   /** Targets from min-funding revocation with the idle tax. */
   computeTargets(): Map<string, number> {
     const shared = this.o.hv.frames.usedBy(SHARED_OWNER);
-    const budget = vmBudget(this.totalFrames, shared, this.o.thresholds ?? DEFAULT_THRESHOLDS);
-    const t = computeTargets(budget, this.entries.map((e) => ({
-      id: e.m.name, alloc: e.alloc, pages: this.held(e), activeFraction: this.activeFraction(e.m),
-    })), this.tau);
-    return t.frames;
+    return this.targetsFor(vmBudget(this.totalFrames, shared, this.o.thresholds ?? DEFAULT_THRESHOLDS));
+  }
+
+  private targetsFor(budget: number): Map<string, number> {
+    // With pools, every VM's shares are hierarchical (a fraction of the root's); a VM not in
+    // the tree would be on another scale, so it is an error rather than a silent mix.
+    const shares = (e: Entry): number | undefined => {
+      if (!this.pools) return undefined;
+      const s = this.pools.shares.get(e.m.name);
+      if (s === undefined) throw new Error(`${e.m.name} is not in the resource-pool tree`);
+      return s;
+    };
+    return computeTargets(budget, this.entries.map((e) => ({
+      id: e.m.name, alloc: e.alloc, pages: this.held(e), activeFraction: this.activeFraction(e.m), shares: shares(e),
+    })), this.tau, { groups: this.pools?.groups }).frames;
   }
 
   /** One reallocation: targets, free-memory state, then balloon / swap / block. */
@@ -196,21 +213,20 @@ export class MemoryManager {
     // Without a swap, ballooning is all there is in every reclaiming state.
     const balloonFirst = this.o.balloonFirst || !this.o.swap;
     const planState = balloonFirst && (state === 'hard' || state === 'low') ? 'soft' : state;
+    const balloonable = (e: Entry) =>
+      balloonOn && e.m.device?.protocolState === 'running' ? e.m.vm.frameCount - e.m.device.size : 0;
+    const opts = { balloonPerRound: this.o.balloonPerRound, swapPerRound: this.o.swapPerRound };
     const plan = planReclaim(planState, this.entries.map((e) => ({
-      id: e.m.name, current: this.held(e), target: e.target,
-      balloonable: balloonOn && e.m.device?.protocolState === 'running' ? e.m.vm.frameCount - e.m.device.size : 0,
-    })), { balloonPerRound: this.o.balloonPerRound, swapPerRound: this.o.swapPerRound });
-    const byName = new Map(this.entries.map((e) => [e.m.name, e]));
-    for (const a of plan.actions) {
-      const e = byName.get(a.id)!;
-      if (a.balloon > 0 && e.m.device) {
-        // The balloon should hold what it holds now plus the excess; repeated rounds converge
-        // as the guest gives pages (idempotent while the driver catches up).
-        e.m.device.setTarget(Math.min(e.m.vm.frameCount, e.m.device.size + a.balloon));
-        this.stats.ballooned += a.balloon;
-      }
-      if (a.swap > 0 && this.o.swap) this.stats.swappedOut += this.o.swap.swapOut(e.m.vm, a.swap);
+      id: e.m.name, current: this.held(e), target: e.target, balloonable: balloonable(e) })), opts);
+    this.apply(plan.actions);
+    // Limits (max, limit, pool limits) hold even when memory is plentiful: a VM above its
+    // cap is reclaimed as in the soft state.
+    if (state === 'high') {
+      const caps = this.caps();
+      this.apply(planReclaim('soft', this.entries.map((e) => ({
+        id: e.m.name, current: this.held(e), target: caps.get(e.m.name)!, balloonable: balloonable(e) })), opts).actions);
     }
+    const byName = new Map(this.entries.map((e) => [e.m.name, e]));
     // VMs below target get memory back: deflate their balloons.
     for (const b of plan.below) {
       const d = byName.get(b.id)!.m.device;
@@ -223,6 +239,27 @@ export class MemoryManager {
     for (const e of this.entries) e.m.blocked = blocked.has(e.m.name);
     if (blocked.size) this.stats.blockedRounds++;
     return state;
+  }
+
+  /** Balloon and swap what a plan says. */
+  private apply(actions: readonly VmAction[]): void {
+    const byName = new Map(this.entries.map((e) => [e.m.name, e]));
+    for (const a of actions) {
+      const e = byName.get(a.id)!;
+      if (a.balloon > 0 && e.m.device) {
+        // The balloon should hold what it holds now plus the excess; repeated rounds converge
+        // as the guest gives pages (idempotent while the driver catches up).
+        e.m.device.setTarget(Math.min(e.m.vm.frameCount, e.m.device.size + a.balloon));
+        this.stats.ballooned += a.balloon;
+      }
+      if (a.swap > 0 && this.o.swap) this.stats.swappedOut += this.o.swap.swapOut(e.m.vm, a.swap);
+    }
+  }
+
+  /** What each VM may hold whatever the free memory: its max / limit and its pools' limits. */
+  private caps(): Map<string, number> {
+    const ceilings = this.entries.reduce((a, e) => a + Math.min(e.alloc.max, e.alloc.limit ?? e.alloc.max), 0);
+    return this.targetsFor(ceilings);
   }
 
   /**

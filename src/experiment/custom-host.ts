@@ -1,0 +1,170 @@
+// A scenario of your own: a host, its VMs (size, mode, workload, min / max / shares),
+// resource pools, the memory manager's policies and mechanisms, a duration and a seed.
+// Validation names the field of every problem, including the cross-field ones admission
+// control would refuse at run time (min > max, max above the VM's size, mins that do not
+// fit host memory), so an impossible scenario fails before anything runs or is written.
+//
+//   { "kind": "host", "name": "two-vms", "hostMiB": 24, "seconds": 30,
+//     "vms": [ { "name": "web", "memMiB": 16, "workload": { "type": "throughput" }, "minMiB": 4, "shares": 2000 },
+//              { "name": "idle", "memMiB": 16, "workload": { "type": "idle" } } ],
+//     "policy": { "tau": 0.75, "balloon": true, "swap": true, "sharing": false } }
+
+import { z } from 'zod';
+import { managedHost } from './host.js';
+import { Throughput } from '../../guests/throughput.js';
+import { Filler } from '../../guests/filler.js';
+import { IdleKernel } from '../../guests/idle.js';
+import { Toucher } from '../../guests/toucher.js';
+import { PhasedToucher } from '../../guests/phased-toucher.js';
+import type { Workload } from '../../guests/kernel/kernel.js';
+import type { GuestVm } from '../../guests/machine.js';
+import { flatten, type PoolSpec } from '../hypervisor/policy.js';
+import type { ExperimentOutput, ExperimentContext, Row } from './result.js';
+
+const workload = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('idle') }).strict(),
+  z.object({ type: z.literal('filler'), fraction: z.number().gt(0).max(0.95).default(0.9) }).strict(),
+  z.object({ type: z.literal('throughput'), cacheFraction: z.number().gt(0).max(0.95).default(0.6),
+    zipfS: z.number().min(0).max(3).default(0) }).strict(),
+  z.object({ type: z.literal('toucher'), regionFraction: z.number().gt(0).max(0.95).default(0.8),
+    setFraction: z.number().gt(0).max(1).default(0.25), shiftSeconds: z.number().positive().default(10) }).strict(),
+  z.object({ type: z.literal('phased'), phases: z.array(z.object({ seconds: z.number().positive(), fraction: z.number().min(0).max(0.95) }).strict()).min(1) }).strict(),
+]);
+
+const vm = z.object({
+  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits, ".", "_" and "-"'),
+  memMiB: z.number().int().min(4).max(256),
+  mode: z.enum(['nested', 'shadow']).default('nested'),
+  workload,
+  /** Allocation parameters, MiB (default min 0, max memMiB) and shares (default 10 per MiB of max). */
+  minMiB: z.number().min(0).optional(),
+  maxMiB: z.number().positive().optional(),
+  shares: z.number().positive().max(1e6).optional(),
+  pool: z.string().optional(),
+}).strict();
+
+const pool = z.object({ name: z.string().min(1), shares: z.number().positive(), limitMiB: z.number().positive().optional() }).strict();
+
+export const customHostParams = z.object({
+  /** Host memory for VMs, MiB (the hypervisor's own region comes on top). */
+  hostMiB: z.number().int().min(8).max(2048),
+  vms: z.array(vm).min(1).max(16),
+  pools: z.array(pool).default([]),
+  policy: z.object({
+    tau: z.number().min(0).lt(1).default(0.75),
+    balloon: z.boolean().default(true),
+    swap: z.boolean().default(true),
+    sharing: z.boolean().default(false),
+    sampling: z.boolean().default(true),
+    samplePeriod: z.number().positive().default(5),
+    balancePeriod: z.number().positive().default(2),
+  }).strict().default({}),
+  seconds: z.number().positive().max(3600).default(30),
+  hz: z.number().min(1e5).max(1e10).default(2e6),
+}).strict().superRefine((p, ctx) => {
+  const names = new Set<string>();
+  let mins = 0;
+  p.vms.forEach((v, i) => {
+    const max = v.maxMiB ?? v.memMiB, min = v.minMiB ?? 0;
+    if (names.has(v.name)) ctx.addIssue({ code: 'custom', path: ['vms', i, 'name'], message: `"${v.name}" is used by another VM` });
+    names.add(v.name);
+    if (max > v.memMiB) ctx.addIssue({ code: 'custom', path: ['vms', i, 'maxMiB'], message: `max ${max} MiB is above the VM's memory (${v.memMiB} MiB)` });
+    if (min > max) ctx.addIssue({ code: 'custom', path: ['vms', i, 'minMiB'], message: `min ${min} MiB must be <= max (${max} MiB)` });
+    if (v.pool !== undefined && !p.pools.some((q) => q.name === v.pool)) {
+      ctx.addIssue({ code: 'custom', path: ['vms', i, 'pool'], message: `no pool named "${v.pool}" in pools` });
+    }
+    mins += min;
+  });
+  const pools = new Set<string>();
+  p.pools.forEach((q, i) => {
+    if (pools.has(q.name) || q.name === '(host)') ctx.addIssue({ code: 'custom', path: ['pools', i, 'name'], message: `pool name "${q.name}" is taken` });
+    pools.add(q.name);
+  });
+  if (mins > p.hostMiB) {
+    ctx.addIssue({ code: 'custom', path: ['vms'], message: `the VMs' mins (${mins} MiB) do not fit host memory (${p.hostMiB} MiB): admission control would refuse them` });
+  }
+  if (!p.policy.balloon && !p.policy.swap && p.vms.reduce((a, v) => a + v.memMiB, 0) > p.hostMiB) {
+    ctx.addIssue({ code: 'custom', path: ['policy'], message: 'memory is overcommitted but neither balloon nor swap may reclaim it' });
+  }
+});
+export type CustomHostParams = z.infer<typeof customHostParams>;
+
+function makeWorkload(w: CustomHostParams['vms'][number]['workload'], frames: number, seed: number): Workload {
+  switch (w.type) {
+    case 'idle': return new IdleKernel();
+    case 'filler': return new Filler(Math.floor(frames * w.fraction));
+    case 'throughput': return new Throughput({ cachePages: Math.floor(frames * w.cacheFraction), seed, unitsPerBatch: 4, zipfS: w.zipfS || undefined });
+    case 'toucher': {
+      const region = Math.floor(frames * w.regionFraction);
+      return new Toucher({ regionPages: region, setPages: Math.max(1, Math.floor(region * w.setFraction)), shiftSeconds: w.shiftSeconds, seed });
+    }
+    case 'phased': return new PhasedToucher({ phases: w.phases.map((ph) => ({ seconds: ph.seconds, pages: Math.floor(frames * ph.fraction) })), seed });
+  }
+}
+
+/** Work units so far, for workloads that count them. */
+const unitsOf = (g: GuestVm): number => (g.workload instanceof Throughput ? g.workload.units : 0);
+
+export async function runCustomHost(p: CustomHostParams, ctx: ExperimentContext): Promise<ExperimentOutput> {
+  const pol = p.policy;
+  const h = await managedHost({ seed: ctx.seed, vmPoolMiB: p.hostMiB, hz: p.hz, tau: pol.tau, balancePeriod: pol.balancePeriod,
+    balloon: pol.balloon, swap: pol.swap, sharing: pol.sharing ? {} : false,
+    sampler: pol.sampling ? { periodSeconds: pol.samplePeriod } : false, pools: poolSpec(p) });
+  try {
+    const guests = p.vms.map((v, i) => {
+      const frames = v.memMiB * 256, max = Math.floor((v.maxMiB ?? v.memMiB) * 256);
+      return h.add({ name: v.name, memoryBytes: frames * 4096, mode: v.mode, balloon: pol.balloon,
+        workload: makeWorkload(v.workload, frames, ctx.seed + i) },
+      { min: Math.floor((v.minMiB ?? 0) * 256), max, shares: v.shares ?? (v.maxMiB ?? v.memMiB) * 10 });
+    });
+    h.mgr.start();
+    const work: Row[] = [];
+    const last = new Map(guests.map((g) => [g.name, 0]));
+    h.sched.every(1, (now) => {
+      for (const g of guests) { const u = unitsOf(g); work.push({ t: round(now / p.hz), vm: g.name, unitsPerSecond: u - last.get(g.name)! }); last.set(g.name, u); }
+    });
+    for (let s = 0; s < p.seconds; s++) { h.sched.runFor(Math.min(1, p.seconds - s)); ctx.progress((s + 1) / p.seconds); }
+    const alloc = h.mgr.vmSeries.map((r) => ({ t: r.t, vm: r.vm, MiB: mib(r.frames), targetMiB: mib(r.target), balloonMiB: mib(r.balloon),
+      swappedMiB: mib(r.swapped), sharedMiB: mib(r.shared), active: r.active, blocked: r.blocked }));
+    const summary: Record<string, number | string> = { 'host memory for VMs (MiB)': p.hostMiB, seconds: p.seconds, 'τ': pol.tau,
+      'final free-memory state': h.mgr.states.state, 'host swap-outs': h.swap?.stats().swapOuts ?? 0,
+      'double paging': h.swap?.stats().doubleSwaps ?? 0, 'shared frames saved': h.sharing?.stats.saved ?? 0 };
+    for (const g of guests) {
+      summary[`${g.name}: MiB held / target`] = `${mib(g.hostFrames)} / ${mib(h.mgr.list().find((e) => e.m === g)!.target)}`;
+      summary[`${g.name}: balloon MiB`] = mib(g.device.size);
+      if (g.workload instanceof Throughput) summary[`${g.name}: units/s`] = round(unitsOf(g) / p.seconds);
+    }
+    return {
+      title: `Host: ${p.vms.length} VMs on ${p.hostMiB} MiB`,
+      summary, series: { allocation: alloc, work, host: h.mgr.hostSeries.map((r) => ({ t: r.t, freeMiB: mib(r.free), state: r.state, sharedMiB: mib(r.sharedFrames) })) },
+      plots: [{
+        id: 'allocation', title: 'Memory held (solid) and target (dashed) per VM',
+        vegaLite: { data: { name: 'allocation' }, layer: [
+          { mark: 'line', encoding: { x: { field: 't', type: 'quantitative', title: 'simulated seconds' }, y: { field: 'MiB', type: 'quantitative' }, color: { field: 'vm', type: 'nominal' } } },
+          { mark: { type: 'line', strokeDash: [4, 3] }, encoding: { x: { field: 't', type: 'quantitative' }, y: { field: 'targetMiB', type: 'quantitative' }, color: { field: 'vm', type: 'nominal' } } },
+        ] },
+      }, {
+        id: 'reclaimed', title: 'Balloon, swapped and shared memory per VM',
+        vegaLite: { data: { name: 'allocation' }, transform: [{ fold: ['balloonMiB', 'swappedMiB', 'sharedMiB'], as: ['kind', 'value'] }],
+          mark: 'line', encoding: { x: { field: 't', type: 'quantitative', title: 'simulated seconds' }, y: { field: 'value', type: 'quantitative', title: 'MiB' },
+            color: { field: 'vm', type: 'nominal' }, strokeDash: { field: 'kind', type: 'nominal' } } },
+      }],
+    };
+  } finally { h.close(); }
+}
+
+/** The scenario's pools as one tree under a root (VMs outside any pool hang off the root). */
+function poolSpec(p: CustomHostParams): PoolSpec | undefined {
+  if (p.pools.length === 0) return undefined;
+  const share = (v: CustomHostParams['vms'][number]) => v.shares ?? (v.maxMiB ?? v.memMiB) * 10;
+  return {
+    name: '(host)', shares: 10_000, children: [
+      ...p.pools.map((q) => ({ name: q.name, shares: q.shares, limit: q.limitMiB === undefined ? undefined : Math.floor(q.limitMiB * 256),
+        children: p.vms.filter((v) => v.pool === q.name).map((v) => ({ vm: v.name, shares: share(v) })) })),
+      ...p.vms.filter((v) => v.pool === undefined).map((v) => ({ vm: v.name, shares: share(v) })),
+    ],
+  };
+}
+
+const mib = (frames: number): number => Math.round(frames / 256 * 100) / 100;
+const round = (x: number): number => Math.round(x * 100) / 100;

@@ -1,0 +1,50 @@
+// The "host" scenario kind: VMs with min/max/shares and pools under the memory manager;
+// impossible parameters are refused before anything runs, naming the field.
+import { describe, it, expect } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import '../../src/report/experiments.js';
+import { runScenario } from '../../src/report/runner.js';
+import { parseExperimentScenario } from '../../src/report/registry.js';
+
+const base = { kind: 'host', name: 'h', hostMiB: 12, seconds: 8,
+  vms: [{ name: 'a', memMiB: 8, workload: { type: 'filler' } }, { name: 'b', memMiB: 8, workload: { type: 'filler' } }] };
+const problems = (json: object): string => { try { parseExperimentScenario(json); return ''; } catch (e) { return String((e as Error).message); } };
+
+describe('host scenarios', () => {
+  it('refuse impossible parameters, naming the field', () => {
+    expect(problems({ ...base, vms: [base.vms[0], { ...base.vms[1], minMiB: 6, maxMiB: 5 }] })).toMatch(/vms\[1\]\.minMiB: min 6 MiB must be <= max \(5 MiB\)/);
+    expect(problems({ ...base, vms: [{ ...base.vms[0], maxMiB: 9 }, base.vms[1]] })).toMatch(/vms\[0\]\.maxMiB: max 9 MiB is above the VM's memory/);
+    expect(problems({ ...base, vms: base.vms.map((v) => ({ ...v, minMiB: 7 })) })).toMatch(/vms: the VMs' mins \(14 MiB\) do not fit host memory \(12 MiB\)/);
+    expect(problems({ ...base, vms: [base.vms[0], { ...base.vms[1], name: 'a' }] })).toMatch(/vms\[1\]\.name: "a" is used by another VM/);
+    expect(problems({ ...base, vms: [{ ...base.vms[0], pool: 'gold' }, base.vms[1]] })).toMatch(/vms\[0\]\.pool: no pool named "gold"/);
+    expect(problems({ ...base, policy: { balloon: false, swap: false } })).toMatch(/policy: memory is overcommitted/);
+    expect(problems({ ...base, vms: [{ ...base.vms[0], workload: { type: 'sleepy' } }, base.vms[1]] })).toMatch(/vms\[0\]\.workload/);
+    expect(problems(base)).toBe('');
+  });
+
+  it('the CLI exits non-zero on an impossible scenario and writes nothing', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'memvisor-host-'));
+    const file = join(dir, 'bad.json'), out = join(dir, 'out');
+    writeFileSync(file, JSON.stringify({ ...base, vms: base.vms.map((v) => ({ ...v, minMiB: 7 })) }));
+    const bin = fileURLToPath(new URL('../../bin/memvisor.mjs', import.meta.url));
+    const r = spawnSync(process.execPath, [bin, 'run', file, '--out', out, '--quiet'], { encoding: 'utf8' });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/vms: the VMs' mins/);
+    expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    expect(existsSync(out)).toBe(false);
+  }, 30_000);
+
+  it('runs two VMs under the manager; a pool limit caps its member', async () => {
+    const r = await runScenario({ ...base, pools: [{ name: 'small', shares: 1, limitMiB: 3 }],
+      vms: [base.vms[0], { ...base.vms[1], pool: 'small' }], policy: { sampling: false, balancePeriod: 1 } });
+    const last = (vm: string) => r.series.allocation.filter((x) => x.vm === vm).at(-1)!;
+    expect(last('b').targetMiB).toBeLessThanOrEqual(3);
+    expect(last('a').targetMiB).toBeGreaterThan(last('b').targetMiB as number);
+    expect(last('b').MiB).toBeLessThanOrEqual(3.1); // reclaimed down to its pool's limit
+    expect(r.plots.map((p) => p.id)).toEqual(['allocation', 'reclaimed']);
+  }, 60_000);
+});
