@@ -74,7 +74,7 @@ async function runOne(p: ReclaimCompareParams, seed: number, tech: typeof TECHNI
       technique: tech, throughput: Math.round(units / p.seconds),
       balloonedFrames: gs.reduce((a, g) => a + g.balloonStats.snapshot().inflated, 0),
       guestSwapOuts: gs.reduce((a, g) => a + g.kernel.swap.stats.swapOuts, 0),
-      hostSwapOuts: sw?.swapOuts ?? 0, hostSwapIns: sw?.swapIns ?? 0,
+      hostSwapOuts: sw?.swapOuts ?? 0, hostSwapIns: sw?.swapIns ?? 0, doublePaging: sw?.doubleSwaps ?? 0,
       sharedSaved: h.sharing?.stats.saved ?? 0, cowBreaks: h.sharing?.stats.cowBreaks ?? 0,
       freeFramesAtEnd: h.mgr.freeFrames,
     } satisfies Row;
