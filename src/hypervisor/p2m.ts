@@ -93,9 +93,18 @@ export class P2m {
     const v = this.words();
     const before = v[gfn];
     if (before === after) return;
+    const d = ((after & P2M.PRESENT) !== 0 ? 1 : 0) - ((before & P2M.PRESENT) !== 0 ? 1 : 0);
     v[gfn] = after;
-    this.present += ((after & P2M.PRESENT) !== 0 ? 1 : 0) - ((before & P2M.PRESENT) !== 0 ? 1 : 0);
-    for (const l of this.listeners) l(gfn, before, after);
+    this.present += d;
+    try {
+      for (const l of this.listeners) l(gfn, before, after);
+    } catch (e) {
+      // A listener that cannot follow (the EPT sync needing a table frame the hypervisor pool
+      // lacks, to split a large leaf) leaves the entry as it was: p2m and EPT never disagree.
+      this.words()[gfn] = before;
+      this.present -= d;
+      throw e;
+    }
   }
 
   /** Backs gfn with hfn; `flags` adds state bits (e.g. WRITE_PROTECTED, SHARED); PAGE_TABLE is kept. */

@@ -31,6 +31,7 @@
 import { Rng } from '../util/rng.js';
 import type { Gfn } from '../core/addr.js';
 import { P2M } from './p2m.js';
+import { OutOfFramesError } from './frames.js';
 import type { Vm, VmPager } from './vm.js';
 
 export interface SamplerOptions {
@@ -252,7 +253,10 @@ export class ActiveSampler implements VmPager {
     s.periods++;
   }
 
-  /** Picks this period's samples (partial Fisher–Yates over the candidates) and traps them. */
+  /**
+   * Picks this period's samples (partial Fisher–Yates over the candidates) and traps them;
+   * a gfn whose trap would split a large EPT leaf with no table frame free is dropped.
+   */
   private arm(vm: Vm, s: PerVm): void {
     s.samples.clear();
     s.touched = 0;
@@ -264,7 +268,17 @@ export class ActiveSampler implements VmPager {
       [cands[i], cands[j]] = [cands[j], cands[i]];
       s.samples.set(cands[i], TRAPPED);
     }
-    this.withOwnWrites(() => { for (const g of s.samples.keys()) vm.p2m.setState(g as Gfn, P2M.TRAPPED); });
+    this.withOwnWrites(() => {
+      for (const g of [...s.samples.keys()]) {
+        try {
+          vm.p2m.setState(g as Gfn, P2M.TRAPPED);
+        } catch (e) {
+          // Trapping inside a large EPT leaf needs a table frame; without one the gfn is not sampled.
+          if (!(e instanceof OutOfFramesError)) throw e;
+          s.samples.delete(g);
+        }
+      }
+    });
   }
 
   private clearTraps(vm: Vm, s: PerVm): void {
