@@ -75,7 +75,7 @@ describe('page sharing against a reference copy of each VM\'s memory', () => {
         expect(hv.frames.usedBy(SHARED_OWNER)).toBe(0);
         expect(hv.counts().byVm).toEqual({});
         expect(hv.counts().hypervisor).toBe(0);
-      }), { numRuns: 25 });
+      }), { numRuns: Number(process.env.SHARING_RUNS ?? 25) });
     // The runs did share pages and break sharing, the zero page and last-sharer reuse included.
     expect(Math.min(seen.shared, seen.cowBreaks, seen.cowReuses, seen.zero, seen.guestCow)).toBeGreaterThan(0);
   });

@@ -11,7 +11,7 @@
 // accounting and ownership (no VM's p2m reaches a frame of another VM), page sharing's
 // own invariants, swap slots, sampling traps and the balloon size. `finalCheck` then reads
 // every gfn through vm.memory (swapping pages in as needed).
-import { P2M, SHARED_OWNER, frameField } from '../../src/hypervisor/index.js';
+import { P2M, SHARED_OWNER, frameField, type Vm } from '../../src/hypervisor/index.js';
 import { CMD, STATUS } from '../../src/devices/balloon.js';
 import { type Gfn, type Hfn, hpaOf } from '../../src/core/addr.js';
 import { type Sys, type SysVm, guestAccess, withFrames } from './setup.js';
