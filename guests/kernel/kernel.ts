@@ -50,6 +50,12 @@ export interface KernelOptions {
   swapDma?: boolean;
   /** Cycles one DMA page transfer waits (default 20000). */
   swapLatencyCycles?: number;
+  /**
+   * Bytes of per-frame kernel metadata (Linux's struct page: 64), allocated and zeroed at
+   * boot for every frame of configured memory (default 0 = none; Linux: 64). It is what
+   * makes a large VM ballooned down slightly worse off than a small VM configured with that size.
+   */
+  memMapBytesPerFrame?: number;
   /** Asks the host to free frames when its pool runs dry during a swap-disk DMA; returns how many. */
   reclaimHost?: (need: number) => number;
   /** Frames user allocations leave free for page tables (default 16). */
@@ -88,6 +94,8 @@ export class Kernel {
   /** Simulated cycles elapsed (busy + idle). */
   clock = 0;
   idleCycles = 0;
+  /** Frames of the mem_map (see memMapBytesPerFrame). */
+  memMap: number[] = [];
   private workload: Workload | null = null;
   private resumeAt: number | null = null; // position in the workload batch after a HLT
   private nextAsid = 1;
@@ -139,8 +147,23 @@ export class Kernel {
     for (let g = 512; g + 512 <= frames; g += 512) k.pt.map2m(EARLY_PML4, DIRECT_MAP + (BigInt(g) << 12n), g, PTE.W | NX);
     for (let g = frames - (frames % 512); g < frames; g++) k.pt.map4k(EARLY_PML4, DIRECT_MAP + (BigInt(g) << 12n), g, PTE.W | NX);
     for (let i = 0; i < k.imagePages; i++) k.pt.map4k(EARLY_PML4, KERNEL_TEXT + BigInt(i * 4096), IMAGE + i, 0n);
+    k.memMap = k.allocMemMap(o.memMapBytesPerFrame ?? 0);
     k.switchTo(k.createAddressSpace());
     return k;
+  }
+
+  /** The mem_map: kernel frames holding per-frame metadata, sized by configured memory. */
+  private allocMemMap(bytesPerFrame: number): number[] {
+    if (!(bytesPerFrame >= 0 && bytesPerFrame <= 4096)) throw new RangeError(`memMapBytesPerFrame must be 0..4096, got ${bytesPerFrame}`);
+    const n = Math.ceil((this.vm.frameCount * bytesPerFrame) / 4096);
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const g = this.frames.alloc('kernel');
+      if (g === null) throw new RangeError('the guest is too small for its own mem_map');
+      this.kc.zeroFrame(g); // the kernel initialises every struct page at boot
+      out.push(g);
+    }
+    return out;
   }
 
   get kernelRoot(): number { return EARLY_PML4; }

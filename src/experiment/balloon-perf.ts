@@ -28,6 +28,8 @@ export const balloonPerfParams = z.object({
   hz: z.number().positive().default(5e6),
   warmupSeconds: z.number().positive().default(2),
   seconds: z.number().positive().default(3),
+  /** Per-frame kernel metadata sized by configured memory (Linux's 64-byte struct page); 0 = none. */
+  memMapBytesPerFrame: z.number().int().min(0).max(4096).default(64),
 }).strict().superRefine((p, ctx) => {
   p.sizesMiB.forEach((s, i) => {
     if (s > p.maxMiB) ctx.addIssue({ code: 'custom', path: ['sizesMiB', i], message: `size ${s} MiB is above maxMiB (${p.maxMiB})` });
@@ -41,7 +43,8 @@ async function runOne(p: BalloonPerfParams, seed: number, configuredMiB: number,
   const hv = await Hypervisor.create({ hostMemoryBytes: (p.maxMiB * 2 + 16) * MiB });
   const s = new Scheduler({ hz: p.hz, slice: Math.round(p.hz / 100) });
   const w = new Throughput({ cachePages: p.cachePages, seed });
-  const g = new GuestVm({ hv, name: 'vm', memoryBytes: configuredMiB * MiB, mode: p.mode, hz: p.hz, workload: w }).attach(s);
+  const g = new GuestVm({ hv, name: 'vm', memoryBytes: configuredMiB * MiB, mode: p.mode, hz: p.hz, workload: w,
+    kernel: { memMapBytesPerFrame: p.memMapBytesPerFrame } }).attach(s);
   if (balloonToMiB !== null) g.device.setTarget((configuredMiB - balloonToMiB) * 256);
   s.runFor(p.warmupSeconds);
   const u0 = w.units;
