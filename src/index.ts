@@ -22,3 +22,6 @@ export { BackdoorPort } from './devices/backdoor.js';
 export { BalloonDevice, classifyBalloonExit, CMD as BALLOON_CMD, CAP as BALLOON_CAP, STATUS as BALLOON_STATUS } from './devices/balloon.js';
 export { BalloonStats } from './devices/balloon-stats.js';
 export { Scheduler, type Runnable, type SchedulerOptions } from './hypervisor/scheduler.js';
+export { FrameOps } from './core/hash.js';
+export * from './report/index.js';
+export { GuestVm, type GuestVmOptions } from '../guests/machine.js';

@@ -19,3 +19,4 @@ export {
   planReclaim, type FreeState, type FreeThresholds, type ReclaimVm, type VmAction, type ReclaimPlan, type PlanOptions,
 } from './reclaim.js';
 export { PageSharing, DEFAULT_SHARING_COSTS, type SharingOptions, type SharingStats, type SharingCosts, type SharingHost } from './sharing.js';
+export { MemoryManager, type ManagedVm, type ManagerOptions, type VmRecord, type HostRecord } from './manager.js';
