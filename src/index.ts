@@ -25,3 +25,15 @@ export { Scheduler, type Runnable, type SchedulerOptions } from './hypervisor/sc
 export { FrameOps } from './core/hash.js';
 export * from './report/index.js';
 export { GuestVm, type GuestVmOptions } from '../guests/machine.js';
+// Guest kernels and workloads (guests/), for experiments written against the library.
+export { Kernel, type Workload as GuestWorkload, type KernelOptions } from '../guests/kernel/kernel.js';
+export { BalloonDriver } from '../guests/kernel/balloon.js';
+export { Filler } from '../guests/filler.js';
+export { IdleKernel } from '../guests/idle.js';
+export { PageMix } from '../guests/page-mix.js';
+export { PatternKernel } from '../guests/patterns.js';
+export { PhasedToucher } from '../guests/phased-toucher.js';
+export { SharedContent } from '../guests/shared.js';
+export { Throughput } from '../guests/throughput.js';
+export { Toucher } from '../guests/toucher.js';
+export { TraceReplay } from '../guests/trace.js';
