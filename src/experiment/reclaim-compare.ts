@@ -101,16 +101,17 @@ export async function runReclaimCompare(p: ReclaimCompareParams, ctx: Experiment
     summary, series: { runs: rows, moved },
     plots: [{
       id: 'throughput', title: 'Guest throughput by reclamation technique',
-      vegaLite: { data: { name: 'runs' }, mark: 'bar', encoding: {
-        x: { field: 'technique', type: 'nominal' }, y: { field: 'throughput', type: 'quantitative', title: 'work units / s (all VMs)' } } },
+      vegaLite: { data: { name: 'runs' }, mark: 'bar', width: 240, encoding: {
+        x: { field: 'technique', type: 'nominal', axis: { labelAngle: 0 } },
+        y: { field: 'throughput', type: 'quantitative', title: 'work units / s (all VMs)' } } },
       paper: 'The paper prefers ballooning, "treating it as a common-case optimization", and pages at the hypervisor only ' +
         'when ballooning is impossible or insufficient: random hypervisor page replacement fights the guest\'s own policy ' +
         'and causes double paging. Page sharing reclaims redundant copies with no guest involvement.',
     }, {
       id: 'moved', title: 'Pages moved by each mechanism',
-      vegaLite: { data: { name: 'moved' }, mark: 'bar', encoding: {
-        x: { field: 'technique', type: 'nominal' }, xOffset: { field: 'mechanism' },
-        y: { field: 'pages', type: 'quantitative' }, color: { field: 'mechanism', type: 'nominal' } } },
+      vegaLite: { data: { name: 'moved' }, mark: 'bar', width: 360, encoding: {
+        x: { field: 'technique', type: 'nominal', axis: { labelAngle: 0 } }, xOffset: { field: 'mechanism' },
+        y: { field: 'pages', type: 'quantitative' }, color: { field: 'mechanism', type: 'nominal', legend: { labelLimit: 260 } } } },
     }],
   };
 }
