@@ -40,6 +40,9 @@ const vm = z.object({
   minMiB: z.number().min(0).optional(),
   maxMiB: z.number().positive().optional(),
   shares: z.number().positive().max(1e6).optional(),
+  /** A reservation (a floor like min) and a limit (a ceiling like max), MiB. */
+  reservationMiB: z.number().min(0).optional(),
+  limitMiB: z.number().positive().optional(),
   pool: z.string().optional(),
 }).strict();
 
@@ -70,10 +73,17 @@ export const customHostParams = z.object({
     names.add(v.name);
     if (max > v.memMiB) ctx.addIssue({ code: 'custom', path: ['vms', i, 'maxMiB'], message: `max ${max} MiB is above the VM's memory (${v.memMiB} MiB)` });
     if (min > max) ctx.addIssue({ code: 'custom', path: ['vms', i, 'minMiB'], message: `min ${min} MiB must be <= max (${max} MiB)` });
+    const floor = Math.max(min, v.reservationMiB ?? 0), ceiling = Math.min(max, v.limitMiB ?? max);
+    if (v.reservationMiB !== undefined && v.reservationMiB > ceiling) {
+      ctx.addIssue({ code: 'custom', path: ['vms', i, 'reservationMiB'], message: `reservation ${v.reservationMiB} MiB must be <= max and limit (${ceiling} MiB)` });
+    }
+    if (v.limitMiB !== undefined && v.limitMiB < floor) {
+      ctx.addIssue({ code: 'custom', path: ['vms', i, 'limitMiB'], message: `limit ${v.limitMiB} MiB must be >= min and reservation (${floor} MiB)` });
+    }
     if (v.pool !== undefined && !p.pools.some((q) => q.name === v.pool)) {
       ctx.addIssue({ code: 'custom', path: ['vms', i, 'pool'], message: `no pool named "${v.pool}" in pools` });
     }
-    mins += min;
+    mins += Math.max(min, v.reservationMiB ?? 0);
   });
   const pools = new Set<string>();
   p.pools.forEach((q, i) => {
@@ -81,7 +91,7 @@ export const customHostParams = z.object({
     pools.add(q.name);
   });
   if (mins > p.hostMiB) {
-    ctx.addIssue({ code: 'custom', path: ['vms'], message: `the VMs' mins (${mins} MiB) do not fit host memory (${p.hostMiB} MiB): admission control would refuse them` });
+    ctx.addIssue({ code: 'custom', path: ['vms'], message: `the VMs' mins and reservations (${mins} MiB) do not fit host memory (${p.hostMiB} MiB): admission control would refuse them` });
   }
   if (!p.policy.balloon && !p.policy.swap && p.vms.reduce((a, v) => a + v.memMiB, 0) > p.hostMiB) {
     ctx.addIssue({ code: 'custom', path: ['policy'], message: 'memory is overcommitted but neither balloon nor swap may reclaim it' });
@@ -115,7 +125,9 @@ export async function runCustomHost(p: CustomHostParams, ctx: ExperimentContext)
       const frames = v.memMiB * 256, max = Math.floor((v.maxMiB ?? v.memMiB) * 256);
       return h.add({ name: v.name, memoryBytes: frames * 4096, mode: v.mode, balloon: pol.balloon,
         workload: makeWorkload(v.workload, frames, ctx.seed + i) },
-      { min: Math.floor((v.minMiB ?? 0) * 256), max, shares: v.shares ?? (v.maxMiB ?? v.memMiB) * 10 });
+      { min: Math.floor((v.minMiB ?? 0) * 256), max, shares: v.shares ?? (v.maxMiB ?? v.memMiB) * 10,
+        reservation: v.reservationMiB === undefined ? undefined : Math.floor(v.reservationMiB * 256),
+        limit: v.limitMiB === undefined ? undefined : Math.floor(v.limitMiB * 256) });
     });
     h.mgr.start();
     const work: Row[] = [];

@@ -27,6 +27,7 @@ export interface HostOptions {
   balloonPerRound?: number;
   swapPerRound?: number;
   pools?: PoolSpec;
+  watchFreeMemory?: boolean;
 }
 
 export interface ManagedHost {
@@ -45,6 +46,7 @@ export async function managedHost(o: HostOptions): Promise<ManagedHost> {
   const mo: ManagerOptions = {
     hv, sched, tau: o.tau, balancePeriod: o.balancePeriod, balloon: o.balloon, balloonFirst: o.balloonFirst, swap, sharing, sampler,
     balloonPerRound: o.balloonPerRound, swapPerRound: o.swapPerRound, pools: o.pools,
+    watchFreeMemory: o.watchFreeMemory,
   };
   const mgr = new MemoryManager(mo);
   const guests: GuestVm[] = [];

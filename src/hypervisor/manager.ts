@@ -2,6 +2,7 @@
 // the policy on the scheduler's virtual clock.
 //
 //   every second        sharing scan (rate-limited), sampler periods, time-series record
+//   on a crossing into a worse free-memory state (checked every second), and
 //   every balance period
 //     f_i   ← sampler estimate (active fraction; 1 when sampling is off)
 //     T_i   ← computeTargets(budget, {min, max, shares, P_i = frames held, f_i}, τ)
@@ -24,7 +25,7 @@ import type { BalloonDevice } from '../devices/balloon.js';
 import { SHARED_OWNER } from './frames.js';
 import { P2M } from './p2m.js';
 import { admit, computeTargets, flatten, validateAllocation, DEFAULT_TAU, type VmAllocation, type HostCapacity, type PoolSpec, type FlatPools } from './policy.js';
-import { FreeMemoryStates, planReclaim, vmBudget, DEFAULT_THRESHOLDS, type FreeState, type FreeThresholds, type VmAction } from './reclaim.js';
+import { FreeMemoryStates, FREE_STATES, nextState, planReclaim, vmBudget, DEFAULT_THRESHOLDS, type FreeState, type FreeThresholds, type VmAction } from './reclaim.js';
 import type { PageSharing } from './sharing.js';
 import type { HostSwap } from './swap.js';
 import type { ActiveSampler } from './sampling.js';
@@ -65,6 +66,8 @@ export interface ManagerOptions {
   overheadPerVm?: number;
   /** Seconds between time-series records (default 1). */
   recordPeriod?: number;
+  /** Reallocate as soon as (checked every second) free memory crosses into a worse state (default true). */
+  watchFreeMemory?: boolean;
   /**
    * Resource pools: a tree whose leaves name managed VMs ({ vm: name, shares }). A VM's
    * shares become its hierarchical share of the root; pool limits cap their members' total.
@@ -85,7 +88,7 @@ export class MemoryManager {
   readonly states: FreeMemoryStates;
   readonly vmSeries: VmRecord[] = [];
   readonly hostSeries: HostRecord[] = [];
-  readonly stats = { rebalances: 0, ballooned: 0, swappedOut: 0, emergencySwaps: 0, blockedRounds: 0 };
+  readonly stats = { rebalances: 0, eventRebalances: 0, ballooned: 0, swappedOut: 0, emergencySwaps: 0, blockedRounds: 0 };
   private readonly entries: Entry[] = [];
   private readonly pools: FlatPools | null;
   private started = false;
@@ -170,6 +173,12 @@ export class MemoryManager {
     if (this.o.sampler) for (const e of this.entries) this.o.sampler.tick(e.m.vm, now);
     // A blocked VM runs again as soon as reclamation brought it down to its target.
     for (const e of this.entries) if (e.m.blocked && this.held(e) <= e.target) e.m.blocked = false;
+    // Crossing into a worse free-memory state is an event: reallocate now, not at the period's end.
+    const rank = FREE_STATES.indexOf(this.states.state);
+    if ((this.o.watchFreeMemory ?? true) && FREE_STATES.indexOf(nextState(this.states.state, this.freeFrames / this.totalFrames, this.states.thresholds)) > rank) {
+      this.stats.eventRebalances++;
+      this.rebalance();
+    }
   }
 
   /** Recomputes every VM's target (after a VM joins or leaves, and at each reallocation). */

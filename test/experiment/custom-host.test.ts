@@ -18,11 +18,13 @@ describe('host scenarios', () => {
   it('refuse impossible parameters, naming the field', () => {
     expect(problems({ ...base, vms: [base.vms[0], { ...base.vms[1], minMiB: 6, maxMiB: 5 }] })).toMatch(/vms\[1\]\.minMiB: min 6 MiB must be <= max \(5 MiB\)/);
     expect(problems({ ...base, vms: [{ ...base.vms[0], maxMiB: 9 }, base.vms[1]] })).toMatch(/vms\[0\]\.maxMiB: max 9 MiB is above the VM's memory/);
-    expect(problems({ ...base, vms: base.vms.map((v) => ({ ...v, minMiB: 7 })) })).toMatch(/vms: the VMs' mins \(14 MiB\) do not fit host memory \(12 MiB\)/);
+    expect(problems({ ...base, vms: base.vms.map((v) => ({ ...v, minMiB: 7 })) })).toMatch(/vms: the VMs' mins and reservations \(14 MiB\) do not fit host memory \(12 MiB\)/);
     expect(problems({ ...base, vms: [base.vms[0], { ...base.vms[1], name: 'a' }] })).toMatch(/vms\[1\]\.name: "a" is used by another VM/);
     expect(problems({ ...base, vms: [{ ...base.vms[0], pool: 'gold' }, base.vms[1]] })).toMatch(/vms\[0\]\.pool: no pool named "gold"/);
     expect(problems({ ...base, policy: { balloon: false, swap: false } })).toMatch(/policy: memory is overcommitted/);
     expect(problems({ ...base, vms: [{ ...base.vms[0], workload: { type: 'sleepy' } }, base.vms[1]] })).toMatch(/vms\[0\]\.workload/);
+    expect(problems({ ...base, vms: [{ ...base.vms[0], minMiB: 2, limitMiB: 1 }, base.vms[1]] })).toMatch(/vms\[0\]\.limitMiB: limit 1 MiB must be >= min and reservation \(2 MiB\)/);
+    expect(problems({ ...base, vms: [{ ...base.vms[0], reservationMiB: 9 }, base.vms[1]] })).toMatch(/vms\[0\]\.reservationMiB: reservation 9 MiB must be <= max and limit \(8 MiB\)/);
     expect(problems(base)).toBe('');
   });
 

@@ -84,9 +84,10 @@ describe('memory manager on a managed host', () => {
   it('free-memory states change exactly at their thresholds as a guest fills the host', async () => {
     for (const scenario of [
       { balancePeriod: 0.02, expect: ['soft', 'hard'] as FreeState[] },                 // frequent looks: the states one by one
-      { balancePeriod: 1, swapPerRound: 32, expect: ['low'] as FreeState[] },            // rare looks, slow swapping: "low" and blocking
+      { balancePeriod: 1, swapPerRound: 32, watch: false, expect: ['low'] as FreeState[] }, // rare looks, slow swapping: "low" and blocking
     ]) {
-      const h = await host({ balancePeriod: scenario.balancePeriod, swapPerRound: scenario.swapPerRound, balloon: false });
+      const h = await host({ balancePeriod: scenario.balancePeriod, swapPerRound: scenario.swapPerRound, balloon: false,
+        watchFreeMemory: 'watch' in scenario ? scenario.watch : true });
       const decisions: { t: number; frac: number; state: FreeState; records: number }[] = [];
       const states = h.mgr.states, next = states.nextFrames.bind(states);
       states.nextFrames = (free, total) => {
@@ -154,5 +155,16 @@ describe('memory manager on a managed host', () => {
     expect(h.mgr.stats.ballooned + h.mgr.stats.swappedOut + h.mgr.stats.emergencySwaps).toBe(0);
     expect(idle.device.size + f.device.size).toBe(0);
     expectFillIntact(f, 300);
+  });
+
+  it('a crossing into a worse free-memory state reallocates at once, not at the end of a long balance period', async () => {
+    const h = await host({ balancePeriod: 1000, balloon: false });
+    const g = filler(h, 'big', 1800, { min: 0, max: 2048, shares: 1000 }, 8); // 8 MiB guest on a 6 MiB pool
+    h.mgr.start();
+    h.sched.runFor(8);
+    expect(h.mgr.stats.rebalances).toBeGreaterThan(0);                     // none would be due before 1000 s
+    expect(h.mgr.stats.eventRebalances).toBe(h.mgr.stats.rebalances);
+    expect(h.mgr.stats.swappedOut).toBeGreaterThan(0);
+    expectFillIntact(g, 1800);
   });
 });
