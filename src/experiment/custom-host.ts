@@ -93,6 +93,14 @@ export const customHostParams = z.object({
   if (mins > p.hostMiB) {
     ctx.addIssue({ code: 'custom', path: ['vms'], message: `the VMs' mins and reservations (${mins} MiB) do not fit host memory (${p.hostMiB} MiB): admission control would refuse them` });
   }
+  if (!p.policy.swap) {
+    p.vms.forEach((v, i) => {
+      if ((v.maxMiB ?? v.memMiB) > Math.max(v.minMiB ?? 0, v.reservationMiB ?? 0)) {
+        ctx.addIssue({ code: 'custom', path: ['vms', i, 'minMiB'], message: 'with policy.swap false there is no swap to reserve max − min, ' +
+          'so admission control admits only VMs whose min (or reservation) equals their max' });
+      }
+    });
+  }
   if (!p.policy.balloon && !p.policy.swap && p.vms.reduce((a, v) => a + v.memMiB, 0) > p.hostMiB) {
     ctx.addIssue({ code: 'custom', path: ['policy'], message: 'memory is overcommitted but neither balloon nor swap may reclaim it' });
   }

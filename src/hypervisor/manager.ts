@@ -12,7 +12,8 @@
 //     plan  ← planReclaim(state, current vs target)            balloon / swap / block
 //     apply: balloon targets (inflate to shed the excess; deflate VMs below target),
 //            hypervisor swap-outs (random victims), block VMs above target in "low"
-//   on OUT_OF_FRAMES    swap from the VM furthest above its target (the requester last)
+//   on OUT_OF_FRAMES    swap from the VM furthest above its target (any VM with swappable
+//                       frames after that)
 //
 // The mechanisms are optional, so one host can run with only ballooning, only swapping or
 // only sharing (the reclamation comparison). "Frames held" P_i counts the VM's private
@@ -112,7 +113,8 @@ export class MemoryManager {
 
   /**
    * Admits a VM with its allocation parameters (frames) or throws with the reason:
-   * the sum of mins plus overheads must fit host memory, max − min must fit the swap.
+   * the sum of mins plus overheads must fit host memory, max − min must fit the swap
+   * (without a swap, as on ESX without a swap file, only max = min VMs are admitted).
    */
   add(m: ManagedVm, alloc: VmAllocation): void {
     validateAllocation(alloc, m.name);

@@ -22,6 +22,7 @@ describe('host scenarios', () => {
     expect(problems({ ...base, vms: [base.vms[0], { ...base.vms[1], name: 'a' }] })).toMatch(/vms\[1\]\.name: "a" is used by another VM/);
     expect(problems({ ...base, vms: [{ ...base.vms[0], pool: 'gold' }, base.vms[1]] })).toMatch(/vms\[0\]\.pool: no pool named "gold"/);
     expect(problems({ ...base, policy: { balloon: false, swap: false } })).toMatch(/policy: memory is overcommitted/);
+    expect(problems({ ...base, policy: { swap: false } })).toMatch(/vms\[0\]\.minMiB: with policy.swap false there is no swap to reserve max − min/);
     expect(problems({ ...base, vms: [{ ...base.vms[0], workload: { type: 'sleepy' } }, base.vms[1]] })).toMatch(/vms\[0\]\.workload/);
     expect(problems({ ...base, vms: [{ ...base.vms[0], minMiB: 2, limitMiB: 1 }, base.vms[1]] })).toMatch(/vms\[0\]\.limitMiB: limit 1 MiB must be >= min and reservation \(2 MiB\)/);
     expect(problems({ ...base, vms: [{ ...base.vms[0], reservationMiB: 9 }, base.vms[1]] })).toMatch(/vms\[0\]\.reservationMiB: reservation 9 MiB must be <= max and limit \(8 MiB\)/);
