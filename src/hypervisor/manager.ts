@@ -121,6 +121,7 @@ export class MemoryManager {
     if (this.entries.some((e) => e.m.name === m.name)) throw new Error(`a VM named "${m.name}" is already managed`);
     if (this.entries.some((e) => e.m.vm === m.vm)) throw new Error(`${m.name}: VM ${m.vm.id} is already managed`);
     if (alloc.max > m.vm.frameCount) throw new RangeError(`${m.name}: max ${alloc.max} frames is above its memory size ${m.vm.frameCount}`);
+    if (this.pools && !this.pools.shares.has(m.name)) throw new Error(`${m.name} is not in the resource-pool tree`);
     const host: HostCapacity = {
       frames: this.totalFrames, overheadPerVm: this.o.overheadPerVm ?? 0,
       swapFrames: this.o.swap ? this.o.swap.file.capacity : 0,
