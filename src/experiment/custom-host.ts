@@ -10,7 +10,7 @@
 //     "policy": { "tau": 0.75, "balloon": true, "swap": true, "sharing": false } }
 
 import { z } from 'zod';
-import { managedHost } from './host.js';
+import { managedHost, SWAP_SLOTS } from './host.js';
 import { Throughput } from '../../guests/throughput.js';
 import { Filler } from '../../guests/filler.js';
 import { IdleKernel } from '../../guests/idle.js';
@@ -28,7 +28,7 @@ const workload = z.discriminatedUnion('type', [
     zipfS: z.number().min(0).max(3).default(0) }).strict(),
   z.object({ type: z.literal('toucher'), regionFraction: z.number().gt(0).max(0.95).default(0.8),
     setFraction: z.number().gt(0).max(1).default(0.25), shiftSeconds: z.number().positive().default(10) }).strict(),
-  z.object({ type: z.literal('phased'), phases: z.array(z.object({ seconds: z.number().positive(), fraction: z.number().min(0).max(0.95) }).strict()).min(1) }).strict(),
+  z.object({ type: z.literal('phased'), phases: z.array(z.object({ seconds: z.number().positive(), fraction: z.number().gt(0).max(0.95) }).strict()).min(1) }).strict(),
 ]);
 
 const vm = z.object({
@@ -38,15 +38,15 @@ const vm = z.object({
   workload,
   /** Allocation parameters, MiB (default min 0, max memMiB) and shares (default 10 per MiB of max). */
   minMiB: z.number().min(0).optional(),
-  maxMiB: z.number().positive().optional(),
+  maxMiB: z.number().min(1).optional(),
   shares: z.number().positive().max(1e6).optional(),
   /** A reservation (a floor like min) and a limit (a ceiling like max), MiB. */
   reservationMiB: z.number().min(0).optional(),
-  limitMiB: z.number().positive().optional(),
+  limitMiB: z.number().min(1).optional(),
   pool: z.string().optional(),
 }).strict();
 
-const pool = z.object({ name: z.string().min(1), shares: z.number().positive(), limitMiB: z.number().positive().optional() }).strict();
+const pool = z.object({ name: z.string().min(1), shares: z.number().positive(), limitMiB: z.number().min(1).optional() }).strict();
 
 export const customHostParams = z.object({
   /** Host memory for VMs, MiB (the hypervisor's own region comes on top). */
@@ -86,23 +86,42 @@ export const customHostParams = z.object({
     mins += Math.max(min, v.reservationMiB ?? 0);
   });
   const pools = new Set<string>();
+  const floorOf = (v: CustomHostParams['vms'][number]) => Math.max(v.minMiB ?? 0, v.reservationMiB ?? 0);
   p.pools.forEach((q, i) => {
     if (pools.has(q.name) || q.name === '(host)') ctx.addIssue({ code: 'custom', path: ['pools', i, 'name'], message: `pool name "${q.name}" is taken` });
     pools.add(q.name);
+    const floors = p.vms.filter((v) => v.pool === q.name).reduce((a, v) => a + floorOf(v), 0);
+    if (q.limitMiB !== undefined && floors > q.limitMiB) {
+      ctx.addIssue({ code: 'custom', path: ['pools', i, 'limitMiB'], message: `limit ${q.limitMiB} MiB is below its VMs' mins and reservations (${floors} MiB)` });
+    }
+  });
+  p.vms.forEach((v, i) => {
+    if (v.workload.type !== 'phased') return;
+    v.workload.phases.forEach((ph, j) => {
+      if (Math.floor(v.memMiB * 256 * ph.fraction) < 1) {
+        ctx.addIssue({ code: 'custom', path: ['vms', i, 'workload', 'phases', j, 'fraction'], message: `${ph.fraction} of ${v.memMiB} MiB is less than one page` });
+      }
+    });
   });
   if (mins > p.hostMiB) {
     ctx.addIssue({ code: 'custom', path: ['vms'], message: `the VMs' mins and reservations (${mins} MiB) do not fit host memory (${p.hostMiB} MiB): admission control would refuse them` });
   }
-  if (!p.policy.swap) {
+  const total = p.vms.reduce((a, v) => a + v.memMiB, 0);
+  if (p.policy.swap) {
+    const reserve = p.vms.reduce((a, v) => a + Math.max(0, (v.maxMiB ?? v.memMiB) - floorOf(v)), 0);
+    if (reserve * 256 > SWAP_SLOTS) {
+      ctx.addIssue({ code: 'custom', path: ['vms'], message: `max − min of all VMs (${reserve} MiB) does not fit the swap file (${SWAP_SLOTS / 256} MiB): admission control would refuse them` });
+    }
+  } else {
     p.vms.forEach((v, i) => {
-      if ((v.maxMiB ?? v.memMiB) > Math.max(v.minMiB ?? 0, v.reservationMiB ?? 0)) {
+      if ((v.maxMiB ?? v.memMiB) > floorOf(v)) {
         ctx.addIssue({ code: 'custom', path: ['vms', i, 'minMiB'], message: 'with policy.swap false there is no swap to reserve max − min, ' +
           'so admission control admits only VMs whose min (or reservation) equals their max' });
       }
     });
-  }
-  if (!p.policy.balloon && !p.policy.swap && p.vms.reduce((a, v) => a + v.memMiB, 0) > p.hostMiB) {
-    ctx.addIssue({ code: 'custom', path: ['policy'], message: 'memory is overcommitted but neither balloon nor swap may reclaim it' });
+    if (total > p.hostMiB) {
+      ctx.addIssue({ code: 'custom', path: ['policy', 'swap'], message: `the VMs' memory (${total} MiB) overcommits the host (${p.hostMiB} MiB): without swap nothing can guarantee it (a balloon may be too slow)` });
+    }
   }
 });
 export type CustomHostParams = z.infer<typeof customHostParams>;
@@ -143,7 +162,13 @@ export async function runCustomHost(p: CustomHostParams, ctx: ExperimentContext)
     h.sched.every(1, (now) => {
       for (const g of guests) { const u = unitsOf(g); work.push({ t: round(now / p.hz), vm: g.name, unitsPerSecond: u - last.get(g.name)! }); last.set(g.name, u); }
     });
-    for (let s = 0; s < p.seconds; s++) { h.sched.runFor(Math.min(1, p.seconds - s)); ctx.progress((s + 1) / p.seconds); }
+    // Run to absolute deadlines: a guest batch may carry the clock past each second.
+    const t0 = h.sched.seconds;
+    for (let s = 1; s <= Math.ceil(p.seconds); s++) {
+      h.sched.runFor(Math.max(0, t0 + Math.min(s, p.seconds) - h.sched.seconds));
+      ctx.progress(Math.min(s, p.seconds) / p.seconds);
+    }
+    const ran = h.sched.seconds - t0;
     const alloc = h.mgr.vmSeries.map((r) => ({ t: r.t, vm: r.vm, MiB: mib(r.frames), targetMiB: mib(r.target), balloonMiB: mib(r.balloon),
       swappedMiB: mib(r.swapped), sharedMiB: mib(r.shared), active: r.active, blocked: r.blocked }));
     const summary: Record<string, number | string> = { 'host memory for VMs (MiB)': p.hostMiB, seconds: p.seconds, 'τ': pol.tau,
@@ -152,7 +177,7 @@ export async function runCustomHost(p: CustomHostParams, ctx: ExperimentContext)
     for (const g of guests) {
       summary[`${g.name}: MiB held / target`] = `${mib(g.hostFrames)} / ${mib(h.mgr.list().find((e) => e.m === g)!.target)}`;
       summary[`${g.name}: balloon MiB`] = mib(g.device.size);
-      if (g.workload instanceof Throughput) summary[`${g.name}: units/s`] = round(unitsOf(g) / p.seconds);
+      if (g.workload instanceof Throughput) summary[`${g.name}: units/s`] = round(unitsOf(g) / ran);
     }
     return {
       title: `Host: ${p.vms.length} VMs on ${p.hostMiB} MiB`,

@@ -12,6 +12,8 @@ import type { VmAllocation, PoolSpec } from '../hypervisor/policy.js';
 
 export const MiB = 2 ** 20;
 const HV_MIB = 4; // the hypervisor's own region (EPT and shadow tables)
+/** Slots of a managed host's swap file (256 MiB): admission reserves max − min of every VM in it. */
+export const SWAP_SLOTS = 1 << 16;
 
 export interface HostOptions {
   seed: number;
@@ -40,7 +42,7 @@ export interface ManagedHost {
 export async function managedHost(o: HostOptions): Promise<ManagedHost> {
   const hv = await Hypervisor.create({ hostMemoryBytes: (o.vmPoolMiB + HV_MIB) * MiB, hypervisorBytes: HV_MIB * MiB });
   const sched = new Scheduler({ hz: o.hz, slice: Math.round(o.hz / 100) });
-  const swap = o.swap === false ? undefined : new HostSwap(hv, { seed: o.seed, capacity: 1 << 16 });
+  const swap = o.swap === false ? undefined : new HostSwap(hv, { seed: o.seed, capacity: SWAP_SLOTS });
   const sharing = o.sharing === false || o.sharing === undefined ? undefined : new PageSharing(hv, { seed: o.seed, ...o.sharing });
   const sampler = o.sampler === false ? undefined : new ActiveSampler({ seed: o.seed, ...o.sampler });
   const mo: ManagerOptions = {

@@ -93,6 +93,7 @@ export class MemoryManager {
   private readonly entries: Entry[] = [];
   private readonly pools: FlatPools | null;
   private started = false;
+  private lastRebalance = -1; // scheduler time of the last reallocation
 
   constructor(private readonly o: ManagerOptions) {
     this.tau = o.tau ?? DEFAULT_TAU;
@@ -176,9 +177,10 @@ export class MemoryManager {
     if (this.o.sampler) for (const e of this.entries) this.o.sampler.tick(e.m.vm, now);
     // A blocked VM runs again as soon as reclamation brought it down to its target.
     for (const e of this.entries) if (e.m.blocked && this.held(e) <= e.target) e.m.blocked = false;
-    // Crossing into a worse free-memory state is an event: reallocate now, not at the period's end.
+    // Crossing into a worse free-memory state is an event: reallocate now, not at the period's end
+    // (unless a reallocation just ran at this very instant).
     const rank = FREE_STATES.indexOf(this.states.state);
-    if ((this.o.watchFreeMemory ?? true) && FREE_STATES.indexOf(nextState(this.states.state, this.freeFrames / this.totalFrames, this.states.thresholds)) > rank) {
+    if ((this.o.watchFreeMemory ?? true) && this.lastRebalance !== this.o.sched.now && FREE_STATES.indexOf(nextState(this.states.state, this.freeFrames / this.totalFrames, this.states.thresholds)) > rank) {
       this.stats.eventRebalances++;
       this.rebalance();
     }
@@ -218,6 +220,7 @@ export class MemoryManager {
   /** One reallocation: targets, free-memory state, then balloon / swap / block. */
   rebalance(): FreeState {
     this.stats.rebalances++;
+    this.lastRebalance = this.o.sched.now;
     this.prune();
     this.retarget();
     const state = this.states.nextFrames(this.freeFrames, this.totalFrames);

@@ -21,7 +21,14 @@ describe('host scenarios', () => {
     expect(problems({ ...base, vms: base.vms.map((v) => ({ ...v, minMiB: 7 })) })).toMatch(/vms: the VMs' mins and reservations \(14 MiB\) do not fit host memory \(12 MiB\)/);
     expect(problems({ ...base, vms: [base.vms[0], { ...base.vms[1], name: 'a' }] })).toMatch(/vms\[1\]\.name: "a" is used by another VM/);
     expect(problems({ ...base, vms: [{ ...base.vms[0], pool: 'gold' }, base.vms[1]] })).toMatch(/vms\[0\]\.pool: no pool named "gold"/);
-    expect(problems({ ...base, policy: { balloon: false, swap: false } })).toMatch(/policy: memory is overcommitted/);
+    expect(problems({ ...base, policy: { balloon: false, swap: false } })).toMatch(/policy\.swap: the VMs' memory \(16 MiB\) overcommits the host \(12 MiB\)/);
+    expect(problems({ ...base, hostMiB: 64, vms: [{ name: 'a', memMiB: 200, workload: { type: 'idle' } }, { name: 'b', memMiB: 200, workload: { type: 'idle' } }] }))
+      .toMatch(/vms: max − min of all VMs \(400 MiB\) does not fit the swap file \(256 MiB\)/);
+    expect(problems({ ...base, pools: [{ name: 'p', shares: 1, limitMiB: 2 }], vms: [{ ...base.vms[0], minMiB: 4, pool: 'p' }, base.vms[1]] }))
+      .toMatch(/pools\[0\]\.limitMiB: limit 2 MiB is below its VMs' mins and reservations \(4 MiB\)/);
+    expect(problems({ ...base, vms: [{ ...base.vms[0], workload: { type: 'phased', phases: [{ seconds: 1, fraction: 0.0001 }] } }, base.vms[1]] }))
+      .toMatch(/vms\[0\]\.workload\.phases\[0\]\.fraction: 0\.0001 of 8 MiB is less than one page/);
+    expect(problems({ ...base, vms: [{ ...base.vms[0], maxMiB: 0.001 }, base.vms[1]] })).toMatch(/vms\[0\]\.maxMiB/);
     expect(problems({ ...base, policy: { swap: false } })).toMatch(/vms\[0\]\.minMiB: with policy.swap false there is no swap to reserve max − min/);
     expect(problems({ ...base, vms: [{ ...base.vms[0], workload: { type: 'sleepy' } }, base.vms[1]] })).toMatch(/vms\[0\]\.workload/);
     expect(problems({ ...base, vms: [{ ...base.vms[0], minMiB: 2, limitMiB: 1 }, base.vms[1]] })).toMatch(/vms\[0\]\.limitMiB: limit 1 MiB must be >= min and reservation \(2 MiB\)/);
