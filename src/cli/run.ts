@@ -82,8 +82,10 @@ export function validateCommand(file: string): void {
 }
 
 export function experimentsCommand(): void {
-  const rows = listExperiments().map((e) => [e.kind, e.title]);
-  console.log(rows.length ? table(['kind', 'title'], rows) : 'no experiments registered');
+  const list = listExperiments();
+  const w = Math.max(4, ...list.map((e) => e.kind.length));
+  console.log(list.length ? ['kind'.padEnd(w) + '  title', ...list.map((e) => `${e.kind.padEnd(w)}  ${e.title}`)].join('\n')
+    : 'no experiments registered');
 }
 
 /** Title, scenario and seed, then the summary as a two-column table. */
