@@ -14,8 +14,8 @@ import { Scheduler } from '../hypervisor/scheduler.js';
 import { GuestVm } from '../../guests/machine.js';
 import { Throughput } from '../../guests/throughput.js';
 import type { ExperimentOutput, ExperimentContext } from './result.js';
+import { MiB, round } from './units.js';
 
-const MiB = 2 ** 20;
 
 export const balloonPerfParams = z.object({
   mode: z.enum(['nested', 'shadow']).default('nested'),
@@ -96,4 +96,3 @@ export async function runBalloonPerf(p: BalloonPerfParams, ctx: ExperimentContex
   };
 }
 
-const round = (x: number): number => Math.round(x * 100) / 100;

@@ -20,6 +20,7 @@ import type { Workload } from '../../guests/kernel/kernel.js';
 import type { GuestVm } from '../../guests/machine.js';
 import { flatten, type PoolSpec } from '../hypervisor/policy.js';
 import type { ExperimentOutput, ExperimentContext, Row } from './result.js';
+import { round } from './units.js';
 
 const workload = z.discriminatedUnion('type', [
   z.object({ type: z.literal('idle') }).strict(),
@@ -212,4 +213,3 @@ function poolSpec(p: CustomHostParams): PoolSpec | undefined {
 }
 
 const mib = (frames: number): number => Math.round(frames / 256 * 100) / 100;
-const round = (x: number): number => Math.round(x * 100) / 100;

@@ -9,8 +9,9 @@ import { PageSharing, type SharingOptions } from '../hypervisor/sharing.js';
 import { ActiveSampler, type SamplerOptions } from '../hypervisor/sampling.js';
 import { GuestVm, type GuestVmOptions } from '../../guests/machine.js';
 import type { VmAllocation, PoolSpec } from '../hypervisor/policy.js';
+import { MiB } from './units.js';
 
-export const MiB = 2 ** 20;
+export { MiB };
 const HV_MIB = 4; // the hypervisor's own region (EPT and shadow tables)
 /** Slots of a managed host's swap file (256 MiB): admission reserves max − min of every VM in it. */
 export const SWAP_SLOTS = 1 << 16;

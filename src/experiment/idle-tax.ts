@@ -13,6 +13,7 @@ import { managedHost, MiB } from './host.js';
 import { Filler } from '../../guests/filler.js';
 import { Throughput } from '../../guests/throughput.js';
 import type { ExperimentOutput, ExperimentContext, Row } from './result.js';
+import { round } from './units.js';
 
 export const idleTaxParams = z.object({
   mode: z.enum(['nested', 'shadow']).default('nested'),
@@ -75,7 +76,7 @@ export async function runIdleTax(p: IdleTaxParams, ctx: ExperimentContext): Prom
         [`vm1 idle at end of τ=${p.taus[1]} (MiB)`]: at(idle.name, 2 * P), [`vm2 active at end of τ=${p.taus[1]} (MiB)`]: at(active.name, 2 * P),
         'vm2 throughput, phase 1 tail (units/s)': round(t1), 'vm2 throughput, phase 2 tail (units/s)': round(t2),
         'vm2 throughput change %': t1 > 0 ? round(100 * (t2 - t1) / t1) : 0,
-        'vm1 active estimate at end': round3(h.mgr.activeFraction(idle)), 'vm2 active estimate at end': round3(h.mgr.activeFraction(active)),
+        'vm1 active estimate at end': round(h.mgr.activeFraction(idle), 3), 'vm2 active estimate at end': round(h.mgr.activeFraction(active), 3),
         'guest swap-outs (vm1, vm2)': `${idle.kernel.swap.stats.swapOuts}, ${active.kernel.swap.stats.swapOuts}`,
         'host swap-outs': h.swap?.stats().swapOuts ?? 0,
       },
@@ -110,5 +111,3 @@ export async function runIdleTax(p: IdleTaxParams, ctx: ExperimentContext): Prom
   } finally { h.close(); }
 }
 
-const round = (x: number): number => Math.round(x * 100) / 100;
-const round3 = (x: number): number => Math.round(x * 1000) / 1000;

@@ -24,6 +24,7 @@ import type { GuestVm } from '../../guests/machine.js';
 import type { ActiveSampler, PeriodResult, SamplerEstimates } from '../hypervisor/sampling.js';
 import { registerExperiment } from '../report/registry.js';
 import type { ExperimentContext, ExperimentOutput, Row } from './result.js';
+import { round } from './units.js';
 
 const PAGE = 4096;
 const PAGES_PER_MIB = MiB / PAGE;
@@ -246,7 +247,6 @@ function realAt(periods: PeriodRow[], t: number, period: number): number {
   return r ? r.realMiB : -1;
 }
 
-const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
 
 export const samplingToucherExperiment = registerExperiment({
   kind: 'sampling-toucher',

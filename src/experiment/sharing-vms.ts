@@ -26,6 +26,7 @@ import type { GuestVm } from '../../guests/machine.js';
 import type { PageSharing, SharingStats } from '../hypervisor/sharing.js';
 import { registerExperiment } from '../report/registry.js';
 import type { ExperimentContext, ExperimentOutput, Row } from './result.js';
+import { round } from './units.js';
 
 const PAGE = 4096;
 /** Sum of the content fractions may not exceed this: the guest kernel needs the rest. */
@@ -295,7 +296,6 @@ function plots(p: SharingVmsParams) {
 }
 
 const mib = (frames: number): number => round((frames * PAGE) / MiB, 3);
-const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
 
 export const sharingVmsExperiment = registerExperiment({
   kind: 'sharing-vms',
