@@ -75,7 +75,12 @@ describe('page sharing against a reference copy of each VM\'s memory', () => {
         expect(hv.frames.usedBy(SHARED_OWNER)).toBe(0);
         expect(hv.counts().byVm).toEqual({});
         expect(hv.counts().hypervisor).toBe(0);
-      }), { numRuns: Number(process.env.SHARING_RUNS ?? 25) });
+      }), {
+      // A fixed seed: the coverage check below must not depend on the day's random draw
+      // (with a random seed, 25 runs now and then missed one kind of event and failed).
+      // SHARING_SEED / SHARING_RUNS explore further.
+      seed: Number(process.env.SHARING_SEED ?? 0x5ea5_1129), numRuns: Number(process.env.SHARING_RUNS ?? 25),
+    });
     // The runs did share pages and break sharing, the zero page and last-sharer reuse included.
     expect(Math.min(seen.shared, seen.cowBreaks, seen.cowReuses, seen.zero, seen.guestCow)).toBeGreaterThan(0);
   });
