@@ -150,7 +150,7 @@ export class Vcpu {
     if (o.action === 'guestFault') return { reason: 'PF', index: x.index, errorCode: o.errorCode, cr2: toGva(o.cr2) };
     const gpa = toGpa(o.gpa);
     const gva = x.reason === 'PF' ? toGva(x.cr2) : undefined;
-    if (!this.vm.contains(gpa)) return { reason: 'MMIO', index: x.index, gpa, gva, write: isWrite(batch, x.index), final: false };
+    if (!this.vm.contains(gpa)) return { reason: 'MMIO', index: x.index, gpa, gva, write: isWrite(batch, x.index), final: o.final };
     return { reason: 'WRITE_PROTECT', index: x.index, gpa, gfn: gfnOf(gpa), gva };
   }
 
