@@ -63,8 +63,12 @@ export interface ShadowStats {
 export type ShadowOutcome =
   | { action: 'retry' } | { action: 'next' }
   | { action: 'guestFault'; errorCode: number; cr2: bigint }
-  /** final = gpa is the data access, not a guest paging-structure entry (as EPT_QUAL.FINAL). */
-  | { action: 'outside'; gpa: bigint; final: boolean };
+  /**
+   * The walker's EPT refused gpa and no pager could make it usable (outside the VM,
+   * ballooned, write-protected): qualification is that EPT violation's, so the caller
+   * reports what a nested vCPU would. final = EPT_QUAL.FINAL (the data, not a guest entry).
+   */
+  | { action: 'outside'; gpa: bigint; final: boolean; qualification: number };
 
 interface ShadowPage { hpa: bigint; level: number; gfn: number; direct: boolean }
 
@@ -192,7 +196,8 @@ export class ShadowMmu {
       const t = this.walker.translate(va, acc);
       if (t.ok || t.fault !== 'EPT_VIOLATION') return t;
       if (!this.backing.backGpa(t.gpa, (t.qualification & EPT_QUAL.WRITE) !== 0)) {
-        return { ok: false as const, fault: 'OUTSIDE' as const, gpa: t.gpa, final: (t.qualification & EPT_QUAL.FINAL) !== 0 };
+        return { ok: false as const, fault: 'OUTSIDE' as const, gpa: t.gpa, final: (t.qualification & EPT_QUAL.FINAL) !== 0,
+          qualification: t.qualification };
       }
     }
   }
@@ -286,7 +291,7 @@ export class ShadowMmu {
         this.stats.reflectedFaults++;
         return { action: 'guestFault', errorCode: t.errorCode, cr2: t.cr2 };
       }
-      if (t.fault === 'OUTSIDE') return { action: 'outside', gpa: t.gpa, final: t.final };
+      if (t.fault === 'OUTSIDE') return { action: 'outside', gpa: t.gpa, final: t.final, qualification: t.qualification };
       throw new Error(`guest walk gave ${t.fault} at ${cr2.toString(16)}`);
     }
     this.reserve();
@@ -320,7 +325,7 @@ export class ShadowMmu {
       const t = this.guestWalk(va, acc);
       if (!t.ok) {
         if (t.fault === 'PF') { this.stats.reflectedFaults++; return { action: 'guestFault', errorCode: t.errorCode, cr2: t.cr2 }; }
-        if (t.fault === 'OUTSIDE') return { action: 'outside', gpa: t.gpa, final: t.final };
+        if (t.fault === 'OUTSIDE') return { action: 'outside', gpa: t.gpa, final: t.final, qualification: t.qualification };
         throw new Error(`guest walk gave ${t.fault} at ${va.toString(16)}`);
       }
       chunks.push({ hpa: t.pa, gfn: this.gfnOfLastWalk(va), at: b, n });

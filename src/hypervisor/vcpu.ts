@@ -9,7 +9,7 @@
 import type { Cpu, BatchExit, Registers } from '../core/cpu.js';
 import type { AccessBatch } from '../core/batch.js';
 import { EPT_QUAL } from '../core/bits.js';
-import { type Gpa, gfnOf, gpa as toGpa, gva as toGva, hex } from '../core/addr.js';
+import { type Gpa, type Gva, gfnOf, gpa as toGpa, gva as toGva, hex } from '../core/addr.js';
 import { OutOfFramesError } from './frames.js';
 import { P2M, isUnbacked, needsResolve } from './p2m.js';
 import type { ShadowMmu, ShadowStats } from './shadow.js';
@@ -120,10 +120,16 @@ export class Vcpu {
       const c = this.vm.resolve(gfn, (q & EPT_QUAL.WRITE) !== 0);
       if (c !== null) { this.stats.hvCycles += c; this.stats.resolved++; return x.index; }
     }
+    return this.refused(x.index, gpa, gva, q);
+  }
+
+  /** An in-VM gpa the EPT refused that no pager made usable: the caller's exit (nested and shadow alike). */
+  private refused(index: number, gpa: Gpa, gva: Gva, q: number): VcpuExit {
+    const gfn = gfnOf(gpa), w = this.vm.p2m.raw(gfn);
     if (w & P2M.PRESENT && q & EPT_QUAL.WRITE && w & (P2M.WRITE_PROTECTED | P2M.SHARED)) {
-      return { reason: 'WRITE_PROTECT', index: x.index, gpa, gfn, gva };
+      return { reason: 'WRITE_PROTECT', index, gpa, gfn, gva };
     }
-    return { reason: 'EPT_VIOLATION', index: x.index, gpa, gva, qualification: q, p2m: w };
+    return { reason: 'EPT_VIOLATION', index, gpa, gva, qualification: q, p2m: w };
   }
 
   private back(gpa: Gpa, index: number): Outcome {
@@ -149,9 +155,9 @@ export class Vcpu {
     if (o.action === 'next') return x.index + 1;
     if (o.action === 'guestFault') return { reason: 'PF', index: x.index, errorCode: o.errorCode, cr2: toGva(o.cr2) };
     const gpa = toGpa(o.gpa);
-    const gva = x.reason === 'PF' ? toGva(x.cr2) : undefined;
+    const gva = toGva(x.reason === 'PF' ? x.cr2 : 0n); // refusals come from page faults only
     if (!this.vm.contains(gpa)) return { reason: 'MMIO', index: x.index, gpa, gva, write: isWrite(batch, x.index), final: o.final };
-    return { reason: 'WRITE_PROTECT', index: x.index, gpa, gfn: gfnOf(gpa), gva };
+    return this.refused(x.index, gpa, gva, o.qualification);
   }
 
   private chargeShadow(a: ShadowStats, b: ShadowStats, pages: number): void {
