@@ -63,6 +63,8 @@ export interface ShadowStats {
 export type ShadowOutcome =
   | { action: 'retry' } | { action: 'next' }
   | { action: 'guestFault'; errorCode: number; cr2: bigint }
+  /** An emulated access crossing into a non-canonical page: #GP, as the hardware gives. */
+  | { action: 'guestGP'; va: bigint }
   /**
    * The walker's EPT refused gpa and no pager could make it usable (outside the VM,
    * ballooned, write-protected): qualification is that EPT violation's, so the caller
@@ -326,6 +328,7 @@ export class ShadowMmu {
       if (!t.ok) {
         if (t.fault === 'PF') { this.stats.reflectedFaults++; return { action: 'guestFault', errorCode: t.errorCode, cr2: t.cr2 }; }
         if (t.fault === 'OUTSIDE') return { action: 'outside', gpa: t.gpa, final: t.final, qualification: t.qualification };
+        if (t.fault === 'GP') return { action: 'guestGP', va };
         throw new Error(`guest walk gave ${t.fault} at ${va.toString(16)}`);
       }
       chunks.push({ hpa: t.pa, gfn: this.gfnOfLastWalk(va), at: b, n });

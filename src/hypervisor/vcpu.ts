@@ -154,6 +154,7 @@ export class Vcpu {
     if (o.action === 'retry') return x.index;
     if (o.action === 'next') return x.index + 1;
     if (o.action === 'guestFault') return { reason: 'PF', index: x.index, errorCode: o.errorCode, cr2: toGva(o.cr2) };
+    if (o.action === 'guestGP') return { reason: 'GP', index: x.index, va: toGva(o.va) };
     const gpa = toGpa(o.gpa);
     const gva = toGva(x.reason === 'PF' ? x.cr2 : 0n); // refusals come from page faults only
     if (!this.vm.contains(gpa)) return { reason: 'MMIO', index: x.index, gpa, gva, write: isWrite(batch, x.index), final: o.final };
