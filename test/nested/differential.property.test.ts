@@ -20,7 +20,7 @@ import { PageTableBuilder, type PageSize } from '../helpers/pagetable.js';
 import { walkCaseArb, entryValue, vaOf, regsOf, accessOf, type WalkCase } from '../helpers/walkgen.js';
 
 const SEED = Number(process.env.NESTED_SEED ?? 0x2d_ef7);
-const RUNS = Number(process.env.NESTED_RUNS ?? 1500);
+const RUNS = Number(process.env.NESTED_RUNS ?? 2500);
 const MiB = 1n << 20n;
 const GUEST_BASE = 32n * MiB, GUEST_BYTES = 32n * MiB; // gpa [0, 32 MiB) → hpa [32, 64 MiB)
 const TABLE_BASE = 0x10_0000n, TABLE_LIMIT = 0x80_0000n; // guest tables (gpa)
@@ -33,7 +33,7 @@ const hex = (v: bigint | number): string => '0x' + v.toString(16);
 const EPT_KINDS = ['rwx', 'none', 'r', 'rx', 'rw', 'x', 'w', 'wx', 'mt2', 'mt7', 'rsvd'] as const;
 type EptKind = typeof EPT_KINDS[number];
 const eptEditArb = fc.record({
-  kind: fc.oneof({ weight: 6, arbitrary: fc.constant<EptKind>('rwx') }, { weight: 5, arbitrary: fc.constantFrom(...EPT_KINDS) }),
+  kind: fc.oneof({ weight: 30, arbitrary: fc.constant<EptKind>('rwx') }, { weight: 5, arbitrary: fc.constantFrom(...EPT_KINDS) }),
   upper: fc.integer({ min: 0, max: 7 }).map((x) => x === 7), // edit the entry above the leaf instead
   pick: fc.nat(),
 });
@@ -222,6 +222,7 @@ describe('core 2-D walk vs reference models (fast-check)', () => {
       it(`${name}; ${caches ? 'TLBs and caches on' : 'no TLBs or caches'} (${RUNS} runs)`, () => {
         const tally = new Tally();
         fc.assert(fc.property(nestedArb, (c) => check(c, caches, steps(c.walk), tally)), { numRuns: RUNS, seed: SEED });
+        if (process.env.NESTED_VERBOSE) console.log(`${name} caches=${caches}`, show(tally.counts));
         tally.expectCoverage(RUNS);
       });
     }
