@@ -102,7 +102,7 @@ export class Vcpu {
       case 'IO': case 'HLT': return x;
       case 'MMIO':
         if (this.vm.mode !== 'native') throw new Error(`hypervisor bug: a ${this.vm.mode} vCPU reached hpa ${hex(x.pa)} outside host memory`);
-        return { reason: 'MMIO', index: x.index, gpa: toGpa(x.pa), write: isWrite(batch, x.index), final: true };
+        return { reason: 'MMIO', index: x.index, gpa: toGpa(x.pa), gva: mmioGva(batch, x.index, x.pa), write: isWrite(batch, x.index), final: true };
       default: return { reason: 'unsupported', index: x.index };
     }
   }
@@ -196,3 +196,13 @@ export class Vcpu {
 }
 
 const isWrite = (b: AccessBatch, i: number): boolean => b.op(i).kind === 'store';
+
+/**
+ * The linear address of a native MMIO access, as the other modes report it: the op's va,
+ * or the second page's first byte when the op crosses a page and that page's pa is the
+ * one outside memory (its page offset is 0, the first page's is the op's).
+ */
+function mmioGva(b: AccessBatch, i: number, pa: bigint): Gva {
+  const va = b.op(i).va;
+  return toGva((pa & 0xfffn) === (va & 0xfffn) ? va : (va | 0xfffn) + 1n);
+}

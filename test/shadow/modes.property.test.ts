@@ -123,7 +123,7 @@ function exitFor(mode: Mode, r: Expect, va: bigint, write: boolean, hostBytes: b
   if (mode !== 'native') return { reason: 'MMIO', index: 0, gpa: r.gpa, gva: va, write, final: r.final } as VcpuExit;
   // Native: gpa = hpa; memory past the VM is the host's (the hypervisor region), not
   // confined (see vm.ts). Only a final access past all of host memory has an answer.
-  if (r.final && r.gpa >= hostBytes) return { reason: 'MMIO', index: 0, gpa: r.gpa, write, final: true } as VcpuExit;
+  if (r.final && r.gpa >= hostBytes) return { reason: 'MMIO', index: 0, gpa: r.gpa, gva: va, write, final: true } as VcpuExit;
   return null;
 }
 
@@ -156,7 +156,7 @@ function check(mode: Mode, caches: boolean, c: Case, tally: Tally): void {
     if (!r2.ok || !pastVm) r = r2;
   }
   let want = exitFor(mode, r, at, !!a.write, env.hostBytes);
-  if (c.split && want?.reason === 'MMIO' && mode === 'native') want = null; // which page's pa: the core's choice
+  if (c.split && want?.reason === 'MMIO' && mode === 'native') want = null; // which page's pa when both are out: the core's choice
   tally.add(want);
   if (!want) return;
   if (at !== opVa && want.reason !== 'end') tally.counts.secondPage!++;
