@@ -4,6 +4,7 @@
 // its backed gfns; ballooned gfns = the balloon size; the other VM is untouched).
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
+import { assertAsyncProperty } from '../helpers/seeds.js';
 import { STATUS, classifyBalloonExit } from '../../src/devices/balloon.js';
 import { P2M } from '../../src/hypervisor/index.js';
 import { rig, DIRECT } from './setup.js';
@@ -33,7 +34,7 @@ describe('balloon device fuzz', () => {
   let maxSize = 0;
   const seen = new Set<number>();
   it('never throws, answers only protocol statuses, keeps accounting exact', async () => {
-    await fc.assert(fc.asyncProperty(fc.array(actionArb(2048), { minLength: 1, maxLength: 60 }), async (actions) => {
+    await assertAsyncProperty(fc.asyncProperty(fc.array(actionArb(2048), { minLength: 1, maxLength: 60 }), async (actions) => {
       const r = await rig({ dev: {} });
       const other = await rig({ hv: r.hv });
       r.dev.setTarget(1500);

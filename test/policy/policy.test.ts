@@ -3,6 +3,7 @@
 // Figure 7 experiment in frames, and a property test against the no-profitable-trade rule.
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
+import { assertProperty } from '../helpers/seeds.js';
 import {
   allocationProblems, validateAllocation, admit, flatten, idleCost, rho, computeTargets, conventionalShares,
   floorOf, ceilingOf, type VmAllocation, type TargetVm,
@@ -180,7 +181,7 @@ describe('min-funding revocation', () => {
       min: fc.integer({ min: 0, max: 300 }), extra: fc.integer({ min: 1, max: 500 }),
       shares: fc.integer({ min: 1, max: 5000 }), f: fc.constantFrom(0, 0.05, 0.25, 0.5, 1), pages: fc.integer({ min: 0, max: 900 }),
     });
-    fc.assert(fc.property(fc.array(vmArb, { minLength: 1, maxLength: 6 }), fc.integer({ min: 0, max: 3000 }),
+    assertProperty(fc.property(fc.array(vmArb, { minLength: 1, maxLength: 6 }), fc.integer({ min: 0, max: 3000 }),
       fc.constantFrom(0, 0.5, 0.75), fc.constantFrom('max' as const, 'current' as const), (specs, total, tau, from) => {
         const vms: TargetVm[] = specs.map((s, i) => ({ id: `vm${i}`, alloc: alloc(s.min, s.min + s.extra, s.shares), pages: s.pages, activeFraction: s.f }));
         const r = computeTargets(total, vms, tau, { from });

@@ -6,6 +6,7 @@
 // destroying the VMs returns every frame and slot.
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
+import { assertProperty } from '../helpers/seeds.js';
 import { Hypervisor, HostSwap, P2M, isSwappable, type Vm } from '../../src/hypervisor/index.js';
 import type { Gfn } from '../../src/core/addr.js';
 import { guestVm, MiB, DATA, va, runToEnd } from './rig.js';
@@ -44,7 +45,7 @@ describe('host swap property', () => {
   it('memory always equals a reference copy and frame/slot accounting is exact', async () => {
     const hv = await Hypervisor.create({ hostMemoryBytes: 16 * MiB });
     const vmPool = hv.frames.counts().vmFree;
-    fc.assert(fc.property(fc.integer(), fc.array(opArb, { minLength: 1, maxLength: 30 }), (seed, ops) => {
+    assertProperty(fc.property(fc.integer(), fc.array(opArb, { minLength: 1, maxLength: 30 }), (seed, ops) => {
       const vms = [guestVm(hv, 'nested'), guestVm(hv, 'shadow')];
       const swap = new HostSwap(hv, { seed, capacity: 256 });
       const ref = [new Map<bigint, bigint>(), new Map<bigint, bigint>()];
@@ -85,6 +86,6 @@ describe('host swap property', () => {
       }
       expect(swap.stats().slotsInUse).toBe(0); // destroy freed every slot (detach)
       expect(hv.frames.counts().vmFree).toBe(vmPool);
-    }), { numRuns: 25 });
+    }), { numRuns: 25, seed: 0x5a9_0025 });
   });
 });

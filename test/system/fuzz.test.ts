@@ -12,6 +12,7 @@
 // MEMFUZZ_VERBOSE=1 prints what the runs exercised.
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
+import { assertAsyncProperty } from '../helpers/seeds.js';
 import { opsArb, configArb, run, sum, SEED } from './fuzz.js';
 
 const RUNS = Number(process.env.MEMFUZZ_RUNS ?? 40);
@@ -29,7 +30,7 @@ const MUST_HAPPEN = [
 describe('the whole memory system against a reference copy of each VM', () => {
   it('no byte lost, none visible to another VM, frame accounting exact', async () => {
     const seen: Record<string, number> = {};
-    await fc.assert(fc.asyncProperty(opsArb, configArb, async (ops, c) => { sum(seen, await run(ops, c)); }),
+    await assertAsyncProperty(fc.asyncProperty(opsArb, configArb, async (ops, c) => { sum(seen, await run(ops, c)); }),
       { numRuns: RUNS, seed: SEED });
     if (process.env.MEMFUZZ_VERBOSE) console.log(seen);
     for (const k of MUST_HAPPEN) expect(seen[k], `${k} never happened`).toBeGreaterThan(0);
