@@ -165,6 +165,16 @@ describe('min-funding revocation', () => {
     expect(t(150, vms, 0.75)).toEqual({ a: 100, b: 100 });
   });
 
+  // Found by the property over other seeds: with every VM at 0 pages all ρ are infinite,
+  // and the page went to the lowest id instead of the VM that pays most for it.
+  it('grants a page to the VM whose ρ one page richer is highest, from zero pages too', () => {
+    const vms: TargetVm[] = [0, 0, 0.5].map((f, i) => ({ id: `vm${i}`, alloc: alloc(0, 1, 1), pages: 0, activeFraction: f }));
+    // τ = 0.5, k = 2: one page is worth ρ = 1 / (1 · 2) = 0.5 to an idle VM, 1 / (0.5 + 2 · 0.5) = 2/3 to vm2.
+    expect(t(1, vms, 0.5, { from: 'current' })).toEqual({ vm0: 0, vm1: 0, vm2: 1 });
+    expect(t(1, vms, 0.5)).toEqual({ vm0: 0, vm1: 0, vm2: 1 });
+    expect(t(2, vms, 0.5, { from: 'current' })).toEqual({ vm0: 1, vm1: 0, vm2: 1 });
+  });
+
   it('breaks ties by id and refuses bad input', () => {
     const vms: TargetVm[] = ['b', 'a'].map((id) => ({ id, alloc: alloc(0, 10), pages: 10, activeFraction: 1 }));
     expect(t(15, vms, 0)).toEqual({ a: 7, b: 8 }); // the last page is revoked from "a"
