@@ -47,8 +47,9 @@ describe('balloon device fuzz', () => {
         if (a.t === 'call') status = r.call(a.cmd, a.arg1, a.arg2, a.badMagic ? 0x12345678 : undefined).status;
         else if (a.t === 'start') status = r.call(0, a.caps).status;
         else if (a.t === 'batch') {
-          const ballooned = r.vm.p2m.raw(a.page as never) & P2M.BALLOONED;
-          if (a.page < r.vm.frameCount && !ballooned) a.entries.forEach((e, i) => r.vm.memory.write64((BigInt(a.page) << 12n) + BigInt(i * 8), e));
+          // A batch page outside the VM is the device's to refuse: only pages inside have a p2m word.
+          const inside = a.page < r.vm.frameCount;
+          if (inside && !(r.vm.p2m.raw(a.page as never) & P2M.BALLOONED)) a.entries.forEach((e, i) => r.vm.memory.write64((BigInt(a.page) << 12n) + BigInt(i * 8), e));
           status = r.call(a.cmd, a.page, a.entries.length).status;
         } else if (a.t === 'target') r.dev.setTarget(a.n);
         else if (a.t === 'host') {
