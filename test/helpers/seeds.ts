@@ -58,8 +58,11 @@ export async function assertAsyncProperty<Ts>(prop: fc.IAsyncProperty<Ts>, param
   settle(seeds, failed);
 }
 
+/** One line per failing seed: fast-check's report (seed, counterexample) and the error it caught. */
 function failure(seed: number, e: unknown): string {
   const lines = String(e instanceof Error ? e.message : e).split('\n').filter((l) => l.trim()).slice(0, 4);
+  const cause = e instanceof Error && e.cause !== undefined ? e.cause : undefined;
+  if (cause !== undefined) lines.push(`cause: ${String(cause instanceof Error ? cause.message : cause).split('\n')[0]}`);
   return `seed ${seed}: ${lines.join(' | ')}`;
 }
 
