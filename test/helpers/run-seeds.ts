@@ -1,7 +1,8 @@
-// `npm run test:seeds [-- N | a..b]`: runs every property test (the test files that use
-// helpers/seeds.ts) over many fast-check seeds, outside CI, and sums up what ran.
-// N (default 20) runs each property with its fixed seed and N-1 derived ones; a..b runs
-// seeds a to b. Exits non-zero if any seed of any property failed, listing them.
+// `npm run test:seeds [-- N | a..b [path ...]]`: runs every property test (the test files
+// that use helpers/seeds.ts, or those whose path contains one of the given strings) over
+// many fast-check seeds, outside CI, and sums up what ran. N (default 20) runs each
+// property with its fixed seed and N-1 derived ones; a..b runs seeds a to b. Exits
+// non-zero if any seed of any property failed, listing them.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,14 +12,17 @@ import { fileURLToPath } from 'node:url';
 interface Entry { file: string; test: string; seeds: number; failed: string[] }
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
+const SELF_TEST = join(root, 'test', 'seeds.test.ts'); // tests the seed helper, not a property
 const seeds = process.argv[2] ?? process.env.PROPERTY_SEEDS ?? '20';
+const only = process.argv.slice(3);
 
 /** Test files that run properties through helpers/seeds.ts. */
 function propertyFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((d) => {
     const p = join(dir, d.name);
     if (d.isDirectory()) return propertyFiles(p);
-    return d.name.endsWith('.test.ts') && readFileSync(p, 'utf8').includes('helpers/seeds.js') ? [relative(root, p)] : [];
+    const wanted = d.name.endsWith('.test.ts') && p !== SELF_TEST && readFileSync(p, 'utf8').includes('helpers/seeds.js');
+    return wanted && (only.length === 0 || only.some((o) => relative(root, p).includes(o))) ? [relative(root, p)] : [];
   });
 }
 
