@@ -3,7 +3,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { mkdirSync, writeFileSync, renameSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { table } from './table.js';
+import { table } from '../report/table.js';
 import { compare, type CompareRow } from '../experiment/compare.js';
 import { runCommand, validateCommand, experimentsCommand } from './run.js';
 

@@ -11,14 +11,14 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import cliProgress from 'cli-progress';
-import '../report/experiments.js';
+import '../experiment/catalogue.js';
 import {
   getDefaultScenario, listExperiments, parseExperimentScenario, scenarioConfig, type ParsedScenario,
-} from '../report/registry.js';
-import { runExperiment, withSeed } from '../report/runner.js';
+} from '../experiment/registry.js';
+import { runExperiment, withSeed } from '../experiment/runner.js';
 import { checkReplaceable, writeReport, type WrittenReport } from '../report/write.js';
 import type { ExperimentResult } from '../report/result.js';
-import { table } from './table.js';
+import { table } from '../report/table.js';
 
 /** Used by `memvisor run` without an argument until an experiment calls setDefaultScenario. */
 export const DEFAULT_SCENARIO = fileURLToPath(new URL('../../scenarios/tlb-reach.json', import.meta.url));

@@ -1,7 +1,7 @@
 // Registers the paper's experiments that live in this folder with the report registry,
 // and makes Figure 7 (the idle memory tax) what `memvisor run` runs without an argument.
 
-import { registerExperiment, setDefaultScenario } from '../report/registry.js';
+import { registerExperiment, setDefaultScenario } from './registry.js';
 import { balloonPerfParams, runBalloonPerf } from './balloon-perf.js';
 import { idleTaxParams, runIdleTax } from './idle-tax.js';
 import { reclaimCompareParams, runReclaimCompare } from './reclaim-compare.js';

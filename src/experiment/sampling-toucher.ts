@@ -22,7 +22,7 @@ import { managedHost, MiB } from './host.js';
 import { PhasedToucher } from '../../guests/phased-toucher.js';
 import type { GuestVm } from '../../guests/machine.js';
 import type { ActiveSampler, PeriodResult, SamplerEstimates } from '../hypervisor/sampling.js';
-import { registerExperiment } from '../report/registry.js';
+import { registerExperiment } from './registry.js';
 import type { ExperimentContext, ExperimentOutput, Row } from './result.js';
 import { round } from './units.js';
 

@@ -24,7 +24,7 @@ import { FRAME } from '../../guests/kernel/frames.js';
 import type { Gfn } from '../core/addr.js';
 import type { GuestVm } from '../../guests/machine.js';
 import type { PageSharing, SharingStats } from '../hypervisor/sharing.js';
-import { registerExperiment } from '../report/registry.js';
+import { registerExperiment } from './registry.js';
 import type { ExperimentContext, ExperimentOutput, Row } from './result.js';
 import { round } from './units.js';
 

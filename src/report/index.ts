@@ -6,8 +6,8 @@ export {
   registerExperiment, unregisterExperiment, getExperiment, listExperiments,
   setDefaultScenario, getDefaultScenario, parseExperimentScenario, scenarioConfig,
   type ExperimentDefinition, type RunContext, type ParsedScenario,
-} from './registry.js';
-export { runScenario, runExperiment, withSeed, RunAborted, type RunOptions } from './runner.js';
+} from '../experiment/registry.js';
+export { runScenario, runExperiment, withSeed, RunAborted, type RunOptions } from '../experiment/runner.js';
 export { writeReport, renderReport, commitDirectory, checkReplaceable, type WriteOptions, type WrittenReport } from './write.js';
 export { renderPlotSvg, scopeIds, type RenderOptions } from './render.js';
 export { renderHtml, escapeHtml, type HtmlOptions } from './html.js';

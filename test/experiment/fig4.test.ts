@@ -7,11 +7,11 @@ import { runSharingHost, sharingVmsParams, type SharingVmsParams } from '../../s
 import { FRAME } from '../../guests/kernel/frames.js';
 import type { GuestVm } from '../../guests/machine.js';
 import { P2M } from '../../src/hypervisor/p2m.js';
-import { runScenario } from '../../src/report/runner.js';
-import { parseExperimentScenario } from '../../src/report/registry.js';
+import { runScenario } from '../../src/experiment/runner.js';
+import { parseExperimentScenario } from '../../src/experiment/registry.js';
 import { renderPlotSvg } from '../../src/report/render.js';
 import { ScenarioError } from '../../src/scenario/schema.js';
-import '../../src/report/experiments.js';
+import '../../src/experiment/catalogue.js';
 
 const TINY = { vmMiB: 4, privateFraction: 0.2, dupTemplates: 5, wordsPerPage: 4, maxVms: 3 };
 const params = (o: Partial<SharingVmsParams> = {}) => sharingVmsParams.parse({ ...TINY, ...o });

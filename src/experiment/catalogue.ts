@@ -2,7 +2,7 @@
 // add one line per experiment module (each calls registerExperiment at import time, and
 // may call setDefaultScenario to become what `memvisor run` runs without an argument).
 
-import './translation.js';
-import '../experiment/register.js';
-import '../experiment/sharing-vms.js';
-import '../experiment/sampling-toucher.js';
+import './translation-experiment.js';
+import './register.js';
+import './sharing-vms.js';
+import './sampling-toucher.js';

@@ -13,7 +13,7 @@ import { z } from 'zod';
 import {
   HEADER_KEYS, ScenarioError, formatIssues, formatPath, scenarioHeader, type ScenarioHeader,
 } from '../scenario/schema.js';
-import type { ExperimentOutput, ExperimentResult } from './result.js';
+import type { ExperimentOutput, ExperimentResult } from '../report/result.js';
 
 export interface RunContext {
   /** The scenario seed (after any --seed override); seed an Rng with it. */

@@ -5,11 +5,11 @@
 // simAccessesPerSec is host wall-clock throughput, the one column that varies between runs.
 
 import { Machine } from '../core/machine.js';
-import { runTranslation, type TranslationResult } from '../experiment/translation.js';
+import { runTranslation, type TranslationResult } from './translation.js';
 import { translationScenario, type TranslationScenario } from '../scenario/schema.js';
-import { table } from '../cli/table.js';
+import { table } from '../report/table.js';
 import { registerExperiment } from './registry.js';
-import type { ExperimentResult, Row } from './result.js';
+import type { ExperimentResult, Row } from '../report/result.js';
 
 export const translationParams = translationScenario.omit({ kind: true, name: true, description: true, seed: true });
 

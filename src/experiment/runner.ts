@@ -5,7 +5,7 @@
 
 import { ScenarioError, seedField } from '../scenario/schema.js';
 import { parseExperimentScenario, scenarioConfig, type ParsedScenario } from './registry.js';
-import { validateResult, type ExperimentResult } from './result.js';
+import { validateResult, type ExperimentResult } from '../report/result.js';
 
 export interface RunOptions {
   /** Overrides the scenario's seed (validated like it). */
