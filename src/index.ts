@@ -24,6 +24,12 @@ export { BalloonStats } from './devices/balloon-stats.js';
 export { Scheduler, type Runnable, type SchedulerOptions } from './hypervisor/scheduler.js';
 export { FrameOps } from './core/hash.js';
 export * from './report/index.js';
+export {
+  registerExperiment, defineExperiment, unregisterExperiment, getExperiment, listExperiments,
+  setDefaultScenario, getDefaultScenario, parseExperimentScenario, scenarioConfig,
+  type ExperimentDefinition, type RunContext, type ParsedScenario,
+} from './experiment/registry.js';
+export { runScenario, runExperiment, withSeed, RunAborted, type RunOptions } from './experiment/runner.js';
 export { GuestVm, type GuestVmOptions } from '../guests/machine.js';
 // Guest kernels and workloads (guests/), for experiments written against the library.
 export { Kernel, type Workload as GuestWorkload, type KernelOptions } from '../guests/kernel/kernel.js';

@@ -75,6 +75,14 @@ export function registerExperiment<S extends z.ZodTypeAny>(def: ExperimentDefini
   return def;
 }
 
+/**
+ * Types an experiment definition without registering it: experiment modules export their
+ * definitions, and the catalogue (catalogue.ts) is the one place that registers them.
+ */
+export function defineExperiment<S extends z.ZodTypeAny>(def: ExperimentDefinition<S>): ExperimentDefinition<S> {
+  return def;
+}
+
 /** Removes a kind (for tests and reloads); returns whether it was registered. */
 export function unregisterExperiment(kind: string): boolean {
   return experiments.delete(kind);

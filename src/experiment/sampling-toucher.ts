@@ -22,7 +22,7 @@ import { managedHost, MiB } from './host.js';
 import { PhasedToucher } from '../../guests/phased-toucher.js';
 import type { GuestVm } from '../../guests/machine.js';
 import type { ActiveSampler, PeriodResult, SamplerEstimates } from '../hypervisor/sampling.js';
-import { registerExperiment } from './registry.js';
+import { defineExperiment } from './registry.js';
 import type { ExperimentContext, ExperimentOutput, Row } from './result.js';
 import { round } from './units.js';
 
@@ -248,7 +248,7 @@ function realAt(periods: PeriodRow[], t: number, period: number): number {
 }
 
 
-export const samplingToucherExperiment = registerExperiment({
+export const samplingToucherExperiment = defineExperiment({
   kind: 'sampling-toucher',
   title: 'Figure 6: active-memory sampling vs the real working set',
   description: 'A toucher whose working set follows a schedule; the sampler\'s fast, slow and max estimates against the exact set.',

@@ -24,7 +24,7 @@ import { FRAME } from '../../guests/kernel/frames.js';
 import type { Gfn } from '../core/addr.js';
 import type { GuestVm } from '../../guests/machine.js';
 import type { PageSharing, SharingStats } from '../hypervisor/sharing.js';
-import { registerExperiment } from './registry.js';
+import { defineExperiment } from './registry.js';
 import type { ExperimentContext, ExperimentOutput, Row } from './result.js';
 import { round } from './units.js';
 
@@ -297,7 +297,7 @@ function plots(p: SharingVmsParams) {
 
 const mib = (frames: number): number => round((frames * PAGE) / MiB, 3);
 
-export const sharingVmsExperiment = registerExperiment({
+export const sharingVmsExperiment = defineExperiment({
   kind: 'sharing-vms',
   title: 'Figure 4: page sharing with 1..N identical VMs',
   description: 'Identical VMs with a known mix of zero, duplicate, common and private pages; content-based page sharing ' +

@@ -8,12 +8,12 @@ import { Machine } from '../core/machine.js';
 import { runTranslation, type TranslationResult } from './translation.js';
 import { translationScenario, type TranslationScenario } from '../scenario/schema.js';
 import { table } from '../report/table.js';
-import { registerExperiment } from './registry.js';
+import { defineExperiment } from './registry.js';
 import type { ExperimentResult, Row } from '../report/result.js';
 
 export const translationParams = translationScenario.omit({ kind: true, name: true, description: true, seed: true });
 
-export const translationExperiment = registerExperiment({
+export const translationExperiment = defineExperiment({
   kind: 'translation',
   title: 'Address translation: TLB reach and page-walk cost',
   description: 'One address space mapped with a chosen page size, one access pattern per run; TLB misses, walk references and modeled cycles.',

@@ -2,7 +2,7 @@
 // Every scenario has a common header { kind, name, description?, seed }; the rest of its
 // fields are the parameters of its kind. 'translation' is defined here as a full schema
 // (the discriminated union below); the other kinds are experiments registered at run time
-// (src/report/registry.ts), which reuse the header fields and the issue formatting here.
+// (src/experiment/registry.ts), which reuse the header fields and the issue formatting here.
 
 import { z } from 'zod';
 import { PATTERNS } from '../workload/patterns.js';
