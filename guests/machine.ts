@@ -20,7 +20,8 @@ import type { CpuOptions } from '../src/core/cpu.js';
 import type { Runnable, Scheduler } from '../src/hypervisor/scheduler.js';
 import { PortBus } from '../src/devices/bus.js';
 import { BackdoorPort, BACKDOOR_PORT, BACKDOOR_PORTS } from '../src/devices/backdoor.js';
-import { BalloonDevice, classifyBalloonExit, type BalloonViolation } from '../src/devices/balloon.js';
+import { classifyBalloonExit, type BalloonDevice, type BalloonViolation } from '../src/devices/balloon.js';
+import { createBalloonDevice } from '../src/hypervisor/balloon-backend.js';
 import { BalloonStats } from '../src/devices/balloon-stats.js';
 import { Kernel, type KernelOptions, type Workload } from './kernel/kernel.js';
 import { BalloonDriver, type PinnedAllocator } from './kernel/balloon.js';
@@ -96,7 +97,7 @@ export class GuestVm implements Runnable {
     this.vm = o.hv.createVm({ memoryBytes: o.memoryBytes, mode: o.mode, cpu: o.cpu, eptAd: o.eptAd });
     this.balloonStats = new BalloonStats({ get target() { return dev.target; }, get size() { return dev.size; } },
       () => this.seconds);
-    const dev = new BalloonDevice(this.vm, o.hv.frames, { events: this.balloonStats });
+    const dev = createBalloonDevice(this.vm, o.hv.frames, { events: this.balloonStats });
     this.device = dev;
     this.bus.register(BACKDOOR_PORT, BACKDOOR_PORTS, new BackdoorPort(dev));
     this.kernel = Kernel.boot({ ...o.kernel, hv: o.hv, vm: this.vm, bus: this.bus, hz: this.hz,

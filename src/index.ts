@@ -19,7 +19,7 @@ export { ShadowMmu, type ShadowBacking, type ShadowStats, type ShadowOutcome } f
 export { compare, DEFAULT_WORKLOADS, type CompareRow, type Workload } from './experiment/compare.js';
 export { PortBus, type PortDevice, type IoExit } from './devices/bus.js';
 export { BackdoorPort } from './devices/backdoor.js';
-export { BalloonDevice, classifyBalloonExit, CMD as BALLOON_CMD, CAP as BALLOON_CAP, STATUS as BALLOON_STATUS } from './devices/balloon.js';
+export { BalloonDevice, classifyBalloonExit, type BalloonBackend, CMD as BALLOON_CMD, CAP as BALLOON_CAP, STATUS as BALLOON_STATUS } from './devices/balloon.js';
 export { BalloonStats } from './devices/balloon-stats.js';
 export { Scheduler, type Runnable, type SchedulerOptions } from './hypervisor/scheduler.js';
 export { FrameOps } from './core/hash.js';

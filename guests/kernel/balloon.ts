@@ -20,7 +20,7 @@ import type { Vcpu } from '../../src/hypervisor/vcpu.js';
 import type { VcpuExit } from '../../src/hypervisor/types.js';
 import type { PortBus } from '../../src/devices/bus.js';
 import { BACKDOOR_PORT as P, REG } from '../../src/devices/backdoor.js';
-import { BALLOON_MAGIC, CMD, CAP, STATUS, BATCH_MAX_ENTRIES, FRAMES_2M } from '../../src/devices/balloon.js';
+import { BALLOON_MAGIC, CMD, CAP, STATUS, BATCH_MAX_ENTRIES, FRAMES_2M } from '../../src/devices/balloon-protocol.js';
 
 /** What the driver needs from the guest kernel's frame allocator. */
 export interface PinnedAllocator {

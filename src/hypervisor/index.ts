@@ -19,4 +19,5 @@ export {
   planReclaim, type FreeState, type FreeThresholds, type ReclaimVm, type VmAction, type ReclaimPlan, type PlanOptions,
 } from './reclaim.js';
 export { PageSharing, DEFAULT_SHARING_COSTS, type SharingOptions, type SharingStats, type SharingCosts, type SharingHost } from './sharing.js';
-export { MemoryManager, type ManagedVm, type ManagerOptions, type VmRecord, type HostRecord } from './manager.js';
+export { VmBalloonBackend, createBalloonDevice } from './balloon-backend.js';
+export { MemoryManager, type BalloonTarget, type ManagedVm, type ManagerOptions, type VmRecord, type HostRecord } from './manager.js';

@@ -22,7 +22,6 @@
 import type { Hypervisor } from './hypervisor.js';
 import type { Scheduler } from './scheduler.js';
 import type { Vm } from './vm.js';
-import type { BalloonDevice } from '../devices/balloon.js';
 import { SHARED_OWNER } from './frames.js';
 import { P2M } from './p2m.js';
 import { admit, computeTargets, flatten, validateAllocation, DEFAULT_TAU, type VmAllocation, type HostCapacity, type PoolSpec, type FlatPools } from './policy.js';
@@ -31,12 +30,23 @@ import type { PageSharing } from './sharing.js';
 import type { HostSwap } from './swap.js';
 import type { ActiveSampler } from './sampling.js';
 
+/**
+ * What the manager needs of a VM's balloon (a BalloonDevice is one): whether its driver is
+ * running, its size and target in 4 KiB frames, and a way to set the target.
+ */
+export interface BalloonTarget {
+  readonly protocolState: 'stopped' | 'running' | 'reset-pending';
+  readonly size: number;
+  readonly target: number;
+  setTarget(frames: number): void;
+}
+
 /** What the manager needs of a VM it manages (a GuestVm is one). */
 export interface ManagedVm {
   readonly name: string;
   readonly vm: Vm;
   /** The VM's balloon device (absent: the VM cannot be ballooned). */
-  readonly device?: BalloonDevice | null;
+  readonly device?: BalloonTarget | null;
   /** Set in the "low" state for VMs above target: they do not run. */
   blocked: boolean;
 }

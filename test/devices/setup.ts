@@ -4,6 +4,7 @@ import { Hypervisor, type Vm } from '../../src/hypervisor/index.js';
 import { PortBus } from '../../src/devices/bus.js';
 import { BackdoorPort, BACKDOOR_PORT, BACKDOOR_PORTS, REG } from '../../src/devices/backdoor.js';
 import { BalloonDevice, BALLOON_MAGIC, type BalloonDeviceOptions } from '../../src/devices/balloon.js';
+import { createBalloonDevice } from '../../src/hypervisor/balloon-backend.js';
 import { BalloonStats } from '../../src/devices/balloon-stats.js';
 import { PAGE_2M } from '../../src/core/bits.js';
 import type { PinnedAllocator } from '../../guests/kernel/balloon.js';
@@ -29,7 +30,7 @@ export async function rig(o: { vmMiB?: number; hostMiB?: number; mode?: 'nested'
   if (o.prefault ?? true) vm.prefault(0n, vm.memoryBytes);
   let dev!: BalloonDevice;
   const stats = new BalloonStats({ get target() { return dev.target; }, get size() { return dev.size; } }, o.clock);
-  dev = new BalloonDevice(vm, hv.frames, { events: stats, ...o.dev });
+  dev = createBalloonDevice(vm, hv.frames, { events: stats, ...o.dev });
   const port = new BackdoorPort(dev);
   const bus = new PortBus();
   bus.register(BACKDOOR_PORT, BACKDOOR_PORTS, port);

@@ -21,6 +21,7 @@ import {
 } from '../../src/hypervisor/index.js';
 import { BackdoorPort, BACKDOOR_PORT, REG } from '../../src/devices/backdoor.js';
 import { BalloonDevice, BALLOON_MAGIC, CAP, CMD, STATUS, classifyBalloonExit } from '../../src/devices/balloon.js';
+import { createBalloonDevice } from '../../src/hypervisor/balloon-backend.js';
 import { PAGE_2M, PTE } from '../../src/core/bits.js';
 import type { AccessBatch } from '../../src/core/batch.js';
 import { guestTables, boot } from '../hypervisor/guest.js';
@@ -97,7 +98,7 @@ function sysVm(hv: Hypervisor, vm: Vm): SysVm {
   pt.mapRange(DIRECT, 0n, Number(vm.memoryBytes), PAGE_2M, { dirty: true });
   presetAccessed(vm);
   boot(vm.vcpus[0], pt.root);
-  const dev = new BalloonDevice(vm, hv.frames);
+  const dev = createBalloonDevice(vm, hv.frames);
   dev.setTarget(vm.frameCount); // the host always wants more: LOCK is never "not needed"
   const port = new BackdoorPort(dev);
   const call = (cmd: number, arg = 0): number => {
