@@ -3,8 +3,8 @@
 // read but never written), and common data (pages every instance fills with the same
 // bytes, e.g. a shared library's data), next to a few private pages that differ per VM.
 import type { AccessBatch } from '../src/core/batch.js';
-import type { Hypervisor } from '../src/hypervisor/hypervisor.js';
-import type { VmMode } from '../src/hypervisor/types.js';
+import type { Hypervisor } from '../src/hypervisor/monitor/hypervisor.js';
+import type { VmMode } from '../src/hypervisor/monitor/types.js';
 import { Kernel, type KernelOptions } from './kernel/kernel.js';
 import type { Workload } from './kernel/kernel.js';
 

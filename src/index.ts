@@ -15,13 +15,13 @@ export { runTranslation, type TranslationResult } from './experiment/translation
 export { offsets, fillBatch, PATTERNS, type Pattern, type PatternSpec } from './workload/patterns.js';
 export { Rng } from './util/rng.js';
 export * from './hypervisor/index.js';
-export { ShadowMmu, type ShadowBacking, type ShadowStats, type ShadowOutcome } from './hypervisor/shadow.js';
+export { ShadowMmu, type ShadowBacking, type ShadowStats, type ShadowOutcome } from './hypervisor/monitor/shadow.js';
 export { compare, DEFAULT_WORKLOADS, type CompareRow, type Workload } from './experiment/compare.js';
 export { PortBus, type PortDevice, type IoExit } from './devices/bus.js';
 export { BackdoorPort } from './devices/backdoor.js';
 export { BalloonDevice, classifyBalloonExit, type BalloonBackend, CMD as BALLOON_CMD, CAP as BALLOON_CAP, STATUS as BALLOON_STATUS } from './devices/balloon.js';
 export { BalloonStats } from './devices/balloon-stats.js';
-export { Scheduler, type Runnable, type SchedulerOptions } from './hypervisor/scheduler.js';
+export { Scheduler, type Runnable, type SchedulerOptions } from './hypervisor/policy/scheduler.js';
 export { FrameOps } from './core/hash.js';
 export * from './report/index.js';
 export {

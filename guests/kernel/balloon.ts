@@ -16,8 +16,8 @@
 // current driver's 512-frame deflate slack and its 2 MiB → 4 KiB fallback are kept.
 
 import type { AccessBatch } from '../../src/core/batch.js';
-import type { Vcpu } from '../../src/hypervisor/vcpu.js';
-import type { VcpuExit } from '../../src/hypervisor/types.js';
+import type { Vcpu } from '../../src/hypervisor/monitor/vcpu.js';
+import type { VcpuExit } from '../../src/hypervisor/monitor/types.js';
 import type { PortBus } from '../../src/devices/bus.js';
 import { BACKDOOR_PORT as P, REG } from '../../src/devices/backdoor.js';
 import { BALLOON_MAGIC, CMD, CAP, STATUS, BATCH_MAX_ENTRIES, FRAMES_2M } from '../../src/devices/balloon-protocol.js';

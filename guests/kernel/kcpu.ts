@@ -3,8 +3,8 @@
 // page-table writes trap exactly as a real guest's would). Port I/O goes to the VM's bus.
 
 import type { AccessBatch } from '../../src/core/batch.js';
-import type { Vcpu } from '../../src/hypervisor/vcpu.js';
-import type { VcpuExit } from '../../src/hypervisor/types.js';
+import type { Vcpu } from '../../src/hypervisor/monitor/vcpu.js';
+import type { VcpuExit } from '../../src/hypervisor/monitor/types.js';
 import type { PortBus } from '../../src/devices/bus.js';
 
 /** Where the kernel maps all of guest-physical memory (Linux's __PAGE_OFFSET with 4-level paging). */

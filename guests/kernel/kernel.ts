@@ -10,9 +10,9 @@
 
 import { CR0, CR4, EFER, PTE, PFEC } from '../../src/core/bits.js';
 import type { AccessBatch } from '../../src/core/batch.js';
-import type { Hypervisor } from '../../src/hypervisor/hypervisor.js';
-import type { Vm } from '../../src/hypervisor/vm.js';
-import type { Vcpu } from '../../src/hypervisor/vcpu.js';
+import type { Hypervisor } from '../../src/hypervisor/monitor/hypervisor.js';
+import type { Vm } from '../../src/hypervisor/monitor/vm.js';
+import type { Vcpu } from '../../src/hypervisor/monitor/vcpu.js';
 import { PortBus } from '../../src/devices/bus.js';
 import { FrameAllocator } from './frames.js';
 import { KernelCpu, DIRECT_MAP, KERNEL_TEXT, type HostExitHandler } from './kcpu.js';

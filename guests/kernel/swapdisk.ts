@@ -18,7 +18,7 @@
 // Sectors never written read as zeros.
 
 import type { PortDevice } from '../../src/devices/bus.js';
-import { OutOfFramesError } from '../../src/hypervisor/frames.js';
+import { OutOfFramesError } from '../../src/hypervisor/monitor/frames.js';
 
 export const SWAP_PORT = 0x1f0;
 export const SWAPDISK_PORTS = 20;

@@ -9,8 +9,8 @@
 // `warmupSeconds` the work units done in `seconds` give the score.
 
 import { z } from 'zod';
-import { Hypervisor } from '../hypervisor/hypervisor.js';
-import { Scheduler } from '../hypervisor/scheduler.js';
+import { Hypervisor } from '../hypervisor/monitor/hypervisor.js';
+import { Scheduler } from '../hypervisor/policy/scheduler.js';
 import { GuestVm } from '../../guests/machine.js';
 import { Throughput } from '../../guests/throughput.js';
 import type { ExperimentOutput, ExperimentContext } from './result.js';

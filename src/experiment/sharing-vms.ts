@@ -23,7 +23,7 @@ import { PageMix } from '../../guests/page-mix.js';
 import { FRAME } from '../../guests/kernel/frames.js';
 import type { Gfn } from '../core/addr.js';
 import type { GuestVm } from '../../guests/machine.js';
-import type { PageSharing, SharingStats } from '../hypervisor/sharing.js';
+import type { PageSharing, SharingStats } from '../hypervisor/pagers/sharing.js';
 import { defineExperiment } from './registry.js';
 import type { ExperimentContext, ExperimentOutput, Row } from './result.js';
 import { round } from './units.js';

@@ -29,28 +29,28 @@ const EXCEPTIONS: string[] = [
   // guest kernels see the hypervisor (goes with the board layer and the platform interface)
   'guests/kernel/balloon.ts -> src/devices/backdoor.ts',
   'guests/kernel/balloon.ts -> src/devices/bus.ts',
-  'guests/kernel/balloon.ts -> src/hypervisor/types.ts',
-  'guests/kernel/balloon.ts -> src/hypervisor/vcpu.ts',
+  'guests/kernel/balloon.ts -> src/hypervisor/monitor/types.ts',
+  'guests/kernel/balloon.ts -> src/hypervisor/monitor/vcpu.ts',
   'guests/kernel/kcpu.ts -> src/devices/bus.ts',
-  'guests/kernel/kcpu.ts -> src/hypervisor/types.ts',
-  'guests/kernel/kcpu.ts -> src/hypervisor/vcpu.ts',
+  'guests/kernel/kcpu.ts -> src/hypervisor/monitor/types.ts',
+  'guests/kernel/kcpu.ts -> src/hypervisor/monitor/vcpu.ts',
   'guests/kernel/kernel.ts -> src/devices/bus.ts',
-  'guests/kernel/kernel.ts -> src/hypervisor/hypervisor.ts',
-  'guests/kernel/kernel.ts -> src/hypervisor/vcpu.ts',
-  'guests/kernel/kernel.ts -> src/hypervisor/vm.ts',
+  'guests/kernel/kernel.ts -> src/hypervisor/monitor/hypervisor.ts',
+  'guests/kernel/kernel.ts -> src/hypervisor/monitor/vcpu.ts',
+  'guests/kernel/kernel.ts -> src/hypervisor/monitor/vm.ts',
   'guests/kernel/swapdisk.ts -> src/devices/bus.ts',
-  'guests/kernel/swapdisk.ts -> src/hypervisor/frames.ts',
+  'guests/kernel/swapdisk.ts -> src/hypervisor/monitor/frames.ts',
   'guests/machine.ts -> src/devices/backdoor.ts',
   'guests/machine.ts -> src/devices/balloon-stats.ts',
   'guests/machine.ts -> src/devices/balloon.ts',
   'guests/machine.ts -> src/devices/bus.ts',
-  'guests/machine.ts -> src/hypervisor/balloon-backend.ts',
-  'guests/machine.ts -> src/hypervisor/hypervisor.ts',
-  'guests/machine.ts -> src/hypervisor/scheduler.ts',
-  'guests/machine.ts -> src/hypervisor/types.ts',
-  'guests/machine.ts -> src/hypervisor/vm.ts',
-  'guests/shared.ts -> src/hypervisor/hypervisor.ts',
-  'guests/shared.ts -> src/hypervisor/types.ts',
+  'guests/machine.ts -> src/hypervisor/pagers/balloon-backend.ts',
+  'guests/machine.ts -> src/hypervisor/monitor/hypervisor.ts',
+  'guests/machine.ts -> src/hypervisor/policy/scheduler.ts',
+  'guests/machine.ts -> src/hypervisor/monitor/types.ts',
+  'guests/machine.ts -> src/hypervisor/monitor/vm.ts',
+  'guests/shared.ts -> src/hypervisor/monitor/hypervisor.ts',
+  'guests/shared.ts -> src/hypervisor/monitor/types.ts',
 ];
 
 function files(dir: string): string[] {
@@ -94,7 +94,7 @@ function violations(): string[] {
 describe('layers', () => {
   it('the scanner sees imports (a sanity check that it can fail)', () => {
     expect(imports('src/cli/main.ts')).toContain('src/experiment/compare.ts');
-    expect(layer('src/hypervisor/vm.ts')).toBe('src/hypervisor');
+    expect(layer('src/hypervisor/monitor/vm.ts')).toBe('src/hypervisor');
   });
 
   it('nothing imports a layer above it, and guests see only core, utilities and device protocols', () => {

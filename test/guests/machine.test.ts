@@ -2,7 +2,7 @@
 // against the strict balloon device on each VM's backdoor port.
 import { describe, it, expect } from 'vitest';
 import { Hypervisor, P2M } from '../../src/hypervisor/index.js';
-import { Scheduler } from '../../src/hypervisor/scheduler.js';
+import { Scheduler } from '../../src/hypervisor/policy/scheduler.js';
 import { GuestVm } from '../../guests/machine.js';
 import { Throughput } from '../../guests/throughput.js';
 import { IdleKernel } from '../../guests/idle.js';

@@ -2,7 +2,7 @@
 // the host to reclaim and retries, and only a host that cannot reclaim stops the run.
 import { describe, it, expect } from 'vitest';
 import { SwapDisk, REG, DISK_CMD, type DmaMemory } from '../../guests/kernel/swapdisk.js';
-import { OutOfFramesError } from '../../src/hypervisor/frames.js';
+import { OutOfFramesError } from '../../src/hypervisor/monitor/frames.js';
 
 function memory(failures: number): DmaMemory & { pages: Map<bigint, Uint8Array> } {
   const pages = new Map<bigint, Uint8Array>();

@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import {
   allocationProblems, validateAllocation, admit, flatten, idleCost, rho, computeTargets, conventionalShares,
   floorOf, ceilingOf, type VmAllocation, type TargetVm,
-} from '../../src/hypervisor/policy.js';
+} from '../../src/hypervisor/policy/policy.js';
 
 const MiB = 256; // frames per MiB
 const alloc = (min: number, max: number, shares = 1000, extra: Partial<VmAllocation> = {}): VmAllocation => ({ min, max, shares, ...extra });

@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import {
   nextState, stateFor, FreeMemoryStates, thresholdFrames, vmBudget, planReclaim, validateThresholds,
   DEFAULT_THRESHOLDS, FREE_STATES, type FreeState,
-} from '../../src/hypervisor/reclaim.js';
+} from '../../src/hypervisor/policy/reclaim.js';
 
 const TOTAL = 100_000; // host frames: 1 % = 1000 frames
 const at = (frames: number) => frames / TOTAL;

@@ -6,7 +6,7 @@
 // else's remap or unmap removes.
 import { describe, it, expect } from 'vitest';
 import { Hypervisor, P2M, needsResolve, type Vm } from '../../src/hypervisor/index.js';
-import { ActiveSampler } from '../../src/hypervisor/sampling.js';
+import { ActiveSampler } from '../../src/hypervisor/pagers/sampling.js';
 import { Rng } from '../../src/util/rng.js';
 import type { Gfn } from '../../src/core/addr.js';
 import { PAGE_2M } from '../../src/core/bits.js';

@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
-import { Scheduler, type Runnable } from '../../src/hypervisor/scheduler.js';
+import { Scheduler, type Runnable } from '../../src/hypervisor/policy/scheduler.js';
 
 /** Busy: always uses its whole budget. */
 const busy = (name: string): Runnable => ({ name, step: (b) => b });

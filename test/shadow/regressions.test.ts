@@ -4,7 +4,7 @@
 import { describe, it, expect } from 'vitest';
 import { FrameBump, PageTableBuilder, ShadowMmu, CR0, CR4, EFER, PTE } from '../../src/index.js';
 import { GuestMachine } from '../../src/experiment/modes.js';
-import { HV_OWNER } from '../../src/hypervisor/frames.js';
+import { HV_OWNER } from '../../src/hypervisor/monitor/frames.js';
 import { runGuest, addressSpace, DMAP, GUEST_BYTES, type GuestRun, type GuestSetup } from '../helpers/modes.js';
 
 const F = PTE.P | PTE.W | PTE.U;

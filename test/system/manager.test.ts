@@ -7,7 +7,7 @@
 // so tens of simulated seconds cost well under a second of wall time.
 import { describe, it, expect, afterEach } from 'vitest';
 import { managedHost, type ManagedHost } from '../../src/experiment/host.js';
-import { nextState, thresholdFrames, DEFAULT_THRESHOLDS, FREE_STATES, type FreeState } from '../../src/hypervisor/reclaim.js';
+import { nextState, thresholdFrames, DEFAULT_THRESHOLDS, FREE_STATES, type FreeState } from '../../src/hypervisor/policy/reclaim.js';
 import { Filler, FILL_BASE, fillWord } from '../../guests/filler.js';
 import { IdleKernel } from '../../guests/idle.js';
 import { CAP } from '../../src/devices/balloon.js';

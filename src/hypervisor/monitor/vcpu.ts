@@ -6,10 +6,10 @@
 // + for every VM exit `costs.exit` + the hypervisor's work (pages allocated and zeroed,
 // shadow fills, emulated page-table writes, emulated CR3/INVLPG).
 
-import type { Cpu, BatchExit, Registers } from '../core/cpu.js';
-import type { AccessBatch } from '../core/batch.js';
-import { EPT_QUAL } from '../core/bits.js';
-import { type Gpa, gfnOf, gpa as toGpa, gva as toGva, hex } from '../core/addr.js';
+import type { Cpu, BatchExit, Registers } from '../../core/cpu.js';
+import type { AccessBatch } from '../../core/batch.js';
+import { EPT_QUAL } from '../../core/bits.js';
+import { type Gpa, gfnOf, gpa as toGpa, gva as toGva, hex } from '../../core/addr.js';
 import { OutOfFramesError } from './frames.js';
 import { P2M, isUnbacked, needsResolve } from './p2m.js';
 import type { ShadowMmu, ShadowStats } from './shadow.js';

@@ -1,6 +1,6 @@
 // Types shared by the hypervisor layer: VM modes, the exits vcpu.run returns, the cost model.
 
-import type { Gpa, Gva, Gfn } from '../core/addr.js';
+import type { Gpa, Gva, Gfn } from '../../core/addr.js';
 
 export type VmMode = 'native' | 'shadow' | 'nested';
 

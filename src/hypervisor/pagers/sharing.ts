@@ -33,13 +33,13 @@
 // Each scanned batch costs a fixed number of core calls (hash, zero test, hint re-hash,
 // compare), whatever its size.
 
-import { type Gfn, type Hfn, hpaOf, hex } from '../core/addr.js';
-import type { Machine } from '../core/machine.js';
-import { FrameOps, ZERO_FRAME_XXH64, hashKey, MAX_KEY_BITS } from '../core/hash.js';
-import { Rng } from '../util/rng.js';
-import { SHARED_OWNER, type HostFrames } from './frames.js';
-import { P2M, frameField } from './p2m.js';
-import type { Vm, VmPager } from './vm.js';
+import { type Gfn, type Hfn, hpaOf, hex } from '../../core/addr.js';
+import type { Machine } from '../../core/machine.js';
+import { FrameOps, ZERO_FRAME_XXH64, hashKey, MAX_KEY_BITS } from '../../core/hash.js';
+import { Rng } from '../../util/rng.js';
+import { SHARED_OWNER, type HostFrames } from '../monitor/frames.js';
+import { P2M, frameField } from '../monitor/p2m.js';
+import type { Vm, VmPager } from '../monitor/vm.js';
 import { DEFAULT_SHARING_COSTS, type SharingCosts, type SharingOptions, type SharingStats } from './sharing-options.js';
 
 export { DEFAULT_SHARING_COSTS, type SharingCosts, type SharingOptions, type SharingStats };

@@ -20,8 +20,8 @@
 // out is an all-unbacked p2m and the first touch of any gfn finds 0.
 // 24 bits of hfn cover 64 GiB of host memory (the core holds at most 3.5 GiB).
 
-import type { Core } from '../core/wasm.js';
-import { type Gfn, type Hfn, hex } from '../core/addr.js';
+import type { Core } from '../../core/wasm.js';
+import { type Gfn, type Hfn, hex } from '../../core/addr.js';
 
 export const P2M = {
   PRESENT: 1 << 24, WRITE_PROTECTED: 1 << 25, SHARED: 1 << 26,

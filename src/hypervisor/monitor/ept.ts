@@ -25,9 +25,9 @@
 // entries); any change to a present entry calls onInvalidate (INVEPT on the VM's vCPUs)
 // once per public operation, after all writes.
 
-import { EPT, eptp as makeEptp, PAGE_4K, PAGE_2M, PAGE_1G, type PageSize } from '../core/bits.js';
-import { type Gfn, type Hfn, type Hpa, hpaOf, hfnOf, hpa as toHpa, hex } from '../core/addr.js';
-import type { PhysicalMemory } from '../core/memory.js';
+import { EPT, eptp as makeEptp, PAGE_4K, PAGE_2M, PAGE_1G, type PageSize } from '../../core/bits.js';
+import { type Gfn, type Hfn, type Hpa, hpaOf, hfnOf, hpa as toHpa, hex } from '../../core/addr.js';
+import type { PhysicalMemory } from '../../core/memory.js';
 import { P2M, frameField, type P2m } from './p2m.js';
 
 export const RWX = EPT.R | EPT.W | EPT.X;

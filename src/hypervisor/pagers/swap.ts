@@ -28,12 +28,12 @@
 // Slots live in the 24-bit frame field of the p2m entry (SwapFile caps capacity at 2^24);
 // slot 0 is legal because the entry also carries SWAPPED.
 
-import { type Gfn, type Hfn, hpaOf, hex } from '../core/addr.js';
-import type { PhysicalMemory } from '../core/memory.js';
-import { Rng } from '../util/rng.js';
-import type { HostFrames } from './frames.js';
-import { P2M, frameField } from './p2m.js';
-import type { Vm, VmPager } from './vm.js';
+import { type Gfn, type Hfn, hpaOf, hex } from '../../core/addr.js';
+import type { PhysicalMemory } from '../../core/memory.js';
+import { Rng } from '../../util/rng.js';
+import type { HostFrames } from '../monitor/frames.js';
+import { P2M, frameField } from '../monitor/p2m.js';
+import type { Vm, VmPager } from '../monitor/vm.js';
 import { SwapFile, SLOT_BYTES } from './swapfile.js';
 
 export { SwapFile, SwapFullError, SwapChecksumError, slotChecksum, SLOT_BYTES, MAX_SLOTS,

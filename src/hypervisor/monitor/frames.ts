@@ -12,8 +12,8 @@
 // claiming one particular frame are all O(1) and the order is deterministic. The stack
 // starts in descending order, so a fresh pool hands out its lowest frame first.
 
-import { type Hfn, hpaOf, hex } from '../core/addr.js';
-import type { PhysicalMemory } from '../core/memory.js';
+import { type Hfn, hpaOf, hex } from '../../core/addr.js';
+import type { PhysicalMemory } from '../../core/memory.js';
 
 /**
  * Owner ids: 0 = free, HV_OWNER = the hypervisor's own structures, SHARED_OWNER = content-

@@ -1,7 +1,7 @@
 // The hypervisor: one host machine (host physical memory + the MMU core), its frame
 // allocator, and the VMs it runs.
 
-import { Machine } from '../core/machine.js';
+import { Machine } from '../../core/machine.js';
 import { HostFrames, type FrameCounts } from './frames.js';
 import { Vm, type VmOptions } from './vm.js';
 import { DEFAULT_HV_COSTS, type HvCosts } from './types.js';

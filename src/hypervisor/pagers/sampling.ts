@@ -28,11 +28,11 @@
 // swap or re-backed it), as untouched otherwise. `untrap` releases one trap explicitly,
 // and every period end clears all the remaining ones.
 
-import { Rng } from '../util/rng.js';
-import type { Gfn } from '../core/addr.js';
-import { P2M } from './p2m.js';
-import { OutOfFramesError } from './frames.js';
-import type { Vm, VmPager } from './vm.js';
+import { Rng } from '../../util/rng.js';
+import type { Gfn } from '../../core/addr.js';
+import { P2M } from '../monitor/p2m.js';
+import { OutOfFramesError } from '../monitor/frames.js';
+import type { Vm, VmPager } from '../monitor/vm.js';
 
 export interface SamplerOptions {
   /** Seed of the sample choice (each VM gets its own stream derived from it and its id). */

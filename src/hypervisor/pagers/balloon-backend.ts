@@ -4,11 +4,11 @@
 // frame loses a reference and a swapped page its slot first (their pagers own them).
 // Deflating makes the gfn unbacked again, zero-filled on next touch.
 
-import { BalloonDevice, type BalloonBackend, type BalloonDeviceOptions } from '../devices/balloon.js';
-import type { Gfn, Hfn } from '../core/addr.js';
-import type { HostFrames } from './frames.js';
-import { P2M } from './p2m.js';
-import type { Vm } from './vm.js';
+import { BalloonDevice, type BalloonBackend, type BalloonDeviceOptions } from '../../devices/balloon.js';
+import type { Gfn, Hfn } from '../../core/addr.js';
+import type { HostFrames } from '../monitor/frames.js';
+import { P2M } from '../monitor/p2m.js';
+import type { Vm } from '../monitor/vm.js';
 
 export class VmBalloonBackend implements BalloonBackend {
   constructor(readonly vm: Vm, private readonly frames: HostFrames) {}

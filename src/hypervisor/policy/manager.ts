@@ -19,16 +19,16 @@
 // only sharing (the reclamation comparison). "Frames held" P_i counts the VM's private
 // host frames; shared frames belong to page sharing and are outside every VM's P.
 
-import type { Hypervisor } from './hypervisor.js';
+import type { Hypervisor } from '../monitor/hypervisor.js';
 import type { Scheduler } from './scheduler.js';
-import type { Vm } from './vm.js';
-import { SHARED_OWNER } from './frames.js';
-import { P2M } from './p2m.js';
+import type { Vm } from '../monitor/vm.js';
+import { SHARED_OWNER } from '../monitor/frames.js';
+import { P2M } from '../monitor/p2m.js';
 import { admit, computeTargets, flatten, validateAllocation, DEFAULT_TAU, type VmAllocation, type HostCapacity, type PoolSpec, type FlatPools } from './policy.js';
 import { FreeMemoryStates, FREE_STATES, nextState, planReclaim, vmBudget, DEFAULT_THRESHOLDS, type FreeState, type FreeThresholds, type VmAction } from './reclaim.js';
-import type { PageSharing } from './sharing.js';
-import type { HostSwap } from './swap.js';
-import type { ActiveSampler } from './sampling.js';
+import type { PageSharing } from '../pagers/sharing.js';
+import type { HostSwap } from '../pagers/swap.js';
+import type { ActiveSampler } from '../pagers/sampling.js';
 
 /**
  * What the manager needs of a VM's balloon (a BalloonDevice is one): whether its driver is

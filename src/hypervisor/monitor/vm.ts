@@ -10,10 +10,10 @@
 //   nothing can confine a guest that addresses host memory directly (it could also
 //   reach the hypervisor region above it). It is the measurement baseline.
 
-import type { Machine } from '../core/machine.js';
-import type { CpuOptions } from '../core/cpu.js';
-import { PAGE_4K, type PageSize } from '../core/bits.js';
-import { type Gfn, type Gpa, type Hfn, gfnOf, hpaOf, hfnOf, hpa as toHpa, hex } from '../core/addr.js';
+import type { Machine } from '../../core/machine.js';
+import type { CpuOptions } from '../../core/cpu.js';
+import { PAGE_4K, type PageSize } from '../../core/bits.js';
+import { type Gfn, type Gpa, type Hfn, gfnOf, hpaOf, hfnOf, hpa as toHpa, hex } from '../../core/addr.js';
 import { HV_OWNER, type HostFrames } from './frames.js';
 import { P2m, P2M, isUnbacked, frameField, needsResolve } from './p2m.js';
 import { Ept, RWX, eptRights, syncEntry } from './ept.js';

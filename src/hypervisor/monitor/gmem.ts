@@ -3,8 +3,8 @@
 // Reading an unbacked gfn returns zeros without backing it; writing backs it. It has the
 // read/write surface of PhysicalMemory, so a PageTableBuilder can build guest tables in it.
 
-import { type Gfn, type Gpa, type Hfn, gpa as toGpa, hpaOf, hex } from '../core/addr.js';
-import type { PhysicalMemory } from '../core/memory.js';
+import { type Gfn, type Gpa, type Hfn, gpa as toGpa, hpaOf, hex } from '../../core/addr.js';
+import type { PhysicalMemory } from '../../core/memory.js';
 
 export interface GuestFrames {
   /** Guest-physical memory size in bytes. */

@@ -26,10 +26,10 @@
 // the shadow vCPU always runs with CR0.WP=1 (write protection must hold for supervisor
 // writes too); a supervisor write the guest allows only because its CR0.WP=0 is emulated.
 
-import type { Machine } from '../core/machine.js';
-import type { Cpu, Registers } from '../core/cpu.js';
-import type { AccessBatch } from '../core/batch.js';
-import { CR0, CR4, EFER, PTE, EPT_QUAL } from '../core/bits.js';
+import type { Machine } from '../../core/machine.js';
+import type { Cpu, Registers } from '../../core/cpu.js';
+import type { AccessBatch } from '../../core/batch.js';
+import { CR0, CR4, EFER, PTE, EPT_QUAL } from '../../core/bits.js';
 
 const ADDR = 0x000f_ffff_ffff_f000n;
 const NONLEAF = PTE.P | PTE.W | PTE.U | PTE.A;
