@@ -1,5 +1,5 @@
-// Page sharing's knobs, costs and counters, kept apart from the scanner (sharing.ts) as
-// metrics are kept apart from devices: what a user sets and reads, not how it works.
+// Page sharing's knobs, costs and counters, kept apart from its workings (sharing.ts and
+// its scanner, content table and COW pager) as metrics are kept apart from devices.
 
 /** Modeled cycles of the sharing work. */
 export interface SharingCosts {

@@ -1,13 +1,10 @@
 // Content-based page sharing (Waldspurger, OSDI 2002, §4.2–4.3; cf. Linux KSM).
 //
-// A background scanner, driven by the caller's virtual clock (tick / scan), picks guest
-// frames of the registered VMs in a seeded random order, hashes them in the core
-// (xxHash64, batched) and looks the hash up in one global table:
-//
-//   table: key (low hashBits bits of the hash) → entry
-//     HINT    { vm, gfn }          an unshared page seen with this hash; not write-protected,
-//                                  so it may have changed: re-hashed before any use
-//     SHARED  { hfn, refs, zero }  a read-only frame that `refs` guest pages map (COW)
+// Three parts: the scanner (sharing-scanner.ts), driven by the caller's virtual clock
+// (tick / scan), picks guest frames of the registered VMs in a seeded random order; this
+// file hashes them in the core (xxHash64, batched) and matches them against the content
+// table (sharing-table.ts: hints and shared frames); the COW pager (sharing-cow.ts) breaks
+// the sharing when a shared page is written.
 //
 // On a match the full contents are compared (in the core) before anything is shared, so a
 // hash collision never merges different pages (it counts as a false match and the page is
@@ -33,14 +30,17 @@
 // Each scanned batch costs a fixed number of core calls (hash, zero test, hint re-hash,
 // compare), whatever its size.
 
-import { type Gfn, type Hfn, hpaOf, hex } from '../../core/addr.js';
+import type { Gfn, Hfn } from '../../core/addr.js';
+import { hex } from '../../core/addr.js';
 import type { Machine } from '../../core/machine.js';
 import { FrameOps, ZERO_FRAME_XXH64, hashKey, MAX_KEY_BITS } from '../../core/hash.js';
-import { Rng } from '../../util/rng.js';
 import { SHARED_OWNER, type HostFrames } from '../monitor/frames.js';
 import { P2M, frameField } from '../monitor/p2m.js';
 import type { Vm, VmPager } from '../monitor/vm.js';
 import { DEFAULT_SHARING_COSTS, type SharingCosts, type SharingOptions, type SharingStats } from './sharing-options.js';
+import { SharingScanner, type Cand, type ScannedVm } from './sharing-scanner.js';
+import { ContentTable, type Hint, type Shared } from './sharing-table.js';
+import { SharingCow } from './sharing-cow.js';
 
 export { DEFAULT_SHARING_COSTS, type SharingCosts, type SharingOptions, type SharingStats };
 
@@ -50,28 +50,6 @@ export interface SharingHost {
   readonly frames: HostFrames;
 }
 
-
-interface VmState {
-  readonly vm: Vm;
-  /** Scan order: a permutation of the VM's gfns, reshuffled every pass. */
-  order: Int32Array;
-  cursor: number;
-  /** Fractional scan allowance carried to the next tick. */
-  credit: number;
-  /** Gfns mapped to shared frames. */
-  shared: number;
-  /** Pages of this VM hashed. */
-  scanned: number;
-  /** gfn → key of its hint in the table. */
-  readonly hints: Map<number, number>;
-}
-
-interface Hint { readonly kind: 'hint'; readonly st: VmState; readonly gfn: number; readonly key: number }
-interface Shared { readonly kind: 'shared'; readonly hfn: number; readonly key: number; refs: number; readonly zero: boolean }
-type Entry = Hint | Shared;
-
-/** A scanned page. */
-interface Cand { st: VmState; gfn: number; hfn: number; key: number }
 
 /** A batch's pages with one key, and what they are to be compared against. */
 interface Group {
@@ -86,43 +64,35 @@ interface Group {
 const ELIGIBLE_MASK = P2M.PRESENT | P2M.SHARED | P2M.PAGE_TABLE | P2M.TRAPPED | P2M.WRITE_PROTECTED;
 /** Present, and no other subsystem's state: not shared, not a page table, not trapped or write-protected. */
 const eligible = (w: number): boolean => (w & ELIGIBLE_MASK) === P2M.PRESENT;
-const EPS = 1e-9;
 
 export class PageSharing implements VmPager {
   readonly name = 'sharing';
   readonly costs: SharingCosts;
   private readonly ops: FrameOps;
-  private readonly rng: Rng;
-  private readonly vms = new Map<number, VmState>();
-  private readonly table = new Map<number, Entry>();
-  private readonly byHfn = new Map<number, Shared>();
-  private zero: Shared | null = null;
+  private readonly vms = new Map<number, ScannedVm>();
+  private readonly table = new ContentTable();
+  private readonly scanner: SharingScanner;
+  private readonly cow: SharingCow;
   private readonly zeroKey: number;
-  private readonly ratePerVm: number;
-  private readonly rateTotal: number;
   private readonly shareZero: boolean;
   private readonly bits: number;
   private readonly batch: number;
-  private clock = 0;
-  private totalCredit = 0;
-  private rr = 0; // round-robin start, so a binding total rate is shared fairly
-  private refs = 0;
-  private hintCount = 0;
   private readonly c = {
     scanned: 0, passes: 0, hintHits: 0, hintStale: 0, compares: 0, falseMatches: 0, cowBreaks: 0, cowReuses: 0,
     eptSplits: 0, skippedNoTable: 0, scanCycles: 0, cowCycles: 0,
   };
 
   constructor(private readonly host: SharingHost, o: SharingOptions = {}) {
-    this.ratePerVm = rate(o.scanRatePerVm ?? 50, 'scanRatePerVm');
-    this.rateTotal = rate(o.scanRateTotal ?? 200, 'scanRateTotal');
+    const ratePerVm = rate(o.scanRatePerVm ?? 50, 'scanRatePerVm');
+    const rateTotal = rate(o.scanRateTotal ?? 200, 'scanRateTotal');
     this.bits = o.hashBits ?? MAX_KEY_BITS;
     this.zeroKey = hashKey(ZERO_FRAME_XXH64, this.bits); // validates bits
     this.batch = o.batch ?? 512;
     if (!Number.isInteger(this.batch) || this.batch < 1) throw new RangeError(`batch must be a positive integer, got ${o.batch}`);
     this.shareZero = o.shareZeroPages ?? true;
     this.costs = { ...DEFAULT_SHARING_COSTS, ...o.costs };
-    this.rng = new Rng(o.seed ?? 1);
+    this.scanner = new SharingScanner(ratePerVm, rateTotal, o.seed ?? 1, eligible, this.c);
+    this.cow = new SharingCow(host, this.table, this.vms, this.costs, this.c);
     this.ops = new FrameOps(host.machine.core, host.frames.total, this.batch);
   }
 
@@ -133,10 +103,7 @@ export class PageSharing implements VmPager {
     if (vm.isDestroyed) throw new Error(`VM ${vm.id} was destroyed`);
     if (vm.mode === 'native') throw new Error(`VM ${vm.id} is native: its gpa = hpa mapping cannot be remapped for sharing`);
     if (this.vms.has(vm.id)) throw new Error(`VM ${vm.id} is already registered with page sharing`);
-    const order = new Int32Array(vm.frameCount);
-    for (let i = 0; i < order.length; i++) order[i] = i;
-    this.shuffle(order);
-    this.vms.set(vm.id, { vm, order, cursor: 0, credit: 0, shared: 0, scanned: 0, hints: new Map() });
+    this.vms.set(vm.id, this.scanner.newVm(vm));
     vm.addPager(this);
   }
 
@@ -150,26 +117,25 @@ export class PageSharing implements VmPager {
   }
 
   /** The simulated time of the last tick, in seconds. */
-  get now(): number { return this.clock; }
+  get now(): number { return this.scanner.now; }
 
   get stats(): SharingStats {
-    const pagesShared = this.byHfn.size, pagesSharing = this.refs - pagesShared;
+    const pagesShared = this.table.sharedCount, pagesSharing = this.table.refs - pagesShared;
     return {
       ...this.c, pagesShared, pagesSharing, saved: pagesSharing,
-      zeroShared: this.zero?.refs ?? 0, hints: this.hintCount,
+      zeroShared: this.table.zero?.refs ?? 0, hints: this.table.hintCount,
     };
   }
 
   /** The shared frames and their reference counts (lowest hfn first). */
   sharedFrames(): { hfn: Hfn; refs: number; zero: boolean }[] {
-    return [...this.byHfn.values()].map((e) => ({ hfn: e.hfn as Hfn, refs: e.refs, zero: e.zero }))
-      .sort((a, b) => a.hfn - b.hfn);
+    return this.table.sharedFrames();
   }
 
   // ── the scanner ───────────────────────────────────────────────────────────────────
 
   /** Advances the virtual clock by `seconds` and scans what the rates allow; returns pages scanned. */
-  scan(seconds: number): number { return this.tick(this.clock + seconds); }
+  scan(seconds: number): number { return this.tick(this.scanner.now + seconds); }
 
   /**
    * Scans at the configured rates for the time since the last tick (the clock starts at 0).
@@ -177,31 +143,7 @@ export class PageSharing implements VmPager {
    * Returns pages scanned.
    */
   tick(nowSeconds: number): number {
-    if (!Number.isFinite(nowSeconds) || nowSeconds < this.clock) {
-      throw new RangeError(`page sharing clock cannot go from ${this.clock} s to ${nowSeconds} s`);
-    }
-    const dt = nowSeconds - this.clock;
-    this.clock = nowSeconds;
-    this.totalCredit += dt * this.rateTotal;
-    let total = Math.floor(this.totalCredit + EPS);
-    this.totalCredit = Math.max(0, this.totalCredit - total);
-    const sts = this.live();
-    const budget = sts.map((st) => {
-      st.credit += dt * this.ratePerVm;
-      const b = Math.floor(st.credit + EPS);
-      st.credit = Math.max(0, st.credit - b);
-      return b;
-    });
-    let scanned = 0;
-    while (total > 0) {
-      const chunk = this.collect(sts, budget, Math.min(total, this.batch));
-      if (chunk.length === 0) break;
-      this.process(chunk);
-      total -= chunk.length;
-      scanned += chunk.length;
-    }
-    if (sts.length > 0) this.rr = (this.rr + 1) % sts.length;
-    return scanned;
+    return this.scanner.tick(nowSeconds, this.vms.values(), this.batch, (chunk) => this.process(chunk));
   }
 
   /**
@@ -209,7 +151,7 @@ export class PageSharing implements VmPager {
    * a page before paging it out). Ineligible gfns are skipped. Returns how many became shared.
    */
   shareNow(vm: Vm, gfns: Iterable<number>): number {
-    const st = this.state(vm);
+    const st = this.cow.state(vm);
     const seen = new Set<number>();
     const cands: Cand[] = [];
     for (const g of gfns) {
@@ -224,61 +166,6 @@ export class PageSharing implements VmPager {
     return st.shared - before;
   }
 
-  private live(): VmState[] {
-    const sts = [...this.vms.values()].filter((s) => !s.vm.isDestroyed);
-    const k = sts.length === 0 ? 0 : this.rr % sts.length;
-    return [...sts.slice(k), ...sts.slice(0, k)];
-  }
-
-  /**
-   * Up to `max` distinct eligible pages, round-robin over VMs with budget left. A VM
-   * whose pass ends stops contributing to this batch, so no gfn appears twice in it.
-   */
-  private collect(sts: VmState[], budget: number[], max: number): Cand[] {
-    const out: Cand[] = [];
-    const open = sts.map((_, i) => budget[i] > 0);
-    const taken = sts.map(() => 0);
-    let any = true;
-    while (out.length < max && any) {
-      any = false;
-      for (let i = 0; i < sts.length && out.length < max; i++) {
-        if (!open[i]) continue;
-        const g = this.nextGfn(sts[i], taken[i] > 0);
-        if (g < 0) { open[i] = false; if (g === NONE) budget[i] = 0; continue; }
-        const w = sts[i].vm.p2m.raw(g as Gfn);
-        out.push({ st: sts[i], gfn: g, hfn: frameField(w), key: 0 });
-        taken[i]++;
-        if (--budget[i] === 0) open[i] = false;
-        any = true;
-      }
-    }
-    return out;
-  }
-
-  /** The VM's next eligible gfn in scan order; PASS_END if its pass ends mid-batch; NONE if it has none. */
-  private nextGfn(st: VmState, midBatch: boolean): number {
-    const p2m = st.vm.p2m;
-    for (let skipped = 0; skipped <= st.order.length;) {
-      if (st.cursor === st.order.length) {
-        if (midBatch) return PASS_END;
-        this.c.passes++;
-        this.shuffle(st.order);
-        st.cursor = 0;
-      }
-      const g = st.order[st.cursor++];
-      if (eligible(p2m.raw(g as Gfn))) return g;
-      skipped++;
-    }
-    return NONE;
-  }
-
-  private shuffle(a: Int32Array): void {
-    for (let i = a.length - 1; i > 0; i--) {
-      const j = this.rng.below(i + 1);
-      const t = a[i]; a[i] = a[j]; a[j] = t;
-    }
-  }
-
   // ── one batch: hash, group by key, verify in the core, then share ─────────────────
 
   private process(cands: Cand[]): void {
@@ -289,7 +176,7 @@ export class PageSharing implements VmPager {
     cands.forEach((c, i) => {
       c.key = keys[i];
       c.st.scanned++;
-      this.dropHint(c.st, c.gfn); // its own old hint is superseded by this visit
+      this.table.dropHint(c.st, c.gfn); // its own old hint is superseded by this visit
       let g = groups.get(c.key);
       if (!g) { g = { key: c.key, members: [], anchor: { kind: 'first' }, same: [] }; groups.set(c.key, g); }
       g.members.push(c);
@@ -363,8 +250,8 @@ export class PageSharing implements VmPager {
     this.c.falseMatches += g.members.length - same.length;
     if (an.kind === 'zero') {
       for (const m of same) {
-        if (this.zero) this.join(m, this.zero);
-        else this.zero = this.promote(m.st, m.gfn, m.hfn, g.key, true);
+        if (this.table.zero) this.join(m, this.table.zero);
+        else this.table.zero = this.promote(m.st, m.gfn, m.hfn, g.key, true);
       }
       return;
     }
@@ -378,7 +265,7 @@ export class PageSharing implements VmPager {
       return;
     }
     const [first, ...rest] = same; // 'first': members[0] is always in `same`
-    if (rest.length === 0) { this.addHint(first); return; }
+    if (rest.length === 0) { this.table.addHint(first.st, first.gfn, first.key); return; }
     const e = this.promote(first.st, first.gfn, first.hfn, g.key, false);
     if (e) for (const m of rest) this.join(m, e);
   }
@@ -386,15 +273,12 @@ export class PageSharing implements VmPager {
   // ── sharing and unsharing one page ────────────────────────────────────────────────
 
   /** Makes the page's own frame a shared frame (refs 1). Null if its EPT leaf cannot be split. */
-  private promote(st: VmState, gfn: number, hfn: number, key: number, zero: boolean): Shared | null {
+  private promote(st: ScannedVm, gfn: number, hfn: number, key: number, zero: boolean): Shared | null {
     if (!this.canRemap(st.vm, gfn)) return null;
-    this.dropHint(st, gfn);
+    this.table.dropHint(st, gfn);
     this.host.frames.transfer(hfn as Hfn, st.vm.id, SHARED_OWNER);
-    this.remap(st.vm, gfn, hfn, P2M.SHARED);
-    const e: Shared = { kind: 'shared', hfn, key, refs: 1, zero };
-    this.table.set(key, e);
-    this.byHfn.set(hfn, e);
-    this.refs++;
+    this.cow.remap(st.vm, gfn, hfn, P2M.SHARED);
+    const e = this.table.addShared(hfn, key, zero);
     st.shared++;
     return e;
   }
@@ -402,18 +286,10 @@ export class PageSharing implements VmPager {
   /** Maps the page to shared frame e and frees its own frame. */
   private join(m: Cand, e: Shared): void {
     if (!this.canRemap(m.st.vm, m.gfn)) return;
-    this.remap(m.st.vm, m.gfn, e.hfn, P2M.SHARED);
+    this.cow.remap(m.st.vm, m.gfn, e.hfn, P2M.SHARED);
     this.host.frames.free(m.hfn as Hfn, m.st.vm.id);
-    e.refs++;
-    this.refs++;
+    this.table.ref(e);
     m.st.shared++;
-  }
-
-  /** p2m.map, counting the large EPT leaves the remap splits. */
-  private remap(vm: Vm, gfn: number, hfn: number, flags: number): void {
-    const before = vm.ept?.stats.splits ?? 0;
-    vm.p2m.map(gfn as Gfn, hfn as Hfn, flags);
-    this.c.eptSplits += (vm.ept?.stats.splits ?? 0) - before;
   }
 
   /** A 4 KiB remap inside a large EPT leaf needs table frames (one per level split). */
@@ -425,113 +301,26 @@ export class PageSharing implements VmPager {
     return false;
   }
 
-  private addHint(c: Cand): void {
-    const h: Hint = { kind: 'hint', st: c.st, gfn: c.gfn, key: c.key };
-    this.table.set(c.key, h);
-    c.st.hints.set(c.gfn, c.key);
-    this.hintCount++;
-  }
-
-  private dropHint(st: VmState, gfn: number): void {
-    const key = st.hints.get(gfn);
-    if (key === undefined) return;
-    st.hints.delete(gfn);
-    const e = this.table.get(key);
-    if (e?.kind === 'hint' && e.st === st && e.gfn === gfn) this.table.delete(key);
-    this.hintCount--;
-  }
-
   private staleHint(h: Hint): void {
     this.c.hintStale++;
-    this.dropHint(h.st, h.gfn);
-  }
-
-  /** Drops one reference; the last one frees the frame. */
-  private unref(e: Shared): void {
-    e.refs--;
-    this.refs--;
-    if (e.refs > 0) return;
-    this.forget(e);
-    this.host.frames.free(e.hfn as Hfn, SHARED_OWNER);
-  }
-
-  /** Removes a shared frame from the table (its frame is freed or handed back by the caller). */
-  private forget(e: Shared): void {
-    if (this.table.get(e.key) === e) this.table.delete(e.key);
-    this.byHfn.delete(e.hfn);
-    if (this.zero === e) this.zero = null;
-  }
-
-  private state(vm: Vm): VmState {
-    const st = this.vms.get(vm.id);
-    if (!st || st.vm !== vm) throw new Error(`VM ${vm.id} is not registered with page sharing`);
-    return st;
+    this.table.dropHint(h.st, h.gfn);
   }
 
   // ── VmPager ───────────────────────────────────────────────────────────────────────
 
-  /**
-   * Copy-on-write break of a shared gfn being written. The last sharer takes the frame
-   * back (no copy); otherwise a private frame is allocated (OutOfFramesError propagates,
-   * nothing changed) and the contents copied. Trapped / write-protected bits are kept for
-   * their own pagers. Returns the modeled cycles.
-   */
+  /** Copy-on-write break of a shared gfn being written (sharing-cow.ts). */
   resolve(vm: Vm, gfn: Gfn, word: number, write: boolean): number | null {
-    if (!write || (word & (P2M.PRESENT | P2M.SHARED)) !== (P2M.PRESENT | P2M.SHARED)) return null;
-    const st = this.state(vm);
-    const hfn = frameField(word);
-    const e = this.byHfn.get(hfn);
-    if (!e) throw new Error(`VM ${vm.id} gfn ${hex(gfn)} maps shared frame ${hex(hfn)} that page sharing does not know`);
-    const keep = word & (P2M.TRAPPED | P2M.WRITE_PROTECTED);
-    let cost: number;
-    if (e.refs === 1) {
-      this.forget(e);
-      this.refs--;
-      this.host.frames.transfer(hfn as Hfn, SHARED_OWNER, vm.id);
-      this.remap(vm, gfn, hfn, keep);
-      this.c.cowReuses++;
-      cost = this.costs.remap;
-    } else {
-      const h = this.host.frames.alloc(vm.id);
-      this.host.machine.memory.copy(hpaOf(h), hpaOf(hfn as Hfn), 4096);
-      this.remap(vm, gfn, h, keep);
-      e.refs--;
-      this.refs--;
-      cost = vm.costs.pageAlloc + this.costs.pageCopy;
-    }
-    st.shared--;
-    this.c.cowBreaks++;
-    this.c.cowCycles += cost;
-    return cost;
+    return this.cow.resolve(vm, gfn, word, write);
+  }
+
+  /** A balloon took gfn: drop its reference to the shared frame; the gfn becomes unbacked. */
+  discard(vm: Vm, gfn: Gfn, word: number): boolean {
+    return this.cow.discard(vm, gfn, word);
   }
 
   /** The VM is going away: its shared gfns become unbacked and drop their references; its hints go. */
-  /** A balloon took gfn: drop its reference to the shared frame; the gfn becomes unbacked. */
-  discard(vm: Vm, gfn: Gfn, word: number): boolean {
-    const both = P2M.PRESENT | P2M.SHARED;
-    const st = this.vms.get(vm.id);
-    if ((word & both) !== both || !st || st.vm !== vm) return false;
-    const e = this.byHfn.get(frameField(word));
-    if (!e) throw new Error(`VM ${vm.id} gfn ${hex(gfn)} maps shared frame ${hex(frameField(word))} that page sharing does not know`);
-    vm.p2m.unmap(gfn);
-    this.unref(e);
-    st.shared--;
-    return true;
-  }
-
   detach(vm: Vm): void {
-    const st = this.vms.get(vm.id);
-    if (!st || st.vm !== vm) return;
-    const both = P2M.PRESENT | P2M.SHARED;
-    vm.p2m.forEach((gfn, w) => {
-      const e = this.byHfn.get(frameField(w));
-      if (!e) throw new Error(`VM ${vm.id} gfn ${hex(gfn)} maps shared frame ${hex(frameField(w))} that page sharing does not know`);
-      vm.p2m.unmap(gfn);
-      this.unref(e);
-    }, both, both);
-    for (const gfn of [...st.hints.keys()]) this.dropHint(st, gfn);
-    st.shared = 0;
-    this.vms.delete(vm.id);
+    if (this.cow.detach(vm)) this.vms.delete(vm.id);
   }
 
   /**
@@ -545,7 +334,7 @@ export class PageSharing implements VmPager {
       let n = 0;
       st.vm.p2m.forEach((gfn, w) => {
         const h = frameField(w);
-        if (!this.byHfn.has(h)) throw new Error(`VM ${st.vm.id} gfn ${hex(gfn)}: shared frame ${hex(h)} unknown`);
+        if (!this.table.shared(h)) throw new Error(`VM ${st.vm.id} gfn ${hex(gfn)}: shared frame ${hex(h)} unknown`);
         refs.set(h, (refs.get(h) ?? 0) + 1);
         n++;
       }, P2M.PRESENT | P2M.SHARED, P2M.PRESENT | P2M.SHARED);
@@ -556,20 +345,17 @@ export class PageSharing implements VmPager {
       }
     }
     let total = 0;
-    for (const e of this.byHfn.values()) {
+    for (const e of this.table.sharedEntries()) {
       if ((refs.get(e.hfn) ?? 0) !== e.refs) throw new Error(`shared frame ${hex(e.hfn)}: refs ${e.refs}, mapped ${refs.get(e.hfn) ?? 0}`);
       if (this.host.frames.ownerOf(e.hfn as Hfn) !== SHARED_OWNER) throw new Error(`shared frame ${hex(e.hfn)} is not owned by page sharing`);
       total += e.refs;
     }
-    if (total !== this.refs) throw new Error(`reference total ${this.refs}, counted ${total}`);
-    if (this.host.frames.usedBy(SHARED_OWNER) !== this.byHfn.size) {
-      throw new Error(`${this.host.frames.usedBy(SHARED_OWNER)} frames owned by page sharing, ${this.byHfn.size} shared frames`);
+    if (total !== this.table.refs) throw new Error(`reference total ${this.table.refs}, counted ${total}`);
+    if (this.host.frames.usedBy(SHARED_OWNER) !== this.table.sharedCount) {
+      throw new Error(`${this.host.frames.usedBy(SHARED_OWNER)} frames owned by page sharing, ${this.table.sharedCount} shared frames`);
     }
   }
 }
-
-const PASS_END = -1;
-const NONE = -2;
 
 function rate(v: number, what: string): number {
   if (!Number.isFinite(v) || v < 0) throw new RangeError(`${what} must be a finite number of pages per second ≥ 0, got ${v}`);
