@@ -30,7 +30,7 @@ export {
   type ExperimentDefinition, type RunContext, type ParsedScenario,
 } from './experiment/registry.js';
 export { runScenario, runExperiment, withSeed, RunAborted, type RunOptions } from './experiment/runner.js';
-export { GuestVm, type GuestVmOptions } from '../guests/machine.js';
+export { GuestVm, type GuestVmOptions } from './board/guest-vm.js';
 // Guest kernels and workloads (guests/), for experiments written against the library.
 export { Kernel, type Workload as GuestWorkload, type KernelOptions } from '../guests/kernel/kernel.js';
 export { BalloonDriver } from '../guests/kernel/balloon.js';

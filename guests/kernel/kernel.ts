@@ -18,7 +18,7 @@ import { FrameAllocator } from './frames.js';
 import { KernelCpu, DIRECT_MAP, KERNEL_TEXT, type HostExitHandler } from './kcpu.js';
 import { PageTables, ADDR, isSwapEntry, slotOf } from './pagetable.js';
 import { Swapper } from './swap.js';
-import { SwapDisk, SWAP_PORT, SWAPDISK_PORTS } from './swapdisk.js';
+import { SwapDisk, SWAP_PORT, SWAPDISK_PORTS } from '../../src/devices/swapdisk.js';
 import { Rng } from '../../src/util/rng.js';
 
 export interface Vma { start: bigint; end: bigint; write: boolean; exec: boolean }

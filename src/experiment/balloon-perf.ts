@@ -11,7 +11,7 @@
 import { z } from 'zod';
 import { Hypervisor } from '../hypervisor/monitor/hypervisor.js';
 import { Scheduler } from '../hypervisor/policy/scheduler.js';
-import { GuestVm } from '../../guests/machine.js';
+import { GuestVm } from '../board/guest-vm.js';
 import { Throughput } from '../../guests/throughput.js';
 import type { ExperimentOutput, ExperimentContext } from './result.js';
 import { MiB, round } from './units.js';

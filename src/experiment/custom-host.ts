@@ -17,7 +17,7 @@ import { IdleKernel } from '../../guests/idle.js';
 import { Toucher } from '../../guests/toucher.js';
 import { PhasedToucher } from '../../guests/phased-toucher.js';
 import type { Workload } from '../../guests/kernel/kernel.js';
-import type { GuestVm } from '../../guests/machine.js';
+import type { GuestVm } from '../board/guest-vm.js';
 import { flatten, type PoolSpec } from '../hypervisor/policy/policy.js';
 import type { ExperimentOutput, ExperimentContext, Row } from './result.js';
 import { round } from './units.js';

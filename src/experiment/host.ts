@@ -7,7 +7,7 @@ import { MemoryManager, type ManagerOptions } from '../hypervisor/policy/manager
 import { HostSwap } from '../hypervisor/pagers/swap.js';
 import { PageSharing, type SharingOptions } from '../hypervisor/pagers/sharing.js';
 import { ActiveSampler, type SamplerOptions } from '../hypervisor/pagers/sampling.js';
-import { GuestVm, type GuestVmOptions } from '../../guests/machine.js';
+import { GuestVm, type GuestVmOptions } from '../board/guest-vm.js';
 import type { VmAllocation, PoolSpec } from '../hypervisor/policy/policy.js';
 import { MiB } from './units.js';
 

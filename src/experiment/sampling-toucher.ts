@@ -20,7 +20,7 @@
 import { z } from 'zod';
 import { managedHost, MiB } from './host.js';
 import { PhasedToucher } from '../../guests/phased-toucher.js';
-import type { GuestVm } from '../../guests/machine.js';
+import type { GuestVm } from '../board/guest-vm.js';
 import type { ActiveSampler, PeriodResult, SamplerEstimates } from '../hypervisor/pagers/sampling.js';
 import { defineExperiment } from './registry.js';
 import type { ExperimentContext, ExperimentOutput, Row } from './result.js';

@@ -22,7 +22,7 @@ import { managedHost, MiB, type ManagedHost } from './host.js';
 import { PageMix } from '../../guests/page-mix.js';
 import { FRAME } from '../../guests/kernel/frames.js';
 import type { Gfn } from '../core/addr.js';
-import type { GuestVm } from '../../guests/machine.js';
+import type { GuestVm } from '../board/guest-vm.js';
 import type { PageSharing, SharingStats } from '../hypervisor/pagers/sharing.js';
 import { defineExperiment } from './registry.js';
 import type { ExperimentContext, ExperimentOutput, Row } from './result.js';

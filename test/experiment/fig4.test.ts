@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { runSharingHost, sharingVmsParams, type SharingVmsParams } from '../../src/experiment/sharing-vms.js';
 import { FRAME } from '../../guests/kernel/frames.js';
-import type { GuestVm } from '../../guests/machine.js';
+import type { GuestVm } from '../../src/board/guest-vm.js';
 import { P2M } from '../../src/hypervisor/monitor/p2m.js';
 import { runScenario } from '../../src/experiment/runner.js';
 import { parseExperimentScenario } from '../../src/experiment/registry.js';

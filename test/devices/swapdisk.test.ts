@@ -1,7 +1,7 @@
 // The swap disk's DMA engine: guest errors are STATUS errors; an empty host pool waits for
 // the host to reclaim and retries, and only a host that cannot reclaim stops the run.
 import { describe, it, expect } from 'vitest';
-import { SwapDisk, REG, DISK_CMD, type DmaMemory } from '../../guests/kernel/swapdisk.js';
+import { SwapDisk, REG, DISK_CMD, type DmaMemory } from '../../src/devices/swapdisk.js';
 import { OutOfFramesError } from '../../src/hypervisor/monitor/frames.js';
 
 function memory(failures: number): DmaMemory & { pages: Map<bigint, Uint8Array> } {

@@ -17,8 +17,8 @@
 //   +16 DMA_HI  (4 bytes, out)     bits 63:32 (the buffer is one 4 KiB-aligned frame)
 // Sectors never written read as zeros.
 
-import type { PortDevice } from '../../src/devices/bus.js';
-import { OutOfFramesError } from '../../src/hypervisor/monitor/frames.js';
+import type { PortDevice } from './bus.js';
+import { OutOfFramesError } from '../hypervisor/monitor/frames.js';
 
 export const SWAP_PORT = 0x1f0;
 export const SWAPDISK_PORTS = 20;

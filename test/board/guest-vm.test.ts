@@ -3,7 +3,7 @@
 import { describe, it, expect } from 'vitest';
 import { Hypervisor, P2M } from '../../src/hypervisor/index.js';
 import { Scheduler } from '../../src/hypervisor/policy/scheduler.js';
-import { GuestVm } from '../../guests/machine.js';
+import { GuestVm } from '../../src/board/guest-vm.js';
 import { Throughput } from '../../guests/throughput.js';
 import { IdleKernel } from '../../guests/idle.js';
 import { Filler, FILL_BASE, fillWord } from '../../guests/filler.js';

@@ -12,20 +12,20 @@
 // shared simulated time, not only their own CPU time). A HLT blocks the guest until its
 // next timer tick (`tickSeconds`), as a tickful kernel idles between interrupts.
 
-import type { Hypervisor } from '../src/hypervisor/monitor/hypervisor.js';
-import type { Vm } from '../src/hypervisor/monitor/vm.js';
-import type { VmMode } from '../src/hypervisor/monitor/types.js';
-import type { AccessBatch } from '../src/core/batch.js';
-import type { CpuOptions } from '../src/core/cpu.js';
-import type { Runnable, Scheduler } from '../src/hypervisor/policy/scheduler.js';
-import { PortBus } from '../src/devices/bus.js';
-import { BackdoorPort, BACKDOOR_PORT, BACKDOOR_PORTS } from '../src/devices/backdoor.js';
-import { classifyBalloonExit, type BalloonDevice, type BalloonViolation } from '../src/devices/balloon.js';
-import { createBalloonDevice } from '../src/hypervisor/pagers/balloon-backend.js';
-import { BalloonStats } from '../src/devices/balloon-stats.js';
-import { Kernel, type KernelOptions, type Workload } from './kernel/kernel.js';
-import { BalloonDriver, type PinnedAllocator } from './kernel/balloon.js';
-import { DIRECT_MAP, type GuestExit } from './kernel/kcpu.js';
+import type { Hypervisor } from '../hypervisor/monitor/hypervisor.js';
+import type { Vm } from '../hypervisor/monitor/vm.js';
+import type { VmMode } from '../hypervisor/monitor/types.js';
+import type { AccessBatch } from '../core/batch.js';
+import type { CpuOptions } from '../core/cpu.js';
+import type { Runnable, Scheduler } from '../hypervisor/policy/scheduler.js';
+import { PortBus } from '../devices/bus.js';
+import { BackdoorPort, BACKDOOR_PORT, BACKDOOR_PORTS } from '../devices/backdoor.js';
+import { classifyBalloonExit, type BalloonDevice, type BalloonViolation } from '../devices/balloon.js';
+import { createBalloonDevice } from '../hypervisor/pagers/balloon-backend.js';
+import { BalloonStats } from '../devices/balloon-stats.js';
+import { Kernel, type KernelOptions, type Workload } from '../../guests/kernel/kernel.js';
+import { BalloonDriver, type PinnedAllocator } from '../../guests/kernel/balloon.js';
+import { DIRECT_MAP, type GuestExit } from '../../guests/kernel/kcpu.js';
 
 export interface GuestVmOptions {
   hv: Hypervisor;
