@@ -6,7 +6,7 @@
 //
 //   Scheduler ── step(budget) ──▶ GuestVm ── Kernel.step ──▶ Vcpu.run ──▶ MMU core
 //        │                           │  IO exits ─▶ PortBus ─▶ BackdoorPort ─▶ BalloonDevice
-//        └─ every 1 s ─▶ driver.tick()  host exits ─▶ onHostExit (balloon touch, OUT_OF_FRAMES)
+//        └─ every 1 s ─▶ driver.tick()  host exits ─▶ hostExit (balloon touch, OUT_OF_FRAMES)
 //
 // Time: the kernel's clock follows the scheduler's (so workloads that read k.now() see the
 // shared simulated time, not only their own CPU time). A HLT blocks the guest until its
@@ -23,7 +23,8 @@ import { BackdoorPort, BACKDOOR_PORT, BACKDOOR_PORTS } from '../devices/backdoor
 import { classifyBalloonExit, type BalloonDevice, type BalloonViolation } from '../devices/balloon.js';
 import { createBalloonDevice } from '../hypervisor/pagers/balloon-backend.js';
 import { BalloonStats } from '../devices/balloon-stats.js';
-import { Kernel, type KernelOptions, type Workload } from '../../guests/kernel/kernel.js';
+import type { Kernel, Workload } from '../../guests/kernel/kernel.js';
+import { bootKernel, vmPlatform, type BootKernelOptions } from './boot.js';
 import { BalloonDriver, type PinnedAllocator } from '../../guests/kernel/balloon.js';
 import { DIRECT_MAP, type GuestExit } from '../../guests/kernel/kcpu.js';
 
@@ -47,7 +48,7 @@ export interface GuestVmOptions {
   balloonCapabilities?: number;
   /** Let balloon allocations make the guest page out (Linux's sleeping allocation; default true). */
   balloonReclaims?: boolean;
-  kernel?: Partial<Omit<KernelOptions, 'hv' | 'vm' | 'bus' | 'onHostExit' | 'hz' | 'reclaimHost'>>;
+  kernel?: Partial<Omit<BootKernelOptions, 'hv' | 'vm' | 'bus' | 'onHostExit' | 'hz' | 'reclaimHost'>>;
   cpu?: CpuOptions;
   /** EPT accessed/dirty flags (default on; guest walks then write-touch page-table pages). */
   eptAd?: boolean;
@@ -100,12 +101,13 @@ export class GuestVm implements Runnable {
     const dev = createBalloonDevice(this.vm, o.hv.frames, { events: this.balloonStats });
     this.device = dev;
     this.bus.register(BACKDOOR_PORT, BACKDOOR_PORTS, new BackdoorPort(dev));
-    this.kernel = Kernel.boot({ ...o.kernel, hv: o.hv, vm: this.vm, bus: this.bus, hz: this.hz,
-      onHostExit: (x, b) => this.hostExit(x, b), reclaimHost: (n) => this.o.reclaim?.(this, n) ?? 0 });
+    this.kernel = bootKernel({ ...o.kernel, hv: o.hv, vm: this.vm, bus: this.bus, hz: this.hz,
+      onHostExit: (x, b) => this.hostExit(x, b), reclaimHost: (n) => this.o.reclaim?.(this, n) ?? 0 }).kernel;
     this.driver = o.balloon === false ? null : new BalloonDriver({
-      vcpu: this.kernel.vcpu, bus: this.bus, alloc: this.pinnedAllocator(), batch: o.hv.machine.createBatch(1100),
+      platform: vmPlatform(o.hv, this.vm, this.bus, { vcpu: o.kernel?.vcpu, onHostExit: (x) => this.hostExit(x, null) }),
+      alloc: this.pinnedAllocator(), batch: o.hv.machine.createBatch(1100),
       directMap: (gfn) => DIRECT_MAP + (BigInt(gfn) << 12n), totalFrames: this.vm.frameCount,
-      onExit: (x) => this.hostExit(x, null), capabilities: o.balloonCapabilities,
+      capabilities: o.balloonCapabilities,
     });
     this.kernel.start(o.workload);
   }

@@ -7,23 +7,12 @@
 //   (so a page the hypervisor swapped out is swapped back in to be read: double paging).
 //   A transfer makes the vCPU wait `latencyCycles` (synchronous I/O, see Vcpu.stall).
 //
-// Registers (offsets from `base`):
-//   +0  DATA    (4 bytes, in/out)  the sector buffer, 1024 dwords, index auto-increments
-//   +4  SECTOR  (4 bytes, out)     selects the sector and rewinds the buffer index
-//   +8  CMD     (1 byte, out)      1 = READ sector → buffer, 2 = WRITE buffer → sector,
-//                                  3 = DMA READ sector → memory, 4 = DMA WRITE memory → sector
-//   +8  STATUS  (1 byte, in)       0 = ok, 1 = error (sector out of range, short transfer, no DMA)
-//   +12 DMA_LO  (4 bytes, out)     guest-physical address of the DMA buffer, bits 31:0
-//   +16 DMA_HI  (4 bytes, out)     bits 63:32 (the buffer is one 4 KiB-aligned frame)
-// Sectors never written read as zeros.
+// Registers and commands: swapdisk-protocol.ts (shared with the guest's swapper).
 
 import type { PortDevice } from './bus.js';
-import { OutOfFramesError } from '../hypervisor/monitor/frames.js';
+import { REG, DISK_CMD, SWAP_PORT } from './swapdisk-protocol.js';
 
-export const SWAP_PORT = 0x1f0;
-export const SWAPDISK_PORTS = 20;
-export const REG = { DATA: 0, SECTOR: 4, CMD: 8, STATUS: 8, DMA_LO: 12, DMA_HI: 16 } as const;
-export const DISK_CMD = { READ: 1, WRITE: 2, DMA_READ: 3, DMA_WRITE: 4 } as const;
+export { SWAP_PORT, SWAPDISK_PORTS, REG, DISK_CMD } from './swapdisk-protocol.js';
 const DWORDS = 1024;
 
 /** What DMA needs: the host's view of the VM's guest-physical memory (GuestMemory). */
@@ -45,6 +34,12 @@ export interface SwapDiskOptions {
    * the host to free frames (returns how many) and retry, as a DMA engine stalls.
    */
   reclaim?: () => number;
+  /**
+   * Whether an error of a DMA access is the host's frame pool running dry (retried after
+   * reclaim) rather than a guest error (STATUS 1). The board passes the hypervisor's
+   * OutOfFramesError test; without it every DMA failure is a guest error.
+   */
+  isHostShortage?: (e: unknown) => boolean;
 }
 
 const DMA_RETRIES = 8;
@@ -109,7 +104,7 @@ export class SwapDisk implements PortDevice {
         this.copy(mem, toDisk);
         break;
       } catch (e) {
-        if (!(e instanceof OutOfFramesError)) { this.status = 1; this.stats.errors++; return; } // a guest error
+        if (!this.o.isHostShortage?.(e)) { this.status = 1; this.stats.errors++; return; } // a guest error
         if (tries >= DMA_RETRIES || !this.o.reclaim || this.o.reclaim() <= 0) throw e; // the host cannot go on
       }
     }

@@ -4,6 +4,8 @@ import { describe, it, expect } from 'vitest';
 import { SwapDisk, REG, DISK_CMD, type DmaMemory } from '../../src/devices/swapdisk.js';
 import { OutOfFramesError } from '../../src/hypervisor/monitor/frames.js';
 
+const isHostShortage = (e: unknown): boolean => e instanceof OutOfFramesError;
+
 function memory(failures: number): DmaMemory & { pages: Map<bigint, Uint8Array> } {
   const pages = new Map<bigint, Uint8Array>();
   let left = failures;
@@ -48,7 +50,7 @@ describe('swap disk DMA', () => {
   it('an empty host pool is retried after the host reclaims', () => {
     const mem = memory(2);
     let asked = 0;
-    const d = new SwapDisk(0x1f0, { dma: mem, reclaim: () => { asked++; return 16; } });
+    const d = new SwapDisk(0x1f0, { dma: mem, reclaim: () => { asked++; return 16; }, isHostShortage });
     expect(dma(d, DISK_CMD.DMA_READ, 3, 0x5000n)).toBe(0);
     expect(asked).toBe(2);
     expect(mem.pages.has(0x5000n)).toBe(true);
@@ -56,7 +58,7 @@ describe('swap disk DMA', () => {
 
   it('a host that cannot reclaim stops the run with OutOfFramesError, changing nothing', () => {
     const mem = memory(1);
-    const d = new SwapDisk(0x1f0, { dma: mem, reclaim: () => 0 });
+    const d = new SwapDisk(0x1f0, { dma: mem, reclaim: () => 0, isHostShortage });
     expect(() => dma(d, DISK_CMD.DMA_READ, 3, 0x5000n)).toThrow(OutOfFramesError);
     expect(mem.pages.size).toBe(0);
     expect(d.stats.dma).toBe(0);

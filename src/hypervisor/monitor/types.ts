@@ -1,42 +1,11 @@
-// Types shared by the hypervisor layer: VM modes, the exits vcpu.run returns, the cost model.
-
-import type { Gpa, Gva, Gfn } from '../../core/addr.js';
+// Types shared by the hypervisor layer: VM modes, the exits vcpu.run returns (defined in
+// src/core/exit.ts), the cost model.
 
 export type VmMode = 'native' | 'shadow' | 'nested';
 
-/**
- * What vcpu.run returns (KVM's kvm_run.exit_reason, in miniature): the first event the
- * hypervisor did not handle itself. The op at `index` did not complete; resume with
- * run(batch, index) to retry it or run(batch, index + 1) to skip it (after emulating
- * IO / HLT, or after the guest kernel handled a PF).
- */
-export type VcpuExit =
-  | { reason: 'end' }
-  /** A guest page fault, for the guest kernel (shadow mode: only faults the guest's tables cause). */
-  | { reason: 'PF'; index: number; errorCode: number; cr2: Gva }
-  | { reason: 'GP'; index: number; va: Gva }
-  /** Port I/O; for direction 'in' put the answer in with batch.setValue(index, v). */
-  | { reason: 'IO'; index: number; port: number; size: number; direction: 'in' | 'out'; value: bigint }
-  | { reason: 'HLT'; index: number }
-  /**
-   * A gpa outside the VM's memory (native: an hpa outside host memory), as KVM's MMIO exit.
-   * final = false when the gpa is a guest paging-structure reference, not the data access.
-   */
-  | { reason: 'MMIO'; index: number; gpa: Gpa; gva?: Gva; write: boolean; final: boolean }
-  /** A write to a write-protected or shared frame (page-table tracking, copy-on-write). */
-  | { reason: 'WRITE_PROTECT'; index: number; gpa: Gpa; gfn: Gfn; gva?: Gva }
-  /** An EPT violation the hypervisor does not handle yet (a swapped or ballooned gfn). */
-  | { reason: 'EPT_VIOLATION'; index: number; gpa: Gpa; gva: Gva; qualification: number; p2m: number }
-  /** Our EPT is malformed: a hypervisor bug, reported rather than hidden. */
-  | { reason: 'EPT_MISCONFIG'; index: number; gpa: Gpa; gva: Gva }
-  /**
-   * A host frame was needed (to back gpa, or for an EPT / shadow table) and its pool is
-   * empty: reclaim (swap, balloon), then retry `index`. gpa is absent when unknown.
-   */
-  | { reason: 'OUT_OF_FRAMES'; index: number; pool: 'vm' | 'hypervisor'; gpa?: Gpa }
-  | { reason: 'unsupported'; index: number };
-
-export type VcpuExitReason = VcpuExit['reason'];
+// The exits are defined with the core, so guests and devices can name them without
+// importing the hypervisor (as KVM's kvm_run lives in its uapi header).
+export type { VcpuExit, VcpuExitReason } from '../../core/exit.js';
 
 /** Costs of the hypervisor's involvement, in modeled cycles (added to the core's). */
 export interface HvCosts {
