@@ -8,7 +8,7 @@ import { createBalloonDevice } from '../../src/hypervisor/pagers/balloon-backend
 import { BalloonStats } from '../../src/devices/balloon-stats.js';
 import { PAGE_2M } from '../../src/core/bits.js';
 import type { PinnedAllocator } from '../../guests/kernel/balloon.js';
-import { guestTables, boot } from '../hypervisor/guest.js';
+import { guestTables, boot } from '../helpers/guest.js';
 
 export const MiB = 2 ** 20;
 export const DIRECT = 0x4000_0000_00n; // the guest kernel's direct map of all guest-physical memory

@@ -2,7 +2,7 @@
 // exit counts by reason, the cost model (exit cost + hypervisor work on top of the core).
 import { describe, it, expect } from 'vitest';
 import { Hypervisor } from '../../src/hypervisor/index.js';
-import { guestTables, boot, runAll } from './guest.js';
+import { guestTables, boot, runAll } from '../helpers/guest.js';
 
 const MiB = 2 ** 20;
 const VA = 0x4000_0000n;

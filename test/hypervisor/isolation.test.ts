@@ -6,7 +6,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import fc from 'fast-check';
 import { PTE, Rng, hpaOf, type AccessBatch, type Hfn } from '../../src/index.js';
 import { Hypervisor, HV_OWNER, P2M, frameField, type Vm, type VcpuExit } from '../../src/hypervisor/index.js';
-import { guestTables, boot, runAll } from './guest.js';
+import { guestTables, boot, runAll } from '../helpers/guest.js';
 
 const MiB = 2 ** 20;
 const B_BYTES = 2 * MiB, A_BYTES = 4 * MiB;

@@ -4,7 +4,7 @@
 import { describe, it, expect } from 'vitest';
 import { PFEC, type Gfn, type Hfn } from '../../src/index.js';
 import { Hypervisor, HV_OWNER, P2M } from '../../src/hypervisor/index.js';
-import { guestTables, boot, runAll } from './guest.js';
+import { guestTables, boot, runAll } from '../helpers/guest.js';
 
 const MiB = 2 ** 20;
 const VA = 0x4000_0000n;       // guest-virtual base of the data mapping

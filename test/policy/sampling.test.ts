@@ -10,7 +10,7 @@ import { ActiveSampler } from '../../src/hypervisor/pagers/sampling.js';
 import { Rng } from '../../src/util/rng.js';
 import type { Gfn } from '../../src/core/addr.js';
 import { PAGE_2M } from '../../src/core/bits.js';
-import { guestTables, boot } from '../hypervisor/guest.js';
+import { guestTables, boot } from '../helpers/guest.js';
 
 const MiB = 2 ** 20;
 const DATA = 0x400; // first data gfn (4 MiB; the guest page tables sit at 1-2 MiB)

@@ -3,7 +3,7 @@
 import { expect } from 'vitest';
 import { Hypervisor, PageSharing, P2M, SHARED_OWNER, type Vm, type SharingOptions } from '../../src/hypervisor/index.js';
 import { PAGE_2M } from '../../src/core/bits.js';
-import { guestTables, boot } from '../hypervisor/guest.js';
+import { guestTables, boot } from '../helpers/guest.js';
 
 export const MiB = 2 ** 20;
 export const DIRECT = 0x4000_0000_00n; // guest-virtual direct map of all guest-physical memory

@@ -3,7 +3,7 @@
 // loads and stores through the vCPU.
 import { Hypervisor, HostSwap, type Vm, type HostSwapOptions, type VcpuExit } from '../../src/hypervisor/index.js';
 import { PAGE_2M } from '../../src/core/bits.js';
-import { guestTables, boot } from '../hypervisor/guest.js';
+import { guestTables, boot } from '../helpers/guest.js';
 
 export const MiB = 2 ** 20;
 export const DIRECT = 0x4000_0000_00n;

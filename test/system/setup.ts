@@ -24,7 +24,7 @@ import { BalloonDevice, BALLOON_MAGIC, CAP, CMD, STATUS, classifyBalloonExit } f
 import { createBalloonDevice } from '../../src/hypervisor/pagers/balloon-backend.js';
 import { PAGE_2M, PTE } from '../../src/core/bits.js';
 import type { AccessBatch } from '../../src/core/batch.js';
-import { guestTables, boot } from '../hypervisor/guest.js';
+import { guestTables, boot } from '../helpers/guest.js';
 
 export const MiB = 2 ** 20;
 export const DIRECT = 0x4000_0000_00n;
