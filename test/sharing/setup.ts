@@ -2,11 +2,10 @@
 // page patterns, guest loads/stores through the vCPU, and exact frame accounting.
 import { expect } from 'vitest';
 import { Hypervisor, PageSharing, P2M, SHARED_OWNER, type Vm, type SharingOptions } from '../../src/hypervisor/index.js';
-import { PAGE_2M } from '../../src/core/bits.js';
-import { guestTables, boot } from '../helpers/guest.js';
+import { bootDirectMap, DIRECT } from '../helpers/guest.js';
 
 export const MiB = 2 ** 20;
-export const DIRECT = 0x4000_0000_00n; // guest-virtual direct map of all guest-physical memory
+export { DIRECT };
 export const PT_BASE = 0x10_0000n, PT_END = 0x20_0000n;
 
 export async function host(o: SharingOptions = {}, hostMiB = 64): Promise<{ hv: Hypervisor; sh: PageSharing }> {
@@ -23,9 +22,7 @@ export function vmOn(hv: Hypervisor, sh: PageSharing, o: { mode?: 'nested' | 'sh
 }
 
 export function bootGuest(vm: Vm): void {
-  const pt = guestTables(vm, PT_BASE, PT_END);
-  pt.mapRange(DIRECT, 0n, Number(vm.memoryBytes), PAGE_2M);
-  boot(vm.vcpus[0], pt.root);
+  bootDirectMap(vm, { ptFirst: Number(PT_BASE >> 12n), ptEnd: Number(PT_END >> 12n) });
 }
 
 /** 4 KiB of pattern p (0 = zeros). */

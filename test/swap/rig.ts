@@ -2,11 +2,10 @@
 // guest-physical memory at DIRECT with 2 MiB pages, a host swap, and batched guest word
 // loads and stores through the vCPU.
 import { Hypervisor, HostSwap, type Vm, type HostSwapOptions, type VcpuExit } from '../../src/hypervisor/index.js';
-import { PAGE_2M } from '../../src/core/bits.js';
-import { guestTables, boot } from '../helpers/guest.js';
+import { bootDirectMap, DIRECT } from '../helpers/guest.js';
 
 export const MiB = 2 ** 20;
-export const DIRECT = 0x4000_0000_00n;
+export { DIRECT };
 export const PT_FIRST = 0x100, PT_END = 0x140; // gfns of the guest's page tables
 export const DATA = 0x200;                     // first data gfn
 
@@ -16,9 +15,7 @@ export const SWAP_MODES: SwapMode[] = ['nested', 'shadow'];
 /** A VM with its guest tables built and its vCPU booted (nothing else backed). */
 export function guestVm(hv: Hypervisor, mode: SwapMode, vmMiB = 4): Vm {
   const vm = hv.createVm({ memoryBytes: vmMiB * MiB, mode });
-  const pt = guestTables(vm, BigInt(PT_FIRST) << 12n, BigInt(PT_END) << 12n);
-  pt.mapRange(DIRECT, 0n, Number(vm.memoryBytes), PAGE_2M);
-  boot(vm.vcpus[0], pt.root);
+  bootDirectMap(vm, { ptFirst: PT_FIRST, ptEnd: PT_END });
   return vm;
 }
 
