@@ -15,6 +15,8 @@ export { runTranslation, type TranslationResult } from './experiment/translation
 export { offsets, fillBatch, PATTERNS, type Pattern, type PatternSpec } from './workload/patterns.js';
 export { Rng } from './util/rng.js';
 export * from './hypervisor/index.js';
+export { PAGING_MODES, type PagingMode } from './core/paging-mode.js';
+export { pagingFor, requirePageable, type Paging } from './hypervisor/monitor/paging.js';
 export { ShadowMmu, type ShadowBacking, type ShadowStats, type ShadowOutcome } from './hypervisor/monitor/shadow.js';
 export { compare, DEFAULT_WORKLOADS, type CompareRow, type Workload } from './experiment/compare.js';
 export { PortBus, type PortDevice, type IoExit } from './devices/bus.js';

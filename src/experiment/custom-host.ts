@@ -10,6 +10,7 @@
 //     "policy": { "tau": 0.75, "balloon": true, "swap": true, "sharing": false } }
 
 import { z } from 'zod';
+import { vmModeField } from '../scenario/schema.js';
 import { managedHost, SWAP_SLOTS } from './host.js';
 import { Throughput } from '../../guests/throughput.js';
 import { Filler } from '../../guests/filler.js';
@@ -35,7 +36,7 @@ const workload = z.discriminatedUnion('type', [
 const vm = z.object({
   name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits, ".", "_" and "-"'),
   memMiB: z.number().int().min(4).max(256),
-  mode: z.enum(['nested', 'shadow']).default('nested'),
+  mode: vmModeField,
   workload,
   /** Allocation parameters, MiB (default min 0, max memMiB) and shares (default 10 per MiB of max). */
   minMiB: z.number().min(0).optional(),

@@ -14,9 +14,11 @@ import type { PhysicalMemory } from '../core/memory.js';
 import type { Machine } from '../core/machine.js';
 import type { ShadowMmu } from '../hypervisor/monitor/shadow.js';
 import { CR0, CR4, EFER, PAGE_4K, PAGE_2M } from '../core/bits.js';
+import { PAGING_MODES, type PagingMode } from '../core/paging-mode.js';
 
-export type Mode = 'native' | 'nested' | 'shadow';
-export const MODES: readonly Mode[] = ['native', 'shadow', 'nested'];
+/** The paging mode (the one PagingMode type). */
+export type Mode = PagingMode;
+export const MODES = PAGING_MODES;
 
 export interface GuestMachineOptions {
   guestBytes: bigint;

@@ -18,6 +18,7 @@
 // 50% / 90% of the way from the old working set to the new one (timeline resolution).
 
 import { z } from 'zod';
+import { vmModeField } from '../scenario/schema.js';
 import { managedHost, MiB } from './host.js';
 import { PhasedToucher } from '../../guests/phased-toucher.js';
 import type { GuestVm } from '../board/guest-vm.js';
@@ -37,7 +38,7 @@ const phase = z.object({
 }).strict();
 
 export const samplingToucherParams = z.object({
-  mode: z.enum(['nested', 'shadow']).default('nested'),
+  mode: vmModeField,
   vmMiB: z.number().int().min(4).max(512).default(32),
   /** MiB the toucher writes once at start (the VM's backed memory). */
   prefillMiB: z.number().min(0).max(512).default(28),

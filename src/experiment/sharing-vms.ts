@@ -18,6 +18,7 @@
 // (Z zero, D dup pages with T distinct templates, C common pages per VM, K kernel frames).
 
 import { z } from 'zod';
+import { vmModeField } from '../scenario/schema.js';
 import { managedHost, MiB, type ManagedHost } from './host.js';
 import { PageMix } from '../../guests/page-mix.js';
 import { FRAME } from '../../guests/kernel/frames.js';
@@ -34,7 +35,7 @@ const MAX_FILL = 0.95;
 
 const fraction = z.number().min(0).max(1);
 export const sharingVmsParams = z.object({
-  mode: z.enum(['nested', 'shadow']).default('nested'),
+  mode: vmModeField,
   /** Largest number of identical VMs (runs use 1..maxVms). */
   maxVms: z.number().int().min(1).max(16).default(10),
   /** Memory of each VM, MiB. */

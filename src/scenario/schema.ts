@@ -7,6 +7,12 @@
 import { z } from 'zod';
 import { PATTERNS } from '../workload/patterns.js';
 
+/**
+ * The paging mode field of every scenario with VMs on a shared host: nested or shadow
+ * (native needs the whole host; the compare and translation kinds choose modes themselves).
+ */
+export const vmModeField = z.enum(['nested', 'shadow']).default('nested');
+
 const SIZE_UNITS: Record<string, number> = { B: 1, KiB: 2 ** 10, MiB: 2 ** 20, GiB: 2 ** 30, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30 };
 
 /** "64KiB", "2 MiB", "1G" or a plain byte count. */

@@ -1,6 +1,7 @@
 // The hypervisor: one host machine (host physical memory + the MMU core), its frame
 // allocator, and the VMs it runs.
 
+import { pagingFor } from './paging.js';
 import { Machine } from '../../core/machine.js';
 import { HostFrames, type FrameCounts } from './frames.js';
 import { Vm, type VmOptions } from './vm.js';
@@ -47,8 +48,8 @@ export class Hypervisor {
    */
   createVm(o: VmOptions): Vm {
     const live = this.list();
-    if (o.mode === 'native' && live.length > 0) throw new Error('a native VM must be the only VM: it addresses host memory directly');
-    if (live.some((v) => v.mode === 'native')) throw new Error('a native VM is running: it could reach any other VM\'s frames');
+    if (pagingFor(o.mode).direct && live.length > 0) throw new Error('a native VM must be the only VM: it addresses host memory directly');
+    if (live.some((v) => v.paging.direct)) throw new Error('a native VM is running: it could reach any other VM\'s frames');
     if (this.nextId >= 0xfffe) throw new RangeError('VM ids exhausted');
     const vm = new Vm({ machine: this.machine, frames: this.frames, costs: this.costs, nextVpid: () => this.nextVpid() },
       this.nextId, o.mode, o);

@@ -1,7 +1,10 @@
 // Types shared by the hypervisor layer: VM modes, the exits vcpu.run returns (defined in
 // src/core/exit.ts), the cost model.
 
-export type VmMode = 'native' | 'shadow' | 'nested';
+import type { PagingMode } from '../../core/paging-mode.js';
+
+/** A VM's paging mode: the one PagingMode type (src/core/paging-mode.ts). */
+export type VmMode = PagingMode;
 
 // The exits are defined with the core, so guests and devices can name them without
 // importing the hypervisor (as KVM's kvm_run lives in its uapi header).

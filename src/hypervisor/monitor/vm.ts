@@ -19,7 +19,8 @@ import { P2m, P2M, isUnbacked, frameField, needsResolve } from './p2m.js';
 import { Ept, RWX, eptRights, syncEntry } from './ept.js';
 import { GuestMemory } from './gmem.js';
 import { Vcpu } from './vcpu.js';
-import { ShadowMmu, type ShadowBacking } from './shadow.js';
+import type { ShadowBacking } from './shadow.js';
+import { pagingFor, type Paging } from './paging.js';
 import type { HvCosts, VmMode } from './types.js';
 
 export interface VmOptions {
@@ -88,6 +89,8 @@ export class Vm {
   readonly p2m: P2m;
   /** Nested: the EPT the vCPUs use. Shadow: the EPT the shadow MMU's guest walker uses. */
   readonly ept: Ept | null;
+  /** The paging strategy, chosen once from the mode (paging.ts). */
+  readonly paging: Paging;
   readonly vcpus: Vcpu[] = [];
   /** The host's view of guest-physical memory (backs on write). */
   readonly memory: GuestMemory;
@@ -104,20 +107,18 @@ export class Vm {
     this.costs = { ...host.costs, ...o.costs };
     const vcpus = o.vcpus ?? 1;
     if (!Number.isInteger(vcpus) || vcpus < 1 || vcpus > 64) throw new RangeError(`vcpus must be 1..64, got ${vcpus}`);
-    if (mode === 'shadow' && vcpus > 1) {
-      throw new RangeError('shadow mode runs one vCPU per VM: the shadow MMU keeps per-vCPU shadow tables, ' +
-        'so a guest page-table write on one vCPU would not zap the others\' shadows');
-    }
-    if (mode === 'native') host.frames.claimRange(id, 0, this.frameCount); // before allocating anything
+    this.paging = pagingFor(mode);
+    if (vcpus > this.paging.maxVcpus) throw new RangeError(this.paging.maxVcpusReason ?? `${mode} VMs have at most ${this.paging.maxVcpus} vCPUs`);
+    if (this.paging.direct) host.frames.claimRange(id, 0, this.frameCount); // before allocating anything
     this.p2m = new P2m(host.machine.core, this.frameCount);
     this.memory = new GuestMemory(host.machine.memory, this);
-    if (mode === 'native') {
+    if (this.paging.direct) {
       for (let g = 0; g < this.frameCount; g++) this.p2m.map(g as Gfn, g as Hfn);
       this.stats.pagesBacked = this.frameCount;
       this.ept = null;
     } else {
       this.ept = new Ept(host.machine.memory, { alloc: () => this.allocTable(), free: (h) => this.freeTable(h) },
-        { levels: o.eptLevels, ad: mode === 'nested' && (o.eptAd ?? true), onInvalidate: () => this.invalidate() });
+        { levels: o.eptLevels, ad: this.paging.eptWalked && (o.eptAd ?? true), onInvalidate: () => this.invalidate() });
       this.p2m.onChange((gfn, before, after) => this.sync(gfn, before, after));
     }
     for (let i = 0; i < vcpus; i++) this.addVcpu(o.cpu);
@@ -126,8 +127,7 @@ export class Vm {
   private addVcpu(opts?: CpuOptions): void {
     const cpu = this.host.machine.createCpu(opts);
     const vpid = this.host.nextVpid();
-    if (this.mode === 'nested') cpu.setVmcs({ mode: 'nested', eptp: this.ept!.eptp, vpid });
-    const shadow = this.mode === 'shadow' ? new ShadowMmu(this.host.machine, cpu, this.shadowBacking()) : undefined;
+    const shadow = this.paging.attachVcpu(this.host.machine, cpu, () => this.ept!.eptp, vpid, () => this.shadowBacking());
     this.vcpus.push(new Vcpu(this, this.vcpus.length, cpu, vpid, shadow));
   }
 
@@ -151,7 +151,7 @@ export class Vm {
 
   /** INVEPT (single context) on every vCPU after a present EPT entry changed. */
   invalidate(): void {
-    if (this.mode !== 'nested') return; // the shadow walker caches nothing
+    if (!this.paging.eptWalked) return; // the shadow walker caches nothing
     for (const v of this.vcpus) v.cpu.invept(1);
     this.stats.invepts++;
   }
@@ -277,7 +277,7 @@ export class Vm {
     if (gpa % size !== 0n || bytes % size !== 0n || !this.contains(gpa) || gpa + bytes > this.memoryBytes) {
       throw new RangeError(`prefault ${hex(gpa)}+${hex(bytes)} must be ${pageSize}-aligned and inside the VM`);
     }
-    if (this.mode === 'native') return 0;
+    if (this.paging.direct) return 0;
     const n = pageSize / PAGE_4K;
     let large = 0;
     for (let g = Number(gpa >> 12n); g < Number((gpa + bytes) >> 12n); g += n) {

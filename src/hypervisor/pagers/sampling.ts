@@ -28,6 +28,7 @@
 // swap or re-backed it), as untouched otherwise. `untrap` releases one trap explicitly,
 // and every period end clears all the remaining ones.
 
+import { requirePageable } from '../monitor/paging.js';
 import { Rng } from '../../util/rng.js';
 import type { Gfn } from '../../core/addr.js';
 import { P2M } from '../monitor/p2m.js';
@@ -131,7 +132,7 @@ export class ActiveSampler implements VmPager {
 
   /** Starts sampling vm (installs this pager on it) with a period beginning at VM time `now`. */
   attach(vm: Vm, now = 0): void {
-    if (vm.mode === 'native') throw new Error(`VM ${vm.id} is native: sampling needs EPT or shadow mappings to invalidate`);
+    requirePageable(vm, 'sampling needs EPT or shadow mappings to invalidate');
     if (vm.isDestroyed) throw new Error(`VM ${vm.id} was destroyed`);
     if (this.vms.has(vm)) throw new Error(`VM ${vm.id} is already sampled`);
     const s: PerVm = {

@@ -30,6 +30,7 @@
 // Each scanned batch costs a fixed number of core calls (hash, zero test, hint re-hash,
 // compare), whatever its size.
 
+import { requirePageable } from '../monitor/paging.js';
 import type { Gfn, Hfn } from '../../core/addr.js';
 import { hex } from '../../core/addr.js';
 import type { Machine } from '../../core/machine.js';
@@ -101,7 +102,7 @@ export class PageSharing implements VmPager {
   /** Scans `vm`'s memory from now on and installs this pager on it (copy-on-write breaks). */
   addVm(vm: Vm): void {
     if (vm.isDestroyed) throw new Error(`VM ${vm.id} was destroyed`);
-    if (vm.mode === 'native') throw new Error(`VM ${vm.id} is native: its gpa = hpa mapping cannot be remapped for sharing`);
+    requirePageable(vm, 'its gpa = hpa mapping cannot be remapped for sharing');
     if (this.vms.has(vm.id)) throw new Error(`VM ${vm.id} is already registered with page sharing`);
     this.vms.set(vm.id, this.scanner.newVm(vm));
     vm.addPager(this);

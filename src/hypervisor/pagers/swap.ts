@@ -28,6 +28,7 @@
 // Slots live in the 24-bit frame field of the p2m entry (SwapFile caps capacity at 2^24);
 // slot 0 is legal because the entry also carries SWAPPED.
 
+import { requirePageable } from '../monitor/paging.js';
 import { type Gfn, type Hfn, hpaOf, hex } from '../../core/addr.js';
 import type { PhysicalMemory } from '../../core/memory.js';
 import { Rng } from '../../util/rng.js';
@@ -115,7 +116,7 @@ export class HostSwap implements VmPager {
 
   private state(vm: Vm): VmSwap {
     if (vm.isDestroyed) throw new Error(`VM ${vm.id} was destroyed: nothing to swap`);
-    if (vm.mode === 'native') throw new Error(`VM ${vm.id} is native: its guest-physical frames are host frames, it cannot be swapped`);
+    requirePageable(vm, 'its guest-physical frames are host frames, it cannot be swapped');
     let s = this.vms.get(vm);
     if (!s) {
       s = { stats: zeroStats(), slots: new Set() };
