@@ -37,3 +37,9 @@ export type VcpuExit =
   | { reason: 'unsupported'; index: number };
 
 export type VcpuExitReason = VcpuExit['reason'];
+
+/** The core's exit reason codes (cpuExitReason) and translate results (cpuTranslate), checked at load (abi.ts). */
+export const EXIT = {
+  PF: 1, GP: 2, unsupported: 3, MMIO: 4, EPT_VIOLATION: 5, EPT_MISCONFIG: 6, IO: 7, HLT: 8, CR3: 9, INVLPG: 10,
+} as const;
+export const XLATE = { ok: 0, PF: 1, GP: 2, unsupported: 3, EPT_VIOLATION: 4, EPT_MISCONFIG: 5 } as const;
