@@ -44,8 +44,8 @@ export const K_IN: u32 = 5;
 export const K_HLT: u32 = 6;
 export const K_MOVCR3: u32 = 7;
 export const K_INVLPG: u32 = 8;
-const CTL_IMPLICIT: u32 = 1 << 8;
-const CTL_USER: u32 = 1 << 9;
+export const CTL_IMPLICIT: u32 = 1 << 8;
+export const CTL_USER: u32 = 1 << 9;
 const CTL_LOAD8: u32 = K_LOAD | (8 << 4);
 const CTL_STORE8: u32 = K_STORE | (8 << 4);
 

@@ -76,3 +76,8 @@ export function physCopy(dst: u64, src: u64, len: u64): bool {
 
 // Batched page hashing, comparison and zero tests for content-based page sharing.
 export { hashFrames, framesEqual, zeroFrames, physXxh64 } from "./hash";
+
+// The table of every number shared with the host (assembly/abi.ts), checked at load.
+import { ABI } from "./abi";
+export function abiPtr(): usize { return changetype<usize>(ABI); }
+export function abiLen(): i32 { return ABI.length; }

@@ -3,10 +3,7 @@
 // read but never written), and common data (pages every instance fills with the same
 // bytes, e.g. a shared library's data), next to a few private pages that differ per VM.
 import type { AccessBatch } from '../src/core/batch.js';
-import type { Hypervisor } from '../src/hypervisor/hypervisor.js';
-import type { VmMode } from '../src/hypervisor/types.js';
-import { Kernel, type KernelOptions } from './kernel/kernel.js';
-import type { Workload } from './kernel/kernel.js';
+import type { Kernel, Workload } from './kernel/kernel.js';
 
 export const ZERO_BASE = 0x7000_0000n, COMMON_BASE = 0x7100_0000n, PRIVATE_BASE = 0x7200_0000n;
 export interface SharedOptions { zeroPages?: number; commonPages?: number; privatePages?: number; instance: number }
@@ -43,18 +40,4 @@ export class SharedContent implements Workload {
     b.hlt();
     return true;
   }
-}
-
-/** n identical kernels on one hypervisor (nested or shadow: only those modes allow several VMs). */
-export function bootShared(hv: Hypervisor, n: number, mode: Exclude<VmMode, 'native'>, memoryBytes: number,
-  o: Partial<KernelOptions> & Partial<SharedOptions> = {}): { kernels: Kernel[]; workloads: SharedContent[] } {
-  const kernels: Kernel[] = [], workloads: SharedContent[] = [];
-  for (let i = 0; i < n; i++) {
-    const vm = hv.createVm({ memoryBytes, mode });
-    const k = Kernel.boot({ hv, vm, imageSeed: 0x5ea5, ...o });
-    const w = new SharedContent({ ...o, instance: i });
-    k.start(w);
-    kernels.push(k); workloads.push(w);
-  }
-  return { kernels, workloads };
 }

@@ -15,16 +15,27 @@ export { runTranslation, type TranslationResult } from './experiment/translation
 export { offsets, fillBatch, PATTERNS, type Pattern, type PatternSpec } from './workload/patterns.js';
 export { Rng } from './util/rng.js';
 export * from './hypervisor/index.js';
-export { ShadowMmu, type ShadowBacking, type ShadowStats, type ShadowOutcome } from './hypervisor/shadow.js';
+export { PAGING_MODES, type PagingMode } from './core/paging-mode.js';
+export { pagingFor, requirePageable, type Paging } from './hypervisor/monitor/paging.js';
+export { ShadowMmu, type ShadowBacking, type ShadowStats, type ShadowOutcome } from './hypervisor/monitor/shadow.js';
 export { compare, DEFAULT_WORKLOADS, type CompareRow, type Workload } from './experiment/compare.js';
 export { PortBus, type PortDevice, type IoExit } from './devices/bus.js';
 export { BackdoorPort } from './devices/backdoor.js';
-export { BalloonDevice, classifyBalloonExit, CMD as BALLOON_CMD, CAP as BALLOON_CAP, STATUS as BALLOON_STATUS } from './devices/balloon.js';
+export { BalloonDevice, classifyBalloonExit, type BalloonBackend, CMD as BALLOON_CMD, CAP as BALLOON_CAP, STATUS as BALLOON_STATUS } from './devices/balloon.js';
 export { BalloonStats } from './devices/balloon-stats.js';
-export { Scheduler, type Runnable, type SchedulerOptions } from './hypervisor/scheduler.js';
+export { Scheduler, type Runnable, type SchedulerOptions } from './hypervisor/policy/scheduler.js';
 export { FrameOps } from './core/hash.js';
 export * from './report/index.js';
-export { GuestVm, type GuestVmOptions } from '../guests/machine.js';
+export {
+  registerExperiment, defineExperiment, unregisterExperiment, getExperiment, listExperiments,
+  setDefaultScenario, getDefaultScenario, parseExperimentScenario, scenarioConfig,
+  type ExperimentDefinition, type RunContext, type ParsedScenario,
+} from './experiment/registry.js';
+export { runScenario, runExperiment, withSeed, RunAborted, type RunOptions } from './experiment/runner.js';
+export { GuestVm, type GuestVmOptions } from './board/guest-vm.js';
+export { bootKernel, vmPlatform, type BootKernelOptions, type BootedKernel } from './board/boot.js';
+export { bootShared } from './board/shared.js';
+export type { GuestPlatform, GuestVcpu, GuestPorts, BootMemory } from '../guests/platform.js';
 // Guest kernels and workloads (guests/), for experiments written against the library.
 export { Kernel, type Workload as GuestWorkload, type KernelOptions } from '../guests/kernel/kernel.js';
 export { BalloonDriver } from '../guests/kernel/balloon.js';

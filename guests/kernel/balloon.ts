@@ -16,11 +16,10 @@
 // current driver's 512-frame deflate slack and its 2 MiB → 4 KiB fallback are kept.
 
 import type { AccessBatch } from '../../src/core/batch.js';
-import type { Vcpu } from '../../src/hypervisor/vcpu.js';
-import type { VcpuExit } from '../../src/hypervisor/types.js';
-import type { PortBus } from '../../src/devices/bus.js';
-import { BACKDOOR_PORT as P, REG } from '../../src/devices/backdoor.js';
-import { BALLOON_MAGIC, CMD, CAP, STATUS, BATCH_MAX_ENTRIES, FRAMES_2M } from '../../src/devices/balloon.js';
+import type { GuestPlatform } from '../platform.js';
+import { runOps } from './run.js';
+import { BACKDOOR_PORT as P, REG } from '../../src/devices/backdoor-protocol.js';
+import { BALLOON_MAGIC, CMD, CAP, STATUS, BATCH_MAX_ENTRIES, FRAMES_2M } from '../../src/devices/balloon-protocol.js';
 
 /** What the driver needs from the guest kernel's frame allocator. */
 export interface PinnedAllocator {
@@ -33,8 +32,8 @@ export interface PinnedAllocator {
 }
 
 export interface BalloonDriverOptions {
-  vcpu: Vcpu;
-  bus: PortBus;
+  /** The guest's machine: its vCPU runs the hypercalls, IO goes to its ports, other exits to its host. */
+  platform: GuestPlatform;
   alloc: PinnedAllocator;
   /** A batch of at least 1100 ops, reused for every hypercall. */
   batch: AccessBatch;
@@ -44,8 +43,6 @@ export interface BalloonDriverOptions {
   totalFrames: number;
   /** Capabilities to request (default basic | batched | 2 MiB). */
   capabilities?: number;
-  /** Exits other than IO (e.g. a guest #PF on the direct map): return the op to resume at. */
-  onExit?(x: Exclude<VcpuExit, { reason: 'end' | 'IO' }>): number;
 }
 
 export const RATE = {
@@ -261,13 +258,10 @@ export class BalloonDriver {
   }
 
   private run(b: AccessBatch): void {
-    for (let at = 0, guard = 0; ; guard++) {
-      if (guard > 4 * b.length + 64) throw new Error('balloon driver: the hypercall batch makes no progress');
-      const x = this.o.vcpu.run(b, at);
-      if (x.reason === 'end') return;
-      if (x.reason === 'IO') { this.o.bus.dispatch(x, b); at = x.index + 1; continue; }
-      if (!this.o.onExit) throw new Error(`balloon driver: unexpected ${x.reason} exit at op ${x.index}`);
-      at = this.o.onExit(x);
-    }
+    runOps(this.o.platform, b, 0, {
+      who: 'balloon driver', maxRuns: 4 * b.length + 64,
+      unhandled: (x) => new Error(`balloon driver: unexpected ${x.reason} exit at op ${x.index}`),
+    });
   }
+
 }

@@ -3,9 +3,10 @@
 // page-table writes trap exactly as a real guest's would). Port I/O goes to the VM's bus.
 
 import type { AccessBatch } from '../../src/core/batch.js';
-import type { Vcpu } from '../../src/hypervisor/vcpu.js';
-import type { VcpuExit } from '../../src/hypervisor/types.js';
-import type { PortBus } from '../../src/devices/bus.js';
+import type { GuestPlatform } from '../platform.js';
+import { runOps } from './run.js';
+
+export type { GuestExit } from '../platform.js';
 
 /** Where the kernel maps all of guest-physical memory (Linux's __PAGE_OFFSET with 4-level paging). */
 export const DIRECT_MAP = 0xffff_8880_0000_0000n;
@@ -13,13 +14,8 @@ export const DIRECT_MAP = 0xffff_8880_0000_0000n;
 export const KERNEL_TEXT = 0xffff_ffff_8000_0000n;
 export const WORDS = 512; // 8-byte words per 4 KiB frame
 
-export type GuestExit = Exclude<VcpuExit, { reason: 'end' }>;
-/** Exits only the hypervisor can resolve (WRITE_PROTECT, OUT_OF_FRAMES, ...): return the op to resume at. */
-export type HostExitHandler = (x: GuestExit, b: AccessBatch) => number;
-
 export class KernelCpu {
-  constructor(readonly vcpu: Vcpu, readonly bus: PortBus, readonly b: AccessBatch,
-              readonly onHostExit?: HostExitHandler) {
+  constructor(readonly platform: GuestPlatform, readonly b: AccessBatch) {
     if (b.capacity < 2 * WORDS + 8) throw new RangeError('the kernel batch needs at least 1032 ops');
   }
 
@@ -27,16 +23,10 @@ export class KernelCpu {
 
   /** Runs the kernel batch to its end. A #PF in kernel code means a kernel bug: oops. */
   exec(): void {
-    const b = this.b;
-    let at = 0;
-    for (;;) {
-      const x = this.vcpu.run(b, at);
-      if (x.reason === 'end') return;
-      if (x.reason === 'IO') { this.bus.dispatch(x, b); at = x.index + 1; continue; }
-      if (x.reason === 'PF') throw new Error(`kernel oops: #PF at 0x${x.cr2.toString(16)} (error ${x.errorCode}) in kernel code`);
-      if (this.onHostExit) { at = this.onHostExit(x, b); continue; }
-      throw new Error(`kernel: exit ${x.reason} at op ${x.index} needs the hypervisor`);
-    }
+    runOps(this.platform, this.b, 0, {
+      who: 'kernel',
+      pageFault: (x) => { throw new Error(`kernel oops: #PF at 0x${x.cr2.toString(16)} (error ${x.errorCode}) in kernel code`); },
+    });
   }
 
   /** Loads 8-byte words at guest-physical addresses (batched). */

@@ -10,15 +10,13 @@
 
 import { CR0, CR4, EFER, PTE, PFEC } from '../../src/core/bits.js';
 import type { AccessBatch } from '../../src/core/batch.js';
-import type { Hypervisor } from '../../src/hypervisor/hypervisor.js';
-import type { Vm } from '../../src/hypervisor/vm.js';
-import type { Vcpu } from '../../src/hypervisor/vcpu.js';
-import { PortBus } from '../../src/devices/bus.js';
+import { SWAP_PORT } from '../../src/devices/swapdisk-protocol.js';
+import type { GuestPlatform, GuestVcpu } from '../platform.js';
 import { FrameAllocator } from './frames.js';
-import { KernelCpu, DIRECT_MAP, KERNEL_TEXT, type HostExitHandler } from './kcpu.js';
+import { KernelCpu, DIRECT_MAP, KERNEL_TEXT } from './kcpu.js';
 import { PageTables, ADDR, isSwapEntry, slotOf } from './pagetable.js';
+import { runOps } from './run.js';
 import { Swapper } from './swap.js';
-import { SwapDisk, SWAP_PORT, SWAPDISK_PORTS } from './swapdisk.js';
 import { Rng } from '../../src/util/rng.js';
 
 export interface Vma { start: bigint; end: bigint; write: boolean; exec: boolean }
@@ -32,35 +30,21 @@ export interface Workload {
 }
 
 export interface KernelOptions {
-  hv: Hypervisor;
-  vm: Vm;
-  /** The VM's port bus (a new one is made if absent); the swap disk is registered on it. */
-  bus?: PortBus;
-  vcpu?: number;
+  /** The machine the kernel runs on (src/board builds one from a VM, its bus and devices). */
+  platform: GuestPlatform;
   /** Kernel image size in pages; the content is a function of imageSeed (identical kernels share it). */
   imagePages?: number;
   imageSeed?: number;
   /** Simulated cycles per second (default 1e9). */
   hz?: number;
-  swapPort?: number;
-  /**
-   * Swap by DMA (default true: a few IO exits per page and a modeled disk latency) or by
-   * PIO (false: 2048 four-byte IO exits per page, as an ATA disk without bus-mastering).
-   */
-  swapDma?: boolean;
-  /** Cycles one DMA page transfer waits (default 20000). */
-  swapLatencyCycles?: number;
   /**
    * Bytes of per-frame kernel metadata (Linux's struct page: 64), allocated and zeroed at
    * boot for every frame of configured memory (default 0 = none; Linux: 64). It is what
    * makes a large VM ballooned down slightly worse off than a small VM configured with that size.
    */
   memMapBytesPerFrame?: number;
-  /** Asks the host to free frames when its pool runs dry during a swap-disk DMA; returns how many. */
-  reclaimHost?: (need: number) => number;
   /** Frames user allocations leave free for page tables (default 16). */
   reserve?: number;
-  onHostExit?: HostExitHandler;
 }
 
 export interface KernelCounters {
@@ -73,13 +57,11 @@ const EARLY_PML4 = 1, EARLY_PDPT = 2, EARLY_PD = 3, IMAGE = 16;
 const NX = PTE.XD;
 
 export class Kernel {
-  readonly vcpu: Vcpu;
-  readonly bus: PortBus;
+  readonly vcpu: GuestVcpu;
   readonly frames: FrameAllocator;
   readonly kc: KernelCpu;
   readonly pt: PageTables;
   readonly swap: Swapper;
-  readonly disk: SwapDisk;
   /** The workload batch (workloads fill it; ops run at CPL 0). */
   readonly batch: AccessBatch;
   private readonly probe: AccessBatch; // readUser's
@@ -101,41 +83,36 @@ export class Kernel {
   private nextAsid = 1;
   private readonly reserve: number;
 
-  private constructor(readonly vm: Vm, hv: Hypervisor, o: KernelOptions) {
-    this.vcpu = vm.vcpus[o.vcpu ?? 0];
-    this.bus = o.bus ?? new PortBus();
+  private constructor(readonly platform: GuestPlatform, o: KernelOptions) {
+    const p = platform;
+    this.vcpu = p.vcpu;
     this.hz = o.hz ?? 1e9;
     this.reserve = o.reserve ?? 16;
     this.imagePages = o.imagePages ?? 16;
-    this.frames = new FrameAllocator(vm.frameCount, IMAGE + this.imagePages);
-    this.kc = new KernelCpu(this.vcpu, this.bus, hv.machine.createBatch(2048), o.onHostExit);
-    this.batch = hv.machine.createBatch(4096);
-    this.probe = hv.machine.createBatch(512);
+    this.frames = new FrameAllocator(p.frameCount, IMAGE + this.imagePages);
+    this.kc = new KernelCpu(p, p.createBatch(2048));
+    this.batch = p.createBatch(4096);
+    this.probe = p.createBatch(512);
     this.pt = new PageTables(this.kc, this.frames);
-    const dma = o.swapDma ?? true;
-    this.disk = new SwapDisk(o.swapPort ?? SWAP_PORT, dma
-      ? { dma: vm.memory, stall: (c) => this.vcpu.stall(c), latencyCycles: o.swapLatencyCycles,
-        reclaim: () => o.reclaimHost?.(1) ?? 0 } : {});
-    this.bus.register(this.disk.base, SWAPDISK_PORTS, this.disk);
-    this.swap = new Swapper(this.kc, this.frames, this.pt, (asid) => asid === this.current?.id, this.disk.base);
-    this.swap.dma = dma;
+    this.swap = new Swapper(this.kc, this.frames, this.pt, (asid) => asid === this.current?.id, p.swapPort ?? SWAP_PORT);
+    this.swap.dma = p.swapDma ?? true;
   }
 
   /** Bootloader + early boot. Returns a kernel running its first address space. */
   static boot(o: KernelOptions): Kernel {
-    const vm = o.vm;
-    if (vm.memoryBytes < 4n << 20n) throw new RangeError('the guest kernel needs at least 4 MiB');
-    const k = new Kernel(vm, o.hv, o);
+    const p = o.platform;
+    if (p.memoryBytes < 4n << 20n) throw new RangeError('the guest kernel needs at least 4 MiB');
+    const k = new Kernel(p, o);
     // The bootloader (host writes, as firmware loading an image would): the image, and
     // early tables mapping guest-physical [0, 2 MiB) at DIRECT_MAP with one 2 MiB page.
     const rng = new Rng(o.imageSeed ?? 0x6b65726e);
     const img = new Uint8Array(k.imagePages * 4096);
     for (let i = 0; i < img.length; i += 4) new DataView(img.buffer).setUint32(i, rng.u32(), true);
-    vm.memory.write(BigInt(IMAGE) << 12n, img);
+    p.memory.write(BigInt(IMAGE) << 12n, img);
     const pml4i = Number((DIRECT_MAP >> 39n) & 511n);
-    vm.memory.write64(BigInt(EARLY_PML4 * 4096 + pml4i * 8), (BigInt(EARLY_PDPT) << 12n) | PTE.P | PTE.W);
-    vm.memory.write64(BigInt(EARLY_PDPT * 4096), (BigInt(EARLY_PD) << 12n) | PTE.P | PTE.W);
-    vm.memory.write64(BigInt(EARLY_PD * 4096), PTE.P | PTE.W | PTE.PS | NX);
+    p.memory.write64(BigInt(EARLY_PML4 * 4096 + pml4i * 8), (BigInt(EARLY_PDPT) << 12n) | PTE.P | PTE.W);
+    p.memory.write64(BigInt(EARLY_PDPT * 4096), (BigInt(EARLY_PD) << 12n) | PTE.P | PTE.W);
+    p.memory.write64(BigInt(EARLY_PD * 4096), PTE.P | PTE.W | PTE.PS | NX);
     for (const g of [EARLY_PML4, EARLY_PDPT, EARLY_PD]) k.frames.claim(g, 'table');
     for (let g = IMAGE; g < IMAGE + k.imagePages; g++) k.frames.claim(g, 'kernel');
     // Firmware hands over in long mode: CR0.PG|WP, CR4.PAE, EFER.LME|LMA|NXE, CPL 0.
@@ -143,7 +120,7 @@ export class Kernel {
       efer: EFER.LME | EFER.LMA | EFER.NXE, cpl: 0 });
     // Early boot, through the vCPU: the rest of the direct map (2 MiB pages, 4 KiB for a
     // ragged tail) and the text mapping (4 KiB, read-only, executable).
-    const frames = vm.frameCount;
+    const frames = p.frameCount;
     for (let g = 512; g + 512 <= frames; g += 512) k.pt.map2m(EARLY_PML4, DIRECT_MAP + (BigInt(g) << 12n), g, PTE.W | NX);
     for (let g = frames - (frames % 512); g < frames; g++) k.pt.map4k(EARLY_PML4, DIRECT_MAP + (BigInt(g) << 12n), g, PTE.W | NX);
     for (let i = 0; i < k.imagePages; i++) k.pt.map4k(EARLY_PML4, KERNEL_TEXT + BigInt(i * 4096), IMAGE + i, 0n);
@@ -155,7 +132,7 @@ export class Kernel {
   /** The mem_map: kernel frames holding per-frame metadata, sized by configured memory. */
   private allocMemMap(bytesPerFrame: number): number[] {
     if (!(bytesPerFrame >= 0 && bytesPerFrame <= 4096)) throw new RangeError(`memMapBytesPerFrame must be 0..4096, got ${bytesPerFrame}`);
-    const n = Math.ceil((this.vm.frameCount * bytesPerFrame) / 4096);
+    const n = Math.ceil((this.platform.frameCount * bytesPerFrame) / 4096);
     const out: number[] = [];
     for (let i = 0; i < n; i++) {
       const g = this.frames.alloc('kernel');
@@ -266,17 +243,16 @@ export class Kernel {
 
   /** Runs batch ops from `at` to the end; returns the resume index after a HLT, else null. */
   runBatch(b: AccessBatch, at = 0): number | null {
-    const start = at;
-    for (;;) {
-      const x = this.vcpu.run(b, at);
-      if (x.reason === 'end') { this.counters.ops += b.length - start; return null; }
-      if (x.reason === 'PF') at = this.pageFault(x.cr2, x.errorCode) ? x.index : x.index + 1;
-      else if (x.reason === 'IO') { this.counters.io++; this.bus.dispatch(x, b); at = x.index + 1; }
-      else if (x.reason === 'HLT') { this.counters.halts++; this.counters.ops += x.index + 1 - start; return x.index + 1; }
-      else if (this.kc.onHostExit) at = this.kc.onHostExit(x, b);
-      else throw new Error(`kernel: exit ${x.reason} at op ${x.index} needs the hypervisor`);
-    }
+    const r = runOps(this.platform, b, at, {
+      who: 'kernel', halt: true,
+      pageFault: (x) => (this.pageFault(x.cr2, x.errorCode) ? x.index : x.index + 1),
+      io: () => { this.counters.io++; },
+    });
+    if (r === null) this.counters.ops += b.length - at;
+    else { this.counters.halts++; this.counters.ops += r - at; }
+    return r;
   }
+
 
   /** The #PF handler. Returns true to retry the access, false to kill it (no VMA / no rights). */
   pageFault(cr2: bigint, err: number): boolean {

@@ -13,7 +13,7 @@ import type { AccessBatch } from '../../src/core/batch.js';
 import { FRAME, type FrameAllocator, type Mapping } from './frames.js';
 import { type KernelCpu, WORDS } from './kcpu.js';
 import { type PageTables, swapEntry } from './pagetable.js';
-import { REG, DISK_CMD, SWAP_PORT } from './swapdisk.js';
+import { REG, DISK_CMD, SWAP_PORT } from '../../src/devices/swapdisk-protocol.js';
 
 const SCAN = 64; // PTEs read per batch while the hand sweeps
 

@@ -3,8 +3,8 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { mkdirSync, writeFileSync, renameSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { table } from './table.js';
 import { compare, type CompareRow } from '../experiment/compare.js';
+import { compareTable, COMPARE_NOTE } from '../experiment/compare-experiment.js';
 import { runCommand, validateCommand, experimentsCommand } from './run.js';
 
 export { DEFAULT_SCENARIO, loadScenario, runCommand } from './run.js';
@@ -32,13 +32,8 @@ async function runCompare(opts: { accesses: number; seed: number; json?: boolean
   writeAtomic(join(out, 'compare.json'), JSON.stringify(doc, null, 2) + '\n');
   if (opts.json) { console.log(JSON.stringify(doc, null, 2)); return; }
   console.log(`native vs shadow paging vs nested paging (EPT); ${opts.accesses} accesses per run, seed ${opts.seed}\n`);
-  console.log(table(
-    ['workload', 'mode', 'TLB misses/1k', 'refs/walk', 'exits/1k', 'cycles/access'],
-    rows.map((r) => [r.workload, r.mode, r.tlbMissesPer1000.toFixed(1), r.refsPerWalk.toFixed(2),
-      r.exitsPer1000.toFixed(2), r.cyclesPerAccess.toFixed(1)]),
-  ));
-  console.log('\nTLB misses = walks (L2 TLB misses); refs/walk counts guest and EPT references;' +
-    '\nexits = shadow faults, CR3/INVLPG intercepts and EPT exits; cycles from the cost model.');
+  console.log(compareTable(rows));
+  console.log('\n' + COMPARE_NOTE);
   console.log(`wrote ${join(out, 'compare.json')}`);
 }
 

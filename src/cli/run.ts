@@ -11,17 +11,17 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import cliProgress from 'cli-progress';
-import '../report/experiments.js';
+import '../experiment/catalogue.js';
 import {
   getDefaultScenario, listExperiments, parseExperimentScenario, scenarioConfig, type ParsedScenario,
-} from '../report/registry.js';
-import { runExperiment, withSeed } from '../report/runner.js';
+} from '../experiment/registry.js';
+import { runExperiment, withSeed } from '../experiment/runner.js';
 import { checkReplaceable, writeReport, type WrittenReport } from '../report/write.js';
 import type { ExperimentResult } from '../report/result.js';
-import { table } from './table.js';
+import { table } from '../report/table.js';
 
-/** Used by `memvisor run` without an argument until an experiment calls setDefaultScenario. */
-export const DEFAULT_SCENARIO = fileURLToPath(new URL('../../scenarios/tlb-reach.json', import.meta.url));
+/** The one default scenario: what `memvisor run` runs without an argument (Figure 7, scaled down). */
+export const DEFAULT_SCENARIO = fileURLToPath(new URL('../../scenarios/fig7-idle-tax.json', import.meta.url));
 
 export interface RunCliOptions {
   /** Report directory (default out/<scenario name>). */
@@ -48,6 +48,7 @@ export function loadScenario(path: string): ParsedScenario {
   return parseExperimentScenario(readScenarioFile(path), path);
 }
 
+/** The default scenario file, unless a library user set another with setDefaultScenario. */
 function loadDefaultScenario(): ParsedScenario {
   const json = getDefaultScenario();
   if (json !== undefined) return parseExperimentScenario(json, 'the default scenario');

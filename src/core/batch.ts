@@ -11,8 +11,8 @@ export const OpKind = {
   load: 0, store: 1, fetch: 2, translate: 3, out: 4, in: 5, hlt: 6, movCr3: 7, invlpg: 8,
 } as const;
 export type OpKindName = keyof typeof OpKind;
-const CTL_IMPLICIT = 1 << 8;
-const CTL_USER = 1 << 9;
+export const CTL_IMPLICIT = 1 << 8;
+export const CTL_USER = 1 << 9;
 
 export interface OpOptions { user?: boolean; implicit?: boolean }
 

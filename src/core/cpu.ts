@@ -4,6 +4,7 @@ import type { Core } from './wasm.js';
 import type { PageSize } from './bits.js';
 import { AccessBatch } from './batch.js';
 import { hex } from './addr.js';
+import { EXIT, XLATE } from './exit.js';
 
 export interface CacheGeometry { entries: number; ways: number }
 
@@ -24,7 +25,7 @@ export interface TlbConfig {
 }
 
 // Order = the core's cache indices (assembly/cpu.ts T_*).
-const CACHE_ORDER = ['l1i4k', 'l1i2m', 'l1d4k', 'l1d2m', 'l1d1g', 'l2',
+export const CACHE_ORDER = ['l1i4k', 'l1i2m', 'l1d4k', 'l1d2m', 'l1d1g', 'l2',
   'pde', 'pdpte', 'pml4e', 'pml5e', 'ntlb', 'epde', 'epdpte', 'epml4e', 'epml5e'] as const;
 const TLB_KEYS = ['l1i4k', 'l1i2m', 'l1d4k', 'l1d2m', 'l1d1g', 'l2', 'ntlb'] as const;
 const PSC_KEYS = ['pde', 'pdpte', 'pml4e', 'pml5e', 'epde', 'epdpte', 'epml4e', 'epml5e'] as const;
@@ -67,7 +68,8 @@ export interface Registers {
   cr0: RegValue; cr3: RegValue; cr4: RegValue; efer: RegValue;
   rflags: RegValue; pkru: RegValue; cpl: RegValue;
 }
-const REG_ORDER = ['cr0', 'cr3', 'cr4', 'efer', 'rflags', 'pkru', 'cpl'] as const;
+export const REG_ORDER = ['cr0', 'cr3', 'cr4', 'efer', 'rflags', 'pkru', 'cpl'] as const;
+const R_CPL = REG_ORDER.indexOf('cpl');
 
 export interface Access { write?: boolean; user?: boolean; fetch?: boolean; implicit?: boolean }
 
@@ -98,7 +100,7 @@ export type BatchExit =
   | { reason: 'unsupported'; index: number };
 
 export type TranslationMode = 'native' | 'nested' | 'shadow';
-const MODES: Record<TranslationMode, number> = { native: 0, nested: 1, shadow: 2 };
+export const MODES: Record<TranslationMode, number> = { native: 0, nested: 1, shadow: 2 };
 
 /** VMCS-like translation controls. */
 export interface Vmcs {
@@ -212,22 +214,22 @@ export class Cpu {
     if (access.write) acc |= ACC_WRITE;
     if (access.fetch) acc |= ACC_FETCH;
     if (access.implicit) acc |= ACC_IMPLICIT;
-    else if (access.user ?? this.core.cpuGetReg(this.ptr, 6) === 3n) acc |= ACC_USER;
+    else if (access.user ?? this.core.cpuGetReg(this.ptr, R_CPL) === 3n) acc |= ACC_USER;
     const st = this.core.cpuTranslate(this.ptr, BigInt.asUintN(64, va), acc);
-    if (st === 0) {
+    if (st === XLATE.ok) {
       return { ok: true, pa: BigInt.asUintN(64, this.core.cpuResPa(this.ptr)),
         pageSize: Number(this.core.cpuResSize(this.ptr)) as PageSize };
     }
-    if (st === 1) {
+    if (st === XLATE.PF) {
       return { ok: false, fault: 'PF', errorCode: this.core.cpuErrorCode(this.ptr),
         cr2: BigInt.asUintN(64, this.core.cpuExitAddr(this.ptr)) };
     }
-    if (st === 2) return GP as Translation;
-    if (st === 4) {
+    if (st === XLATE.GP) return GP as Translation;
+    if (st === XLATE.EPT_VIOLATION) {
       return { ok: false, fault: 'EPT_VIOLATION', gpa: BigInt.asUintN(64, this.core.cpuExitGpa(this.ptr)),
         qualification: this.core.cpuExitQual(this.ptr) };
     }
-    if (st === 5) return { ok: false, fault: 'EPT_MISCONFIG', gpa: BigInt.asUintN(64, this.core.cpuExitGpa(this.ptr)) };
+    if (st === XLATE.EPT_MISCONFIG) return { ok: false, fault: 'EPT_MISCONFIG', gpa: BigInt.asUintN(64, this.core.cpuExitGpa(this.ptr)) };
     throw new Error('legacy 32-bit and PAE paging are not modeled: set EFER.LME with CR4.PAE and CR0.PG');
   }
 
@@ -241,22 +243,22 @@ export class Cpu {
     const index = start + done;
     const reason = this.core.cpuExitReason(this.ptr);
     const addr = BigInt.asUintN(64, this.core.cpuExitAddr(this.ptr));
-    if (reason === 1) return { completed: done, exit: { reason: 'PF', index, errorCode: this.core.cpuErrorCode(this.ptr), cr2: addr } };
-    if (reason === 2) return { completed: done, exit: { reason: 'GP', index, va: addr } };
-    if (reason === 4) return { completed: done, exit: { reason: 'MMIO', index, pa: addr } };
+    if (reason === EXIT.PF) return { completed: done, exit: { reason: 'PF', index, errorCode: this.core.cpuErrorCode(this.ptr), cr2: addr } };
+    if (reason === EXIT.GP) return { completed: done, exit: { reason: 'GP', index, va: addr } };
+    if (reason === EXIT.MMIO) return { completed: done, exit: { reason: 'MMIO', index, pa: addr } };
     const gpa = () => BigInt.asUintN(64, this.core.cpuExitGpa(this.ptr));
     const value = () => BigInt.asUintN(64, this.core.cpuExitValue(this.ptr));
-    if (reason === 5) {
+    if (reason === EXIT.EPT_VIOLATION) {
       return { completed: done, exit: { reason: 'EPT_VIOLATION', index, gpa: gpa(), gva: addr, qualification: this.core.cpuExitQual(this.ptr) } };
     }
-    if (reason === 6) return { completed: done, exit: { reason: 'EPT_MISCONFIG', index, gpa: gpa(), gva: addr } };
-    if (reason === 7) {
+    if (reason === EXIT.EPT_MISCONFIG) return { completed: done, exit: { reason: 'EPT_MISCONFIG', index, gpa: gpa(), gva: addr } };
+    if (reason === EXIT.IO) {
       const e = this.core.cpuErrorCode(this.ptr);
       return { completed: done, exit: { reason: 'IO', index, port: Number(addr), size: e & 0xff, direction: e & 0x100 ? 'in' : 'out', value: value() } };
     }
-    if (reason === 8) return { completed: done, exit: { reason: 'HLT', index } };
-    if (reason === 9) return { completed: done, exit: { reason: 'CR3', index, value: value() } };
-    if (reason === 10) return { completed: done, exit: { reason: 'INVLPG', index, va: addr } };
+    if (reason === EXIT.HLT) return { completed: done, exit: { reason: 'HLT', index } };
+    if (reason === EXIT.CR3) return { completed: done, exit: { reason: 'CR3', index, value: value() } };
+    if (reason === EXIT.INVLPG) return { completed: done, exit: { reason: 'INVLPG', index, va: addr } };
     return { completed: done, exit: { reason: 'unsupported', index } };
   }
 

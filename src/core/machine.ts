@@ -1,5 +1,6 @@
 // A machine: one core instance = one host physical memory, with any number of vCPUs.
 
+import { checkAbi } from './abi.js';
 import { loadCore, type Core } from './wasm.js';
 import { PhysicalMemory } from './memory.js';
 import { Cpu, type CpuOptions } from './cpu.js';
@@ -20,6 +21,7 @@ export class Machine {
     const p = core.counterNamesPtr();
     const s = new Uint16Array(core.memory.buffer, p, core.counterNamesLen());
     this.counterNames = String.fromCharCode(...s).split(',');
+    checkAbi(core, this.counterNames.length); // every shared number equals the core's
   }
 
   static async create(opts: MachineOptions): Promise<Machine> {

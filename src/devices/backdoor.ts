@@ -31,11 +31,9 @@
 
 import type { PortDevice } from './bus.js';
 
-export const BACKDOOR_PORT = 0x5670;
-export const BACKDOOR_PORTS = 7; // 0x5670..0x5676
+import { BACKDOOR_PORT, BACKDOOR_PORTS, REG } from './backdoor-protocol.js';
 
-/** The register window's port offsets from BACKDOOR_PORT. */
-export const REG = { EXECUTE: 0, EAX: 1, EBX: 2, ECX: 3, ESI: 4, EDI: 5, EBX_HIGH: 6 } as const;
+export { BACKDOOR_PORT, BACKDOOR_PORTS, REG };
 
 /** The registers a call sees and returns (rbx is 64-bit: the 64_BIT_TARGET capability). */
 export interface BackdoorRegs { eax: number; rbx: bigint; ecx: number; esi: number; edi: number }

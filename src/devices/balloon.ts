@@ -1,8 +1,11 @@
-// The host balloon device of one VM: the VMware balloon protocol as the Linux vmw_balloon
-// driver speaks it (fact sheet §1), behind the backdoor port (backdoor.ts), strict.
+// The host balloon device of one VM: it decodes the VMware balloon protocol
+// (balloon-protocol.ts) behind the backdoor port (backdoor.ts) and keeps the strict checks.
+// The memory work (unmap, free, discard) is the hypervisor's: the device asks a
+// BalloonBackend (src/hypervisor balloon backend), as Firecracker's device.rs leaves it
+// to util::remove_range.
 //
-// - LOCK takes the gfn out of the VM's p2m (state BALLOONED; the EPT entry goes with it)
-//   and frees its host frame; UNLOCK makes it unbacked again (zero-filled on next touch).
+// - LOCK has the backend take the gfn out of the VM (p2m state BALLOONED, EPT entry and
+//   host frame freed); UNLOCK makes it unbacked again (zero-filled on next touch).
 // - Every protocol violation becomes a status code and a recorded BalloonViolation with a
 //   message; the device never throws into the guest's run loop and touches only its VM.
 // - The host sets the target (setTarget, in 4 KiB frames); it is returned in EBX with
@@ -11,48 +14,37 @@
 //   negotiates capabilities. A guest touching a ballooned gfn (classifyBalloonExit) pops
 //   the balloon and makes every later command but START answer ERROR_RESET, as ESX does.
 //
-// Batch page (BATCHED_*: EBX = its PFN, ESI = entry count 1..512), 512 little-endian u64:
-//
-//   63                                              12 11        5 4      0
-//  ┌──────────────────────────────────────────────────┬───────────┬────────┐
-//  │ PFN (4 KiB frame; for 2 MiB pages the first,     │ reserved  │ status │
-//  │      512-aligned frame of the page)              │ must be 0 │ (host) │
-//  └──────────────────────────────────────────────────┴───────────┴────────┘
-//  The driver writes {pfn, status 0}; the host writes each entry's status back.
-
-import type { Vm } from '../hypervisor/vm.js';
-import type { HostFrames } from '../hypervisor/frames.js';
-import type { VcpuExit } from '../hypervisor/types.js';
-import { P2M } from '../hypervisor/p2m.js';
-import type { Gfn, Hfn } from '../core/addr.js';
 import type { BackdoorHandler, BackdoorRegs, BackdoorResult } from './backdoor.js';
 import type { BalloonEvents } from './balloon-stats.js';
+import {
+  BALLOON_MAGIC, CMD, CAP, STATUS, BATCH_MAX_ENTRIES, FRAMES_2M, ENTRY_STATUS_MASK, ENTRY_RESERVED_MASK, WITH_TARGET,
+  isCommand, cmdName,
+} from './balloon-protocol.js';
 
-export const BALLOON_MAGIC = 0x456c6d6f;
-
-export const CMD = {
-  START: 0, GET_TARGET: 1, LOCK: 2, UNLOCK: 3, GUEST_ID: 4, BATCHED_LOCK: 6, BATCHED_UNLOCK: 7,
-  BATCHED_2M_LOCK: 8, BATCHED_2M_UNLOCK: 9, VMCI_DOORBELL_SET: 10,
-} as const;
-
-export const CAP = {
-  BASIC_CMDS: 1 << 1, BATCHED_CMDS: 1 << 2, BATCHED_2M_CMDS: 1 << 3, SIGNALLED_WAKEUP_CMD: 1 << 4, TARGET_64: 1 << 5,
-} as const;
-
-export const STATUS = {
-  SUCCESS: 0, ERROR_CMD_INVALID: 1, ERROR_PPN_INVALID: 2, ERROR_PPN_LOCKED: 3, ERROR_PPN_UNLOCKED: 4,
-  ERROR_PPN_PINNED: 5, ERROR_PPN_NOTNEEDED: 6, ERROR_RESET: 7, ERROR_BUSY: 8, SUCCESS_WITH_CAPABILITIES: 0x0300_0000,
-} as const;
-
-export const BATCH_MAX_ENTRIES = 512;
-export const FRAMES_2M = 512;
-const ENTRY_STATUS_MASK = 0x1fn;
-const ENTRY_RESERVED_MASK = 0xfe0n;
-const WITH_TARGET: ReadonlySet<number> = new Set([CMD.GET_TARGET, CMD.LOCK, CMD.UNLOCK, CMD.BATCHED_LOCK,
-  CMD.BATCHED_UNLOCK, CMD.BATCHED_2M_LOCK, CMD.BATCHED_2M_UNLOCK]);
-const CMD_NAMES = ['start', 'target', 'lock', 'unlock', 'guestType', '(unused 5)', 'batchLock', 'batchUnlock',
-  '2m-lock', '2m-unlock', 'doorbellSet'];
+export { BALLOON_MAGIC, CMD, CAP, STATUS, BATCH_MAX_ENTRIES, FRAMES_2M, cmdName } from './balloon-protocol.js';
 const MAX_LOG = 1024;
+
+/** What the device asks of the hypervisor: the VM's memory as the balloon sees it (gfns are 4 KiB frames). */
+export interface BalloonBackend {
+  readonly vmId: number;
+  /** The VM's size in 4 KiB frames. */
+  readonly frameCount: number;
+  /** The host cannot take gfn now: a page-table frame the shadow MMU tracks, or already ballooned. */
+  pinned(gfn: number): boolean;
+  /** Takes gfn out of the VM: drops a shared or swapped copy, unmaps it as ballooned, frees its frame. */
+  inflate(gfn: number): void;
+  /** Makes gfn unbacked again (zero-filled on next touch). */
+  deflate(gfn: number): void;
+  /** True if gfn cannot hold a batch page: ballooned or swapped out. */
+  absent(gfn: number): boolean;
+  read(gpa: bigint, len: number): Uint8Array;
+  write(gpa: bigint, data: Uint8Array): void;
+  /** True if gpa lies in the VM and its gfn is ballooned. */
+  isBallooned(gpa: bigint): boolean;
+}
+
+/** The fields of a vCPU exit that classifyBalloonExit reads. */
+export interface GuestAccessExit { reason: string; index?: number; gpa?: bigint; gva?: bigint }
 
 export type ViolationKind = 'bad-magic' | 'before-start' | 'not-negotiated' | 'unknown-command' | 'bad-limit' |
   'ppn-out-of-range' | 'ppn-too-wide' | 'double-lock' | 'unlock-unlocked' | 'page-size-mismatch' |
@@ -90,7 +82,7 @@ export class BalloonDevice implements BackdoorHandler {
   private sizeFrames = 0;
   private readonly units = new Map<number, number>(); // base gfn → frames (1 or 512)
 
-  constructor(readonly vm: Vm, private readonly frames: HostFrames, o: BalloonDeviceOptions = {}) {
+  constructor(readonly backend: BalloonBackend, o: BalloonDeviceOptions = {}) {
     this.hostCapabilities = o.hostCapabilities ?? (CAP.BASIC_CMDS | CAP.BATCHED_CMDS | CAP.BATCHED_2M_CMDS);
     this.events = o.events;
   }
@@ -102,8 +94,8 @@ export class BalloonDevice implements BackdoorHandler {
   get protocolState(): State { return this.state; }
 
   setTarget(frames: number): void {
-    if (!Number.isInteger(frames) || frames < 0 || frames > this.vm.frameCount) {
-      throw new RangeError(`balloon target must be 0..${this.vm.frameCount} frames, got ${frames}`);
+    if (!Number.isInteger(frames) || frames < 0 || frames > this.backend.frameCount) {
+      throw new RangeError(`balloon target must be 0..${this.backend.frameCount} frames, got ${frames}`);
     }
     this.targetFrames = frames;
   }
@@ -121,7 +113,7 @@ export class BalloonDevice implements BackdoorHandler {
     try {
       res = this.dispatch(cmd, r);
     } catch (e) {
-      this.events?.error(`balloon of VM ${this.vm.id}: ${cmdName(cmd)}: ${(e as Error).message}`);
+      this.events?.error(`balloon of VM ${this.backend.vmId}: ${cmdName(cmd)}: ${(e as Error).message}`);
       res = { eax: STATUS.ERROR_BUSY };
     }
     if (res.eax === STATUS.SUCCESS && WITH_TARGET.has(cmd)) res.rbx = BigInt(this.targetFrames);
@@ -134,7 +126,7 @@ export class BalloonDevice implements BackdoorHandler {
       return this.violate('bad-magic', `EAX = 0x${(r.eax >>> 0).toString(16)} is not the balloon magic 0x456c6d6f`, STATUS.ERROR_CMD_INVALID, { command: cmd });
     }
     if (cmd === CMD.START) return this.start(r.rbx);
-    if (!(cmd in CMD_NAMES) || cmd === 5) {
+    if (!isCommand(cmd)) {
       return this.violate('unknown-command', `command ${cmd} does not exist`, STATUS.ERROR_CMD_INVALID, { command: cmd });
     }
     if (this.state === 'stopped') {
@@ -152,8 +144,8 @@ export class BalloonDevice implements BackdoorHandler {
     switch (cmd) {
       case CMD.GET_TARGET: {
         const limit = r.rbx;
-        if (limit > BigInt(this.vm.frameCount) || limit === 0n) {
-          return this.violate('bad-limit', `GET_TARGET limit ${limit} frames: the VM has ${this.vm.frameCount}`, STATUS.ERROR_CMD_INVALID, { command: cmd });
+        if (limit > BigInt(this.backend.frameCount) || limit === 0n) {
+          return this.violate('bad-limit', `GET_TARGET limit ${limit} frames: the VM has ${this.backend.frameCount}`, STATUS.ERROR_CMD_INVALID, { command: cmd });
         }
         return { eax: STATUS.SUCCESS };
       }
@@ -187,9 +179,9 @@ export class BalloonDevice implements BackdoorHandler {
   /** Locks or unlocks one page of `n` frames (1 or 512) at gfn; returns its status. */
   private page(lock: boolean, gfn: number, n: number, cmd: number): number {
     const where = { command: cmd, gfn };
-    if (gfn < 0 || gfn + n > this.vm.frameCount) {
+    if (gfn < 0 || gfn + n > this.backend.frameCount) {
       return this.violate('ppn-out-of-range', `${cmdName(cmd)} PPN 0x${gfn.toString(16)} is outside the VM ` +
-        `(${this.vm.frameCount} frames)`, STATUS.ERROR_PPN_INVALID, where).eax;
+        `(${this.backend.frameCount} frames)`, STATUS.ERROR_PPN_INVALID, where).eax;
     }
     if (n > 1 && gfn % n !== 0) {
       return this.violate('malformed-batch', `${cmdName(cmd)} PPN 0x${gfn.toString(16)} is not 2 MiB-aligned`, STATUS.ERROR_PPN_INVALID, where).eax;
@@ -205,22 +197,14 @@ export class BalloonDevice implements BackdoorHandler {
       }
     }
     if (this.sizeFrames >= this.targetFrames) { this.events?.refused(n); return STATUS.ERROR_PPN_NOTNEEDED; }
-    const p2m = this.vm.p2m;
     for (let g = gfn; g < gfn + n; g++) {
       // The host cannot take page-table frames the shadow MMU tracks (not the guest's fault).
-      if (p2m.raw(g as Gfn) & (P2M.PAGE_TABLE | P2M.BALLOONED)) {
+      if (this.backend.pinned(g)) {
         this.events?.refused(n);
         return STATUS.ERROR_PPN_PINNED;
       }
     }
-    for (let g = gfn; g < gfn + n; g++) {
-      // A shared frame loses a reference, a swapped page its slot (their pagers own them).
-      if (p2m.raw(g as Gfn) & (P2M.SHARED | P2M.SWAPPED) && !this.vm.discard(g as Gfn)) {
-        throw new Error(`gfn 0x${g.toString(16)} is shared or swapped but no pager owns it`);
-      }
-      const hfn = p2m.unmap(g as Gfn, P2M.BALLOONED);
-      if (hfn !== null) this.frames.free(hfn as Hfn, this.vm.id);
-    }
+    for (let g = gfn; g < gfn + n; g++) this.backend.inflate(g);
     this.units.set(gfn, n);
     this.sizeFrames += n;
     this.events?.inflated(n);
@@ -244,7 +228,7 @@ export class BalloonDevice implements BackdoorHandler {
 
   /** Makes the unit's gfns unbacked again (zero-filled on next touch). */
   private release(gfn: number, n: number): void {
-    for (let g = gfn; g < gfn + n; g++) this.vm.p2m.setState(g as Gfn, 0, P2M.BALLOONED);
+    for (let g = gfn; g < gfn + n; g++) this.backend.deflate(g);
     this.units.delete(gfn);
     this.sizeFrames -= n;
   }
@@ -255,17 +239,17 @@ export class BalloonDevice implements BackdoorHandler {
       return this.violate('malformed-batch', `${cmdName(cmd)} with ${count} entries: a batch page holds 1..${BATCH_MAX_ENTRIES}`,
         STATUS.ERROR_CMD_INVALID, where).eax;
     }
-    if (pfn >= BigInt(this.vm.frameCount)) {
+    if (pfn >= BigInt(this.backend.frameCount)) {
       return this.violate('malformed-batch', `${cmdName(cmd)} batch page PFN 0x${pfn.toString(16)} is outside the VM`,
         STATUS.ERROR_PPN_INVALID, where).eax;
     }
     const page = Number(pfn);
-    if (this.vm.p2m.raw(page as Gfn) & (P2M.BALLOONED | P2M.SWAPPED)) {
+    if (this.backend.absent(page)) {
       return this.violate('malformed-batch', `${cmdName(cmd)} batch page PFN 0x${page.toString(16)} is ballooned or swapped out`,
         STATUS.ERROR_PPN_INVALID, { command: cmd, gfn: page }).eax;
     }
     const at = pfn << 12n;
-    const bytes = this.vm.memory.read(at, count * 8);
+    const bytes = this.backend.read(at, count * 8);
     const dv = new DataView(bytes.buffer);
     for (let i = 0; i < count; i++) {
       const e = dv.getBigUint64(i * 8, true);
@@ -274,9 +258,9 @@ export class BalloonDevice implements BackdoorHandler {
       if (e & (ENTRY_RESERVED_MASK | ENTRY_STATUS_MASK)) {
         st = this.violate('malformed-batch', `${cmdName(cmd)} entry ${i} = 0x${e.toString(16)}: reserved or status bits set`,
           STATUS.ERROR_PPN_INVALID, { command: cmd }).eax;
-      } else if (gfn >= BigInt(this.vm.frameCount)) {
+      } else if (gfn >= BigInt(this.backend.frameCount)) {
         st = this.violate('ppn-out-of-range', `${cmdName(cmd)} entry ${i} PPN 0x${gfn.toString(16)} is outside the VM ` +
-          `(${this.vm.frameCount} frames)`, STATUS.ERROR_PPN_INVALID, { command: cmd }).eax;
+          `(${this.backend.frameCount} frames)`, STATUS.ERROR_PPN_INVALID, { command: cmd }).eax;
       } else if (lock && Number(gfn) % n === 0 && page >= Number(gfn) && page < Number(gfn) + n) {
         st = this.violate('malformed-batch', `${cmdName(cmd)} entry ${i} locks the batch page itself`,
           STATUS.ERROR_PPN_PINNED, { command: cmd, gfn: page }).eax;
@@ -285,7 +269,7 @@ export class BalloonDevice implements BackdoorHandler {
       }
       dv.setBigUint64(i * 8, (e & ~ENTRY_STATUS_MASK) | BigInt(st & 0x1f), true);
     }
-    this.vm.memory.write(at, bytes);
+    this.backend.write(at, bytes);
     return STATUS.SUCCESS;
   }
 
@@ -319,7 +303,7 @@ export class BalloonDevice implements BackdoorHandler {
   }
 
   private record(kind: ViolationKind, message: string, status: number, at: Partial<BalloonViolation> = {}): BalloonViolation {
-    const v: BalloonViolation = { kind, message: `VM ${this.vm.id} balloon: ${message}`, status, ...at };
+    const v: BalloonViolation = { kind, message: `VM ${this.backend.vmId} balloon: ${message}`, status, ...at };
     this.violationCount++;
     if (this.violations.length < MAX_LOG) this.violations.push(v);
     this.events?.violation(kind);
@@ -332,18 +316,14 @@ export class BalloonDevice implements BackdoorHandler {
   }
 }
 
-export const cmdName = (cmd: number): string => CMD_NAMES[cmd] ?? `command ${cmd}`;
-
 /**
  * For the run-loop caller: an exit caused by the guest touching a ballooned gfn (nested:
  * EPT_VIOLATION with the p2m showing BALLOONED; shadow: the exit naming the gpa) is a
  * balloon violation. It is recorded and the balloon popped; resume at `resumeAt` (the
  * access is retried on a fresh zeroed frame). Any other exit returns null.
  */
-export function classifyBalloonExit(dev: BalloonDevice, x: VcpuExit): { violation: BalloonViolation; resumeAt: number } | null {
+export function classifyBalloonExit(dev: BalloonDevice, x: GuestAccessExit): { violation: BalloonViolation; resumeAt: number } | null {
   if (x.reason !== 'EPT_VIOLATION' && x.reason !== 'WRITE_PROTECT') return null;
-  if (!dev.vm.contains(x.gpa)) return null;
-  const w = dev.vm.p2m.raw(Number(x.gpa >> 12n) as Gfn);
-  if (!(w & P2M.BALLOONED)) return null;
+  if (x.gpa === undefined || x.index === undefined || !dev.backend.isBallooned(x.gpa)) return null;
   return { violation: dev.guestTouched(x.gpa, x.gva), resumeAt: x.index };
 }

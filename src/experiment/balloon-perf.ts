@@ -9,16 +9,17 @@
 // `warmupSeconds` the work units done in `seconds` give the score.
 
 import { z } from 'zod';
-import { Hypervisor } from '../hypervisor/hypervisor.js';
-import { Scheduler } from '../hypervisor/scheduler.js';
-import { GuestVm } from '../../guests/machine.js';
+import { vmModeField } from '../scenario/schema.js';
+import { Hypervisor } from '../hypervisor/monitor/hypervisor.js';
+import { Scheduler } from '../hypervisor/policy/scheduler.js';
+import { GuestVm } from '../board/guest-vm.js';
 import { Throughput } from '../../guests/throughput.js';
 import type { ExperimentOutput, ExperimentContext } from './result.js';
 import { MiB, round } from './units.js';
 
 
 export const balloonPerfParams = z.object({
-  mode: z.enum(['nested', 'shadow']).default('nested'),
+  mode: vmModeField,
   /** The configured size of the ballooned VM (the largest size), MiB. */
   maxMiB: z.number().int().min(4).max(512).default(16),
   /** Sizes to compare, MiB (each at most maxMiB). */

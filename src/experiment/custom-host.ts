@@ -10,6 +10,7 @@
 //     "policy": { "tau": 0.75, "balloon": true, "swap": true, "sharing": false } }
 
 import { z } from 'zod';
+import { vmModeField } from '../scenario/schema.js';
 import { managedHost, SWAP_SLOTS } from './host.js';
 import { Throughput } from '../../guests/throughput.js';
 import { Filler } from '../../guests/filler.js';
@@ -17,8 +18,8 @@ import { IdleKernel } from '../../guests/idle.js';
 import { Toucher } from '../../guests/toucher.js';
 import { PhasedToucher } from '../../guests/phased-toucher.js';
 import type { Workload } from '../../guests/kernel/kernel.js';
-import type { GuestVm } from '../../guests/machine.js';
-import { flatten, type PoolSpec } from '../hypervisor/policy.js';
+import type { GuestVm } from '../board/guest-vm.js';
+import { flatten, type PoolSpec } from '../hypervisor/policy/policy.js';
 import type { ExperimentOutput, ExperimentContext, Row } from './result.js';
 import { round } from './units.js';
 
@@ -35,7 +36,7 @@ const workload = z.discriminatedUnion('type', [
 const vm = z.object({
   name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits, ".", "_" and "-"'),
   memMiB: z.number().int().min(4).max(256),
-  mode: z.enum(['nested', 'shadow']).default('nested'),
+  mode: vmModeField,
   workload,
   /** Allocation parameters, MiB (default min 0, max memMiB) and shares (default 10 per MiB of max). */
   minMiB: z.number().min(0).optional(),

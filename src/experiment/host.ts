@@ -1,14 +1,14 @@
 // A managed host for the paper experiments: a hypervisor whose VM pool holds `vmPoolMiB`,
 // a scheduler, the memory manager with the mechanisms asked for, and GuestVms on it.
 
-import { Hypervisor } from '../hypervisor/hypervisor.js';
-import { Scheduler } from '../hypervisor/scheduler.js';
-import { MemoryManager, type ManagerOptions } from '../hypervisor/manager.js';
-import { HostSwap } from '../hypervisor/swap.js';
-import { PageSharing, type SharingOptions } from '../hypervisor/sharing.js';
-import { ActiveSampler, type SamplerOptions } from '../hypervisor/sampling.js';
-import { GuestVm, type GuestVmOptions } from '../../guests/machine.js';
-import type { VmAllocation, PoolSpec } from '../hypervisor/policy.js';
+import { Hypervisor } from '../hypervisor/monitor/hypervisor.js';
+import { Scheduler } from '../hypervisor/policy/scheduler.js';
+import { MemoryManager, type ManagerOptions } from '../hypervisor/policy/manager.js';
+import { HostSwap } from '../hypervisor/pagers/swap.js';
+import { PageSharing, type SharingOptions } from '../hypervisor/pagers/sharing.js';
+import { ActiveSampler, type SamplerOptions } from '../hypervisor/pagers/sampling.js';
+import { GuestVm, type GuestVmOptions } from '../board/guest-vm.js';
+import type { VmAllocation, PoolSpec } from '../hypervisor/policy/policy.js';
 import { MiB } from './units.js';
 
 export { MiB };

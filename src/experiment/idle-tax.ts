@@ -9,6 +9,7 @@
 // fixed point has P2 = 4·P1 before caps) and VM2's throughput rises (the paper: by over 30 %).
 
 import { z } from 'zod';
+import { vmModeField } from '../scenario/schema.js';
 import { managedHost, MiB } from './host.js';
 import { Filler } from '../../guests/filler.js';
 import { Throughput } from '../../guests/throughput.js';
@@ -16,7 +17,7 @@ import type { ExperimentOutput, ExperimentContext, Row } from './result.js';
 import { round } from './units.js';
 
 export const idleTaxParams = z.object({
-  mode: z.enum(['nested', 'shadow']).default('nested'),
+  mode: vmModeField,
   /** Configured memory of each VM, MiB (the paper: 256 MB). */
   vmMiB: z.number().int().min(4).max(256).default(16),
   /** Host memory for VMs as a fraction of their total configured memory (the paper's 179/256 ≈ 0.7 ⇒ overcommitted). */

@@ -4,19 +4,21 @@
 // handle everything else. Under native paging the guest's frames are host frames
 // [0, n) (gpa = hpa, the baseline); nested and shadow VMs get frames on first touch.
 
-import { Hypervisor } from '../hypervisor/hypervisor.js';
-import type { Vm } from '../hypervisor/vm.js';
-import type { Vcpu } from '../hypervisor/vcpu.js';
-import type { HvCosts, VcpuExit } from '../hypervisor/types.js';
+import { Hypervisor } from '../hypervisor/monitor/hypervisor.js';
+import type { Vm } from '../hypervisor/monitor/vm.js';
+import type { Vcpu } from '../hypervisor/monitor/vcpu.js';
+import type { HvCosts, VcpuExit } from '../hypervisor/monitor/types.js';
 import type { Cpu, CpuOptions } from '../core/cpu.js';
 import type { AccessBatch } from '../core/batch.js';
 import type { PhysicalMemory } from '../core/memory.js';
 import type { Machine } from '../core/machine.js';
-import type { ShadowMmu } from '../hypervisor/shadow.js';
+import type { ShadowMmu } from '../hypervisor/monitor/shadow.js';
 import { CR0, CR4, EFER, PAGE_4K, PAGE_2M } from '../core/bits.js';
+import { PAGING_MODES, type PagingMode } from '../core/paging-mode.js';
 
-export type Mode = 'native' | 'nested' | 'shadow';
-export const MODES: readonly Mode[] = ['native', 'shadow', 'nested'];
+/** The paging mode (the one PagingMode type). */
+export type Mode = PagingMode;
+export const MODES = PAGING_MODES;
 
 export interface GuestMachineOptions {
   guestBytes: bigint;

@@ -7,6 +7,7 @@
 // and we compare guest throughput and the pages each mechanism moved.
 
 import { z } from 'zod';
+import { vmModeField } from '../scenario/schema.js';
 import { managedHost } from './host.js';
 import { Throughput } from '../../guests/throughput.js';
 import { commonWord } from '../../guests/shared.js';
@@ -18,7 +19,7 @@ const COMMON_BASE = 0x7100_0000n;
 const TECHNIQUES = ['balloon', 'swap', 'sharing'] as const;
 
 export const reclaimCompareParams = z.object({
-  mode: z.enum(['nested', 'shadow']).default('nested'),
+  mode: vmModeField,
   vms: z.number().int().min(1).max(8).default(2),
   vmMiB: z.number().int().min(4).max(128).default(16),
   /** Host memory for VMs as a fraction of their configured total. */

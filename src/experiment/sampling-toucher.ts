@@ -18,11 +18,12 @@
 // 50% / 90% of the way from the old working set to the new one (timeline resolution).
 
 import { z } from 'zod';
+import { vmModeField } from '../scenario/schema.js';
 import { managedHost, MiB } from './host.js';
 import { PhasedToucher } from '../../guests/phased-toucher.js';
-import type { GuestVm } from '../../guests/machine.js';
-import type { ActiveSampler, PeriodResult, SamplerEstimates } from '../hypervisor/sampling.js';
-import { registerExperiment } from '../report/registry.js';
+import type { GuestVm } from '../board/guest-vm.js';
+import type { ActiveSampler, PeriodResult, SamplerEstimates } from '../hypervisor/pagers/sampling.js';
+import { defineExperiment } from './registry.js';
 import type { ExperimentContext, ExperimentOutput, Row } from './result.js';
 import { round } from './units.js';
 
@@ -37,7 +38,7 @@ const phase = z.object({
 }).strict();
 
 export const samplingToucherParams = z.object({
-  mode: z.enum(['nested', 'shadow']).default('nested'),
+  mode: vmModeField,
   vmMiB: z.number().int().min(4).max(512).default(32),
   /** MiB the toucher writes once at start (the VM's backed memory). */
   prefillMiB: z.number().min(0).max(512).default(28),
@@ -248,7 +249,7 @@ function realAt(periods: PeriodRow[], t: number, period: number): number {
 }
 
 
-export const samplingToucherExperiment = registerExperiment({
+export const samplingToucherExperiment = defineExperiment({
   kind: 'sampling-toucher',
   title: 'Figure 6: active-memory sampling vs the real working set',
   description: 'A toucher whose working set follows a schedule; the sampler\'s fast, slow and max estimates against the exact set.',

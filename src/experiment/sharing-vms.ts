@@ -18,13 +18,14 @@
 // (Z zero, D dup pages with T distinct templates, C common pages per VM, K kernel frames).
 
 import { z } from 'zod';
+import { vmModeField } from '../scenario/schema.js';
 import { managedHost, MiB, type ManagedHost } from './host.js';
 import { PageMix } from '../../guests/page-mix.js';
 import { FRAME } from '../../guests/kernel/frames.js';
 import type { Gfn } from '../core/addr.js';
-import type { GuestVm } from '../../guests/machine.js';
-import type { PageSharing, SharingStats } from '../hypervisor/sharing.js';
-import { registerExperiment } from '../report/registry.js';
+import type { GuestVm } from '../board/guest-vm.js';
+import type { PageSharing, SharingStats } from '../hypervisor/pagers/sharing.js';
+import { defineExperiment } from './registry.js';
 import type { ExperimentContext, ExperimentOutput, Row } from './result.js';
 import { round } from './units.js';
 
@@ -34,7 +35,7 @@ const MAX_FILL = 0.95;
 
 const fraction = z.number().min(0).max(1);
 export const sharingVmsParams = z.object({
-  mode: z.enum(['nested', 'shadow']).default('nested'),
+  mode: vmModeField,
   /** Largest number of identical VMs (runs use 1..maxVms). */
   maxVms: z.number().int().min(1).max(16).default(10),
   /** Memory of each VM, MiB. */
@@ -297,7 +298,7 @@ function plots(p: SharingVmsParams) {
 
 const mib = (frames: number): number => round((frames * PAGE) / MiB, 3);
 
-export const sharingVmsExperiment = registerExperiment({
+export const sharingVmsExperiment = defineExperiment({
   kind: 'sharing-vms',
   title: 'Figure 4: page sharing with 1..N identical VMs',
   description: 'Identical VMs with a known mix of zero, duplicate, common and private pages; content-based page sharing ' +

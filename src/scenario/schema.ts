@@ -2,10 +2,16 @@
 // Every scenario has a common header { kind, name, description?, seed }; the rest of its
 // fields are the parameters of its kind. 'translation' is defined here as a full schema
 // (the discriminated union below); the other kinds are experiments registered at run time
-// (src/report/registry.ts), which reuse the header fields and the issue formatting here.
+// (src/experiment/registry.ts), which reuse the header fields and the issue formatting here.
 
 import { z } from 'zod';
 import { PATTERNS } from '../workload/patterns.js';
+
+/**
+ * The paging mode field of every scenario with VMs on a shared host: nested or shadow
+ * (native needs the whole host; the compare and translation kinds choose modes themselves).
+ */
+export const vmModeField = z.enum(['nested', 'shadow']).default('nested');
 
 const SIZE_UNITS: Record<string, number> = { B: 1, KiB: 2 ** 10, MiB: 2 ** 20, GiB: 2 ** 30, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30 };
 

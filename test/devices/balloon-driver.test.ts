@@ -3,6 +3,7 @@
 // data outside the balloon survives, touching a ballooned page is caught and reset.
 import { describe, it, expect } from 'vitest';
 import { BalloonDriver, RATE } from '../../guests/kernel/balloon.js';
+import { vmPlatform } from '../../src/board/boot.js';
 import { CAP, STATUS, classifyBalloonExit } from '../../src/devices/balloon.js';
 import { P2M } from '../../src/hypervisor/index.js';
 import type { Gfn } from '../../src/core/addr.js';
@@ -14,7 +15,7 @@ const pattern = (g: number, i: number) => BigInt(g) * 0x1_0000n + BigInt(i);
 async function setup(o: { mode?: 'nested' | 'shadow'; vmMiB?: number; hostCaps?: number; caps?: number } = {}) {
   const r = await rig({ mode: o.mode, vmMiB: o.vmMiB, dev: { hostCapabilities: o.hostCaps } });
   const alloc = new TestAllocator(r.vm.frameCount, DATA);
-  const drv = new BalloonDriver({ vcpu: r.vm.vcpus[0], bus: r.bus, alloc, batch: r.hv.machine.createBatch(2048),
+  const drv = new BalloonDriver({ platform: vmPlatform(r.hv, r.vm, r.bus), alloc, batch: r.hv.machine.createBatch(2048),
     directMap: (g) => DIRECT + (BigInt(g) << 12n), totalFrames: r.vm.frameCount, capabilities: o.caps ?? (CAP.BASIC_CMDS | CAP.BATCHED_CMDS) });
   return { ...r, alloc, drv };
 }

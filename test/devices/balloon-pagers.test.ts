@@ -3,8 +3,8 @@
 import { describe, it, expect } from 'vitest';
 import { CMD, CAP, STATUS } from '../../src/devices/balloon.js';
 import { P2M, SHARED_OWNER } from '../../src/hypervisor/index.js';
-import { PageSharing } from '../../src/hypervisor/sharing.js';
-import { HostSwap } from '../../src/hypervisor/swap.js';
+import { PageSharing } from '../../src/hypervisor/pagers/sharing.js';
+import { HostSwap } from '../../src/hypervisor/pagers/swap.js';
 import type { Gfn } from '../../src/core/addr.js';
 import { rig } from './setup.js';
 

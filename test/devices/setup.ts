@@ -4,13 +4,13 @@ import { Hypervisor, type Vm } from '../../src/hypervisor/index.js';
 import { PortBus } from '../../src/devices/bus.js';
 import { BackdoorPort, BACKDOOR_PORT, BACKDOOR_PORTS, REG } from '../../src/devices/backdoor.js';
 import { BalloonDevice, BALLOON_MAGIC, type BalloonDeviceOptions } from '../../src/devices/balloon.js';
+import { createBalloonDevice } from '../../src/hypervisor/pagers/balloon-backend.js';
 import { BalloonStats } from '../../src/devices/balloon-stats.js';
-import { PAGE_2M } from '../../src/core/bits.js';
 import type { PinnedAllocator } from '../../guests/kernel/balloon.js';
-import { guestTables, boot } from '../hypervisor/guest.js';
+import { bootDirectMap, DIRECT } from '../helpers/guest.js';
 
 export const MiB = 2 ** 20;
-export const DIRECT = 0x4000_0000_00n; // the guest kernel's direct map of all guest-physical memory
+export { DIRECT };
 export const PT_FIRST = 0x100, PT_END = 0x200; // gfns of the guest's page tables
 
 export interface Rig {
@@ -23,13 +23,11 @@ export async function rig(o: { vmMiB?: number; hostMiB?: number; mode?: 'nested'
   dev?: BalloonDeviceOptions; clock?: () => number; hv?: Hypervisor } = {}): Promise<Rig> {
   const hv = o.hv ?? await Hypervisor.create({ hostMemoryBytes: (o.hostMiB ?? 64) * MiB });
   const vm = hv.createVm({ memoryBytes: (o.vmMiB ?? 8) * MiB, mode: o.mode ?? 'nested' });
-  const pt = guestTables(vm, BigInt(PT_FIRST) << 12n, BigInt(PT_END) << 12n);
-  pt.mapRange(DIRECT, 0n, Number(vm.memoryBytes), PAGE_2M);
-  boot(vm.vcpus[0], pt.root);
+  bootDirectMap(vm, { ptFirst: PT_FIRST, ptEnd: PT_END });
   if (o.prefault ?? true) vm.prefault(0n, vm.memoryBytes);
   let dev!: BalloonDevice;
   const stats = new BalloonStats({ get target() { return dev.target; }, get size() { return dev.size; } }, o.clock);
-  dev = new BalloonDevice(vm, hv.frames, { events: stats, ...o.dev });
+  dev = createBalloonDevice(vm, hv.frames, { events: stats, ...o.dev });
   const port = new BackdoorPort(dev);
   const bus = new PortBus();
   bus.register(BACKDOOR_PORT, BACKDOOR_PORTS, port);

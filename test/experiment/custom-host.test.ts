@@ -6,9 +6,9 @@ import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import '../../src/report/experiments.js';
-import { runScenario } from '../../src/report/runner.js';
-import { parseExperimentScenario } from '../../src/report/registry.js';
+import '../../src/experiment/catalogue.js';
+import { runScenario } from '../../src/experiment/runner.js';
+import { parseExperimentScenario } from '../../src/experiment/registry.js';
 
 const base = { kind: 'host', name: 'h', hostMiB: 12, seconds: 8,
   vms: [{ name: 'a', memMiB: 8, workload: { type: 'filler' } }, { name: 'b', memMiB: 8, workload: { type: 'filler' } }] };

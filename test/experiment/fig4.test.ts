@@ -5,13 +5,13 @@ import { describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { runSharingHost, sharingVmsParams, type SharingVmsParams } from '../../src/experiment/sharing-vms.js';
 import { FRAME } from '../../guests/kernel/frames.js';
-import type { GuestVm } from '../../guests/machine.js';
-import { P2M } from '../../src/hypervisor/p2m.js';
-import { runScenario } from '../../src/report/runner.js';
-import { parseExperimentScenario } from '../../src/report/registry.js';
+import type { GuestVm } from '../../src/board/guest-vm.js';
+import { P2M } from '../../src/hypervisor/monitor/p2m.js';
+import { runScenario } from '../../src/experiment/runner.js';
+import { parseExperimentScenario } from '../../src/experiment/registry.js';
 import { renderPlotSvg } from '../../src/report/render.js';
 import { ScenarioError } from '../../src/scenario/schema.js';
-import '../../src/report/experiments.js';
+import '../../src/experiment/catalogue.js';
 
 const TINY = { vmMiB: 4, privateFraction: 0.2, dupTemplates: 5, wordsPerPage: 4, maxVms: 3 };
 const params = (o: Partial<SharingVmsParams> = {}) => sharingVmsParams.parse({ ...TINY, ...o });

@@ -4,11 +4,11 @@
 // faster to an increase than to a decrease; bad scenarios name their field.
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ExperimentResult, Row } from '../../src/report/result.js';
-import { runScenario } from '../../src/report/runner.js';
-import { parseExperimentScenario } from '../../src/report/registry.js';
+import { runScenario } from '../../src/experiment/runner.js';
+import { parseExperimentScenario } from '../../src/experiment/registry.js';
 import { renderPlotSvg } from '../../src/report/render.js';
 import { ScenarioError } from '../../src/scenario/schema.js';
-import '../../src/report/experiments.js';
+import '../../src/experiment/catalogue.js';
 
 const SCHEDULE = [{ seconds: 6, MiB: 1 }, { seconds: 10, MiB: 5 }, { seconds: 16, MiB: 1 }];
 const TINY = {

@@ -1,9 +1,9 @@
 // The paper's experiments run end to end with tiny parameters: the shapes the paper
 // reports must show, and bad scenarios are refused with the field named.
 import { describe, it, expect } from 'vitest';
-import '../../src/report/experiments.js';
-import { runScenario } from '../../src/report/runner.js';
-import { parseExperimentScenario } from '../../src/report/registry.js';
+import '../../src/experiment/catalogue.js';
+import { runScenario } from '../../src/experiment/runner.js';
+import { parseExperimentScenario } from '../../src/experiment/registry.js';
 import { ScenarioError } from '../../src/scenario/schema.js';
 
 const num = (r: { summary: Record<string, number | string> }, k: string) => r.summary[k] as number;

@@ -20,7 +20,7 @@ describe.each(MODES)('guest kernel (%s)', (mode) => {
     expect(k.pt.entry(root, KERNEL_TEXT, false, 1)).not.toBeNull();
     // The kernel's stores reached guest memory: the host view shows the same PDE.
     expect(vm.memory.read64(pde)).toBe(k.kc.load(pde));
-    expect(k.vcpu.counters().stores).toBeGreaterThan(0);
+    expect(vm.vcpus[0].counters().stores).toBeGreaterThan(0);
     // Text is read-only: a kernel store to it is a #PF (WP is set).
     k.kc.b.clear().store(KERNEL_TEXT, 1n);
     expect(() => k.kc.exec()).toThrow(/oops/);
@@ -37,11 +37,11 @@ describe.each(MODES)('guest kernel (%s)', (mode) => {
     expect(k.counters.faults.demandZero).toBe(0);
     const gpa = k.pt.translate(k.current.root, H + 0x1f_f000n)!;
     expect(gpa & 0x1f_ffffn).toBe(0x1f_f000n);
-    expect(k.vm.memory.read64(gpa)).toBe(9n);
+    expect(k.platform.memory.read64(gpa)).toBe(9n);
   });
 
   it('INVLPG discipline: a COW + swap + fork run never uses a stale translation (coherence checker)', async () => {
-    const { k } = await bootKernel(mode, 4, {}, { coherenceChecker: true });
+    const { k, vm } = await bootKernel(mode, 4, {}, { coherenceChecker: true });
     k.mmap(k.current, R, 1100n * 4096n);
     for (let p = 0; p < 1100; p += 8) {
       const b = k.batch.clear();
@@ -53,7 +53,7 @@ describe.each(MODES)('guest kernel (%s)', (mode) => {
     for (let p = 0; p < 1100; p += 3) k.runBatch(k.batch.clear().load(Number(R) + p * 4096).store(Number(R) + p * 4096 + 8, 1n));
     expect(k.counters.swapOuts).toBeGreaterThan(0);
     expect(k.counters.faults.cow).toBeGreaterThan(0);
-    expect(k.vcpu.cpu.staleUses()).toEqual([]);
+    expect(vm.vcpus[0].cpu.staleUses()).toEqual([]);
   });
 
   it('demand-zero: one fault per page, zero-filled, and accesses outside any region are killed', async () => {
@@ -95,7 +95,7 @@ describe.each(MODES)('guest kernel (%s)', (mode) => {
   });
 
   it('clock + swap: under pressure pages go to the swap disk and come back intact', async () => {
-    const { k } = await bootKernel(mode, 4);
+    const { k, disk } = await bootKernel(mode, 4);
     const pages = 1400; // more than the ~1000 frames a 4 MiB guest has left
     k.mmap(k.current, R, BigInt(pages * 4096));
     const fill = (p: number, i: number) => BigInt(p) << 32n | BigInt(i * 0x9e37 & 0xffff);
@@ -114,7 +114,7 @@ describe.each(MODES)('guest kernel (%s)', (mode) => {
     expect(k.counters.swapIns).toBeGreaterThan(300);
     expect(k.counters.faults.swapIn).toBe(k.counters.swapIns);
     expect(k.swap.stats.accessedCleared).toBeGreaterThan(0);
-    expect(k.disk.stats.errors).toBe(0);
+    expect(disk.stats.errors).toBe(0);
     // Every page is either resident or has exactly one swap entry.
     let swapped = 0;
     for (let p = 0; p < pages; p += 50) {

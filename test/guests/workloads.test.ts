@@ -9,7 +9,8 @@ import { IdleKernel, IDLE_BASE } from '../../guests/idle.js';
 import { Toucher } from '../../guests/toucher.js';
 import { Throughput } from '../../guests/throughput.js';
 import { PatternKernel } from '../../guests/patterns.js';
-import { bootShared, commonWord, COMMON_BASE, ZERO_BASE } from '../../guests/shared.js';
+import { commonWord, COMMON_BASE, ZERO_BASE } from '../../guests/shared.js';
+import { bootShared } from '../../src/board/shared.js';
 import type { Kernel, Workload } from '../../guests/kernel/kernel.js';
 import { bootKernel, dataHash, MODES } from './setup.js';
 
@@ -105,11 +106,11 @@ describe('shared-content kernels', () => {
     const { kernels } = bootShared(hv, 3, mode, 4 * MiB, { hz: 1e6 });
     for (const k of kernels) k.runFor(0.5);
     const gpaOf = (k: Kernel, va: bigint) => k.pt.translate(k.current.root, va)!;
-    const page = (k: Kernel, va: bigint) => k.vm.memory.read(gpaOf(k, va) & ~0xfffn, 4096);
+    const page = (k: Kernel, va: bigint) => k.platform.memory.read(gpaOf(k, va) & ~0xfffn, 4096);
     for (const k of kernels.slice(1)) {
       expect(page(k, COMMON_BASE + 4096n)).toEqual(page(kernels[0], COMMON_BASE + 4096n));
       expect(page(k, ZERO_BASE).every((x) => x === 0)).toBe(true);
-      expect(k.vm.memory.read(16n << 12n, 4096)).toEqual(kernels[0].vm.memory.read(16n << 12n, 4096)); // code
+      expect(k.platform.memory.read(16n << 12n, 4096)).toEqual(kernels[0].platform.memory.read(16n << 12n, 4096)); // code
       expect(dataHash(k)).not.toBe(dataHash(kernels[0])); // private pages differ
     }
     expect(kernels[0].readUser(COMMON_BASE + 8n, 1)).toEqual([commonWord(0, 1)]);

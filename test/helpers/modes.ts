@@ -2,7 +2,7 @@
 // modes.ts), acting as the guest kernel: guest page faults are recorded and skipped.
 import { PageTableBuilder, type FrameBump, type PhysicalMemory, type AccessBatch, type Cpu } from '../../src/index.js';
 import { GuestMachine, type Mode, type GuestRegs } from '../../src/experiment/modes.js';
-import type { ShadowMmu } from '../../src/hypervisor/shadow.js';
+import type { ShadowMmu } from '../../src/hypervisor/monitor/shadow.js';
 
 export type { Mode };
 export const GUEST_BYTES = 0x400_0000n;      // 64 MiB of guest memory

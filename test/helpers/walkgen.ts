@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import {
   type RefAccess, type RefRegs, CR0_PG, CR0_WP, CR4_PAE, CR4_LA57, CR4_SMEP, CR4_SMAP, CR4_PKE, EFER_LME,
   EFER_NXE, RFLAGS_AC, P, RW, US, A, D, PS, XD,
-} from '../model/x86ref.js';
+} from '../core/model/x86ref.js';
 
 const U64 = (1n << 64n) - 1n;
 const CR0_PE = 1n, CR4_PGE = 1n << 7n, CR4_PCIDE = 1n << 17n;

@@ -4,7 +4,7 @@
 
 import { z } from 'zod';
 import { Rng } from '../../src/util/rng.js';
-import { registerExperiment, setDefaultScenario } from '../../src/report/registry.js';
+import { registerExperiment, setDefaultScenario } from '../../src/experiment/registry.js';
 import type { ExperimentOutput } from '../../src/report/result.js';
 
 export const demoParams = z.object({

@@ -4,9 +4,9 @@ import { z } from 'zod';
 import { ScenarioError } from '../../src/scenario/schema.js';
 import {
   getDefaultScenario, listExperiments, parseExperimentScenario, registerExperiment, scenarioConfig, unregisterExperiment,
-} from '../../src/report/registry.js';
-import { runScenario, RunAborted } from '../../src/report/runner.js';
-import '../../src/report/experiments.js';
+} from '../../src/experiment/registry.js';
+import { runScenario, RunAborted } from '../../src/experiment/runner.js';
+import '../../src/experiment/catalogue.js';
 import { DEMO_SCENARIO } from './demo.js';
 
 function problems(json: unknown): string[] {

@@ -7,11 +7,11 @@
 // so tens of simulated seconds cost well under a second of wall time.
 import { describe, it, expect, afterEach } from 'vitest';
 import { managedHost, type ManagedHost } from '../../src/experiment/host.js';
-import { nextState, thresholdFrames, DEFAULT_THRESHOLDS, FREE_STATES, type FreeState } from '../../src/hypervisor/reclaim.js';
+import { nextState, thresholdFrames, DEFAULT_THRESHOLDS, FREE_STATES, type FreeState } from '../../src/hypervisor/policy/reclaim.js';
 import { Filler, FILL_BASE, fillWord } from '../../guests/filler.js';
 import { IdleKernel } from '../../guests/idle.js';
 import { CAP } from '../../src/devices/balloon.js';
-import type { GuestVm } from '../../guests/machine.js';
+import type { GuestVm } from '../../src/board/guest-vm.js';
 
 const MiB = 2 ** 20, HZ = 2e6, POOL_MIB = 6, POOL = POOL_MIB * 256;
 const CAPS_4K = CAP.BASIC_CMDS | CAP.BATCHED_CMDS; // 4 KiB balloon pages: targets are met exactly

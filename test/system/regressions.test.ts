@@ -11,7 +11,8 @@
 // present, untrapped gfns the p2m says, and the VM owns exactly its present frames.
 import { describe, it, expect } from 'vitest';
 import { Hypervisor, HV_OWNER, P2M, ActiveSampler, frameField, type Vm } from '../../src/hypervisor/index.js';
-import { BalloonDevice, CMD, CAP, STATUS, BALLOON_MAGIC } from '../../src/devices/balloon.js';
+import { CMD, CAP, STATUS, BALLOON_MAGIC } from '../../src/devices/balloon.js';
+import { createBalloonDevice } from '../../src/hypervisor/pagers/balloon-backend.js';
 import { PAGE_2M } from '../../src/core/bits.js';
 import type { Gfn } from '../../src/core/addr.js';
 
@@ -39,7 +40,7 @@ function expectEptMatchesP2m(hv: Hypervisor, vm: Vm): void {
 describe('p2m changes that need an EPT split the hypervisor pool cannot provide', () => {
   it('a balloon LOCK inside a 2 MiB EPT leaf either balloons the page or changes nothing', async () => {
     const { hv, vm } = await largeLeafNoTables();
-    const dev = new BalloonDevice(vm, hv.frames);
+    const dev = createBalloonDevice(vm, hv.frames);
     dev.setTarget(16);
     const call = (cmd: number, arg: number) => dev.call({ eax: BALLOON_MAGIC, rbx: BigInt(arg), ecx: cmd, esi: 0, edi: 0 }).eax;
     expect(call(CMD.START, CAP.BASIC_CMDS)).toBe(STATUS.SUCCESS_WITH_CAPABILITIES);

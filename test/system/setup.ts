@@ -21,12 +21,13 @@ import {
 } from '../../src/hypervisor/index.js';
 import { BackdoorPort, BACKDOOR_PORT, REG } from '../../src/devices/backdoor.js';
 import { BalloonDevice, BALLOON_MAGIC, CAP, CMD, STATUS, classifyBalloonExit } from '../../src/devices/balloon.js';
+import { createBalloonDevice } from '../../src/hypervisor/pagers/balloon-backend.js';
 import { PAGE_2M, PTE } from '../../src/core/bits.js';
 import type { AccessBatch } from '../../src/core/batch.js';
-import { guestTables, boot } from '../hypervisor/guest.js';
+import { bootDirectMap, DIRECT } from '../helpers/guest.js';
 
 export const MiB = 2 ** 20;
-export const DIRECT = 0x4000_0000_00n;
+export { DIRECT };
 export const PT_FIRST = 1, PT_END = 8;           // gfns of the guest page tables
 export const VM_POOL_FRAMES = 24;
 export const HV_FRAMES = 64;
@@ -93,11 +94,9 @@ export async function system(o: SysOptions): Promise<Sys> {
 }
 
 function sysVm(hv: Hypervisor, vm: Vm): SysVm {
-  const pt = guestTables(vm, BigInt(PT_FIRST) << 12n, BigInt(PT_END) << 12n);
-  pt.mapRange(DIRECT, 0n, Number(vm.memoryBytes), PAGE_2M, { dirty: true });
+  bootDirectMap(vm, { ptFirst: PT_FIRST, ptEnd: PT_END, flags: { dirty: true } });
   presetAccessed(vm);
-  boot(vm.vcpus[0], pt.root);
-  const dev = new BalloonDevice(vm, hv.frames);
+  const dev = createBalloonDevice(vm, hv.frames);
   dev.setTarget(vm.frameCount); // the host always wants more: LOCK is never "not needed"
   const port = new BackdoorPort(dev);
   const call = (cmd: number, arg = 0): number => {

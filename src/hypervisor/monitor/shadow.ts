@@ -1,0 +1,391 @@
+// Shadow paging (KVM's mmu.c / paging_tmpl.h in miniature). The hypervisor keeps shadow
+// page tables — real x86-64 tables in host memory mapping gva → hpa — built lazily from
+// the guest's tables and the p2m, and the vCPU's hardware walks the shadow.
+//
+// - Guest walks run in the core: a private "walker" vCPU in nested mode over the VM's
+//   p2m in EPT form, without TLBs or caches, gives the exact guest result (rights, error
+//   code, A/D updates) and the path of guest entries (Cpu.walkPath).
+// - Shadow pages are keyed by (level, guest table gfn) and shared by every root that
+//   reaches them, so switching back to a known guest CR3 costs one lookup (root cache).
+//   A guest large page is shadowed with "direct" 4 KiB tables (host frames are not
+//   contiguous), keyed by (level, first gfn, guest rights).
+// - Every guest frame used as a page table is write-protected in the shadow: a guest
+//   store to it faults, is emulated here, and zaps the shadow entries derived from the
+//   written guest entry. The core's TLB is not flushed: a guest that forgets INVLPG keeps
+//   seeing the stale translation, as on hardware.
+// - Guest A/D emulation: a shadow leaf exists only after a guest walk set the guest A
+//   bit, and is writable only once the guest D bit is set (a write re-walks to set it).
+// - Faults the guest's tables forbid are reflected to the guest with its exact error
+//   code; the rest are hidden faults fixed here.
+//
+// Each shadow entry carries the rights of the guest entry it shadows (W, U, XD; the key
+// in the leaf), so the hardware ANDs them along the shadow path exactly as along the
+// guest's, even when shadow pages are shared by paths with different rights. Entries
+// inside a "direct" table carry the guest large leaf's rights. The checks equal the
+// guest's — except that
+// the shadow vCPU always runs with CR0.WP=1 (write protection must hold for supervisor
+// writes too); a supervisor write the guest allows only because its CR0.WP=0 is emulated.
+
+import type { Machine } from '../../core/machine.js';
+import type { Cpu, Registers } from '../../core/cpu.js';
+import type { AccessBatch } from '../../core/batch.js';
+import { CR0, CR4, EFER, PTE, EPT_QUAL } from '../../core/bits.js';
+
+const ADDR = 0x000f_ffff_ffff_f000n;
+const NONLEAF = PTE.P | PTE.W | PTE.U | PTE.A;
+
+/** What the shadow MMU needs from the VM that owns it. */
+export interface ShadowBacking {
+  /** A zeroed host frame for a shadow table (hpa). */
+  allocTableFrame(): bigint;
+  freeTableFrame(hpa: bigint): void;
+  /** EPT pointer of the VM's p2m in EPT form, used by the guest walker. */
+  readonly walkerEptp: bigint;
+  /**
+   * Makes the frame holding gpa usable after the walker's EPT refused a (write) access:
+   * backs it if unbacked, or has its pager swap it in / break sharing / end a trap.
+   * False if nothing can (outside the VM, ballooned): the caller gets the exit.
+   */
+  backGpa(gpa: bigint, write: boolean): boolean;
+  /** False if the p2m forbids guest writes to gfn (shared, write-protected, trapped). */
+  writable?(gfn: number): boolean;
+  /** Records that a gfn is (or no longer is) a guest page-table page. */
+  markPageTable?(gfn: number, on: boolean): void;
+}
+
+export interface ShadowStats {
+  hiddenFaults: number; reflectedFaults: number; ptWritesEmulated: number; emulated: number;
+  cr3Switches: number; rootCacheHits: number; invlpgs: number; shadowPages: number; zapAlls: number;
+  protectedFrames: number;
+}
+
+/** What to do after handling an exit: resume at the same op, the next one, or give the guest a #PF. */
+export type ShadowOutcome =
+  | { action: 'retry' } | { action: 'next' }
+  | { action: 'guestFault'; errorCode: number; cr2: bigint }
+  /** An emulated access crossing into a non-canonical page: #GP, as the hardware gives. */
+  | { action: 'guestGP'; va: bigint }
+  /**
+   * The walker's EPT refused gpa and no pager could make it usable (outside the VM,
+   * ballooned, write-protected): qualification is that EPT violation's, so the caller
+   * reports what a nested vCPU would. final = EPT_QUAL.FINAL (the data, not a guest entry).
+   */
+  | { action: 'outside'; gpa: bigint; final: boolean; qualification: number };
+
+interface ShadowPage { hpa: bigint; level: number; gfn: number; direct: boolean }
+
+type GuestRegs = { cr0: bigint; cr3: bigint; cr4: bigint; efer: bigint; rflags: bigint; pkru: number; cpl: number };
+
+export class ShadowMmu {
+  readonly walker: Cpu;
+  readonly stats: ShadowStats = { hiddenFaults: 0, reflectedFaults: 0, ptWritesEmulated: 0, emulated: 0,
+    cr3Switches: 0, rootCacheHits: 0, invlpgs: 0, shadowPages: 0, zapAlls: 0, protectedFrames: 0 };
+  private pages = new Map<string, ShadowPage>();
+  private byGfn = new Map<number, ShadowPage[]>();        // guest table gfn → its shadows
+  private rmap = new Map<number, Map<bigint, bigint>>();  // gfn → leaf spte hpa → gva
+  private protectedGfns = new Set<number>();
+  private guest: GuestRegs = { cr0: 0n, cr3: 0n, cr4: 0n, efer: 0n, rflags: 0n, pkru: 0, cpl: 0 };
+  private lastFault = { index: -1, va: -1n };
+  private byHpa = new Map<bigint, ShadowPage>();
+  private largeZapped = false; // a direct table was unlinked: the next INVLPG flushes all
+
+  constructor(private readonly m: Machine, readonly cpu: Cpu, private readonly backing: ShadowBacking,
+              private readonly maxPages = 4096) {
+    // The guest walker acts for `cpu`: same MAXPHYADDR (reserved address bits); the
+    // registers follow in setGuestRegisters. No TLBs or caches: it must see memory.
+    this.walker = m.createCpu({ tlb: false, psc: false, maxPhysAddr: cpu.maxPhysAddr });
+    this.walker.setVmcs({ mode: 'nested', eptp: backing.walkerEptp });
+    cpu.setVmcs({ mode: 'shadow' });
+  }
+
+  /** The guest's view of its registers (CR3 is the guest's, not the shadow root). */
+  guestRegisters(): GuestRegs { return { ...this.guest }; }
+
+  /** Loads guest registers: the walker gets them as they are, the vCPU gets the shadow. */
+  setGuestRegisters(r: Partial<Registers>): void {
+    for (const [k, v] of Object.entries(r)) {
+      if (v === undefined) continue;
+      (this.guest as Record<string, bigint | number>)[k] = k === 'pkru' || k === 'cpl' ? Number(v) : BigInt(v);
+    }
+    if (this.guest.cr4 & CR4.PCIDE) throw new RangeError('shadow paging does not model guest PCIDs (CR4.PCIDE)');
+    // Shadow entries encode rights under the old NXE/paging mode: rebuild them.
+    if ((r.cr0 !== undefined || r.cr4 !== undefined || r.efer !== undefined) && this.pages.size > 0) this.zapAll();
+    this.walker.setRegisters(r);
+    const { cr3: _cr3, ...rest } = r;
+    this.cpu.setRegisters({ ...rest, cr0: this.guest.cr0 | CR0.WP });
+    if (r.cr3 !== undefined || r.cr4 !== undefined) this.cpu.setRegisters({ cr3: this.rootFor(this.guest.cr3).hpa });
+  }
+
+  private levels(): number { return this.guest.cr4 & CR4.LA57 ? 5 : 4; }
+
+  private page(level: number, gfn: number, direct: boolean, rightsKey = 0): ShadowPage {
+    const key = direct ? `d${level}:${gfn}:${rightsKey}` : `${level}:${gfn}`;
+    let p = this.pages.get(key);
+    if (p) return p;
+    p = { hpa: this.backing.allocTableFrame(), level, gfn, direct };
+    this.pages.set(key, p);
+    this.byHpa.set(p.hpa, p);
+    this.stats.shadowPages = this.pages.size;
+    if (!direct) {
+      const list = this.byGfn.get(gfn) ?? [];
+      list.push(p);
+      this.byGfn.set(gfn, list);
+      this.protect(gfn);
+    }
+    return p;
+  }
+
+  private rootFor(guestCr3: bigint, switching = false): ShadowPage {
+    const gfn = Number((guestCr3 & ADDR) >> 12n);
+    if (switching && this.pages.has(`${this.levels()}:${gfn}`)) this.stats.rootCacheHits++;
+    return this.page(this.levels(), gfn, false);
+  }
+
+  /** Write-protects a guest frame in every shadow leaf that maps it. */
+  private protect(gfn: number): void {
+    if (this.protectedGfns.has(gfn)) return;
+    this.protectedGfns.add(gfn);
+    this.stats.protectedFrames = this.protectedGfns.size;
+    this.backing.markPageTable?.(gfn, true);
+    let changed = false;
+    for (const spte of (this.rmap.get(gfn) ?? new Map()).keys()) {
+      const v = this.m.memory.read64(spte);
+      if (v & PTE.W) { this.m.memory.write64(spte, v & ~(PTE.W | PTE.D)); changed = true; }
+    }
+    // W 1→0 must be invalidated for every linear alias of the frame, not only the one
+    // that filled the entry: flush the vCPU's TLB (KVM flushes remote TLBs here).
+    if (changed) this.cpu.flushTlb();
+  }
+
+  /**
+   * Drops the shadow leaves that map guest frame gfn at host frame `hpa` (the p2m moved or
+   * re-protected it: sharing, swapping, sampling). Leaves since reused for another frame
+   * are left alone; the next access re-walks and refills from the p2m.
+   */
+  zapGfn(gfn: number, hpa: bigint): boolean {
+    const r = this.rmap.get(gfn);
+    if (!r) return false;
+    let changed = false;
+    for (const spte of r.keys()) {
+      const v = this.m.memory.read64(spte);
+      if (v & PTE.P && (v & ADDR) === hpa) { this.m.memory.write64(spte, 0n); changed = true; }
+    }
+    this.rmap.delete(gfn);
+    if (changed) this.cpu.flushTlb(); // every linear alias of the frame, as in protect()
+    return changed;
+  }
+
+  /** Makes sure a fill cannot run out of shadow pages midway (it never purges itself). */
+  private reserve(): void {
+    if (this.pages.size + 2 * this.levels() + 2 > this.maxPages) this.zapAll();
+  }
+
+  /** Drops every shadow page (memory pressure); the next accesses rebuild what they use. */
+  zapAll(): void {
+    for (const p of this.pages.values()) this.backing.freeTableFrame(p.hpa);
+    for (const gfn of this.protectedGfns) this.backing.markPageTable?.(gfn, false);
+    this.pages.clear(); this.byGfn.clear(); this.rmap.clear(); this.protectedGfns.clear(); this.byHpa.clear();
+    this.stats.zapAlls++;
+    this.stats.shadowPages = 0;
+    this.stats.protectedFrames = 0;
+    this.cpu.flushTlb();
+    this.cpu.setRegisters({ cr3: this.rootFor(this.guest.cr3).hpa });
+  }
+
+  /** Walks the guest for (va, access), backing unbacked frames on the way. */
+  private guestWalk(va: bigint, acc: { write: boolean; fetch: boolean; user: boolean; implicit: boolean }) {
+    for (;;) {
+      const t = this.walker.translate(va, acc);
+      if (t.ok || t.fault !== 'EPT_VIOLATION') return t;
+      if (!this.backing.backGpa(t.gpa, (t.qualification & EPT_QUAL.WRITE) !== 0)) {
+        return { ok: false as const, fault: 'OUTSIDE' as const, gpa: t.gpa, final: (t.qualification & EPT_QUAL.FINAL) !== 0,
+          qualification: t.qualification };
+      }
+    }
+  }
+
+  /**
+   * Builds the shadow path for va after a successful guest walk. Returns the target gfn.
+   */
+  private fill(va: bigint, hpa: bigint, write: boolean): number {
+    const { values } = this.walker.walkPath();
+    const top = this.levels();
+    const nxe = (this.guest.efer & EFER.NXE) !== 0n;
+    let leaf = 1;
+    for (let l = top; l >= 1; l--) {
+      if (l === 1 || (l <= 3 && values[l - 1] & PTE.PS)) { leaf = l; break; }
+    }
+    // The leaf's own rights; the upper levels' are in the links (the hardware ANDs them).
+    const leafVal = values[leaf - 1];
+    const w = (leafVal & PTE.W) !== 0n, u = (leafVal & PTE.U) !== 0n, nx = nxe && (leafVal & PTE.XD) !== 0n;
+    let sp = this.rootFor(this.guest.cr3);
+    // Non-leaf levels shadow the guest's tables.
+    for (let l = top; l > leaf; l--) {
+      const ge = values[l - 1];
+      const child = this.page(l - 1, Number((ge & ADDR) >> 12n), false);
+      this.link(sp, va, l, child, PTE.P | PTE.A | (ge & (PTE.W | PTE.U)) | (nxe ? ge & PTE.XD : 0n));
+      sp = child;
+    }
+    // A guest large page: direct tables down to 4 KiB.
+    const pageBytes = 1n << BigInt(12 + 9 * (leaf - 1));
+    const frameGpa = leafVal & ADDR & ~(pageBytes - 1n);
+    const rightsKey = (w ? 1 : 0) | (u ? 2 : 0) | (nx ? 4 : 0) | (Number((leafVal >> 59n) & 15n) << 3);
+    for (let l = leaf; l > 1; l--) {
+      const span = 1n << BigInt(12 + 9 * (l - 1));
+      const base = Number((frameGpa + ((va & (pageBytes - 1n)) & ~(span - 1n))) >> 12n);
+      const child = this.page(l - 1, base, true, rightsKey);
+      this.link(sp, va, l, child, l === leaf ? PTE.P | PTE.A | PTE.W | PTE.U : NONLEAF);
+      sp = child;
+    }
+    const gfn = Number((frameGpa + (va & (pageBytes - 1n))) >> 12n);
+    const dirty = write || (leafVal & PTE.D) !== 0n;
+    // A shared or write-protected frame stays read-only here: its first write must exit.
+    const writable = w && dirty && !this.protectedGfns.has(gfn) && (this.backing.writable?.(gfn) ?? true);
+    let spte = (hpa & ADDR) | PTE.P | PTE.A | (leafVal & (0xfn << 59n));
+    if (writable) spte |= PTE.W | PTE.D;
+    if (u) spte |= PTE.U;
+    if (nx) spte |= PTE.XD;
+    const at = sp.hpa + ((va >> 12n) & 511n) * 8n;
+    this.m.memory.write64(at, spte);
+    let r = this.rmap.get(gfn);
+    if (!r) { r = new Map(); this.rmap.set(gfn, r); }
+    r.set(at, va & ~0xfffn);
+    return gfn;
+  }
+
+  private link(sp: ShadowPage, va: bigint, level: number, child: ShadowPage, bits: bigint): void {
+    const at = sp.hpa + ((va >> BigInt(3 + 9 * level)) & 511n) * 8n;
+    const want = child.hpa | bits;
+    if (this.m.memory.read64(at) !== want) this.m.memory.write64(at, want);
+  }
+
+  /** Handles an exit of the shadow vCPU at batch op `index`. */
+  handle(exit: { reason: string; index: number; cr2?: bigint; value?: bigint; va?: bigint },
+         batch: AccessBatch): ShadowOutcome {
+    if (exit.reason === 'CR3') {
+      this.stats.cr3Switches++;
+      this.reserve();
+      this.guest.cr3 = exit.value!;
+      this.walker.setRegisters({ cr3: exit.value! });
+      this.cpu.writeCr3(this.rootFor(exit.value!, true).hpa); // flushes, as the guest's MOV CR3 would
+      return { action: 'next' };
+    }
+    if (exit.reason === 'INVLPG') {
+      this.stats.invlpgs++;
+      // The TLB holds a guest large page as 4 KiB pieces: drop them all.
+      if (this.largeZapped || this.viaDirect(exit.va!)) { this.cpu.flushTlb(); this.largeZapped = false; }
+      else this.cpu.invlpg(exit.va!);
+      return { action: 'next' };
+    }
+    if (exit.reason !== 'PF') throw new Error(`shadow MMU cannot handle exit ${exit.reason}`);
+    return this.pageFault(exit.index, exit.cr2!, batch);
+  }
+
+  private pageFault(index: number, cr2: bigint, batch: AccessBatch): ShadowOutcome {
+    const op = batch.op(index);
+    const acc = {
+      write: op.kind === 'store', fetch: op.kind === 'fetch', implicit: op.implicit,
+      user: !op.implicit && (op.user || this.guest.cpl === 3),
+    };
+    const t = this.guestWalk(cr2, acc);
+    if (!t.ok) {
+      if (t.fault === 'PF') {
+        this.stats.reflectedFaults++;
+        return { action: 'guestFault', errorCode: t.errorCode, cr2: t.cr2 };
+      }
+      if (t.fault === 'OUTSIDE') return { action: 'outside', gpa: t.gpa, final: t.final, qualification: t.qualification };
+      throw new Error(`guest walk gave ${t.fault} at ${cr2.toString(16)}`);
+    }
+    this.reserve();
+    const gfn = this.fill(cr2, t.pa, acc.write);
+    const repeated = this.lastFault.index === index && this.lastFault.va === cr2;
+    this.lastFault = { index, va: cr2 };
+    if (acc.write && this.protectedGfns.has(gfn)) {
+      this.stats.ptWritesEmulated++;
+      return this.emulate(index, batch, acc);
+    }
+    if (repeated) { // the shadow cannot express this access (guest CR0.WP=0): emulate it
+      this.stats.emulated++;
+      return this.emulate(index, batch, acc);
+    }
+    this.stats.hiddenFaults++;
+    return { action: 'retry' };
+  }
+
+  /**
+   * Performs op `index` against guest memory through guest walks, all pages checked
+   * before a byte moves (a fault on the second page leaves the first untouched, as on
+   * hardware); zaps the shadow entries derived from written page-table entries.
+   */
+  private emulate(index: number, batch: AccessBatch, acc: { write: boolean; fetch: boolean; user: boolean; implicit: boolean }): ShadowOutcome {
+    this.lastFault = { index: -1, va: -1n };
+    const op = batch.op(index);
+    const chunks: { hpa: bigint; gfn: number; at: number; n: number }[] = [];
+    for (let b = 0; b < op.size; ) {
+      const va = op.va + BigInt(b);
+      const n = Math.min(op.size - b, 4096 - Number(va & 0xfffn));
+      const t = this.guestWalk(va, acc);
+      if (!t.ok) {
+        if (t.fault === 'PF') { this.stats.reflectedFaults++; return { action: 'guestFault', errorCode: t.errorCode, cr2: t.cr2 }; }
+        if (t.fault === 'OUTSIDE') return { action: 'outside', gpa: t.gpa, final: t.final, qualification: t.qualification };
+        if (t.fault === 'GP') return { action: 'guestGP', va };
+        throw new Error(`guest walk gave ${t.fault} at ${va.toString(16)}`);
+      }
+      chunks.push({ hpa: t.pa, gfn: this.gfnOfLastWalk(va), at: b, n });
+      b += n;
+    }
+    let out = 0n;
+    for (const { hpa, gfn, at, n } of chunks) {
+      for (let k = 0; k < n; k++) {
+        const pa = hpa + BigInt(k);
+        if (acc.write) this.m.memory.write8(pa, Number((op.value >> BigInt(8 * (at + k))) & 0xffn));
+        else out |= BigInt(this.m.memory.read8(pa)) << BigInt(8 * (at + k));
+      }
+      if (acc.write) this.zapWritten(gfn, hpa & 0xfffn, n);
+    }
+    if (!acc.write) batch.setValue(index, out);
+    return { action: 'next' };
+  }
+
+  /** A guest store hit a page-table page: drop the shadow entries of the written entries. */
+  private zapWritten(gfn: number, offset: bigint, len: number): void {
+    const shadows = this.byGfn.get(gfn);
+    if (!shadows) return;
+    const first = offset & ~7n, last = (offset + BigInt(len) - 1n) & ~7n;
+    for (const sp of shadows) {
+      for (let off = first; off <= last; off += 8n) {
+        const old = this.m.memory.read64(sp.hpa + off);
+        this.m.memory.write64(sp.hpa + off, 0n);
+        // An unlinked direct table shadows a guest large page whose entry changed (its
+        // frame, rights, A or D): empty it so no old 4 KiB piece is reused.
+        const child = old & PTE.P ? this.byHpa.get(old & ADDR) : undefined;
+        if (child?.direct) { this.m.memory.fill(child.hpa, 0, 4096); this.largeZapped = true; }
+      }
+    }
+  }
+
+  /** Whether va's shadow path runs through a direct table (a guest large page). */
+  private viaDirect(va: bigint): boolean {
+    let table = this.cpu.getRegisters().cr3 & ADDR;
+    for (let l = this.levels(); l > 1; l--) {
+      const e = this.m.memory.read64(table + ((va >> BigInt(3 + 9 * l)) & 511n) * 8n);
+      if (!(e & PTE.P)) return false;
+      table = e & ADDR;
+      if (this.byHpa.get(table)?.direct) return true;
+    }
+    return false;
+  }
+
+  /** gfn of the page the last guest walk ended in. */
+  private gfnOfLastWalk(va: bigint): number {
+    const { values } = this.walker.walkPath();
+    for (let l = this.levels(); l >= 1; l--) {
+      const e = values[l - 1];
+      if (l === 1 || (l <= 3 && e & PTE.PS)) {
+        const bytes = 1n << BigInt(12 + 9 * (l - 1));
+        return Number(((e & ADDR & ~(bytes - 1n)) + (va & (bytes - 1n))) >> 12n);
+      }
+    }
+    return -1;
+  }
+}

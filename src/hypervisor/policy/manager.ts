@@ -1,0 +1,327 @@
+// The memory manager: the paper's dynamic reallocation (§6.3) tying the mechanisms to
+// the policy on the scheduler's virtual clock.
+//
+//   every second        sharing scan (rate-limited), sampler periods, time-series record
+//   on a crossing into a worse free-memory state (checked every second), and
+//   every balance period
+//     f_i   ← sampler estimate (active fraction; 1 when sampling is off)
+//     T_i   ← computeTargets(budget, {min, max, shares, P_i = frames held, f_i}, τ)
+//             (min-funding revocation with the idle memory tax; budget keeps the
+//             "high" free threshold and the shared frames out)
+//     state ← FreeMemoryStates(free fraction of the VM pool)   high / soft / hard / low
+//     plan  ← planReclaim(state, current vs target)            balloon / swap / block
+//     apply: balloon targets (inflate to shed the excess; deflate VMs below target),
+//            hypervisor swap-outs (random victims), block VMs above target in "low"
+//   on OUT_OF_FRAMES    swap from the VM furthest above its target (any VM with swappable
+//                       frames after that)
+//
+// The mechanisms are optional, so one host can run with only ballooning, only swapping or
+// only sharing (the reclamation comparison). "Frames held" P_i counts the VM's private
+// host frames; shared frames belong to page sharing and are outside every VM's P.
+
+import type { Hypervisor } from '../monitor/hypervisor.js';
+import type { Scheduler } from './scheduler.js';
+import type { Vm } from '../monitor/vm.js';
+import { SHARED_OWNER } from '../monitor/frames.js';
+import { P2M } from '../monitor/p2m.js';
+import { admit, computeTargets, flatten, validateAllocation, DEFAULT_TAU, type VmAllocation, type HostCapacity, type PoolSpec, type FlatPools } from './policy.js';
+import { FreeMemoryStates, FREE_STATES, nextState, planReclaim, vmBudget, DEFAULT_THRESHOLDS, type FreeState, type FreeThresholds, type VmAction } from './reclaim.js';
+import type { PageSharing } from '../pagers/sharing.js';
+import type { HostSwap } from '../pagers/swap.js';
+import type { ActiveSampler } from '../pagers/sampling.js';
+
+/**
+ * What the manager needs of a VM's balloon (a BalloonDevice is one): whether its driver is
+ * running, its size and target in 4 KiB frames, and a way to set the target.
+ */
+export interface BalloonTarget {
+  readonly protocolState: 'stopped' | 'running' | 'reset-pending';
+  readonly size: number;
+  readonly target: number;
+  setTarget(frames: number): void;
+}
+
+/** What the manager needs of a VM it manages (a GuestVm is one). */
+export interface ManagedVm {
+  readonly name: string;
+  readonly vm: Vm;
+  /** The VM's balloon device (absent: the VM cannot be ballooned). */
+  readonly device?: BalloonTarget | null;
+  /** Set in the "low" state for VMs above target: they do not run. */
+  blocked: boolean;
+}
+
+export interface ManagerOptions {
+  hv: Hypervisor;
+  sched: Scheduler;
+  /** Idle memory tax rate τ in [0, 1) (default 0.75). */
+  tau?: number;
+  thresholds?: FreeThresholds;
+  /** Seconds between reallocations (default 15, ESX's Mem/BalancePeriod). */
+  balancePeriod?: number;
+  sharing?: PageSharing;
+  swap?: HostSwap;
+  sampler?: ActiveSampler;
+  /** Use balloon devices (default true). */
+  balloon?: boolean;
+  /**
+   * Balloon in the hard and low states too, swapping only what the balloons cannot take
+   * (default false: hard means paging, as in the paper; low still blocks). For comparing
+   * techniques on one host.
+   */
+  balloonFirst?: boolean;
+  /** Most frames ballooned / swapped per VM per reallocation (default unlimited). */
+  balloonPerRound?: number;
+  swapPerRound?: number;
+  /** Per-VM overhead reserved by admission control, frames (default 0). */
+  overheadPerVm?: number;
+  /** Seconds between time-series records (default 1). */
+  recordPeriod?: number;
+  /** Reallocate as soon as (checked every second) free memory crosses into a worse state (default true). */
+  watchFreeMemory?: boolean;
+  /**
+   * Resource pools: a tree whose leaves name managed VMs ({ vm: name, shares }). A VM's
+   * shares become its hierarchical share of the root; pool limits cap their members' total.
+   */
+  pools?: PoolSpec;
+}
+
+export interface VmRecord {
+  t: number; vm: string; frames: number; target: number; balloon: number; swapped: number;
+  shared: number; active: number; blocked: number;
+}
+export interface HostRecord { t: number; free: number; state: FreeState; sharedFrames: number }
+
+interface Entry { m: ManagedVm; alloc: VmAllocation; target: number }
+
+export class MemoryManager {
+  tau: number;
+  readonly states: FreeMemoryStates;
+  readonly vmSeries: VmRecord[] = [];
+  readonly hostSeries: HostRecord[] = [];
+  readonly stats = { rebalances: 0, eventRebalances: 0, ballooned: 0, swappedOut: 0, emergencySwaps: 0, blockedRounds: 0 };
+  private readonly entries: Entry[] = [];
+  private readonly pools: FlatPools | null;
+  private started = false;
+  private lastRebalance = -1; // scheduler time of the last reallocation
+
+  constructor(private readonly o: ManagerOptions) {
+    this.tau = o.tau ?? DEFAULT_TAU;
+    if (!(this.tau >= 0 && this.tau < 1)) throw new RangeError(`tau must be in [0, 1), got ${this.tau}`);
+    this.states = new FreeMemoryStates(o.thresholds ?? DEFAULT_THRESHOLDS);
+    this.pools = o.pools ? flatten(o.pools) : null;
+  }
+
+  /** Changes the idle memory tax rate (takes effect at the next reallocation). */
+  setTau(tau: number): void {
+    if (!(tau >= 0 && tau < 1)) throw new RangeError(`tau must be in [0, 1), got ${tau}`);
+    this.tau = tau;
+  }
+
+  /** Frames in the host's VM pool (the memory VMs and shared frames come from). */
+  get totalFrames(): number { return this.o.hv.frames.hypervisorStart; }
+  get freeFrames(): number { return this.o.hv.frames.counts().vmFree; }
+
+  /**
+   * Admits a VM with its allocation parameters (frames) or throws with the reason:
+   * the sum of mins plus overheads must fit host memory, max − min must fit the swap
+   * (without a swap, as on ESX without a swap file, only max = min VMs are admitted).
+   */
+  add(m: ManagedVm, alloc: VmAllocation): void {
+    validateAllocation(alloc, m.name);
+    if (this.entries.some((e) => e.m.name === m.name)) throw new Error(`a VM named "${m.name}" is already managed`);
+    if (this.entries.some((e) => e.m.vm === m.vm)) throw new Error(`${m.name}: VM ${m.vm.id} is already managed`);
+    if (alloc.max > m.vm.frameCount) throw new RangeError(`${m.name}: max ${alloc.max} frames is above its memory size ${m.vm.frameCount}`);
+    if (this.pools && !this.pools.shares.has(m.name)) throw new Error(`${m.name} is not in the resource-pool tree`);
+    const host: HostCapacity = {
+      frames: this.totalFrames, overheadPerVm: this.o.overheadPerVm ?? 0,
+      swapFrames: this.o.swap ? this.o.swap.file.capacity : 0,
+    };
+    const a = admit(host, this.entries.map((e) => e.alloc), alloc);
+    if (!a.ok) throw new Error(`${m.name} not admitted: ${a.reason}`);
+    try { // all or nothing: a mechanism that refuses the VM leaves no trace in the others
+      this.o.sharing?.addVm(m.vm);
+      this.o.sampler?.attach(m.vm, this.o.sched.seconds);
+      this.o.swap?.attach(m.vm);
+    } catch (e) {
+      if (this.o.sampler?.has(m.vm)) this.o.sampler.stop(m.vm);
+      this.o.sharing?.detach(m.vm);
+      throw e;
+    }
+    this.entries.push({ m, alloc, target: alloc.max });
+    this.retarget();
+  }
+
+  /** Stops managing a VM (before it is destroyed); returns whether it was managed. */
+  remove(m: ManagedVm): boolean {
+    const i = this.entries.findIndex((e) => e.m === m);
+    if (i < 0) return false;
+    this.entries.splice(i, 1);
+    if (this.o.sampler?.has(m.vm) && !m.vm.isDestroyed) this.o.sampler.stop(m.vm);
+    m.blocked = false;
+    this.retarget();
+    return true;
+  }
+
+  /** Hangs the periodic work on the scheduler's clock. */
+  start(): this {
+    if (this.started) throw new Error('the memory manager is already started');
+    this.started = true;
+    this.retarget();
+    const s = this.o.sched;
+    s.every(1, (now) => this.second(now / s.hz));
+    s.every(this.o.balancePeriod ?? 15, () => this.rebalance());
+    s.every(this.o.recordPeriod ?? 1, (now) => this.record(now / s.hz));
+    this.record(s.seconds);
+    return this;
+  }
+
+  /** Forgets VMs destroyed without remove(): the timers must not touch them. */
+  private prune(): void {
+    for (const e of this.entries.filter((x) => x.m.vm.isDestroyed)) this.remove(e.m);
+  }
+
+  private second(now: number): void {
+    this.prune();
+    this.o.sharing?.tick(now);
+    if (this.o.sampler) for (const e of this.entries) this.o.sampler.tick(e.m.vm, now);
+    // A blocked VM runs again as soon as reclamation brought it down to its target.
+    for (const e of this.entries) if (e.m.blocked && this.held(e) <= e.target) e.m.blocked = false;
+    // Crossing into a worse free-memory state is an event: reallocate now, not at the period's end
+    // (unless a reallocation just ran at this very instant).
+    const rank = FREE_STATES.indexOf(this.states.state);
+    if ((this.o.watchFreeMemory ?? true) && this.lastRebalance !== this.o.sched.now && FREE_STATES.indexOf(nextState(this.states.state, this.freeFrames / this.totalFrames, this.states.thresholds)) > rank) {
+      this.stats.eventRebalances++;
+      this.rebalance();
+    }
+  }
+
+  /** Recomputes every VM's target (after a VM joins or leaves, and at each reallocation). */
+  private retarget(): void {
+    const targets = this.computeTargets();
+    for (const e of this.entries) e.target = targets.get(e.m.name)!;
+  }
+
+  /** Private host frames VM `e` holds now (its P). */
+  private held(e: Entry): number { return this.o.hv.frames.usedBy(e.m.vm.id); }
+
+  activeFraction(m: ManagedVm): number { return this.o.sampler?.has(m.vm) ? this.o.sampler.estimate(m.vm) : 1; }
+
+  /** Targets from min-funding revocation with the idle tax. */
+  computeTargets(): Map<string, number> {
+    const shared = this.o.hv.frames.usedBy(SHARED_OWNER);
+    return this.targetsFor(vmBudget(this.totalFrames, shared, this.o.thresholds ?? DEFAULT_THRESHOLDS));
+  }
+
+  private targetsFor(budget: number): Map<string, number> {
+    // With pools, every VM's shares are hierarchical (a fraction of the root's); a VM not in
+    // the tree would be on another scale, so it is an error rather than a silent mix.
+    const shares = (e: Entry): number | undefined => {
+      if (!this.pools) return undefined;
+      const s = this.pools.shares.get(e.m.name);
+      if (s === undefined) throw new Error(`${e.m.name} is not in the resource-pool tree`);
+      return s;
+    };
+    return computeTargets(budget, this.entries.map((e) => ({
+      id: e.m.name, alloc: e.alloc, pages: this.held(e), activeFraction: this.activeFraction(e.m), shares: shares(e),
+    })), this.tau, { groups: this.pools?.groups }).frames;
+  }
+
+  /** One reallocation: targets, free-memory state, then balloon / swap / block. */
+  rebalance(): FreeState {
+    this.stats.rebalances++;
+    this.lastRebalance = this.o.sched.now;
+    this.prune();
+    this.retarget();
+    const state = this.states.nextFrames(this.freeFrames, this.totalFrames);
+    const balloonOn = this.o.balloon ?? true;
+    // Without a swap, ballooning is all there is in every reclaiming state.
+    const balloonFirst = this.o.balloonFirst || !this.o.swap;
+    const planState = balloonFirst && (state === 'hard' || state === 'low') ? 'soft' : state;
+    const balloonable = (e: Entry) =>
+      balloonOn && e.m.device?.protocolState === 'running' ? e.m.vm.frameCount - e.m.device.size : 0;
+    const opts = { balloonPerRound: this.o.balloonPerRound, swapPerRound: this.o.swapPerRound };
+    const plan = planReclaim(planState, this.entries.map((e) => ({
+      id: e.m.name, current: this.held(e), target: e.target, balloonable: balloonable(e) })), opts);
+    this.apply(plan.actions);
+    // Limits (max, limit, pool limits) hold even when memory is plentiful: a VM above its
+    // cap is reclaimed as in the soft state.
+    if (state === 'high') {
+      const caps = this.caps();
+      this.apply(planReclaim('soft', this.entries.map((e) => ({
+        id: e.m.name, current: this.held(e), target: caps.get(e.m.name)!, balloonable: balloonable(e) })), opts).actions);
+    }
+    const byName = new Map(this.entries.map((e) => [e.m.name, e]));
+    // VMs below target get memory back: deflate their balloons.
+    for (const b of plan.below) {
+      const d = byName.get(b.id)!.m.device;
+      if (d && d.target > 0) d.setTarget(Math.max(0, d.target - b.deficit));
+    }
+    // "low": every VM above its target stops until reclamation catches up (if anything can reclaim).
+    const canReclaim = this.o.swap !== undefined || balloonOn;
+    const blocked = new Set(state === 'low' && canReclaim
+      ? this.entries.filter((e) => this.held(e) > e.target).map((e) => e.m.name) : []);
+    for (const e of this.entries) e.m.blocked = blocked.has(e.m.name);
+    if (blocked.size) this.stats.blockedRounds++;
+    return state;
+  }
+
+  /** Balloon and swap what a plan says. */
+  private apply(actions: readonly VmAction[]): void {
+    const byName = new Map(this.entries.map((e) => [e.m.name, e]));
+    for (const a of actions) {
+      const e = byName.get(a.id)!;
+      if (a.balloon > 0 && e.m.device) {
+        // The balloon should hold what it holds now plus the excess; repeated rounds converge
+        // as the guest gives pages (idempotent while the driver catches up).
+        e.m.device.setTarget(Math.min(e.m.vm.frameCount, e.m.device.size + a.balloon));
+        this.stats.ballooned += a.balloon;
+      }
+      if (a.swap > 0 && this.o.swap) this.stats.swappedOut += this.o.swap.swapOut(e.m.vm, a.swap);
+    }
+  }
+
+  /** What each VM may hold whatever the free memory: its max / limit and its pools' limits. */
+  private caps(): Map<string, number> {
+    const ceilings = this.entries.reduce((a, e) => a + Math.min(e.alloc.max, e.alloc.limit ?? e.alloc.max), 0);
+    return this.targetsFor(ceilings);
+  }
+
+  /**
+   * The host pool ran dry while a VM (`_requester`) needed a frame: swap out from the VM
+   * furthest above its target. Returns frames freed (0: no swap, or nothing swappable).
+   */
+  reclaimNow(_requester: ManagedVm, need: number): number {
+    if (!this.o.swap) return 0;
+    this.prune();
+    // Furthest above target first; any VM with swappable frames after that (targets may be
+    // stale); names break ties by code units, not locale.
+    const order = this.entries.map((e) => ({ e, excess: this.held(e) - e.target }))
+      .filter((x) => this.held(x.e) > 0)
+      .sort((a, b) => b.excess - a.excess || (a.e.m.name < b.e.m.name ? -1 : a.e.m.name > b.e.m.name ? 1 : 0));
+    for (const { e } of order) {
+      const n = this.o.swap.swapOut(e.m.vm, Math.max(need, 16));
+      if (n > 0) { this.stats.emergencySwaps += n; return n; }
+    }
+    return 0;
+  }
+
+  private record(t: number): void {
+    const frames = this.o.hv.frames;
+    this.prune();
+    for (const e of this.entries) {
+      const vm = e.m.vm;
+      this.vmSeries.push({
+        t: round(t), vm: e.m.name, frames: this.held(e), target: e.target, balloon: e.m.device?.size ?? 0,
+        swapped: vm.p2m.count(P2M.SWAPPED, P2M.SWAPPED), shared: vm.p2m.count(P2M.SHARED | P2M.PRESENT, P2M.SHARED | P2M.PRESENT),
+        active: round(this.activeFraction(e.m)), blocked: e.m.blocked ? 1 : 0,
+      });
+    }
+    this.hostSeries.push({ t: round(t), free: frames.counts().vmFree, state: this.states.state, sharedFrames: frames.usedBy(SHARED_OWNER) });
+  }
+
+  /** The VMs under management with their parameters and current targets. */
+  list(): { m: ManagedVm; alloc: VmAllocation; target: number }[] { return this.entries.map((e) => ({ ...e })); }
+}
+
+const round = (x: number): number => Math.round(x * 1000) / 1000;

@@ -1,8 +1,0 @@
-// Every product experiment, registered by importing its module. The CLI imports this file;
-// add one line per experiment module (each calls registerExperiment at import time, and
-// may call setDefaultScenario to become what `memvisor run` runs without an argument).
-
-import './translation.js';
-import '../experiment/register.js';
-import '../experiment/sharing-vms.js';
-import '../experiment/sampling-toucher.js';
