@@ -190,6 +190,29 @@ describe('EPT accessed and dirty flags', () => {
     expect(gpte & (PTE.A | PTE.D)).toBe(PTE.A | PTE.D);
   });
 
+  it('with TLBs and caches on: a load then a store to the page sets A and D in the EPT leaf', async () => {
+    const { m, cpu, ept, gpt } = await env({ ad: true, caches: true });
+    // The guest PTE already has A and D (the guest wrote the page before): only the EPT
+    // D bit tells the store from the load, so the TLB must not serve it from the load's entry.
+    const gpte = GUEST_BASE + gpt.entryAddr(VA, 1);
+    m.memory.write64(gpte, m.memory.read64(gpte) | PTE.A | PTE.D);
+    const leaf = ept.entryAddr(0x400_0000n, 1);
+    const b = m.createBatch(2);
+    b.load(VA, 8);
+    b.store(VA + 8n, 5n, 8);
+    expect(cpu.execute(b).exit.reason).toBe('end');
+    expect(m.memory.read64(leaf) & (EPT.A | EPT.D)).toBe(EPT.A | EPT.D);
+    // Dirty logging: the hypervisor clears D and invalidates; the next store sets it again.
+    m.memory.write64(leaf, m.memory.read64(leaf) & ~EPT.D);
+    expect(cpu.invept(1)).toBe(true);
+    b.clear();
+    b.load(VA, 8);
+    b.store(VA + 16n, 6n, 8);
+    expect(cpu.execute(b).exit.reason).toBe('end');
+    expect(m.memory.read64(leaf) & (EPT.A | EPT.D)).toBe(EPT.A | EPT.D);
+    expect(m.memory.read64(GUEST_BASE + 0x400_0010n)).toBe(6n);
+  });
+
   it('with A/D off: EPT entries keep A/D clear', async () => {
     const { m, cpu, ept } = await env({ ad: false });
     const b = m.createBatch(1);

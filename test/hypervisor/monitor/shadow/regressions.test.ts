@@ -137,6 +137,36 @@ describe('shadow paging regressions', () => {
     expect(n.faults).toEqual([{ index: 1, errorCode: 2, cr2: VA3 + 0x1000n }]);
   });
 
+  // Guards: a trapped store spanning two PTEs must drop the shadow entries of both, not the first only.
+  it('an 8-byte store at offset 4 of a PTE retargets the next PTE, seen after INVLPG', async () => {
+    const VA1 = 0x40_0000n, VA2 = VA1 + 0x1000n;
+    const X = 0x100_0000n, Y = 0x100_1000n, Z = 0x100_2000n;
+    const n = await allModes(() => {
+      let pte1 = 0n;
+      return {
+        build(gmem) {
+          const root = addressSpace(gmem, tables(gmem), (pt) => {
+            pt.map(VA1, X, 4096); pt.map(VA2, Y, 4096);
+            pte1 = pt.entryAddr(VA1, 1);
+          });
+          gmem.write64(X, 0xaaaan); gmem.write64(Y, 0xbbbbn); gmem.write64(Z, 0xccccn);
+          return [root];
+        },
+        program(b) {
+          b.load(VA1);
+          b.load(VA2); // both PTEs shadowed; their PT page is write-protected
+          // Bytes 4..7 of PTE1 (its high half, unchanged) and bytes 0..3 of PTE2: VA2 → Z.
+          b.store(DMAP + pte1 + 4n, ((Z | F) << 32n) & 0xffff_ffff_ffff_ffffn, 8);
+          b.invlpg(VA2);
+          b.load(VA2);
+          b.load(VA1);
+        },
+      };
+    });
+    expect(n.faults).toEqual([]);
+    expect(n.loads).toEqual([0xaaaan, 0xbbbbn, 0xccccn, 0xaaaan]);
+  });
+
   // Guards: zapAll() inside fill() let link() write into a freed, reused shadow frame, giving the guest host memory.
   it('under shadow-page pressure the guest never reaches host memory outside its own', async () => {
     const VA_A = 0x40_0000n, VA_B = 0x60_0000n;
