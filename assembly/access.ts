@@ -29,7 +29,7 @@ import {
 import { physInRange, physPtr, physBytes, physBase } from "./mem";
 import { Cpu, tlbOf, T_D4K, MODE_SHADOW, writeCr3, invlpg } from "./cpu";
 import { translate, rightsFault } from "./walk";
-import { probe, microSlot, A_V, A_D, A_PKEY_SHIFT, A_PCID_SHIFT } from "./tlb";
+import { probe, microSlot, A_V, A_D, A_PKEY_SHIFT, A_PCID_SHIFT, entryAt } from "./tlb";
 import {
   bump, C_ACCESSES, C_LOADS, C_STORES, C_FETCHES, C_L1_HIT_4K, C_MMIO, C_SPLIT,
 } from "./counters";
@@ -152,9 +152,9 @@ function microFill(c: Cpu, va: u64, acc: u32): void {
   let tag = va >> 12;
   let e = probe(t, tag, A_V, c.pcid << A_PCID_SHIFT, c.ctx);
   if (e == 0) return;
-  let frame = load<u64>(e, 8);
+  let frame = entryAt(e).frame;
   if (!physInRange(frame, 4096)) return;
-  let a = load<u32>(e, 32);
+  let a = entryAt(e).attr;
   let pkey = (a >> A_PKEY_SHIFT) & 15;
   let base = acc & ACC_USER;
   let s = microSlot(c.micro, tag);

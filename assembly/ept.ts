@@ -13,10 +13,11 @@
 //   maps 2 MiB / 1 GiB, whose address bits 20:12 / 29:12 are reserved. Leaf MT 2, 3, 7
 //   and W without R are misconfigurations.
 
+import { walkPath } from "./path";
 import { readPhys64, orPhys64 } from "./mem";
 import { levelShift } from "./entry";
 import { Cpu, tlbOf, T_NTLB, T_EPDE } from "./cpu";
-import { probe, fill, invalidateVa, A_V, A_SIZE_SHIFT, A_D } from "./tlb";
+import { probe, fill, invalidateVa, A_V, A_SIZE_SHIFT, A_D, entryAt } from "./tlb";
 import { bump, C_NTLB_HIT, C_NTLB_MISS, C_EPT_WALKS, C_EPT_REFS, C_WALK_REFS, C_EPT_PSC_HIT,
   C_EPT_VIOLATIONS, C_EPT_MISCONFIGS } from "./counters";
 
@@ -76,16 +77,16 @@ export function eptTranslate(c: Cpu, gpa: u64, eacc: u32, final: bool, gva: u64)
       if ((t.sizes & (1 << size)) == 0) continue;
       let e = probe(t, gpa >> (12 + 9 * <u64>size), A_V | (size << A_SIZE_SHIFT), 0, 0);
       if (e == 0) continue;
-      let a = load<u32>(e, 32);
+      let a = entryAt(e).attr;
       let rights = (a >> 1) & 7;
       // A cached entry serves only accesses it allows outright; otherwise the walk
       // reports (or, after a change, no longer reports) the violation from memory.
       let needD = c.eptAD != 0 && (need & EA_WRITE) != 0 && (a & A_D) == 0;
       if ((rights & need) != need || needD) break;
-      store<u32>(e, c.clock, 36);
+      entryAt(e).stamp = c.clock;
       bump(c.counters, C_NTLB_HIT);
       let mask = (<u64>1 << (12 + 9 * <u64>size)) - 1;
-      c.eptHpa = load<u64>(e, 8) | (gpa & mask);
+      c.eptHpa = entryAt(e).frame | (gpa & mask);
       c.eptSize = mask + 1;
       c.eptRights = rights;
       c.eptD = (a & A_D) != 0 ? 1 : 0;
@@ -108,25 +109,24 @@ function eptWalk(c: Cpu, gpa: u64, need: u32, final: bool, gva: u64): u32 {
     for (let l: u32 = 2; l <= levels; l++) {
       let e = probe(tlbOf(c, T_EPDE + <i32>l - 2), gpa >> levelShift(l), A_V, 0, 0);
       if (e != 0) {
-        table = load<u64>(e, 8);
-        rights = (load<u32>(e, 32) >> 1) & 7;
+        table = entryAt(e).frame;
+        rights = (entryAt(e).attr >> 1) & 7;
         level = l - 1;
-        store<u32>(e, c.clock, 36);
+        entryAt(e).stamp = c.clock;
         bump(c.counters, C_EPT_PSC_HIT);
         break;
       }
     }
   }
   let top = level;
-  // EPT entry addresses by level (path slots 10..14), then the rights through each level
-  // (u32 at byte 40 + 4·level from here).
-  let path = c.path + 80;
+  // EPT entry addresses and the rights through each level go in the walk path (path.ts).
+  let path = walkPath(c.path);
   let e: u64 = 0, epa: u64 = 0, refs: u64 = 0;
   while (true) {
     epa = table | (((gpa >> levelShift(level)) & 511) << 3);
     e = readPhys64(epa);
     refs++;
-    store<u64>(path + (<usize>level << 3) - 8, epa);
+    path.setEptEntryPa(level, epa);
     let xwr = <u32>e & 7;
     if (xwr == 0) { countRefs(c, refs); return violation(c, gpa, gva, need, 0, final); }
     if ((xwr & 3) == 2) { countRefs(c, refs); return misconfig(c, gpa, gva); } // W without R
@@ -138,7 +138,7 @@ function eptWalk(c: Cpu, gpa: u64, need: u32, final: bool, gva: u64): u32 {
     else if (level == 2) rsvd |= e & 0x1FF000;        // 2 MiB: bits 20:12
     if (rsvd != 0 || (leaf && badMemType(e))) { countRefs(c, refs); return misconfig(c, gpa, gva); }
     rights &= xwr;
-    store<u32>(path + (<usize>level << 2) + 36, rights); // rights through this level
+    path.setEptRights(level, rights); // rights through this level
     if (leaf) break;
     table = e & 0x000F_FFFF_FFFF_F000;
     level--;
@@ -150,10 +150,10 @@ function eptWalk(c: Cpu, gpa: u64, need: u32, final: bool, gva: u64): u32 {
   let d: u32 = 1;
   // Cache the non-leaf entries only now: an entry is cached only with A set (SDM 28.3.2).
   for (let l = top; l > level; l--) {
-    let at = load<u64>(path + (<usize>l << 3) - 8);
+    let at = path.eptEntryPa(l);
     if (c.eptAD != 0) orPhys64(at, EPT_A);
     if (c.epscOn != 0) {
-      let r = load<u32>(path + (<usize>l << 2) + 36);
+      let r = path.eptRights(l);
       fill(tlbOf(c, T_EPDE + <i32>l - 2), gpa >> levelShift(l), A_V | (r << 1),
         readPhys64(at) & 0x000F_FFFF_FFFF_F000, 0, 0, 0, c.clock);
     }

@@ -8,13 +8,14 @@
 // page to its host frame with the guest rights; D is cached only if the EPT allows the
 // write too, and A_EPT_NOX makes fetches re-walk when the EPT forbids execution.
 
+import { walkPath } from "./path";
 import { ACC_FETCH, ACC_WRITE, PF_P, PF_RSVD, PTE_A, PTE_D, PTE_P, PTE_PS, PKEY_SHIFT, XLATE_OK,
   levelShift } from "./entry";
 import { readPhys64 } from "./mem";
 import { Cpu, tlbOf, T_PDE } from "./cpu";
 import { fill, A_V, A_W, A_U, A_NX, A_PCID_SHIFT, A_EPT_NOX } from "./tlb";
 import { eptTranslate, EPT_OK, EA_READ, EA_WRITE, EA_FETCH } from "./ept";
-import { pscLookup, reservedBits, rightsFault, pageFault, dropVa, countWalk, setFlag, cacheTranslation } from "./walk";
+import { pscLookup, carefulStep, STEP_FAULT, STEP_LEAF, STEP_VALUE, rightsFault, pageFault, dropVa, countWalk, setFlag, cacheTranslation } from "./walk";
 import { bump, C_GUEST_REFS, C_WALK_4K } from "./counters";
 
 @inline function eaccOf(acc: u32): u32 {
@@ -50,7 +51,7 @@ export function walkNested(c: Cpu, va: u64, acc: u32): u32 {
     htable = c.resPa; gtable = c.pscGpa; rights = c.pscRights; level = pscLevel - 1; known = true;
   }
   let top = level, rights0 = rights;
-  let path = c.path;
+  let path = walkPath(c.path);
   // Guest paging-structure accesses are reads, or writes when EPT A/D is on (SDM 28.2.4).
   let pagingAcc = c.eptAD != 0 ? EA_READ | EA_WRITE : EA_READ;
   let noWrite: u32 = 0; // bit l: the level-l table's page is not EPT-writable
@@ -68,14 +69,10 @@ export function walkNested(c: Cpu, va: u64, acc: u32): u32 {
     let epa = htable | offset;
     pte = readPhys64(epa);
     refs++;
-    store<u64>(path + (<usize>level << 3) - 8, pte);
-    store<u64>(path + (<usize>level << 3) + 32, epa);
-    if ((pte & PTE_P) == 0) return guestFault(c, va, acc, 0, refs, pscLevel);
-    let leaf = level == 1 || (level <= 3 && (pte & PTE_PS) != 0);
-    if (reservedBits(c, pte, level, leaf) != 0) return guestFault(c, va, acc, PF_P | PF_RSVD, refs, pscLevel);
-    rights &= <u32>pte | A_NX;
-    if (c.nxe != 0) rights |= <u32>(pte >> 60) & A_NX;
-    if (leaf) break;
+    let st = carefulStep(c, path, level, pte, epa, rights);
+    if ((st & STEP_FAULT) != 0) return guestFault(c, va, acc, st & STEP_VALUE, refs, pscLevel);
+    rights = st & STEP_VALUE;
+    if ((st & STEP_LEAF) != 0) break;
     gtable = pte & c.addrMask;
     level--;
   }
@@ -94,11 +91,11 @@ export function walkNested(c: Cpu, va: u64, acc: u32): u32 {
   let leafBits = PTE_A | ((acc & ACC_WRITE) != 0 ? PTE_D : 0);
   if (c.eptAD == 0) {
     for (let l = top; l >= level; l--) {
-      let v = load<u64>(path + (<usize>l << 3) - 8);
+      let v = path.entry(l);
       let needs = l == level ? (v & leafBits) != leafBits : (v & PTE_A) == 0;
       if (!needs) continue;
       let tgpa = l == top ? (pscLevel != 0 ? c.pscGpa : c.cr3 & c.addrMask)
-                          : load<u64>(path + (<usize>(l + 1) << 3) - 8) & c.addrMask;
+                          : path.entry(l + 1) & c.addrMask;
       tgpa |= ((va >> levelShift(l)) & 511) << 3; // the entry the A/D write goes to
       if (l == top && pscLevel != 0) {
         // The table came from a combined PSC entry: check its EPT rights now.
@@ -110,8 +107,8 @@ export function walkNested(c: Cpu, va: u64, acc: u32): u32 {
       }
     }
   }
-  for (let l = top; l > level; l--) setFlag(c, load<u64>(path + (<usize>l << 3) + 32), PTE_A);
-  let leafPa = load<u64>(path + (<usize>level << 3) + 32);
+  for (let l = top; l > level; l--) setFlag(c, path.entryPa(l), PTE_A);
+  let leafPa = path.entryPa(level);
   setFlag(c, leafPa, leafBits);
   let leafVal = pte | leafBits;
 
@@ -122,9 +119,9 @@ export function walkNested(c: Cpu, va: u64, acc: u32): u32 {
     let r = rights0;
     let pcidBits = c.pcid << A_PCID_SHIFT;
     for (let l = top; l > level; l--) {
-      let v = load<u64>(path + (<usize>l << 3) - 8);
+      let v = path.entry(l);
       r = (r & (<u32>v | A_NX)) | (c.nxe != 0 ? <u32>(v >> 60) & A_NX : 0);
-      let nextH = load<u64>(path + (<usize>(l - 1) << 3) + 32) & ~(<u64>0xFFF);
+      let nextH = path.entryPa(l - 1) & ~(<u64>0xFFF);
       fill(tlbOf(c, T_PDE + <i32>l - 2), va >> levelShift(l), A_V | r | pcidBits, nextH,
         v & c.addrMask, 0, c.ctx, c.clock);
     }

@@ -21,7 +21,7 @@
 //   flags bit 13: (combined mapping) the EPT forbids fetches: a fetch must re-walk.
 //   In the nested TLB and EPT PSCs, bits 1..3 hold the EPT R, W, X rights instead.
 
-export const ENTRY: usize = 48;
+export const ENTRY: usize = 48; // offsetof<TlbEntry>() rounded up to 8 (checked below)
 export const A_V: u32 = 1;
 export const A_W: u32 = 2;
 export const A_U: u32 = 4;
@@ -36,6 +36,21 @@ export const A_REPORTED: u32 = 1 << 12;
 export const A_EPT_NOX: u32 = 1 << 13;
 export const A_PCID_SHIFT: u32 = 16;
 export const A_PCID: u32 = 0xFFF << 16;
+
+// The entry record above as a typed view: a pointer into the cache, no allocation. Field
+// order and sizes give exactly the offsets of the diagram (AssemblyScript lays out an
+// @unmanaged class like a C struct, as its own rt/tlsf.ts does with Block).
+@unmanaged export class TlbEntry {
+  tag: u64;
+  frame: u64;
+  leafPa: u64;
+  leafVal: u64;
+  attr: u32;
+  stamp: u32;
+  ctx: u32;
+}
+
+@inline export function entryAt(e: usize): TlbEntry { return changetype<TlbEntry>(e); }
 
 @unmanaged export class Tlb {
   entries: usize;
@@ -88,10 +103,10 @@ export function initTlb(t: Tlb, entries: usize, sets: u32, ways: u32): void {
   let ways = t.ways;
   let e = t.entries + <usize>((<u32>tag & t.setMask) * ways) * ENTRY;
   for (let w: u32 = 0; w < ways; w++, e += ENTRY) {
-    if (load<u64>(e) == tag) {
-      let a = load<u32>(e, 32);
+    if (entryAt(e).tag == tag) {
+      let a = entryAt(e).attr;
       if ((a & (A_V | A_SIZE)) == want && ((a & A_PCID) == pcidBits || (a & A_G) != 0) &&
-          load<u32>(e, 40) == ctx) return e;
+          entryAt(e).ctx == ctx) return e;
     }
   }
   return 0;
@@ -102,27 +117,28 @@ export function fill(t: Tlb, tag: u64, attr: u32, frame: u64, leafPa: u64, leafV
                      ctx: u32, stamp: u32): void {
   let ways = t.ways;
   if (ways == 0) return;
+  assert((attr & A_V) != 0 && (attr & A_SIZE) >> A_SIZE_SHIFT <= 2, "a filled entry is valid, 4K/2M/1G");
   t.sizes |= 1 << ((attr & A_SIZE) >> A_SIZE_SHIFT);
   let e = t.entries + <usize>((<u32>tag & t.setMask) * ways) * ENTRY;
   let victim = e;
   let oldest: u32 = 0xFFFF_FFFF;
   for (let w: u32 = 0; w < ways; w++, e += ENTRY) {
-    let a = load<u32>(e, 32);
+    let a = entryAt(e).attr;
     if ((a & A_V) == 0) { victim = e; break; }
     // The same translation may already be cached (e.g. refilled after a D re-walk).
-    if (load<u64>(e) == tag && (a & A_SIZE) == (attr & A_SIZE) && load<u32>(e, 40) == ctx &&
+    if (entryAt(e).tag == tag && (a & A_SIZE) == (attr & A_SIZE) && entryAt(e).ctx == ctx &&
         (a & A_PCID) == (attr & A_PCID)) { victim = e; break; }
-    let s = load<u32>(e, 36);
+    let s = entryAt(e).stamp;
     if (s < oldest) { oldest = s; victim = e; }
   }
-  if ((load<u32>(victim, 32) & A_V) != 0) microDrop(t.micro, load<u64>(victim));
-  store<u64>(victim, tag);
-  store<u64>(victim, frame, 8);
-  store<u64>(victim, leafPa, 16);
-  store<u64>(victim, leafVal, 24);
-  store<u32>(victim, attr, 32);
-  store<u32>(victim, stamp, 36);
-  store<u32>(victim, ctx, 40);
+  if ((entryAt(victim).attr & A_V) != 0) microDrop(t.micro, entryAt(victim).tag);
+  entryAt(victim).tag = tag;
+  entryAt(victim).frame = frame;
+  entryAt(victim).leafPa = leafPa;
+  entryAt(victim).leafVal = leafVal;
+  entryAt(victim).attr = attr;
+  entryAt(victim).stamp = stamp;
+  entryAt(victim).ctx = ctx;
 }
 
 // Context wildcards for invalidation.
@@ -146,15 +162,15 @@ export function invalidateWhere(t: Tlb, how: u32, pcid: u32, ctx: u32): void {
   let pcidBits = pcid << A_PCID_SHIFT;
   let left = false;
   for (let i: u32 = 0; i < n; i++, e += ENTRY) {
-    let a = load<u32>(e, 32);
+    let a = entryAt(e).attr;
     if ((a & A_V) == 0) continue;
-    if (!ctxMatches(load<u32>(e, 40), ctx)) { left = true; continue; }
+    if (!ctxMatches(entryAt(e).ctx, ctx)) { left = true; continue; }
     let global = (a & A_G) != 0;
     let drop = how == INV_ALL ||
       (how == INV_NONGLOBAL && !global) ||
       (how == INV_PCID_ALL && (a & A_PCID) == pcidBits) ||
       (how == INV_PCID_NONGLOBAL && !global && (a & A_PCID) == pcidBits);
-    if (drop) { store<u32>(e, 0, 32); microDrop(t.micro, load<u64>(e)); }
+    if (drop) { entryAt(e).attr = 0; microDrop(t.micro, entryAt(e).tag); }
     else left = true;
   }
   if (!left) t.sizes = 0;
@@ -171,10 +187,10 @@ export function invalidateVa(t: Tlb, va: u64, pcid: u32, globals: bool, ctx: u32
     let want = A_V | (size << A_SIZE_SHIFT);
     let e = t.entries + <usize>((<u32>tag & t.setMask) * t.ways) * ENTRY;
     for (let w: u32 = 0; w < t.ways; w++, e += ENTRY) {
-      let a = load<u32>(e, 32);
-      if (load<u64>(e) != tag || (a & (A_V | A_SIZE)) != want || load<u32>(e, 40) != ctx) continue;
+      let a = entryAt(e).attr;
+      if (entryAt(e).tag != tag || (a & (A_V | A_SIZE)) != want || entryAt(e).ctx != ctx) continue;
       if (((a & A_PCID) == pcidBits || anyPcid) && (a & A_G) == 0 || (globals && (a & A_G) != 0)) {
-        store<u32>(e, 0, 32);
+        entryAt(e).attr = 0;
         microDrop(t.micro, tag);
       }
     }
@@ -184,5 +200,10 @@ export function invalidateVa(t: Tlb, va: u64, pcid: u32, globals: bool, ctx: u32
 // Drops the paging-structure-cache entries (tag = va >> shift) of pcid for va.
 export function invalidatePscVa(t: Tlb, tag: u64, pcid: u32, ctx: u32): void {
   let e = probe(t, tag, A_V, pcid << A_PCID_SHIFT, ctx);
-  if (e != 0) store<u32>(e, 0, 32);
+  if (e != 0) entryAt(e).attr = 0;
 }
+
+// The record layout the diagram documents, checked at compile time.
+assert(offsetof<TlbEntry>("frame") == 8 && offsetof<TlbEntry>("leafPa") == 16 && offsetof<TlbEntry>("leafVal") == 24 &&
+  offsetof<TlbEntry>("attr") == 32 && offsetof<TlbEntry>("stamp") == 36 && offsetof<TlbEntry>("ctx") == 40 &&
+  offsetof<TlbEntry>() <= ENTRY);

@@ -1,6 +1,7 @@
 // Address translation: TLB lookup, the page walk (SDM §4.5) with the paging-structure
 // caches (§4.10.3), access rights (§4.6), A/D updates (§4.8) and page faults (§4.7).
 
+import { walkPath, WalkPath } from "./path";
 import {
   ACC_FETCH, ACC_IMPLICIT, ACC_USER, ACC_WRITE, PF_P, PF_PK, PF_RSVD, PTE_A, PTE_D, PTE_G,
   PTE_P, PTE_PS, RSVD_1G, RSVD_2M, XLATE_GP, XLATE_OK, XLATE_PF, XLATE_UNSUPPORTED,
@@ -14,8 +15,7 @@ import {
 } from "./cpu";
 import {
   Tlb, probe, fill, invalidateVa, invalidatePscVa, A_V, A_W, A_U, A_NX, A_D, A_G, A_RIGHTS,
-  A_SIZE_SHIFT, A_PKEY_SHIFT, A_PCID_SHIFT, A_REPORTED, A_EPT_NOX,
-} from "./tlb";
+  A_SIZE_SHIFT, A_PKEY_SHIFT, A_PCID_SHIFT, A_REPORTED, A_EPT_NOX, entryAt } from "./tlb";
 import {
   bump, C_L1_HIT_4K, C_L1_MISS, C_L2_HIT_4K, C_L2_MISS, C_WALKS, C_WALK_REFS, C_WALK_4K,
   C_PSC_HIT_PDE, C_PSC_MISS, C_PF_NOT_PRESENT, C_PF_PROTECTION, C_PF_RSVD, C_PF_PK, C_GP,
@@ -73,13 +73,13 @@ export function dropTlbVa(c: Cpu, va: u64): void {
 // Coherence checker: reports a cached translation whose leaf entry changed in memory
 // (other than A/D) without an invalidation — the missing-INVLPG bug.
 function checkStale(c: Cpu, e: usize, va: u64): void {
-  let a = load<u32>(e, 32);
+  let a = entryAt(e).attr;
   if ((a & A_REPORTED) != 0) return;
-  let leafPa = load<u64>(e, 16);
-  let was = load<u64>(e, 24);
+  let leafPa = entryAt(e).leafPa;
+  let was = entryAt(e).leafVal;
   let now = readPhys64(leafPa);
   if (((was ^ now) & ~(PTE_A | PTE_D)) == 0) return;
-  store<u32>(e, a | A_REPORTED, 32);
+  entryAt(e).attr = a | A_REPORTED;
   let n = <u32>load<u64>(c.counters + (<usize>C_STALE_USES << 3));
   let ev = c.events + <usize>(n % MAX_EVENTS) * EVENT_BYTES;
   store<u64>(ev, va);
@@ -92,7 +92,7 @@ function checkStale(c: Cpu, e: usize, va: u64): void {
 // Finishes a translation from a cached entry. Returns XLATE_* or 0xFF when the entry
 // cannot serve a write (cached D=0): the caller then walks so that D gets set.
 @inline function useEntry(c: Cpu, e: usize, va: u64, acc: u32, size: u32): u32 {
-  let a = load<u32>(e, 32);
+  let a = entryAt(e).attr;
   if (c.checker != 0) checkStale(c, e, va);
   let f = rightsFault(c, acc, a, (a >> A_PKEY_SHIFT) & 15);
   if (f != 0) return pageFault(c, va, acc, f);
@@ -101,9 +101,9 @@ function checkStale(c: Cpu, e: usize, va: u64): void {
     return 0xFF;
   }
   if ((acc & ACC_FETCH) != 0 && (a & A_EPT_NOX) != 0) return 0xFF; // the walk reports it
-  store<u32>(e, c.clock, 36);
+  entryAt(e).stamp = c.clock;
   let mask = (<u64>1 << (12 + 9 * <u64>size)) - 1;
-  c.resPa = load<u64>(e, 8) | (va & mask);
+  c.resPa = entryAt(e).frame | (va & mask);
   c.resSize = mask + 1;
   return XLATE_OK;
 }
@@ -140,8 +140,8 @@ function lookup(c: Cpu, va: u64, acc: u32): usize {
       // Refill the L1 from the L2 so the next access hits there.
       let l1 = l1For(c, fetch, size);
       if (l1 != null) {
-        fill(changetype<Tlb>(l1), load<u64>(e), load<u32>(e, 32), load<u64>(e, 8),
-          load<u64>(e, 16), load<u64>(e, 24), ctx, c.clock);
+        fill(changetype<Tlb>(l1), entryAt(e).tag, entryAt(e).attr, entryAt(e).frame,
+          entryAt(e).leafPa, entryAt(e).leafVal, ctx, c.clock);
       }
       return e;
     }
@@ -174,7 +174,7 @@ export function translate(c: Cpu, va: u64, acc: u32): u32 {
   }
   let e = c.tlbOn != 0 ? lookup(c, va, acc) : 0;
   if (e != 0) {
-    let size = (load<u32>(e, 32) >> A_SIZE_SHIFT) & 3;
+    let size = (entryAt(e).attr >> A_SIZE_SHIFT) & 3;
     let r = useEntry(c, e, va, acc, size);
     if (r != 0xFF) return r;
     dropTlbVa(c, va); // the walk refills it with D set; the PSC entries stay valid
@@ -200,10 +200,10 @@ export function translate(c: Cpu, va: u64, acc: u32): u32 {
   for (let l: u32 = 2; l <= c.levels; l++) {
     let e = probe(tlbOf(c, T_PDE + <i32>l - 2), va >> levelShift(l), A_V, pcidBits, c.ctx);
     if (e != 0) {
-      store<u32>(e, c.clock, 36);
-      c.resPa = load<u64>(e, 8);
-      c.pscGpa = load<u64>(e, 16); // nested mode: the next table's gpa
-      c.pscRights = load<u32>(e, 32) & A_RIGHTS;
+      entryAt(e).stamp = c.clock;
+      c.resPa = entryAt(e).frame;
+      c.pscGpa = entryAt(e).leafPa; // nested mode: the next table's gpa
+      c.pscRights = entryAt(e).attr & A_RIGHTS;
       return l;
     }
   }
@@ -223,7 +223,7 @@ export function walk(c: Cpu, va: u64, acc: u32): u32 {
   if (pscLevel != 0) { table = c.resPa; rights0 = c.pscRights; level = pscLevel - 1; }
   let top = level;
   let high = c.rsvdHigh, upper = high | PTE_PS; // PS is reserved in PML4E/PML5E
-  let path = c.path;
+  let path = walkPath(c.path);
   let andv: u64 = ~(<u64>0), orv: u64 = 0, pte: u64 = 0, epa: u64 = 0, refs: u64 = 0;
   while (true) {
     epa = table | ((va >> (9 * <u64>level)) & 0xFF8);
@@ -234,8 +234,8 @@ export function walk(c: Cpu, va: u64, acc: u32): u32 {
     if (((pte ^ PTE_P) & ((level >= 4 ? upper : high) | PTE_P)) != 0) return walkCareful(c, va, acc);
     andv &= pte;
     orv |= pte;
-    store<u64>(path + (<usize>level << 3) - 8, pte);
-    store<u64>(path + (<usize>level << 3) + 32, epa);
+    path.setEntry(level, pte);
+    path.setEntryPa(level, epa);
     if (level == 1) break;
     if ((pte & PTE_PS) != 0) {
       if ((pte & (level == 3 ? RSVD_1G : RSVD_2M)) != 0) return walkCareful(c, va, acc);
@@ -251,6 +251,26 @@ export function walk(c: Cpu, va: u64, acc: u32): u32 {
   return commit(c, va, acc, top, level, pscLevel, rights0, epa, pte, rights, refs);
 }
 
+// One level of the careful walk, shared by the native walker (walkCareful) and the 2D
+// walker (walkNested): records the entry read in the walk path, checks P, then the
+// reserved bits, and folds the entry's rights into `rights`:
+//   W and U (bits 1, 2) are ANDed over the walk; XD (bit 63) is ORed into NX with EFER.NXE.
+// Returns STEP_FAULT | the #PF error code, or the new rights, with STEP_LEAF at the leaf.
+export const STEP_FAULT: u32 = 1 << 31;
+export const STEP_LEAF: u32 = 1 << 30;
+export const STEP_VALUE: u32 = 0xFFFF;
+@inline export function carefulStep(c: Cpu, path: WalkPath, level: u32, pte: u64, epa: u64, rights: u32): u32 {
+  path.setEntry(level, pte);
+  path.setEntryPa(level, epa);
+  if ((pte & PTE_P) == 0) return STEP_FAULT;
+  let leaf = level == 1 || (level <= 3 && (pte & PTE_PS) != 0);
+  if (reservedBits(c, pte, level, leaf) != 0) return STEP_FAULT | PF_P | PF_RSVD;
+  rights &= <u32>pte | A_NX;
+  if (c.nxe != 0) rights |= <u32>(pte >> 60) & A_NX;
+  assert((rights & ~A_RIGHTS) == 0, "walk rights hold only W, U and NX");
+  return leaf ? STEP_LEAF | rights : rights;
+}
+
 // The full walk, level by level as the SDM describes it: P, then reserved bits, then
 // rights at the leaf; A set in every entry used and D in the leaf for a write, only when
 // the translation succeeds (as KVM's walker does).
@@ -262,26 +282,22 @@ function walkCareful(c: Cpu, va: u64, acc: u32): u32 {
   if (pscLevel != 0) { table = c.resPa; rights0 = c.pscRights; level = pscLevel - 1; }
   let top = level;
   let rights = rights0;
-  let path = c.path;
+  let path = walkPath(c.path);
   let pte: u64 = 0, epa: u64 = 0, refs: u64 = 0;
   while (true) {
     epa = table | (((va >> levelShift(level)) & 511) << 3);
     pte = readPhys64(epa);
     refs++;
-    store<u64>(path + (<usize>level << 3) - 8, pte);
-    store<u64>(path + (<usize>level << 3) + 32, epa);
-    if ((pte & PTE_P) == 0) return walkFault(c, va, acc, 0, refs, pscLevel);
-    let leaf = level == 1 || (level <= 3 && (pte & PTE_PS) != 0);
-    if (reservedBits(c, pte, level, leaf) != 0) return walkFault(c, va, acc, PF_P | PF_RSVD, refs, pscLevel);
-    rights &= <u32>pte | A_NX; // W and U (bits 1, 2) AND; NX kept
-    if (c.nxe != 0) rights |= <u32>(pte >> 60) & A_NX; // XD (bit 63) ORed into NX
-    if (leaf) break;
+    let st = carefulStep(c, path, level, pte, epa, rights);
+    if ((st & STEP_FAULT) != 0) return walkFault(c, va, acc, st & STEP_VALUE, refs, pscLevel);
+    rights = st & STEP_VALUE;
+    if ((st & STEP_LEAF) != 0) break;
     table = pte & c.addrMask;
     level--;
   }
   let f = rightsFault(c, acc, rights, <u32>(pte >> PKEY_SHIFT) & 15);
   if (f != 0) return walkFault(c, va, acc, f, refs, pscLevel);
-  for (let l = top; l > level; l--) setFlag(c, load<u64>(path + (<usize>l << 3) + 32), PTE_A);
+  for (let l = top; l > level; l--) setFlag(c, path.entryPa(l), PTE_A);
   let leafBits = PTE_A | ((acc & ACC_WRITE) != 0 ? PTE_D : 0);
   setFlag(c, epa, leafBits);
   return commit(c, va, acc, top, level, pscLevel, rights0, epa, pte | leafBits, rights, refs);
@@ -297,7 +313,7 @@ function commit(c: Cpu, va: u64, acc: u32, top: u32, level: u32, pscLevel: u32, 
   if (c.pscOn != 0) {
     let r = rights0;
     for (let l = top; l > level; l--) {
-      let v = load<u64>(c.path + (<usize>l << 3) - 8);
+      let v = walkPath(c.path).entry(l);
       r = (r & (<u32>v | A_NX)) | (c.nxe != 0 ? <u32>(v >> 60) & A_NX : 0);
       fill(tlbOf(c, T_PDE + <i32>l - 2), va >> levelShift(l), A_V | r | pcidBits, v & c.addrMask,
         0, 0, c.ctx, c.clock);

@@ -1,4 +1,6 @@
-// A minimal EPT builder for tests (the hypervisor's own lives in src/hypervisor/ept.ts).
+// A minimal EPT builder for tests, independent of src/hypervisor/monitor/ept.ts on purpose:
+// the core's EPT walker is tested against tables a test writes bit by bit, not against the
+// hypervisor's builder it would share a bug with.
 import { EPT, type FrameBump, type PhysicalMemory } from '../../src/index.js';
 
 /** A minimal EPT builder: maps gpa → hpa with `size` pages and rights. */

@@ -1,4 +1,6 @@
-// A small x86-64 page-table builder for tests. It writes entries with plain write64s into
+// A small x86-64 page-table builder for tests, independent of src/core/pagetable.ts on
+// purpose: it also writes into the reference model's memory, and a walker bug must not
+// be mirrored by a shared builder. It writes entries with plain write64s into
 // any memory (a Machine's `m.memory`, or the reference model's MapMemory), allocating
 // table frames from a bump pointer, so tests can then poke raw bits with entryAddr().
 // It does not depend on src/: it only needs read64/write64 (and uses `write` if present

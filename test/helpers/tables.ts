@@ -1,4 +1,5 @@
-// A tiny page-table builder for hand-written tests: tables are allocated from a bump
+// A tiny page-table builder for hand-written tests, independent of src/core/pagetable.ts
+// on purpose (each test controls every entry bit): tables are allocated from a bump
 // pointer in guest physical memory and filled with plain write64s, so every test
 // controls each entry bit by bit.
 
