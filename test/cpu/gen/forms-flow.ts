@@ -1,0 +1,294 @@
+// Instruction forms, part 2: the stack, in-page control flow, string operations, flag
+// instructions, the NOP/hint space, and terminal cases that must fault (#UD, #GP for
+// privileged instructions at CPL 3, #PF, #GP/#SS for non-canonical addresses, #BP).
+
+import { ARITH, CF, PF, AF, ZF, SF, DF, RSP, RBP, RCX_N, CODE_BASE, STACK_BASE, UNMAPPED } from '../layout.js';
+import { reg, type Size, type Mem } from './encode.js';
+import { Gen, RoomError, VSIZES } from './gen.js';
+import { CC, CC_READS, type Form } from './forms-alu.js';
+
+const sz = (s: Size) => `/${s * 8}`;
+const STACK_LIMIT = 0x600;
+const canPush = (g: Gen, n: number) => !g.inBlock && g.depth + n <= STACK_LIMIT;
+const canPop = (g: Gen, n: number) => !g.inBlock && g.depth - n >= -STACK_LIMIT;
+
+function push(g: Gen): void {
+  const w = g.chance(0.15) ? 2 : 8; // 66: 16-bit push/pop move RSP by 2
+  const size: Size = w === 2 ? 2 : 8;
+  const k = g.below(7);
+  if (k <= 2 && canPush(g, w)) {
+    const what = g.below(4);
+    if (what === 0) g.emit({ opcode: [0x50], size, defaultSize64: true, opreg: g.anyReg(size) }, `push r${sz(size)}`);
+    else if (what === 1) g.emit({ opcode: [0x68], size, defaultSize64: true, imm: { value: g.u64(), bytes: w === 2 ? 2 : 4 } }, `push Iz${sz(size)}`);
+    else if (what === 2) g.emit({ opcode: [0x6a], size, defaultSize64: true, imm: { value: g.u64(), bytes: 1 } }, `push Ib${sz(size)}`);
+    else g.emit({ opcode: [0xff], size, defaultSize64: true, reg: 6, rm: g.mem(size) }, `push m${sz(size)}`);
+    g.depth += w;
+  } else if (k <= 5 && canPop(g, w)) {
+    if (g.chance(0.7)) g.emit({ opcode: [0x58], size, defaultSize64: true, opreg: g.freeReg(size) }, `pop r${sz(size)}`);
+    else g.emit({ opcode: [0x8f], size, defaultSize64: true, reg: 0, rm: g.mem(size) }, `pop m${sz(size)}`);
+    g.depth -= w;
+  } else if (!g.inBlock) { // adjust RSP in place (flags defined)
+    const d = 8 * (g.below(9) - 4);
+    if (g.depth - d > STACK_LIMIT || g.depth - d < -STACK_LIMIT) return;
+    g.emit({ opcode: [0x83], size: 8, reg: 0, rm: reg(RSP, 8), imm: { value: BigInt(d), bytes: 1 } }, 'add rsp,Ib', { writes: ARITH });
+    g.depth -= d;
+  }
+}
+
+/** ENTER with nesting level 0–3, a few register-only instructions, LEAVE. */
+function enterLeave(g: Gen): void {
+  if (g.inBlock || g.reserved.has(RBP)) return;
+  const level = g.pick([0, 0, 1, 2, 3]), size = 8 * g.below(9);
+  const cost = 8 + 8 * level + size;
+  if (!canPush(g, cost)) return;
+  // Levels ≥ 2 copy frame pointers from [RBP-8]…: RBP must point into the stack page.
+  if (level >= 2) g.setReg(RBP, BigInt(STACK_BASE + 0x100 + 8 * g.below(32)));
+  g.raw([0xc8, size & 0xff, size >> 8, level], `enter L${level}`); // C8 iw ib
+  g.reserved.add(RBP);
+  const saved = g.inBlock;
+  g.inBlock = true;
+  for (let i = g.below(3); i > 0; i--) g.pick(BLOCK_FORMS).gen(g);
+  g.inBlock = saved;
+  g.reserved.delete(RBP);
+  g.emit({ opcode: [0xc9], size: 8, defaultSize64: true }, 'leave');
+}
+
+/** Runs `body` as a block that may be skipped: no stack traffic inside; flags merge at the end. */
+function block(g: Gen, body: () => void): number {
+  const saved = g.inBlock;
+  g.inBlock = true;
+  body();
+  g.inBlock = saved;
+  return g.bytes.length;
+}
+
+function fillBlock(g: Gen, max: number): void {
+  for (let i = g.below(max + 1); i > 0; i--) g.pick(BLOCK_FORMS).gen(g);
+}
+
+/** Patches a little-endian displacement of `n` bytes at `at`. */
+function patch(g: Gen, at: number, n: number, v: number): void {
+  for (let i = 0; i < n; i++) g.bytes[at + i] = (v >> (8 * i)) & 0xff;
+}
+
+/** Rolls back to a mark when a rel8 block turned out too long. */
+function mark(g: Gen) { return { n: g.bytes.length, m: g.meta.length, U: g.U }; }
+function rollback(g: Gen, k: ReturnType<typeof mark>): void { g.bytes.length = k.n; g.meta.length = k.m; g.U = k.U; }
+
+/** Jcc / JrCXZ / LOOPcc forward over a block, rel8 or rel32. */
+function condJump(g: Gen): void {
+  if (g.inBlock) return;
+  const kind = g.pick(['jcc', 'jcc', 'jcc', 'loop', 'jrcxz']);
+  const cc = g.below(16);
+  let long = kind === 'jcc' && g.chance(0.4);
+  let reads = 0, name = '';
+  const a32 = kind !== 'jcc' && g.chance(0.3);
+  if (kind === 'loop') {
+    g.setReg(RCX_N, BigInt(g.below(3)) | (a32 ? BigInt(g.rng.u32()) << 32n : 0n));
+    const which = g.below(3); // E0 LOOPNE, E1 LOOPE, E2 LOOP
+    reads = which < 2 ? ZF : 0;
+    name = ['loopne', 'loope', 'loop'][which];
+    g.emit({ prefixes: a32 ? [0x67] : [], opcode: [0xe0 + which], size: 8, defaultSize64: true, imm: { value: 0n, bytes: 1 } }, `${name}${a32 ? '/a32' : ''}`, { reads });
+  } else if (kind === 'jrcxz') {
+    g.setReg(RCX_N, g.chance(0.5) ? 0n : BigInt(g.below(3)) << BigInt(g.pick([0, 32]))); // ECX may be 0 with RCX ≠ 0
+    name = a32 ? 'jecxz' : 'jrcxz';
+    g.emit({ prefixes: a32 ? [0x67] : [], opcode: [0xe3], size: 8, defaultSize64: true, imm: { value: 0n, bytes: 1 } }, name);
+  } else {
+    reads = CC_READS[cc];
+    name = `j${CC[cc]} ${long ? 'rel32' : 'rel8'}`;
+    g.emit(long ? { opcode: [0x0f, 0x80 + cc], size: 8, defaultSize64: true, imm: { value: 0n, bytes: 4 } }
+      : { opcode: [0x70 + cc], size: 8, defaultSize64: true, imm: { value: 0n, bytes: 1 } }, name, { reads });
+  }
+  const dispAt = g.bytes.length - (long ? 4 : 1);
+  const uJump = g.U;
+  const k = mark(g);
+  const start = g.bytes.length;
+  let end = block(g, () => fillBlock(g, 4));
+  if (!long && end - start > 127) { rollback(g, k); end = g.bytes.length; }
+  patch(g, dispAt, long ? 4 : 1, end - start);
+  g.U |= uJump; // the label is reached from both paths
+}
+
+/** JMP forward over junk bytes that never run. */
+function jumpOver(g: Gen): void {
+  if (g.inBlock) return;
+  const n = g.below(24), long = g.chance(0.3);
+  if (g.room() < n + 8) throw new RoomError();
+  g.emit(long ? { opcode: [0xe9], size: 8, defaultSize64: true, imm: { value: BigInt(n), bytes: 4 } }
+    : { opcode: [0xeb], size: 8, defaultSize64: true, imm: { value: BigInt(n), bytes: 1 } }, `jmp ${long ? 'rel32' : 'rel8'}`);
+  for (let i = 0; i < n; i++) g.bytes.push(g.below(256));
+}
+
+/** CALL a subroutine placed after a JMP over it: direct, or through a register or memory. */
+function call(g: Gen): void {
+  const extra = g.below(3) * 8; // RET imm16 pops what was pushed before the call
+  if (g.inBlock || !canPush(g, 8 + extra) || g.room() < 200) return;
+  for (let i = 0; i < extra; i += 8) { g.emit({ opcode: [0x6a], size: 8, defaultSize64: true, imm: { value: g.u64(), bytes: 1 } }, 'push Ib/64'); g.depth += 8; }
+  const how = g.pick(['rel32', 'rel32', 'reg', 'mem']);
+  // The call's target is the subroutine right after `call; jmp rel32` — known once encoded.
+  let name = 'call rel32';
+  const tr = g.freeReg(8);
+  const m = how === 'mem' ? g.mem(8, [tr.n]) : undefined;
+  if (how === 'reg' || how === 'mem') {
+    // lea tr, [rip + (sub - next)] is patched below; for memory, the pointer is stored first.
+    g.emit({ opcode: [0x8d], size: 8, reg: tr, rm: { kind: 'mem', size: 8, scale: 1, disp: 0, dispBytes: 4, rip: true, target: g.at() } }, 'lea rip');
+  }
+  const leaDisp = g.bytes.length - 4, leaEnd = g.at();
+  if (m) g.emit({ opcode: [0x89], size: 8, reg: tr, rm: m }, 'setup');
+  if (how === 'rel32') g.emit({ opcode: [0xe8], size: 8, defaultSize64: true, imm: { value: 0n, bytes: 4 } }, name);
+  else if (how === 'reg') g.emit({ opcode: [0xff], size: 8, defaultSize64: true, reg: 2, rm: tr }, (name = 'call r'));
+  else g.emit({ opcode: [0xff], size: 8, defaultSize64: true, reg: 2, rm: m! }, (name = 'call m'));
+  const afterCall = g.bytes.length;
+  g.emit({ opcode: [0xe9], size: 8, defaultSize64: true, imm: { value: 0n, bytes: 4 } }, 'jmp rel32');
+  const jmpEnd = g.bytes.length;
+  const target = jmpEnd; // the subroutine starts right after the JMP
+  if (how === 'rel32') patch(g, afterCall - 4, 4, target - afterCall);
+  else patch(g, leaDisp, 4, CODE_BASE + target - leaEnd);
+  g.depth += 8;
+  block(g, () => fillBlock(g, 4));
+  if (extra) g.emit({ opcode: [0xc2], size: 8, defaultSize64: true, imm: { value: BigInt(extra), bytes: 2 } }, 'ret Iw');
+  else if (g.chance(0.2)) g.emit({ prefixes: [0xf3], opcode: [0xc3], size: 8, defaultSize64: true }, 'rep ret');
+  else g.emit({ opcode: [0xc3], size: 8, defaultSize64: true }, 'ret');
+  g.depth -= 8 + extra;
+  patch(g, jmpEnd - 4, 4, g.bytes.length - jmpEnd);
+}
+
+/** JMP through a register or memory to the next instruction after some junk. */
+function jumpIndirect(g: Gen): void {
+  if (g.inBlock || g.room() < 120) return;
+  const tr = g.freeReg(8), viaMem = g.chance(0.4);
+  const m = viaMem ? g.mem(8, [tr.n]) : undefined;
+  g.emit({ opcode: [0x8d], size: 8, reg: tr, rm: { kind: 'mem', size: 8, scale: 1, disp: 0, dispBytes: 4, rip: true, target: g.at() } }, 'lea rip');
+  const leaDisp = g.bytes.length - 4, leaEnd = g.at();
+  if (m) g.emit({ opcode: [0x89], size: 8, reg: tr, rm: m }, 'setup');
+  g.emit({ opcode: [0xff], size: 8, defaultSize64: true, reg: 4, rm: m ?? tr }, viaMem ? 'jmp m' : 'jmp r');
+  for (let i = g.below(8); i > 0; i--) g.bytes.push(g.below(256));
+  patch(g, leaDisp, 4, g.at() - leaEnd);
+}
+
+const STR = [
+  { name: 'movs', op: 0xa4, reads: [6, 7], flags: false, repne: false },
+  { name: 'cmps', op: 0xa6, reads: [6, 7], flags: true, repne: true },
+  { name: 'stos', op: 0xaa, reads: [7], flags: false, repne: false },
+  { name: 'lods', op: 0xac, reads: [6], flags: false, repne: false },
+  { name: 'scas', op: 0xae, reads: [7], flags: true, repne: true },
+];
+
+/** String operations: bounded RCX (sometimes 0), either DF, 67 for ESI/EDI/ECX. */
+function string(g: Gen): void {
+  const s = g.pick(STR), size = g.pick([1, 2, 4, 8] as const);
+  const rep = g.pick(s.repne ? ['', 'rep', 'repne'] : ['', 'rep', 'rep']);
+  const a32 = g.chance(0.25);
+  const n = rep ? g.pick([0, 1, 2, g.below(17)]) : 1;
+  const hi = () => (a32 ? BigInt(g.rng.u32()) << 32n : 0n); // garbage that 67 must ignore
+  if (g.chance(0.4)) { const std = g.chance(0.5); g.emit({ opcode: [std ? 0xfd : 0xfc], size: 4 }, std ? 'std' : 'cld'); }
+  for (const r of s.reads) g.setReg(r, BigInt(g.scratchTarget(size * 16, size * 16) + size * 8) | hi());
+  if (rep) g.setReg(RCX_N, BigInt(n) | hi());
+  if (s.name === 'lods' && size === 1 && g.chance(0.5)) g.setReg(0, g.u64());
+  const pre = [...(rep === 'rep' ? [0xf3] : rep === 'repne' ? [0xf2] : []), ...(a32 ? [0x67] : [])];
+  const fx = s.flags && n > 0 ? { writes: ARITH } : {};
+  g.emit({ prefixes: pre, opcode: [s.op + (size === 1 ? 0 : 1)], size }, `${rep ? rep + ' ' : ''}${s.name}${sz(size)}${a32 ? '/a32' : ''}`, fx);
+}
+
+function flagOps(g: Gen): void {
+  switch (g.below(8)) {
+    case 0: g.emit({ opcode: [0xf8], size: 4 }, 'clc', { writes: CF }); break;
+    case 1: g.emit({ opcode: [0xf9], size: 4 }, 'stc', { writes: CF }); break;
+    case 2: g.emit({ opcode: [0xf5], size: 4 }, 'cmc', { reads: CF, writes: CF }); break;
+    case 3: g.emit({ opcode: [g.chance(0.5) ? 0xfc : 0xfd], size: 4 }, 'cld/std'); break;
+    case 4: g.emit({ opcode: [0x9f], size: 4 }, 'lahf', { reads: SF | ZF | AF | PF | CF }); break;
+    case 5: g.emit({ opcode: [0x9e], size: 4 }, 'sahf', { writes: SF | ZF | AF | PF | CF }); break;
+    default: { // PUSHF, optionally edit the image (arithmetic flags and DF only), POPF
+      if (!canPush(g, 8)) return;
+      const w = g.chance(0.2) ? 2 : 8;
+      g.emit({ opcode: [0x9c], size: w === 2 ? 2 : 8, defaultSize64: true }, `pushf${sz(w as Size)}`, { reads: ARITH });
+      if (g.chance(0.7)) {
+        const bits = BigInt(g.below(0x10000) & (ARITH | DF)), op = g.pick([1, 4, 6]); // or, and, xor
+        g.emit({ opcode: [0x81], size: w === 2 ? 2 : 8, reg: op, rm: { kind: 'mem', size: 8, base: RSP, scale: 1, disp: 0, dispBytes: 0 }, imm: { value: op === 4 ? ~bits : bits, bytes: w === 2 ? 2 : 4 } }, 'setup', { writes: ARITH, undef: AF });
+      }
+      g.emit({ opcode: [0x9d], size: w === 2 ? 2 : 8, defaultSize64: true }, `popf${sz(w as Size)}`, { writes: ARITH });
+    }
+  }
+}
+
+/** The NOP and hint space: multi-byte NOPs, PAUSE, ENDBR64, prefetches, fences, CLFLUSH. */
+function nops(g: Gen): void {
+  switch (g.below(8)) {
+    case 0: g.raw(g.pick([[0x90], [0x66, 0x90], [0xf3, 0x90], [0xf3, 0x0f, 0x1e, 0xfa]]), 'nop/pause/endbr64'); break;
+    case 1: case 2: g.emit({ opcode: [0x0f, 0x1f], size: g.pick(VSIZES), reg: 0, rm: g.chance(0.5) ? g.mem(4) : g.anyReg(4) }, 'nop Ev'); break;
+    case 3: g.emit({ opcode: [0x0f, 0x18], size: 4, reg: g.below(4), rm: g.mem(1) }, 'prefetch'); break;
+    case 4: g.emit({ opcode: [0x0f, 0x0d], size: 4, reg: 1, rm: g.mem(1) }, 'prefetchw'); break;
+    case 5: g.raw(g.pick([[0x0f, 0xae, 0xe8], [0x0f, 0xae, 0xf0], [0x0f, 0xae, 0xf8]]), 'lfence/mfence/sfence'); break;
+    case 6: g.emit({ opcode: [0x0f, 0xae], size: 4, reg: 7, rm: g.mem(1) }, 'clflush'); break;
+    default: { // prefixes that change nothing here: FS/GS/hints on a register form, 66 on a byte op
+      const p = g.pick([0x2e, 0x36, 0x3e, 0x26, 0x64, 0x65]);
+      const size = g.pick([1, 4, 8] as const);
+      g.emit({ prefixes: [p, ...(size === 1 && g.chance(0.5) ? [0x66] : [])], opcode: [size === 1 ? 0x00 : 0x01], size, reg: g.anyReg(size), rm: g.freeReg(size) }, 'add with ignored prefix', { writes: ARITH });
+    }
+  }
+}
+
+const UD_BYTES = [[0x06], [0x07], [0x0e], [0x16], [0x17], [0x1e], [0x1f], [0x27], [0x2f], [0x37], [0x3f], [0x60], [0x61],
+  [0x82, 0xc0, 0x01], [0x9a], [0xce], [0xd4, 0x0a], [0xd5, 0x0a], [0xd6], [0xea], [0x0f, 0x0b], [0x0f, 0xb9, 0xc0],
+  [0xf0, 0x01, 0xc0], [0xf0, 0x89, 0x00], [0x8e, 0xc8], [0xf0, 0x90], [0xff, 0xd8], [0xff, 0xe8]];
+const PRIV_BYTES = [[0xf4], [0xfa], [0xfb], [0xe4, 0x80], [0xe5, 0x70], [0xe6, 0x80], [0xe7, 0x70], [0xec], [0xed], [0xee], [0xef],
+  [0x6c], [0x6d], [0x6e], [0x6f], [0x0f, 0x32], [0x0f, 0x30], [0x0f, 0x20, 0xc0], [0x0f, 0x22, 0xd8], [0x0f, 0x20, 0xe0],
+  [0x0f, 0x09], [0x0f, 0x01, 0xf8], [0x44, 0x0f, 0x20, 0xc0], [0x44, 0x0f, 0x22, 0xc0],
+  [0x0f, 0x00, 0xd8], [0x0f, 0x01, 0x10], [0x0f, 0x01, 0x18], [0x0f, 0x01, 0x38]];
+
+/** Terminal cases: the snippet ends in a fault the interpreter must raise with the same vector. */
+function terminal(g: Gen): void {
+  switch (g.below(10)) {
+    case 0: case 1: g.raw(g.pick(UD_BYTES), '#UD'); break;
+    case 2: case 3: g.raw(g.pick(PRIV_BYTES), '#GP privileged'); break;
+    case 4: { // memory operands into mapped/unmapped territory: #PF (cr2) or straddling the end
+      const size = g.pick([1, 2, 4, 8] as const), store = g.chance(0.5);
+      const target = g.chance(0.5) ? UNMAPPED + g.below(4096 - 8) : UNMAPPED - 1 - g.below(size - 1 || 1);
+      g.emit({ opcode: [store ? 0x89 : 0x8b], size, reg: g.freeReg(size), rm: g.mem(size, [], target) }, `#PF ${store ? 'store' : 'load'}`);
+      break;
+    }
+    case 5: { // non-canonical: #GP, or #SS with an RSP/RBP base
+      const ss = g.chance(0.5), b = ss ? RBP : g.freeReg(8, [RBP]).n;
+      if (ss && g.reserved.has(RBP)) return;
+      g.setReg(b, (g.chance(0.5) ? 0x8000_0000_0000_0000n : 0x0000_8000_0000_0000n) + BigInt(g.below(4096)));
+      g.emit({ opcode: [0x8b], size: 8, reg: g.freeReg(8, [b]), rm: { kind: 'mem', size: 8, base: b, scale: 1, disp: 8, dispBytes: 1 } }, ss ? '#SS non-canonical' : '#GP non-canonical');
+      break;
+    }
+    case 6: { // int n: vectors 3 and 4 are user gates on Linux; others #GP(vector×8+2)
+      const v = g.pick([3, 0x20, 0x21, 0x30, 0x41, 0x81, 0xff, 0x0d, 0x0e]);
+      if (v === 3 && g.chance(0.5)) g.raw([0xcc], 'int3'); else g.raw([0xcd, v], `int ${v === 3 ? '3' : 'n'}`);
+      break;
+    }
+    case 7: { // CMPXCHG16B on a misaligned operand: #GP(0)
+      const m = g.mem(8, [0, 1, 2, 3], (g.scratchTarget(32) & ~15) + 8);
+      g.emit({ opcode: [0x0f, 0xc7], size: 4, rexW: true, reg: 1, rm: m }, '#GP cmpxchg16b misaligned');
+      break;
+    }
+    case 8: // more than 15 bytes: #GP(0)
+      g.raw([...Array(14).fill(0x2e), 0x01, 0xc0], '#GP too long');
+      break;
+    default: { // fetch from an unmapped page
+      const tr = g.freeReg(8);
+      g.setReg(tr.n, BigInt(UNMAPPED + 16 * g.below(64)));
+      g.emit({ opcode: [0xff], size: 8, defaultSize64: true, reg: g.chance(0.5) ? 4 : 2, rm: tr }, '#PF fetch');
+    }
+  }
+  g.ended = true;
+}
+
+/** Forms allowed inside skippable blocks and subroutines (no stack, no branches). */
+let BLOCK_FORMS: Form[] = [];
+export function setBlockForms(forms: Form[]): void { BLOCK_FORMS = forms; }
+
+export const FLOW_FORMS: Form[] = [
+  { name: 'push', weight: 5, gen: push },
+  { name: 'enterLeave', weight: 1, gen: enterLeave },
+  { name: 'condJump', weight: 5, gen: condJump },
+  { name: 'jumpOver', weight: 1, gen: jumpOver },
+  { name: 'call', weight: 2, gen: call },
+  { name: 'jumpIndirect', weight: 1, gen: jumpIndirect },
+  { name: 'string', weight: 6, gen: string },
+  { name: 'flagOps', weight: 4, gen: flagOps },
+  { name: 'nops', weight: 2, gen: nops },
+];
+export const TERMINAL: Form = { name: 'terminal', weight: 0, gen: terminal };
