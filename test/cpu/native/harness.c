@@ -203,6 +203,7 @@ static void runChild(const Case *cases, uint32_t from, uint32_t n, const uint8_t
   childSetup();
   uint8_t *code = mapAt(codeBase, codeSize, PROT_READ | PROT_WRITE | PROT_EXEC);
   uint8_t *data = mapAt(dataBase, dataSize, PROT_READ | PROT_WRITE);
+  madvise(data, dataSize, MADV_NOHUGEPAGE); // 4 KiB pages, as the guest has: TLB misses stay misses
   for (uint32_t i = from; i < n; i++) {
     if (image) memcpy(data, image, dataSize);
     else if (i != from) memset(data, 0, dataSize);
