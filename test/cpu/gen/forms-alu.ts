@@ -222,7 +222,7 @@ function extend(g: Gen): void {
 
 function mov(g: Gen): void {
   const size = g.pick(SIZES), b = size === 1 ? 0 : 1;
-  switch (g.below(6)) {
+  switch (g.below(7)) {
     case 0: { const rm = g.rm(size); g.emit({ opcode: [0x88 + b], size, reg: g.anyReg(size), rm }, `mov E,G${rmName(rm)}${sz(size)}`); break; }
     case 1: { const rm = g.rm(size, [], false); g.emit({ opcode: [0x8a + b], size, reg: g.freeReg(size), rm }, `mov G,E${rmName(rm)}${sz(size)}`); break; }
     case 2: { const rm = g.rm(size); g.emit({ opcode: [0xc6 + b], size, reg: 0, rm, imm: imm(g, size === 1 ? 1 : iz(size)) }, `mov E,I${rmName(rm)}${sz(size)}`); break; }
@@ -231,6 +231,11 @@ function mov(g: Gen): void {
       const a32 = g.chance(0.3), store = g.chance(0.5);
       const enc: Encoding = { prefixes: a32 ? [0x67] : [], opcode: [(store ? 0xa2 : 0xa0) + b], size, imm: { value: BigInt(g.scratchTarget(size)), bytes: a32 ? 4 : 8 } };
       g.emit(enc, `mov ${store ? 'moffs,A' : 'A,moffs'}${a32 ? '/a32' : ''}${sz(size)}`);
+      break;
+    }
+    case 5: { // MOV r/m, Sreg (8C): ES CS SS DS FS GS; a register destination is zero-extended
+      const rm = g.chance(0.3) ? g.mem(2) : g.freeReg(g.pick(VSIZES));
+      g.emit({ opcode: [0x8c], size: rm.size, reg: g.below(6), rm }, `mov E,Sreg${rmName(rm)}${sz(rm.size)}`);
       break;
     }
     default: { // LEA: the address is computed, never accessed; random registers and 67 wrap it
@@ -253,6 +258,9 @@ function exchange(g: Gen): void {
     case 2: { // CMPXCHG: sometimes make the accumulator equal to the destination first
       const rm = g.rm(size, [0]);
       if (g.chance(0.4)) g.emit({ opcode: [0x8a + b], size, reg: reg(0, size), rm }, 'setup');
+      // Intel writes a failed CMPXCHG's destination back (a 32-bit register is zero-extended), AMD
+      // leaves it: on AMD hosts clear its upper half first, so both behaviours agree.
+      if (g.features.amd && size === 4 && rm.kind === 'reg') g.emit({ opcode: [0x89], size: 4, reg: rm, rm }, 'setup');
       g.emit({ prefixes: lock(g, rm), opcode: [0x0f, 0xb0 + b], size, reg: g.anyReg(size), rm }, `cmpxchg ${rmName(rm)}${sz(size)}`, { writes: ARITH });
       break;
     }

@@ -2,7 +2,7 @@
 // instructions, the NOP/hint space, and terminal cases that must fault (#UD, #GP for
 // privileged instructions at CPL 3, #PF, #GP/#SS for non-canonical addresses, #BP).
 
-import { ARITH, CF, PF, AF, ZF, SF, DF, RSP, RBP, RCX_N, CODE_BASE, STACK_BASE, UNMAPPED } from '../layout.js';
+import { ARITH, CF, PF, AF, ZF, SF, DF, RSP, RBP, RCX_N, CODE_BASE, STACK_BASE, UNMAPPED, GS_BASE } from '../layout.js';
 import { reg, type Size, type Mem } from './encode.js';
 import { Gen, RoomError, VSIZES } from './gen.js';
 import { CC, CC_READS, type Form } from './forms-alu.js';
@@ -185,9 +185,12 @@ function string(g: Gen): void {
   for (const r of s.reads) g.setReg(r, BigInt(g.scratchTarget(size * 16, size * 16) + size * 8) | hi());
   if (rep) g.setReg(RCX_N, BigInt(n) | hi());
   if (s.name === 'lods' && size === 1 && g.chance(0.5)) g.setReg(0, g.u64());
-  const pre = [...(rep === 'rep' ? [0xf3] : rep === 'repne' ? [0xf2] : []), ...(a32 ? [0x67] : [])];
+  // A GS override moves the source (RSI) of MOVS/CMPS/LODS; the destination (RDI, ES) stays.
+  const gs = s.reads.includes(6) && g.chance(0.2);
+  if (gs) g.setReg(6, BigInt(g.scratchTarget(size * 16, size * 16) + size * 8 - GS_BASE));
+  const pre = [...(gs ? [0x65] : []), ...(rep === 'rep' ? [0xf3] : rep === 'repne' ? [0xf2] : []), ...(a32 && !gs ? [0x67] : [])];
   const fx = s.flags && n > 0 ? { writes: ARITH } : {};
-  g.emit({ prefixes: pre, opcode: [s.op + (size === 1 ? 0 : 1)], size }, `${rep ? rep + ' ' : ''}${s.name}${sz(size)}${a32 ? '/a32' : ''}`, fx);
+  g.emit({ prefixes: pre, opcode: [s.op + (size === 1 ? 0 : 1)], size }, `${rep ? rep + ' ' : ''}${s.name}${sz(size)}${a32 && !gs ? '/a32' : ''}${gs ? '/gs' : ''}`, fx);
 }
 
 function flagOps(g: Gen): void {
@@ -213,13 +216,18 @@ function flagOps(g: Gen): void {
 
 /** The NOP and hint space: multi-byte NOPs, PAUSE, ENDBR64, prefetches, fences, CLFLUSH. */
 function nops(g: Gen): void {
-  switch (g.below(8)) {
+  switch (g.below(9)) {
     case 0: g.raw(g.pick([[0x90], [0x66, 0x90], [0xf3, 0x90], [0xf3, 0x0f, 0x1e, 0xfa]]), 'nop/pause/endbr64'); break;
     case 1: case 2: g.emit({ opcode: [0x0f, 0x1f], size: g.pick(VSIZES), reg: 0, rm: g.chance(0.5) ? g.mem(4) : g.anyReg(4) }, 'nop Ev'); break;
     case 3: g.emit({ opcode: [0x0f, 0x18], size: 4, reg: g.below(4), rm: g.mem(1) }, 'prefetch'); break;
     case 4: g.emit({ opcode: [0x0f, 0x0d], size: 4, reg: 1, rm: g.mem(1) }, 'prefetchw'); break;
     case 5: g.raw(g.pick([[0x0f, 0xae, 0xe8], [0x0f, 0xae, 0xf0], [0x0f, 0xae, 0xf8]]), 'lfence/mfence/sfence'); break;
     case 6: g.emit({ opcode: [0x0f, 0xae], size: 4, reg: 7, rm: g.mem(1) }, 'clflush'); break;
+    case 7: { // a REX before a legacy prefix is ignored: 48 66 01 C0 is add ax, ax
+      if (g.chance(0.5)) { g.emit({ prefixes: [0x48, 0x66], opcode: [0x01], size: 4, reg: g.anyReg(4, [4]), rm: g.freeReg(4) }, 'add with REX before 66', { writes: ARITH }); break; }
+      g.emit({ prefixes: [0x66, 0x66], opcode: [0x01], size: 4, reg: g.anyReg(4, [4]), rm: g.freeReg(4) }, 'add with 66 66', { writes: ARITH });
+      break;
+    }
     default: { // prefixes that change nothing here: FS/GS/hints on a register form, 66 on a byte op
       const p = g.pick([0x2e, 0x36, 0x3e, 0x26, 0x64, 0x65]);
       const size = g.pick([1, 4, 8] as const);
@@ -254,9 +262,10 @@ function terminal(g: Gen): void {
       g.emit({ opcode: [0x8b], size: 8, reg: g.freeReg(8, [b]), rm: { kind: 'mem', size: 8, base: b, scale: 1, disp: 8, dispBytes: 1 } }, ss ? '#SS non-canonical' : '#GP non-canonical');
       break;
     }
-    case 6: { // int n: vectors 3 and 4 are user gates on Linux; others #GP(vector×8+2)
-      const v = g.pick([3, 0x20, 0x21, 0x30, 0x41, 0x81, 0xff, 0x0d, 0x0e]);
-      if (v === 3 && g.chance(0.5)) g.raw([0xcc], 'int3'); else g.raw([0xcd, v], `int ${v === 3 ? '3' : 'n'}`);
+    case 6: { // INT3 (#BP, an exception), or INT n through a DPL 0 gate: #GP(vector×8+2).
+      // INT n through a DPL 3 gate (3, 4, 0x80 on Linux) is delivered to a kernel: not generated.
+      const v = g.pick([3, 3, 0x20, 0x21, 0x30, 0x41, 0x81, 0xff, 0x0d, 0x0e]);
+      if (v === 3) g.raw([0xcc], 'int3'); else g.raw([0xcd, v], 'int n');
       break;
     }
     case 7: { // CMPXCHG16B on a misaligned operand: #GP(0)

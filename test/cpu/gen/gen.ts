@@ -23,7 +23,11 @@ export interface Meta {
 }
 
 /** Host CPU features that decide which forms may be generated. */
-export interface Features { popcnt: boolean; lzcnt: boolean; bmi1: boolean }
+export interface Features {
+  popcnt: boolean; lzcnt: boolean; bmi1: boolean;
+  /** AMD does not write a failed CMPXCHG's 32-bit register destination back (Intel does, zero-extending). */
+  amd: boolean;
+}
 
 export interface FlagEffect { reads?: number; writes?: number; undef?: number }
 

@@ -3,7 +3,7 @@
 // fault). Deterministic for a seed.
 
 import { Rng } from '../../../src/util/rng.js';
-import { DATA_SIZE, RSP0, RSP, RANDOM_FLAGS, FIXED_FLAGS, CODE_BASE } from '../layout.js';
+import { DATA_SIZE, RSP0, RSP, RANDOM_FLAGS, FIXED_FLAGS, CODE_BASE, ARITH } from '../layout.js';
 import { Gen, RoomError, type Features, type Meta } from './gen.js';
 import { ALU_FORMS, type Form } from './forms-alu.js';
 import { FLOW_FORMS, TERMINAL, setBlockForms } from './forms-flow.js';
@@ -64,13 +64,14 @@ export function undefinedAt(c: GenCase, rip: bigint): number {
   if (off === c.code.length) return c.uEnd;
   const m = c.meta.find((x) => x.off === off);
   if (m) return m.uBefore;
-  // After the last instruction of some other path (a trap's next RIP): be conservative.
-  const next = c.meta.find((x) => x.off > off);
-  return next ? next.uBefore : c.uEnd;
+  // Anywhere else (INT3 in the filler after a jump past a cut snippet, a fetch fault on an
+  // unmapped page): the generator cannot tell, so no arithmetic flag is compared.
+  return ARITH;
 }
 
 /** Detects host features from /proc/cpuinfo (CPUID as the kernel reports it). */
 export function hostFeatures(cpuinfo: string): Features {
   const flags = new Set((/^flags\s*:(.*)$/m.exec(cpuinfo)?.[1] ?? '').trim().split(/\s+/));
-  return { popcnt: flags.has('popcnt'), lzcnt: flags.has('abm'), bmi1: flags.has('bmi1') };
+  const amd = /^vendor_id\s*:\s*AuthenticAMD/m.test(cpuinfo);
+  return { popcnt: flags.has('popcnt'), lzcnt: flags.has('abm'), bmi1: flags.has('bmi1'), amd };
 }
