@@ -246,13 +246,16 @@ const PRIV_BYTES = [[0xf4], [0xfa], [0xfb], [0xe4, 0x80], [0xe5, 0x70], [0xe6, 0
 
 /** Terminal cases: the snippet ends in a fault the interpreter must raise with the same vector. */
 function terminal(g: Gen): void {
-  switch (g.below(10)) {
+  switch (g.below(12)) {
     case 0: case 1: g.raw(g.pick(UD_BYTES), '#UD'); break;
     case 2: case 3: g.raw(g.pick(PRIV_BYTES), '#GP privileged'); break;
     case 4: { // memory operands into mapped/unmapped territory: #PF (cr2) or straddling the end
       const size = g.pick([1, 2, 4, 8] as const), store = g.chance(0.5);
       const target = g.chance(0.5) ? UNMAPPED + g.below(4096 - 8) : UNMAPPED - 1 - g.below(size - 1 || 1);
-      g.emit({ opcode: [store ? 0x89 : 0x8b], size, reg: g.freeReg(size), rm: g.mem(size, [], target) }, `#PF ${store ? 'store' : 'load'}`);
+      if (size > 1 && g.chance(0.2)) { // CMOVcc reads its source even when the condition is false
+        const cc = g.below(16);
+        g.emit({ opcode: [0x0f, 0x40 + cc], size, reg: g.freeReg(size), rm: g.mem(size, [], target) }, '#PF cmov', { reads: CC_READS[cc] });
+      } else g.emit({ opcode: [store ? 0x89 : 0x8b], size, reg: g.freeReg(size), rm: g.mem(size, [], target) }, `#PF ${store ? 'store' : 'load'}`);
       break;
     }
     case 5: { // non-canonical: #GP, or #SS with an RSP/RBP base
@@ -276,6 +279,21 @@ function terminal(g: Gen): void {
     case 8: // more than 15 bytes: #GP(0)
       g.raw([...Array(14).fill(0x2e), 0x01, 0xc0], '#GP too long');
       break;
+    case 10: { // REP STOS/MOVS running into the unmapped page: #PF mid-way, RCX/RDI/RSI show the progress
+      const size = g.pick([1, 2, 4, 8] as const), k = g.below(6);
+      g.setReg(7, BigInt(UNMAPPED - k * size - g.below(size)));
+      g.setReg(6, BigInt(g.scratchTarget(64)));
+      g.setReg(RCX_N, BigInt(k + 1 + g.below(4)));
+      g.emit({ opcode: [0xfc], size: 4 }, 'cld');
+      g.emit({ prefixes: [0xf3], opcode: [(g.chance(0.5) ? 0xaa : 0xa4) + (size === 1 ? 0 : 1)], size }, '#PF rep string mid-way');
+      break;
+    }
+    case 11: { // a PUSH onto an unmapped page: #PF, RSP unchanged
+      if (g.reserved.has(RBP)) return;
+      g.emit({ opcode: [0x8d], size: 8, reg: reg(RSP, 8), rm: { kind: 'mem', size: 8, scale: 1, disp: 0, dispBytes: 4, rip: true, target: UNMAPPED + 8 + 8 * g.below(4) } }, 'setup');
+      g.emit({ opcode: [0x50], size: 8, defaultSize64: true, opreg: g.anyReg(8) }, '#PF push');
+      break;
+    }
     default: { // fetch from an unmapped page
       const tr = g.freeReg(8);
       g.setReg(tr.n, BigInt(UNMAPPED + 16 * g.below(64)));
