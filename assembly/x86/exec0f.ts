@@ -99,9 +99,12 @@ export function exec0F(c: Cpu, x: X86, d: Insn): void {
       if (x.stop != STOP_NONE) return;
       let s = regRead(x, d, size);
       let r = (a + s) & maskOf(size);
+      // SRC ← DEST, then DEST ← SUM: with one register for both, the sum wins. A memory
+      // destination is written first so that a fault leaves the register alone.
+      if (d.mem == 0) regWrite(x, d, size, a);
       rmWrite(c, x, d, size, r);
       if (x.stop != STOP_NONE) return;
-      regWrite(x, d, size, a);
+      if (d.mem != 0) regWrite(x, d, size, a);
       setLazy(x, LF_ADD, size, a, s, r, 0);
       return;
     }
