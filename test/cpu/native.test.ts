@@ -14,7 +14,9 @@ import { execFileSync } from 'node:child_process';
 import { NativeHelper, nativeUnavailable } from './native/runner.js';
 import { hostFeatures } from './gen/sequence.js';
 import { buildCorpus, family, type Corpus } from './corpus.js';
-import { fromNative } from './compare.js';
+import { fromNative, differences } from './compare.js';
+import { Interp } from './interp.js';
+import { diffCorpus, pinMismatches, describeMismatch } from './diff.js';
 import { VECTORS, assemble, vectorInputs, checkVector, pattern } from './vectors.js';
 
 const SEED = Number(process.env.CPU_DIFF_SEED ?? 11);
@@ -41,6 +43,8 @@ describe.skipIf(missing)('x86-64 against the host CPU (native helper built with 
   describe('fixed edge-case vectors', () => {
     const vectors = VECTORS.filter((v) => !v.needs || features[v.needs]);
     const image = Uint8Array.from(pattern());
+    let interp: Interp;
+    beforeAll(async () => { interp = await Interp.create(); });
 
     it('the host CPU gives the values the SDM states', () => {
       const code = assemble(vectors);
@@ -50,11 +54,20 @@ describe.skipIf(missing)('x86-64 against the host CPU (native helper built with 
       expect(bad).toEqual([]);
       expect(vectors.length).toBeGreaterThanOrEqual(60);
     });
+
+    it('the interpreter ends every vector exactly as the host does', () => {
+      const code = assemble(vectors);
+      const inputs = vectors.map(vectorInputs);
+      const cases = vectors.map((v, i) => ({ ...inputs[i], code: code[i] }));
+      const [res] = helper.run([{ image, cases }]);
+      const bad = vectors.flatMap((v, i) => differences(fromNative(res[i], image), interp.run(cases[i], image), v.undef ?? 0).map((m) => `${v.name}: ${m}`));
+      expect(bad).toEqual([]);
+    });
   });
 
   describe(`random sequences (seed ${SEED}, ≥ ${INSNS} instructions)`, () => {
     let corpus: Corpus;
-    beforeAll(() => { corpus = buildCorpus(helper, SEED, features, INSNS); }, 120_000);
+    beforeAll(() => { corpus = buildCorpus(helper, SEED, features, INSNS); }, 60_000 + INSNS / 2);
 
     it('run on the host without crashing the helper, and cover every form family', () => {
       const crashed = corpus.batches.flatMap((b) => b.native.filter((r) => r.status === 'crash'));
@@ -71,6 +84,18 @@ describe.skipIf(missing)('x86-64 against the host CPU (native helper built with 
       if (features.bmi1) expect(families).toContain('tzcnt');
       if (features.lzcnt) expect(families).toContain('lzcnt');
     });
+
+    it('end in the interpreter exactly as on the host (registers, defined flags, RIP, memory, vector)', async () => {
+      const interp = await Interp.create();
+      const report = diffCorpus(interp, corpus);
+      const pinned = pinMismatches(helper, interp, report.mismatching);
+      const byClass = new Map<string, number>();
+      for (const p of pinned) byClass.set(p.culprit, (byClass.get(p.culprit) ?? 0) + 1);
+      console.log(`CPU differential test: ${corpus.total} generated instructions (+ ${corpus.setup} setup) in ${report.cases} cases, ` +
+        `${corpus.executed.size} classes; ${report.mismatching.length} cases differ` +
+        (byClass.size ? `: ${[...byClass].map(([k, n]) => `${k} ×${n}`).join(', ')}` : ''));
+      expect(pinned.map(describeMismatch)).toEqual([]);
+    }, 60_000 + INSNS / 2);
 
     it('are deterministic on the host: the same batch twice ends the same', () => {
       const b = corpus.batches[0];

@@ -125,6 +125,8 @@ export const VECTORS: Vector[] = [
   { name: 'imm32 sign-extends under REX.W (81 /0)', asm: '.byte 0x48, 0x81, 0xc0, 0xff, 0xff, 0xff, 0xff', gpr: { rax: 0n }, expect: { gpr: { rax: X(-1) }, set: SF, clear: CF | ZF } },
   { name: 'lea with 67 wraps at 32 bits', asm: 'lea rax, [ebx + ecx]', gpr: { rbx: 0xffffffffn, rcx: 2n }, expect: { gpr: { rax: 1n } } },
   { name: 'bt m32 with a register offset reaches past the operand', asm: 'bt dword ptr [rbx], ecx', gpr: { rbx: X(S + 0x100), rcx: 64n + 3n }, undef: OF | SF | AF | PF, expect: patternBit(0x108, 3) ? { set: CF } : { clear: CF } },
+  { name: 'xadd with one register for both operands: the sum wins', asm: 'xadd ebx, ebx', gpr: { rbx: 0xffff_ffff_0000_0021n }, expect: { gpr: { rbx: 0x42n } } },
+  { name: 'xadd r8, r/m8 high byte: AH + AH', asm: 'xadd ah, ah', gpr: { rax: 0x1234n }, expect: { gpr: { rax: 0x2434n } } },
   { name: 'cmpxchg16b: equal → stores RCX:RBX, ZF=1', asm: 'mov rax, [rdi]\nmov rdx, [rdi + 8]\ncmpxchg16b [rdi]', gpr: { rdi: X(S + 0x400), rbx: 0x1111n, rcx: 0x2222n }, expect: { set: ZF, mem: [[0x400, [0x11, 0x11, 0, 0, 0, 0, 0, 0, 0x22, 0x22, 0, 0, 0, 0, 0, 0]]] } },
   { name: 'cmpxchg16b misaligned: #GP', asm: 'cmpxchg16b [rdi]', gpr: { rdi: X(S + 0x408) }, expect: { vector: 13 } },
   { name: 'ud2: #UD', asm: 'ud2', expect: { vector: 6 } },
