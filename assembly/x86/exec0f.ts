@@ -12,6 +12,7 @@ import { LF_ADD, LF_SUB, setLazy, carry, cond, setArith, materialize } from "./f
 import { shiftDouble, commitFlags, logicFlags } from "./alu";
 import { rmRead, rmWrite, regRead, regWrite, push, branch, sx32, d64, accOf } from "./operand";
 import { rd, wr, probeWrite } from "./vmem";
+import { ACC_WRITE } from "../entry";
 import { imul2 } from "./exec";
 import { system0F } from "./system";
 
@@ -181,7 +182,7 @@ function cmpxchg(c: Cpu, x: X86, d: Insn, size: u32): void {
 function group9(c: Cpu, x: X86, d: Insn): void {
   let e = d.reg & 7;
   if (e != 1 || d.mem == 0) { ud(x); return; }
-  let acc = accOf(c, d);
+  let acc = accOf(c, d) | ACC_WRITE; // a locked read-modify-write: a #PF on the load has W=1
   if ((d.rex & 8) != 0) {
     if ((x.ea & 15) != 0) { gp0(x); return; }
     let lo = rd(c, x, x.ea, 8, acc);
