@@ -132,6 +132,8 @@ export const VECTORS: Vector[] = [
   { name: 'ud2: #UD', asm: 'ud2', expect: { vector: 6 } },
   { name: 'hlt at CPL 3: #GP', asm: 'hlt', expect: { vector: 13 } },
   { name: 'load from an unmapped page: #PF', asm: 'mov rax, [rbx]', gpr: { rbx: X(DATA_BASE + DATA_SIZE + 0x10) }, expect: { vector: 14 } },
+  { name: 'read-modify-write on an unmapped page: #PF (error code W|U)', asm: 'add [rbx], eax', gpr: { rbx: X(DATA_BASE + DATA_SIZE + 0x10) }, expect: { vector: 14 } },
+  { name: 'CMPXCHG16B on an unmapped page: #PF (error code W|U)', asm: 'cmpxchg16b [rbx]', gpr: { rbx: X(DATA_BASE + DATA_SIZE + 0x10) }, expect: { vector: 14 } },
 ];
 
 /** How the outcome departs from the SDM values the vector states. */

@@ -252,7 +252,13 @@ function terminal(g: Gen): void {
     case 4: { // memory operands into mapped/unmapped territory: #PF (cr2) or straddling the end
       const size = g.pick([1, 2, 4, 8] as const), store = g.chance(0.5);
       const target = g.chance(0.5) ? UNMAPPED + g.below(4096 - 8) : UNMAPPED - 1 - g.below(size - 1 || 1);
-      if (size > 1 && g.chance(0.2)) { // CMOVcc reads its source even when the condition is false
+      if (g.chance(0.3)) { // read-modify-write: the load carries the write intent (#PF error code W=1)
+        const m = g.mem(size, [], target), r = g.anyReg(size), b = size === 1 ? 0 : 1;
+        const forms: [number[], number | typeof r][] = [[[0x00 + b], r], [[0x30 + b], r], [[0xfe + b], 1], [[0xf6 + b], 3], [[0xd0 + b], 4], [[0x86 + b], r], [[0x0f, 0xc0 + b], r], [[0x0f, 0xb0 + b], r]];
+        if (size > 1) forms.push([[0x0f, 0xab], r], [[0x0f, 0xba], 6]);
+        const [opcode, regf] = g.pick(forms);
+        g.emit({ opcode, size, reg: regf, rm: m, imm: opcode[1] === 0xba ? { value: 3n, bytes: 1 } : undefined }, '#PF rmw', { writes: ARITH, undef: ARITH });
+      } else if (size > 1 && g.chance(0.2)) { // CMOVcc reads its source even when the condition is false
         const cc = g.below(16);
         g.emit({ opcode: [0x0f, 0x40 + cc], size, reg: g.freeReg(size), rm: g.mem(size, [], target) }, '#PF cmov', { reads: CC_READS[cc] });
       } else g.emit({ opcode: [store ? 0x89 : 0x8b], size, reg: g.freeReg(size), rm: g.mem(size, [], target) }, `#PF ${store ? 'store' : 'load'}`);
