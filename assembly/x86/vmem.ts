@@ -10,7 +10,7 @@
 //   shadow #PF, EPT violation/misconfiguration, MMIO → exit to the host.
 // Accesses crossing a page translate both pages before a byte moves.
 
-import { ACC_FETCH, ACC_IMPLICIT, ACC_USER, ACC_WRITE, XLATE_OK, XLATE_PF, XLATE_GP,
+import { ACC_FETCH, ACC_IMPLICIT, ACC_USER, ACC_WRITE, XLATE_OK, XLATE_PF, XLATE_GP, CR0_AM,
   XLATE_EPT_VIOLATION, XLATE_EPT_MISCONFIG } from "../entry";
 import { physInRange, physPtr } from "../mem";
 import { Cpu, tlbOf, T_D4K, T_I4K, MODE_SHADOW } from "../cpu";
@@ -18,7 +18,7 @@ import { translate, rightsFault } from "../walk";
 import { probe, microSlot, A_V, A_D, A_PKEY_SHIFT, A_PCID_SHIFT, A_EPT_NOX } from "../tlb";
 import { bump, C_SPLIT, C_MMIO } from "../counters";
 import {
-  X86, raise, exitTo, V_PF, V_GP, V_SS, XEXIT_PF, XEXIT_MMIO, XEXIT_EPT_VIOLATION,
+  X86, raise, exitTo, V_PF, V_GP, V_SS, V_AC, XEXIT_PF, XEXIT_MMIO, XEXIT_EPT_VIOLATION,
   XEXIT_EPT_MISCONFIG, STOP_NONE,
 } from "./state";
 
@@ -119,7 +119,16 @@ function xlate(c: Cpu, x: X86, va: u64, acc: u32, len: u32): u64 {
   return rdSlow(c, x, va, size, acc);
 }
 
+// #AC(0): a misaligned explicit data access at CPL 3 with CR0.AM and RFLAGS.AC (the fast
+// path is off meanwhile, see refresh in cpu.ts).
+@inline function misaligned(c: Cpu, x: X86, va: u64, size: u32, acc: u32): bool {
+  if ((va & <u64>(size - 1)) == 0 || c.ac == 0 || c.cpl != 3 || (c.cr0 & CR0_AM) == 0 || (acc & ACC_IMPLICIT) != 0) return false;
+  raise(x, V_AC, true, 0);
+  return true;
+}
+
 export function rdSlow(c: Cpu, x: X86, va: u64, size: u32, acc: u32): u64 {
+  if (misaligned(c, x, va, size, acc)) return 0;
   x.exitSize = size;
   let off = <u32>(va & 0xFFF);
   if (off + size <= 4096) {
@@ -158,6 +167,7 @@ export function rdSlow(c: Cpu, x: X86, va: u64, size: u32, acc: u32): u64 {
 }
 
 export function wrSlow(c: Cpu, x: X86, va: u64, size: u32, v: u64, acc: u32): void {
+  if (misaligned(c, x, va, size, acc)) return;
   acc |= ACC_WRITE;
   x.exitSize = size;
   x.exitValue = v;
