@@ -3,13 +3,18 @@
 //   - how the case stopped: at the end marker, or with a fault of which vector;
 //   - RIP and all 16 GPRs, exactly;
 //   - RFLAGS: DF and the arithmetic flags the SDM defines at the stopping point (the
-//     generator tracks which flags each instruction leaves undefined; see gen.ts). Other
-//     RFLAGS bits are not compared: RF is set by the host in a fault frame, IF is fixed;
+//     generator tracks which flags each instruction leaves undefined; see gen.ts), and
+//     IF, IOPL, NT, AC, ID. Not compared: RF (the host sets it in a fault frame), TF and
+//     VM (never set), the reserved bits;
 //   - the whole data region (scratch and stack), byte by byte;
-//   - for #PF: CR2 and the error code's P/W/U/RSVD/I bits; for #GP/#SS: the error code.
+//   - for #PF: CR2 and the error code's P/W/U/RSVD/I bits (P not on kernel-half addresses,
+//     which Linux always reports as present); for #GP/#SS: the error code.
 
 import { ARITH, RANDOM_FLAGS, GPR_NAMES, DATA_SIZE } from './layout.js';
 import type { NativeResult } from './native/runner.js';
+
+/** IF, IOPL, NT, AC, ID: a snippet's POPF may try to change them (CPL 3 rules decide). */
+const SYSTEM_FLAGS = 0x200 | 0x3000 | 0x4000 | 0x40000 | 0x200000;
 
 export interface Outcome {
   status: 'end' | 'fault' | 'crash' | 'exit';
@@ -39,14 +44,16 @@ export function differences(hw: Outcome, em: Outcome, undefinedFlags: number): s
   if (hw.status !== em.status || (hw.status === 'fault' && hw.vector !== em.vector)) d.push(`stop: hw ${how(hw)}, interp ${how(em)}`);
   if (hw.rip !== em.rip) d.push(`rip: hw ${hex(hw.rip)}, interp ${hex(em.rip)}`);
   for (let i = 0; i < 16; i++) if (hw.gpr[i] !== em.gpr[i]) d.push(`${GPR_NAMES[i]}: hw ${hex(hw.gpr[i])}, interp ${hex(em.gpr[i])}`);
-  const mask = BigInt(RANDOM_FLAGS & ~(undefinedFlags & ARITH));
+  const mask = BigInt((RANDOM_FLAGS & ~(undefinedFlags & ARITH)) | SYSTEM_FLAGS);
   if ((hw.rflags ^ em.rflags) & mask) d.push(`rflags (mask ${hex(mask)}): hw ${hex(hw.rflags & mask)}, interp ${hex(em.rflags & mask)}`);
   const bytes: number[] = [];
   for (let i = 0; i < DATA_SIZE; i++) if (hw.data[i] !== em.data[i]) bytes.push(i);
   if (bytes.length) d.push(`memory: ${bytes.length} bytes differ, first at data+${hex(BigInt(bytes[0]))} (hw ${hw.data[bytes[0]]}, interp ${em.data[bytes[0]]})`);
   if (hw.status === 'fault' && em.status === 'fault' && hw.vector === em.vector) {
     if (hw.vector === 14 && hw.cr2 !== em.cr2) d.push(`cr2: hw ${hex(hw.cr2)}, interp ${hex(em.cr2)}`);
-    const m = hw.vector === 14 ? 0x1fn : 0xffffn;
+    // Linux reports every user #PF on a kernel-half address as a protection fault (P=1),
+    // whatever the page tables say, so as not to reveal them: P is not compared there.
+    const m = hw.vector !== 14 ? 0xffffn : hw.cr2 >= 0x7fff_ffff_f000n ? 0x1en : 0x1fn;
     if ((hw.vector === 14 || hw.vector === 13 || hw.vector === 12) && (hw.errorCode & m) !== (em.errorCode & m)) d.push(`error code: hw ${hex(hw.errorCode)}, interp ${hex(em.errorCode)}`);
   }
   return d;

@@ -32,19 +32,20 @@ function prefix(c: GenCase, k: number): GenCase {
 }
 
 /** Pins each mismatching case on its first differing instruction (at most `limit` cases). */
-export function pinMismatches(helper: NativeHelper, interp: Interp, bad: { c: GenCase; image: Uint8Array }[], limit = 300): Mismatch[] {
+export function pinMismatches(helper: NativeHelper, interp: Interp, bad: { c: GenCase; image: Uint8Array; diffs: string[] }[], limit = 300): Mismatch[] {
   const todo = bad.slice(0, limit);
   const batches = todo.map(({ c, image }) => ({ image, cases: c.meta.map((_, k) => prefix(c, k)) }));
   const native = helper.run(batches);
   return todo.map(({ c, image }, i) => {
     const cases = batches[i].cases;
     for (let k = 0; k < cases.length; k++) {
+      if (c.meta[k].noCut) continue;
       const hw = fromNative(native[i][k], image);
       const d = differences(hw, interp.run(cases[k], image), undefinedAt(cases[k], hw.rip));
       if (d.length) return { culprit: c.meta[k].cls, code: hexOf(cases[k].code), gpr: c.gpr, rflags: c.rflags, diffs: d };
     }
     // Only the whole snippet differs (e.g. a jump into a later instruction): blame the last one.
-    return { culprit: `${c.meta[c.meta.length - 1]?.cls ?? '?'} (whole snippet only)`, code: hexOf(c.code), gpr: c.gpr, rflags: c.rflags, diffs: [] };
+    return { culprit: `${c.meta[c.meta.length - 1]?.cls ?? '?'} (whole snippet only)`, code: hexOf(c.code), gpr: c.gpr, rflags: c.rflags, diffs: bad[i].diffs };
   });
 }
 

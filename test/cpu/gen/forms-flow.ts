@@ -2,7 +2,7 @@
 // instructions, the NOP/hint space, and terminal cases that must fault (#UD, #GP for
 // privileged instructions at CPL 3, #PF, #GP/#SS for non-canonical addresses, #BP).
 
-import { ARITH, CF, PF, AF, ZF, SF, DF, RSP, RBP, RCX_N, CODE_BASE, STACK_BASE, UNMAPPED, GS_BASE } from '../layout.js';
+import { ARITH, CF, PF, AF, ZF, SF, DF, RSP, RBP, RCX_N, CODE_BASE, DATA_BASE, STACK_BASE, UNMAPPED, GS_BASE } from '../layout.js';
 import { reg, type Size, type Mem } from './encode.js';
 import { Gen, RoomError, VSIZES } from './gen.js';
 import { CC, CC_READS, type Form } from './forms-alu.js';
@@ -193,6 +193,45 @@ function string(g: Gen): void {
   g.emit({ prefixes: pre, opcode: [s.op + (size === 1 ? 0 : 1)], size }, `${rep ? rep + ' ' : ''}${s.name}${sz(size)}${a32 && !gs ? '/a32' : ''}${gs ? '/gs' : ''}`, fx);
 }
 
+/**
+ * Long REP strings (up to 1.5 KiB, either direction, sources and destinations that may
+ * overlap by a few bytes: a forward MOVSB onto its own source + 1 replicates a byte,
+ * which a memmove-style fast path gets wrong).
+ */
+function bulkString(g: Gen): void {
+  const s = g.pick(STR), size = g.pick([1, 2, 4, 8] as const);
+  const std = g.chance(0.4);
+  const n = 1 + g.below(1536 / size);
+  g.emit({ opcode: [std ? 0xfd : 0xfc], size: 4 }, std ? 'std' : 'cld');
+  const start = () => (std ? DATA_BASE + 0x1f00 - g.below(256) : DATA_BASE + 0x100 + g.below(256));
+  const src = start();
+  for (const r of s.reads) g.setReg(r, BigInt(r === 7 && s.reads.length === 2 && g.chance(0.6) ? src + g.below(4 * size + 1) - 2 * size : src));
+  if (s.reads.length === 2 && g.chance(0.3)) g.setReg(7, BigInt(start()));
+  g.setReg(RCX_N, BigInt(n));
+  const rep = s.repne && g.chance(0.5) ? 0xf2 : 0xf3;
+  g.emit({ prefixes: [rep], opcode: [s.op + (size === 1 ? 0 : 1)], size }, `${rep === 0xf2 ? 'repne' : 'rep'} ${s.name}${sz(size)} bulk`, s.flags ? { writes: ARITH } : {});
+}
+
+/**
+ * Self-modifying code: MOV byte [rip+d], imm8 rewrites the immediate of a MOV r8, imm8
+ * a few instructions later; the CPU (and a decoded-instruction cache) must run the new byte.
+ */
+function selfModify(g: Gen): void {
+  if (g.inBlock) return;
+  const r = g.freeReg(1), nv = g.below(256);
+  // C6 05 disp32 imm8 (7 bytes), then 0–2 filler instructions, then B0+r ib.
+  const storeAt = g.bytes.length;
+  g.emit({ opcode: [0xc6], size: 1, reg: 0, rm: { kind: 'mem', size: 1, scale: 1, disp: 0, dispBytes: 4, rip: true, target: g.at() }, imm: { value: BigInt(nv), bytes: 1 } }, 'smc store', {});
+  const storeEnd = g.bytes.length, dispAt = storeEnd - 5;
+  for (let i = g.below(3); i > 0; i--) g.emit({ opcode: [0x90], size: 4 }, 'nop/pause/endbr64');
+  const movAt = g.bytes.length;
+  g.emit({ opcode: [0xb0], size: 1, opreg: r, imm: { value: BigInt(g.below(256)), bytes: 1 } }, 'mov r,imm (modified)');
+  const immAt = g.bytes.length - 1;
+  for (const m of g.meta) if (m.off >= storeAt && m.off < movAt) m.noCut = true; // the store and the fillers
+  const d = immAt - storeEnd;
+  for (let i = 0; i < 4; i++) g.bytes[dispAt + i] = (d >> (8 * i)) & 0xff;
+}
+
 function flagOps(g: Gen): void {
   switch (g.below(8)) {
     case 0: g.emit({ opcode: [0xf8], size: 4 }, 'clc', { writes: CF }); break;
@@ -206,7 +245,10 @@ function flagOps(g: Gen): void {
       const w = g.chance(0.2) ? 2 : 8;
       g.emit({ opcode: [0x9c], size: w === 2 ? 2 : 8, defaultSize64: true }, `pushf${sz(w as Size)}`, { reads: ARITH });
       if (g.chance(0.7)) {
-        const bits = BigInt(g.below(0x10000) & (ARITH | DF)), op = g.pick([1, 4, 6]); // or, and, xor
+        // Arithmetic flags and DF; sometimes the bits CPL 3 may (NT, ID, AC) or may not (IF, IOPL) change.
+        let sys = g.chance(0.2) ? g.pick([0x200, 0x3000, 0x4000, 0x200000, 0x204200]) : 0;
+        if (g.chance(0.03)) sys |= 0x40000; // AC: misaligned accesses fault from here on (#AC)
+        const bits = BigInt((g.below(0x10000) & (ARITH | DF)) | sys), op = g.pick([1, 4, 6]); // or, and, xor
         g.emit({ opcode: [0x81], size: w === 2 ? 2 : 8, reg: op, rm: { kind: 'mem', size: 8, base: RSP, scale: 1, disp: 0, dispBytes: 0 }, imm: { value: op === 4 ? ~bits : bits, bytes: w === 2 ? 2 : 4 } }, 'setup', { writes: ARITH, undef: AF });
       }
       g.emit({ opcode: [0x9d], size: w === 2 ? 2 : 8, defaultSize64: true }, `popf${sz(w as Size)}`, { writes: ARITH });
@@ -322,6 +364,8 @@ export const FLOW_FORMS: Form[] = [
   { name: 'jumpIndirect', weight: 1, gen: jumpIndirect },
   { name: 'string', weight: 6, gen: string },
   { name: 'flagOps', weight: 4, gen: flagOps },
+  { name: 'bulkString', weight: 1, gen: bulkString },
+  { name: 'selfModify', weight: 1, gen: selfModify },
   { name: 'nops', weight: 2, gen: nops },
 ];
 export const TERMINAL: Form = { name: 'terminal', weight: 0, gen: terminal };

@@ -20,6 +20,8 @@ export interface Meta {
   cls: string;
   /** Flags undefined before this instruction. */
   uBefore: number;
+  /** Not a place to cut the snippet (between a self-modifying store and its target). */
+  noCut?: boolean;
 }
 
 /** Host CPU features that decide which forms may be generated. */

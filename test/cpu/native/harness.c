@@ -119,8 +119,14 @@ static void onEnter(int sig, siginfo_t *si, void *ctx) {
   clock_gettime(CLOCK_MONOTONIC, &t0);
 }
 
+// A snippet's POPF may set AC, NT or ID. The kernel clears none of them for a handler and
+// sigreturn takes them from the caller, so they would leak into C (AC with Linux's CR0.AM:
+// #AC on any misaligned access) and into the next case's start state. Clear them.
+static inline void clearAC(void) { __asm__ volatile("pushfq; andq $~0x244000, (%%rsp); popfq" ::: "memory", "cc"); }
+
 static void onExit(int sig, siginfo_t *si, void *ctx) {
   (void)si;
+  clearAC();
   clock_gettime(CLOCK_MONOTONIC, &t1);
   greg_t *g = ((ucontext_t *)ctx)->uc_mcontext.gregs;
   for (int i = 0; i < 16; i++) outGpr[i] = (uint64_t)g[GREG[i]];
@@ -167,6 +173,7 @@ static void runCase(const Case *c, uint8_t *code) {
     syscall(SYS_tgkill, getpid(), (pid_t)syscall(SYS_gettid), SIGUSR1);
     fail("snippet returned into C"); // unreachable: onEnter redirects to the code page
   }
+  clearAC();
 }
 
 typedef struct {
