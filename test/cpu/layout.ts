@@ -30,7 +30,7 @@ export const CODE_FILL = 0xcc;
 export function codeImage(code: Uint8Array): Uint8Array {
   const page = new Uint8Array(CODE_SIZE).fill(CODE_FILL);
   page.set(code);
-  page.set(END_MARKER, code.length);
+  if (code.length + END_MARKER.length <= CODE_SIZE) page.set(END_MARKER, code.length); // a full page runs off its end
   return page;
 }
 

@@ -2,7 +2,7 @@
 // instructions, the NOP/hint space, and terminal cases that must fault (#UD, #GP for
 // privileged instructions at CPL 3, #PF, #GP/#SS for non-canonical addresses, #BP).
 
-import { ARITH, CF, PF, AF, ZF, SF, DF, RSP, RBP, RCX_N, CODE_BASE, DATA_BASE, STACK_BASE, UNMAPPED, GS_BASE } from '../layout.js';
+import { ARITH, CF, PF, AF, ZF, SF, DF, RSP, RBP, RCX_N, CODE_BASE, CODE_SIZE, DATA_BASE, STACK_BASE, UNMAPPED, GS_BASE } from '../layout.js';
 import { reg, type Size, type Mem } from './encode.js';
 import { Gen, RoomError, VSIZES } from './gen.js';
 import { CC, CC_READS, type Form } from './forms-alu.js';
@@ -38,12 +38,13 @@ function push(g: Gen): void {
 /** ENTER with nesting level 0–3, a few register-only instructions, LEAVE. */
 function enterLeave(g: Gen): void {
   if (g.inBlock || g.reserved.has(RBP)) return;
-  const level = g.pick([0, 0, 1, 2, 3]), size = 8 * g.below(9);
+  const levelByte = g.pick([0, 0, 1, 2, 3, g.below(32), 32 + g.below(224)]), size = 8 * g.below(9);
+  const level = levelByte & 31; // the nesting level is taken mod 32
   const cost = 8 + 8 * level + size;
   if (!canPush(g, cost)) return;
   // Levels ≥ 2 copy frame pointers from [RBP-8]…: RBP must point into the stack page.
   if (level >= 2) g.setReg(RBP, BigInt(STACK_BASE + 0x100 + 8 * g.below(32)));
-  g.raw([0xc8, size & 0xff, size >> 8, level], `enter L${level}`); // C8 iw ib
+  g.raw([0xc8, size & 0xff, size >> 8, levelByte], `enter L${level > 3 ? 'n' : level}`); // C8 iw ib
   g.reserved.add(RBP);
   const saved = g.inBlock;
   g.inBlock = true;
@@ -178,19 +179,19 @@ const STR = [
 function string(g: Gen): void {
   const s = g.pick(STR), size = g.pick([1, 2, 4, 8] as const);
   const rep = g.pick(s.repne ? ['', 'rep', 'repne'] : ['', 'rep', 'rep']);
-  const a32 = g.chance(0.25);
+  // A GS override moves the source (RSI) of MOVS/CMPS/LODS; the destination (RDI, ES) stays.
+  const gs = s.reads.includes(6) && g.chance(0.2);
+  const a32 = !gs && g.chance(0.25);
   const n = rep ? g.pick([0, 1, 2, g.below(17)]) : 1;
   const hi = () => (a32 ? BigInt(g.rng.u32()) << 32n : 0n); // garbage that 67 must ignore
   if (g.chance(0.4)) { const std = g.chance(0.5); g.emit({ opcode: [std ? 0xfd : 0xfc], size: 4 }, std ? 'std' : 'cld'); }
   for (const r of s.reads) g.setReg(r, BigInt(g.scratchTarget(size * 16, size * 16) + size * 8) | hi());
   if (rep) g.setReg(RCX_N, BigInt(n) | hi());
   if (s.name === 'lods' && size === 1 && g.chance(0.5)) g.setReg(0, g.u64());
-  // A GS override moves the source (RSI) of MOVS/CMPS/LODS; the destination (RDI, ES) stays.
-  const gs = s.reads.includes(6) && g.chance(0.2);
   if (gs) g.setReg(6, BigInt(g.scratchTarget(size * 16, size * 16) + size * 8 - GS_BASE));
-  const pre = [...(gs ? [0x65] : []), ...(rep === 'rep' ? [0xf3] : rep === 'repne' ? [0xf2] : []), ...(a32 && !gs ? [0x67] : [])];
+  const pre = [...(gs ? [0x65] : []), ...(rep === 'rep' ? [0xf3] : rep === 'repne' ? [0xf2] : []), ...(a32 ? [0x67] : [])];
   const fx = s.flags && n > 0 ? { writes: ARITH } : {};
-  g.emit({ prefixes: pre, opcode: [s.op + (size === 1 ? 0 : 1)], size }, `${rep ? rep + ' ' : ''}${s.name}${sz(size)}${a32 && !gs ? '/a32' : ''}${gs ? '/gs' : ''}`, fx);
+  g.emit({ prefixes: pre, opcode: [s.op + (size === 1 ? 0 : 1)], size }, `${rep ? rep + ' ' : ''}${s.name}${sz(size)}${a32 ? '/a32' : ''}${gs ? '/gs' : ''}`, fx);
 }
 
 /**
@@ -288,7 +289,7 @@ const PRIV_BYTES = [[0xf4], [0xfa], [0xfb], [0xe4, 0x80], [0xe5, 0x70], [0xe6, 0
 
 /** Terminal cases: the snippet ends in a fault the interpreter must raise with the same vector. */
 function terminal(g: Gen): void {
-  switch (g.below(12)) {
+  switch (g.below(14)) {
     case 0: case 1: g.raw(g.pick(UD_BYTES), '#UD'); break;
     case 2: case 3: g.raw(g.pick(PRIV_BYTES), '#GP privileged'); break;
     case 4: { // memory operands into mapped/unmapped territory: #PF (cr2) or straddling the end
@@ -340,6 +341,22 @@ function terminal(g: Gen): void {
       if (g.reserved.has(RBP)) return;
       g.emit({ opcode: [0x8d], size: 8, reg: reg(RSP, 8), rm: { kind: 'mem', size: 8, scale: 1, disp: 0, dispBytes: 4, rip: true, target: UNMAPPED + 8 + 8 * g.below(4) } }, 'setup');
       g.emit({ opcode: [0x50], size: 8, defaultSize64: true, opreg: g.anyReg(8) }, '#PF push');
+      break;
+    }
+    case 12: { // JMP/CALL to a non-canonical address: #GP(0) on the branch itself
+      const tr = g.freeReg(8);
+      g.setReg(tr.n, g.pick([0x8000_0000_0000_0000n, 0x0000_8000_0000_0000n, 0xffff_7fff_ffff_f000n]));
+      g.emit({ opcode: [0xff], size: 8, defaultSize64: true, reg: g.chance(0.5) ? 4 : 2, rm: tr }, '#GP branch non-canonical');
+      break;
+    }
+    case 13: { // an instruction that runs off the end of the code page: #PF on the fetch of its tail
+      const tail = g.pick([[0x48, 0xb8, 1, 2, 3, 4, 5, 6, 7, 8], [0x0f, 0x1f, 0x84, 0, 0, 0, 0, 0], [0x66, 0x66, 0x2e, 0x0f, 0x1f, 0x84, 0, 0, 0, 0, 0], [0x0f, 0x0b]]);
+      const k = 1 + g.below(tail.length - 1); // bytes on this page
+      g.emit({ opcode: [0xe9], size: 8, defaultSize64: true, imm: { value: 0n, bytes: 4 } }, 'jmp rel32');
+      patch(g, g.bytes.length - 4, 4, CODE_SIZE - k - g.bytes.length);
+      while (g.bytes.length < CODE_SIZE - k) g.bytes.push(0xcc);
+      g.meta.push({ off: g.bytes.length, len: k, cls: '#PF fetch across the page end', uBefore: g.U });
+      g.bytes.push(...tail.slice(0, k)); // fills the page: no end marker after it
       break;
     }
     default: { // fetch from an unmapped page

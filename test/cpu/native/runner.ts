@@ -105,7 +105,7 @@ function encodeInput(batches: Batch[], l: Layout, withImage: boolean, noDiff: bo
     }
     for (const c of b.cases) {
       if (c.gpr.length !== 16) throw new Error('a case needs 16 GPRs');
-      if (c.code.length + 2 > l.codeSize) throw new Error(`snippet of ${c.code.length} bytes does not fit the code page`);
+      if (c.code.length + 2 > l.codeSize && c.code.length !== l.codeSize) throw new Error(`snippet of ${c.code.length} bytes does not fit the code page`);
       for (const g of c.gpr) w.u64(g);
       w.u64(c.rflags);
       w.u32(c.code.length);
