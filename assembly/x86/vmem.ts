@@ -13,7 +13,7 @@
 import { ACC_FETCH, ACC_IMPLICIT, ACC_USER, ACC_WRITE, XLATE_OK, XLATE_PF, XLATE_GP, CR0_AM,
   XLATE_EPT_VIOLATION, XLATE_EPT_MISCONFIG } from "../entry";
 import { physInRange, physPtr } from "../mem";
-import { Cpu, tlbOf, T_D4K, T_I4K, MODE_SHADOW } from "../cpu";
+import { Cpu, tlbOf, T_D4K, T_I4K, MODE_SHADOW, canonical } from "../cpu";
 import { translate, rightsFault } from "../walk";
 import { probe, microSlot, A_V, A_D, A_PKEY_SHIFT, A_PCID_SHIFT, A_EPT_NOX } from "../tlb";
 import { bump, C_SPLIT, C_MMIO } from "../counters";
@@ -120,9 +120,11 @@ function xlate(c: Cpu, x: X86, va: u64, acc: u32, len: u32): u64 {
 }
 
 // #AC(0): a misaligned explicit data access at CPL 3 with CR0.AM and RFLAGS.AC (the fast
-// path is off meanwhile, see refresh in cpu.ts).
+// path is off meanwhile, see refresh in cpu.ts). A non-canonical address takes #GP/#SS
+// first; #AC comes before #PF (as measured on hardware).
 @inline function misaligned(c: Cpu, x: X86, va: u64, size: u32, acc: u32): bool {
   if ((va & <u64>(size - 1)) == 0 || c.ac == 0 || c.cpl != 3 || (c.cr0 & CR0_AM) == 0 || (acc & ACC_IMPLICIT) != 0) return false;
+  if (!canonical(c, va)) return false;
   raise(x, V_AC, true, 0);
   return true;
 }
