@@ -7,7 +7,7 @@ import {
   X86, getR64, setR64, setReg, maskOf, signOf, sext, ud, gp0, raise, STOP_NONE, REG_RSP,
   F_CF, F_ZF, F_OF, F_SF, F_PF, F_AF, V_GP,
 } from "./state";
-import { Insn, P_REP, P_OSZ, P_REPNE } from "./decode";
+import { Insn, P_REP, P_OSZ, P_REPNE, P_ASZ } from "./decode";
 import { LF_ADD, LF_SUB, setLazy, carry, cond, setArith, materialize } from "./flags";
 import { shiftDouble, commitFlags, logicFlags } from "./alu";
 import { rmRead, rmWrite, regRead, regWrite, push, branch, sx32, d64, accOf } from "./operand";
@@ -131,6 +131,10 @@ function bitTest(c: Cpu, x: X86, d: Insn, kind: u32, immediate: bool): void {
   if (d.mem != 0 && !immediate) {
     let so = <i64>sext(off, size);
     x.ea += <u64>((so >> <i64>(size == 8 ? 6 : (size == 4 ? 5 : 4))) * <i64>size);
+    if ((d.pfx & P_ASZ) != 0) { // the bit offset is part of a 32-bit offset; the FS/GS base is added after
+      let seg = d.seg == 4 ? x.fsBase : (d.seg == 5 ? x.gsBase : 0);
+      x.ea = seg + ((x.ea - seg) & 0xFFFF_FFFF);
+    }
   }
   let bit = off & (w - 1);
   let a = rmRead(c, x, d, size);
