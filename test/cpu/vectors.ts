@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CF, PF, AF, ZF, SF, OF, DF, ARITH, GPR_NAMES, RSP0, DATA_BASE, DATA_SIZE, CODE_BASE, FIXED_FLAGS } from './layout.js';
+import { CF, PF, AF, ZF, SF, OF, DF, ARITH, GPR_NAMES, RSP0, DATA_BASE, DATA_SIZE, CODE_BASE, FIXED_FLAGS, GS_BASE } from './layout.js';
 
 type Gpr = (typeof GPR_NAMES)[number];
 export interface Vector {
@@ -127,6 +127,8 @@ export const VECTORS: Vector[] = [
   { name: 'bt m32 with a register offset reaches past the operand', asm: 'bt dword ptr [rbx], ecx', gpr: { rbx: X(S + 0x100), rcx: 64n + 3n }, undef: OF | SF | AF | PF, expect: patternBit(0x108, 3) ? { set: CF } : { clear: CF } },
   { name: 'xadd with one register for both operands: the sum wins', asm: 'xadd ebx, ebx', gpr: { rbx: 0xffff_ffff_0000_0021n }, expect: { gpr: { rbx: 0x42n } } },
   { name: 'xadd r8, r/m8 high byte: AH + AH', asm: 'xadd ah, ah', gpr: { rax: 0x1234n }, expect: { gpr: { rax: 0x2434n } } },
+  { name: 'bts m64 with 67: the bit offset wraps with the 32-bit address', asm: 'bts qword ptr [ebx], rax', gpr: { rbx: 0xffff_ffff_ffff_fff0n, rax: X(S + 0x10) * 8n + 3n }, undef: OF | SF | AF | PF, expect: { mem: [[0x0, [pattern(0, 1)[0] | 8]]] } },
+  { name: 'bts m64 with 67 and GS: the base is added after the wrap', asm: 'bts qword ptr gs:[ebx], rax', gpr: { rbx: 0xffff_ffff_ffff_fff0n, rax: X(S - GS_BASE + 0x10) * 8n + 3n }, undef: OF | SF | AF | PF, expect: { mem: [[0x0, [pattern(0, 1)[0] | 8]]] } },
   { name: 'cmpxchg16b: equal → stores RCX:RBX, ZF=1', asm: 'mov rax, [rdi]\nmov rdx, [rdi + 8]\ncmpxchg16b [rdi]', gpr: { rdi: X(S + 0x400), rbx: 0x1111n, rcx: 0x2222n }, expect: { set: ZF, mem: [[0x400, [0x11, 0x11, 0, 0, 0, 0, 0, 0, 0x22, 0x22, 0, 0, 0, 0, 0, 0]]] } },
   { name: 'cmpxchg16b misaligned: #GP', asm: 'cmpxchg16b [rdi]', gpr: { rdi: X(S + 0x408) }, expect: { vector: 13 } },
   { name: 'ud2: #UD', asm: 'ud2', expect: { vector: 6 } },
