@@ -94,7 +94,8 @@ export function deliver(c: Cpu, x: X86, vec: u32, hasErr: bool, err: u32, retRip
   let n: u32 = hasErr ? 6 : 5;
   let top = rsp - <u64>n * 8;
   let acc = (newCpl == 3 ? <u32>4 : 0) | ACC_STACK;
-  if (!probeWrite(c, x, top, n * 8, acc)) return;
+  // The first push (SS, at rsp-8) faults first, as the processor's sequence of pushes does.
+  if (!probeWrite(c, x, rsp - 8, 8, acc) || !probeWrite(c, x, top, n * 8, acc)) return;
   let rf = flags(c, x);
   let p = rsp;
   p -= 8; wrSlow(c, x, p, 8, x.ss, acc);
@@ -130,6 +131,7 @@ export const DE_EXCEPTION: u32 = 3; // a fault during delivery whose vector is i
 export function deliverEvent(c: Cpu, x: X86, vec: u32, hasErr: bool, err: u32, retRip: u64,
                              kind: u32, ext: u32, cr2: u64, isPf: bool): u32 {
   for (let round = 0; round < 8; round++) {
+    if (round > 0) retRip = x.rip; // a fault during delivery points at the instruction
     if (isPf) x.cr2 = cr2;
     x.stop = STOP_NONE;
     deliver(c, x, vec, hasErr, err, retRip, kind, ext);

@@ -159,7 +159,7 @@ export function x86Run(c: Cpu, maxInsns: u64): u32 {
     // Instruction boundary: timer, then interrupts.
     x.evCheck = 0;
     tickTimer(a, tscNow(x));
-    if ((a.irr0 | a.irr1 | a.irr2 | a.irr3) != 0) {
+    if (x.noIrq == 0 && (a.irr0 | a.irr1 | a.irr2 | a.irr3) != 0) {
       let v = pendingVector(c, x, a);
       if (v >= 0) {
         acknowledge(a, <u32>v);
@@ -213,6 +213,7 @@ export function x86SyncOut(c: Cpu): void {
   x.eferMirror = c.efer;
   x.cplMirror = <u64>c.cpl;
   x.cr8 = <u64>(apicOf(x).tpr >> 4);
+  x.ripAtSync = x.rip;
 }
 
 // Applies a register file the host wrote: a plain state load (no TLB flush, no checks,
@@ -227,6 +228,7 @@ export function x86SyncIn(c: Cpu): void {
   c.efer = x.eferMirror;
   c.cpl = <u32>x.cplMirror & 3;
   apicOf(x).tpr = (<u32>x.cr8 & 15) << 4;
+  if (x.rip != x.ripAtSync) x.halted = 0; // the host moved RIP: the vCPU runs from there
   refresh(c);
 }
 
