@@ -29,6 +29,8 @@ export interface Mem {
   addr32?: boolean;
   /** Segment prefix byte (2E 36 3E 26 64 65), if any. */
   seg?: number;
+  /** A second segment prefix after it (a null 2E/36/3E/26 after GS must not cancel GS). */
+  seg2?: number;
 }
 
 export type Operand = Reg | Mem;
@@ -87,6 +89,7 @@ export function encode(e: Encoding, at: number): number[] {
 
   const out: number[] = [...(e.prefixes ?? [])];
   if (mem?.seg !== undefined) out.push(mem.seg);
+  if (mem?.seg2 !== undefined) out.push(mem.seg2);
   if (e.size === 2 && !e.no66) out.push(0x66);
   if (mem?.addr32) out.push(0x67);
   out.push(...(e.lastPrefixes ?? []));

@@ -179,7 +179,11 @@ export class Gen {
         m.base = free();
         m.forceSib = this.chance(0.15);
         let ea = target - m.disp;
-        if (form === 'gs') { m.seg = 0x65; ea -= GS_BASE; }
+        if (form === 'gs') {
+          m.seg = 0x65;
+          if (this.chance(0.25)) [m.seg, m.seg2] = this.chance(0.5) ? [0x65, this.pick([0x2e, 0x36, 0x3e, 0x26])] : [this.pick([0x2e, 0x36, 0x3e, 0x26, 0x64]), 0x65];
+          ea -= GS_BASE;
+        }
         if (form === 'baseIndex' || (form !== 'base' && this.chance(0.3))) {
           m.index = free([m.base]);
           const iv = this.below(129) - 64;
