@@ -3,7 +3,8 @@
 // exception bitmap set, so every fault exits with its vector instead of going through the IDT.
 //
 // An IDT is present only for INT n: Linux's gates 3, 4 and 0x80 have DPL 3 and all others
-// DPL 0, so INT3 raises #BP and INT 0x21 #GP(0x21×8+2) in both worlds.
+// DPL 0, so INT3 raises #BP and INT 0x21 #GP(0x21×8+2) in both worlds. The GDT is Linux's
+// (x86-64 layout), so MOV to DS/ES/SS takes or refuses the same selectors.
 
 import { Machine, PageTableBuilder, FrameBump, CR0, CR4, EFER, type Cpu } from '../../src/index.js';
 import { CODE_BASE, DATA_BASE, DATA_SIZE, GS_BASE, GPR_NAMES, codeImage, CODE_SIZE } from './layout.js';
@@ -13,6 +14,8 @@ const CODE_PA = 0x10_0000n;
 const DATA_PA = 0x10_1000n;
 const IDT_PA = 0x10_8000n;
 const IDT_VA = 0x7000_0000n; // supervisor-only; no snippet goes near it
+const GDT_PA = 0x10_9000n;
+const GDT_VA = 0x7000_1000n;
 const TABLES_PA = 0x20_0000n;
 const CR0_AM = 1n << 18n; // Linux sets CR0.AM; with RFLAGS.AC = 0 it changes nothing
 const DPL3_GATES = new Set([3, 4, 0x80]);
@@ -28,7 +31,9 @@ export class Interp {
     pt.mapRange(BigInt(CODE_BASE), CODE_PA, CODE_SIZE, 4096, { user: true, write: true });
     pt.mapRange(BigInt(DATA_BASE), DATA_PA, DATA_SIZE, 4096, { user: true, write: true, nx: true });
     pt.map(IDT_VA, IDT_PA, 4096, { user: false, write: false, nx: true });
+    pt.map(GDT_VA, GDT_PA, 4096, { user: false, write: true, nx: true });
     writeIdt(m);
+    writeGdt(m);
     const cpu = m.createCpu();
     cpu.setExceptionBitmap(0xffff_ffff);
     return new Interp(m, cpu, pt.root);
@@ -42,7 +47,7 @@ export class Interp {
     GPR_NAMES.forEach((n, i) => { regs[n] = c.gpr[i]; });
     this.cpu.setRegisters({
       ...regs, rip: BigInt(CODE_BASE), rflags: c.rflags, cpl: 3, cs: 0x33n, ss: 0x2bn, ds: 0n, es: 0n, fs: 0n, gs: 0n,
-      fsBase: 0n, gsBase: BigInt(GS_BASE), idtrBase: IDT_VA, idtrLimit: 0xfffn,
+      fsBase: 0n, gsBase: BigInt(GS_BASE), idtrBase: IDT_VA, idtrLimit: 0xfffn, gdtrBase: GDT_VA, gdtrLimit: 0x7fn,
       cr0: CR0.PG | CR0.PE | CR0.WP | CR0_AM, cr3: this.root, cr4: CR4.PAE, efer: EFER.LME | EFER.NXE | 1n,
     });
     const exit = this.cpu.run({ maxInstructions });
@@ -54,6 +59,21 @@ export class Interp {
     const end = exit.vector === 6 && r.rip === BigInt(CODE_BASE + c.code.length);
     return { ...base, status: end ? 'end' : 'fault', vector: exit.vector, errorCode: BigInt(exit.errorCode ?? 0), cr2: exit.cr2 ?? 0n };
   }
+}
+
+/**
+ * Linux's x86-64 GDT (arch/x86/include/asm/segment.h), limit 0x7F; 8-byte descriptors
+ *   limit 15:0 | base 23:0 | access (P DPL S type) | G D/B L AVL limit 19:16 | base 31:24
+ * 0x08 kernel code32, 0x10 kernel code64, 0x18 kernel data, 0x23 user code32, 0x2B user
+ * data, 0x33 user code64, 0x40 TSS (16 bytes, busy); the rest (LDT, TLS, CPU/node) empty.
+ */
+function writeGdt(m: Machine): void {
+  const d = [0n, 0x00cf9b000000ffffn, 0x00af9b000000ffffn, 0x00cf93000000ffffn, 0x00cffb000000ffffn,
+    0x00cff3000000ffffn, 0x00affb000000ffffn, 0n, 0x00008b0000000067n, 0n];
+  const gdt = new Uint8Array(128);
+  const v = new DataView(gdt.buffer);
+  d.forEach((x, i) => v.setBigUint64(i * 8, x, true));
+  m.memory.write(GDT_PA, gdt);
 }
 
 /**

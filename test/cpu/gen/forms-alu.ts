@@ -281,6 +281,28 @@ function cmpxchgWide(g: Gen): void {
   g.emit({ prefixes: g.chance(0.3) ? [0xf0] : [], opcode: [0x0f, 0xc7], size: 4, rexW: wide, reg: 1, rm: m }, wide ? 'cmpxchg16b' : 'cmpxchg8b', { writes: ZF });
 }
 
+/**
+ * MOV ES/SS/DS, r/m16 (8E) with selectors of Linux's GDT: null, user data 0x2B (RPL 0–3),
+ * user code 0x23/0x33 (readable: fine for DS/ES, #GP for SS), kernel 0x10/0x18 (DPL 0: #GP),
+ * the TSS 0x40, past the limit 0x80, an LDT selector (#GP).
+ */
+function movSreg(g: Gen): void {
+  const sreg = g.pick([0, 0, 3, 3, 2]);
+  // Mostly loads that succeed (a #GP ends the case): 0x2B anywhere, null and code for DS/ES.
+  const sel = g.chance(0.8) ? (sreg === 2 ? 0x2b : g.pick([0x2b, 0x28, 0x2a, 0, 0x33, 0x23]))
+    : g.pick([0x28, 0, 0x33, 0x10, 0x18, 0x1b, 0x40, 0x80, 0x2c, 0x08]);
+  let rm: Reg | Mem;
+  if (g.chance(0.3)) {
+    rm = g.mem(2);
+    g.emit({ opcode: [0xc7], size: 2, reg: 0, rm, imm: { value: BigInt(sel), bytes: 2 } }, 'setup');
+  } else {
+    rm = g.freeReg(g.pick([2, 4] as const));
+    const high = BigInt(g.rng.u32()) << 16n; // bits above 15 are ignored
+    g.setReg(rm.n, high | BigInt(sel));
+  }
+  g.emit({ opcode: [0x8e], size: rm.size === 2 && rm.kind === 'reg' ? 2 : 4, reg: sreg, rm: rm.kind === 'reg' ? reg(rm.n, 4) : rm }, `mov Sreg,E${rmName(rm)} ${['es', '', 'ss', 'ds'][sreg]}`);
+}
+
 export const ALU_FORMS: Form[] = [
   { name: 'alu', weight: 16, gen: alu },
   { name: 'test', weight: 3, gen: test },
@@ -296,4 +318,5 @@ export const ALU_FORMS: Form[] = [
   { name: 'mov', weight: 8, gen: mov },
   { name: 'exchange', weight: 5, gen: exchange },
   { name: 'cmpxchgWide', weight: 1, gen: cmpxchgWide },
+  { name: 'movSreg', weight: 1, gen: movSreg },
 ];

@@ -170,6 +170,8 @@ static void runCase(const Case *c, uint8_t *code) {
   if (c->codeLen + 2 <= codeSize) code[c->codeLen] = 0x0F, code[c->codeLen + 1] = 0x0B; // ud2: the end marker
   // (a snippet filling the whole page has none: it runs off the page end)
   current = c;
+  // A snippet may load DS/ES (MOV Sreg); nothing restores them, so start each case from 0.
+  __asm__ volatile("mov %0, %%ds; mov %0, %%es" ::"r"(0));
   if (sigsetjmp(back, 1) == 0) {
     syscall(SYS_tgkill, getpid(), (pid_t)syscall(SYS_gettid), SIGUSR1);
     fail("snippet returned into C"); // unreachable: onEnter redirects to the code page
