@@ -233,6 +233,31 @@ function selfModify(g: Gen): void {
   for (let i = 0; i < 4; i++) g.bytes[dispAt + i] = (d >> (8 * i)) & 0xff;
 }
 
+/**
+ * Two entries into the same bytes: MOV EAX, imm32 runs whole, then a JMP r lands on its
+ * imm32, which decodes as other instructions (a decoded-instruction cache keyed by
+ * address must tell them apart). RCX counts the two passes.
+ *   mov ecx, 2; lea r, [rip+A]
+ *   A: B8 <4 bytes of code>; add r, 1; dec ecx; jz done; jmp r
+ *   done:
+ */
+function overlapEntry(g: Gen): void {
+  if (g.inBlock) return;
+  const r = g.freeReg(8, [0, 1]);
+  g.setReg(RCX_N, 2n);
+  g.emit({ opcode: [0x8d], size: 8, reg: r, rm: { kind: 'mem', size: 8, scale: 1, disp: 0, dispBytes: 4, rip: true, target: g.at() } }, 'lea rip');
+  patch(g, g.bytes.length - 4, 4, 0); // A is the next instruction: RIP + 0
+  const inner = g.pick([[0x31, 0xc0, 0x90, 0x90], [0xff, 0xc0, 0x90, 0x90], [0xf7, 0xd8, 0x90, 0x90], [0xd1, 0xe0, 0x90, 0x90], [0x66, 0x05, 0x34, 0x12]]);
+  g.raw([0xb8, ...inner], 'mov eax,imm32 (entered twice)');
+  g.emit({ opcode: [0x83], size: 8, reg: 0, rm: r, imm: { value: 1n, bytes: 1 } }, 'add 83 E,Ir/64', { writes: ARITH });
+  g.emit({ opcode: [0xff], size: 4, reg: 1, rm: reg(RCX_N, 4) }, 'dec/32', { writes: ARITH & ~CF });
+  g.emit({ opcode: [0x74], size: 8, defaultSize64: true, imm: { value: 0n, bytes: 1 } }, 'je rel8', { reads: ZF });
+  const jz = g.bytes.length;
+  g.emit({ opcode: [0xff], size: 8, defaultSize64: true, reg: 4, rm: r }, 'jmp r (back)');
+  patch(g, jz - 1, 1, g.bytes.length - jz);
+  g.U |= ARITH; // the second pass ran other flag writers: compare nothing until redefined
+}
+
 function flagOps(g: Gen): void {
   switch (g.below(8)) {
     case 0: g.emit({ opcode: [0xf8], size: 4 }, 'clc', { writes: CF }); break;
@@ -384,6 +409,7 @@ export const FLOW_FORMS: Form[] = [
   { name: 'flagOps', weight: 4, gen: flagOps },
   { name: 'bulkString', weight: 1, gen: bulkString },
   { name: 'selfModify', weight: 1, gen: selfModify },
+  { name: 'overlapEntry', weight: 1, gen: overlapEntry },
   { name: 'nops', weight: 2, gen: nops },
 ];
 export const TERMINAL: Form = { name: 'terminal', weight: 0, gen: terminal };
