@@ -129,6 +129,14 @@ function xlate(c: Cpu, x: X86, va: u64, acc: u32, len: u32): u64 {
   return true;
 }
 
+// An access crossing into a non-canonical page is #GP (#SS for the stack) before any #PF
+// on its first page: the processor checks the whole access's address first.
+function tailNonCanonical(c: Cpu, x: X86, va: u64, acc: u32): bool {
+  if (canonical(c, (va | 0xFFF) + 1)) return false;
+  xlateFailed(c, x, XLATE_GP, va, acc);
+  return true;
+}
+
 export function rdSlow(c: Cpu, x: X86, va: u64, size: u32, acc: u32): u64 {
   if (misaligned(c, x, va, size, acc)) return 0;
   x.exitSize = size;
@@ -140,6 +148,7 @@ export function rdSlow(c: Cpu, x: X86, va: u64, size: u32, acc: u32): u64 {
     return loadN(physPtr(pa), size);
   }
   bump(c.counters, C_SPLIT);
+  if (tailNonCanonical(c, x, va, acc)) return 0;
   let n1: u32 = 4096 - off;
   let pa1 = xlate(c, x, va, acc, n1);
   if (x.stop != STOP_NONE) return 0;
@@ -182,6 +191,7 @@ export function wrSlow(c: Cpu, x: X86, va: u64, size: u32, v: u64, acc: u32): vo
     return;
   }
   bump(c.counters, C_SPLIT);
+  if (tailNonCanonical(c, x, va, acc)) return;
   let n1: u32 = 4096 - off;
   let pa1 = xlate(c, x, va, acc, n1);
   if (x.stop != STOP_NONE) return;
@@ -200,6 +210,7 @@ export function probeWrite(c: Cpu, x: X86, va: u64, len: u32, acc: u32): bool {
   let end = va + <u64>len - 1;
   let s = microSlot(c.micro, va >> 12);
   if (c.micro != 0 && (va >> 12) == (end >> 12) && load<u64>(s, 8) == (va >> 12) && (acc & ACC_IMPLICIT) == 0) return true;
+  if ((end >> 12) != (va >> 12) && tailNonCanonical(c, x, va, acc)) return false;
   xlate(c, x, va, acc | ACC_WRITE, 1);
   if (x.stop != STOP_NONE) return false;
   if ((end >> 12) != (va >> 12)) {
@@ -211,6 +222,7 @@ export function probeWrite(c: Cpu, x: X86, va: u64, len: u32, acc: u32): bool {
 
 // Checks that [va, va+len) can be read.
 export function probeRead(c: Cpu, x: X86, va: u64, len: u32, acc: u32): bool {
+  if (((va + <u64>len - 1) >> 12) != (va >> 12) && tailNonCanonical(c, x, va, acc)) return false;
   xlate(c, x, va, acc, 1);
   if (x.stop != STOP_NONE) return false;
   let end = va + <u64>len - 1;
