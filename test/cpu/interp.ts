@@ -11,7 +11,7 @@ import { CODE_BASE, DATA_BASE, DATA_SIZE, GS_BASE, GPR_NAMES, codeImage, CODE_SI
 import type { Outcome } from './compare.js';
 
 const CODE_PA = 0x10_0000n;
-const DATA_PA = 0x10_1000n;
+const DATA_PA = 0x10_4000n; // after the two code pages
 const IDT_PA = 0x10_8000n;
 const IDT_VA = 0x7000_0000n; // supervisor-only; no snippet goes near it
 const GDT_PA = 0x10_9000n;
@@ -26,6 +26,7 @@ export class Interp {
   private constructor(private readonly m: Machine, private readonly cpu: Cpu, private readonly root: bigint) {}
 
   static async create(): Promise<Interp> {
+    if (CODE_PA + BigInt(CODE_SIZE) > DATA_PA || DATA_PA + BigInt(DATA_SIZE) > IDT_PA) throw new Error('interpreter harness: physical regions overlap');
     const m = await Machine.create({ memoryBytes: 8 * 2 ** 20 });
     const pt = new PageTableBuilder(m.memory, new FrameBump(m.memory, TABLES_PA, TABLES_PA + 0x10_0000n));
     pt.mapRange(BigInt(CODE_BASE), CODE_PA, CODE_SIZE, 4096, { user: true, write: true });

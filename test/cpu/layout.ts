@@ -2,8 +2,9 @@
 // differential test: both map the same pages at the same addresses, so a snippet's bytes,
 // its RIP-relative displacements and every pointer it computes mean the same thing.
 //
-//   0x1000_0000  code page (RWX natively; user, executable in the interpreter)
-//                snippet | 0F 0B (ud2, the end marker) | CC CC … (int3 to the page end)
+//   0x1000_0000  two code pages (RWX natively; user, executable in the interpreter)
+//                snippet | 0F 0B (ud2, the end marker) | CC CC … (int3 to the end); an
+//                instruction may straddle the two pages, or run off the end of the second
 //   0x2000_0000  scratch, two pages (memory operands, string ops; an access may straddle)
 //   0x2000_2000  private stack page, RSP starts at 0x2000_2800
 //   0x2000_3000  nothing mapped: the deliberate #PF target
@@ -11,7 +12,7 @@
 //                as a prefix on instructions without a memory operand)
 
 export const CODE_BASE = 0x1000_0000;
-export const CODE_SIZE = 0x1000;
+export const CODE_SIZE = 0x2000;
 export const DATA_BASE = 0x2000_0000;
 export const SCRATCH_SIZE = 0x2000;
 export const STACK_BASE = DATA_BASE + SCRATCH_SIZE;

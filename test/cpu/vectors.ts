@@ -141,6 +141,9 @@ export const VECTORS: Vector[] = [
   { name: 'RFLAGS.AC at CPL 3 (CR0.AM as Linux sets it): misaligned load, #AC', asm: 'mov eax, [rbx]', gpr: { rbx: X(S + 0x101) }, flags: 1 << 18, expect: { vector: 17, same: ['rax'] } },
   { name: 'RFLAGS.AC: an aligned load is fine', asm: 'mov eax, [rbx]', gpr: { rbx: X(S + 0x104), rax: X(-1) }, flags: 1 << 18, expect: { gpr: { rax: BigInt(pattern(0x104, 4).reduce((a, b, i) => a + b * 256 ** i, 0)) } } },
   { name: 'RFLAGS.AC: a push onto a misaligned RSP, #AC', asm: 'push rax', gpr: { rsp: X(RSP0 - 4) }, flags: 1 << 18, expect: { vector: 17, same: ['rsp'] } },
+  { name: 'load across the top of the lower canonical half: #GP before the #PF of its first page', asm: 'mov rax, [rbx]', gpr: { rbx: 0x7fff_ffff_fffcn }, expect: { vector: 13 } },
+  { name: 'the same with an RBP base: #SS', asm: 'mov rax, [rbp]', gpr: { rbp: 0x7fff_ffff_fffcn }, expect: { vector: 12 } },
+  { name: 'RFLAGS.AC and a misaligned non-canonical load: #GP before #AC', asm: 'mov rax, [rbx]', gpr: { rbx: 0x8000_0000_0e77n }, flags: 1 << 18, expect: { vector: 13 } },
   { name: 'read-modify-write on an unmapped page: #PF (error code W|U)', asm: 'add [rbx], eax', gpr: { rbx: X(DATA_BASE + DATA_SIZE + 0x10) }, expect: { vector: 14 } },
   { name: 'CMPXCHG16B on an unmapped page: #PF (error code W|U)', asm: 'cmpxchg16b [rbx]', gpr: { rbx: X(DATA_BASE + DATA_SIZE + 0x10) }, expect: { vector: 14 } },
 ];

@@ -258,6 +258,17 @@ function overlapEntry(g: Gen): void {
   g.U |= ARITH; // the second pass ran other flag writers: compare nothing until redefined
 }
 
+/** Once per case: JMP to just before the second code page, where an instruction straddles the two pages. */
+function straddle(g: Gen): void {
+  if (g.inBlock || g.bytes.length > 0x1000 - 64) return;
+  const k = 1 + g.below(6); // bytes of the next instruction left on the first page
+  g.emit({ opcode: [0xe9], size: 8, defaultSize64: true, imm: { value: 0n, bytes: 4 } }, 'jmp rel32');
+  patch(g, g.bytes.length - 4, 4, 0x1000 - k - g.bytes.length);
+  while (g.bytes.length < 0x1000 - k) g.bytes.push(0xcc);
+  const r = g.freeReg(8);
+  g.emit({ opcode: [0xb8], size: 8, opreg: r, imm: { value: g.u64(), bytes: 8 } }, 'mov r,imm/64 across pages');
+}
+
 function flagOps(g: Gen): void {
   switch (g.below(8)) {
     case 0: g.emit({ opcode: [0xf8], size: 4 }, 'clc', { writes: CF }); break;
@@ -315,7 +326,7 @@ const PRIV_BYTES = [[0xf4], [0xfa], [0xfb], [0xe4, 0x80], [0xe5, 0x70], [0xe6, 0
 
 /** Terminal cases: the snippet ends in a fault the interpreter must raise with the same vector. */
 function terminal(g: Gen): void {
-  switch (g.below(14)) {
+  switch (g.below(15)) {
     case 0: case 1: g.raw(g.pick(UD_BYTES), '#UD'); break;
     case 2: case 3: g.raw(g.pick(PRIV_BYTES), '#GP privileged'); break;
     case 4: { // memory operands into mapped/unmapped territory: #PF (cr2) or straddling the end
@@ -369,6 +380,12 @@ function terminal(g: Gen): void {
       g.emit({ opcode: [0x50], size: 8, defaultSize64: true, opreg: g.anyReg(8) }, '#PF push');
       break;
     }
+    case 14: { // a load straddling the top of the lower canonical half: #PF or #GP, which first?
+      const size = g.pick([2, 4, 8] as const), tr = g.freeReg(8);
+      g.setReg(tr.n, 0x0000_8000_0000_0000n - BigInt(1 + g.below(size - 1)));
+      g.emit({ opcode: [0x8b], size, reg: g.freeReg(size), rm: { kind: 'mem', size, base: tr.n, scale: 1, disp: 0, dispBytes: 0 } }, '#GP/#PF load across the canonical boundary');
+      break;
+    }
     case 12: { // JMP/CALL to a non-canonical address: #GP(0) on the branch itself
       const tr = g.freeReg(8);
       g.setReg(tr.n, g.pick([0x8000_0000_0000_0000n, 0x0000_8000_0000_0000n, 0xffff_7fff_ffff_f000n]));
@@ -410,6 +427,7 @@ export const FLOW_FORMS: Form[] = [
   { name: 'bulkString', weight: 1, gen: bulkString },
   { name: 'selfModify', weight: 1, gen: selfModify },
   { name: 'overlapEntry', weight: 1, gen: overlapEntry },
+  { name: 'straddle', weight: 1, gen: straddle },
   { name: 'nops', weight: 2, gen: nops },
 ];
 export const TERMINAL: Form = { name: 'terminal', weight: 0, gen: terminal };
