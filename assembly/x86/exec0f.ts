@@ -44,7 +44,8 @@ export function exec0F(c: Cpu, x: X86, d: Insn): void {
   }
   switch (b) {
     case 0x0B: ud(x); return; // UD2
-    case 0x0D: case 0x18: case 0x19: case 0x1A: case 0x1B: case 0x1C: case 0x1D: case 0x1E:
+    case 0x0D: if (d.mem == 0) { ud(x); return; } return; // PREFETCH/PREFETCHW m8: a register operand is #UD
+    case 0x18: case 0x19: case 0x1A: case 0x1B: case 0x1C: case 0x1D: case 0x1E:
     case 0x1F:
       return; // prefetch and hint NOPs (F3 0F 1E FA = ENDBR64)
     case 0xA0: case 0xA8: { // PUSH FS / GS
