@@ -299,7 +299,7 @@ function nops(g: Gen): void {
     case 0: g.raw(g.pick([[0x90], [0x66, 0x90], [0xf3, 0x90], [0xf3, 0x0f, 0x1e, 0xfa]]), 'nop/pause/endbr64'); break;
     case 1: case 2: g.emit({ opcode: [0x0f, 0x1f], size: g.pick(VSIZES), reg: 0, rm: g.chance(0.5) ? g.mem(4) : g.anyReg(4) }, 'nop Ev'); break;
     case 3: g.emit({ opcode: [0x0f, 0x18], size: 4, reg: g.below(4), rm: g.mem(1) }, 'prefetch'); break;
-    case 4: g.emit({ opcode: [0x0f, 0x0d], size: 4, reg: 1, rm: g.mem(1) }, 'prefetchw'); break;
+    case 4: g.emit({ opcode: [0x0f, 0x0d], size: 4, reg: g.below(3), rm: g.mem(1) }, 'prefetchw'); break;
     case 5: g.raw(g.pick([[0x0f, 0xae, 0xe8], [0x0f, 0xae, 0xf0], [0x0f, 0xae, 0xf8]]), 'lfence/mfence/sfence'); break;
     case 6: g.emit({ opcode: [0x0f, 0xae], size: 4, reg: 7, rm: g.mem(1) }, 'clflush'); break;
     case 7: { // a REX before a legacy prefix is ignored: 48 66 01 C0 is add ax, ax
