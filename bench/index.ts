@@ -109,9 +109,9 @@ async function main(): Promise<void> {
   out.pagesHashedPerSec = rate(() => { ops4k.hash(hfns); return hfns.length; });
   out.pagesComparedPerSec = rate(() => { ops4k.equal(hfns, twins); return hfns.length; });
   // The CPU loops of bench/cpu-loops.ts: the interpreter, and the same bytes natively on the host.
-  const interp = await interpreterLoopRates();
+  const interp = await interpreterLoopRates(REPS);
   for (const r of interp) out[`interp.${r.name}.instructionsPerSec`] = r.instructionsPerSec;
-  const native = nativeLoopRates();
+  const native = nativeLoopRates(REPS);
   if (native.rates) {
     for (const r of native.rates) out[`native.${r.name}.instructionsPerSec`] = r.instructionsPerSec;
     for (const r of interp) out[`interp.${r.name}.overNative`] = r.instructionsPerSec / native.rates.find((n) => n.name === r.name)!.instructionsPerSec;
