@@ -157,8 +157,8 @@ function group7(c: Cpu, x: X86, d: Insn): void {
   let e = d.reg & 7;
   if (d.mem == 0) {
     let m = d.modrm;
-    if (m == 0xCA || m == 0xCB) { // CLAC / STAC
-      if (!cpl0(c, x)) return;
+    if (m == 0xCA || m == 0xCB) { // CLAC / STAC: #UD (not #GP) at CPL > 0
+      if (c.cpl != 0) { ud(x); return; }
       materialize(c, x);
       if (m == 0xCA) c.rflags &= ~(<u64>1 << 18); else c.rflags |= <u64>1 << 18;
       refresh(c);

@@ -10,15 +10,15 @@
 //   shadow #PF, EPT violation/misconfiguration, MMIO → exit to the host.
 // Accesses crossing a page translate both pages before a byte moves.
 
-import { ACC_FETCH, ACC_IMPLICIT, ACC_USER, ACC_WRITE, XLATE_OK, XLATE_PF, XLATE_GP,
+import { ACC_FETCH, ACC_IMPLICIT, ACC_USER, ACC_WRITE, XLATE_OK, XLATE_PF, XLATE_GP, CR0_AM,
   XLATE_EPT_VIOLATION, XLATE_EPT_MISCONFIG } from "../entry";
 import { physInRange, physPtr } from "../mem";
-import { Cpu, tlbOf, T_D4K, T_I4K, MODE_SHADOW } from "../cpu";
+import { Cpu, tlbOf, T_D4K, T_I4K, MODE_SHADOW, canonical } from "../cpu";
 import { translate, rightsFault } from "../walk";
 import { probe, microSlot, A_V, A_D, A_PKEY_SHIFT, A_PCID_SHIFT, A_EPT_NOX } from "../tlb";
 import { bump, C_SPLIT, C_MMIO } from "../counters";
 import {
-  X86, raise, exitTo, V_PF, V_GP, V_SS, XEXIT_PF, XEXIT_MMIO, XEXIT_EPT_VIOLATION,
+  X86, raise, exitTo, V_PF, V_GP, V_SS, V_AC, XEXIT_PF, XEXIT_MMIO, XEXIT_EPT_VIOLATION,
   XEXIT_EPT_MISCONFIG, STOP_NONE,
 } from "./state";
 
@@ -119,7 +119,26 @@ function xlate(c: Cpu, x: X86, va: u64, acc: u32, len: u32): u64 {
   return rdSlow(c, x, va, size, acc);
 }
 
+// #AC(0): a misaligned explicit data access at CPL 3 with CR0.AM and RFLAGS.AC (the fast
+// path is off meanwhile, see refresh in cpu.ts). A non-canonical address takes #GP/#SS
+// first; #AC comes before #PF (as measured on hardware).
+@inline function misaligned(c: Cpu, x: X86, va: u64, size: u32, acc: u32): bool {
+  if ((va & <u64>(size - 1)) == 0 || c.ac == 0 || c.cpl != 3 || (c.cr0 & CR0_AM) == 0 || (acc & ACC_IMPLICIT) != 0) return false;
+  if (!canonical(c, va)) return false;
+  raise(x, V_AC, true, 0);
+  return true;
+}
+
+// An access crossing into a non-canonical page is #GP (#SS for the stack) before any #PF
+// on its first page: the processor checks the whole access's address first.
+function tailNonCanonical(c: Cpu, x: X86, va: u64, acc: u32): bool {
+  if (canonical(c, (va | 0xFFF) + 1)) return false;
+  xlateFailed(c, x, XLATE_GP, va, acc);
+  return true;
+}
+
 export function rdSlow(c: Cpu, x: X86, va: u64, size: u32, acc: u32): u64 {
+  if (misaligned(c, x, va, size, acc)) return 0;
   x.exitSize = size;
   let off = <u32>(va & 0xFFF);
   if (off + size <= 4096) {
@@ -129,6 +148,7 @@ export function rdSlow(c: Cpu, x: X86, va: u64, size: u32, acc: u32): u64 {
     return loadN(physPtr(pa), size);
   }
   bump(c.counters, C_SPLIT);
+  if (tailNonCanonical(c, x, va, acc)) return 0;
   let n1: u32 = 4096 - off;
   let pa1 = xlate(c, x, va, acc, n1);
   if (x.stop != STOP_NONE) return 0;
@@ -158,6 +178,7 @@ export function rdSlow(c: Cpu, x: X86, va: u64, size: u32, acc: u32): u64 {
 }
 
 export function wrSlow(c: Cpu, x: X86, va: u64, size: u32, v: u64, acc: u32): void {
+  if (misaligned(c, x, va, size, acc)) return;
   acc |= ACC_WRITE;
   x.exitSize = size;
   x.exitValue = v;
@@ -170,6 +191,7 @@ export function wrSlow(c: Cpu, x: X86, va: u64, size: u32, v: u64, acc: u32): vo
     return;
   }
   bump(c.counters, C_SPLIT);
+  if (tailNonCanonical(c, x, va, acc)) return;
   let n1: u32 = 4096 - off;
   let pa1 = xlate(c, x, va, acc, n1);
   if (x.stop != STOP_NONE) return;
@@ -188,6 +210,7 @@ export function probeWrite(c: Cpu, x: X86, va: u64, len: u32, acc: u32): bool {
   let end = va + <u64>len - 1;
   let s = microSlot(c.micro, va >> 12);
   if (c.micro != 0 && (va >> 12) == (end >> 12) && load<u64>(s, 8) == (va >> 12) && (acc & ACC_IMPLICIT) == 0) return true;
+  if ((end >> 12) != (va >> 12) && tailNonCanonical(c, x, va, acc)) return false;
   xlate(c, x, va, acc | ACC_WRITE, 1);
   if (x.stop != STOP_NONE) return false;
   if ((end >> 12) != (va >> 12)) {
@@ -199,6 +222,7 @@ export function probeWrite(c: Cpu, x: X86, va: u64, len: u32, acc: u32): bool {
 
 // Checks that [va, va+len) can be read.
 export function probeRead(c: Cpu, x: X86, va: u64, len: u32, acc: u32): bool {
+  if (((va + <u64>len - 1) >> 12) != (va >> 12) && tailNonCanonical(c, x, va, acc)) return false;
   xlate(c, x, va, acc, 1);
   if (x.stop != STOP_NONE) return false;
   let end = va + <u64>len - 1;
