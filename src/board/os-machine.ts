@@ -85,6 +85,8 @@ export interface OsMachineOptions {
   hz?: number;
   /** Instructions per vcpu.run call (default 1e6). */
   slice?: number;
+  /** false: no balloon backdoor on port 0x5670 (an IN there floats high, as on a PC without it). */
+  balloon?: boolean;
   /** Balloon capabilities the host offers (default everything Linux asks for, 0x3E). */
   balloonCapabilities?: number;
   /** Builds the GuestCpu for the VM's vCPU 0 (the interpreting CPU; tests may script one). */
@@ -182,7 +184,7 @@ export class OsMachine implements Runnable {
   }
 
   private io(x: Extract<CpuExit, { reason: 'IO' }>): void {
-    if (this.backdoor.claims(x)) {
+    if (this.o.balloon !== false && this.backdoor.claims(x)) {
       const out = this.backdoor.handle(x, this.cpu.gprs());
       if (x.direction === 'in') this.cpu.setIoData(out.rax ?? (1n << BigInt(8 * x.size)) - 1n);
       const { rax: _status, ...rest } = out;

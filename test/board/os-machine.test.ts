@@ -116,3 +116,26 @@ describe('OsMachine run loop', () => {
     expect(hv.list()).toEqual([]);
   });
 });
+
+describe('OsMachine as a scheduler Runnable', () => {
+  it('runs in slices on the virtual clock until it powers off, then idles', async () => {
+    const { Scheduler } = await import('../../src/hypervisor/scheduler.js');
+    const script: Step[] = Array.from({ length: 5 }, () => ({ reason: 'BUDGET' as const, instr: 1_000_000 }));
+    const { m } = await board([...script, outb(0xf4, 0)]);
+    const s = new Scheduler({ hz: 1e9, slice: 1_000_000 });
+    s.add(m);
+    s.runFor(0.1);
+    expect(m.stopped).toMatchObject({ stop: 'power-off', status: 0 });
+    expect(m.step(1000)).toBe(0);
+    expect(s.usage(m)).toBe(5_000_010);
+  });
+
+  it('without the balloon device the backdoor port floats high', async () => {
+    const cpu = new ScriptedCpu([inb(0x5670, 4, { rax: 0x456c6d6fn }), outb(0xf4, 0)]);
+    const hv = await Hypervisor.create({ hostMemoryBytes: 64 * 2 ** 20 });
+    const m = new OsMachine({ hv, kernel: kernelImage().elf, memoryBytes: 16 * 2 ** 20, mode: 'nested', balloon: false, cpu: () => cpu });
+    m.run();
+    expect(cpu.ioData).toEqual([0xffff_ffffn]);
+    expect(m.backdoor.calls).toBe(0);
+  });
+});
