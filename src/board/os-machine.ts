@@ -153,13 +153,16 @@ export class OsMachine implements Runnable {
   /** The run's outcome once it stopped (power-off, triple fault, ...), else null. */
   get stopped(): OsRunResult | null { return this.result; }
 
-  /** Runs until the guest stops or the budget ends (a timeout). */
+  /**
+   * Runs until the guest stops or the budget ends (a timeout: the budget counts from boot,
+   * and a later run with a larger one continues the guest).
+   */
   run(budget: Budget = {}): OsRunResult {
     const maxI = budget.instructions ?? Infinity;
     const maxTsc = budget.seconds === undefined ? Infinity : budget.seconds * this.hz;
     while (!this.result) {
       const left = maxI - this.cpu.instructions();
-      if (left <= 0 || Number(this.cpu.tsc()) >= maxTsc) return this.finish('timeout');
+      if (left <= 0 || Number(this.cpu.tsc()) >= maxTsc) return this.outcome('timeout');
       this.step1(Math.min(left, this.o.slice ?? 1e6), maxTsc);
     }
     return this.result;
@@ -226,14 +229,19 @@ export class OsMachine implements Runnable {
     this.cpu.injectInterrupt(v);
   }
 
+  /** A final stop: the guest runs no more. */
   private finish(stop: StopReason, message?: string): OsRunResult {
+    this.result = this.outcome(stop, message);
+    return this.result;
+  }
+
+  private outcome(stop: StopReason, message?: string): OsRunResult {
     const p = this.power.state;
-    this.result = {
+    return {
       stop, status: p?.status ?? null, powerOff: p, instructions: this.cpu.instructions(), seconds: this.seconds,
       ...(stop === 'triple-fault' || stop === 'error' ? { dump: this.cpu.dump() } : {}),
       ...(message ? { message } : {}),
     };
-    return this.result;
   }
 
   /** Counters for the report: the vCPU's, exits by reason, balloon and device figures. */

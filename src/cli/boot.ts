@@ -23,6 +23,10 @@ const UNITS: Record<string, number> = { '': 1, b: 1, kib: 2 ** 10, k: 2 ** 10, m
 
 export interface BootCliOptions {
   mode?: string; memory?: string; cmdline?: string; out?: string; timeout?: string; quiet?: boolean;
+  /** Host balloon target from the start (a size, e.g. 16MiB). */
+  balloonTarget?: string;
+  /** Bytes queued on the UART's input (a shell script; "\n" separates lines). */
+  input?: string;
 }
 
 /** "64MiB", "1GiB", "65536" → bytes (a multiple of 4 KiB). */
@@ -70,6 +74,8 @@ export async function bootCommand(kernelArg: string | undefined, o: BootCliOptio
     load: { cmdline: o.cmdline ?? '', path: '/boot/' + basename(path) },
     console: (b) => process.stdout.write(Uint8Array.of(b)),
   });
+  if (o.balloonTarget) m.balloon.setTarget(parseMemory(o.balloonTarget) / 4096);
+  if (o.input) m.uart.pushInput(o.input.replace(/\\n/g, '\n'));
   const t0 = performance.now();
   const r = m.run(budget);
   const wall = (performance.now() - t0) / 1000;
