@@ -91,6 +91,8 @@ export interface OsMachineOptions {
   balloon?: boolean;
   /** Balloon capabilities the host offers (default everything Linux asks for, 0x3E). */
   balloonCapabilities?: number;
+  /** Report uses of stale translations (default on; costs some speed). */
+  coherenceChecker?: boolean;
   /** Builds the GuestCpu for the VM's vCPU 0 (the interpreting CPU; tests may script one). */
   cpu: (vm: Vm) => GuestCpu;
 }
@@ -109,6 +111,8 @@ export class OsMachine implements Runnable {
   readonly boot: BootInfo;
   readonly cpu: GuestCpu;
   readonly hz: number;
+  /** Whether the vCPU reports stale translation uses. */
+  readonly coherenceChecker: boolean;
   /** Exits by reason, counted by the board. */
   readonly exits: Record<string, number> = {};
   /** Guest touches of ballooned pages. */
@@ -120,7 +124,8 @@ export class OsMachine implements Runnable {
   constructor(private readonly o: OsMachineOptions) {
     this.name = o.load?.path ?? 'os';
     this.hz = o.hz ?? 2e9;
-    this.vm = o.hv.createVm({ memoryBytes: o.memoryBytes, mode: o.mode, cpu: { coherenceChecker: true } });
+    this.coherenceChecker = o.coherenceChecker ?? true;
+    this.vm = o.hv.createVm({ memoryBytes: o.memoryBytes, mode: o.mode, cpu: { coherenceChecker: this.coherenceChecker } });
     try {
       this.boot = loadKernel(this.vm, o.kernel, o.load);
     } catch (e) {
