@@ -66,6 +66,9 @@ export async function bootCommand(kernelArg: string | undefined, o: BootCliOptio
   if (!MODES.includes(mode)) throw new Error(`--mode ${o.mode}: expected one of ${MODES.join(', ')}`);
   const memoryBytes = parseMemory(o.memory ?? '64MiB');
   const budget = parseTimeout(o.timeout ?? '60s');
+  if (o.balloonTarget && mode === 'native') {
+    throw new Error('--balloon-target needs nested or shadow paging: a native guest addresses host memory directly, so nothing can take pages from it');
+  }
   const path = resolve(kernelArg ?? shippedKernel());
   let kernel: Uint8Array;
   try { kernel = new Uint8Array(readFileSync(path)); } catch (e) { throw new Error(`cannot read kernel ${path}: ${(e as Error).message}`); }
