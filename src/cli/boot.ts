@@ -25,6 +25,8 @@ export interface BootCliOptions {
   mode?: string; memory?: string; cmdline?: string; out?: string; timeout?: string; quiet?: boolean;
   /** Host balloon target from the start (a size, e.g. 16MiB). */
   balloonTarget?: string;
+  /** Instruction cap besides --timeout (default 2e9, a few minutes of wall time). */
+  maxInstructions?: string;
   /** false: no coherence checker (about twice as fast; stale uses are then not reported). */
   checker?: boolean;
   /** Bytes queued on the UART's input (a shell script; "\n" separates lines). */
@@ -65,7 +67,9 @@ export async function bootCommand(kernelArg: string | undefined, o: BootCliOptio
   const mode = (o.mode ?? 'nested') as VmMode;
   if (!MODES.includes(mode)) throw new Error(`--mode ${o.mode}: expected one of ${MODES.join(', ')}`);
   const memoryBytes = parseMemory(o.memory ?? '64MiB');
-  const budget = parseTimeout(o.timeout ?? '60s');
+  const cap = Number(o.maxInstructions ?? '2e9');
+  if (!(cap > 0) || !Number.isFinite(cap)) throw new Error(`--max-instructions ${o.maxInstructions}: expected a count such as 1e9`);
+  const budget = { instructions: Math.round(cap), ...parseTimeout(o.timeout ?? '60s') };
   if (o.balloonTarget && mode === 'native') {
     throw new Error('--balloon-target needs nested or shadow paging: a native guest addresses host memory directly, so nothing can take pages from it');
   }
