@@ -26,6 +26,7 @@ import {
 } from "./state";
 import { Insn, decode, effAddr } from "./decode";
 import { lookup, slotFor, commit, forget, initCache } from "./icache";
+import { classify, fastExec } from "./fast";
 import { fetchPage } from "./vmem";
 import { microSlot } from "../tlb";
 import { physBase } from "../mem";
@@ -169,6 +170,7 @@ function untilTimer(x: X86, a: Apic, left: u64): u64 {
   e = slotFor(pa);
   let d = changetype<Insn>(e);
   decode(c, x, d);
+  if (x.stop == STOP_NONE) d.fast = classify(d);
   if (x.stop == STOP_NONE && (rip & 0xFFF) + <u64>d.len <= 4096) commit(e, pa);
   else forget(e);
   return d;
@@ -188,8 +190,10 @@ function slice(c: Cpu, x: X86, chunk: u64): u64 {
     let d = fetchDecoded(c, x);
     if (x.stop == STOP_NONE) {
       x.nextRip = x.rip + <u64>d.len;
-      if (d.mem != 0) x.ea = effAddr(x, d);
-      exec(c, x, d);
+      if (d.fast == 0 || !fastExec(c, x, d)) {
+        if (d.mem != 0) x.ea = effAddr(x, d);
+        exec(c, x, d);
+      }
     }
     if (x.stop != STOP_NONE) {
       let isIo = x.stop == STOP_EXIT && c.exitReason == XEXIT_IO && x.exitWrite != 0;
