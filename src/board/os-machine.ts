@@ -15,6 +15,7 @@
 import type { Hypervisor } from '../hypervisor/hypervisor.js';
 import type { Vm } from '../hypervisor/vm.js';
 import type { VmMode } from '../hypervisor/types.js';
+import type { CpuOptions } from '../core/cpu.js';
 import type { Runnable, Scheduler } from '../hypervisor/scheduler.js';
 import { PortBus } from '../devices/bus.js';
 import { Uart16550, COM1, UART_PORTS } from '../devices/uart.js';
@@ -93,6 +94,10 @@ export interface OsMachineOptions {
   balloon?: boolean;
   /** Balloon capabilities the host offers (default everything Linux asks for, 0x3E). */
   balloonCapabilities?: number;
+  /** TLB geometry, latencies, MAXPHYADDR of the vCPU (the coherence checker is set below). */
+  cpuOptions?: Omit<CpuOptions, 'coherenceChecker'>;
+  /** EPT accessed/dirty flags (nested; default on). */
+  eptAd?: boolean;
   /** Report uses of stale translations (default on; costs some speed). */
   coherenceChecker?: boolean;
   /** Builds the GuestCpu for the VM's vCPU 0 (the interpreting CPU; tests may script one). */
@@ -130,7 +135,8 @@ export class OsMachine implements Runnable {
     this.name = o.load?.path ?? 'os';
     this.hz = o.hz ?? 2e9;
     this.coherenceChecker = o.coherenceChecker ?? true;
-    this.vm = o.hv.createVm({ memoryBytes: o.memoryBytes, mode: o.mode, cpu: { coherenceChecker: this.coherenceChecker } });
+    this.vm = o.hv.createVm({ memoryBytes: o.memoryBytes, mode: o.mode, eptAd: o.eptAd,
+      cpu: { ...o.cpuOptions, coherenceChecker: this.coherenceChecker } });
     try {
       this.boot = loadKernel(this.vm, o.kernel, o.load);
     } catch (e) {
