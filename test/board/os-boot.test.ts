@@ -69,6 +69,20 @@ describe.skipIf(!hasGcc)('booting a hand-written kernel (skipped without gcc)', 
     expect(m.counters().exit_SHUTDOWN).toBe(1);
   });
 
+  it.each(['nested', 'shadow'] as const)('the balloon over inl under %s paging: 2 MiB lock, a touched ballooned page pops it and forces a reset', async (mode) => {
+    const hv = await Hypervisor.create({ hostMemoryBytes: 96 * 2 ** 20 });
+    const m = new OsMachine({ hv, kernel: buildKernel(join(FIX, 'balloon.S'), true), memoryBytes: 32 * 2 ** 20, mode, cpu: interpretingCpu });
+    m.balloon.setTarget(512);
+    const r = m.run({ instructions: 1e6 });
+    expect(r).toMatchObject({ stop: 'power-off', status: 0 });
+    expect(m.uart.text()).toBe('locked\nreset\n');
+    expect(m.balloonTouches).toBe(1);
+    expect(m.balloon.violations.map((v) => [v.kind, v.gpa])).toEqual([['touched-ballooned', 0x40_0000n]]);
+    expect(m.balloonStats.snapshot()).toMatchObject({ inflated: 512, popped: 512, size: 0, violations: 1 });
+    expect(m.balloon.protocolState).toBe('reset-pending');
+    expect(m.backdoor.calls).toBe(5);
+  });
+
   it('a timeout stops a kernel that spins', async () => {
     const hv = await Hypervisor.create({ hostMemoryBytes: 96 * 2 ** 20 });
     const m = new OsMachine({ hv, kernel: elf, memoryBytes: 32 * 2 ** 20, mode: 'nested', cpu: interpretingCpu });
