@@ -290,6 +290,9 @@ export class OsMachine implements Runnable {
     };
   }
 
+  /** Host frames the VM holds now (its own, not shared ones). */
+  get hostFrames(): number { return this.o.hv.frames.usedBy(this.vm.id); }
+
   /** Counters for the report: the vCPU's, exits by reason, balloon and device figures. */
   counters(): Record<string, number> {
     const c: Record<string, number> = { ...this.cpu.counters() };

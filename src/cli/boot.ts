@@ -86,16 +86,42 @@ export async function bootCommand(kernelArg: string | undefined, o: BootCliOptio
   if (o.balloonTarget) m.balloon.setTarget(parseMemory(o.balloonTarget) / 4096);
   if (o.input) m.uart.pushInput(o.input.replace(/\\n/g, '\n'));
   const t0 = performance.now();
-  const r = m.run(budget);
+  const { result: r, timeline } = runSampled(m, budget);
   const wall = (performance.now() - t0) / 1000;
   if (!o.quiet) printSummary(m, r, wall);
   if (o.out) {
-    const w = await writeReport(o.out, bootResult(m, r, { kernel: path, mode, memoryBytes, cmdline: o.cmdline ?? '', wall }));
+    const w = await writeReport(o.out, bootResult(m, r, { kernel: path, mode, memoryBytes, cmdline: o.cmdline ?? '', wall }, timeline));
     if (!o.quiet) console.log(`wrote ${w.index}`);
   }
   if (r.stop === 'power-off') process.exitCode = r.status ?? 0;
   else process.exitCode = r.stop === 'timeout' ? 124 : 1;
   return r;
+}
+
+const MiB = 2 ** 20;
+/** Virtual seconds between timeline samples. */
+export const SAMPLE_SECONDS = 0.01;
+
+/** Runs the guest to its end, sampling balloon, memory and progress every SAMPLE_SECONDS of virtual time. */
+export function runSampled(m: OsMachine, budget: Budget): { result: OsRunResult; timeline: Row[] } {
+  const timeline: Row[] = [];
+  const end = budget.seconds ?? Infinity;
+  let r: OsRunResult;
+  for (let t = SAMPLE_SECONDS; ; t += SAMPLE_SECONDS) {
+    r = m.run({ instructions: budget.instructions, seconds: Math.min(t, end) });
+    timeline.push(sample(m, r));
+    if (r.stop !== 'timeout' || t >= end || (budget.instructions !== undefined && r.instructions >= budget.instructions)) break;
+  }
+  return { result: r, timeline };
+}
+
+function sample(m: OsMachine, r: OsRunResult): Row {
+  const c = m.counters();
+  return {
+    seconds: Number(r.seconds.toFixed(6)), instructions: r.instructions,
+    balloonMiB: m.balloon.size * 4096 / MiB, targetMiB: m.balloon.target * 4096 / MiB,
+    hostMiB: Number((m.hostFrames * 4096 / MiB).toFixed(3)), vmExits: c.vmExits ?? 0, walks: c.walks ?? 0,
+  };
 }
 
 function printSummary(m: OsMachine, r: OsRunResult, wall: number): void {
@@ -133,7 +159,8 @@ export function describeStop(r: OsRunResult): string {
 }
 
 /** The run as an ExperimentResult for the report writer. */
-export function bootResult(m: OsMachine, r: OsRunResult, a: { kernel: string; mode: string; memoryBytes: number; cmdline: string; wall: number }): ExperimentResult {
+export function bootResult(m: OsMachine, r: OsRunResult, a: { kernel: string; mode: string; memoryBytes: number; cmdline: string; wall: number },
+  timeline: Row[] = []): ExperimentResult {
   const c = m.counters();
   const exits: Row[] = Object.entries(m.exits).map(([reason, count]) => ({ reason, count }));
   const b = m.balloonStats.snapshot();
@@ -148,15 +175,25 @@ export function bootResult(m: OsMachine, r: OsRunResult, a: { kernel: string; mo
       ...Object.fromEntries(Object.entries(c).filter(([, v]) => Number.isFinite(v))),
     },
     series: {
-      exits, counters: Object.entries(c).filter(([, v]) => Number.isFinite(v)).map(([counter, value]) => ({ counter, value })),
+      exits, ...(timeline.length ? { timeline } : {}), counters: Object.entries(c).filter(([, v]) => Number.isFinite(v)).map(([counter, value]) => ({ counter, value })),
       balloon: [{ target: b.target, size: b.size, inflated: b.inflated, deflated: b.deflated, refused: b.refused,
         violations: b.violations, resets: b.resets, commands: b.commands }],
       ...(r.dump ? { dump: Object.entries(r.dump).map(([register, value]) => ({ register, value })) } : {}),
     },
-    plots: exits.length ? [{
-      id: 'exits', title: 'VM exits by reason',
-      vegaLite: { data: { name: 'exits' }, mark: 'bar', encoding: { x: { field: 'reason', type: 'nominal' }, y: { field: 'count', type: 'quantitative' } } },
-    }] : [],
+    plots: [
+      ...(exits.length ? [{
+        id: 'exits', title: 'VM exits by reason',
+        vegaLite: { data: { name: 'exits' }, mark: 'bar', encoding: { x: { field: 'reason', type: 'nominal' }, y: { field: 'count', type: 'quantitative' } } },
+      }] : []),
+      ...(timeline.length > 1 ? [{
+        id: 'balloon', title: 'Balloon size and target, host memory the guest holds (MiB), over virtual time',
+        vegaLite: {
+          data: { name: 'timeline' }, transform: [{ fold: ['balloonMiB', 'targetMiB', 'hostMiB'], as: ['series', 'MiB'] }],
+          mark: 'line', encoding: { x: { field: 'seconds', type: 'quantitative', title: 'virtual seconds' },
+            y: { field: 'MiB', type: 'quantitative' }, color: { field: 'series', type: 'nominal' } },
+        },
+      }] : []),
+    ],
     notes: [`command line: ${JSON.stringify(a.cmdline)}`, 'console output:', ...console.split('\n').slice(0, 400)],
     config: { kernel: a.kernel, mode: a.mode, memoryBytes: a.memoryBytes, cmdline: a.cmdline },
   };

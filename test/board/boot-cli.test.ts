@@ -4,7 +4,7 @@ import { describe, it, expect } from 'vitest';
 import { mkdtempSync, writeFileSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseMemory, parseTimeout, shippedKernel, bootResult } from '../../src/cli/boot.js';
+import { parseMemory, parseTimeout, shippedKernel, bootResult, runSampled } from '../../src/cli/boot.js';
 import { validateResult } from '../../src/report/result.js';
 import { renderReport } from '../../src/report/write.js';
 import { Hypervisor } from '../../src/hypervisor/index.js';
@@ -57,8 +57,10 @@ describe('the boot report', () => {
       advanceTo() {}, nextTimer: () => null, dump: () => ({}), counters: () => ({ instructions: n, tlbMisses: 3 }),
     };
     const m = new OsMachine({ hv, kernel: kernelImage().elf, memoryBytes: 16 * 2 ** 20, mode: 'shadow', cpu: () => cpu });
-    const r = m.run();
-    const res = bootResult(m, r, { kernel: '/x/kernel.elf', mode: 'shadow', memoryBytes: 16 * 2 ** 20, cmdline: 'a b', wall: 0.5 });
+    const { result: r, timeline } = runSampled(m, { instructions: 1e6 });
+    expect(timeline.length).toBeGreaterThan(0);
+    expect(timeline.at(-1)).toMatchObject({ instructions: 300, balloonMiB: 0 });
+    const res = bootResult(m, r, { kernel: '/x/kernel.elf', mode: 'shadow', memoryBytes: 16 * 2 ** 20, cmdline: 'a b', wall: 0.5 }, timeline);
     expect(() => validateResult(res)).not.toThrow();
     expect(res.summary).toMatchObject({ stop: 'power-off', status: 0, instructions: 300, tlbMisses: 3, exit_IO: 3, consoleBytes: 2 });
     expect(res.series.exits).toEqual([{ reason: 'IO', count: 3 }]);
