@@ -101,6 +101,7 @@ async function main(): Promise<void> {
     out[`random64MiB${levels}LevelWalksPer1000`] = (1000 * c.walks) / c.accesses;
   }
   Object.assign(out, await virtBench(rate));
+  // Guest machine code on the interpreter, beside the same loops on the host CPU.
 
   // Page sharing's scanner: batched xxHash64 over 4 KiB frames and full compares (Wasm).
   const ops4k = new FrameOps(m.core, Number(m.memory.size / 4096), 1024);
