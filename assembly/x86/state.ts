@@ -158,6 +158,7 @@ export const F_WRITABLE: u64 = F_ARITH | F_TF | F_IF | F_DF | F_IOPL | F_NT | F_
   evExt: u32;
   evCr2: u64;
   evIsPf: u32;
+  shutdownPending: u32; // a host-injected fault escalated to a triple fault
   exitRec: usize;     // EXIT_REC_COUNT u64 describing the last exit (run.ts)
   // counts not yet added to the Cpu counters (flushed at the end of a run)
   nInsns: u64;
