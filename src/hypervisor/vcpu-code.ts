@@ -41,7 +41,10 @@ export function runCode(v: Vcpu, opts: CodeRunOptions = {}): CodeExit {
   if (v.vm.isDestroyed) throw new Error(`VM ${v.vm.id} was destroyed: its vCPUs cannot run`);
   let left = opts.maxInstructions ?? 10_000_000;
   let total = 0, stuck = 0;
-  if (v.shadow) v.cpu.setShadowGuestCr3(v.shadow.guestRegisters().cr3);
+  if (v.shadow) {
+    v.cpu.setShadowGuestCr3(v.shadow.guestRegisters().cr3);
+    v.cpu.setShadowGuestCr0(v.shadow.guestRegisters().cr0);
+  }
   for (;;) {
     const x = v.cpu.run({ maxInstructions: left });
     left -= x.instructions;
@@ -98,6 +101,15 @@ function handle(v: Vcpu, x: CpuExit): boolean | CpuExit {
       if (!v.shadow) return false;
       shadowWork(v, () => v.shadow!.handle({ reason: 'CR3', index: 0, value: x.value }, undefined as never));
       v.cpu.setShadowGuestCr3(x.value);
+      return true;
+    }
+    case 'CR_WRITE': {
+      if (!v.shadow) return false;
+      // Shadow entries encode rights under the guest's CR0.WP, CR4 and EFER.NXE: the
+      // shadow MMU reloads them (and rebuilds its tables when they change).
+      shadowWork(v, () => v.shadow!.setGuestRegisters({ [x.register]: x.value }));
+      v.cpu.setShadowGuestCr0(v.shadow.guestRegisters().cr0);
+      charge(v, costs.cr3Emulation);
       return true;
     }
     case 'INVLPG': {
