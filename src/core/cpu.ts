@@ -5,7 +5,7 @@ import type { PageSize } from './bits.js';
 import { AccessBatch } from './batch.js';
 import { hex } from './addr.js';
 import {
-  type X86Registers, type CpuExit, type RunOptions, SHARED_KEYS, readRegs, writeRegs, readExit, isX86Register,
+  type X86Registers, type CpuExit, type RunOptions, SHARED_KEYS, readRegs, writeRegs, readExit, isX86Register, layoutOf,
   DEFAULT_MAX_INSTRUCTIONS,
 } from './x86.js';
 
@@ -186,8 +186,8 @@ export class Cpu {
 
   getRegisters(): { cr0: bigint; cr3: bigint; cr4: bigint; efer: bigint; rflags: bigint; pkru: number; cpl: number } & X86Registers {
     const g = (i: number) => BigInt.asUintN(64, this.core.cpuGetReg(this.ptr, i));
-    this.x86();
-    const x = readRegs(this.core, this.ptr);
+    // Without interpreter state (a batch-engine vCPU) the interpreter's registers read 0.
+    const x = this.x86Ready ? readRegs(this.core, this.ptr) : Object.fromEntries(layoutOf(this.core).regNames.map((n) => [n, 0n]));
     for (const k of SHARED_KEYS) delete x[k];
     return { ...(x as unknown as X86Registers), cr0: g(0), cr3: g(1), cr4: g(2), efer: g(3), rflags: g(4) | 2n,
       pkru: Number(g(5)), cpl: Number(g(6)) };
