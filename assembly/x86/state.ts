@@ -140,6 +140,12 @@ export const F_WRITABLE: u64 = F_ARITH | F_TF | F_IF | F_DF | F_IOPL | F_NT | F_
   exitWrite: u32;
   exitValue: u64;
   exitLen: u32;       // length of the instruction that exited (MMIO)
+  // MMIO completion: the host answers the last MMIO exit (completeMmio); the instruction
+  // runs again and its access to mmioPa takes mmioData (a read) or is skipped (a write)
+  mmioPa: u64;
+  mmioData: u64;
+  mmioReady: u32;
+  mmioHit: u32;
   // interrupt state
   intShadow: u32;     // STI / MOV SS shadow: 2 when set, 1 after that instruction, 0 after the next
   halted: u32;

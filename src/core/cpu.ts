@@ -217,6 +217,13 @@ export class Cpu {
   /** Data for the pending IN/INS (default all ones, as a floating bus reads). */
   setIoData(value: RegValue): void { this.x86(); this.core.x86SetIoData(this.ptr, BigInt.asUintN(64, BigInt(value))); }
 
+  /**
+   * Answers the last MMIO exit (native and nested paging): the next run executes the
+   * instruction again and its access to that address reads `value` (a read) or is
+   * skipped (a write the device model performed). Without it the instruction exits again.
+   */
+  completeMmio(value: RegValue = 0n): void { this.x86(); this.core.x86CompleteMmio(this.ptr, BigInt.asUintN(64, BigInt(value))); }
+
   /** Exception vectors (bit n = vector n) that exit (EXCEPTION) instead of being delivered. */
   setExceptionBitmap(bits: number): void {
     if (!Number.isInteger(bits) || bits < 0 || bits > 0xffff_ffff) throw new RangeError(`exception bitmap must be a u32, got ${bits}`);

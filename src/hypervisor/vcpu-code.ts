@@ -81,7 +81,8 @@ function handle(v: Vcpu, x: CpuExit): boolean | CpuExit {
     case 'EPT_VIOLATION': {
       const gpa = toGpa(x.gpa), q = x.qualification;
       if (!v.vm.contains(gpa)) { // outside the VM: MMIO, for the caller's device model
-        return { reason: 'MMIO', pa: gpa, size: 0, write: (q & EPT_QUAL.WRITE) !== 0, value: 0n, length: 0, instructions: 0 };
+        const write = (q & EPT_QUAL.WRITE) !== 0;
+        return { reason: 'MMIO', pa: gpa, size: x.size, write, value: write ? x.value : 0n, length: 0, instructions: 0 };
       }
       const gfn = gfnOf(gpa), w = v.vm.p2m.raw(gfn), write = (q & EPT_QUAL.WRITE) !== 0;
       if (isUnbacked(w)) {

@@ -128,3 +128,23 @@ describe.skipIf(!HAVE_AS)('the same guest code under native, nested and shadow p
     expect(runs[2].vcpu.exits.CR_WRITE).toBe(2);      // shadow: both MOV to CR0 go to the shadow MMU
   });
 });
+
+describe.skipIf(!HAVE_AS)('MMIO under nested paging', () => {
+  it('an access outside the VM is an MMIO exit; completeMmio answers it', async () => {
+    const hv = await Hypervisor.create({ hostMemoryBytes: 64 * MiB });
+    const vm = hv.createVm({ memoryBytes: 16 * MiB, mode: 'nested' });
+    const vcpu = vm.vcpus[0];
+    const pt = guestTables(vm);
+    pt.mapRange(0n, 0n, 4 * MiB, 4096, { user: false });
+    pt.map(0x7000_0000n, 0xfee0_0000n, 4096, { user: false });
+    vm.memory.write(CODE, asm('mov rbx, 0x70000000\nmov eax, [rbx + 8]\nmov dword ptr [rbx + 12], 0x77\nhlt', CODE));
+    vcpu.setRegisters({ cr0: CR0.PG | CR0.PE | CR0.WP, cr3: pt.root, cr4: CR4.PAE, efer: EFER.LME | EFER.NXE, cpl: 0 });
+    vcpu.setRegisters({ rip: CODE, cs: 8n, ss: 16n });
+    expect(vcpu.run({ maxInstructions: 100 })).toMatchObject({ reason: 'MMIO', pa: 0xfee0_0008n, size: 4, write: false });
+    vcpu.cpu.completeMmio(0x5a5an);
+    expect(vcpu.run({ maxInstructions: 100 })).toMatchObject({ reason: 'MMIO', pa: 0xfee0_000cn, size: 4, write: true, value: 0x77n });
+    vcpu.cpu.completeMmio();
+    expect(vcpu.run({ maxInstructions: 100 }).reason).toBe('HLT');
+    expect(vcpu.cpu.getRegisters().rax).toBe(0x5a5an);
+  });
+});
