@@ -251,6 +251,8 @@ export class Cpu {
 
   /** Shadow mode: the guest's CR3, which guest MOV from CR3 reads (CR3 holds the shadow root). */
   setShadowGuestCr3(v: bigint): void { this.x86(); this.core.x86SetGuestCr3(this.ptr, BigInt.asUintN(64, v)); }
+  /** Shadow mode: the guest's CR0, which guest MOV from CR0 reads (the vCPU runs with WP forced on). */
+  setShadowGuestCr0(v: bigint): void { this.x86(); this.core.x86SetGuestCr0(this.ptr, BigInt.asUintN(64, v)); }
 
   /** While set, no interrupt is delivered (the hypervisor single-steps an instruction). */
   setInterruptsBlocked(on: boolean): void { this.x86(); this.core.x86SetNoIrq(this.ptr, on); }

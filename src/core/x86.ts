@@ -45,6 +45,8 @@ export type CpuExit = ({
   | { reason: 'CR3'; value: bigint }
   /** Shadow paging: INVLPG (or INVPCID with invpcidType) retired. */
   | { reason: 'INVLPG'; va: bigint; invpcidType?: number }
+  /** Shadow paging: MOV to CR0/CR4 or WRMSR EFER retired; the hypervisor applies `value`. */
+  | { reason: 'CR_WRITE'; register: 'cr0' | 'cr4' | 'efer'; value: bigint }
   | { reason: 'unsupported' }) & { instructions: number };
 
 export interface RunOptions {
@@ -133,6 +135,10 @@ export function readExit(core: Core, cpuPtr: number): CpuExit {
       const x: CpuExit = { reason, va: r[1], instructions };
       if (n(4) & 0x100) x.invpcidType = n(4) & 3;
       return x;
+    }
+    case 'CR_WRITE': {
+      const reg = n(1) === 0 ? 'cr0' : n(1) === 4 ? 'cr4' : 'efer';
+      return { reason, register: reg, value: r[4], instructions };
     }
     default: return { reason: 'unsupported', instructions };
   }
