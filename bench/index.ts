@@ -8,9 +8,8 @@
 import { Machine, CR0, CR4, EFER, PageTableBuilder, FrameBump, type Cpu, type AccessBatch } from '../src/index.js';
 import { Rng } from '../src/util/rng.js';
 import { virtBench } from './virt.js';
+import { cpuBench } from './cpu.js';
 import { FrameOps } from '../src/core/hash.js';
-import { nativeLoopRates } from './native.js';
-import { interpreterLoopRates } from './cpu.js';
 
 const REPS = Number(process.env.BENCH_REPS ?? 7);
 const OPS = 1 << 14;
@@ -102,6 +101,7 @@ async function main(): Promise<void> {
   }
   Object.assign(out, await virtBench(rate));
   // Guest machine code on the interpreter, beside the same loops on the host CPU.
+  Object.assign(out, await cpuBench(REPS));
 
   // Page sharing's scanner: batched xxHash64 over 4 KiB frames and full compares (Wasm).
   const ops4k = new FrameOps(m.core, Number(m.memory.size / 4096), 1024);
@@ -109,14 +109,6 @@ async function main(): Promise<void> {
   const twins = Uint32Array.from({ length: 1024 }, (_, i) => 0x8000 + i);
   out.pagesHashedPerSec = rate(() => { ops4k.hash(hfns); return hfns.length; });
   out.pagesComparedPerSec = rate(() => { ops4k.equal(hfns, twins); return hfns.length; });
-  // The CPU loops of bench/cpu-loops.ts: the interpreter, and the same bytes natively on the host.
-  const interp = await interpreterLoopRates(REPS);
-  for (const r of interp) out[`interp.${r.name}.instructionsPerSec`] = r.instructionsPerSec;
-  const native = nativeLoopRates(REPS);
-  if (native.rates) {
-    for (const r of native.rates) out[`native.${r.name}.instructionsPerSec`] = r.instructionsPerSec;
-    for (const r of interp) out[`interp.${r.name}.overNative`] = r.instructionsPerSec / native.rates.find((n) => n.name === r.name)!.instructionsPerSec;
-  } else out['native.skipped'] = native.skipped!;
   out.opsPerBatch = OPS;
   out.reps = REPS;
   out.node = process.version;

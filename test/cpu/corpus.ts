@@ -18,7 +18,8 @@ export interface Corpus {
 }
 
 const CASES_PER_BATCH = 250;
-const INSNS_PER_CASE = 30;
+/** Generated instructions per case (CPU_DIFF_CASE_LEN explores longer sequences). */
+const INSNS_PER_CASE = Number(process.env.CPU_DIFF_CASE_LEN ?? 30);
 
 /** Instructions a case ran before it stopped, in layout order (skipped blocks included). */
 export function reached(c: GenCase, r: { status: string; rip: bigint }): GenCase['meta'] {
