@@ -99,9 +99,14 @@ export function exec0F(c: Cpu, x: X86, d: Insn): void {
       if (x.stop != STOP_NONE) return;
       let s = regRead(x, d, size);
       let r = (a + s) & maskOf(size);
-      rmWrite(c, x, d, size, r);
-      if (x.stop != STOP_NONE) return;
-      regWrite(x, d, size, a);
+      if (d.mem == 0) { // XADD r, r with the same register ends with the sum
+        regWrite(x, d, size, a);
+        rmWrite(c, x, d, size, r);
+      } else {
+        rmWrite(c, x, d, size, r);
+        if (x.stop != STOP_NONE) return;
+        regWrite(x, d, size, a);
+      }
       setLazy(x, LF_ADD, size, a, s, r, 0);
       return;
     }
@@ -160,7 +165,8 @@ function bitScan(c: Cpu, x: X86, d: Insn, reverse: bool): void {
 }
 
 // CMPXCHG: flags of CMP acc, dest. Equal: dest = src. Else acc = dest; a memory
-// destination is written back with its own value (as the processor's locked cycle does).
+// destination is written back with its own value (as the processor's locked cycle does),
+// a register destination is not touched (not even zero-extended).
 function cmpxchg(c: Cpu, x: X86, d: Insn, size: u32): void {
   let m = maskOf(size);
   let dst = rmRead(c, x, d, size);
@@ -168,7 +174,7 @@ function cmpxchg(c: Cpu, x: X86, d: Insn, size: u32): void {
   let acc = getR64(x, 0) & m;
   let eq = acc == dst;
   let src = regRead(x, d, size);
-  rmWrite(c, x, d, size, eq ? src : dst);
+  if (eq || d.mem != 0) rmWrite(c, x, d, size, eq ? src : dst);
   if (x.stop != STOP_NONE) return;
   if (!eq) setReg(x, 0, size, 1, dst);
   setLazy(x, LF_SUB, size, acc, dst, (acc - dst) & m, 0);

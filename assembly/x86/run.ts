@@ -226,6 +226,7 @@ export function x86Run(c: Cpu, maxInsns: u64): u32 {
       if (r != XEXIT_NONE) return finish(c, x, r, 0);
     } else x.nInsns++;
   }
+  if (x.shutdownPending != 0) { x.shutdownPending = 0; return finish(c, x, XEXIT_SHUTDOWN, 0); }
   if (x.evPending != 0) {
     let r = event(c, x, x.evVec, x.evHasErr != 0, x.evErr, x.evRip, x.evKind, x.evExt, x.evCr2, x.evIsPf != 0);
     if (r != XEXIT_NONE) return finish(c, x, r, 0);
@@ -302,8 +303,19 @@ export function x86Inject(c: Cpu, vector: u32): bool {
 // #PF under shadow paging). The RIP pushed is the current one (a fault).
 export function x86InjectException(c: Cpu, vec: u32, hasErr: bool, err: u32, cr2: u64): void {
   let x = xOf(c);
+  if (x.evPending != 0 && x.evKind == EV_EXCEPTION) {
+    // The fault happened while delivering the pending exception: the double-fault rules.
+    let first = x.evVec;
+    let contributory = (v: u32): bool => v == 0 || (v >= 10 && v <= 13);
+    if (first == 8 && (contributory(vec) || vec == 14)) { x.evPending = 0; x.shutdownPending = 1; return; }
+    if ((contributory(first) && contributory(vec)) || (first == 14 && (contributory(vec) || vec == 14))) {
+      if (vec == 14) x.cr2 = cr2; // written even though the #PF escalates
+      vec = 8; hasErr = true; err = 0; cr2 = 0;
+    }
+  }
   x.evPending = 1; x.evVec = vec; x.evHasErr = hasErr ? 1 : 0; x.evErr = err;
-  x.evRip = x.rip; x.evKind = EV_EXCEPTION; x.evExt = 0; x.evCr2 = cr2; x.evIsPf = vec == 14 ? 1 : 0;
+  x.evRip = x.rip;
+  x.evKind = EV_EXCEPTION; x.evExt = 0; x.evCr2 = cr2; x.evIsPf = vec == 14 ? 1 : 0;
 }
 
 export { REG_COUNT, STOP_EXC };

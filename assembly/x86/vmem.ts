@@ -19,7 +19,7 @@ import { probe, microSlot, A_V, A_D, A_PKEY_SHIFT, A_PCID_SHIFT, A_EPT_NOX } fro
 import { bump, C_SPLIT, C_MMIO } from "../counters";
 import { isCodeFrame, codeWrite } from "./icache";
 import {
-  X86, raise, exitTo, V_PF, V_GP, V_SS, XEXIT_PF, XEXIT_MMIO, XEXIT_EPT_VIOLATION,
+  X86, raise, exitTo, maskOf, V_PF, V_GP, V_SS, XEXIT_PF, XEXIT_MMIO, XEXIT_EPT_VIOLATION,
   XEXIT_EPT_MISCONFIG, STOP_NONE,
 } from "./state";
 
@@ -93,9 +93,19 @@ function microFill(c: Cpu, x: X86, va: u64, acc: u32): void {
 // Translates one page's part of an access; returns the physical address, or stops.
 function xlate(c: Cpu, x: X86, va: u64, acc: u32, len: u32): u64 {
   let st = translate(c, va, acc & ~ACC_STACK);
-  if (st != XLATE_OK) { xlateFailed(c, x, st, va, acc); return 0; }
+  if (st != XLATE_OK) {
+    // Nested paging: a final access outside the VM is the MMIO the host answered.
+    if (st == XLATE_EPT_VIOLATION && (c.exitQual & (1 << 8)) != 0) {
+      if (x.mmioReady != 0 && c.exitGpa == x.mmioPa) { x.mmioHit = 1; return 0; }
+      x.mmioPa = c.exitGpa;
+    }
+    xlateFailed(c, x, st, va, acc);
+    return 0;
+  }
   let pa = c.resPa;
   if (!physInRange(pa, <u64>len)) {
+    if (x.mmioReady != 0 && pa == x.mmioPa) { x.mmioHit = 1; return 0; }
+    x.mmioPa = pa;
     c.exitAddr = pa;
     x.exitWrite = (acc & ACC_WRITE) != 0 ? 1 : 0;
     bump(c.counters, C_MMIO);
@@ -128,6 +138,7 @@ export function rdSlow(c: Cpu, x: X86, va: u64, size: u32, acc: u32): u64 {
     let pa = xlate(c, x, va, acc, size);
     if (x.stop != STOP_NONE) return 0;
     x.nLoads++;
+    if (x.mmioHit != 0) { x.mmioHit = 0; x.mmioReady = 0; return x.mmioData & maskOf(size); }
     return loadN(physPtr(pa), size);
   }
   bump(c.counters, C_SPLIT);
@@ -168,6 +179,7 @@ export function wrSlow(c: Cpu, x: X86, va: u64, size: u32, v: u64, acc: u32): vo
     let pa = xlate(c, x, va, acc, size);
     if (x.stop != STOP_NONE) return;
     x.nStores++;
+    if (x.mmioHit != 0) { x.mmioHit = 0; x.mmioReady = 0; return; } // the host performed it
     codeWrite(pa, <u64>size);
     storeN(physPtr(pa), v, size);
     return;
