@@ -108,7 +108,11 @@ function exitOf(vm: Vm, x: CodeExit, guestCr3: () => bigint): CpuExit {
       return { reason: 'OTHER', name: x.reason, detail: `gpa ${hex(x.gpa)} gva ${hex(x.gva)} qualification ${hex(x.qualification)}` };
     }
     case 'OUT_OF_FRAMES': return { reason: 'OTHER', name: x.reason, detail: `the host's ${x.pool} frame pool is empty` + (x.gpa !== undefined ? ` (gpa ${hex(x.gpa)})` : '') };
-    case 'MMIO': return { reason: 'OTHER', name: x.reason, detail: `${x.write ? 'write' : 'read'} of ${x.size} bytes at ${hex(x.pa)}: no device there` };
+    case 'MMIO':
+      // Shadow paging reports a guest mapping that leads to a gpa it cannot back (a
+      // ballooned one) as MMIO at that gpa.
+      if (vm.mode !== 'native' && ballooned(x.pa)) return { reason: 'BALLOON_TOUCH', gpa: x.pa };
+      return { reason: 'OTHER', name: x.reason, detail: `${x.write ? 'write' : 'read'} of ${x.size} bytes at ${hex(x.pa)}: no device there` };
     case 'EXCEPTION': return { reason: 'OTHER', name: x.reason, detail: `vector ${x.vector}` };
     default: return { reason: 'OTHER', name: x.reason };
   }

@@ -59,7 +59,7 @@ export type CpuExit =
   | { reason: 'SHUTDOWN' }
   | { reason: 'BUDGET' }
   /** The guest touched a page it gave to the balloon (without deflating it first). */
-  | { reason: 'BALLOON_TOUCH'; gpa: bigint; gva: bigint }
+  | { reason: 'BALLOON_TOUCH'; gpa: bigint; gva?: bigint }
   | { reason: 'OTHER'; name: string; detail?: string };
 
 const NEVER = 1n << 62n;

@@ -11,6 +11,7 @@ import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Hypervisor } from '../hypervisor/monitor/hypervisor.js';
 import type { VmMode } from '../hypervisor/monitor/types.js';
+import { MAX_MEMORY_BYTES } from '../core/machine.js';
 import { OsMachine, type Budget, type OsRunResult } from '../board/os-machine.js';
 import { interpretingCpu } from '../board/cpu-adapter.js';
 import { checkReplaceable, writeReport } from '../report/write.js';
@@ -77,7 +78,11 @@ export async function bootCommand(kernelArg: string | undefined, o: BootCliOptio
   let kernel: Uint8Array;
   try { kernel = new Uint8Array(readFileSync(path)); } catch (e) { throw new Error(`cannot read kernel ${path}: ${(e as Error).message}`); }
   if (o.out) checkReplaceable(resolve(o.out));
-  const hv = await Hypervisor.create({ hostMemoryBytes: memoryBytes + Math.max(32 * 2 ** 20, memoryBytes / 4) });
+  // Room for the guest, its EPT / shadow tables and the hypervisor region; nested and shadow
+  // guests larger than the host are overcommitted (backed on first touch).
+  if (mode === 'native' && memoryBytes > MAX_MEMORY_BYTES * 0.9) throw new Error(`--memory ${o.memory}: a native guest must fit in host memory (at most ${Math.floor(MAX_MEMORY_BYTES * 0.9 / 2 ** 20)} MiB)`);
+  const hostBytes = Math.min(MAX_MEMORY_BYTES, Math.ceil((memoryBytes + Math.max(32 * 2 ** 20, memoryBytes / 4)) / 4096) * 4096);
+  const hv = await Hypervisor.create({ hostMemoryBytes: hostBytes });
   const m = new OsMachine({
     hv, kernel, memoryBytes, mode, cpu: interpretingCpu, coherenceChecker: o.checker ?? true,
     load: { cmdline: o.cmdline ?? '', path: '/boot/' + basename(path) },
