@@ -253,9 +253,9 @@ static void reset(void) {
   st.reset++;
   reset_required = 0;
   if (caps & CAP_SIGNALLED_WAKEUP) {
-    /* memvisor's doorbell is an interrupt at the registered vector: we pass the
-     * vector as both the VMCI context id and the resource id. */
-    if (cmd(CMD_DOORBELL_SET, VEC_DOORBELL, VEC_DOORBELL, 0) != ST_SUCCESS) doorbell_clear();
+    /* memvisor has no VMCI: its doorbell is an interrupt at the vector passed
+     * as the resource id (RSI); the context id (RBX) is 0. */
+    if (cmd(CMD_DOORBELL_SET, 0, VEC_DOORBELL, 0) != ST_SUCCESS) doorbell_clear();
   }
   if (cmd(CMD_GUEST_ID, GUEST_ID_LINUX, 0, 0) != ST_SUCCESS) kprintf("balloon: GUEST_ID failed\n");
 }

@@ -16,7 +16,6 @@ void serial_init(void) {
 }
 
 void serial_putc(char c) {
-  if (c == '\n') serial_putc('\r');
   while (!(inb(COM1 + 5) & LSR_THR_EMPTY)) {}
   outb(COM1, (u8)c);
 }
