@@ -57,8 +57,10 @@ static void read_boot_info(void) {
 
 static u64 top_of_ram(void) {
   u64 top = 0;
-  for (int i = 0; i < nranges; i++)
-    if (ranges[i].base + ranges[i].length > top) top = ranges[i].base + ranges[i].length;
+  for (int i = 0; i < nranges; i++) {
+    u64 t = ranges[i].type;
+    if ((t == 0 || t == 5 || t == 6) && ranges[i].base + ranges[i].length > top) top = ranges[i].base + ranges[i].length;
+  }
   return top;
 }
 
