@@ -23,7 +23,7 @@ __attribute__((used, section(".limine_requests_end"))) static LIMINE_REQUESTS_EN
 char boot_cmdline[256];
 u64 kernel_phys_base = LINK_PHYS_BASE;
 static struct mem_range ranges[MAX_RANGES];
-static int nranges, shell_mode;
+static int nranges, shell_mode, shell_waiting;
 static u64 linger_ticks, idle_since;
 static char line[128];
 static int line_len;
@@ -131,13 +131,17 @@ static void run_command(char *cmdl) {
   else if (!strncmp(cmdl, "balloon", 8)) balloon_print_stats();
   else if (!strncmp(cmdl, "programs", 9)) programs_list();
   else if (!strncmp(cmdl, "poweroff", 9)) shutdown("poweroff command");
+  else if (!strncmp(cmdl, "wait", 5)) shell_waiting = 1;
   else if (!strncmp(cmdl, "help", 5))
-    kprintf("commands: run prog[:args][,prog[:args]...] | ps | mem | balloon | programs | poweroff\n");
+    kprintf("commands: run prog[:args][,prog[:args]...] | wait | ps | mem | balloon | programs | poweroff\n");
   else kprintf("unknown command: %s (try help)\n", cmdl);
 }
 
+/* At most one command per call, none while `wait` waits for the processes. */
 static void poll_console(void) {
   int c;
+  if (shell_waiting && procs_alive()) return;
+  shell_waiting = 0;
   while ((c = serial_getc()) >= 0) {
     if (c == '\r' || c == '\n') {
       serial_putc('\n');
@@ -145,6 +149,7 @@ static void poll_console(void) {
       line_len = 0;
       run_command(line);
       prompt();
+      return;
     } else if ((c == 8 || c == 127) && line_len) {
       line_len--;
     } else if (c >= ' ' && line_len < (int)sizeof(line) - 1) {
@@ -162,6 +167,7 @@ void kernel_tick(void) {
 
 /* Called by the scheduler when nothing is runnable. */
 void idle_hook(void) {
+  if (shell_mode) poll_console();
   if (shell_mode || procs_alive()) { idle_since = 0; return; }
   if (!idle_since) idle_since = ticks ? ticks : 1;
   if (ticks - idle_since >= linger_ticks) shutdown("all processes exited");
