@@ -58,9 +58,17 @@ static struct pfn_list balloon_pages[PS_COUNT];
 static u64 batch_pfn[BATCH_MAX];   /* pages of the batch being locked/unlocked */
 static u8 batch_status[BATCH_MAX];
 
+#ifdef HOSTED_TEST
+void hosted_backdoor(u64 *rax, u64 *rbx, u64 *rcx, u64 *rdx, u64 *rsi);
+#endif
+
 static void backdoor(u64 cmd, u64 arg1, u64 arg2, u64 *status, u64 *result, u64 *capabilities) {
   u64 rax = BALLOON_MAGIC, rbx = arg1, rcx = cmd, rdx = BALLOON_PORT, rsi = arg2;
+#ifdef HOSTED_TEST
+  hosted_backdoor(&rax, &rbx, &rcx, &rdx, &rsi);
+#else
   __asm__ volatile("inl (%%dx), %%eax" : "+a"(rax), "+b"(rbx), "+c"(rcx), "+d"(rdx), "+S"(rsi) : : "memory", "cc");
+#endif
   *status = rax; *result = rbx; *capabilities = rcx;
 }
 
@@ -288,6 +296,7 @@ void balloon_unload(void) {
   doorbell_clear();
   cmd(CMD_START, 0, 0, 0);  /* the host forgets every page before we touch them */
   pop();
+  reset_required = 1;       /* a later pass starts over, as a reloaded module would */
 }
 
 void balloon_print_stats(void) {

@@ -24,8 +24,13 @@ typedef int64_t i64; typedef int32_t i32;
 #define VEC_DOORBELL 0x41
 #define VEC_SPURIOUS 0xff
 
+#ifdef HOSTED_TEST  /* test/balloon_hosted.c runs the balloon driver as a host program */
+extern u8 *hosted_ram;
+static inline void *phys_to_virt(u64 pa) { return hosted_ram + pa; }
+#else
 static inline void *phys_to_virt(u64 pa) { return (void *)(pa + HHDM_BASE); }
 static inline u64 virt_to_phys(const void *va) { return (u64)va - HHDM_BASE; }
+#endif
 
 static inline void outb(u16 port, u8 v) { __asm__ volatile("outb %0, %1" ::"a"(v), "Nd"(port)); }
 static inline void outw(u16 port, u16 v) { __asm__ volatile("outw %0, %1" ::"a"(v), "Nd"(port)); }
