@@ -16,9 +16,12 @@ struct vma *vma_find(struct mm *mm, u64 va) {
  * Fails when free memory minus earlier promises cannot cover them. */
 i64 mm_map_anon(struct mm *mm, u64 start, u64 len) {
   u64 pages = len / PAGE_SIZE;
-  if (mm->nvma == MAX_VMAS) return -E_NOMEM;
   if (!pmm_can_commit(pages)) return -E_NOMEM;
-  mm->vma[mm->nvma++] = (struct vma){start, start + len};
+  struct vma *prev = 0;
+  for (int i = 0; i < mm->nvma; i++) if (mm->vma[i].end == start) prev = &mm->vma[i];
+  if (prev) prev->end = start + len;               /* grow the region just below */
+  else if (mm->nvma == MAX_VMAS) return -E_NOMEM;
+  else mm->vma[mm->nvma++] = (struct vma){start, start + len};
   mm->reserved += pages;
   mem_reserved_frames += pages;
   return (i64)start;
@@ -30,7 +33,7 @@ i64 sys_mmap(u64 len) {
   len = (len + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
   if (mm->mmap_next + len > USER_MMAP_END) return -E_NOMEM;
   i64 r = mm_map_anon(mm, mm->mmap_next, len);
-  if (r >= 0) mm->mmap_next += len + PAGE_SIZE;  /* a guard page between regions */
+  if (r >= 0) mm->mmap_next += len;
   return r;
 }
 

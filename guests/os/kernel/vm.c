@@ -8,6 +8,7 @@
 
 u64 kernel_pml4;
 int pcid_enabled;
+static u64 loaded_pml4;  /* what CR3 points at */
 
 extern char __kernel_start[], __text_end[], __rodata_end[], __kernel_end[];
 
@@ -78,6 +79,7 @@ void vm_init(u64 top_of_memory) {
     pcid_enabled = 1;
   }
   write_cr3(kernel_pml4);            /* PCID 0, flushing: our tables from here on */
+  loaded_pml4 = kernel_pml4;
   kprintf("vm: own page tables at %p, direct map %lu MiB in 2 MiB pages, PCIDs %s\n",
           kernel_pml4, top >> 20, pcid_enabled ? "on" : "off (CPUID.1:ECX.PCID=0)");
 }
@@ -159,7 +161,11 @@ u16 pcid_alloc(int *fresh) {
 
 void pcid_free(u16 pcid) { if (pcid) pcid_used[pcid / 64] &= ~(1ULL << (pcid % 64)); }
 
+/* Load an address space; a no-op when it is already loaded and needs no flush
+ * (the scheduler often resumes the process it just ran). */
 void vm_switch(u64 pml4, u16 pcid, int flush) {
+  if (pml4 == loaded_pml4 && !flush) return;
+  loaded_pml4 = pml4;
   u64 cr3 = pml4 | pcid;
   if (pcid_enabled && !flush) cr3 |= 1ULL << 63;  /* keep this PCID's TLB entries */
   write_cr3(cr3);

@@ -28,7 +28,7 @@ try {
   execFileSync('objcopy', ['-O', 'binary', join(work, 'shim.elf'), join(work, 'shim.bin')]);
   let kvm = !tcg;
   try { accessSync('/dev/kvm', constants.R_OK | constants.W_OK); } catch { kvm = false; }
-  const q = ['-machine', 'pc', ...(kvm ? ['-accel', 'kvm', '-cpu', 'qemu64,+x2apic,+pcid,+invpcid,+nx,+syscall,+popcnt'] : ['-accel', 'tcg', '-cpu', 'max']),
+  const q = ['-machine', 'pc', ...(kvm ? ['-accel', 'kvm', '-cpu', 'qemu64,+x2apic,+pcid,+invpcid,+nx,+syscall,+popcnt'] : ['-accel', 'tcg', '-cpu', process.env.QEMU_CPU ?? 'max']),
     '-m', memory, '-display', 'none', '-serial', 'stdio', '-no-reboot', '-monitor', 'none',
     '-device', 'isa-debug-exit,iobase=0xf4,iosize=0x04',
     '-kernel', join(work, 'shim.bin'), '-initrd', kernel, '-append', cmdline];
