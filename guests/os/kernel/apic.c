@@ -41,8 +41,8 @@ static u64 apic_clock_hz(void) {
 void apic_init(void) {
   u32 a, b, c, d;
   cpuid(1, 0, &a, &b, &c, &d);
-  x2apic = (c >> 21) & 1;
   u64 base = rdmsr(MSR_APIC_BASE);
+  x2apic = ((c >> 21) & 1) || (base & 0x400);  /* advertised, or already on (the memvisor board) */
   if (x2apic) {
     if ((base & 0xc00) != 0xc00) wrmsr(MSR_APIC_BASE, base | 0xc00);  /* x2APIC + enable */
   } else {
