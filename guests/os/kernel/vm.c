@@ -80,6 +80,11 @@ void vm_init(u64 top_of_memory) {
   }
   write_cr3(kernel_pml4);            /* PCID 0, flushing: our tables from here on */
   loaded_pml4 = kernel_pml4;
+  /* Global entries survive CR3 loads: toggle CR4.PGE so none of the loader's
+   * translations (same addresses, other permissions) outlive its tables. */
+  u64 cr4 = read_cr4();
+  write_cr4(cr4 & ~(1ULL << 7));
+  write_cr4(cr4 | (1ULL << 7));
   kprintf("vm: own page tables at %p, direct map %lu MiB in 2 MiB pages, PCIDs %s\n",
           kernel_pml4, top >> 20, pcid_enabled ? "on" : "off (CPUID.1:ECX.PCID=0)");
 }
