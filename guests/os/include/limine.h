@@ -61,7 +61,9 @@ struct limine_stack_size_request { uint64_t id[4]; uint64_t revision; struct lim
 
 #define LIMINE_PAGING_MODE_X86_64_4LVL 0
 struct limine_paging_mode_response { uint64_t revision; uint64_t mode; };
-/* Revision 0 request: mode; revision 1 adds max_mode/min_mode (unused here). */
+/* We send request revision 0 and only fill `mode` (+48). Upstream headers then
+ * differ: older ones have a `flags` word after mode (and in the response), newer
+ * ones add max_mode/min_mode for request revision 1; none of those are read. */
 struct limine_paging_mode_request { uint64_t id[4]; uint64_t revision; struct limine_paging_mode_response *response; uint64_t mode; };
 
 #endif
