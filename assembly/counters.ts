@@ -45,7 +45,8 @@ export const C_EPT_PSC_HIT: i32 = 38;
 export const C_EPT_VIOLATIONS: i32 = 39;
 export const C_EPT_MISCONFIGS: i32 = 40;
 export const C_GUEST_REFS: i32 = 41;
-export const NUM_COUNTERS: i32 = 42;
+export const C_INSTRUCTIONS: i32 = 42; // instructions retired by the interpreter
+export const NUM_COUNTERS: i32 = 43;
 
 export const COUNTER_NAMES =
   "accesses,loads,stores,fetches," +
@@ -54,7 +55,8 @@ export const COUNTER_NAMES =
   "pscHitPde,pscHitPdpte,pscHitPml4e,pscHitPml5e,pscMiss," +
   "pfNotPresent,pfProtection,pfReserved,pfProtectionKey,gp," +
   "dirtyRewalks,adWrites,staleUses,invlpg,flushes,mmio,splitAccesses," +
-  "ntlbHits,ntlbMisses,eptWalks,eptRefs,eptPscHits,eptViolations,eptMisconfigs,guestWalkRefs";
+  "ntlbHits,ntlbMisses,eptWalks,eptRefs,eptPscHits,eptViolations,eptMisconfigs,guestWalkRefs," +
+  "instructions";
 
 @inline export function bump(counters: usize, idx: i32, by: u64 = 1): void {
   let p = counters + (<usize>idx << 3);

@@ -106,6 +106,10 @@ export const R_CPL: u32 = 6;
   errorCode: u32;
   exitReason: u32;
   exitIndex: u32;
+  // the instruction interpreter (assembly/x86/): its state, and the fast-path mirror of
+  // the L1 instruction TLB, created on first use
+  x86: usize;
+  microI: usize;
 }
 
 @inline export function tlbOf(c: Cpu, i: i32): Tlb {
@@ -195,6 +199,7 @@ export function refresh(c: Cpu): void {
   c.perm2 = hi;
   // Fast-path entries hold rights computed for the old state.
   if (c.micro != 0) microFlush(c.micro);
+  if (c.microI != 0) microFlush(c.microI);
 }
 
 @inline export function permFaults(c: Cpu, a: u32, rights: u32): bool {

@@ -76,3 +76,12 @@ export function physCopy(dst: u64, src: u64, len: u64): bool {
 
 // Batched page hashing, comparison and zero tests for content-based page sharing.
 export { hashFrames, framesEqual, zeroFrames, physXxh64 } from "./hash";
+
+// The x86-64 instruction interpreter (assembly/x86/).
+export {
+  x86Create, x86RunExport as x86Run, x86Regs, x86RegCount, x86RegNamesPtr, x86RegNamesLen,
+  x86ExitNamesPtr, x86ExitNamesLen, x86ExitRec, x86ExitRecCount, x86SyncOutExport as x86SyncOut,
+  x86SyncInExport as x86SyncIn, x86SetIoData, x86SetExcBitmap, x86InjectExport as x86Inject,
+  x86InjectExceptionExport as x86InjectException, x86SetInsnCycles, x86AdvanceTsc, x86NextTimer,
+  x86Halted, x86SetHalted,
+} from "./x86/exports";

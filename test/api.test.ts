@@ -137,7 +137,7 @@ describe('registers and control-register writes', () => {
     const regs = { cr0: CR0.PE | CR0.PG | CR0.WP, cr3: 0x5000n, cr4: CR4.PAE | CR4.PGE | CR4.SMEP,
       efer: EFER.LME | EFER.NXE, rflags: RFLAGS.AC | 2n, pkru: 0x5555_0000, cpl: 3 };
     cpu.setRegisters(regs);
-    expect(cpu.getRegisters()).toEqual({ ...regs, pkru: 0x5555_0000, efer: EFER.LME | EFER.NXE | EFER.LMA });
+    expect(cpu.getRegisters()).toMatchObject({ ...regs, pkru: 0x5555_0000, efer: EFER.LME | EFER.NXE | EFER.LMA });
     cpu.setRegisters({ cr0: CR0.PE });
     expect(cpu.getRegisters().efer).toBe(EFER.LME | EFER.NXE);
     cpu.setRegisters({ efer: EFER.LMA }); // LMA is not loadable

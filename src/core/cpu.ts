@@ -4,6 +4,10 @@ import type { Core } from './wasm.js';
 import type { PageSize } from './bits.js';
 import { AccessBatch } from './batch.js';
 import { hex } from './addr.js';
+import {
+  type X86Registers, type CpuExit, type RunOptions, SHARED_KEYS, readRegs, writeRegs, readExit, isX86Register,
+  DEFAULT_MAX_INSTRUCTIONS,
+} from './x86.js';
 
 export interface CacheGeometry { entries: number; ways: number }
 
@@ -44,11 +48,15 @@ export const DEFAULT_TLB: TlbConfig = {
 /** Cost-model latencies in cycles. */
 export interface Latencies {
   l1Hit: number; l2Hit: number; walkRef: number; pscHit: number; access: number; fault: number;
+  /** Per retired instruction of the interpreter (also the virtual TSC's rate). */
+  instruction: number;
 }
-const LAT_ORDER = ['l1Hit', 'l2Hit', 'walkRef', 'pscHit', 'access', 'fault'] as const;
+const LAT_ORDER = ['l1Hit', 'l2Hit', 'walkRef', 'pscHit', 'access', 'fault', 'instruction'] as const;
 /** Orders of magnitude of a recent core: L1 hit ~1, STLB hit ~7, a walk reference that
  * misses the data caches ~20, a paging-structure-cache hit ~2, #PF delivery ~200. */
-export const DEFAULT_LATENCIES: Latencies = { l1Hit: 1, l2Hit: 7, walkRef: 20, pscHit: 2, access: 1, fault: 200 };
+export const DEFAULT_LATENCIES: Latencies = {
+  l1Hit: 1, l2Hit: 7, walkRef: 20, pscHit: 2, access: 1, fault: 200, instruction: 1,
+};
 
 export interface CpuOptions {
   /** MAXPHYADDR, 36..52 (default 52). */
@@ -63,7 +71,7 @@ export interface CpuOptions {
 }
 
 type RegValue = bigint | number;
-export interface Registers {
+export interface Registers extends Partial<Record<keyof X86Registers, RegValue>> {
   cr0: RegValue; cr3: RegValue; cr4: RegValue; efer: RegValue;
   rflags: RegValue; pkru: RegValue; cpl: RegValue;
 }
@@ -156,18 +164,93 @@ export class Cpu {
     if (opts.coherenceChecker) this.setCoherenceChecker(true);
   }
 
-  /** Plain state load (like a VMCS load): no TLB flush, no #GP checks. */
+  /**
+   * Plain state load (like a VMCS load): no TLB flush, no #GP checks. Besides the
+   * translation registers it takes the interpreter's (rax..r15, rip, segments, descriptor
+   * tables, cr2, cr8, MSRs, tsc; see X86Registers).
+   */
   setRegisters(r: Partial<Registers>): void {
     REG_ORDER.forEach((k, i) => {
       const v = r[k];
       if (v !== undefined) this.core.cpuSetReg(this.ptr, i, BigInt.asUintN(64, BigInt(v)));
     });
+    const rest: Record<string, RegValue | undefined> = {};
+    let any = false;
+    for (const [k, v] of Object.entries(r)) {
+      // Other keys are ignored, as they always were (callers pass wider objects).
+      if (v === undefined || (REG_ORDER as readonly string[]).includes(k) || !isX86Register(this.core, k)) continue;
+      rest[k] = v; any = true;
+    }
+    if (any) { this.x86(); writeRegs(this.core, this.ptr, rest); }
   }
 
-  getRegisters(): { cr0: bigint; cr3: bigint; cr4: bigint; efer: bigint; rflags: bigint; pkru: number; cpl: number } {
+  getRegisters(): { cr0: bigint; cr3: bigint; cr4: bigint; efer: bigint; rflags: bigint; pkru: number; cpl: number } & X86Registers {
     const g = (i: number) => BigInt.asUintN(64, this.core.cpuGetReg(this.ptr, i));
-    return { cr0: g(0), cr3: g(1), cr4: g(2), efer: g(3), rflags: g(4), pkru: Number(g(5)), cpl: Number(g(6)) };
+    this.x86();
+    const x = readRegs(this.core, this.ptr);
+    for (const k of SHARED_KEYS) delete x[k];
+    return { ...(x as unknown as X86Registers), cr0: g(0), cr3: g(1), cr4: g(2), efer: g(3), rflags: g(4) | 2n,
+      pkru: Number(g(5)), cpl: Number(g(6)) };
   }
+
+  private x86Ready = false;
+  /** Creates the interpreter state on first use. */
+  private x86(): void {
+    if (this.x86Ready) return;
+    if (!this.core.x86Create(this.ptr)) throw new RangeError('out of core memory creating the interpreter state');
+    this.core.x86SetInsnCycles(this.ptr, BigInt(Math.round(this.lat.instruction)));
+    this.x86Ready = true;
+  }
+
+  /**
+   * Runs guest code from RIP (KVM_RUN): returns at the first exit the host must handle.
+   * IO 'in': supply the data with setIoData before the next run.
+   */
+  run(opts: RunOptions = {}): CpuExit {
+    const max = opts.maxInstructions ?? DEFAULT_MAX_INSTRUCTIONS;
+    if (!Number.isInteger(max) || max < 0) throw new RangeError(`maxInstructions must be a non-negative integer, got ${max}`);
+    this.x86();
+    this.core.x86Run(this.ptr, BigInt(max));
+    return readExit(this.core, this.ptr);
+  }
+
+  /** Data for the pending IN/INS (default all ones, as a floating bus reads). */
+  setIoData(value: RegValue): void { this.x86(); this.core.x86SetIoData(this.ptr, BigInt.asUintN(64, BigInt(value))); }
+
+  /** Exception vectors (bit n = vector n) that exit (EXCEPTION) instead of being delivered. */
+  setExceptionBitmap(bits: number): void {
+    if (!Number.isInteger(bits) || bits < 0 || bits > 0xffff_ffff) throw new RangeError(`exception bitmap must be a u32, got ${bits}`);
+    this.x86();
+    this.core.x86SetExcBitmap(this.ptr, bits >>> 0);
+  }
+
+  /** Raises an external interrupt (sets the local APIC's IRR bit for vector 16..255). */
+  injectInterrupt(vector: number): void {
+    this.x86();
+    if (!Number.isInteger(vector) || !this.core.x86Inject(this.ptr, vector)) {
+      throw new RangeError(`interrupt vector must be an integer in 16..255, got ${vector}`);
+    }
+  }
+
+  /** Queues an exception for delivery through the guest's IDT at the next run (a fault: RIP is pushed as is). */
+  injectException(vector: number, errorCode?: number, cr2: bigint = 0n): void {
+    if (!Number.isInteger(vector) || vector < 0 || vector > 31) throw new RangeError(`exception vector must be 0..31, got ${vector}`);
+    this.x86();
+    this.core.x86InjectException(this.ptr, vector, errorCode !== undefined, (errorCode ?? 0) >>> 0, BigInt.asUintN(64, cr2));
+  }
+
+  /** Advances the virtual TSC (time the vCPU spent halted or in the host). */
+  advanceTsc(cycles: bigint | number): void { this.x86(); this.core.x86AdvanceTsc(this.ptr, BigInt(cycles)); }
+
+  /** TSC of the APIC timer's next expiry, or undefined when it is not armed. */
+  nextTimer(): bigint | undefined {
+    this.x86();
+    const t = BigInt.asUintN(64, this.core.x86NextTimer(this.ptr));
+    return t === 0xffff_ffff_ffff_ffffn ? undefined : t;
+  }
+
+  /** Whether the vCPU is halted (HLT, waiting for an interrupt). */
+  get halted(): boolean { this.x86(); return this.core.x86Halted(this.ptr); }
 
   /** MOV to CR0 (PG changes flush everything). */
   writeCr0(v: RegValue): Result { return this.core.cpuWriteCr0(this.ptr, BigInt(v)) ? OK : GP; }
@@ -290,6 +373,7 @@ export class Cpu {
       if (!Number.isFinite(x) || x < 0) throw new RangeError(`latencies.${k} must be a non-negative number`);
       this.lat[k] = x;
     }
+    if (l.instruction !== undefined && this.x86Ready) this.core.x86SetInsnCycles(this.ptr, BigInt(Math.round(this.lat.instruction)));
   }
 
   latencies(): Latencies { return { ...this.lat }; }
@@ -305,7 +389,8 @@ export class Cpu {
       (c.l2Hit4k + c.l2Hit2m + c.l2Hit1g) * l.l2Hit +
       c.walkRefs * l.walkRef +
       (c.pscHitPde + c.pscHitPdpte + c.pscHitPml4e + c.pscHitPml5e) * l.pscHit +
-      (c.pfNotPresent + c.pfProtection + c.pfReserved + c.pfProtectionKey + c.gp) * l.fault;
+      (c.pfNotPresent + c.pfProtection + c.pfReserved + c.pfProtectionKey + c.gp) * l.fault +
+      (c.instructions ?? 0) * l.instruction;
   }
 
   setCoherenceChecker(on: boolean): void { this.core.cpuSetChecker(this.ptr, on); }

@@ -53,7 +53,7 @@ export class Vcpu {
   }
 
   /** The guest's registers as the guest sees them. */
-  guestRegisters(): ReturnType<Cpu['getRegisters']> {
+  guestRegisters(): ReturnType<ShadowMmu['guestRegisters']> {
     return this.shadow ? this.shadow.guestRegisters() : this.cpu.getRegisters();
   }
 
