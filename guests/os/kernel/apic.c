@@ -16,7 +16,7 @@
 #define REG_LVT_TIMER 0x320
 #define REG_INIT_COUNT 0x380
 #define REG_DIVIDE 0x3e0
-#define ASSUMED_APIC_HZ 100000000ULL  /* 100 MHz */
+#define ASSUMED_APIC_HZ 2000000000ULL  /* 2 GHz: the memvisor board's default TSC, which clocks its APIC timer */
 
 volatile u64 ticks;
 u64 apic_hz;
