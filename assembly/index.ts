@@ -83,5 +83,5 @@ export {
   x86ExitNamesPtr, x86ExitNamesLen, x86ExitRec, x86ExitRecCount, x86SyncOutExport as x86SyncOut,
   x86SyncInExport as x86SyncIn, x86SetIoData, x86SetExcBitmap, x86InjectExport as x86Inject,
   x86InjectExceptionExport as x86InjectException, x86SetInsnCycles, x86AdvanceTsc, x86NextTimer,
-  x86Halted, x86SetHalted,
+  x86Halted, x86SetHalted, x86SetNoIrq, x86SetGuestCr3,
 } from "./x86/exports";

@@ -35,6 +35,8 @@ export function x86NextTimer(c: usize): u64 {
   let a = apicOf(xOf(cpu(c)));
   return a.expiry;
 }
+export function x86SetNoIrq(c: usize, on: bool): void { xOf(cpu(c)).noIrq = on ? 1 : 0; }
+export function x86SetGuestCr3(c: usize, v: u64): void { xOf(cpu(c)).guestCr3 = v; }
 export function x86Halted(c: usize): bool { return xOf(cpu(c)).halted != 0; }
 export function x86SetHalted(c: usize, h: bool): void { xOf(cpu(c)).halted = h ? 1 : 0; }
 export { NEVER, X86 };

@@ -159,7 +159,7 @@ export function x86Run(c: Cpu, maxInsns: u64): u32 {
     // Instruction boundary: timer, then interrupts.
     x.evCheck = 0;
     tickTimer(a, tscNow(x));
-    if ((a.irr0 | a.irr1 | a.irr2 | a.irr3) != 0) {
+    if (x.noIrq == 0 && (a.irr0 | a.irr1 | a.irr2 | a.irr3) != 0) {
       let v = pendingVector(c, x, a);
       if (v >= 0) {
         acknowledge(a, <u32>v);

@@ -142,6 +142,8 @@ export const F_WRITABLE: u64 = F_ARITH | F_TF | F_IF | F_DF | F_IOPL | F_NT | F_
   intShadow: u32;     // STI / MOV SS shadow: 2 when set, 1 after that instruction, 0 after the next
   halted: u32;
   ripAtSync: u64;     // RIP the host last read: a new RIP loaded by the host wakes a halted vCPU
+  guestCr3: u64;      // shadow mode: the guest's CR3 (MOV from CR3 reads it, not the shadow root)
+  noIrq: u32;         // the host is single-stepping: no interrupt delivery
   evCheck: u32;       // something may have made an interrupt deliverable: re-check
   apic: usize;        // Apic (apic.ts)
   // an event whose delivery exited to the host, delivered again at the next run

@@ -235,7 +235,8 @@ function movCr(c: Cpu, x: X86, d: Insn, write: bool): void {
   if (!cpl0(c, x)) return;
   let r = d.rm;
   if (!write) {
-    let v: u64 = n == 0 ? c.cr0 : (n == 2 ? x.cr2 : (n == 3 ? c.cr3 : (n == 4 ? c.cr4 : x.cr8)));
+    let cr3 = c.mode == MODE_SHADOW ? x.guestCr3 : c.cr3;
+    let v: u64 = n == 0 ? c.cr0 : (n == 2 ? x.cr2 : (n == 3 ? cr3 : (n == 4 ? c.cr4 : x.cr8)));
     setR64(x, r, v);
     return;
   }

@@ -249,6 +249,12 @@ export class Cpu {
     return t === 0xffff_ffff_ffff_ffffn ? undefined : t;
   }
 
+  /** Shadow mode: the guest's CR3, which guest MOV from CR3 reads (CR3 holds the shadow root). */
+  setShadowGuestCr3(v: bigint): void { this.x86(); this.core.x86SetGuestCr3(this.ptr, BigInt.asUintN(64, v)); }
+
+  /** While set, no interrupt is delivered (the hypervisor single-steps an instruction). */
+  setInterruptsBlocked(on: boolean): void { this.x86(); this.core.x86SetNoIrq(this.ptr, on); }
+
   /** Whether the vCPU is halted (HLT, waiting for an interrupt). */
   get halted(): boolean { this.x86(); return this.core.x86Halted(this.ptr); }
 

@@ -375,4 +375,66 @@ export class ShadowMmu {
     }
     return -1;
   }
+  // ---- machine-code vCPUs (Cpu.run; see vcpu-code.ts) ----
+
+  /**
+   * A #PF exit of a vCPU running machine code at cr2 with access `acc`. Hidden faults are
+   * fixed ('retry'); faults the guest's tables cause are reflected ('guestFault'). A write
+   * the shadow cannot allow directly — to a guest page-table page, or one the guest allows
+   * only through its CR0.WP=0 — returns 'step': the caller runs the instruction once with
+   * the page opened by openForStep, which then zaps the shadows of what it wrote.
+   */
+  cpuFault(cr2: bigint, acc: { write: boolean; fetch: boolean; user: boolean; implicit: boolean }):
+      ShadowOutcome | { action: 'step'; va: bigint; hpa: bigint; gfn: number } {
+    const t = this.guestWalk(cr2, acc);
+    if (!t.ok) {
+      if (t.fault === 'PF') { this.stats.reflectedFaults++; return { action: 'guestFault', errorCode: t.errorCode, cr2: t.cr2 }; }
+      if (t.fault === 'OUTSIDE') return { action: 'outside', gpa: t.gpa };
+      throw new Error(`guest walk gave ${t.fault} at ${cr2.toString(16)}`);
+    }
+    this.reserve();
+    const gfn = this.fill(cr2, t.pa, acc.write);
+    const repeated = this.lastFault.index === -2 && this.lastFault.va === cr2;
+    this.lastFault = { index: -2, va: cr2 };
+    if (acc.write && (this.protectedGfns.has(gfn) || repeated)) {
+      this.lastFault = { index: -1, va: -1n };
+      return { action: 'step', va: cr2, hpa: t.pa, gfn };
+    }
+    this.stats.hiddenFaults++;
+    return { action: 'retry' };
+  }
+
+  /**
+   * Makes the shadow leaf of va writable for one instruction. The returned function closes
+   * it again and zaps the shadow entries derived from every guest entry the instruction
+   * changed in that frame (found by comparing the frame with a snapshot).
+   */
+  openForStep(va: bigint, hpa: bigint, gfn: number): () => void {
+    let table = this.cpu.getRegisters().cr3 & ADDR;
+    let at = -1n;
+    for (let l = this.levels(); l >= 1; l--) {
+      const ea = table + ((va >> BigInt(3 + 9 * l)) & 511n) * 8n;
+      const e = this.m.memory.read64(ea);
+      if (!(e & PTE.P)) break;
+      if (l === 1) { at = ea; break; }
+      table = e & ADDR;
+    }
+    if (at < 0n) throw new Error(`shadow MMU: no shadow leaf for ${va.toString(16)} after a fill`);
+    const old = this.m.memory.read64(at);
+    const frame = hpa & ~0xfffn;
+    const before = this.m.memory.read(frame, 4096);
+    this.m.memory.write64(at, old | PTE.W | PTE.D);
+    this.cpu.invlpg(va);
+    return () => {
+      this.m.memory.write64(at, old);
+      this.cpu.invlpg(va);
+      const after = this.m.memory.read(frame, 4096);
+      this.stats.ptWritesEmulated++;
+      for (let off = 0; off < 4096; off += 8) {
+        let same = true;
+        for (let k = 0; k < 8; k++) if (before[off + k] !== after[off + k]) { same = false; break; }
+        if (!same) this.zapWritten(gfn, BigInt(off), 8);
+      }
+    };
+  }
 }

@@ -15,6 +15,7 @@ import { P2M, isUnbacked, needsResolve } from './p2m.js';
 import type { ShadowMmu, ShadowStats } from './shadow.js';
 import type { Vm } from './vm.js';
 import type { VcpuExit } from './types.js';
+import { runCode, isCodeRunOptions, type CodeRunOptions, type CodeExit } from './vcpu-code.js';
 
 /** A retry of the same op more often than this means the hypervisor is not making progress. */
 const MAX_RETRIES = 16;
@@ -57,8 +58,15 @@ export class Vcpu {
     return this.shadow ? this.shadow.guestRegisters() : this.cpu.getRegisters();
   }
 
-  /** Runs batch ops from `start` until an exit the hypervisor does not handle itself. */
-  run(batch: AccessBatch, start = 0): VcpuExit {
+  /**
+   * Runs batch ops from `start` until an exit the hypervisor does not handle itself; or,
+   * given options, runs guest machine code from RIP (see vcpu-code.ts).
+   */
+  run(batch: AccessBatch, start?: number): VcpuExit;
+  run(opts: CodeRunOptions): CodeExit;
+  run(arg: AccessBatch | CodeRunOptions, start = 0): VcpuExit | CodeExit {
+    if (isCodeRunOptions(arg)) return runCode(this, arg);
+    const batch = arg;
     if (this.vm.isDestroyed) throw new Error(`VM ${this.vm.id} was destroyed: its vCPUs cannot run`);
     let at = start, last = -1, retries = 0;
     for (;;) {
