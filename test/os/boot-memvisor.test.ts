@@ -1,5 +1,5 @@
 // memvisor-os (the committed ELF) on memvisor's own x86-64 interpreter and board,
-// through the test-only GuestCpu adapter (test/os/os-cpu.ts; native and nested).
+// through the test-only GuestCpu adapter (test/os/os-cpu.ts), under all three paging modes.
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,7 +11,7 @@ import { OS_DIR } from '../../guests/os/build.mjs';
 const KERNEL = new Uint8Array(readFileSync(join(OS_DIR as string, 'bin/memvisor-os.elf')));
 const MEMORY = 64 * 2 ** 20;
 
-async function machine(mode: 'native' | 'nested', cmdline: string) {
+async function machine(mode: 'native' | 'nested' | 'shadow', cmdline: string) {
   const hv = await Hypervisor.create({ hostMemoryBytes: MEMORY + 32 * 2 ** 20 });
   const out: number[] = [];
   const m = new OsMachine({ hv, kernel: KERNEL, memoryBytes: MEMORY, mode, cpu: testCpu,
@@ -22,9 +22,9 @@ async function machine(mode: 'native' | 'nested', cmdline: string) {
 const PROGRAMS = 'run=hello,toucher:2,random:1:5000,forktree:2:16,crash';
 
 describe('memvisor-os on the memvisor board', () => {
-  it('runs the programs to power-off with the same console output under native and nested paging', async () => {
+  it('runs the programs to power-off with the same console output under native, nested and shadow paging', async () => {
     const outs: string[] = [];
-    for (const mode of ['native', 'nested'] as const) {
+    for (const mode of ['native', 'nested', 'shadow'] as const) {
       const { m, console } = await machine(mode, PROGRAMS);
       const r = m.run({ instructions: 5e7 });
       expect(r.stop).toBe('power-off');
@@ -45,10 +45,11 @@ describe('memvisor-os on the memvisor board', () => {
     // compare everything but the memory figures.
     const programLines = (o: string) => o.split('\n').filter((l) => !/^( +mem 0x|pmm:|mem:|vm:)/.test(l));
     expect(programLines(outs[1])).toEqual(programLines(outs[0]));
+    expect(programLines(outs[2])).toEqual(programLines(outs[0]));
   }, 120_000);
 
-  it('inflates and deflates to the host target (2 MiB pages, doorbell) with no protocol violation', async () => {
-    const { m, console } = await machine('nested', 'run=sleeper:6,toucher:2:3');
+  it.each(['nested', 'shadow'] as const)('inflates and deflates to the host target (2 MiB pages, doorbell) with no protocol violation (%s)', async (mode) => {
+    const { m, console } = await machine(mode, 'run=sleeper:6,toucher:2:3');
     const until = (s: number) => { while (m.seconds < s && !m.stopped) m.step(2e7); };
     until(1.2);
     expect(m.balloon.violationCount).toBe(0);

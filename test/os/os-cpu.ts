@@ -1,36 +1,27 @@
-// Test-only GuestCpu over the interpreting vCPU (native and nested modes), so the
-// kernel can be booted on the board before the real adapter (src/board/cpu-adapter.ts,
-// branch oshost) lands. Shadow paging needs the hypervisor's exit handling: not here.
+// Test-only GuestCpu over the VM's vCPU 0 (vcpu.run({ maxInstructions }): the
+// hypervisor handles EPT first touches, shadow fills and intercepts), so the kernel
+// can be booted on the board before the board's own adapter (src/board/cpu-adapter.ts,
+// branch oshost) is wired up.
 import type { Vm } from '../../src/hypervisor/vm.js';
 import type { GuestCpu, CpuExit } from '../../src/board/os-machine.js';
-import { EPT_QUAL } from '../../src/core/bits.js';
-import { gfnOf, gpa as toGpa } from '../../src/core/addr.js';
-import { isUnbacked, needsResolve } from '../../src/hypervisor/p2m.js';
+
+const hexify = (_k: string, v: unknown) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v);
 
 export function testCpu(vm: Vm): GuestCpu {
-  if (vm.mode === 'shadow') throw new Error('test adapter: shadow mode not supported');
-  const cpu = vm.vcpus[0].cpu;
+  const vcpu = vm.vcpus[0], cpu = vcpu.cpu;
   let lastExit = '';
   return {
     boot(r) {
       cpu.setExceptionBitmap(0);
-      cpu.setRegisters({
+      vcpu.setRegisters({
         rip: r.rip, rsp: r.rsp, rflags: r.rflags, cr0: r.cr0, cr3: r.cr3, cr4: r.cr4, efer: r.efer, cpl: r.cpl,
         cs: BigInt(r.cs), ds: BigInt(r.ds), es: BigInt(r.es), ss: BigInt(r.ss), fs: BigInt(r.fs), gs: BigInt(r.gs),
         gdtrBase: r.gdtr.base, gdtrLimit: BigInt(r.gdtr.limit), idtrBase: r.idtr.base, idtrLimit: BigInt(r.idtr.limit),
-      });
+      } as never);
     },
     run(max) {
-      let x = cpu.run({ maxInstructions: max });
-      // Nested paging: the first touch of a guest frame backs it (as Vcpu.eptViolation does).
-      for (let n = 0; x.reason === 'EPT_VIOLATION' && n < 1e7; n++) {
-        const gpa = toGpa(x.gpa), gfn = gfnOf(gpa), w = vm.p2m.raw(gfn), write = (x.qualification & EPT_QUAL.WRITE) !== 0;
-        if (!vm.contains(gpa)) break;
-        if (isUnbacked(w)) vm.backGfn(gfn, true);
-        else if (!needsResolve(w, write) || vm.resolve(gfn, write) === null) break;
-        x = cpu.run({ maxInstructions: Math.max(1, max - 1) });
-      }
-      lastExit = JSON.stringify(x, (_k, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v));
+      const x = vcpu.run({ maxInstructions: max });
+      lastExit = JSON.stringify(x, hexify);
       switch (x.reason) {
         case 'IO': return { reason: 'IO', port: x.port, size: x.size, direction: x.direction, value: x.value };
         case 'HLT': case 'SHUTDOWN': case 'BUDGET': return { reason: x.reason } as CpuExit;
@@ -38,7 +29,7 @@ export function testCpu(vm: Vm): GuestCpu {
       }
     },
     gprs() {
-      const g = cpu.getRegisters();
+      const g = cpu.getRegisters() as unknown as Record<string, bigint>;  // GPRs live in the interpreter
       return { rax: g.rax, rbx: g.rbx, rcx: g.rcx, rdx: g.rdx, rsi: g.rsi, rdi: g.rdi, rbp: g.rbp, rsp: g.rsp,
         r8: g.r8, r9: g.r9, r10: g.r10, r11: g.r11, r12: g.r12, r13: g.r13, r14: g.r14, r15: g.r15, rip: g.rip, rflags: g.rflags } as never;
     },
@@ -50,7 +41,7 @@ export function testCpu(vm: Vm): GuestCpu {
     advanceTo(t) { const now = cpu.getRegisters().tsc; if (t > now) cpu.advanceTsc(t - now); },
     nextTimer() { return cpu.nextTimer() ?? null; },
     dump() {
-      const g = cpu.getRegisters() as unknown as Record<string, bigint | number>;
+      const g = { ...cpu.getRegisters(), ...vcpu.guestRegisters() } as unknown as Record<string, bigint | number>;
       const d: Record<string, string> = { lastExit };
       for (const [k, v] of Object.entries(g)) d[k] = typeof v === 'bigint' ? `0x${v.toString(16)}` : String(v);
       return d;
