@@ -14,7 +14,8 @@ const MEMORY = 64 * 2 ** 20;
 async function machine(mode: 'native' | 'nested' | 'shadow', cmdline: string) {
   const hv = await Hypervisor.create({ hostMemoryBytes: MEMORY + 32 * 2 ** 20 });
   const out: number[] = [];
-  const m = new OsMachine({ hv, kernel: KERNEL, memoryBytes: MEMORY, mode, cpu: testCpu,
+  const m: OsMachine = new OsMachine({ hv, kernel: KERNEL, memoryBytes: MEMORY, mode,
+    cpu: (vm) => testCpu(vm, { onBallooned: (gpa, gva) => m.balloon.guestTouched(gpa, gva) }),
     load: { cmdline, path: '/boot/memvisor-os.elf' }, console: (b) => out.push(b) });
   return { m, console: () => Buffer.from(out).toString('latin1') };
 }
@@ -49,7 +50,7 @@ describe('memvisor-os on the memvisor board', () => {
   }, 120_000);
 
   it.each(['nested', 'shadow'] as const)('inflates and deflates to the host target (2 MiB pages, doorbell) with no protocol violation (%s)', async (mode) => {
-    const { m, console } = await machine(mode, 'run=sleeper:6,toucher:2:3');
+    const { m, console } = await machine(mode, 'run=sleeper:7,toucher:2:3');
     const until = (s: number) => { while (m.seconds < s && !m.stopped) m.step(2e7); };
     until(1.2);
     expect(m.balloon.violationCount).toBe(0);
@@ -65,17 +66,43 @@ describe('memvisor-os on the memvisor board', () => {
     until(4.5);
     expect(m.balloon.size).toBe(0);
     m.balloon.setTarget(2000);
-    until(5.5);
+    until(5.0);
+    expect(m.balloon.size).toBe(2048);
+    m.balloon.requestReset();                          // ERROR_RESET: the driver pops, STARTs again, re-inflates
+    until(6.2);
     expect(m.balloon.size).toBe(2048);
     while (!m.stopped) m.step(2e7);
     expect(m.stopped?.stop).toBe('power-off');
     expect(m.balloon.violationCount).toBe(0);
     expect(m.counters().staleUses).toBe(0);
     const out = console();
-    expect(out).toMatch(/^sleeper: slept 6 s$/m);
+    expect(out).toMatch(/^sleeper: slept 7 s$/m);
     expect(out.match(/^toucher: 2 MiB pass \d checksum [0-9a-f]{16} ok$/gm)?.length).toBe(3);
     expect(out).toMatch(/^2m-lock +[1-9]\d* \(0 failed\)$/m);
     expect(out).toMatch(/^2m-unlock +[1-9]\d* \(0 failed\)$/m);
     expect(out).toMatch(/^doorbell: +[1-9]/m);
+    expect(out).toMatch(/^reset: +2$/m);
   }, 120_000);
+
+  it('a touched ballooned page makes the host reset the driver, which re-inflates (nested)', async () => {
+    const { m, console } = await machine('nested', 'shell');
+    const until = (s: number) => { while (m.seconds < s && !m.stopped) m.step(2e7); };
+    until(1.1);
+    m.balloon.setTarget(3000);
+    until(1.5);
+    expect(m.balloon.size).toBe(3072);
+    m.uart.pushInput('balloon touch\n');
+    until(1.6);
+    expect(m.balloon.violations.map((v) => v.kind)).toEqual(['touched-ballooned']);
+    until(3.5);                                        // ERROR_RESET at the 2 s pass, reset at the 3 s one
+    expect(m.balloon.size).toBe(3072);               // reset (pop, START, GUEST_ID), then inflated again
+    m.uart.pushInput('balloon\n');
+    until(3.7);
+    const out = console();
+    expect(out).toMatch(/^balloon: touched ballooned page 0x[0-9a-f]+/m);
+    expect(out).toMatch(/^target +\d+ \(1 failed\)$/m);   // the GET_TARGET answered ERROR_RESET
+    expect(out).toMatch(/^reset: +2$/m);
+    expect(out).toMatch(/^current: +3072$/m);
+    expect(m.balloon.violationCount).toBe(1);
+  }, 60_000);
 });

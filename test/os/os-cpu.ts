@@ -4,10 +4,14 @@
 // branch oshost) is wired up.
 import type { Vm } from '../../src/hypervisor/vm.js';
 import type { GuestCpu, CpuExit } from '../../src/board/os-machine.js';
+import { P2M } from '../../src/hypervisor/p2m.js';
+
+/** onBallooned: the guest touched a ballooned gfn (nested EPT violation); the run retries. */
+export interface TestCpuHooks { onBallooned?(gpa: bigint, gva: bigint): void }
 
 const hexify = (_k: string, v: unknown) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v);
 
-export function testCpu(vm: Vm): GuestCpu {
+export function testCpu(vm: Vm, hooks: TestCpuHooks = {}): GuestCpu {
   const vcpu = vm.vcpus[0], cpu = vcpu.cpu;
   let lastExit = '';
   return {
@@ -20,7 +24,12 @@ export function testCpu(vm: Vm): GuestCpu {
       } as never);
     },
     run(max) {
-      const x = vcpu.run({ maxInstructions: max });
+      let x = vcpu.run({ maxInstructions: max });
+      while (x.reason === 'EPT_VIOLATION' && hooks.onBallooned && vm.contains(x.gpa as never) &&
+             vm.p2m.raw(Number(x.gpa >> 12n) as never) & P2M.BALLOONED) {
+        hooks.onBallooned(x.gpa, x.gva);
+        x = vcpu.run({ maxInstructions: Math.max(1, max - x.instructions) });
+      }
       lastExit = JSON.stringify(x, hexify);
       switch (x.reason) {
         case 'IO': return { reason: 'IO', port: x.port, size: x.size, direction: x.direction, value: x.value };

@@ -286,6 +286,21 @@ void balloon_work(void) {
   else if (ch < 0) deflate(0, 1);
 }
 
+/* Test hook (shell `balloon touch`): read one ballooned page, which a driver must
+ * never do; the host is expected to pop the balloon and answer ERROR_RESET. */
+void balloon_touch(void) {
+  for (int p = 0; p < PS_COUNT; p++) {
+    struct pfn_list *l = &balloon_pages[p];
+    if (!l->head_pa) continue;
+    struct pfn_chunk *c = phys_to_virt(l->head_pa);
+    u64 pa = (u64)c->pfn[c->count - 1] << 12;
+    u64 v = *(volatile u64 *)phys_to_virt(pa);
+    kprintf("balloon: touched ballooned page %p (read %lx)\n", pa, v);
+    return;
+  }
+  kprintf("balloon: empty, nothing to touch\n");
+}
+
 void balloon_doorbell(void) {
   st.doorbell++;
   balloon_work();

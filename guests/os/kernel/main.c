@@ -129,11 +129,12 @@ static void run_command(char *cmdl) {
   else if (!strncmp(cmdl, "ps", 3)) procs_list();
   else if (!strncmp(cmdl, "mem", 4)) print_mem();
   else if (!strncmp(cmdl, "balloon", 8)) balloon_print_stats();
+  else if (!strncmp(cmdl, "balloon touch", 14)) balloon_touch();
   else if (!strncmp(cmdl, "programs", 9)) programs_list();
   else if (!strncmp(cmdl, "poweroff", 9)) shutdown("poweroff command");
   else if (!strncmp(cmdl, "wait", 5)) shell_waiting = 1;
   else if (!strncmp(cmdl, "help", 5))
-    kprintf("commands: run prog[:args][,prog[:args]...] | wait | ps | mem | balloon | programs | poweroff\n");
+    kprintf("commands: run prog[:args][,prog[:args]...] | wait | ps | mem | balloon | balloon touch | programs | poweroff\n");
   else kprintf("unknown command: %s (try help)\n", cmdl);
 }
 
