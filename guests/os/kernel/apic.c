@@ -9,6 +9,7 @@
  * clock comes from CPUID leaf 0x15 (core crystal) when the CPU reports it;
  * otherwise an assumed constant, so tick lengths are then only nominal. */
 #include "kernel.h"
+#include "mm.h"
 
 #define MSR_APIC_BASE 0x1b
 #define REG_EOI 0x0b0
@@ -47,6 +48,7 @@ void apic_init(void) {
     if ((base & 0xc00) != 0xc00) wrmsr(MSR_APIC_BASE, base | 0xc00);  /* x2APIC + enable */
   } else {
     if (!(base & 0x800)) wrmsr(MSR_APIC_BASE, base | 0x800);
+    vm_map_device_2m(base & 0xfffff000ULL);
     xapic_mmio = phys_to_virt(base & 0xfffff000ULL);
   }
   apic_write(REG_SVR, 0x100 | VEC_SPURIOUS);           /* software enable */

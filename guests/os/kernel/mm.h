@@ -39,6 +39,7 @@ extern int pcid_enabled;
 void vm_init(u64 top_of_memory);
 u64 *vm_pte(u64 pml4, u64 va, int create);  /* leaf PTE for va, or 0 */
 u64 vm_new_space(void);                      /* a PML4 sharing the kernel half */
+void vm_map_device_2m(u64 pa);               /* device registers into the direct map */
 void vm_free_user(u64 pml4);                 /* frees user pages and tables */
 int vm_fork_cow(u64 parent, u64 child);      /* share user pages copy-on-write; -1 on OOM */
 u16 pcid_alloc(int *fresh);

@@ -1,7 +1,8 @@
 /* The kernel's own page tables and user address spaces.
  *
  * Kernel half (shared by every address space, PML4 slots 256..511, global):
- *   0xffff800000000000 + pa : direct map of all RAM, 2 MiB pages, RW, NX
+ *   0xffff800000000000 + pa : direct map of all RAM, 2 MiB pages, RW, NX (plus the
+ *                             xAPIC page, uncached, on CPUs without x2APIC)
  *   0xffffffff80000000 + off: the kernel ELF, 4 KiB pages, text RX, rodata R, data RW
  * User half: 4 KiB pages only, PTE_U, copy-on-write marked by PTE_COW. */
 #include "mm.h"
@@ -69,7 +70,9 @@ static int cpu_has_pcid(void) {
 
 void vm_init(u64 top_of_memory) {
   kernel_pml4 = alloc_table();
-  u64 top = top_of_memory < (4ULL << 30) ? (4ULL << 30) : (top_of_memory + HUGE_SIZE - 1) & ~(HUGE_SIZE - 1);
+  /* RAM only: under memvisor's native mode guest-physical is host-physical, so
+   * nothing beyond the VM's memory is mapped (Limine maps 0..4 GiB at least). */
+  u64 top = (top_of_memory + HUGE_SIZE - 1) & ~(HUGE_SIZE - 1);
   map_direct(kernel_pml4, top);
   map_kernel_image(kernel_pml4);
   /* The kernel half never changes after this, so user PML4s copy slots 256..511 once. */
@@ -87,6 +90,15 @@ void vm_init(u64 top_of_memory) {
   write_cr4(cr4 | (1ULL << 7));
   kprintf("vm: own page tables at %p, direct map %lu MiB in 2 MiB pages, PCIDs %s\n",
           kernel_pml4, top >> 20, pcid_enabled ? "on" : "off (CPUID.1:ECX.PCID=0)");
+}
+
+/* One more 2 MiB of the direct map for device registers: uncached (PCD|PWT). Only
+ * before the first process, as user PML4s copy the kernel half when created. */
+void vm_map_device_2m(u64 pa) {
+  pa &= ~(HUGE_SIZE - 1);
+  u64 *pde = walk(kernel_pml4, HHDM_BASE + pa, 1, 1, PTE_P | PTE_W);
+  if (!pde) panic("vm: cannot map device memory at %p", pa);
+  if (!(*pde & PTE_P)) *pde = pa | PTE_P | PTE_W | PTE_PS | PTE_G | PTE_NX | (1ULL << 3) | (1ULL << 4);
 }
 
 u64 vm_new_space(void) {
