@@ -118,7 +118,8 @@ export function loadKernel(vm: LoaderTarget, file: Uint8Array, o: LoadOptions = 
   if (pathBytes.length > 1024) throw new LimineError('executable path is longer than 1023 bytes');
 
   const hhdmEnd = hhdmLimit(vm.mode, ram);
-  const ptPages = pageTableBound(image, hhdmEnd);
+  // Sized for the widest HHDM in every mode, so the memory map is the same under each.
+  const ptPages = pageTableBound(image, hhdmLimit('nested', ram));
   const infoPages = 2n + pagesOf(BigInt(cmdBytes.length + pathBytes.length));
   const regionBytes = (ptPages + infoPages) * PAGE + BigInt(stackBytes);
   const filePages = req('executableFile') ? pagesOf(BigInt(file.length)) : 0n;

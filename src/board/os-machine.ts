@@ -56,6 +56,8 @@ export type CpuExit =
   | { reason: 'HLT' }
   | { reason: 'SHUTDOWN' }
   | { reason: 'BUDGET' }
+  /** The guest touched a page it gave to the balloon (without deflating it first). */
+  | { reason: 'BALLOON_TOUCH'; gpa: bigint; gva: bigint }
   | { reason: 'OTHER'; name: string; detail?: string };
 
 export type StopReason = 'power-off' | 'timeout' | 'triple-fault' | 'halted' | 'error';
@@ -109,6 +111,8 @@ export class OsMachine implements Runnable {
   readonly hz: number;
   /** Exits by reason, counted by the board. */
   readonly exits: Record<string, number> = {};
+  /** Guest touches of ballooned pages. */
+  balloonTouches = 0;
   /** Doorbell rings that could not become an interrupt (resource id not a vector). */
   lostDoorbells = 0;
   private result: OsRunResult | null = null;
@@ -149,13 +153,16 @@ export class OsMachine implements Runnable {
   /** The run's outcome once it stopped (power-off, triple fault, ...), else null. */
   get stopped(): OsRunResult | null { return this.result; }
 
-  /** Runs until the guest stops or the budget ends (a timeout). */
+  /**
+   * Runs until the guest stops or the budget ends (a timeout: the budget counts from boot,
+   * and a later run with a larger one continues the guest).
+   */
   run(budget: Budget = {}): OsRunResult {
     const maxI = budget.instructions ?? Infinity;
     const maxTsc = budget.seconds === undefined ? Infinity : budget.seconds * this.hz;
     while (!this.result) {
       const left = maxI - this.cpu.instructions();
-      if (left <= 0 || Number(this.cpu.tsc()) >= maxTsc) return this.finish('timeout');
+      if (left <= 0 || Number(this.cpu.tsc()) >= maxTsc) return this.outcome('timeout');
       this.step1(Math.min(left, this.o.slice ?? 1e6), maxTsc);
     }
     return this.result;
@@ -178,6 +185,7 @@ export class OsMachine implements Runnable {
       case 'HLT': this.halt(maxTsc); break;
       case 'SHUTDOWN': this.finish('triple-fault', 'triple fault (shutdown)'); break;
       case 'BUDGET': break;
+      case 'BALLOON_TOUCH': this.balloonTouch(x); break;
       default: this.finish('error', `unexpected exit ${x.name}${x.detail ? ': ' + x.detail : ''}`);
     }
     if (this.power.state && !this.result) this.finish('power-off');
@@ -205,6 +213,15 @@ export class OsMachine implements Runnable {
     if (to > this.cpu.tsc()) this.cpu.advanceTo(to);
   }
 
+  /**
+   * A touch of a ballooned gfn: the strict device records the violation, pops the balloon
+   * and makes the driver reset (as ESX does); the access is retried on a fresh zeroed frame.
+   */
+  private balloonTouch(x: Extract<CpuExit, { reason: 'BALLOON_TOUCH' }>): void {
+    this.balloonTouches++;
+    this.balloon.guestTouched(x.gpa, x.gva);
+  }
+
   /** SIGNALLED_WAKEUP: the doorbell becomes an interrupt at the vector the guest registered. */
   private ring(d: Doorbell): void {
     const v = doorbellVector(d);
@@ -212,14 +229,19 @@ export class OsMachine implements Runnable {
     this.cpu.injectInterrupt(v);
   }
 
+  /** A final stop: the guest runs no more. */
   private finish(stop: StopReason, message?: string): OsRunResult {
+    this.result = this.outcome(stop, message);
+    return this.result;
+  }
+
+  private outcome(stop: StopReason, message?: string): OsRunResult {
     const p = this.power.state;
-    this.result = {
+    return {
       stop, status: p?.status ?? null, powerOff: p, instructions: this.cpu.instructions(), seconds: this.seconds,
       ...(stop === 'triple-fault' || stop === 'error' ? { dump: this.cpu.dump() } : {}),
       ...(message ? { message } : {}),
     };
-    return this.result;
   }
 
   /** Counters for the report: the vCPU's, exits by reason, balloon and device figures. */
@@ -230,6 +252,7 @@ export class OsMachine implements Runnable {
     c.backdoorCalls = this.backdoor.calls;
     c.backdoorMisuses = this.backdoor.misuses;
     c.balloonViolations = this.balloon.violationCount;
+    c.balloonTouches = this.balloonTouches;
     c.balloonSize = this.balloon.size;
     c.balloonTarget = this.balloon.target;
     c.doorbellRings = this.balloon.doorbellRings;

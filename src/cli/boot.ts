@@ -23,6 +23,10 @@ const UNITS: Record<string, number> = { '': 1, b: 1, kib: 2 ** 10, k: 2 ** 10, m
 
 export interface BootCliOptions {
   mode?: string; memory?: string; cmdline?: string; out?: string; timeout?: string; quiet?: boolean;
+  /** Host balloon target from the start (a size, e.g. 16MiB). */
+  balloonTarget?: string;
+  /** Bytes queued on the UART's input (a shell script; "\n" separates lines). */
+  input?: string;
 }
 
 /** "64MiB", "1GiB", "65536" → bytes (a multiple of 4 KiB). */
@@ -70,6 +74,8 @@ export async function bootCommand(kernelArg: string | undefined, o: BootCliOptio
     load: { cmdline: o.cmdline ?? '', path: '/boot/' + basename(path) },
     console: (b) => process.stdout.write(Uint8Array.of(b)),
   });
+  if (o.balloonTarget) m.balloon.setTarget(parseMemory(o.balloonTarget) / 4096);
+  if (o.input) m.uart.pushInput(o.input.replace(/\\n/g, '\n'));
   const t0 = performance.now();
   const r = m.run(budget);
   const wall = (performance.now() - t0) / 1000;
@@ -88,10 +94,24 @@ function printSummary(m: OsMachine, r: OsRunResult, wall: number): void {
   console.log(`\n--- memvisor: ${describeStop(r)} after ${r.instructions} instructions, ${r.seconds.toFixed(3)} s virtual ` +
     `(${(r.instructions / 1e6 / Math.max(wall, 1e-9)).toFixed(1)} MIPS, ${wall.toFixed(2)} s wall)`);
   if (r.dump) console.log(table(['register', 'value'], Object.entries(r.dump)));
-  console.log(table(['counter', 'value'], Object.entries(c).map(([k, v]) => [k, String(v)])));
+  console.log(table(['counter', 'value'], headline(c).map(([k, v]) => [k, String(v)])));
+  const exits = Object.entries(c).filter(([k]) => k.startsWith('exit_')).map(([k, v]) => `${k.slice(5)} ${v}`);
+  console.log(`exits: ${exits.join(', ') || 'none'}`);
   const b = m.balloonStats.snapshot();
   console.log(`balloon: target ${b.target} frames, size ${b.size}, inflated ${b.inflated}, deflated ${b.deflated}, ` +
-    `refused ${b.refused}, violations ${b.violations}, commands ${b.commands}`);
+    `refused ${b.refused}, resets ${b.resets}, violations ${b.violations}, commands ${b.commands}, doorbell rings ${c.doorbellRings}`);
+}
+
+/** The figures the summary shows (every counter is in the --out report). */
+export function headline(c: Record<string, number>): [string, number][] {
+  const pick: [string, number | undefined][] = [
+    ['instructions', c.instructions], ['modeled cycles', c.cycles], ['VM exits', c.vmExits],
+    ['TLB misses (walks)', c.walks], ['walk references', c.walkRefs], ['  of them EPT references', c.eptRefs],
+    ['page faults', (c.pfNotPresent ?? 0) + (c.pfProtection ?? 0) + (c.pfReserved ?? 0) + (c.pfProtectionKey ?? 0)],
+    ['pages backed', c.pagesBacked], ['coherence checker: stale uses', c.staleUses],
+    ['console bytes', c.consoleBytes], ['backdoor calls', c.backdoorCalls], ['balloon touches', c.balloonTouches],
+  ];
+  return pick.filter((p): p is [string, number] => p[1] !== undefined);
 }
 
 export function describeStop(r: OsRunResult): string {

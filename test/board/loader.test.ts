@@ -253,3 +253,16 @@ describe('bad kernels are refused before guest memory changes', () => {
     await refused(kernelImage().elf, /command line of 5000 bytes/, { cmdline: 'x'.repeat(5000) });
   });
 });
+
+describe('the hand-off is the same under every paging mode', () => {
+  it('memory map, responses and registers do not depend on the mode', async () => {
+    const seen = [];
+    for (const mode of ['native', 'nested', 'shadow'] as Mode[]) {
+      const { vm } = await machine(mode);
+      const b = loadKernel(vm, kernelImage().elf, { cmdline: 'same' });
+      seen.push({ memmap: b.memmap, responses: b.responses, registers: b.registers, layout: { ...b.layout, hhdmEnd: 0n } });
+    }
+    expect(seen[1]).toEqual(seen[0]);
+    expect(seen[2]).toEqual(seen[0]);
+  });
+});
