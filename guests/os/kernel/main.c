@@ -24,7 +24,8 @@ char boot_cmdline[256];
 u64 kernel_phys_base = LINK_PHYS_BASE;
 static struct mem_range ranges[MAX_RANGES];
 static int nranges, shell_mode, shell_waiting;
-static u64 linger_ticks, idle_since;
+static u64 linger_ticks, idle_start;
+static int idle_armed;
 static char line[128];
 static int line_len;
 
@@ -169,9 +170,9 @@ void kernel_tick(void) {
 /* Called by the scheduler when nothing is runnable. */
 void idle_hook(void) {
   if (shell_mode) poll_console();
-  if (shell_mode || procs_alive()) { idle_since = 0; return; }
-  if (!idle_since) idle_since = ticks ? ticks : 1;
-  if (ticks - idle_since >= linger_ticks) shutdown("all processes exited");
+  if (shell_mode || procs_alive()) { idle_armed = 0; return; }
+  if (!idle_armed) { idle_armed = 1; idle_start = ticks; }
+  if (ticks - idle_start >= linger_ticks) shutdown("all processes exited");
 }
 
 void kmain(void) {
