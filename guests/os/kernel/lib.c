@@ -2,25 +2,43 @@
 #include "kernel.h"
 
 /* REP STOS/MOVS: one instruction per call for page zeroing and copying, which
- * an instruction-counting CPU model charges far less than a byte loop. */
+ * an instruction-counting CPU model charges far less than a byte loop. Large
+ * ranges go one page per REP, so each REP instruction retires after at most one
+ * page of first-touch faults (memvisor's hypervisor treats a long run of exits
+ * without a retired instruction as a hang). */
+#define REP_CHUNK 4096
+
 void *memset(void *d, int c, size_t n) {
-  void *p = d;
-  if ((((u64)d | n) & 7) == 0) {
-    u64 v = 0x0101010101010101ULL * (u8)c, q = n / 8;
-    __asm__ volatile("rep stosq" : "+D"(p), "+c"(q) : "a"(v) : "memory");
-  } else {
-    __asm__ volatile("rep stosb" : "+D"(p), "+c"(n) : "a"(c) : "memory");
+  u8 *p = d;
+  u64 v = 0x0101010101010101ULL * (u8)c;
+  while (n) {
+    size_t k = n < REP_CHUNK ? n : REP_CHUNK;
+    void *q = p;
+    if ((((u64)p | k) & 7) == 0) {
+      u64 words = k / 8;
+      __asm__ volatile("rep stosq" : "+D"(q), "+c"(words) : "a"(v) : "memory");
+    } else {
+      size_t bytes = k;
+      __asm__ volatile("rep stosb" : "+D"(q), "+c"(bytes) : "a"(c) : "memory");
+    }
+    p += k; n -= k;
   }
   return d;
 }
 
 void *memcpy(void *d, const void *s, size_t n) {
-  void *dp = d; const void *sp = s;
-  if ((((u64)d | (u64)s | n) & 7) == 0) {
-    u64 q = n / 8;
-    __asm__ volatile("rep movsq" : "+D"(dp), "+S"(sp), "+c"(q) : : "memory");
-  } else {
-    __asm__ volatile("rep movsb" : "+D"(dp), "+S"(sp), "+c"(n) : : "memory");
+  u8 *dp = d; const u8 *sp = s;
+  while (n) {
+    size_t k = n < REP_CHUNK ? n : REP_CHUNK;
+    void *q = dp; const void *r = sp;
+    if ((((u64)dp | (u64)sp | k) & 7) == 0) {
+      u64 words = k / 8;
+      __asm__ volatile("rep movsq" : "+D"(q), "+S"(r), "+c"(words) : : "memory");
+    } else {
+      size_t bytes = k;
+      __asm__ volatile("rep movsb" : "+D"(q), "+S"(r), "+c"(bytes) : : "memory");
+    }
+    dp += k; sp += k; n -= k;
   }
   return d;
 }
