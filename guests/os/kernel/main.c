@@ -201,6 +201,7 @@ void kmain(void) {
     spawn_list(list);
   } else if (!shell_mode) {
     spawn_list("hello,toucher:4,random:4:20000,forktree:3,crash,pagecache:16");
+    if (!opt("linger")) linger_ticks = 2 * HZ;  /* let the balloon worker show a few passes */
   }
   if (shell_mode) prompt();
   scheduler();
