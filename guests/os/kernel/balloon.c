@@ -162,10 +162,20 @@ static void inflate(void) {
     }
     int alloc_failed = n < want;
     u64 status = ST_SUCCESS;
+    if (n && pfn_reserve(&balloon_pages[ps], n) < 0) {
+      /* No room to remember the pages: give them back before the host sees them. */
+      for (u64 i = 0; i < n; i++) {
+        if (ps == PS_4K && pfn_push(&prealloc, batch_pfn[i]) == 0) continue;
+        free_page(ps, batch_pfn[i]);
+      }
+      st.page[ps].alloc_fail++;
+      break;
+    }
     if (n) {
       status = lock_op(ps, n, 0);
       for (u64 i = 0; i < n; i++) {
-        if (batch_status[i] == ST_SUCCESS && pfn_push(&balloon_pages[ps], batch_pfn[i]) == 0) {
+        if (batch_status[i] == ST_SUCCESS) {
+          pfn_push(&balloon_pages[ps], batch_pfn[i]);  /* cannot fail: reserved above */
           size += f;
           continue;
         }
@@ -290,10 +300,9 @@ void balloon_work(void) {
  * never do; the host is expected to pop the balloon and answer ERROR_RESET. */
 void balloon_touch(void) {
   for (int p = 0; p < PS_COUNT; p++) {
-    struct pfn_list *l = &balloon_pages[p];
-    if (!l->head_pa) continue;
-    struct pfn_chunk *c = phys_to_virt(l->head_pa);
-    u64 pa = (u64)c->pfn[c->count - 1] << 12;
+    i64 pfn = pfn_peek(&balloon_pages[p]);
+    if (pfn < 0) continue;
+    u64 pa = (u64)pfn << 12;
     u64 v = *(volatile u64 *)phys_to_virt(pa);
     kprintf("balloon: touched ballooned page %p (read %lx)\n", pa, v);
     return;

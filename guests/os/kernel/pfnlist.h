@@ -23,12 +23,37 @@ static inline int pfn_push(struct pfn_list *l, u64 pfn) {
   return 0;
 }
 
+/* Room for n more pushes (n <= PFN_CHUNK_CAP) without allocating; -1 if out of memory. */
+static inline int pfn_reserve(struct pfn_list *l, u64 n) {
+  struct pfn_chunk *c = l->head_pa ? phys_to_virt(l->head_pa) : 0;
+  if (c && PFN_CHUNK_CAP - c->count >= n) return 0;
+  u64 pa = pmm_alloc_nozero();
+  if (!pa) return -1;
+  struct pfn_chunk *fresh = phys_to_virt(pa);
+  fresh->next_pa = l->head_pa; fresh->count = 0;   /* a partly filled chunk may follow */
+  l->head_pa = pa;
+  return 0;
+}
+
 static inline i64 pfn_pop(struct pfn_list *l) {
-  if (!l->head_pa) return -1;
-  struct pfn_chunk *c = phys_to_virt(l->head_pa);
-  u64 pfn = c->pfn[--c->count];
-  if (c->count == 0) { u64 pa = l->head_pa; l->head_pa = c->next_pa; pmm_free(pa); }
-  l->count--;
-  return (i64)pfn;
+  while (l->head_pa) {
+    struct pfn_chunk *c = phys_to_virt(l->head_pa);
+    if (c->count == 0) { u64 pa = l->head_pa; l->head_pa = c->next_pa; pmm_free(pa); continue; }  /* reserved, unused */
+    u64 pfn = c->pfn[--c->count];
+    if (c->count == 0) { u64 pa = l->head_pa; l->head_pa = c->next_pa; pmm_free(pa); }
+    l->count--;
+    return (i64)pfn;
+  }
+  return -1;
+}
+
+/* The most recently pushed PFN, or -1. */
+static inline i64 pfn_peek(const struct pfn_list *l) {
+  for (u64 pa = l->head_pa; pa;) {
+    const struct pfn_chunk *c = phys_to_virt(pa);
+    if (c->count) return c->pfn[c->count - 1];
+    pa = c->next_pa;
+  }
+  return -1;
 }
 #endif
