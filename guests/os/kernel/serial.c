@@ -15,8 +15,17 @@ void serial_init(void) {
   outb(COM1 + 4, 0x03);  /* MCR: DTR | RTS                        */
 }
 
+/* With the FIFO on (FCR), THRE means the 16-byte transmit FIFO is empty: up to
+ * 16 bytes may follow before the next LSR poll, as Linux's 8250 driver does. */
+#define TX_FIFO 16
+static int tx_room;
+
 void serial_putc(char c) {
-  while (!(inb(COM1 + 5) & LSR_THR_EMPTY)) {}
+  if (tx_room == 0) {
+    while (!(inb(COM1 + 5) & LSR_THR_EMPTY)) {}
+    tx_room = TX_FIFO;
+  }
+  tx_room--;
   outb(COM1, (u8)c);
 }
 
