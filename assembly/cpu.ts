@@ -10,6 +10,7 @@ import { alloc } from "./mem";
 import { Tlb, initTlb, ENTRY, microFlush, MICRO_ENTRIES, MICRO_BYTES, CTX_ANY, CTX_NONZERO, invalidateWhere, invalidateVa, INV_ALL, INV_PCID_ALL,
   INV_PCID_NONGLOBAL, INV_NONGLOBAL } from "./tlb";
 import { NUM_COUNTERS, C_FLUSHES, C_INVLPG, bump } from "./counters";
+import { registerMicro } from "./x86/icache";
 
 // Cache indices. L1 instruction and data TLBs per page size, a unified second-level
 // TLB holding every size, and one paging-structure cache per non-leaf level.
@@ -143,6 +144,7 @@ export function newCpu(geo: usize, maxPhysAddr: u32): usize {
     c.micro = alloc(<u64>MICRO_ENTRIES * MICRO_BYTES);
     if (c.micro == 0) return 0;
     tlbOf(c, T_D4K).micro = c.micro;
+    registerMicro(c.micro); // its write entries must never cover cached code (x86/icache.ts)
   }
   c.maxPhysAddr = maxPhysAddr;
   refresh(c);

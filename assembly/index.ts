@@ -12,10 +12,13 @@ import { translate } from "./walk";
 import { runBatch as run } from "./access";
 import { rawLoads, naiveWalks } from "./baseline";
 import { COUNTER_NAMES, NUM_COUNTERS } from "./counters";
+import { initGens, genBase, codeWrite } from "./x86/icache";
 
 export { rawLoads, naiveWalks };
 
-export function init(bytes: u64): bool { return initPhys(bytes); }
+export function init(bytes: u64): bool { return initPhys(bytes) && initGens(); }
+// Per-frame code generation words (assembly/x86/icache.ts), for host-side invalidation.
+export function codeGenBase(): usize { return genBase; }
 export function allocBytes(bytes: u64): usize { return alloc(bytes); }
 export function physBaseAddr(): usize { return physBase; }
 export function physSize(): u64 { return physBytes; }
@@ -65,11 +68,13 @@ export function cpuSetChecker(c: usize, on: bool): void { cpu(c).checker = on ? 
 // Bulk physical-memory operations; false if the range is outside memory.
 export function physFill(pa: u64, byte: u32, len: u64): bool {
   if (!physInRange(pa, len)) return false;
+  codeWrite(pa, len);
   memory.fill(physPtr(pa), <u8>byte, <usize>len);
   return true;
 }
 export function physCopy(dst: u64, src: u64, len: u64): bool {
   if (!physInRange(dst, len) || !physInRange(src, len)) return false;
+  codeWrite(dst, len);
   memory.copy(physPtr(dst), physPtr(src), <usize>len);
   return true;
 }

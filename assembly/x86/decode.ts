@@ -39,6 +39,7 @@ export const B_NONE: u32 = 0xFF;
   disp: u64;
   imm: u64;
   imm2: u64;
+  fast: u32;  // fast.ts form (0: the general path)
 }
 
 // ModRM presence for the one-byte map (bit per opcode).
@@ -150,6 +151,7 @@ function modrm(c: Cpu, x: X86, d: Insn): void {
 // Decodes the instruction at x.rip into d. On a fault x.stop is set.
 export function decode(c: Cpu, x: X86, d: Insn): void {
   d.len = 0;
+  d.fast = 0;
   d.pfx = 0;
   d.rex = 0;
   d.seg = 0;

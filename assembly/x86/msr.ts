@@ -133,6 +133,7 @@ export function wrmsr(c: Cpu, x: X86): void {
   if (c.cpl != 0) { gp0(x); return; }
   let v = (getR64(x, 2) << 32) | (getR64(x, 0) & 0xFFFF_FFFF);
   if (!writeMsr(c, x, <u32>getR64(x, 1), v)) gp0(x);
+  x.evCheck = 1; // the TPR, EOI, timer or an IPI may make an interrupt deliverable
 }
 
 // CPUID leaves. Only implemented features are reported:

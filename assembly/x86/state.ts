@@ -120,6 +120,7 @@ export const F_WRITABLE: u64 = F_ARITH | F_TF | F_IF | F_DF | F_IOPL | F_NT | F_
   nextRip: u64;
   fVpn: u64;          // fetch window: page number and host pointer of the current page
   fHost: usize;
+  fSlot: usize;       // its fast-path entry (0: none)
   // ---- run control ----
   budget: u64;        // instructions left in this run
   excBitmap: u32;     // exception vectors that exit instead of being delivered
@@ -144,7 +145,8 @@ export const F_WRITABLE: u64 = F_ARITH | F_TF | F_IF | F_DF | F_IOPL | F_NT | F_
   ripAtSync: u64;     // RIP the host last read: a new RIP loaded by the host wakes a halted vCPU
   guestCr3: u64;      // shadow mode: the guest's CR3 (MOV from CR3 reads it, not the shadow root)
   noIrq: u32;         // the host is single-stepping: no interrupt delivery
-  evCheck: u32;       // something may have made an interrupt deliverable: re-check
+  evCheck: u32;
+  sliceExit: u32;     // run.ts: the exit a slice ended with       // something may have made an interrupt deliverable: re-check
   apic: usize;        // Apic (apic.ts)
   // an event whose delivery exited to the host, delivered again at the next run
   evPending: u32;
@@ -163,6 +165,7 @@ export const F_WRITABLE: u64 = F_ARITH | F_TF | F_IF | F_DF | F_IOPL | F_NT | F_
   nStores: u64;
   nFetches: u64;
   nHits: u64;
+  nFetchSlow: u64;
   lastAcc: u32;       // access descriptor of the last failed translation
 }
 

@@ -17,7 +17,7 @@ import { rmRead, rmWrite, accOf, d64, peek } from "./operand";
 import { rd, wr, rdSlow, wrSlow, probeWrite } from "./vmem";
 import { flags, materialize } from "./flags";
 import { readDesc, descDpl, descPresent, descType, descS, descBase32, iretOp } from "./intr";
-import { rdmsr, wrmsr, cpuid, rdtsc } from "./msr";
+import { rdmsr, wrmsr, cpuid, rdtsc, apicOf } from "./msr";
 
 // INT n: a software interrupt (DPL checked, RIP = next, not subject to the exception
 // bitmap). INT3/INT1 are raised as exceptions by exec.ts.
@@ -57,7 +57,7 @@ export function loadSreg(c: Cpu, x: X86, s: u32, sel: u32): void {
     base = descBase32(dsc);
   }
   if (s == 0) x.es = <u64>sel;
-  else if (s == 2) { x.ss = <u64>sel; x.intShadow = 2; }
+  else if (s == 2) { x.ss = <u64>sel; x.intShadow = 2; x.evCheck = 1; }
   else if (s == 3) x.ds = <u64>sel;
   else if (s == 4) { x.fs = <u64>sel; x.fsBase = base; }
   else { x.gs = <u64>sel; x.gsBase = base; }
@@ -270,6 +270,8 @@ function movCr(c: Cpu, x: X86, d: Insn, write: bool): void {
   }
   if ((v >> 4) != 0) { gp0(x); return; } // CR8: TPR[7:4]
   x.cr8 = v;
+  apicOf(x).tpr = <u32>v << 4;
+  x.evCheck = 1;
 }
 
 // SYSCALL (SDM: RCX = next RIP, R11 = RFLAGS, RFLAGS &= ~FMASK, CS/SS from STAR[47:32]).
@@ -304,6 +306,7 @@ function sysret(c: Cpu, x: X86, d: Insn): void {
   x.ss = ((base + 8) & 0xFFFF) | 3;
   x.nextRip = rcx;
   c.cpl = 3;
+  x.evCheck = 1;
   refresh(c);
   if ((c.rflags & F_IF) != 0 && (old & F_IF) == 0) x.intShadow = 0;
 }

@@ -17,6 +17,7 @@ import { Cpu, tlbOf, T_D4K, T_I4K, MODE_SHADOW } from "../cpu";
 import { translate, rightsFault } from "../walk";
 import { probe, microSlot, A_V, A_D, A_PKEY_SHIFT, A_PCID_SHIFT, A_EPT_NOX } from "../tlb";
 import { bump, C_SPLIT, C_MMIO } from "../counters";
+import { isCodeFrame, codeWrite } from "./icache";
 import {
   X86, raise, exitTo, V_PF, V_GP, V_SS, XEXIT_PF, XEXIT_MMIO, XEXIT_EPT_VIOLATION,
   XEXIT_EPT_MISCONFIG, STOP_NONE,
@@ -82,7 +83,8 @@ function microFill(c: Cpu, x: X86, va: u64, acc: u32): void {
     store<u64>(s, ~(<u64>0), 8);
   } else {
     store<u64>(s, rightsFault(c, base, a, pkey) == 0 ? tag : ~(<u64>0));
-    store<u64>(s, rightsFault(c, base | ACC_WRITE, a, pkey) == 0 && (a & A_D) != 0 ? tag : ~(<u64>0), 8);
+    let w = rightsFault(c, base | ACC_WRITE, a, pkey) == 0 && (a & A_D) != 0 && !isCodeFrame(frame);
+    store<u64>(s, w ? tag : ~(<u64>0), 8);
   }
   store<u32>(s, <u32>physPtr(frame), 16);
   store<u32>(s, <u32>e, 20);
@@ -166,6 +168,7 @@ export function wrSlow(c: Cpu, x: X86, va: u64, size: u32, v: u64, acc: u32): vo
     let pa = xlate(c, x, va, acc, size);
     if (x.stop != STOP_NONE) return;
     x.nStores++;
+    codeWrite(pa, <u64>size);
     storeN(physPtr(pa), v, size);
     return;
   }
@@ -175,6 +178,8 @@ export function wrSlow(c: Cpu, x: X86, va: u64, size: u32, v: u64, acc: u32): vo
   if (x.stop != STOP_NONE) return;
   let pa2 = xlate(c, x, (va | 0xFFF) + 1, acc, size - n1);
   if (x.stop != STOP_NONE) return;
+  codeWrite(pa1, <u64>n1);
+  codeWrite(pa2, <u64>(size - n1));
   for (let b: u32 = 0; b < size; b++) {
     let q = b < n1 ? physPtr(pa1) + b : physPtr(pa2) + (b - n1);
     store<u8>(q, <u8>(v >> (8 * <u64>b)));
@@ -212,17 +217,16 @@ export function probeRead(c: Cpu, x: X86, va: u64, len: u32, acc: u32): bool {
 // ---- instruction fetch ----
 
 // Opens the fetch window on the page holding va. Returns false (stopped) on a fault.
-function fetchPage(c: Cpu, x: X86, va: u64): bool {
+export function fetchPage(c: Cpu, x: X86, va: u64): bool {
   let vpn = va >> 12;
   let micro = x.microI;
   if (micro != 0) {
     let s = microSlot(micro, vpn);
     if (load<u64>(s) == vpn) {
-      x.nHits++;
       store<u32>(<usize>load<u32>(s, 20), ++c.clock, 36);
       x.fVpn = vpn;
       x.fHost = <usize>load<u32>(s, 16);
-      x.nFetches++;
+      x.fSlot = s;
       return true;
     }
   }
@@ -237,7 +241,8 @@ function fetchPage(c: Cpu, x: X86, va: u64): bool {
   }
   x.fVpn = vpn;
   x.fHost = physPtr(pa & ~(<u64>0xFFF));
-  x.nFetches++;
+  x.fSlot = 0;
+  x.nFetchSlow++; // translate() counted its TLB events
   return true;
 }
 

@@ -53,7 +53,7 @@ export function interpretingCpu(vm: Vm): GuestCpu & { lastException: LastExcepti
           continue;
         }
         if (vm.mode !== 'native' && x.reason !== 'BUDGET') chargeExit();
-        return exitOf(vm, x);
+        return exitOf(vm, x, () => vcpu.guestRegisters().cr3);
       }
     },
     // General registers live in the CPU in every mode; in shadow mode only CR0/CR3 differ (the guest's are the shadow MMU's).
@@ -91,13 +91,20 @@ export function interpretingCpu(vm: Vm): GuestCpu & { lastException: LastExcepti
 }
 
 /** The vCPU's exit as the board sees it; a touch of a ballooned gfn is its own reason. */
-function exitOf(vm: Vm, x: CodeExit): CpuExit {
+function exitOf(vm: Vm, x: CodeExit, guestCr3: () => bigint): CpuExit {
+  const ballooned = (gpa: bigint) => vm.contains(gpa) && (vm.p2m.raw(Number(gpa >> 12n) as Gfn) & P2M.BALLOONED) !== 0;
   switch (x.reason) {
     case 'IO': return { reason: 'IO', port: x.port, size: x.size, direction: x.direction, value: x.value };
     case 'HLT': case 'BUDGET': case 'SHUTDOWN': return { reason: x.reason };
+    case 'PF': {
+      // Shadow paging: a fault the shadow MMU could not fill (the guest's own faults are
+      // reflected into the guest): the guest's tables map cr2 to a ballooned or absent gpa.
+      const gpa = guestGpa(vm, guestCr3(), x.cr2);
+      if (gpa !== null && ballooned(gpa)) return { reason: 'BALLOON_TOUCH', gpa, gva: x.cr2 };
+      return { reason: 'OTHER', name: x.reason, detail: `cr2 ${hex(x.cr2)} → gpa ${gpa === null ? 'unmapped' : hex(gpa)}` };
+    }
     case 'EPT_VIOLATION': {
-      const ballooned = vm.contains(x.gpa) && (vm.p2m.raw(Number(x.gpa >> 12n) as Gfn) & P2M.BALLOONED) !== 0;
-      if (ballooned) return { reason: 'BALLOON_TOUCH', gpa: x.gpa, gva: x.gva };
+      if (ballooned(x.gpa)) return { reason: 'BALLOON_TOUCH', gpa: x.gpa, gva: x.gva };
       return { reason: 'OTHER', name: x.reason, detail: `gpa ${hex(x.gpa)} gva ${hex(x.gva)} qualification ${hex(x.qualification)}` };
     }
     case 'OUT_OF_FRAMES': return { reason: 'OTHER', name: x.reason, detail: `the host's ${x.pool} frame pool is empty` + (x.gpa !== undefined ? ` (gpa ${hex(x.gpa)})` : '') };
@@ -105,4 +112,24 @@ function exitOf(vm: Vm, x: CodeExit): CpuExit {
     case 'EXCEPTION': return { reason: 'OTHER', name: x.reason, detail: `vector ${x.vector}` };
     default: return { reason: 'OTHER', name: x.reason };
   }
+}
+
+/**
+ * The gpa the guest's 4-level tables map gva to (rights ignored), or null: a plain software
+ * walk through guest memory, used only to classify an exit.
+ *   entry: bit 0 P, bit 7 PS (at PDPTE / PDE), bits 51..12 the next table or the page
+ */
+export function guestGpa(vm: Vm, cr3: bigint, gva: bigint): bigint | null {
+  const ADDR = 0x000f_ffff_ffff_f000n;
+  let table = cr3 & ADDR;
+  for (let level = 4; level >= 1; level--) {
+    const at = table + ((gva >> BigInt(3 + 9 * level)) & 511n) * 8n;
+    if (!vm.contains(at)) return null;
+    const e = vm.memory.read64(at);
+    if (!(e & 1n)) return null;
+    const shift = BigInt(3 + 9 * level);
+    if (level === 1 || (level <= 3 && e & 0x80n)) return (e & ADDR & ~((1n << shift) - 1n)) | (gva & ((1n << shift) - 1n));
+    table = e & ADDR;
+  }
+  return null;
 }

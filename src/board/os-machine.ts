@@ -15,7 +15,7 @@
 import type { Hypervisor } from '../hypervisor/hypervisor.js';
 import type { Vm } from '../hypervisor/vm.js';
 import type { VmMode } from '../hypervisor/types.js';
-import type { Runnable } from '../hypervisor/scheduler.js';
+import type { Runnable, Scheduler } from '../hypervisor/scheduler.js';
 import { PortBus } from '../devices/bus.js';
 import { Uart16550, COM1, UART_PORTS } from '../devices/uart.js';
 import { PowerDevice, ACPI_PM1A_CNT, DEBUG_EXIT, type PowerOff } from '../devices/power.js';
@@ -60,6 +60,8 @@ export type CpuExit =
   | { reason: 'BALLOON_TOUCH'; gpa: bigint; gva: bigint }
   | { reason: 'OTHER'; name: string; detail?: string };
 
+const NEVER = 1n << 62n;
+
 export type StopReason = 'power-off' | 'timeout' | 'triple-fault' | 'halted' | 'error';
 
 export interface OsRunResult {
@@ -91,6 +93,8 @@ export interface OsMachineOptions {
   balloon?: boolean;
   /** Balloon capabilities the host offers (default everything Linux asks for, 0x3E). */
   balloonCapabilities?: number;
+  /** Report uses of stale translations (default on; costs some speed). */
+  coherenceChecker?: boolean;
   /** Builds the GuestCpu for the VM's vCPU 0 (the interpreting CPU; tests may script one). */
   cpu: (vm: Vm) => GuestCpu;
 }
@@ -109,6 +113,8 @@ export class OsMachine implements Runnable {
   readonly boot: BootInfo;
   readonly cpu: GuestCpu;
   readonly hz: number;
+  /** Whether the vCPU reports stale translation uses. */
+  readonly coherenceChecker: boolean;
   /** Exits by reason, counted by the board. */
   readonly exits: Record<string, number> = {};
   /** Guest touches of ballooned pages. */
@@ -116,11 +122,15 @@ export class OsMachine implements Runnable {
   /** Doorbell rings that could not become an interrupt (resource id not a vector). */
   lostDoorbells = 0;
   private result: OsRunResult | null = null;
+  private sched: Scheduler | null = null;
+  /** Scheduler mode: halted until this TSC. */
+  private wakeAt = 0n;
 
   constructor(private readonly o: OsMachineOptions) {
     this.name = o.load?.path ?? 'os';
     this.hz = o.hz ?? 2e9;
-    this.vm = o.hv.createVm({ memoryBytes: o.memoryBytes, mode: o.mode, cpu: { coherenceChecker: true } });
+    this.coherenceChecker = o.coherenceChecker ?? true;
+    this.vm = o.hv.createVm({ memoryBytes: o.memoryBytes, mode: o.mode, cpu: { coherenceChecker: this.coherenceChecker } });
     try {
       this.boot = loadKernel(this.vm, o.kernel, o.load);
     } catch (e) {
@@ -168,21 +178,40 @@ export class OsMachine implements Runnable {
     return this.result;
   }
 
-  /** Runnable: about `budget` cycles (1 instruction ≈ 1 cycle here); 0 once stopped or idle. */
+  /** Joins a scheduler: the guest's TSC follows its clock, and a halted guest sleeps on it. */
+  attach(s: Scheduler, shares = 1000): this {
+    if (s.hz !== this.hz) throw new RangeError(`${this.name}: guest hz ${this.hz} differs from the scheduler's ${s.hz}`);
+    this.sched = s;
+    s.add(this, shares);
+    return this;
+  }
+
+  /**
+   * Runnable: runs about `budget` cycles (the modeled cycles: instructions plus exits) and
+   * returns those used; 0 once stopped, or while halted until its next timer (or an
+   * injected interrupt). On a scheduler the guest's TSC is the scheduler's clock: time other
+   * guests ran passes for this one too.
+   */
   step(budget: number): number {
     if (this.result) return 0;
+    const now = this.sched ? BigInt(Math.floor(this.sched.now)) : null;
+    if (now !== null) {
+      if (now < this.wakeAt) return 0;
+      if (now > this.cpu.tsc()) this.cpu.advanceTo(now);
+    }
+    this.wakeAt = 0n;
     const t0 = this.cpu.tsc();
-    this.step1(Math.max(1, Math.round(budget)), Infinity);
+    this.step1(Math.max(1, Math.round(budget)), Infinity, true);
     return Number(this.cpu.tsc() - t0);
   }
 
-  private step1(max: number, maxTsc: number): void {
+  private step1(max: number, maxTsc: number, sleepOnHlt = false): void {
     const x = this.cpu.run(max);
     const name = x.reason === 'OTHER' ? x.name : x.reason;
     this.exits[name] = (this.exits[name] ?? 0) + 1;
     switch (x.reason) {
       case 'IO': this.io(x); break;
-      case 'HLT': this.halt(maxTsc); break;
+      case 'HLT': if (sleepOnHlt) this.sleep(); else this.halt(maxTsc); break;
       case 'SHUTDOWN': this.finish('triple-fault', 'triple fault (shutdown)'); break;
       case 'BUDGET': break;
       case 'BALLOON_TOUCH': this.balloonTouch(x); break;
@@ -213,6 +242,16 @@ export class OsMachine implements Runnable {
     if (to > this.cpu.tsc()) this.cpu.advanceTo(to);
   }
 
+  /** Runnable: a halted guest's next timer, in scheduler cycles. */
+  nextWake(): number { return this.result || this.wakeAt >= NEVER ? Infinity : Number(this.wakeAt); }
+
+  /** HLT on a scheduler: idle until the next timer (the scheduler's clock moves on). */
+  private sleep(): void {
+    const next = this.cpu.nextTimer();
+    if (next === null) { this.wakeAt = NEVER; return; } // only an injected interrupt can wake it
+    this.wakeAt = next;
+  }
+
   /**
    * A touch of a ballooned gfn: the strict device records the violation, pops the balloon
    * and makes the driver reset (as ESX does); the access is retried on a fresh zeroed frame.
@@ -227,6 +266,7 @@ export class OsMachine implements Runnable {
     const v = doorbellVector(d);
     if (v === null) { this.lostDoorbells++; return; }
     this.cpu.injectInterrupt(v);
+    this.wakeAt = 0n; // a halted guest wakes for it
   }
 
   /** A final stop: the guest runs no more. */

@@ -25,6 +25,10 @@ export interface BootCliOptions {
   mode?: string; memory?: string; cmdline?: string; out?: string; timeout?: string; quiet?: boolean;
   /** Host balloon target from the start (a size, e.g. 16MiB). */
   balloonTarget?: string;
+  /** Instruction cap besides --timeout (default 2e9, a few minutes of wall time). */
+  maxInstructions?: string;
+  /** false: no coherence checker (about twice as fast; stale uses are then not reported). */
+  checker?: boolean;
   /** Bytes queued on the UART's input (a shell script; "\n" separates lines). */
   input?: string;
 }
@@ -63,14 +67,19 @@ export async function bootCommand(kernelArg: string | undefined, o: BootCliOptio
   const mode = (o.mode ?? 'nested') as VmMode;
   if (!MODES.includes(mode)) throw new Error(`--mode ${o.mode}: expected one of ${MODES.join(', ')}`);
   const memoryBytes = parseMemory(o.memory ?? '64MiB');
-  const budget = parseTimeout(o.timeout ?? '60s');
+  const cap = Number(o.maxInstructions ?? '2e9');
+  if (!(cap > 0) || !Number.isFinite(cap)) throw new Error(`--max-instructions ${o.maxInstructions}: expected a count such as 1e9`);
+  const budget = { instructions: Math.round(cap), ...parseTimeout(o.timeout ?? '60s') };
+  if (o.balloonTarget && mode === 'native') {
+    throw new Error('--balloon-target needs nested or shadow paging: a native guest addresses host memory directly, so nothing can take pages from it');
+  }
   const path = resolve(kernelArg ?? shippedKernel());
   let kernel: Uint8Array;
   try { kernel = new Uint8Array(readFileSync(path)); } catch (e) { throw new Error(`cannot read kernel ${path}: ${(e as Error).message}`); }
   if (o.out) checkReplaceable(resolve(o.out));
   const hv = await Hypervisor.create({ hostMemoryBytes: memoryBytes + Math.max(32 * 2 ** 20, memoryBytes / 4) });
   const m = new OsMachine({
-    hv, kernel, memoryBytes, mode, cpu: interpretingCpu,
+    hv, kernel, memoryBytes, mode, cpu: interpretingCpu, coherenceChecker: o.checker ?? true,
     load: { cmdline: o.cmdline ?? '', path: '/boot/' + basename(path) },
     console: (b) => process.stdout.write(Uint8Array.of(b)),
   });
@@ -94,7 +103,7 @@ function printSummary(m: OsMachine, r: OsRunResult, wall: number): void {
   console.log(`\n--- memvisor: ${describeStop(r)} after ${r.instructions} instructions, ${r.seconds.toFixed(3)} s virtual ` +
     `(${(r.instructions / 1e6 / Math.max(wall, 1e-9)).toFixed(1)} MIPS, ${wall.toFixed(2)} s wall)`);
   if (r.dump) console.log(table(['register', 'value'], Object.entries(r.dump)));
-  console.log(table(['counter', 'value'], headline(c).map(([k, v]) => [k, String(v)])));
+  console.log(table(['counter', 'value'], headline(c, m.coherenceChecker).map(([k, v]) => [k, String(v)])));
   const exits = Object.entries(c).filter(([k]) => k.startsWith('exit_')).map(([k, v]) => `${k.slice(5)} ${v}`);
   console.log(`exits: ${exits.join(', ') || 'none'}`);
   const b = m.balloonStats.snapshot();
@@ -103,12 +112,12 @@ function printSummary(m: OsMachine, r: OsRunResult, wall: number): void {
 }
 
 /** The figures the summary shows (every counter is in the --out report). */
-export function headline(c: Record<string, number>): [string, number][] {
+export function headline(c: Record<string, number>, checker = true): [string, number][] {
   const pick: [string, number | undefined][] = [
     ['instructions', c.instructions], ['modeled cycles', c.cycles], ['VM exits', c.vmExits],
     ['TLB misses (walks)', c.walks], ['walk references', c.walkRefs], ['  of them EPT references', c.eptRefs],
     ['page faults', (c.pfNotPresent ?? 0) + (c.pfProtection ?? 0) + (c.pfReserved ?? 0) + (c.pfProtectionKey ?? 0)],
-    ['pages backed', c.pagesBacked], ['coherence checker: stale uses', c.staleUses],
+    ['pages backed', c.pagesBacked], ['coherence checker: stale uses', checker ? c.staleUses : undefined],
     ['console bytes', c.consoleBytes], ['backdoor calls', c.backdoorCalls], ['balloon touches', c.balloonTouches],
   ];
   return pick.filter((p): p is [string, number] => p[1] !== undefined);

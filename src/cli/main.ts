@@ -74,6 +74,8 @@ export function program(): Command {
     .option('--cmdline <text>', 'kernel command line', '')
     .option('-o, --out <dir>', 'also write result.json and an HTML report here')
     .option('--timeout <t>', 'stop after virtual seconds (10s) or instructions (1e9)', '60s')
+    .option('--max-instructions <n>', 'also stop after this many instructions', '2e9')
+    .option('--no-checker', 'run without the TLB coherence checker (faster; no stale-use findings)')
     .option('--input <text>', 'serial input queued for the guest (a shell script; \\n separates lines)')
     .option('--balloon-target <size>', 'host balloon target from the start, e.g. 16MiB')
     .option('-q, --quiet', 'console only, no summary')

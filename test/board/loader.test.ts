@@ -7,6 +7,7 @@ import type { Cpu } from '../../src/core/cpu.js';
 import { PFEC } from '../../src/core/bits.js';
 import { loadKernel, SELECTOR, DEFAULT_STACK_BYTES, type BootInfo } from '../../src/board/loader.js';
 import { HHDM_OFFSET, MEMMAP, BASE_REVISION_MAGIC } from '../../src/board/limine.js';
+import { guestGpa } from '../../src/board/cpu-adapter.js';
 import type { SegSpec } from './elf-builder.js';
 import { kernelImage, requestWords, KBASE, PBASE, TEXT, RODATA, DATA, BSS, ENTRY_OFFSET, STACK_REQUEST } from './kernel-image.js';
 
@@ -251,6 +252,20 @@ describe('bad kernels are refused before guest memory changes', () => {
     await refused(seg({ paddr: 0x7f_0000n, vaddr: KBASE + 0x5f_0000n }), /too small/, { ram: 8n * MiB });
     await refused(kernelImage({ kinds: ['hhdm', 'memmap', 'hhdm'] }).elf, /duplicate hhdm request/);
     await refused(kernelImage().elf, /command line of 5000 bytes/, { cmdline: 'x'.repeat(5000) });
+  });
+});
+
+describe('guestGpa (the board\'s software walk for classifying exits)', () => {
+  it('agrees with the loader\'s tables: kernel pages, the HHDM, unmapped addresses', async () => {
+    const { vm } = await machine('nested');
+    const boot = loadKernel(vm, kernelImage().elf);
+    const cr3 = boot.registers.cr3;
+    expect(guestGpa(vm, cr3, TEXT + 0x12n)).toBe(PBASE + 0x12n);
+    expect(guestGpa(vm, cr3, BSS + 0x10n)).toBe(PBASE + 0x3010n);
+    expect(guestGpa(vm, cr3, HHDM_OFFSET + 0x123_4567n)).toBe(0x123_4567n);   // a 2 MiB leaf
+    expect(guestGpa(vm, cr3, HHDM_OFFSET + 3n * GiB + 5n)).toBe(3n * GiB + 5n); // mapped beyond RAM
+    expect(guestGpa(vm, cr3, PBASE)).toBeNull();                             // no identity map
+    expect(guestGpa(vm, cr3, KBASE + 0x10_0000n)).toBeNull();
   });
 });
 

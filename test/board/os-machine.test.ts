@@ -122,12 +122,59 @@ describe('OsMachine as a scheduler Runnable', () => {
     const { Scheduler } = await import('../../src/hypervisor/scheduler.js');
     const script: Step[] = Array.from({ length: 5 }, () => ({ reason: 'BUDGET' as const, instr: 1_000_000 }));
     const { m } = await board([...script, outb(0xf4, 0)]);
-    const s = new Scheduler({ hz: 1e9, slice: 1_000_000 });
-    s.add(m);
+    const s = new Scheduler({ hz: 2e9, slice: 1_000_000 });
+    m.attach(s);
     s.runFor(0.1);
     expect(m.stopped).toMatchObject({ stop: 'power-off', status: 0 });
     expect(m.step(1000)).toBe(0);
     expect(s.usage(m)).toBe(5_000_010);
+  });
+
+  it('a halted guest sleeps on the shared clock until its timer; the other guest gets the CPU; time passes for both', async () => {
+    const { Scheduler } = await import('../../src/hypervisor/scheduler.js');
+    const s = new Scheduler({ hz: 2e9, slice: 1_000_000 });
+    const a = new ScriptedCpu([{ reason: 'BUDGET', instr: 1_000_000 }, { reason: 'HLT', instr: 10 }, { reason: 'BUDGET', instr: 1_000_000 }, outb(0xf4, 7)]);
+    a.timer = 50_000_000n; // the guest's timer fires at TSC 5e7 (25 ms)
+    const b = new ScriptedCpu(Array.from({ length: 200 }, () => ({ reason: 'BUDGET' as const, instr: 1_000_000 })));
+    const ma = (await board([], a)).m.attach(s), mb = (await board([], b)).m.attach(s);
+    s.runFor(0.01); // 2e7 cycles: A ran 1e6 + 10 and halted; B had the rest
+    expect(s.usage(ma)).toBe(1_000_010);
+    expect(s.usage(mb)).toBeGreaterThan(18_000_000);
+    expect(ma.stopped).toBeNull();
+    s.runFor(0.03); // past A's timer: it wakes with its TSC at the scheduler's clock, runs, powers off
+    expect(ma.stopped).toMatchObject({ stop: 'power-off', status: 7 });
+    expect(a.tsc()).toBeGreaterThanOrEqual(50_000_000n);
+    expect(s.usage(ma)).toBe(2_000_020);
+  });
+
+  it('a lone halted guest is woken at its timer (the scheduler does not jump past nextWake)', async () => {
+    const { Scheduler } = await import('../../src/hypervisor/scheduler.js');
+    const s = new Scheduler({ hz: 2e9, slice: 1_000_000 });
+    const a = new ScriptedCpu([{ reason: 'HLT', instr: 10 }, outb(0xf4, 5)]);
+    a.timer = 60_000_000n;
+    const m = (await board([], a)).m.attach(s);
+    s.runFor(0.01);
+    expect(m.nextWake()).toBe(60_000_000);
+    s.runFor(0.1);
+    expect(m.stopped).toMatchObject({ stop: 'power-off', status: 5 });
+    expect(m.stopped!.seconds).toBeCloseTo(0.03, 6); // woke at 6e7 cycles = 30 ms, not at the end of the run
+  });
+
+  it('an injected doorbell interrupt wakes a guest halted with no timer', async () => {
+    const { Scheduler } = await import('../../src/hypervisor/scheduler.js');
+    const s = new Scheduler({ hz: 2e9, slice: 1_000_000 });
+    const magic = 0x456c6d6fn;
+    const a = new ScriptedCpu([
+      inb(0x5670, 4, { rax: magic, rcx: BigInt(CMD.START), rbx: 0x3en }),
+      inb(0x5670, 4, { rax: magic, rcx: BigInt(CMD.VMCI_DOORBELL_SET), rbx: 0n, rsi: 0x41n }),
+      { reason: 'HLT' }, outb(0xf4, 0)]);
+    const m = (await board([], a)).m.attach(s);
+    s.runFor(0.01);
+    expect(m.stopped).toBeNull(); // asleep: no timer
+    m.balloon.setTarget(100);
+    expect(a.injected).toEqual([0x41]);
+    s.runFor(0.01);
+    expect(m.stopped).toMatchObject({ stop: 'power-off' });
   });
 
   it('without the balloon device the backdoor port floats high', async () => {

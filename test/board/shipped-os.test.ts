@@ -14,9 +14,9 @@ const ELF = process.env.MEMVISOR_OS_ELF ?? fileURLToPath(new URL('../../guests/o
 const present = existsSync(ELF);
 
 describe.skipIf(!present)(`the shipped OS (${present ? ELF : 'not in this checkout: skipped'})`, () => {
-  it('balloons to the target, rings the doorbell, survives a touched ballooned page, powers off', async () => {
+  it.each(['nested', 'shadow'] as const)('under %s paging: balloons to the target, rings the doorbell, survives a touched ballooned page, powers off', async (mode) => {
     const hv = await Hypervisor.create({ hostMemoryBytes: 128 * 2 ** 20 });
-    const m = new OsMachine({ hv, kernel: new Uint8Array(readFileSync(ELF)), memoryBytes: 64 * 2 ** 20, mode: 'nested',
+    const m = new OsMachine({ hv, kernel: new Uint8Array(readFileSync(ELF)), memoryBytes: 64 * 2 ** 20, mode,
       cpu: interpretingCpu, load: { cmdline: 'shell' } });
     m.uart.pushInput('run sleeper:4\nwait\nballoon touch\nrun sleeper:2\nwait\npoweroff\n');
     m.balloon.setTarget(4096);
