@@ -1,0 +1,116 @@
+/* Physical frame allocator fed from the Limine memory map.
+ *
+ * One bit per 4 KiB frame (1 = in use) and a 16-bit reference count per frame
+ * for copy-on-write sharing. Both arrays are carved out of the first usable
+ * region big enough to hold them. Bootloader-reclaimable memory is added once
+ * the kernel no longer needs Limine's responses, page tables and stack. */
+#include "mm.h"
+
+static u64 *bitmap;
+static u16 *refcnt;
+static u64 max_pfn, free_frames, total_frames, search_hint;
+u64 mem_reserved_frames;
+
+#define KERNEL_SLACK_FRAMES 64  /* page tables and other kernel needs */
+
+static int bit_used(u64 pfn) { return (bitmap[pfn / 64] >> (pfn % 64)) & 1; }
+static void bit_set(u64 pfn) { bitmap[pfn / 64] |= 1ULL << (pfn % 64); }
+static void bit_clear(u64 pfn) { bitmap[pfn / 64] &= ~(1ULL << (pfn % 64)); }
+
+static int is_ram(u64 type) {
+  return type == 0 /* usable */ || type == 5 /* bootloader reclaimable */;
+}
+
+static void release_range(u64 base, u64 length) {
+  u64 first = (base + PAGE_SIZE - 1) / PAGE_SIZE, end = (base + length) / PAGE_SIZE;
+  if (first == 0) first = 1;  /* frame 0 is never handed out */
+  for (u64 pfn = first; pfn < end && pfn < max_pfn; pfn++) {
+    if (bit_used(pfn)) { bit_clear(pfn); free_frames++; total_frames++; }
+  }
+}
+
+void pmm_init(const struct mem_range *map, int count) {
+  for (int i = 0; i < count; i++)
+    if (is_ram(map[i].type) && (map[i].base + map[i].length) / PAGE_SIZE > max_pfn)
+      max_pfn = (map[i].base + map[i].length) / PAGE_SIZE;
+  u64 bitmap_bytes = (max_pfn + 63) / 64 * 8;
+  u64 meta = (bitmap_bytes + max_pfn * 2 + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+  u64 meta_pa = 0;
+  for (int i = 0; i < count && !meta_pa; i++)
+    if (map[i].type == 0 && map[i].length >= meta + PAGE_SIZE) meta_pa = (map[i].base + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+  if (!meta_pa) panic("pmm: no room for %lu bytes of frame metadata", meta);
+  bitmap = phys_to_virt(meta_pa);
+  refcnt = (u16 *)((u8 *)bitmap + bitmap_bytes);
+  memset(bitmap, 0xff, bitmap_bytes);
+  memset(refcnt, 0, max_pfn * 2);
+  for (int i = 0; i < count; i++)
+    if (map[i].type == 0) release_range(map[i].base, map[i].length);
+  for (u64 pfn = meta_pa / PAGE_SIZE; pfn < (meta_pa + meta) / PAGE_SIZE; pfn++) {
+    bit_set(pfn); free_frames--; total_frames--;
+  }
+  kprintf("pmm: %lu frames free of %lu (max pfn %lu), metadata %lu KiB at %p\n",
+          free_frames, total_frames, max_pfn, meta / 1024, meta_pa);
+}
+
+void pmm_add_reclaimable(const struct mem_range *map, int count) {
+  u64 before = free_frames;
+  for (int i = 0; i < count; i++)
+    if (map[i].type == 5) release_range(map[i].base, map[i].length);
+  kprintf("pmm: reclaimed %lu bootloader frames, %lu free\n", free_frames - before, free_frames);
+}
+
+u64 pmm_alloc_nozero(void) {
+  for (u64 n = 0, w = search_hint; n < (max_pfn + 63) / 64; n++, w++) {
+    if (w >= (max_pfn + 63) / 64) w = 0;
+    if (bitmap[w] == ~0ULL) continue;
+    u64 pfn = w * 64 + (u64)__builtin_ctzll(~bitmap[w]);
+    if (pfn >= max_pfn) continue;
+    bit_set(pfn); free_frames--; refcnt[pfn] = 1; search_hint = w;
+    return pfn * PAGE_SIZE;
+  }
+  return 0;
+}
+
+u64 pmm_alloc(void) {
+  u64 pa = pmm_alloc_nozero();
+  if (pa) memset(phys_to_virt(pa), 0, PAGE_SIZE);
+  return pa;
+}
+
+/* 512 free frames starting on a 2 MiB boundary = 8 zero bitmap words. */
+u64 pmm_alloc_huge(void) {
+  for (u64 w = 0; w + 8 <= max_pfn / 64; w += 8) {
+    int ok = 1;
+    for (int i = 0; i < 8 && ok; i++) ok = bitmap[w + i] == 0;
+    if (!ok) continue;
+    for (int i = 0; i < 8; i++) bitmap[w + i] = ~0ULL;
+    for (u64 p = w * 64; p < w * 64 + 512; p++) refcnt[p] = 1;
+    free_frames -= 512;
+    return w * 64 * PAGE_SIZE;
+  }
+  return 0;
+}
+
+void pmm_free(u64 pa) {
+  u64 pfn = pa / PAGE_SIZE;
+  if (pfn == 0 || pfn >= max_pfn || !bit_used(pfn)) panic("pmm_free: bad frame %p", pa);
+  refcnt[pfn] = 0; bit_clear(pfn); free_frames++;
+}
+
+void pmm_free_huge(u64 pa) { for (u64 i = 0; i < 512; i++) pmm_free(pa + i * PAGE_SIZE); }
+
+void frame_get(u64 pa) { refcnt[pa / PAGE_SIZE]++; }
+u16 frame_refs(u64 pa) { return refcnt[pa / PAGE_SIZE]; }
+void frame_put(u64 pa) {
+  u64 pfn = pa / PAGE_SIZE;
+  if (refcnt[pfn] == 0) panic("frame_put: frame %p has no references", pa);
+  if (--refcnt[pfn] == 0) { refcnt[pfn] = 1; pmm_free(pa); }
+}
+
+u64 pmm_free_frames(void) { return free_frames; }
+u64 pmm_total_frames(void) { return total_frames; }
+u64 pmm_max_pfn(void) { return max_pfn; }
+
+int pmm_can_commit(u64 frames) {
+  return free_frames >= mem_reserved_frames + KERNEL_SLACK_FRAMES + frames;
+}
