@@ -129,7 +129,8 @@ describe('EPT violations and misconfigurations', () => {
     const b = m.createBatch(1);
     b.load(VA);
     const x = cpu.execute(b).exit;
-    expect(x).toMatchObject({ reason: 'EPT_VIOLATION', gpa: pdGpa,
+    // The gpa is the 8-byte PDPTE read (SDM 27.2.1), not its table's page (issue 9).
+    expect(x).toMatchObject({ reason: 'EPT_VIOLATION', gpa: pdGpa + ((VA >> 30n) & 511n) * 8n,
       qualification: EPT_QUAL.READ | EPT_QUAL.WRITE | EPT_QUAL.GLA_VALID });
   });
 
@@ -139,7 +140,7 @@ describe('EPT violations and misconfigurations', () => {
     m.memory.write64(ept.entryAddr(pdGpa, 1), 0n);
     const b = m.createBatch(1);
     b.load(VA);
-    expect(cpu.execute(b).exit).toMatchObject({ reason: 'EPT_VIOLATION', gpa: pdGpa,
+    expect(cpu.execute(b).exit).toMatchObject({ reason: 'EPT_VIOLATION', gpa: pdGpa + ((VA >> 30n) & 511n) * 8n,
       qualification: EPT_QUAL.READ | EPT_QUAL.GLA_VALID });
   });
 
@@ -202,7 +203,7 @@ describe('EPT accessed and dirty flags', () => {
     const ptGpa = gpt.entryAddr(VA, 1) & ~0xfffn;
     m.memory.write64(ept.entryAddr(ptGpa, 1), (GUEST_BASE + ptGpa) | EPT.R | EPT.X | EPT.MT_WB);
     const r = cpu.translate(VA, {}); // the guest PTE has A=0: the walk must write it
-    expect(r).toMatchObject({ ok: false, fault: 'EPT_VIOLATION', gpa: ptGpa });
+    expect(r).toMatchObject({ ok: false, fault: 'EPT_VIOLATION', gpa: gpt.entryAddr(VA, 1) }); // the PTE's own gpa
     // once the guest PTE has A (and D) set, reads need no write
     m.memory.write64(GUEST_BASE + gpt.entryAddr(VA, 1), m.memory.read64(GUEST_BASE + gpt.entryAddr(VA, 1)) | PTE.A | PTE.D);
     expect(cpu.translate(VA, {}).ok).toBe(true);

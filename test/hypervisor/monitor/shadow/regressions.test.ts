@@ -179,3 +179,26 @@ describe('shadow paging regressions', () => {
     expect(b.value(4)).not.toBe(0xdeadbeefn);
   });
 });
+
+// Guards (issue 9): an emulated store (to a guest page table) crossing into a non-canonical
+// page threw "guest walk gave GP" in the shadow MMU; natively and under EPT it is #GP at the
+// second page's first byte, with nothing written.
+describe('shadow emulation of an access that crosses into a non-canonical page', () => {
+  it('gives the same #GP as native and nested paging, writing nothing', async () => {
+    const { Hypervisor } = await import('../../../../src/hypervisor/index.js');
+    const { guestTables, boot } = await import('../../../helpers/guest.js');
+    const LAST = 0x7fff_ffff_f000n; // the last canonical page of the lower half
+    for (const mode of ['native', 'nested', 'shadow'] as const) {
+      const hv = await Hypervisor.create({ hostMemoryBytes: 64 * 2 ** 20 });
+      const vm = hv.createVm({ memoryBytes: 32 * 2 ** 20, mode });
+      const pt = guestTables(vm);
+      pt.map(LAST, 0x10_0000n, 4096); // maps the guest's own PML4 page: a write-protected page table under shadow
+      boot(vm.vcpus[0], pt.root);
+      const before = vm.memory.asPhysicalMemory().read64(0x10_0ff8n);
+      const b = hv.machine.createBatch(2);
+      b.load(LAST, 8).store(LAST + 0xffcn, 0x1122334455667788n, 8);
+      expect(vm.vcpus[0].run(b), mode).toEqual({ reason: 'GP', index: 1, va: 0x8000_0000_0000n });
+      expect(vm.memory.asPhysicalMemory().read64(0x10_0ff8n), mode).toBe(before);
+    }
+  });
+});
