@@ -8,6 +8,7 @@
 import { Machine, CR0, CR4, EFER, PageTableBuilder, FrameBump, type Cpu, type AccessBatch } from '../src/index.js';
 import { Rng } from '../src/util/rng.js';
 import { virtBench } from './virt.js';
+import { scaleBench } from './scale.js';
 import { FrameOps } from '../src/core/hash.js';
 
 const REPS = Number(process.env.BENCH_REPS ?? 7);
@@ -106,6 +107,7 @@ async function main(): Promise<void> {
   const twins = Uint32Array.from({ length: 1024 }, (_, i) => 0x8000 + i);
   out.pagesHashedPerSec = rate(() => { ops4k.hash(hfns); return hfns.length; });
   out.pagesComparedPerSec = rate(() => { ops4k.equal(hfns, twins); return hfns.length; });
+  if (process.env.BENCH_SCALE !== '0') Object.assign(out, await scaleBench());
   out.opsPerBatch = OPS;
   out.reps = REPS;
   out.node = process.version;
