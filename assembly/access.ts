@@ -29,7 +29,7 @@ import {
 import { physInRange, physPtr, physBytes, physBase } from "./mem";
 import { Cpu, tlbOf, T_D4K, MODE_SHADOW, writeCr3, invlpg } from "./cpu";
 import { translate, rightsFault } from "./walk";
-import { probe, microSlot, A_V, A_D, A_PKEY_SHIFT, A_PCID_SHIFT } from "./tlb";
+import { Tlb, ENTRY, probe, microSlot, A_V, A_D, A_G, A_SIZE, A_PCID, A_PKEY_SHIFT, A_PCID_SHIFT } from "./tlb";
 import {
   bump, C_ACCESSES, C_LOADS, C_STORES, C_FETCHES, C_L1_HIT_4K, C_MMIO, C_SPLIT,
 } from "./counters";
@@ -147,10 +147,15 @@ function splitAccess(c: Cpu, p: usize, va: u64, acc: u32, size: u32, kind: u32, 
 
 // After a slow-path translation of a plain 4 KiB data access, mirrors the L1 entry
 // into the fast path with the rights the current register state gives it.
+// The translation hands over the L1 entry it used or filled (c.l1Entry); it is checked
+// to be the data TLB's valid 4 KiB entry for this page, PCID and context, as a probe
+// would find, and probed for only when it is not.
 function microFill(c: Cpu, va: u64, acc: u32): void {
   let t = tlbOf(c, T_D4K);
   let tag = va >> 12;
-  let e = probe(t, tag, A_V, c.pcid << A_PCID_SHIFT, c.ctx);
+  let pcidBits = c.pcid << A_PCID_SHIFT;
+  let e = c.l1Entry;
+  if (!isEntryFor(t, e, tag, pcidBits, c.ctx)) e = probe(t, tag, A_V, pcidBits, c.ctx);
   if (e == 0) return;
   let frame = load<u64>(e, 8);
   if (!physInRange(frame, 4096)) return;
@@ -162,6 +167,13 @@ function microFill(c: Cpu, va: u64, acc: u32): void {
   store<u64>(s, rightsFault(c, base | ACC_WRITE, a, pkey) == 0 && (a & A_D) != 0 ? tag : ~(<u64>0), 8);
   store<u32>(s, <u32>physPtr(frame), 16);
   store<u32>(s, <u32>e, 20);
+}
+
+@inline function isEntryFor(t: Tlb, e: usize, tag: u64, pcidBits: u32, ctx: u32): bool {
+  if (e < t.entries || e >= t.entries + <usize>(t.sets * t.ways) * ENTRY) return false;
+  let a = load<u32>(e, 32);
+  return load<u64>(e) == tag && (a & (A_V | A_SIZE)) == A_V && ((a & A_PCID) == pcidBits || (a & A_G) != 0) &&
+    load<u32>(e, 40) == ctx;
 }
 
 // Streak loop: consecutive 8-byte loads/stores and translates that hit the fast path,

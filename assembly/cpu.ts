@@ -106,6 +106,8 @@ export const R_CPL: u32 = 6;
   errorCode: u32;
   exitReason: u32;
   exitIndex: u32;
+  // hand-off: the L1 4 KiB entry the last translation used or filled (microFill checks it)
+  l1Entry: usize;
 }
 
 @inline export function tlbOf(c: Cpu, i: i32): Tlb {

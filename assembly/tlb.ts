@@ -1,6 +1,14 @@
-// Set-associative translation caches with LRU replacement. One structure serves the
-// TLBs (page number → frame) and the paging-structure caches (va prefix → next table,
-// SDM §4.10.3); they differ only in what the tag and frame mean.
+// Set-associative translation caches with true per-set LRU replacement (not the
+// tree-PLRU most hardware uses: LRU is what the reference model and the tests assume,
+// and it is the documented, deterministic policy). One structure serves the TLBs (page
+// number → frame) and the paging-structure caches (va prefix → next table, SDM §4.10.3);
+// they differ only in what the tag and frame mean.
+//
+// Replacement: each entry carries the LRU time of its last use (stamp); a fill takes the
+// first invalid way, else the way with the smallest stamp. A miss already scans the set
+// in probeMiss, which notes that victim (the hint), so the fill that follows the walk
+// uses it without a second scan. The hint is only trusted for the same tag, size, PCID,
+// context and LRU time, and any fill or invalidation of the cache drops it.
 //
 // Entry (ENTRY = 48 bytes):
 //   +0  tag     u64  va >> page shift (TLB) or va >> level shift (PSC)
@@ -44,6 +52,14 @@ export const A_PCID: u32 = 0xFFF << 16;
   setMask: u32;
   micro: usize; // fast-path mirror to keep coherent (L1 4 KiB data TLB only), or 0
   sizes: u32;   // bit s: may hold size-class s (set on fill, cleared by a full flush)
+  // The victim a fill of (hintTag, hintWant, hintPcid, hintCtx) at LRU time hintStamp
+  // would choose, noted by probeMiss; 0 if none.
+  hint: usize;
+  hintTag: u64;
+  hintWant: u32;
+  hintPcid: u32;
+  hintCtx: u32;
+  hintStamp: u32;
 }
 
 // Fast-path entries (MICRO_BYTES = 32), direct-mapped by va[19:12], in the manner of
@@ -80,6 +96,7 @@ export function initTlb(t: Tlb, entries: usize, sets: u32, ways: u32): void {
   t.setMask = sets > 0 ? sets - 1 : 0;
   t.micro = 0;
   t.sizes = 0;
+  t.hint = 0;
 }
 
 // Finds a valid entry for `tag` whose size/PCID/context match; 0 if none.
@@ -97,12 +114,64 @@ export function initTlb(t: Tlb, entries: usize, sets: u32, ways: u32): void {
   return 0;
 }
 
-// Installs an entry, replacing an invalid way or the least recently used one.
-export function fill(t: Tlb, tag: u64, attr: u32, frame: u64, leafPa: u64, leafVal: u64,
-                     ctx: u32, stamp: u32): void {
+// probe, and on a miss also notes the victim a fill of this translation would take
+// (first invalid way, else least recently used) for `stamp`, the current LRU time.
+// A miss here proves no valid entry has this tag, size, context and PCID, so the fill's
+// duplicate check cannot match either.
+@inline export function probeMiss(t: Tlb, tag: u64, want: u32, pcidBits: u32, ctx: u32, stamp: u32): usize {
   let ways = t.ways;
-  if (ways == 0) return;
+  let e = t.entries + <usize>((<u32>tag & t.setMask) * ways) * ENTRY;
+  let victim: usize = 0;
+  let oldest: u32 = 0xFFFF_FFFF;
+  let invalid = false; // the first invalid way stays the victim
+  for (let w: u32 = 0; w < ways; w++, e += ENTRY) {
+    let a = load<u32>(e, 32);
+    if (load<u64>(e) == tag) {
+      if ((a & (A_V | A_SIZE)) == want && ((a & A_PCID) == pcidBits || (a & A_G) != 0) &&
+          load<u32>(e, 40) == ctx) return e;
+    }
+    if (invalid) continue;
+    if ((a & A_V) == 0) { victim = e; invalid = true; continue; }
+    let s = load<u32>(e, 36);
+    if (victim == 0 || s < oldest) { oldest = s; victim = e; }
+  }
+  t.hint = victim;
+  t.hintTag = tag;
+  t.hintWant = want;
+  t.hintPcid = pcidBits;
+  t.hintCtx = ctx;
+  t.hintStamp = stamp;
+  return 0;
+}
+
+// Installs an entry, replacing an invalid way or the least recently used one. Returns
+// the entry (0 if the cache has no ways).
+export function fill(t: Tlb, tag: u64, attr: u32, frame: u64, leafPa: u64, leafVal: u64,
+                     ctx: u32, stamp: u32): usize {
+  let ways = t.ways;
+  if (ways == 0) return 0;
   t.sizes |= 1 << ((attr & A_SIZE) >> A_SIZE_SHIFT);
+  let victim = t.hint;
+  t.hint = 0;
+  if (victim == 0 || t.hintTag != tag || t.hintWant != (A_V | (attr & A_SIZE)) ||
+      t.hintPcid != (attr & A_PCID) || t.hintCtx != ctx || t.hintStamp != stamp) {
+    victim = scanVictim(t, tag, attr, ctx);
+  }
+  if ((load<u32>(victim, 32) & A_V) != 0) microDrop(t.micro, load<u64>(victim));
+  store<u64>(victim, tag);
+  store<u64>(victim, frame, 8);
+  store<u64>(victim, leafPa, 16);
+  store<u64>(victim, leafVal, 24);
+  store<u32>(victim, attr, 32);
+  store<u32>(victim, stamp, 36);
+  store<u32>(victim, ctx, 40);
+  return victim;
+}
+
+// The fill's victim without a hint: the first invalid way, the same translation if it
+// is already cached (e.g. refilled after a D re-walk), else the least recently used.
+function scanVictim(t: Tlb, tag: u64, attr: u32, ctx: u32): usize {
+  let ways = t.ways;
   let e = t.entries + <usize>((<u32>tag & t.setMask) * ways) * ENTRY;
   let victim = e;
   let oldest: u32 = 0xFFFF_FFFF;
@@ -115,14 +184,7 @@ export function fill(t: Tlb, tag: u64, attr: u32, frame: u64, leafPa: u64, leafV
     let s = load<u32>(e, 36);
     if (s < oldest) { oldest = s; victim = e; }
   }
-  if ((load<u32>(victim, 32) & A_V) != 0) microDrop(t.micro, load<u64>(victim));
-  store<u64>(victim, tag);
-  store<u64>(victim, frame, 8);
-  store<u64>(victim, leafPa, 16);
-  store<u64>(victim, leafVal, 24);
-  store<u32>(victim, attr, 32);
-  store<u32>(victim, stamp, 36);
-  store<u32>(victim, ctx, 40);
+  return victim;
 }
 
 // Context wildcards for invalidation.
@@ -141,6 +203,7 @@ export const INV_NONGLOBAL: u32 = 3;      // non-global entries of every PCID
 
 // Drops entries chosen by `how` (PCID in `pcid`), restricted to context `ctx`.
 export function invalidateWhere(t: Tlb, how: u32, pcid: u32, ctx: u32): void {
+  t.hint = 0;
   let n = t.sets * t.ways;
   let e = t.entries;
   let pcidBits = pcid << A_PCID_SHIFT;
@@ -165,6 +228,7 @@ export function invalidateWhere(t: Tlb, how: u32, pcid: u32, ctx: u32): void {
 // With anyPcid, every PCID's entry goes (INVVPID type 0).
 export function invalidateVa(t: Tlb, va: u64, pcid: u32, globals: bool, ctx: u32, anyPcid: bool = false): void {
   if (t.ways == 0) return;
+  t.hint = 0;
   let pcidBits = pcid << A_PCID_SHIFT;
   for (let size: u32 = 0; size < 3; size++) {
     let tag = va >> (12 + 9 * <u64>size);
@@ -184,5 +248,5 @@ export function invalidateVa(t: Tlb, va: u64, pcid: u32, globals: bool, ctx: u32
 // Drops the paging-structure-cache entries (tag = va >> shift) of pcid for va.
 export function invalidatePscVa(t: Tlb, tag: u64, pcid: u32, ctx: u32): void {
   let e = probe(t, tag, A_V, pcid << A_PCID_SHIFT, ctx);
-  if (e != 0) store<u32>(e, 0, 32);
+  if (e != 0) { store<u32>(e, 0, 32); t.hint = 0; }
 }
