@@ -10,10 +10,10 @@ import {
 } from "./cpu";
 import { translate } from "./walk";
 import { runBatch as run } from "./access";
-import { rawLoads, naiveWalks } from "./baseline";
+import { rawLoads, naiveWalks, copyFrames } from "./baseline";
 import { COUNTER_NAMES, NUM_COUNTERS } from "./counters";
 
-export { rawLoads, naiveWalks };
+export { rawLoads, naiveWalks, copyFrames };
 
 export function init(bytes: u64): bool { return initPhys(bytes); }
 export function allocBytes(bytes: u64): usize { return alloc(bytes); }
