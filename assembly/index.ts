@@ -68,6 +68,20 @@ export function physFill(pa: u64, byte: u32, len: u64): bool {
   memory.fill(physPtr(pa), <u8>byte, <usize>len);
   return true;
 }
+// Zeroes [pa, pa+len) (len a multiple of 8) unless it already reads as zero: a frame
+// never written since boot stays untouched, so the OS never has to back it (host frames
+// handed out are zeroed this way).
+export function physZero(pa: u64, len: u64): bool {
+  if (!physInRange(pa, len)) return false;
+  let p = physPtr(pa), end = p + <usize>len;
+  for (let q = p; q < end; q += 32) {
+    if ((load<u64>(q) | load<u64>(q, 8) | load<u64>(q, 16) | load<u64>(q, 24)) != 0) {
+      memory.fill(q, 0, end - q);
+      break;
+    }
+  }
+  return true;
+}
 export function physCopy(dst: u64, src: u64, len: u64): bool {
   if (!physInRange(dst, len) || !physInRange(src, len)) return false;
   memory.copy(physPtr(dst), physPtr(src), <usize>len);
