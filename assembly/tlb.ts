@@ -10,6 +10,17 @@
 // uses it without a second scan. The hint is only trusted for the same tag, size, PCID,
 // context and LRU time, and any fill or invalidation of the cache drops it.
 //
+// Ordered caches (the unified L2, 12 ways, where most misses of a large working set land)
+// keep the same LRU order explicitly, beside the entries, so neither a probe nor a fill
+// has to read every way's 48-byte entry:
+//   dir    u32 per entry: the low word of its tag (written with the tag at fill); a probe
+//          compares these 4-byte words and reads a full entry only on a match
+//   order  u64 per set: way numbers in 4-bit fields, most recently used in bits 3..0,
+//          least recently used in field ways−1 (moved to the front on fill and on use)
+//   valid  u32 per set: bit w set while way w holds a valid entry
+// Victim: the first invalid way, else the same translation if cached, else the last way
+// in order — the way with the smallest stamp, exactly as the stamp scan picks it.
+//
 // Entry (ENTRY = 48 bytes):
 //   +0  tag     u64  va >> page shift (TLB) or va >> level shift (PSC)
 //   +8  frame   u64  physical base of the page, or of the next paging structure
@@ -28,6 +39,8 @@
 //   flags bit 12: stale use already reported by the coherence checker.
 //   flags bit 13: (combined mapping) the EPT forbids fetches: a fetch must re-walk.
 //   In the nested TLB and EPT PSCs, bits 1..3 hold the EPT R, W, X rights instead.
+
+import { alloc } from "./mem";
 
 export const ENTRY: usize = 48;
 export const A_V: u32 = 1;
@@ -60,6 +73,10 @@ export const A_PCID: u32 = 0xFFF << 16;
   hintPcid: u32;
   hintCtx: u32;
   hintStamp: u32;
+  // ordered caches only (0 otherwise): see the header
+  dir: usize;
+  order: usize;
+  valid: usize;
 }
 
 // Fast-path entries (MICRO_BYTES = 32), direct-mapped by va[19:12], in the manner of
@@ -97,11 +114,95 @@ export function initTlb(t: Tlb, entries: usize, sets: u32, ways: u32): void {
   t.micro = 0;
   t.sizes = 0;
   t.hint = 0;
+  t.dir = 0;
+  t.order = 0;
+  t.valid = 0;
+}
+
+// Makes t an ordered cache (ways 2..16). Returns false when out of memory.
+export function enableOrder(t: Tlb): bool {
+  if (t.ways < 2 || t.ways > 16) return true;
+  let n = <u64>t.sets * t.ways;
+  let dir = alloc(n * 4), order = alloc(<u64>t.sets * 8), valid = alloc(<u64>t.sets * 4);
+  if (dir == 0 || order == 0 || valid == 0) return false;
+  let o: u64 = 0;
+  for (let w: u32 = 0; w < t.ways; w++) o |= <u64>w << (4 * <u64>w);
+  for (let s: u32 = 0; s < t.sets; s++) store<u64>(order + (<usize>s << 3), o);
+  t.dir = dir;
+  t.order = order;
+  t.valid = valid;
+  return true;
+}
+
+// Moves `way` to the most recently used place of its set's order.
+@inline function touchWay(t: Tlb, set: u32, way: u32): void {
+  let at = t.order + (<usize>set << 3);
+  let o = load<u64>(at);
+  let p: u64 = 0;
+  while (((o >> (4 * p)) & 15) != <u64>way) p++;
+  let hi = 4 * (p + 1);
+  let keep: u64 = hi >= 64 ? 0 : ~(<u64>0) << hi;
+  store<u64>(at, (o & keep) | ((o & ((<u64>1 << (4 * p)) - 1)) << 4) | <u64>way);
+}
+
+// A use of entry e of an ordered cache (a hit that refreshed its stamp).
+export function touchEntry(t: Tlb, e: usize): void {
+  let i = <u32>((e - t.entries) / ENTRY);
+  let set = i / t.ways;
+  touchWay(t, set, i - set * t.ways);
+}
+
+// Marks entry e invalid (and its way free in an ordered cache).
+@inline function dropEntry(t: Tlb, e: usize): void {
+  store<u32>(e, 0, 32);
+  if (t.valid != 0) {
+    let i = <u32>((e - t.entries) / ENTRY);
+    let set = i / t.ways;
+    let at = t.valid + (<usize>set << 2);
+    store<u32>(at, load<u32>(at) & ~(1 << (i - set * t.ways)));
+  }
+}
+
+// probe for an ordered cache: 4-byte tag words first, a full entry only on a match.
+function probeDir(t: Tlb, tag: u64, want: u32, pcidBits: u32, ctx: u32): usize {
+  let ways = t.ways;
+  let base = <usize>((<u32>tag & t.setMask) * ways);
+  let d = t.dir + (base << 2);
+  let key = <u32>tag;
+  for (let w: u32 = 0; w < ways; w++) {
+    if (load<u32>(d + (<usize>w << 2)) != key) continue;
+    let e = t.entries + (base + <usize>w) * ENTRY;
+    let a = load<u32>(e, 32);
+    if (load<u64>(e) == tag && (a & (A_V | A_SIZE)) == want && ((a & A_PCID) == pcidBits || (a & A_G) != 0) &&
+        load<u32>(e, 40) == ctx) return e;
+  }
+  return 0;
+}
+
+// The fill victim of an ordered cache (same choice as scanVictim, see the header).
+function orderedVictim(t: Tlb, tag: u64, attr: u32, ctx: u32): usize {
+  let ways = t.ways;
+  let set = <u32>tag & t.setMask;
+  let base = <usize>(set * ways);
+  let valid = load<u32>(t.valid + (<usize>set << 2));
+  let full: u32 = (1 << ways) - 1;
+  let inv = (valid & full) != full ? <u32>ctz(~valid) : ways;
+  let key = <u32>tag;
+  for (let w: u32 = 0; w < inv; w++) { // a cached copy before the first invalid way is replaced
+    if (load<u32>(t.dir + ((base + <usize>w) << 2)) != key) continue;
+    let e = t.entries + (base + <usize>w) * ENTRY;
+    let a = load<u32>(e, 32);
+    if (load<u64>(e) == tag && (a & A_SIZE) == (attr & A_SIZE) && load<u32>(e, 40) == ctx &&
+        (a & A_PCID) == (attr & A_PCID)) return e;
+  }
+  let way = inv < ways ? inv : <u32>(load<u64>(t.order + (<usize>set << 3)) >> (4 * <u64>(ways - 1))) & 15;
+  return t.entries + (base + <usize>way) * ENTRY;
 }
 
 // Finds a valid entry for `tag` whose size/PCID/context match; 0 if none.
 // `want` = A_V | size bits; global entries match any PCID.
 @inline export function probe(t: Tlb, tag: u64, want: u32, pcidBits: u32, ctx: u32): usize {
+  if (t.dir != 0) return probeDir(t, tag, want, pcidBits, ctx);
   let ways = t.ways;
   let e = t.entries + <usize>((<u32>tag & t.setMask) * ways) * ENTRY;
   for (let w: u32 = 0; w < ways; w++, e += ENTRY) {
@@ -119,6 +220,7 @@ export function initTlb(t: Tlb, entries: usize, sets: u32, ways: u32): void {
 // A miss here proves no valid entry has this tag, size, context and PCID, so the fill's
 // duplicate check cannot match either.
 @inline export function probeMiss(t: Tlb, tag: u64, want: u32, pcidBits: u32, ctx: u32, stamp: u32): usize {
+  if (t.dir != 0) return probeDir(t, tag, want, pcidBits, ctx); // its fills need no hint
   let ways = t.ways;
   let e = t.entries + <usize>((<u32>tag & t.setMask) * ways) * ENTRY;
   let victim: usize = 0;
@@ -153,7 +255,9 @@ export function fill(t: Tlb, tag: u64, attr: u32, frame: u64, leafPa: u64, leafV
   t.sizes |= 1 << ((attr & A_SIZE) >> A_SIZE_SHIFT);
   let victim = t.hint;
   t.hint = 0;
-  if (victim == 0 || t.hintTag != tag || t.hintWant != (A_V | (attr & A_SIZE)) ||
+  if (t.dir != 0) {
+    victim = orderedVictim(t, tag, attr, ctx);
+  } else if (victim == 0 || t.hintTag != tag || t.hintWant != (A_V | (attr & A_SIZE)) ||
       t.hintPcid != (attr & A_PCID) || t.hintCtx != ctx || t.hintStamp != stamp) {
     victim = scanVictim(t, tag, attr, ctx);
   }
@@ -165,6 +269,14 @@ export function fill(t: Tlb, tag: u64, attr: u32, frame: u64, leafPa: u64, leafV
   store<u32>(victim, attr, 32);
   store<u32>(victim, stamp, 36);
   store<u32>(victim, ctx, 40);
+  if (t.dir != 0) {
+    let i = <u32>((victim - t.entries) / ENTRY);
+    let set = i / ways, way = i - set * ways;
+    store<u32>(t.dir + (<usize>i << 2), <u32>tag);
+    let at = t.valid + (<usize>set << 2);
+    store<u32>(at, load<u32>(at) | (1 << way));
+    touchWay(t, set, way);
+  }
   return victim;
 }
 
@@ -217,7 +329,7 @@ export function invalidateWhere(t: Tlb, how: u32, pcid: u32, ctx: u32): void {
       (how == INV_NONGLOBAL && !global) ||
       (how == INV_PCID_ALL && (a & A_PCID) == pcidBits) ||
       (how == INV_PCID_NONGLOBAL && !global && (a & A_PCID) == pcidBits);
-    if (drop) { store<u32>(e, 0, 32); microDrop(t.micro, load<u64>(e)); }
+    if (drop) { dropEntry(t, e); microDrop(t.micro, load<u64>(e)); }
     else left = true;
   }
   if (!left) t.sizes = 0;
@@ -238,7 +350,7 @@ export function invalidateVa(t: Tlb, va: u64, pcid: u32, globals: bool, ctx: u32
       let a = load<u32>(e, 32);
       if (load<u64>(e) != tag || (a & (A_V | A_SIZE)) != want || load<u32>(e, 40) != ctx) continue;
       if (((a & A_PCID) == pcidBits || anyPcid) && (a & A_G) == 0 || (globals && (a & A_G) != 0)) {
-        store<u32>(e, 0, 32);
+        dropEntry(t, e);
         microDrop(t.micro, tag);
       }
     }
@@ -248,5 +360,5 @@ export function invalidateVa(t: Tlb, va: u64, pcid: u32, globals: bool, ctx: u32
 // Drops the paging-structure-cache entries (tag = va >> shift) of pcid for va.
 export function invalidatePscVa(t: Tlb, tag: u64, pcid: u32, ctx: u32): void {
   let e = probe(t, tag, A_V, pcid << A_PCID_SHIFT, ctx);
-  if (e != 0) { store<u32>(e, 0, 32); t.hint = 0; }
+  if (e != 0) { dropEntry(t, e); t.hint = 0; }
 }

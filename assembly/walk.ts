@@ -13,7 +13,7 @@ import {
   MAX_EVENTS, EVENT_BYTES,
 } from "./cpu";
 import {
-  Tlb, probe, probeMiss, fill, invalidateVa, invalidatePscVa, A_V, A_W, A_U, A_NX, A_D, A_G, A_RIGHTS,
+  Tlb, probe, probeMiss, fill, touchEntry, invalidateVa, invalidatePscVa, A_V, A_W, A_U, A_NX, A_D, A_G, A_RIGHTS,
   A_SIZE_SHIFT, A_PKEY_SHIFT, A_PCID_SHIFT, A_REPORTED, A_EPT_NOX,
 } from "./tlb";
 import {
@@ -102,6 +102,7 @@ function checkStale(c: Cpu, e: usize, va: u64): void {
   }
   if ((acc & ACC_FETCH) != 0 && (a & A_EPT_NOX) != 0) return 0xFF; // the walk reports it
   store<u32>(e, c.clock, 36);
+  if (c.hitTlb != 0) touchEntry(changetype<Tlb>(c.hitTlb), e); // keeps an ordered cache's LRU order
   let mask = (<u64>1 << (12 + 9 * <u64>size)) - 1;
   c.resPa = load<u64>(e, 8) | (va & mask);
   c.resSize = mask + 1;
@@ -117,6 +118,7 @@ function checkStale(c: Cpu, e: usize, va: u64): void {
 function lookup(c: Cpu, va: u64, acc: u32): usize {
   let pcidBits = c.pcid << A_PCID_SHIFT, ctx = c.ctx, clk = c.clock;
   let fetch = (acc & ACC_FETCH) != 0;
+  c.hitTlb = 0;
   // Caches record which page sizes they may hold, so probes that must miss are skipped.
   let t = tlbOf(c, fetch ? T_I4K : T_D4K);
   let e = t.sizes != 0 ? probeMiss(t, va >> 12, want(0), pcidBits, ctx, clk) : 0;
@@ -136,6 +138,7 @@ function lookup(c: Cpu, va: u64, acc: u32): usize {
     e = probeMiss(l2, va >> (12 + 9 * <u64>size), want(size), pcidBits, ctx, clk);
     if (e != 0) {
       bump(c.counters, C_L2_HIT_4K + <i32>size);
+      if (l2.dir != 0) c.hitTlb = changetype<usize>(l2);
       // Check before the copy so the L1 copy carries the reported mark.
       if (c.checker != 0) checkStale(c, e, va);
       // Refill the L1 from the L2 so the next access hits there.
