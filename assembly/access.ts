@@ -29,9 +29,8 @@ import {
 import { physInRange, physPtr, physBytes, physBase } from "./mem";
 import { Cpu, tlbOf, T_D4K, MODE_SHADOW, writeCr3, invlpg } from "./cpu";
 import { translate, rightsFault } from "./walk";
-import { probe, microSlot, A_V, A_D, A_PKEY_SHIFT, A_PCID_SHIFT, entryAt } from "./tlb";
+import { Tlb, ENTRY, probe, entryMatches, microSlot, A_V, A_D, A_PKEY_SHIFT, A_PCID_SHIFT, entryAt } from "./tlb";
 import { isCodeFrame, codeWrite } from "./x86/icache";
-
 import {
   bump, C_ACCESSES, C_LOADS, C_STORES, C_FETCHES, C_L1_HIT_4K, C_MMIO, C_SPLIT,
 } from "./counters";
@@ -150,10 +149,15 @@ function splitAccess(c: Cpu, p: usize, va: u64, acc: u32, size: u32, kind: u32, 
 
 // After a slow-path translation of a plain 4 KiB data access, mirrors the L1 entry
 // into the fast path with the rights the current register state gives it.
+// The translation hands over the L1 entry it used or filled (c.l1Entry); it is checked
+// to be the data TLB's valid 4 KiB entry for this page, PCID and context, as a probe
+// would find, and probed for only when it is not.
 function microFill(c: Cpu, va: u64, acc: u32): void {
   let t = tlbOf(c, T_D4K);
   let tag = va >> 12;
-  let e = probe(t, tag, A_V, c.pcid << A_PCID_SHIFT, c.ctx);
+  let pcidBits = c.pcid << A_PCID_SHIFT;
+  let e = c.l1Entry;
+  if (!isEntryFor(t, e, tag, pcidBits, c.ctx)) e = probe(t, tag, A_V, pcidBits, c.ctx);
   if (e == 0) return;
   let frame = entryAt(e).frame;
   if (!physInRange(frame, 4096)) return;
@@ -166,6 +170,11 @@ function microFill(c: Cpu, va: u64, acc: u32): void {
   store<u64>(s, w ? tag : ~(<u64>0), 8);
   store<u32>(s, <u32>physPtr(frame), 16);
   store<u32>(s, <u32>e, 20);
+}
+
+@inline function isEntryFor(t: Tlb, e: usize, tag: u64, pcidBits: u32, ctx: u32): bool {
+  if (e < t.entries || e >= t.entries + <usize>(t.sets * t.ways) * ENTRY) return false;
+  return entryMatches(e, tag, A_V, pcidBits, ctx); // a valid 4 KiB entry, as probe would find
 }
 
 // Streak loop: consecutive 8-byte loads/stores and translates that hit the fast path,
@@ -197,6 +206,7 @@ function streak(c: Cpu, ops: usize, i: u32, count: u32): u32 {
     store<u32>(<usize>load<u32>(s, 20), ++clk, 36);
     hits++;
   }
+  if (hits == 0) return i; // a miss-heavy stream comes here once per op: keep it cheap
   c.clock = clk;
   let cnt = c.counters;
   bump(cnt, C_ACCESSES, loads + stores);

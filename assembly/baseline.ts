@@ -33,3 +33,15 @@ export function naiveWalks(ops: usize, count: u32, cr3: u64): u64 {
   }
   return sum;
 }
+
+// A plain Wasm memory copy of frames src[i] → dst[i] (u32 frame numbers, 4 KiB each):
+// the yardstick for page hashing and compare (memory.copy, no checks but the range).
+export function copyFrames(src: usize, dst: usize, count: u32): u32 {
+  for (let i: u32 = 0; i < count; i++) {
+    let s = <u64>load<u32>(src + (<usize>i << 2)) << 12;
+    let d = <u64>load<u32>(dst + (<usize>i << 2)) << 12;
+    if (s + 4096 > physBytes || d + 4096 > physBytes) return i;
+    memory.copy(physBase + <usize>d, physBase + <usize>s, 4096);
+  }
+  return count;
+}

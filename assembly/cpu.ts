@@ -7,7 +7,7 @@ import {
   CR4_SMEP, EFER_LMA, EFER_LME, EFER_NXE, PF_ID, RFLAGS_AC, PTE_XD,
 } from "./entry";
 import { alloc } from "./mem";
-import { Tlb, initTlb, ENTRY, microFlush, MICRO_ENTRIES, MICRO_BYTES, CTX_ANY, CTX_NONZERO, invalidateWhere, invalidateVa, INV_ALL, INV_PCID_ALL,
+import { Tlb, initTlb, enableOrder, ENTRY, microFlush, MICRO_ENTRIES, MICRO_BYTES, CTX_ANY, CTX_NONZERO, invalidateWhere, invalidateVa, INV_ALL, INV_PCID_ALL,
   INV_PCID_NONGLOBAL, INV_NONGLOBAL } from "./tlb";
 import { NUM_COUNTERS, C_FLUSHES, C_INVLPG, bump } from "./counters";
 import { registerMicro } from "./x86/icache";
@@ -111,6 +111,9 @@ export const R_CPL: u32 = 6;
   // the L1 instruction TLB, created on first use
   x86: usize;
   microI: usize;
+  // hand-off: the L1 4 KiB entry the last translation used or filled (microFill checks it)
+  l1Entry: usize;
+  hitTlb: usize;    // the ordered cache (Tlb) lookup's hit came from, or 0 (useEntry touches it)
 }
 
 @inline export function tlbOf(c: Cpu, i: i32): Tlb {
@@ -135,6 +138,8 @@ export function newCpu(geo: usize, maxPhysAddr: u32): usize {
     if (sets > 0 && mem == 0) return 0;
     initTlb(tlbOf(c, i), mem, sets, sets > 0 ? ways : 0);
   }
+  // The unified L2 keeps its LRU order explicitly (tlb.ts: ordered caches).
+  if (!enableOrder(tlbOf(c, T_L2))) return 0;
   for (let i = 0; i < T_PDE; i++) if (tlbOf(c, i).ways > 0) c.tlbOn = 1;
   for (let i = T_PDE; i < NUM_GUEST; i++) if (tlbOf(c, i).ways > 0) c.pscOn = 1;
   c.ntlbOn = tlbOf(c, T_NTLB).ways > 0 ? 1 : 0;

@@ -10,11 +10,11 @@ import {
 } from "./cpu";
 import { translate } from "./walk";
 import { runBatch as run } from "./access";
-import { rawLoads, naiveWalks } from "./baseline";
+import { rawLoads, naiveWalks, copyFrames } from "./baseline";
 import { COUNTER_NAMES, NUM_COUNTERS } from "./counters";
 import { initGens, genBase, codeWrite } from "./x86/icache";
 
-export { rawLoads, naiveWalks };
+export { rawLoads, naiveWalks, copyFrames };
 
 export function init(bytes: u64): bool { return initPhys(bytes) && initGens(); }
 // Per-frame code generation words (assembly/x86/icache.ts), for host-side invalidation.
@@ -70,6 +70,21 @@ export function physFill(pa: u64, byte: u32, len: u64): bool {
   if (!physInRange(pa, len)) return false;
   codeWrite(pa, len);
   memory.fill(physPtr(pa), <u8>byte, <usize>len);
+  return true;
+}
+// Zeroes [pa, pa+len) (len a multiple of 8) unless it already reads as zero: a frame
+// never written since boot stays untouched, so the OS never has to back it (host frames
+// handed out are zeroed this way).
+export function physZero(pa: u64, len: u64): bool {
+  if (!physInRange(pa, len)) return false;
+  let p = physPtr(pa), end = p + <usize>len;
+  for (let q = p; q < end; q += 32) {
+    if ((load<u64>(q) | load<u64>(q, 8) | load<u64>(q, 16) | load<u64>(q, 24)) != 0) {
+      codeWrite(pa + <u64>(q - p), <u64>(end - q)); // cached code there is stale now
+      memory.fill(q, 0, end - q);
+      break;
+    }
+  }
   return true;
 }
 export function physCopy(dst: u64, src: u64, len: u64): bool {

@@ -1,6 +1,25 @@
-// Set-associative translation caches with LRU replacement. One structure serves the
-// TLBs (page number → frame) and the paging-structure caches (va prefix → next table,
-// SDM §4.10.3); they differ only in what the tag and frame mean.
+// Set-associative translation caches with true per-set LRU replacement (not the
+// tree-PLRU most hardware uses: LRU is what the reference model and the tests assume,
+// and it is the documented, deterministic policy). One structure serves the TLBs (page
+// number → frame) and the paging-structure caches (va prefix → next table, SDM §4.10.3);
+// they differ only in what the tag and frame mean.
+//
+// Replacement: each entry carries the LRU time of its last use (stamp); a fill takes the
+// first invalid way, else the way with the smallest stamp. A miss already scans the set
+// in probeMiss, which notes that victim (the hint), so the fill that follows the walk
+// uses it without a second scan. The hint is only trusted for the same tag, size, PCID,
+// context and LRU time, and any fill or invalidation of the cache drops it.
+//
+// Ordered caches (the unified L2, 12 ways, where most misses of a large working set land)
+// keep the same LRU order explicitly, beside the entries, so neither a probe nor a fill
+// has to read every way's 48-byte entry:
+//   dir    u32 per entry: the low word of its tag (written with the tag at fill); a probe
+//          compares these 4-byte words and reads a full entry only on a match
+//   order  u64 per set: way numbers in 4-bit fields, most recently used in bits 3..0,
+//          least recently used in field ways−1 (moved to the front on fill and on use)
+//   valid  u32 per set: bit w set while way w holds a valid entry
+// Victim: the first invalid way, else the same translation if cached, else the last way
+// in order — the way with the smallest stamp, exactly as the stamp scan picks it.
 //
 // Entry (ENTRY = 48 bytes):
 //   +0  tag     u64  va >> page shift (TLB) or va >> level shift (PSC)
@@ -20,6 +39,8 @@
 //   flags bit 12: stale use already reported by the coherence checker.
 //   flags bit 13: (combined mapping) the EPT forbids fetches: a fetch must re-walk.
 //   In the nested TLB and EPT PSCs, bits 1..3 hold the EPT R, W, X rights instead.
+
+import { alloc } from "./mem";
 
 export const ENTRY: usize = 48; // offsetof<TlbEntry>() rounded up to 8 (checked below)
 export const A_V: u32 = 1;
@@ -52,6 +73,21 @@ export const A_PCID: u32 = 0xFFF << 16;
 
 @inline export function entryAt(e: usize): TlbEntry { return changetype<TlbEntry>(e); }
 
+// Whether entry e is a valid translation of `tag` for a lookup: size (want = A_V | size
+// bits), PCID (global entries match any) and context.
+@inline export function entryMatches(e: usize, tag: u64, want: u32, pcidBits: u32, ctx: u32): bool {
+  if (entryAt(e).tag != tag) return false; // the tag first: most ways differ there
+  let a = entryAt(e).attr;
+  return (a & (A_V | A_SIZE)) == want && ((a & A_PCID) == pcidBits || (a & A_G) != 0) && entryAt(e).ctx == ctx;
+}
+
+// Whether entry e caches the same translation a fill of (tag, attr, ctx) installs.
+@inline function sameTranslation(e: usize, tag: u64, attr: u32, ctx: u32): bool {
+  let a = entryAt(e).attr;
+  return entryAt(e).tag == tag && (a & A_SIZE) == (attr & A_SIZE) && entryAt(e).ctx == ctx &&
+    (a & A_PCID) == (attr & A_PCID);
+}
+
 @unmanaged export class Tlb {
   entries: usize;
   sets: u32;
@@ -59,6 +95,18 @@ export const A_PCID: u32 = 0xFFF << 16;
   setMask: u32;
   micro: usize; // fast-path mirror to keep coherent (L1 4 KiB data TLB only), or 0
   sizes: u32;   // bit s: may hold size-class s (set on fill, cleared by a full flush)
+  // The victim a fill of (hintTag, hintWant, hintPcid, hintCtx) at LRU time hintStamp
+  // would choose, noted by probeMiss; 0 if none.
+  hint: usize;
+  hintTag: u64;
+  hintWant: u32;
+  hintPcid: u32;
+  hintCtx: u32;
+  hintStamp: u32;
+  // ordered caches only (0 otherwise): see the header
+  dir: usize;
+  order: usize;
+  valid: usize;
 }
 
 // Fast-path entries (MICRO_BYTES = 32), direct-mapped by va[19:12], in the manner of
@@ -95,50 +143,183 @@ export function initTlb(t: Tlb, entries: usize, sets: u32, ways: u32): void {
   t.setMask = sets > 0 ? sets - 1 : 0;
   t.micro = 0;
   t.sizes = 0;
+  t.hint = 0;
+  t.dir = 0;
+  t.order = 0;
+  t.valid = 0;
+}
+
+// The side arrays of an ordered cache (see the header), one accessor each.
+@inline function dirAt(t: Tlb, i: usize): usize { return t.dir + (i << 2); }      // u32 tag word of entry i
+@inline function orderAt(t: Tlb, set: u32): usize { return t.order + (<usize>set << 3); } // u64 way order
+@inline function validAt(t: Tlb, set: u32): usize { return t.valid + (<usize>set << 2); } // u32 valid mask
+@inline function indexOf(t: Tlb, e: usize): u32 { return <u32>((e - t.entries) / ENTRY); }
+
+// Makes t an ordered cache (ways 2..16). Returns false when out of memory.
+export function enableOrder(t: Tlb): bool {
+  if (t.ways < 2 || t.ways > 16) return true;
+  let n = <u64>t.sets * t.ways;
+  let dir = alloc(n * 4), order = alloc(<u64>t.sets * 8), valid = alloc(<u64>t.sets * 4);
+  if (dir == 0 || order == 0 || valid == 0) return false;
+  t.dir = dir;
+  t.order = order;
+  t.valid = valid;
+  let o: u64 = 0;
+  for (let w: u32 = 0; w < t.ways; w++) o |= <u64>w << (4 * <u64>w);
+  for (let s: u32 = 0; s < t.sets; s++) store<u64>(orderAt(t, s), o);
+  return true;
+}
+
+// Moves `way` to the most recently used place of its set's order.
+@inline function touchWay(t: Tlb, set: u32, way: u32): void {
+  let at = orderAt(t, set);
+  let o = load<u64>(at);
+  let p: u64 = 0;
+  while (((o >> (4 * p)) & 15) != <u64>way) p++;
+  assert(p < <u64>t.ways, "every way appears once in its set's order");
+  let hi = 4 * (p + 1);
+  let keep: u64 = hi >= 64 ? 0 : ~(<u64>0) << hi;
+  store<u64>(at, (o & keep) | ((o & ((<u64>1 << (4 * p)) - 1)) << 4) | <u64>way);
+}
+
+// A use of entry e of an ordered cache (a hit that refreshed its stamp).
+export function touchEntry(t: Tlb, e: usize): void {
+  let i = indexOf(t, e);
+  let set = i / t.ways;
+  touchWay(t, set, i - set * t.ways);
+}
+
+// Marks entry e invalid (and its way free in an ordered cache).
+@inline function dropEntry(t: Tlb, e: usize): void {
+  entryAt(e).attr = 0;
+  if (t.valid != 0) {
+    let i = indexOf(t, e);
+    let set = i / t.ways;
+    let at = validAt(t, set);
+    store<u32>(at, load<u32>(at) & ~(1 << (i - set * t.ways)));
+  }
+}
+
+// probe for an ordered cache: 4-byte tag words first, a full entry only on a match.
+function probeDir(t: Tlb, tag: u64, want: u32, pcidBits: u32, ctx: u32): usize {
+  let ways = t.ways;
+  let base = <usize>((<u32>tag & t.setMask) * ways);
+  let key = <u32>tag;
+  for (let w: u32 = 0; w < ways; w++) {
+    if (load<u32>(dirAt(t, base + <usize>w)) != key) continue;
+    let e = t.entries + (base + <usize>w) * ENTRY;
+    if (entryMatches(e, tag, want, pcidBits, ctx)) return e;
+  }
+  return 0;
+}
+
+// The fill victim of an ordered cache (same choice as scanVictim, see the header).
+function orderedVictim(t: Tlb, tag: u64, attr: u32, ctx: u32): usize {
+  let ways = t.ways;
+  let set = <u32>tag & t.setMask;
+  let base = <usize>(set * ways);
+  let valid = load<u32>(validAt(t, set));
+  let full: u32 = (1 << ways) - 1;
+  let inv = (valid & full) != full ? <u32>ctz(~valid) : ways;
+  let key = <u32>tag;
+  for (let w: u32 = 0; w < inv; w++) { // a cached copy before the first invalid way is replaced
+    if (load<u32>(dirAt(t, base + <usize>w)) != key) continue;
+    let e = t.entries + (base + <usize>w) * ENTRY;
+    if (sameTranslation(e, tag, attr, ctx)) return e;
+  }
+  let way = inv < ways ? inv : <u32>(load<u64>(orderAt(t, set)) >> (4 * <u64>(ways - 1))) & 15;
+  return t.entries + (base + <usize>way) * ENTRY;
 }
 
 // Finds a valid entry for `tag` whose size/PCID/context match; 0 if none.
 // `want` = A_V | size bits; global entries match any PCID.
 @inline export function probe(t: Tlb, tag: u64, want: u32, pcidBits: u32, ctx: u32): usize {
+  if (t.dir != 0) return probeDir(t, tag, want, pcidBits, ctx);
   let ways = t.ways;
   let e = t.entries + <usize>((<u32>tag & t.setMask) * ways) * ENTRY;
   for (let w: u32 = 0; w < ways; w++, e += ENTRY) {
-    if (entryAt(e).tag == tag) {
-      let a = entryAt(e).attr;
-      if ((a & (A_V | A_SIZE)) == want && ((a & A_PCID) == pcidBits || (a & A_G) != 0) &&
-          entryAt(e).ctx == ctx) return e;
-    }
+    if (entryMatches(e, tag, want, pcidBits, ctx)) return e;
   }
   return 0;
 }
 
-// Installs an entry, replacing an invalid way or the least recently used one.
-export function fill(t: Tlb, tag: u64, attr: u32, frame: u64, leafPa: u64, leafVal: u64,
-                     ctx: u32, stamp: u32): void {
+// probe, and on a miss also notes the victim a fill of this translation would take
+// (first invalid way, else least recently used) for `stamp`, the current LRU time.
+// A miss here proves no valid entry has this tag, size, context and PCID, so the fill's
+// duplicate check cannot match either.
+@inline export function probeMiss(t: Tlb, tag: u64, want: u32, pcidBits: u32, ctx: u32, stamp: u32): usize {
+  if (t.dir != 0) return probeDir(t, tag, want, pcidBits, ctx); // its fills need no hint
   let ways = t.ways;
-  if (ways == 0) return;
+  let e = t.entries + <usize>((<u32>tag & t.setMask) * ways) * ENTRY;
+  let victim: usize = 0;
+  let oldest: u32 = 0xFFFF_FFFF;
+  let invalid = false; // the first invalid way stays the victim
+  for (let w: u32 = 0; w < ways; w++, e += ENTRY) {
+    if (entryMatches(e, tag, want, pcidBits, ctx)) return e;
+    if (invalid) continue;
+    if ((entryAt(e).attr & A_V) == 0) { victim = e; invalid = true; continue; }
+    let s = entryAt(e).stamp;
+    if (victim == 0 || s < oldest) { oldest = s; victim = e; }
+  }
+  t.hint = victim;
+  t.hintTag = tag;
+  t.hintWant = want;
+  t.hintPcid = pcidBits;
+  t.hintCtx = ctx;
+  t.hintStamp = stamp;
+  return 0;
+}
+
+// Installs an entry, replacing an invalid way or the least recently used one. Returns
+// the entry (0 if the cache has no ways).
+export function fill(t: Tlb, tag: u64, attr: u32, frame: u64, leafPa: u64, leafVal: u64,
+                     ctx: u32, stamp: u32): usize {
+  let ways = t.ways;
+  if (ways == 0) return 0;
   assert((attr & A_V) != 0 && (attr & A_SIZE) >> A_SIZE_SHIFT <= 2, "a filled entry is valid, 4K/2M/1G");
   t.sizes |= 1 << ((attr & A_SIZE) >> A_SIZE_SHIFT);
+  let victim = t.hint;
+  t.hint = 0;
+  if (t.dir != 0) {
+    victim = orderedVictim(t, tag, attr, ctx);
+  } else if (victim == 0 || t.hintTag != tag || t.hintWant != (A_V | (attr & A_SIZE)) ||
+      t.hintPcid != (attr & A_PCID) || t.hintCtx != ctx || t.hintStamp != stamp) {
+    victim = scanVictim(t, tag, attr, ctx);
+  }
+  let v = entryAt(victim);
+  if ((v.attr & A_V) != 0) microDrop(t.micro, v.tag);
+  v.tag = tag;
+  v.frame = frame;
+  v.leafPa = leafPa;
+  v.leafVal = leafVal;
+  v.attr = attr;
+  v.stamp = stamp;
+  v.ctx = ctx;
+  if (t.dir != 0) {
+    let i = indexOf(t, victim);
+    let set = i / ways, way = i - set * ways;
+    store<u32>(dirAt(t, <usize>i), <u32>tag);
+    let at = validAt(t, set);
+    store<u32>(at, load<u32>(at) | (1 << way));
+    touchWay(t, set, way);
+  }
+  return victim;
+}
+
+// The fill's victim without a hint: the first invalid way, the same translation if it
+// is already cached (e.g. refilled after a D re-walk), else the least recently used.
+function scanVictim(t: Tlb, tag: u64, attr: u32, ctx: u32): usize {
+  let ways = t.ways;
   let e = t.entries + <usize>((<u32>tag & t.setMask) * ways) * ENTRY;
   let victim = e;
   let oldest: u32 = 0xFFFF_FFFF;
   for (let w: u32 = 0; w < ways; w++, e += ENTRY) {
-    let a = entryAt(e).attr;
-    if ((a & A_V) == 0) { victim = e; break; }
-    // The same translation may already be cached (e.g. refilled after a D re-walk).
-    if (entryAt(e).tag == tag && (a & A_SIZE) == (attr & A_SIZE) && entryAt(e).ctx == ctx &&
-        (a & A_PCID) == (attr & A_PCID)) { victim = e; break; }
+    if ((entryAt(e).attr & A_V) == 0) { victim = e; break; }
+    if (sameTranslation(e, tag, attr, ctx)) { victim = e; break; }
     let s = entryAt(e).stamp;
     if (s < oldest) { oldest = s; victim = e; }
   }
-  if ((entryAt(victim).attr & A_V) != 0) microDrop(t.micro, entryAt(victim).tag);
-  entryAt(victim).tag = tag;
-  entryAt(victim).frame = frame;
-  entryAt(victim).leafPa = leafPa;
-  entryAt(victim).leafVal = leafVal;
-  entryAt(victim).attr = attr;
-  entryAt(victim).stamp = stamp;
-  entryAt(victim).ctx = ctx;
+  return victim;
 }
 
 // Context wildcards for invalidation.
@@ -157,6 +338,7 @@ export const INV_NONGLOBAL: u32 = 3;      // non-global entries of every PCID
 
 // Drops entries chosen by `how` (PCID in `pcid`), restricted to context `ctx`.
 export function invalidateWhere(t: Tlb, how: u32, pcid: u32, ctx: u32): void {
+  t.hint = 0;
   let n = t.sets * t.ways;
   let e = t.entries;
   let pcidBits = pcid << A_PCID_SHIFT;
@@ -170,7 +352,7 @@ export function invalidateWhere(t: Tlb, how: u32, pcid: u32, ctx: u32): void {
       (how == INV_NONGLOBAL && !global) ||
       (how == INV_PCID_ALL && (a & A_PCID) == pcidBits) ||
       (how == INV_PCID_NONGLOBAL && !global && (a & A_PCID) == pcidBits);
-    if (drop) { entryAt(e).attr = 0; microDrop(t.micro, entryAt(e).tag); }
+    if (drop) { dropEntry(t, e); microDrop(t.micro, entryAt(e).tag); }
     else left = true;
   }
   if (!left) t.sizes = 0;
@@ -181,6 +363,7 @@ export function invalidateWhere(t: Tlb, how: u32, pcid: u32, ctx: u32): void {
 // With anyPcid, every PCID's entry goes (INVVPID type 0).
 export function invalidateVa(t: Tlb, va: u64, pcid: u32, globals: bool, ctx: u32, anyPcid: bool = false): void {
   if (t.ways == 0) return;
+  t.hint = 0;
   let pcidBits = pcid << A_PCID_SHIFT;
   for (let size: u32 = 0; size < 3; size++) {
     let tag = va >> (12 + 9 * <u64>size);
@@ -190,7 +373,7 @@ export function invalidateVa(t: Tlb, va: u64, pcid: u32, globals: bool, ctx: u32
       let a = entryAt(e).attr;
       if (entryAt(e).tag != tag || (a & (A_V | A_SIZE)) != want || entryAt(e).ctx != ctx) continue;
       if (((a & A_PCID) == pcidBits || anyPcid) && (a & A_G) == 0 || (globals && (a & A_G) != 0)) {
-        entryAt(e).attr = 0;
+        dropEntry(t, e);
         microDrop(t.micro, tag);
       }
     }
@@ -200,7 +383,7 @@ export function invalidateVa(t: Tlb, va: u64, pcid: u32, globals: bool, ctx: u32
 // Drops the paging-structure-cache entries (tag = va >> shift) of pcid for va.
 export function invalidatePscVa(t: Tlb, tag: u64, pcid: u32, ctx: u32): void {
   let e = probe(t, tag, A_V, pcid << A_PCID_SHIFT, ctx);
-  if (e != 0) entryAt(e).attr = 0;
+  if (e != 0) { dropEntry(t, e); t.hint = 0; }
 }
 
 // The record layout the diagram documents, checked at compile time.

@@ -14,7 +14,7 @@ import {
   MAX_EVENTS, EVENT_BYTES,
 } from "./cpu";
 import {
-  Tlb, probe, fill, invalidateVa, invalidatePscVa, A_V, A_W, A_U, A_NX, A_D, A_G, A_RIGHTS,
+  Tlb, probe, probeMiss, fill, touchEntry, invalidateVa, invalidatePscVa, A_V, A_W, A_U, A_NX, A_D, A_G, A_RIGHTS,
   A_SIZE_SHIFT, A_PKEY_SHIFT, A_PCID_SHIFT, A_REPORTED, A_EPT_NOX, entryAt } from "./tlb";
 import {
   bump, C_L1_HIT_4K, C_L1_MISS, C_L2_HIT_4K, C_L2_MISS, C_WALKS, C_WALK_REFS, C_WALK_4K,
@@ -102,6 +102,7 @@ function checkStale(c: Cpu, e: usize, va: u64): void {
   }
   if ((acc & ACC_FETCH) != 0 && (a & A_EPT_NOX) != 0) return 0xFF; // the walk reports it
   entryAt(e).stamp = c.clock;
+  if (c.hitTlb != 0) touchEntry(changetype<Tlb>(c.hitTlb), e); // keeps an ordered cache's LRU order
   let mask = (<u64>1 << (12 + 9 * <u64>size)) - 1;
   c.resPa = entryAt(e).frame | (va & mask);
   c.resSize = mask + 1;
@@ -113,35 +114,39 @@ function checkStale(c: Cpu, e: usize, va: u64): void {
 }
 
 // Looks va up in the L1 TLB for the access kind, then in the L2; returns the entry.
+// Misses note their victims (probeMiss), so the fills after the walk need no scan.
 function lookup(c: Cpu, va: u64, acc: u32): usize {
-  let pcidBits = c.pcid << A_PCID_SHIFT, ctx = c.ctx;
+  let pcidBits = c.pcid << A_PCID_SHIFT, ctx = c.ctx, clk = c.clock;
   let fetch = (acc & ACC_FETCH) != 0;
+  c.hitTlb = 0;
   // Caches record which page sizes they may hold, so probes that must miss are skipped.
   let t = tlbOf(c, fetch ? T_I4K : T_D4K);
-  let e = t.sizes != 0 ? probe(t, va >> 12, want(0), pcidBits, ctx) : 0;
-  if (e != 0) { bump(c.counters, C_L1_HIT_4K); return e; }
+  let e = t.sizes != 0 ? probeMiss(t, va >> 12, want(0), pcidBits, ctx, clk) : 0;
+  if (e != 0) { bump(c.counters, C_L1_HIT_4K); c.l1Entry = e; return e; }
   t = tlbOf(c, fetch ? T_I2M : T_D2M);
-  e = t.sizes != 0 ? probe(t, va >> 21, want(1), pcidBits, ctx) : 0;
+  e = t.sizes != 0 ? probeMiss(t, va >> 21, want(1), pcidBits, ctx, clk) : 0;
   if (e != 0) { bump(c.counters, C_L1_HIT_4K + 1); return e; }
   if (!fetch) {
     t = tlbOf(c, T_D1G);
-    e = t.sizes != 0 ? probe(t, va >> 30, want(2), pcidBits, ctx) : 0;
+    e = t.sizes != 0 ? probeMiss(t, va >> 30, want(2), pcidBits, ctx, clk) : 0;
     if (e != 0) { bump(c.counters, C_L1_HIT_4K + 2); return e; }
   }
   bump(c.counters, C_L1_MISS);
   let l2 = tlbOf(c, T_L2);
   for (let size: u32 = 0; size < 3; size++) {
     if ((l2.sizes & (1 << size)) == 0) continue;
-    e = probe(l2, va >> (12 + 9 * <u64>size), want(size), pcidBits, ctx);
+    e = probeMiss(l2, va >> (12 + 9 * <u64>size), want(size), pcidBits, ctx, clk);
     if (e != 0) {
       bump(c.counters, C_L2_HIT_4K + <i32>size);
+      if (l2.dir != 0) c.hitTlb = changetype<usize>(l2);
       // Check before the copy so the L1 copy carries the reported mark.
       if (c.checker != 0) checkStale(c, e, va);
       // Refill the L1 from the L2 so the next access hits there.
       let l1 = l1For(c, fetch, size);
       if (l1 != null) {
-        fill(changetype<Tlb>(l1), entryAt(e).tag, entryAt(e).attr, entryAt(e).frame,
-          entryAt(e).leafPa, entryAt(e).leafVal, ctx, c.clock);
+        let f = fill(changetype<Tlb>(l1), entryAt(e).tag, entryAt(e).attr, entryAt(e).frame,
+          entryAt(e).leafPa, entryAt(e).leafVal, ctx, clk);
+        if (size == 0) c.l1Entry = f;
       }
       return e;
     }
@@ -338,7 +343,7 @@ export function cacheTranslation(c: Cpu, va: u64, acc: u32, size: u32, frame: u6
     if ((leafVal & PTE_G) != 0 && (c.cr4 & CR4_PGE) != 0) attr |= A_G;
     let tag = va >> shift;
     let l1 = l1For(c, (acc & ACC_FETCH) != 0, size);
-    if (l1 != null) fill(changetype<Tlb>(l1), tag, attr, frame, leafPa, leafVal, c.ctx, c.clock);
+    if (l1 != null) c.l1Entry = fill(changetype<Tlb>(l1), tag, attr, frame, leafPa, leafVal, c.ctx, c.clock);
     fill(tlbOf(c, T_L2), tag, attr, frame, leafPa, leafVal, c.ctx, c.clock);
   }
   bump(c.counters, C_WALK_4K + <i32>size);

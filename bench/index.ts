@@ -1,14 +1,17 @@
 // npm run bench: MMU-core throughput, printed as JSON. Every figure is the median of
-// REPS runs taken in this one process, so ratios between them are meaningful even on a
-// noisy machine. Nothing here asserts a speed.
+// REPS runs taken in this one process. A ratio (…Over…) is the median of per-rep ratios
+// of two figures measured back to back (pair()), so a burst of load from other processes
+// hits both sides of one ratio rather than one side of it. Nothing here asserts a speed.
 //
 // Batches are 16 Ki ops (384 KiB, cache-resident) executed ROUNDS times per run, so the
 // figures measure the engine rather than streaming the op buffer from DRAM.
 
+import os from 'node:os';
 import { Machine, CR0, CR4, EFER, PageTableBuilder, FrameBump, type Cpu, type AccessBatch } from '../src/index.js';
 import { Rng } from '../src/util/rng.js';
 import { virtBench } from './virt.js';
 import { cpuBench } from './cpu.js';
+import { scaleBench } from './scale.js';
 import { FrameOps } from '../src/core/hash.js';
 
 const REPS = Number(process.env.BENCH_REPS ?? 7);
@@ -30,6 +33,23 @@ function rate(fn: () => number): number {
     runs.push(n / (Number(process.hrtime.bigint() - t0) / 1e9));
   }
   return median(runs);
+}
+
+/** Two rates measured back to back in every rep; their medians and the median ratio a / b. */
+function pair(a: () => number, b: () => number): { a: number; b: number; ratio: number } {
+  a(); b(); // warm-up
+  const ra: number[] = [], rb: number[] = [], ratios: number[] = [];
+  const once = (fn: () => number): number => {
+    const t0 = process.hrtime.bigint();
+    let n = 0;
+    for (let k = 0; k < ROUNDS; k++) n += fn();
+    return n / (Number(process.hrtime.bigint() - t0) / 1e9);
+  };
+  for (let r = 0; r < REPS; r++) {
+    const x = once(a), y = once(b);
+    ra.push(x); rb.push(y); ratios.push(x / y);
+  }
+  return { a: median(ra), b: median(rb), ratio: median(ratios) };
 }
 
 function addressSpace(m: Machine, levels: 4 | 5): bigint {
@@ -67,10 +87,11 @@ async function main(): Promise<void> {
   // TLB hits: 32 pages fit the 64-entry L1 DTLB.
   const hotLoads = ops(m, 32, 'load'), hotXlate = ops(m, 32, 'translate');
   const hit = cpuFor(m, root4, 4);
-  out.tlbHitLoadsPerSec = rate(() => exec(hit, hotLoads));
+  const hitVsRaw = pair(() => exec(hit, hotLoads), () => { m.core.rawLoads(hotLoads.ptr, OPS); return OPS; });
+  out.tlbHitLoadsPerSec = hitVsRaw.a;
+  out.rawLoadsPerSec = hitVsRaw.b;
+  out.tlbHitLoadsOverRawLoads = hitVsRaw.ratio;
   out.tlbHitTranslationsPerSec = rate(() => exec(hit, hotXlate));
-  out.rawLoadsPerSec = rate(() => { m.core.rawLoads(hotLoads.ptr, OPS); return OPS; });
-  out.tlbHitLoadsOverRawLoads = out.tlbHitLoadsPerSec / out.rawLoadsPerSec;
 
   // One JS→Wasm call per access, for contrast with the batch.
   const vas = Array.from({ length: OPS }, (_, i) => BigInt(VBASE + (i % 32) * 4096));
@@ -79,23 +100,29 @@ async function main(): Promise<void> {
 
   // Walks: TLBs disabled so every op walks; translate-only ops isolate the walk.
   const cold = ops(m, REGION_PAGES, 'translate');
-  out.naiveWalks4LevelPerSec = rate(() => { m.core.naiveWalks(cold.ptr, OPS, root4); return OPS; });
+  const bare = cpuFor(m, root4, 4, { tlb: false, psc: false });
+  const walkVsNaive = pair(() => exec(bare, cold), () => { m.core.naiveWalks(cold.ptr, OPS, root4); return OPS; });
+  out.naiveWalks4LevelPerSec = walkVsNaive.b;
+  out.fullWalk4OverNaive = walkVsNaive.ratio;
   for (const levels of [4, 5] as const) {
     for (const psc of [false, true]) {
       const w = cpuFor(m, levels === 4 ? root4 : root5, levels, { tlb: false, psc });
       const key = `walks${levels}Level${psc ? 'Psc' : 'NoPsc'}`;
-      out[`${key}PerSec`] = rate(() => exec(w, cold));
-      const c = w.counters();
+      out[`${key}PerSec`] = levels === 4 && !psc ? walkVsNaive.a : rate(() => exec(w, cold));
+      const c = (levels === 4 && !psc ? bare : w).counters();
       out[`${key}RefsPerWalk`] = c.walkRefs / c.walks;
     }
   }
-  out.fullWalk4OverNaive = (out.walks4LevelNoPscPerSec as number) / (out.naiveWalks4LevelPerSec as number);
 
-  // End to end with the default TLBs: random loads over 64 MiB (mostly L2 misses).
+  // End to end with the default TLBs: random loads over 64 MiB (mostly L2 misses), against
+  // the bare walk (TLBs and PSCs off) of the same pages.
   const coldLoads = ops(m, REGION_PAGES, 'load');
   for (const levels of [4, 5] as const) {
     const cpu = cpuFor(m, levels === 4 ? root4 : root5, levels);
-    out[`random64MiB${levels}LevelLoadsPerSec`] = rate(() => exec(cpu, coldLoads));
+    const w = cpuFor(m, levels === 4 ? root4 : root5, levels, { tlb: false, psc: false });
+    const p = pair(() => exec(cpu, coldLoads), () => exec(w, cold));
+    out[`random64MiB${levels}LevelLoadsPerSec`] = p.a;
+    out[`random64MiB${levels}LevelOverBareWalk`] = p.ratio;
     const c = cpu.counters();
     out[`random64MiB${levels}LevelWalksPer1000`] = (1000 * c.walks) / c.accesses;
   }
@@ -103,15 +130,35 @@ async function main(): Promise<void> {
   // Guest machine code on the interpreter, beside the same loops on the host CPU.
   Object.assign(out, await cpuBench(REPS));
 
-  // Page sharing's scanner: batched xxHash64 over 4 KiB frames and full compares (Wasm).
-  const ops4k = new FrameOps(m.core, Number(m.memory.size / 4096), 1024);
-  const hfns = Uint32Array.from({ length: 1024 }, (_, i) => 0x4000 + i);
-  const twins = Uint32Array.from({ length: 1024 }, (_, i) => 0x8000 + i);
-  out.pagesHashedPerSec = rate(() => { ops4k.hash(hfns); return hfns.length; });
-  out.pagesComparedPerSec = rate(() => { ops4k.equal(hfns, twins); return hfns.length; });
+  // Page sharing's scanner: batched xxHash64 over 4 KiB frames and full compares (Wasm),
+  // in GB/s of frame data, beside a plain Wasm memory copy of the same frames. The frames
+  // hold random bytes (untouched memory would read the OS's zero page).
+  const FR = 1024;
+  const ops4k = new FrameOps(m.core, Number(m.memory.size / 4096), FR);
+  const hfns = Uint32Array.from({ length: FR }, (_, i) => 0x4000 + i);
+  const twins = Uint32Array.from({ length: FR }, (_, i) => 0x8000 + i);
+  const noise = new Uint8Array(FR * 4096);
+  const rng = new Rng(9);
+  for (let i = 0; i < noise.length; i += 4) { const v = rng.below(2 ** 32); noise[i] = v; noise[i + 1] = v >>> 8; noise[i + 2] = v >>> 16; noise[i + 3] = v >>> 24; }
+  m.memory.write(0x4000n << 12n, noise);
+  m.memory.write(0x8000n << 12n, noise); // identical twins: compares read both frames in full
+  const GB = 4096 / 1e9;
+  out.pagesHashedPerSec = rate(() => { ops4k.hash(hfns); return FR; });
+  out.pagesComparedPerSec = rate(() => { ops4k.equal(hfns, twins); return FR; });
+  const lists = m.core.allocBytes(BigInt(8 * FR));
+  new Uint32Array(m.core.memory.buffer, lists, FR).set(hfns);
+  new Uint32Array(m.core.memory.buffer, lists + 4 * FR, FR).set(Uint32Array.from({ length: FR }, (_, i) => 0xc000 + i));
+  out.pagesCopiedPerSec = rate(() => m.core.copyFrames(lists, lists + 4 * FR, FR));
+  out.hashGBPerSec = out.pagesHashedPerSec * GB;
+  out.compareGBPerSec = out.pagesComparedPerSec * GB; // bytes of one side; both are read
+  out.memoryCopyGBPerSec = out.pagesCopiedPerSec * GB;
+  if (process.env.BENCH_SCALE !== '0') Object.assign(out, await scaleBench());
   out.opsPerBatch = OPS;
   out.reps = REPS;
   out.node = process.version;
+  out.machine = `${os.cpus()[0]?.model ?? 'unknown CPU'} × ${os.cpus().length}, ${os.platform()} ${os.release()}`;
+  out.loadAverage = os.loadavg()[0];
+  out.date = new Date().toISOString();
   console.log(JSON.stringify(out, null, 2));
 }
 

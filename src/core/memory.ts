@@ -84,6 +84,15 @@ export class PhysicalMemory {
     this.offset(pa, len);
     this.core.physFill(BigInt(pa), byte & 0xff, BigInt(len));
   }
+  /**
+   * Zeroes [pa, pa+len) (len a multiple of 32), writing only if some byte is not zero:
+   * memory never written stays untouched (and unbacked by the OS).
+   */
+  zero(pa: bigint, len: number): void {
+    if (len % 32 !== 0) throw new RangeError(`zero: length must be a multiple of 32, got ${len}`);
+    this.offset(pa, len);
+    this.core.physZero(BigInt(pa), BigInt(len));
+  }
   /** Copies len bytes from src to dst; overlapping ranges behave like memmove. */
   copy(dst: bigint, src: bigint, len: number): void {
     this.offset(dst, len);

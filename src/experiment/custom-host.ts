@@ -12,6 +12,7 @@
 import { z } from 'zod';
 import { vmModeField } from '../scenario/schema.js';
 import { managedHost, SWAP_SLOTS } from './host.js';
+import { MAX_SLOTS } from '../hypervisor/pagers/swapfile.js';
 import { Throughput } from '../../guests/throughput.js';
 import { Filler } from '../../guests/filler.js';
 import { IdleKernel } from '../../guests/idle.js';
@@ -53,7 +54,7 @@ const pool = z.object({ name: z.string().min(1), shares: z.number().positive(), 
 export const customHostParams = z.object({
   /** Host memory for VMs, MiB (the hypervisor's own region comes on top). */
   hostMiB: z.number().int().min(8).max(2048),
-  vms: z.array(vm).min(1).max(16),
+  vms: z.array(vm).min(1).max(64),
   pools: z.array(pool).default([]),
   policy: z.object({
     tau: z.number().min(0).lt(1).default(0.75),
@@ -111,8 +112,8 @@ export const customHostParams = z.object({
   const total = p.vms.reduce((a, v) => a + v.memMiB, 0);
   if (p.policy.swap) {
     const reserve = p.vms.reduce((a, v) => a + Math.max(0, (v.maxMiB ?? v.memMiB) - floorOf(v)), 0);
-    if (reserve * 256 > SWAP_SLOTS) {
-      ctx.addIssue({ code: 'custom', path: ['vms'], message: `max − min of all VMs (${reserve} MiB) does not fit the swap file (${SWAP_SLOTS / 256} MiB): admission control would refuse them` });
+    if (swapSlotsFor(p) > MAX_SLOTS) {
+      ctx.addIssue({ code: 'custom', path: ['vms'], message: `max − min of all VMs (${reserve} MiB) does not fit the largest swap file (${MAX_SLOTS / 256} MiB): admission control would refuse them` });
     }
   } else {
     p.vms.forEach((v, i) => {
@@ -127,6 +128,18 @@ export const customHostParams = z.object({
   }
 });
 export type CustomHostParams = z.infer<typeof customHostParams>;
+
+/**
+ * The swap file's slots: max − min of every VM (what admission reserves), at least the
+ * default. ESX sizes its swap the same way (a .vswp of max − reservation per VM), so a
+ * host may configure far more guest memory than it has: pages never touched, shared,
+ * zero or swapped hold no host frame.
+ */
+function swapSlotsFor(p: Pick<CustomHostParams, 'vms'>): number {
+  const floorOf = (v: CustomHostParams['vms'][number]) => Math.max(v.minMiB ?? 0, v.reservationMiB ?? 0);
+  const reserve = p.vms.reduce((a, v) => a + Math.max(0, (v.maxMiB ?? v.memMiB) - floorOf(v)), 0);
+  return Math.max(SWAP_SLOTS, Math.ceil(reserve * 256));
+}
 
 function makeWorkload(w: CustomHostParams['vms'][number]['workload'], frames: number, seed: number): Workload {
   switch (w.type) {
@@ -147,7 +160,7 @@ const unitsOf = (g: GuestVm): number => (g.workload instanceof Throughput ? g.wo
 export async function runCustomHost(p: CustomHostParams, ctx: ExperimentContext): Promise<ExperimentOutput> {
   const pol = p.policy;
   const h = await managedHost({ seed: ctx.seed, vmPoolMiB: p.hostMiB, hz: p.hz, tau: pol.tau, balancePeriod: pol.balancePeriod,
-    balloon: pol.balloon, swap: pol.swap, sharing: pol.sharing ? {} : false,
+    balloon: pol.balloon, swap: pol.swap, swapSlots: swapSlotsFor(p), sharing: pol.sharing ? {} : false,
     sampler: pol.sampling ? { periodSeconds: pol.samplePeriod } : false, pools: poolSpec(p) });
   try {
     const guests = p.vms.map((v, i) => {

@@ -13,7 +13,7 @@ import { MiB } from './units.js';
 
 export { MiB };
 const HV_MIB = 4; // the hypervisor's own region (EPT and shadow tables)
-/** Slots of a managed host's swap file (256 MiB): admission reserves max − min of every VM in it. */
+/** Default slots of a managed host's swap file (256 MiB): admission reserves max − min of every VM in it. */
 export const SWAP_SLOTS = 1 << 16;
 
 export interface HostOptions {
@@ -25,6 +25,8 @@ export interface HostOptions {
   balloon?: boolean;
   balloonFirst?: boolean;
   swap?: boolean;
+  /** Swap file slots (default SWAP_SLOTS); ESX sizes swap by max − min of the VMs, so large hosts need more. */
+  swapSlots?: number;
   sharing?: SharingOptions | false;
   sampler?: SamplerOptions | false;
   balloonPerRound?: number;
@@ -43,7 +45,7 @@ export interface ManagedHost {
 export async function managedHost(o: HostOptions): Promise<ManagedHost> {
   const hv = await Hypervisor.create({ hostMemoryBytes: (o.vmPoolMiB + HV_MIB) * MiB, hypervisorBytes: HV_MIB * MiB });
   const sched = new Scheduler({ hz: o.hz, slice: Math.round(o.hz / 100) });
-  const swap = o.swap === false ? undefined : new HostSwap(hv, { seed: o.seed, capacity: SWAP_SLOTS });
+  const swap = o.swap === false ? undefined : new HostSwap(hv, { seed: o.seed, capacity: o.swapSlots ?? SWAP_SLOTS });
   const sharing = o.sharing === false || o.sharing === undefined ? undefined : new PageSharing(hv, { seed: o.seed, ...o.sharing });
   const sampler = o.sampler === false ? undefined : new ActiveSampler({ seed: o.seed, ...o.sampler });
   const mo: ManagerOptions = {

@@ -81,6 +81,12 @@ export interface HostFramesOptions {
   totalFrames: number;
   /** Frames at the top reserved for the hypervisor's own structures. */
   hypervisorFrames: number;
+  /**
+   * The memory is all zeros and only frames handed out by this allocator get written
+   * (true for a Hypervisor's own new Machine): a frame handed out for the first time needs
+   * no zeroing, so a guest page never written costs the host (and its OS) nothing.
+   */
+  freshMemory?: boolean;
 }
 
 export interface FrameCounts {
@@ -97,6 +103,8 @@ export class HostFrames {
   private readonly vmPool: Pool;
   private readonly hvPool: Pool;
   private readonly used = new Map<Owner, number>();
+  /** 1 if the frame may hold bytes (it was handed out before, or the memory was not fresh). */
+  private readonly dirty: Uint8Array;
 
   constructor(private readonly memory: PhysicalMemory, opts: HostFramesOptions) {
     const { totalFrames: total, hypervisorFrames: hv } = opts;
@@ -108,6 +116,7 @@ export class HostFrames {
     }
     this.total = total;
     this.owner = new Uint16Array(total);
+    this.dirty = new Uint8Array(total).fill(opts.freshMemory ? 0 : 1);
     this.vmPool = new Pool(0, total - hv);
     this.hvPool = new Pool(total - hv, total);
   }
@@ -121,11 +130,16 @@ export class HostFrames {
     if (!Number.isInteger(owner) || owner <= FREE || owner > HV_OWNER) throw new RangeError(`bad frame owner ${owner}`);
   }
 
-  /** Every frame handed out is zeroed: it may hold a previous owner's bytes (isolation). */
+  /**
+   * Every frame handed out is zeroed: it may hold a previous owner's bytes (isolation).
+   * A frame of fresh memory handed out for the first time is zero already and is left
+   * untouched; zeroing writes only where some byte is not zero.
+   */
   private assign(hfn: number, owner: Owner): Hfn {
     this.owner[hfn] = owner;
     this.used.set(owner, (this.used.get(owner) ?? 0) + 1);
-    this.memory.fill(hpaOf(hfn as Hfn), 0, 4096);
+    if (this.dirty[hfn]) this.memory.zero(hpaOf(hfn as Hfn), 4096);
+    this.dirty[hfn] = 1;
     return hfn as Hfn;
   }
 

@@ -34,7 +34,8 @@ export class Hypervisor {
     if (!Number.isInteger(hvBytes) || hvBytes % 4096 !== 0 || hvBytes <= 0 || hvBytes >= machine.memory.size) {
       throw new RangeError(`hypervisorBytes must be a positive multiple of 4096 below host memory, got ${hvBytes}`);
     }
-    this.frames = new HostFrames(machine.memory, { totalFrames: total, hypervisorFrames: hvBytes / 4096 });
+    // The machine was created for this hypervisor (create()), so its memory is all zeros.
+    this.frames = new HostFrames(machine.memory, { totalFrames: total, hypervisorFrames: hvBytes / 4096, freshMemory: true });
     this.costs = { ...DEFAULT_HV_COSTS, ...o.costs };
   }
 

@@ -15,6 +15,8 @@
 // Min-funding revocation (§5.1) takes memory from the VM with the lowest ρ — the one
 // paying the lowest price per page — and, when memory is free, gives it to the highest.
 
+import { revokeBulk, grantBulk, tradeBulk } from './bulk.js';
+
 /** Default idle memory tax rate (ESX `Mem/IdleTax` = 75 %). */
 export const DEFAULT_TAU = 0.75;
 /** Frames per MiB (4 KiB frames). */
@@ -228,6 +230,12 @@ export interface TargetOptions {
   groups?: readonly PoolGroup[];
   /** At most this many page moves (revocations, grants, trades): gradual reallocation with from: 'current'. */
   maxMoves?: number;
+  /**
+   * 'bulk' (default): jump over runs of greedy steps (bulk.ts), O(VMs × log) per phase;
+   * 'stepwise': one page per step, O(pages × VMs): the reference the bulk method is tested
+   * against. Both give the same targets (the bulk jumps land on states the greedy reaches).
+   */
+  method?: 'bulk' | 'stepwise';
 }
 
 export interface Targets {
@@ -303,8 +311,9 @@ function clients(vms: readonly TargetVm[], tau: number, o: TargetOptions): Clien
 /**
  * Target frames per VM by min-funding revocation with the idle memory tax: pages go
  * from low-ρ VMs to high-ρ VMs, never below a VM's floor (min, reservation), never
- * above its ceiling (max, limit) or its pools' limits. Deterministic: one page at a
- * time, ties broken by id.
+ * above its ceiling (max, limit) or its pools' limits. Deterministic: defined as one
+ * page at a time, ties broken by id; computed by jumping over runs of such steps
+ * (O(VMs × log) per phase, bulk.ts) unless method: 'stepwise'.
  *
  * Fixed point (no binding floors or ceilings): equal ρ, i.e. P_i ∝ S_i / (f_i + k(1 − f_i)).
  * Two VMs with equal shares get equal pages at τ = 0; at τ = 0.75 an idle VM (f = 0)
@@ -318,8 +327,15 @@ export function computeTargets(totalFrames: number, vms: readonly TargetVm[], ta
   const r: Targets = { frames: new Map(), free: 0, shortfall: Math.max(0, floors - totalFrames), revoked: 0, granted: 0, traded: 0 };
   let budget = o.maxMoves ?? Infinity;
   const groups = [...new Set(cs.flatMap((c) => c.groups))];
+  const bulk = o.method !== 'stepwise';
+  // Bulk grants and trades ignore pool limits: with pools those two phases go page by page.
+  const free = bulk && groups.length === 0;
   // Pools over their limit give back first (from their own cheapest member).
   for (const g of groups) {
+    if (bulk) {
+      const n = revokeBulk(cs.filter((c) => c.groups.includes(g)), Math.min(g.sum - g.limit, budget), move);
+      r.revoked += n; budget -= n;
+    }
     while (g.sum > g.limit && budget > 0) {
       const v = pick(cs, (c) => c.groups.includes(g) && canShrink(c), cheaper);
       if (!v) break;
@@ -327,16 +343,19 @@ export function computeTargets(totalFrames: number, vms: readonly TargetVm[], ta
     }
   }
   let total = cs.reduce((s, c) => s + c.P, 0);
+  if (bulk) { const n = revokeBulk(cs, Math.min(total - totalFrames, budget), move); total -= n; r.revoked += n; budget -= n; }
   while (total > totalFrames && budget > 0) {
     const v = pick(cs, canShrink, cheaper);
     if (!v) break;
     move(v, -1); total--; r.revoked++; budget--;
   }
+  if (free) { const n = grantBulk(cs, Math.min(totalFrames - total, budget), move); total += n; r.granted += n; budget -= n; }
   while (total < totalFrames && budget > 0) {
     const b = pick(cs, (c) => hasRoom(c), keener);
     if (!b) break;
     move(b, 1); total++; r.granted++; budget--;
   }
+  if (free) { const n = tradeBulk(cs, budget, move); r.traded += n; budget -= n; }
   while (budget > 0) {
     const seller = pick(cs, canShrink, cheaper);
     if (!seller) break;

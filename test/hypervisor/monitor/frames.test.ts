@@ -45,6 +45,29 @@ describe('host frame allocator', () => {
     expect(m.memory.read(hpaOf(h2), 4096).every((b) => b === 0)).toBe(true);
   });
 
+  it('zeroes frames it did not hand out before when the memory is not known fresh (the default)', () => {
+    m.memory.fill(0n, 0xcd, 64 * 4096); // bytes left by someone else
+    const f = make();
+    const h = f.alloc(1);
+    expect(m.memory.read(hpaOf(h), 4096).every((b) => b === 0)).toBe(true);
+  });
+
+  it('with fresh memory, leaves a first-time frame untouched (it is zero) and zeroes a reused one', async () => {
+    const fresh = await Machine.create({ memoryBytes: 64 * 4096 });
+    const f = new HostFrames(fresh.memory, { totalFrames: 64, hypervisorFrames: 16, freshMemory: true });
+    const h = f.alloc(1);
+    expect(fresh.memory.read(hpaOf(h), 4096).every((b) => b === 0)).toBe(true);
+    fresh.memory.fill(hpaOf(h), 0xab, 4096);
+    f.free(h, 1);
+    const h2 = f.alloc(2);
+    expect(h2).toBe(h);
+    expect(fresh.memory.read(hpaOf(h2), 4096).every((b) => b === 0)).toBe(true); // a previous owner's bytes are gone
+    // A frame whose only non-zero byte is its last is still found and zeroed.
+    fresh.memory.write8(hpaOf(h2) + 4095n, 1);
+    f.free(h2, 2);
+    expect(fresh.memory.read(hpaOf(f.alloc(3)), 4096).every((b) => b === 0)).toBe(true);
+  });
+
   it('reports an empty pool: tryAlloc gives null, alloc throws OutOfFramesError', () => {
     const f = make(60);
     for (let i = 0; i < 4; i++) f.alloc(1);

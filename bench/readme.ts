@@ -1,0 +1,61 @@
+// Writes the bench figures of one `npm run bench` run (its JSON) into README.md, between
+// the markers <!-- bench:begin --> and <!-- bench:end -->, with the targets of issue 13
+// beside them. Usage: npm run bench:readme (runs the bench, then this), or
+// tsx bench/readme.ts <bench.json> [README.md].
+
+import { readFileSync, writeFileSync } from 'node:fs';
+
+type Fig = Record<string, number | string>;
+const M = (x: number) => `${(x / 1e6).toFixed(1)} M/s`;
+const K = (x: number) => `${(x / 1e3).toFixed(0)} k/s`;
+const R = (x: number) => x.toFixed(2);
+const G = (x: number) => `${x.toFixed(1)} GB/s`;
+const S = (x: number) => `${x.toFixed(3)} s`;
+const MS = (x: number) => `${x.toFixed(1)} ms`;
+
+interface Row { what: string; value: string; target: string; ok?: boolean }
+
+export function rows(f: Fig): Row[] {
+  const n = (k: string) => f[k] as number;
+  const r: Row[] = [
+    { what: 'TLB-hit loads / raw Wasm loads', value: `${M(n('tlbHitLoadsPerSec'))} / ${M(n('rawLoadsPerSec'))} = ${R(n('tlbHitLoadsOverRawLoads'))}`, target: '≥ 0.6', ok: n('tlbHitLoadsOverRawLoads') >= 0.6 },
+    { what: '4-level walks, every check and A/D / naive walker', value: `${M(n('walks4LevelNoPscPerSec'))} / ${M(n('naiveWalks4LevelPerSec'))} = ${R(n('fullWalk4OverNaive'))}`, target: '≥ 0.3', ok: n('fullWalk4OverNaive') >= 0.3 },
+    { what: 'random loads over 64 MiB, TLBs on / bare walk', value: `${M(n('random64MiB4LevelLoadsPerSec'))} (${n('random64MiB4LevelWalksPer1000').toFixed(0)} walks per 1000) = ${R(n('random64MiB4LevelOverBareWalk'))}`, target: '≥ 0.8', ok: n('random64MiB4LevelOverBareWalk') >= 0.8 },
+    { what: 'uncached 2D walks (24 refs)', value: M(n('walks2DUncachedPerSec')), target: '≥ 10 M/s', ok: n('walks2DUncachedPerSec') >= 10e6 },
+    { what: 'cached 2D walks', value: M(n('walks2DCachedPerSec')), target: '≥ 25 M/s', ok: n('walks2DCachedPerSec') >= 25e6 },
+    { what: 'shadow fills', value: K(n('shadowFillsPerSec')), target: '≥ 200 k/s', ok: n('shadowFillsPerSec') >= 200e3 },
+    { what: 'page hashing (xxHash64) / compare / plain memory copy', value: `${G(n('hashGBPerSec'))} / ${G(n('compareGBPerSec'))} / ${G(n('memoryCopyGBPerSec'))}`, target: 'reported' },
+  ];
+  if (f.balancePeriod256x1GiBMs !== undefined) {
+    r.push({ what: 'one balance period, 256 VMs × 1 GiB (targets + reclaim plan)', value: `${MS(n('balancePeriod256x1GiBMs'))} (one page per step: ~${(n('balancePeriod256x1GiBStepwiseEstimateMs') / 1000).toFixed(0)} s)`, target: 'milliseconds', ok: n('balancePeriod256x1GiBMs') < 1000 });
+    const per = [1, 4, 16, 64].map((v) => `${v}: ${S(n(`simSecondWallSec${v}Vms`))}`).join(', ');
+    r.push({ what: 'wall time of one simulated second, by number of VMs (one simulated CPU shared by all)', value: `${per}; per VM, 64 vs 16: ${R(n('simSecondPerVmGrowth64over16'))}×`,
+      target: 'at most linear (per-VM cost at 64 ≤ 1.25 × at 16)', ok: n('simSecondPerVmGrowth64over16') <= 1.25 });
+  }
+  return r;
+}
+
+export function markdown(f: Fig): string {
+  const lines = [
+    `Measured by \`npm run bench:readme\` on ${f.machine}, Node ${f.node}, ${f.date}` +
+      ` (1-minute load average ${(f.loadAverage as number).toFixed(1)}; the machine is shared, so absolute rates are noisy and ratios are medians of back-to-back pairs).`,
+    '',
+    '| figure | measured | target | met |',
+    '|---|---|---|---|',
+    ...rows(f).map((x) => `| ${x.what} | ${x.value} | ${x.target} | ${x.ok === undefined ? '' : x.ok ? 'yes' : 'no'} |`),
+  ];
+  return lines.join('\n');
+}
+
+function main(): void {
+  const [json, readme = 'README.md'] = process.argv.slice(2);
+  if (!json) throw new Error('usage: tsx bench/readme.ts <bench.json> [README.md]');
+  const f = JSON.parse(readFileSync(json, 'utf8')) as Fig;
+  const text = readFileSync(readme, 'utf8');
+  const begin = '<!-- bench:begin -->', end = '<!-- bench:end -->';
+  const i = text.indexOf(begin), j = text.indexOf(end);
+  if (i < 0 || j < i) throw new Error(`${readme} has no ${begin} … ${end} section`);
+  writeFileSync(readme, text.slice(0, i + begin.length) + '\n' + markdown(f) + '\n' + text.slice(j));
+}
+
+main();
