@@ -192,6 +192,7 @@ function slice(c: Cpu, x: X86, chunk: u64): u64 {
       x.nextRip = x.rip + <u64>d.len;
       if (d.fast == 0 || !fastExec(c, x, d)) {
         if (d.mem != 0) x.ea = effAddr(x, d);
+        x.nInsns = start + n; // the virtual TSC (RDTSC, the APIC) counts retired instructions
         exec(c, x, d);
       }
     }
