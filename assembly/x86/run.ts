@@ -55,8 +55,8 @@ export function x86Init(c: Cpu): bool {
   x.insnCycles = 1;
   x.fVpn = ~(<u64>0);
   x.pat = 0x0007_0406_0007_0406;
-  x.gdtrLimit = 0xFFFF;
-  x.idtrLimit = 0xFFFF;
+  // GDTR/IDTR start empty (limit 0): until the host or the guest loads tables, any event
+  // delivery is #GP(vector*8+2) (then #DF, then SHUTDOWN) rather than a read at address 0.
   initApic(changetype<Apic>(apic));
   microFlush(micro);
   x.microI = micro;
