@@ -11,6 +11,8 @@ export let physBase: usize = 0;
 export let physBytes: u64 = 0;
 let brk: usize = 0;
 
+import { codeWrite } from "./x86/icache";
+
 const PAGE64K: u64 = 65536;
 
 function growTo(end: u64): bool {
@@ -48,13 +50,14 @@ export function alloc(bytes: u64): usize {
 }
 
 @inline export function writePhys64(pa: u64, v: u64): void {
-  if (pa < physBytes) store<u64>(physBase + <usize>pa, v);
+  if (pa < physBytes) { codeWrite(pa, 8); store<u64>(physBase + <usize>pa, v); }
 }
 
 // Sets `bits` in the 8-byte entry at pa, as the processor's locked OR does.
 @inline export function orPhys64(pa: u64, bits: u64): void {
   if (pa < physBytes) {
     let p = physBase + <usize>pa;
+    codeWrite(pa, 8); // an A/D update in a page holding cached code
     store<u64>(p, load<u64>(p) | bits);
   }
 }

@@ -55,8 +55,8 @@ export function x86Init(c: Cpu): bool {
   x.insnCycles = 1;
   x.fVpn = ~(<u64>0);
   x.pat = 0x0007_0406_0007_0406;
-  x.gdtrLimit = 0xFFFF;
-  x.idtrLimit = 0xFFFF;
+  // GDTR/IDTR start empty (limit 0): until the host or the guest loads tables, any event
+  // delivery is #GP(vector*8+2) (then #DF, then SHUTDOWN) rather than a read at address 0.
   initApic(changetype<Apic>(apic));
   microFlush(micro);
   x.microI = micro;
@@ -192,6 +192,7 @@ function slice(c: Cpu, x: X86, chunk: u64): u64 {
       x.nextRip = x.rip + <u64>d.len;
       if (d.fast == 0 || !fastExec(c, x, d)) {
         if (d.mem != 0) x.ea = effAddr(x, d);
+        x.nInsns = start + n; // the virtual TSC (RDTSC, the APIC) counts retired instructions
         exec(c, x, d);
       }
     }

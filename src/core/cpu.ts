@@ -234,7 +234,12 @@ export class Cpu {
     if (!Number.isInteger(bits) || bits < 0 || bits > 0xffff_ffff) throw new RangeError(`exception bitmap must be a u32, got ${bits}`);
     this.x86();
     this.core.x86SetExcBitmap(this.ptr, bits >>> 0);
+    this.excBitmap = bits >>> 0;
   }
+
+  /** The exception bitmap last set (setExceptionBitmap). */
+  get exceptionBitmap(): number { return this.excBitmap; }
+  private excBitmap = 0;
 
   /** Raises an external interrupt (sets the local APIC's IRR bit for vector 16..255). */
   injectInterrupt(vector: number): void {

@@ -148,3 +148,27 @@ describe.skipIf(!HAVE_AS)('MMIO under nested paging', () => {
     expect(vcpu.cpu.getRegisters().rax).toBe(0x5a5an);
   });
 });
+
+describe.skipIf(!HAVE_AS)('a guest #PF with #PF in the exception bitmap', () => {
+  it('exits alike under native, nested and shadow paging', async () => {
+    const seen = [];
+    for (const mode of ['native', 'nested', 'shadow'] as const) {
+      const hv = await Hypervisor.create({ hostMemoryBytes: 64 * MiB });
+      const vm = hv.createVm({ memoryBytes: 16 * MiB, mode });
+      const vcpu = vm.vcpus[0];
+      const pt = guestTables(vm);
+      pt.mapRange(0n, 0n, 4 * MiB, 4096, { user: false });
+      pt.map(0x7000_0000n, 0x30_0000n, 4096, { write: false, user: false });
+      vm.memory.write(CODE, asm('mov rbx, 0x70000000\nmov rax, [rbx]\nmov [rbx + 8], rax\nhlt', CODE));
+      vcpu.setRegisters({ cr0: CR0.PG | CR0.PE | CR0.WP, cr3: pt.root, cr4: CR4.PAE, efer: EFER.LME | EFER.NXE, cpl: 0 });
+      vcpu.setRegisters({ rip: CODE, cs: 8n, ss: 16n });
+      vcpu.setExceptionBitmap(1 << 14);
+      const x = vcpu.run({ maxInstructions: 100 });
+      seen.push({ reason: x.reason, vector: 'vector' in x ? x.vector : -1, errorCode: 'errorCode' in x ? x.errorCode : -1,
+        cr2: 'cr2' in x ? x.cr2 : -1n, rip: vcpu.cpu.getRegisters().rip });
+    }
+    expect(seen[0]).toEqual({ reason: 'EXCEPTION', vector: 14, errorCode: 3, cr2: 0x7000_0008n, rip: CODE + 10n });
+    expect(seen[1]).toEqual(seen[0]);
+    expect(seen[2]).toEqual(seen[0]);
+  });
+});

@@ -69,3 +69,43 @@ describe.skipIf(!HAVE_AS)('decoded-instruction cache coherence', () => {
     expect(env.cpu.getRegisters().rax).toBe(4n);
   });
 });
+
+describe.skipIf(!HAVE_AS)('decoded-instruction cache and MMU writes', () => {
+  it('an A-bit update by the page walker into bytes of cached code is seen by the next fetch', async () => {
+    const env = await flatEnv({ cpl: 0 });
+    env.cpu.setExceptionBitmap(1 << 3);
+    // The code page doubles as the page table of VA's 2 MiB region; VA's PTE (index 0x21,
+    // at CODE + 0x108) is the imm32 of a `mov eax, imm32` that starts at CODE + 0x107.
+    const VA = 0x4000_0000n + 0x21n * 4096n;
+    env.m.memory.write64(env.pt.entryAddr(VA, 2), CODE | 0x7n);
+    const pte = 0x60_0007n; // DATA frame, P|W|U, A clear
+    load(env, asm(`
+      mov ecx, 2
+    again:
+      mov r9, 0x100 + ${CODE}
+      jmp r9
+    back:
+      mov r8, rax
+      mov rbx, ${VA}
+      mov rdx, [rbx]
+      dec ecx
+      jnz again
+      int3
+      .org 0x100
+      nop
+      nop
+      nop
+      nop
+      nop
+      nop
+      nop
+      .byte 0xb8
+      .long ${pte}
+      .long 0
+      jmp back
+    `, CODE));
+    env.cpu.run({ maxInstructions: 100 });
+    const r = env.cpu.getRegisters();
+    expect(r.r8).toBe(pte | 0x20n); // the second time the MOV's immediate carries the A bit
+  });
+});

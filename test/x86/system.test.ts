@@ -452,3 +452,73 @@ describe.skipIf(!HAVE_AS)('x86 system: interrupts and the APIC timer', () => {
     expect(env.cpu.getRegisters().r8).toBe(7n);
   });
 });
+
+describe.skipIf(!HAVE_AS)('x86 system: port permissions, CPUID, TSC', () => {
+  it('CPL3 port I/O: IOPL 3 allows it; otherwise the TSS I/O bitmap decides, bit by bit', async () => {
+    const env = await sysEnv();
+    env.cpu.setExceptionBitmap(1 << 13);
+    // I/O bitmap right after the TSS header: base 0x68, ports 0x60..0x67 allowed except 0x62.
+    env.m.memory.write32(0x60_0100n + 0x66n, 0x68);
+    env.m.memory.write(0x60_0100n + 0x68n, new Uint8Array(32).fill(0xff));
+    env.m.memory.write8(0x60_0100n + 0x68n + 0x0cn, 0x04); // ports 0x60..0x67: only 0x62 denied
+    env.cpu.setRegisters({ trLimit: 0x68n + 32n - 1n });
+    load(env, asm(`
+      push ${UDATA}
+      push ${STACK_TOP - 0x100n}
+      push 0x2
+      push ${UCODE}
+      push ${H(0x100)}
+      iretq
+      .org 0x100
+      in al, 0x61
+      in al, 0x62
+    `, CODE));
+    let x = env.cpu.run({ maxInstructions: 100 });
+    expect(x).toMatchObject({ reason: 'IO', port: 0x61, direction: 'in' });
+    env.cpu.setIoData(1);
+    x = env.cpu.run({ maxInstructions: 100 });
+    expect(x).toMatchObject({ reason: 'EXCEPTION', vector: 13, errorCode: 0 });
+    expect(env.cpu.getRegisters().rip).toBe(H(0x102));
+    // With IOPL 3 the bitmap is not consulted.
+    env.cpu.setRegisters({ rflags: 0x3002n });
+    expect(env.cpu.run({ maxInstructions: 100 })).toMatchObject({ reason: 'IO', port: 0x62 });
+  });
+
+  it('CPUID reports the vendor and only implemented features; RDTSC follows the virtual clock', async () => {
+    const env = await sysEnv();
+    env.cpu.setExceptionBitmap(1 << 3);
+    load(env, asm(`
+      xor eax, eax
+      cpuid
+      mov r8d, ebx
+      mov r9d, edx
+      mov r10d, ecx
+      mov eax, 1
+      cpuid
+      mov r11d, ecx
+      mov r12d, edx
+      rdtsc
+      shl rdx, 32
+      or rax, rdx
+      mov r13, rax
+      nop
+      nop
+      rdtsc
+      shl rdx, 32
+      or rax, rdx
+      sub rax, r13
+      int3
+    `, CODE));
+    env.cpu.setRegisters({ tsc: 1000n });
+    expect(env.cpu.run({ maxInstructions: 100 })).toMatchObject({ reason: 'EXCEPTION', vector: 3 });
+    const r = env.cpu.getRegisters();
+    const vendor = [r.r8, r.r9, r.r10].map((v) => Buffer.from(new Uint32Array([Number(v)]).buffer).toString('latin1')).join('');
+    expect(vendor).toBe('GenuineIntel');
+    expect(Number(r.r11) & (1 << 23)).not.toBe(0);   // POPCNT
+    expect(Number(r.r11) & (1 << 21)).not.toBe(0);   // x2APIC
+    expect(Number(r.r12) & 1).toBe(0);               // no x87 FPU
+    expect(Number(r.r12) & (1 << 25)).toBe(0);       // no SSE
+    expect(r.rax).toBe(6n);                          // 6 instructions retired between the RDTSCs (1 cycle each)
+    expect(r.r13).toBe(1000n + 9n);                  // TSC loaded at 1000, read after 9 retired instructions
+  });
+});

@@ -280,6 +280,11 @@ describe.skipIf(!HAVE_AS)('x86 fixed vectors', () => {
         expect(exit).toMatchObject({ reason: 'EXCEPTION', vector: 13, errorCode: 0 });
       }
     });
+    it('INT n without an IDT (limit 0) is #GP(n*8+2) at the INT, as Linux reports it natively', async () => {
+      const { r, exit } = await run('nop\nint 0x80\nint3');
+      expect(exit).toMatchObject({ reason: 'EXCEPTION', vector: 13, errorCode: 0x80 * 8 + 2 });
+      expect(r.rip).toBe(CODE + 1n);
+    });
     it('a fetch from a non-executable page is #PF with I/D set', async () => {
       const { exit } = await run(`mov rax, ${DATA}\njmp rax`);
       expect(exit).toMatchObject({ reason: 'EXCEPTION', vector: 14, errorCode: 0x10 | 0x4 | 0x1, cr2: DATA });

@@ -149,12 +149,20 @@ const accOf = (bits: number) => ({
   implicit: (bits & ACC.IMPLICIT) !== 0, user: (bits & ACC.USER) !== 0,
 });
 
+/** A guest #PF found by the shadow MMU: into the guest's IDT, or to the caller when #PF is
+ * in the exception bitmap (as it would exit under native or nested paging). */
+function reflect(v: Vcpu, errorCode: number, cr2: bigint): boolean | CpuExit {
+  if ((v.cpu.exceptionBitmap >>> 14) & 1) return { reason: 'EXCEPTION', vector: 14, errorCode, cr2, length: 0, instructions: 0 };
+  v.cpu.injectException(14, errorCode, cr2);
+  return true;
+}
+
 /** A #PF on the shadow tables: fill, reflect, or single-step a page-table write. */
 function shadowFault(v: Vcpu, cr2: bigint, access: number): boolean | CpuExit {
   const sh = v.shadow!;
   const o = shadowWork(v, () => sh.cpuFault(cr2, accOf(access)));
   if (o.action === 'retry') return true;
-  if (o.action === 'guestFault') { v.cpu.injectException(14, o.errorCode, o.cr2); return true; }
+  if (o.action === 'guestFault') return reflect(v, o.errorCode, o.cr2);
   if (o.action === 'outside') {
     // A gpa inside the VM that the host refuses (a ballooned page): the same exit nested
     // paging gives, so callers classify it once; beyond the VM's memory: MMIO.
@@ -175,7 +183,7 @@ function shadowFault(v: Vcpu, cr2: bigint, access: number): boolean | CpuExit {
       // again by the main loop.
       if (x.instructions > 0 || x.reason !== 'PF') { if (x.reason !== 'BUDGET') handle(v, x); return true; }
       const o2 = shadowWork(v, () => sh.cpuFault(x.cr2, accOf(x.access)));
-      if (o2.action === 'guestFault') { v.cpu.injectException(14, o2.errorCode, o2.cr2); return true; }
+      if (o2.action === 'guestFault') { reflect(v, o2.errorCode, o2.cr2); return true; }
       if (o2.action === 'outside') return true;
       if (o2.action === 'step') closers.push(sh.openForStep(o2.va, o2.hpa, o2.gfn));
     }
