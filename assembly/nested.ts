@@ -56,14 +56,16 @@ export function walkNested(c: Cpu, va: u64, acc: u32): u32 {
   let noWrite: u32 = 0; // bit l: the level-l table's page is not EPT-writable
   let pte: u64 = 0, refs: u64 = 0;
   while (true) {
+    let offset = ((va >> levelShift(level)) & 511) << 3;
     if (!known) {
-      let st = eptTranslate(c, gtable, pagingAcc, false, va);
+      // The access is to the 8-byte entry: an exit reports that gpa (SDM 27.2.1).
+      let st = eptTranslate(c, gtable | offset, pagingAcc, false, va);
       if (st != EPT_OK) return exitFromEpt(c, va, st, refs, pscLevel);
       htable = c.eptHpa & ~(<u64>0xFFF);
       if ((c.eptRights & <u32>EA_WRITE) == 0) noWrite |= 1 << level;
     }
     known = false;
-    let epa = htable | (((va >> levelShift(level)) & 511) << 3);
+    let epa = htable | offset;
     pte = readPhys64(epa);
     refs++;
     store<u64>(path + (<usize>level << 3) - 8, pte);
@@ -97,6 +99,7 @@ export function walkNested(c: Cpu, va: u64, acc: u32): u32 {
       if (!needs) continue;
       let tgpa = l == top ? (pscLevel != 0 ? c.pscGpa : c.cr3 & c.addrMask)
                           : load<u64>(path + (<usize>(l + 1) << 3) - 8) & c.addrMask;
+      tgpa |= ((va >> levelShift(l)) & 511) << 3; // the entry the A/D write goes to
       if (l == top && pscLevel != 0) {
         // The table came from a combined PSC entry: check its EPT rights now.
         let s2 = eptTranslate(c, tgpa, EA_READ | EA_WRITE, false, va);

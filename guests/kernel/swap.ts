@@ -41,6 +41,9 @@ export class Swapper {
       const cands: { gfn: number; maps: Mapping[] }[] = [];
       while (cands.length < SCAN && seen < 2 * n) {
         const g = this.hand;
+        // Back at this batch's first frame: its accessed bits were read before this batch
+        // clears them, so end the batch here and read them again in the next one.
+        if (cands.length > 0 && g === cands[0].gfn) break;
         this.hand = (this.hand + 1) % n;
         seen++;
         const maps = this.frames.mappings(g);

@@ -131,6 +131,8 @@ function geometry(name: string, g: CacheGeometry | false | undefined): [number, 
 export class Cpu {
   /** Pointer of this vCPU's state inside the core. */
   readonly ptr: number;
+  /** MAXPHYADDR (fixed at creation): every walker acting for this vCPU must use it. */
+  readonly maxPhysAddr: number;
   private names: readonly string[];
   private lat: Latencies;
 
@@ -151,6 +153,7 @@ export class Cpu {
     const u32 = new Uint32Array(core.memory.buffer, geoPtr, geo.length * 2);
     geo.forEach(([e, w], i) => { u32[2 * i] = e; u32[2 * i + 1] = w; });
     this.ptr = core.cpuNew(geoPtr, maxPhysAddr);
+    this.maxPhysAddr = maxPhysAddr;
     if (this.ptr === 0) throw new RangeError('out of core memory creating a vCPU');
     this.names = counterNames;
     this.lat = { ...DEFAULT_LATENCIES };

@@ -7,7 +7,7 @@ export { P2m, P2M, HFN_MASK, frameField, stateBits, isUnbacked, needsResolve, ty
 export { Ept, RWX, eptRights, syncEntry, attachToP2m, type EptMapping, type TableFrames } from './monitor/ept.js';
 export { GuestMemory } from './monitor/gmem.js';
 export { DEFAULT_HV_COSTS, type HvCosts, type VcpuExit, type VcpuExitReason, type VmMode } from './monitor/types.js';
-export { HostSwap, isSwappable, DEFAULT_SWAP_IN_CYCLES, DEFAULT_SWAP_SLOTS, SwapFile, SwapFullError, SwapChecksumError, slotChecksum, SLOT_BYTES, MAX_SLOTS, type HostSwapOptions, type SwapStats, type SwapHost, type GuestPageOutHook, type SwapFileOptions, type SwapFileStats } from './pagers/swap.js';
+export { HostSwap, isSwappable, DEFAULT_SWAP_IN_CYCLES, DEFAULT_SWAP_SLOTS, SwapFile, SwapFullError, SwapChecksumError, SwapIoError, nodeSwapIo, slotChecksum, SLOT_BYTES, MAX_SLOTS, type HostSwapOptions, type SwapStats, type SwapHost, type GuestPageOutHook, type SwapFileOptions, type SwapFileStats, type SwapIo } from './pagers/swap.js';
 export {
   DEFAULT_TAU, FRAMES_PER_MIB, floorOf, ceilingOf, allocationProblems, validateAllocation, conventionalShares, admit, flatten,
   idleCost, rho, computeTargets, type VmAllocation, type HostCapacity, type Admission, type PoolVm, type PoolSpec,

@@ -4,6 +4,7 @@
 // its backed gfns; ballooned gfns = the balloon size; the other VM is untouched).
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
+import { assertAsyncProperty } from '../helpers/seeds.js';
 import { STATUS, classifyBalloonExit } from '../../src/devices/balloon.js';
 import { P2M } from '../../src/hypervisor/index.js';
 import { rig, DIRECT } from './setup.js';
@@ -33,7 +34,7 @@ describe('balloon device fuzz', () => {
   let maxSize = 0;
   const seen = new Set<number>();
   it('never throws, answers only protocol statuses, keeps accounting exact', async () => {
-    await fc.assert(fc.asyncProperty(fc.array(actionArb(2048), { minLength: 1, maxLength: 60 }), async (actions) => {
+    await assertAsyncProperty(fc.asyncProperty(fc.array(actionArb(2048), { minLength: 1, maxLength: 60 }), async (actions) => {
       const r = await rig({ dev: {} });
       const other = await rig({ hv: r.hv });
       r.dev.setTarget(1500);
@@ -46,8 +47,9 @@ describe('balloon device fuzz', () => {
         if (a.t === 'call') status = r.call(a.cmd, a.arg1, a.arg2, a.badMagic ? 0x12345678 : undefined).status;
         else if (a.t === 'start') status = r.call(0, a.caps).status;
         else if (a.t === 'batch') {
-          const ballooned = r.vm.p2m.raw(a.page as never) & P2M.BALLOONED;
-          if (a.page < r.vm.frameCount && !ballooned) a.entries.forEach((e, i) => r.vm.memory.write64((BigInt(a.page) << 12n) + BigInt(i * 8), e));
+          // A batch page outside the VM is the device's to refuse: only pages inside have a p2m word.
+          const inside = a.page < r.vm.frameCount;
+          if (inside && !(r.vm.p2m.raw(a.page as never) & P2M.BALLOONED)) a.entries.forEach((e, i) => r.vm.memory.write64((BigInt(a.page) << 12n) + BigInt(i * 8), e));
           status = r.call(a.cmd, a.page, a.entries.length).status;
         } else if (a.t === 'target') r.dev.setTarget(a.n);
         else if (a.t === 'host') {

@@ -4,7 +4,7 @@ import { describe, it, expect } from 'vitest';
 import { CMD, CAP, STATUS, FRAMES_2M, classifyBalloonExit } from '../../src/devices/balloon.js';
 import { P2M, isUnbacked } from '../../src/hypervisor/index.js';
 import type { Gfn } from '../../src/core/addr.js';
-import { rig, type Rig } from './setup.js';
+import { rig, DIRECT, type Rig } from './setup.js';
 
 const ALL = CAP.BASIC_CMDS | CAP.BATCHED_CMDS | CAP.BATCHED_2M_CMDS;
 const BATCH = 0x300; // gfn of the batch page in these tests
@@ -198,6 +198,21 @@ describe('balloon device: reset sequence and touching ballooned pages', () => {
     expect(r.vm.memory.read64(0x400_008n)).toBe(7n);
     expect(r.call(CMD.GET_TARGET, 100).status).toBe(STATUS.ERROR_RESET);
     expect(classifyBalloonExit(r.dev, { reason: 'HLT', index: 0 })).toBeNull();
+  });
+
+  it('a write-protect exit on a page that is not ballooned is no balloon touch', async () => {
+    const r = await started(ALL, 10);
+    expect(r.call(CMD.LOCK, 0x400).status).toBe(STATUS.SUCCESS);
+    r.vm.p2m.setState(0x401 as Gfn, P2M.WRITE_PROTECTED); // protected for another reason
+    const b = r.hv.machine.createBatch(1);
+    b.store(DIRECT + 0x401_000n + 8n, 7n);
+    const x = r.vm.vcpus[0].run(b);
+    expect(x).toMatchObject({ reason: 'WRITE_PROTECT', gpa: 0x401_008n, gfn: 0x401 });
+    expect(classifyBalloonExit(r.dev, x)).toBeNull();
+    expect(r.dev.violationCount).toBe(0);
+    expect(r.dev.size).toBe(1);
+    expect(r.vm.p2m.raw(0x400 as Gfn) & P2M.BALLOONED).toBe(P2M.BALLOONED);
+    expect(r.call(CMD.GET_TARGET, 100)).toMatchObject({ status: STATUS.SUCCESS, rbx: 10n });
   });
 
   it('violations in one VM leave another VM untouched', async () => {

@@ -31,7 +31,12 @@ export class Tables {
   private next: bigint;
   readonly root: bigint;
 
-  constructor(readonly mem: PhysicalMemory, readonly levels: 4 | 5 = 4, base = 0x10_0000n) {
+  /**
+   * presetAD: entries map() writes already have A (and the leaf D), as after earlier
+   * accesses; walks through them then take the core's quick walk, which writes nothing.
+   * Otherwise they have A = D = 0 and every first walk is the careful one that sets them.
+   */
+  constructor(readonly mem: PhysicalMemory, readonly levels: 4 | 5 = 4, base = 0x10_0000n, readonly presetAD = false) {
     this.next = base;
     this.root = this.alloc();
   }
@@ -79,7 +84,7 @@ export class Tables {
       path.push(epa);
       let e = this.mem.read64(epa);
       if ((e & PTE.P) === 0n) {
-        e = this.alloc() | tableFlags;
+        e = this.alloc() | tableFlags | (this.presetAD ? PTE.A : 0n);
         this.mem.write64(epa, e);
       }
       table = e & 0x000f_ffff_ffff_f000n;
@@ -87,7 +92,8 @@ export class Tables {
     const epa = table + Tables.index(va, leaf) * 8n;
     path.push(epa);
     const pkey = BigInt(o.pkey ?? 0) << 59n;
-    this.mem.write64(epa, pa | (o.flags ?? PWU) | pkey | (leaf > 1 ? PTE.PS : 0n));
+    const ad = this.presetAD ? PTE.A | PTE.D : 0n;
+    this.mem.write64(epa, pa | (o.flags ?? PWU) | ad | pkey | (leaf > 1 ? PTE.PS : 0n));
     return path;
   }
 }
@@ -106,6 +112,8 @@ export interface EnvOptions {
   rflags?: bigint;
   pkru?: number;
   cpl?: number;
+  /** Tables.presetAD: mapped entries start with A (leaf: A and D) set. */
+  presetAD?: boolean;
 }
 
 export interface Env { m: Machine; cpu: Cpu; t: Tables }
@@ -115,7 +123,7 @@ export async function env(o: EnvOptions = {}): Promise<Env> {
   const m = await Machine.create({ memoryBytes: o.memoryBytes ?? 16 * MiB });
   const cpu = m.createCpu(o.cpu);
   const levels = o.levels ?? 4;
-  const t = new Tables(m.memory, levels);
+  const t = new Tables(m.memory, levels, 0x10_0000n, o.presetAD ?? false);
   cpu.setRegisters({
     cr0: CR0.PE | CR0.PG | (o.noWp ? 0n : CR0.WP) | (o.cr0 ?? 0n),
     cr3: t.root,

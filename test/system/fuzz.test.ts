@@ -8,10 +8,12 @@
 // A second property runs the same fuzz with copy-on-write copies broken (the host's page
 // copy made a no-op) and expects it to fail: the fuzz can catch a lost byte.
 //
-// MEMFUZZ_SEED / MEMFUZZ_RUNS run another seed or a longer hunt (CI runs the defaults);
+// MEMFUZZ_SEED / MEMFUZZ_RUNS run another seed or a longer hunt (CI runs the defaults;
+// PROPERTY_SEED / PROPERTY_SEEDS, see helpers/seeds.ts, override the fast-check seed);
 // MEMFUZZ_VERBOSE=1 prints what the runs exercised.
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
+import { assertAsyncProperty, seedsFor } from '../helpers/seeds.js';
 import { opsArb, configArb, run, sum, SEED } from './fuzz.js';
 
 const RUNS = Number(process.env.MEMFUZZ_RUNS ?? 40);
@@ -29,11 +31,11 @@ const MUST_HAPPEN = [
 describe('the whole memory system against a reference copy of each VM', () => {
   it('no byte lost, none visible to another VM, frame accounting exact', async () => {
     const seen: Record<string, number> = {};
-    await fc.assert(fc.asyncProperty(opsArb, configArb, async (ops, c) => { sum(seen, await run(ops, c)); }),
+    await assertAsyncProperty(fc.asyncProperty(opsArb, configArb, async (ops, c) => { sum(seen, await run(ops, c)); }),
       { numRuns: RUNS, seed: SEED });
     if (process.env.MEMFUZZ_VERBOSE) console.log(seen);
     for (const k of MUST_HAPPEN) expect(seen[k], `${k} never happened`).toBeGreaterThan(0);
-  }, 60_000 + RUNS * 2_000);
+  }, 60_000 + RUNS * 2_000 * seedsFor(SEED).length);
 
   it('can fail: with copy-on-write copies lost, the fuzz finds a lost byte', async () => {
     const r = await fc.check(fc.asyncProperty(opsArb, async (ops) => {

@@ -63,7 +63,14 @@ export interface ShadowStats {
 export type ShadowOutcome =
   | { action: 'retry' } | { action: 'next' }
   | { action: 'guestFault'; errorCode: number; cr2: bigint }
-  | { action: 'outside'; gpa: bigint };
+  /** An emulated access crossing into a non-canonical page: #GP, as the hardware gives. */
+  | { action: 'guestGP'; va: bigint }
+  /**
+   * The walker's EPT refused gpa and no pager could make it usable (outside the VM,
+   * ballooned, write-protected): qualification is that EPT violation's, so the caller
+   * reports what a nested vCPU would. final = EPT_QUAL.FINAL (the data, not a guest entry).
+   */
+  | { action: 'outside'; gpa: bigint; final: boolean; qualification: number };
 
 interface ShadowPage { hpa: bigint; level: number; gfn: number; direct: boolean }
 
@@ -84,7 +91,9 @@ export class ShadowMmu {
 
   constructor(private readonly m: Machine, readonly cpu: Cpu, private readonly backing: ShadowBacking,
               private readonly maxPages = 4096) {
-    this.walker = m.createCpu({ tlb: false, psc: false });
+    // The guest walker acts for `cpu`: same MAXPHYADDR (reserved address bits); the
+    // registers follow in setGuestRegisters. No TLBs or caches: it must see memory.
+    this.walker = m.createCpu({ tlb: false, psc: false, maxPhysAddr: cpu.maxPhysAddr });
     this.walker.setVmcs({ mode: 'nested', eptp: backing.walkerEptp });
     cpu.setVmcs({ mode: 'shadow' });
   }
@@ -188,7 +197,10 @@ export class ShadowMmu {
     for (;;) {
       const t = this.walker.translate(va, acc);
       if (t.ok || t.fault !== 'EPT_VIOLATION') return t;
-      if (!this.backing.backGpa(t.gpa, (t.qualification & EPT_QUAL.WRITE) !== 0)) return { ok: false as const, fault: 'OUTSIDE' as const, gpa: t.gpa };
+      if (!this.backing.backGpa(t.gpa, (t.qualification & EPT_QUAL.WRITE) !== 0)) {
+        return { ok: false as const, fault: 'OUTSIDE' as const, gpa: t.gpa, final: (t.qualification & EPT_QUAL.FINAL) !== 0,
+          qualification: t.qualification };
+      }
     }
   }
 
@@ -281,7 +293,7 @@ export class ShadowMmu {
         this.stats.reflectedFaults++;
         return { action: 'guestFault', errorCode: t.errorCode, cr2: t.cr2 };
       }
-      if (t.fault === 'OUTSIDE') return { action: 'outside', gpa: t.gpa };
+      if (t.fault === 'OUTSIDE') return { action: 'outside', gpa: t.gpa, final: t.final, qualification: t.qualification };
       throw new Error(`guest walk gave ${t.fault} at ${cr2.toString(16)}`);
     }
     this.reserve();
@@ -315,7 +327,8 @@ export class ShadowMmu {
       const t = this.guestWalk(va, acc);
       if (!t.ok) {
         if (t.fault === 'PF') { this.stats.reflectedFaults++; return { action: 'guestFault', errorCode: t.errorCode, cr2: t.cr2 }; }
-        if (t.fault === 'OUTSIDE') return { action: 'outside', gpa: t.gpa };
+        if (t.fault === 'OUTSIDE') return { action: 'outside', gpa: t.gpa, final: t.final, qualification: t.qualification };
+        if (t.fault === 'GP') return { action: 'guestGP', va };
         throw new Error(`guest walk gave ${t.fault} at ${va.toString(16)}`);
       }
       chunks.push({ hpa: t.pa, gfn: this.gfnOfLastWalk(va), at: b, n });

@@ -9,7 +9,7 @@
 import type { Cpu, BatchExit, Registers } from '../../core/cpu.js';
 import type { AccessBatch } from '../../core/batch.js';
 import { EPT_QUAL } from '../../core/bits.js';
-import { type Gpa, gfnOf, gpa as toGpa, gva as toGva, hex } from '../../core/addr.js';
+import { type Gpa, type Gva, gfnOf, gpa as toGpa, gva as toGva, hex } from '../../core/addr.js';
 import { OutOfFramesError } from './frames.js';
 import { P2M, isUnbacked, needsResolve } from './p2m.js';
 import type { ShadowMmu, ShadowStats } from './shadow.js';
@@ -102,7 +102,7 @@ export class Vcpu {
       case 'IO': case 'HLT': return x;
       case 'MMIO':
         if (this.vm.mode !== 'native') throw new Error(`hypervisor bug: a ${this.vm.mode} vCPU reached hpa ${hex(x.pa)} outside host memory`);
-        return { reason: 'MMIO', index: x.index, gpa: toGpa(x.pa), write: isWrite(batch, x.index), final: true };
+        return { reason: 'MMIO', index: x.index, gpa: toGpa(x.pa), gva: mmioGva(batch, x.index, x.pa), write: isWrite(batch, x.index), final: true };
       default: return { reason: 'unsupported', index: x.index };
     }
   }
@@ -120,10 +120,16 @@ export class Vcpu {
       const c = this.vm.resolve(gfn, (q & EPT_QUAL.WRITE) !== 0);
       if (c !== null) { this.stats.hvCycles += c; this.stats.resolved++; return x.index; }
     }
+    return this.refused(x.index, gpa, gva, q);
+  }
+
+  /** An in-VM gpa the EPT refused that no pager made usable: the caller's exit (nested and shadow alike). */
+  private refused(index: number, gpa: Gpa, gva: Gva, q: number): VcpuExit {
+    const gfn = gfnOf(gpa), w = this.vm.p2m.raw(gfn);
     if (w & P2M.PRESENT && q & EPT_QUAL.WRITE && w & (P2M.WRITE_PROTECTED | P2M.SHARED)) {
-      return { reason: 'WRITE_PROTECT', index: x.index, gpa, gfn, gva };
+      return { reason: 'WRITE_PROTECT', index, gpa, gfn, gva };
     }
-    return { reason: 'EPT_VIOLATION', index: x.index, gpa, gva, qualification: q, p2m: w };
+    return { reason: 'EPT_VIOLATION', index, gpa, gva, qualification: q, p2m: w };
   }
 
   private back(gpa: Gpa, index: number): Outcome {
@@ -148,10 +154,11 @@ export class Vcpu {
     if (o.action === 'retry') return x.index;
     if (o.action === 'next') return x.index + 1;
     if (o.action === 'guestFault') return { reason: 'PF', index: x.index, errorCode: o.errorCode, cr2: toGva(o.cr2) };
+    if (o.action === 'guestGP') return { reason: 'GP', index: x.index, va: toGva(o.va) };
     const gpa = toGpa(o.gpa);
-    const gva = x.reason === 'PF' ? toGva(x.cr2) : undefined;
-    if (!this.vm.contains(gpa)) return { reason: 'MMIO', index: x.index, gpa, gva, write: isWrite(batch, x.index), final: false };
-    return { reason: 'WRITE_PROTECT', index: x.index, gpa, gfn: gfnOf(gpa), gva };
+    const gva = toGva(x.reason === 'PF' ? x.cr2 : 0n); // refusals come from page faults only
+    if (!this.vm.contains(gpa)) return { reason: 'MMIO', index: x.index, gpa, gva, write: isWrite(batch, x.index), final: o.final };
+    return this.refused(x.index, gpa, gva, o.qualification);
   }
 
   private chargeShadow(a: ShadowStats, b: ShadowStats, pages: number): void {
@@ -189,3 +196,13 @@ export class Vcpu {
 }
 
 const isWrite = (b: AccessBatch, i: number): boolean => b.op(i).kind === 'store';
+
+/**
+ * The linear address of a native MMIO access, as the other modes report it: the op's va,
+ * or the second page's first byte when the op crosses a page and that page's pa is the
+ * one outside memory (its page offset is 0, the first page's is the op's).
+ */
+function mmioGva(b: AccessBatch, i: number, pa: bigint): Gva {
+  const va = b.op(i).va;
+  return toGva((pa & 0xfffn) === (va & 0xfffn) ? va : (va | 0xfffn) + 1n);
+}

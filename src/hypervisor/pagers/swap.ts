@@ -15,7 +15,13 @@
 // guest walk) or a host access through vm.memory to a SWAPPED gfn allocates a frame
 // (OutOfFramesError propagates: the vCPU turns it into an OUT_OF_FRAMES exit, the caller
 // reclaims and retries), reads and verifies the slot, maps the frame and frees the slot.
-// A failed read (a corrupt slot) leaves the entry SWAPPED and the slot allocated.
+// A failed read (an I/O error, a short read, a corrupt slot) leaves the entry SWAPPED, the
+// slot allocated and no frame taken, and throws (SwapIoError / SwapChecksumError, its
+// message naming the VM and gfn): the access that needed the page cannot complete, so the
+// vCPU's run throws it — that VM stops; other VMs and their slots are untouched.
+// A failed write (ENOSPC, EIO, short) leaves the page resident and the slot free:
+// swapOutGfn throws it; swapOut stops at it, counts it (writeErrors) and returns the
+// frames freed so far, so a reclaimer sees exactly what it got.
 // The modeled cost of a swap-in is `swapInCycles` (default 200 000: ~100 µs at 2 GHz, a
 // fast SSD's random 4 KiB read; a 2002 disk's ~8 ms would swamp every experiment). Swap-out
 // writes are asynchronous in ESX and are not charged to the guest.
@@ -35,10 +41,10 @@ import { Rng } from '../../util/rng.js';
 import type { HostFrames } from '../monitor/frames.js';
 import { P2M, frameField } from '../monitor/p2m.js';
 import type { Vm, VmPager } from '../monitor/vm.js';
-import { SwapFile, SLOT_BYTES } from './swapfile.js';
+import { SwapFile, SwapIoError, SwapChecksumError, SLOT_BYTES } from './swapfile.js';
 
-export { SwapFile, SwapFullError, SwapChecksumError, slotChecksum, SLOT_BYTES, MAX_SLOTS,
-  type SwapFileOptions, type SwapFileStats } from './swapfile.js';
+export { SwapFile, SwapFullError, SwapChecksumError, SwapIoError, nodeSwapIo, slotChecksum, SLOT_BYTES, MAX_SLOTS,
+  type SwapFileOptions, type SwapFileStats, type SwapIo } from './swapfile.js';
 
 /** Default modeled cycles of one swap-in (disk read + copy). */
 export const DEFAULT_SWAP_IN_CYCLES = 200_000;
@@ -80,6 +86,9 @@ export interface SwapStats {
   doubleSwaps: number;
   /** Modeled cycles returned by swap-ins. */
   swapInCycles: number;
+  /** Swap-outs that failed to write (the page stayed resident) and swap-ins that failed to read. */
+  writeErrors: number;
+  readErrors: number;
 }
 
 /** The hook a guest kernel's swapper offers (guests/kernel/swap.ts Swapper). */
@@ -88,7 +97,8 @@ export interface GuestPageOutHook { beforePageOut?: (gfn: number) => void }
 interface VmSwap { stats: SwapStats; slots: Set<number> }
 
 const zeroStats = (): SwapStats =>
-  ({ swapOuts: 0, swapIns: 0, slotsInUse: 0, bytesWritten: 0, bytesRead: 0, doubleSwaps: 0, swapInCycles: 0 });
+  ({ swapOuts: 0, swapIns: 0, slotsInUse: 0, bytesWritten: 0, bytesRead: 0, doubleSwaps: 0, swapInCycles: 0,
+    writeErrors: 0, readErrors: 0 });
 
 export class HostSwap implements VmPager {
   readonly name = 'swap';
@@ -129,7 +139,8 @@ export class HostSwap implements VmPager {
   /**
    * Swaps out up to `count` of vm's swappable frames, chosen uniformly at random with
    * `rng` (default: this swap's seeded Rng). Returns the host frames freed: fewer than
-   * `count` when the VM has fewer swappable frames or the swap file fewer free slots.
+   * `count` when the VM has fewer swappable frames or the swap file fewer free slots, or
+   * when a write fails (SwapIoError: that page stays resident; counted in writeErrors).
    */
   swapOut(vm: Vm, count: number, rng: Rng = this.rng): number {
     if (!Number.isInteger(count) || count < 0) throw new RangeError(`swapOut count must be a non-negative integer, got ${count}`);
@@ -140,7 +151,13 @@ export class HostSwap implements VmPager {
     for (let i = 0; i < n; i++) { // partial Fisher–Yates: the first n of a random permutation
       const j = i + rng.below(cands.length - i);
       [cands[i], cands[j]] = [cands[j], cands[i]];
-      this.swapOutGfn(vm, cands[i]);
+      try {
+        this.swapOutGfn(vm, cands[i]);
+      } catch (e) {
+        if (!(e instanceof SwapIoError)) throw e;
+        this.countError(vm, 'writeErrors');
+        return i; // the disk is failing: stop, report what was freed
+      }
     }
     return n;
   }
@@ -195,6 +212,10 @@ export class HostSwap implements VmPager {
       this.mapFromSlot(vm, gfn, hfn, slot);
     } catch (e) {
       this.host.frames.free(hfn, vm.id);
+      if (e instanceof SwapIoError || e instanceof SwapChecksumError) {
+        this.countError(vm, 'readErrors');
+        e.message = `swap-in of gfn ${hex(gfn)} of VM ${vm.id} failed: ${e.message}`;
+      }
       throw e;
     }
     this.file.free(slot);
@@ -213,6 +234,11 @@ export class HostSwap implements VmPager {
       vm.p2m.unmap(gfn, P2M.SWAPPED, slot);
       throw e;
     }
+  }
+
+  private countError(vm: Vm, what: 'writeErrors' | 'readErrors'): void {
+    this.vms.get(vm)!.stats[what]++;
+    this.total[what]++;
   }
 
   private count(s: VmSwap, what: 'swapOuts' | 'swapIns', slots: number, bytes: 'bytesWritten' | 'bytesRead'): void {

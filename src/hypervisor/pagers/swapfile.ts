@@ -17,7 +17,10 @@
 //   guest as its memory.
 //
 // All I/O is synchronous (fs.readSync / fs.writeSync at explicit offsets): results do not
-// depend on I/O timing, and the simulated clock charges the disk cost separately.
+// depend on I/O timing, and the simulated clock charges the disk cost separately. The
+// file operations go through a SwapIo (node:fs by default), so a test can inject faults
+// (ENOSPC, EIO, short reads, flipped bits) into one swap file without touching fs itself.
+// Any failed or short transfer throws SwapIoError naming the file, slot and cause.
 //
 // Slot numbers go in the 24-bit frame field of a p2m entry, so capacity is at most 2^24
 // slots (64 GiB of swap).
@@ -31,7 +34,27 @@ export const SLOT_BYTES = 4096;
 /** The p2m entry's frame field holds the slot: 24 bits. */
 export const MAX_SLOTS = 1 << 24;
 
+/** The file operations a SwapFile uses; nodeSwapIo by default. Transfers return bytes moved. */
+export interface SwapIo {
+  /** Creates or truncates `path` for reading and writing; returns a descriptor. */
+  open(path: string): number;
+  truncate(fd: number, bytes: number): void;
+  write(fd: number, data: Uint8Array, position: number): number;
+  read(fd: number, into: Uint8Array, position: number): number;
+  close(fd: number): void;
+}
+
+export const nodeSwapIo: SwapIo = {
+  open: (p) => fs.openSync(p, 'w+'),
+  truncate: (fd, n) => fs.ftruncateSync(fd, n),
+  write: (fd, data, pos) => fs.writeSync(fd, data, 0, data.length, pos),
+  read: (fd, into, pos) => fs.readSync(fd, into, 0, into.length, pos),
+  close: (fd) => fs.closeSync(fd),
+};
+
 export interface SwapFileOptions {
+  /** File operations (default nodeSwapIo): tests inject I/O faults here. */
+  io?: SwapIo;
   /** Number of 4 KiB slots (1..2^24). */
   capacity: number;
   /**
@@ -60,6 +83,15 @@ export class SwapChecksumError extends Error {
   }
 }
 
+/** A read or write of a slot failed or moved fewer than 4096 bytes (the slot's state is unchanged). */
+export class SwapIoError extends Error {
+  constructor(readonly file: string, readonly slot: number, readonly op: 'read' | 'write', detail: string,
+              readonly cause?: unknown) {
+    super(`swap slot ${slot} in ${file}: ${op} failed: ${detail}`);
+    this.name = 'SwapIoError';
+  }
+}
+
 const hex64 = (v: bigint): string => `0x${v.toString(16).padStart(16, '0')}`;
 
 /** First 8 bytes of SHA-256, little-endian, as a u64 (the per-slot checksum). */
@@ -73,6 +105,7 @@ export class SwapFile {
   readonly capacity: number;
   readonly stats: SwapFileStats = { reads: 0, writes: 0, bytesRead: 0, bytesWritten: 0 };
   private fd: number | null;
+  private readonly io: SwapIo;
   private readonly tempDir: string | null;
   private readonly stack: Int32Array;     // free slots; top = stack[top-1]
   private readonly allocated: Uint8Array; // 1 = in use
@@ -88,8 +121,9 @@ export class SwapFile {
     this.capacity = n;
     this.tempDir = o.path === undefined ? fs.mkdtempSync(path.join(os.tmpdir(), 'memvisor-swap-')) : null;
     this.path = o.path ?? path.join(this.tempDir!, 'swap');
-    this.fd = fs.openSync(this.path, 'w+');
-    fs.ftruncateSync(this.fd, n * SLOT_BYTES); // sparse: disk is used only by written slots
+    this.io = o.io ?? nodeSwapIo;
+    this.fd = this.io.open(this.path);
+    this.io.truncate(this.fd, n * SLOT_BYTES); // sparse: disk is used only by written slots
     this.stack = new Int32Array(n);
     for (let i = 0; i < n; i++) this.stack[i] = n - 1 - i; // slot 0 on top
     this.top = n;
@@ -123,8 +157,9 @@ export class SwapFile {
     const fd = this.open();
     this.checkAllocated(slot, 'write');
     if (data.length !== SLOT_BYTES) throw new RangeError(`a swap slot holds ${SLOT_BYTES} bytes, got ${data.length}`);
-    const n = fs.writeSync(fd, data, 0, SLOT_BYTES, slot * SLOT_BYTES);
-    if (n !== SLOT_BYTES) throw new Error(`swap slot ${slot} in ${this.path}: short write (${n} of ${SLOT_BYTES} bytes)`);
+    // A failed write leaves the slot unwritten: its old checksum could not vouch for it.
+    this.written[slot] = 0;
+    this.transfer(slot, 'write', () => this.io.write(fd, data, slot * SLOT_BYTES));
     this.sums[slot] = slotChecksum(data);
     this.written[slot] = 1;
     this.stats.writes++;
@@ -137,13 +172,25 @@ export class SwapFile {
     this.checkAllocated(slot, 'read');
     if (!this.written[slot]) throw new Error(`swap slot ${slot} in ${this.path} was allocated but never written`);
     const out = new Uint8Array(SLOT_BYTES);
-    const n = fs.readSync(fd, out, 0, SLOT_BYTES, slot * SLOT_BYTES);
-    if (n !== SLOT_BYTES) throw new Error(`swap slot ${slot} in ${this.path}: short read (${n} of ${SLOT_BYTES} bytes)`);
+    this.transfer(slot, 'read', () => this.io.read(fd, out, slot * SLOT_BYTES));
     const sum = slotChecksum(out);
     if (sum !== this.sums[slot]) throw new SwapChecksumError(this.path, slot, this.sums[slot], sum);
     this.stats.reads++;
     this.stats.bytesRead += SLOT_BYTES;
     return out;
+  }
+
+  /** Runs one 4 KiB transfer; any exception or short count becomes a SwapIoError. */
+  private transfer(slot: number, op: 'read' | 'write', f: () => number): number {
+    let n: number;
+    try {
+      n = f();
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      throw new SwapIoError(this.path, slot, op, code ? `${code} (${(e as Error).message})` : String(e), e);
+    }
+    if (n !== SLOT_BYTES) throw new SwapIoError(this.path, slot, op, `short ${op} (${n} of ${SLOT_BYTES} bytes)`);
+    return n;
   }
 
   /** Returns a slot to the free list (its bytes stay on disk until the slot is reused). */
@@ -158,7 +205,7 @@ export class SwapFile {
   /** Closes the file; removes the temporary directory if this file created it. Idempotent. */
   close(): void {
     if (this.fd === null) return;
-    fs.closeSync(this.fd);
+    this.io.close(this.fd);
     this.fd = null;
     if (this.tempDir !== null) fs.rmSync(this.tempDir, { recursive: true, force: true });
   }

@@ -251,8 +251,14 @@ interface Group { limit: number; sum: number; pool: string }
 const rhoOf = (c: Client): number => c.S / (c.P * c.cost);
 /** Lowest ρ first, ties by id (ascending). */
 const cheaper = (a: Client, b: Client): boolean => rhoOf(a) < rhoOf(b) || (rhoOf(a) === rhoOf(b) && a.id < b.id);
-/** Highest ρ first, ties by id (ascending). */
-const dearer = (a: Client, b: Client): boolean => rhoOf(a) > rhoOf(b) || (rhoOf(a) === rhoOf(b) && a.id < b.id);
+/** ρ one page richer: what a buyer would pay per page after taking one more. */
+const rhoAfter = (c: Client): number => c.S / ((c.P + 1) * c.cost);
+/**
+ * Highest ρ one page richer first, ties by id (ascending). Buyers are ranked by the ρ
+ * they would have, not the ρ they have: at P = 0 every ρ is infinite, and ranking by
+ * it gave the page to the lowest id rather than to the VM that pays most for it.
+ */
+const keener = (a: Client, b: Client): boolean => rhoAfter(a) > rhoAfter(b) || (rhoAfter(a) === rhoAfter(b) && a.id < b.id);
 
 function pick(cs: readonly Client[], ok: (c: Client) => boolean, better: (a: Client, b: Client) => boolean): Client | null {
   let best: Client | null = null;
@@ -327,16 +333,16 @@ export function computeTargets(totalFrames: number, vms: readonly TargetVm[], ta
     move(v, -1); total--; r.revoked++; budget--;
   }
   while (total < totalFrames && budget > 0) {
-    const b = pick(cs, (c) => hasRoom(c), dearer);
+    const b = pick(cs, (c) => hasRoom(c), keener);
     if (!b) break;
     move(b, 1); total++; r.granted++; budget--;
   }
   while (budget > 0) {
     const seller = pick(cs, canShrink, cheaper);
     if (!seller) break;
-    const buyer = pick(cs, (c) => c !== seller && hasRoom(c, seller), dearer);
+    const buyer = pick(cs, (c) => c !== seller && hasRoom(c, seller), keener);
     // Trade only while the buyer, one page richer, still pays strictly more than the seller does now.
-    if (!buyer || !(buyer.S / ((buyer.P + 1) * buyer.cost) > rhoOf(seller))) break;
+    if (!buyer || !(rhoAfter(buyer) > rhoOf(seller))) break;
     move(seller, -1); move(buyer, 1); r.traded++; budget--;
   }
   for (const c of cs) r.frames.set(c.id, c.P);

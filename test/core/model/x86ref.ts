@@ -72,6 +72,18 @@ const PAGE_SIZE = { 1: 4096, 2: 2097152, 3: 1073741824 } as const;
 /** One entry read by the walk: where it lives, its level (5..1), its value when read. */
 export interface WalkStep { addr: bigint; level: number; value: bigint }
 
+/**
+ * Hooks for a second translation dimension (test/model/eptref.ts): entry addresses are
+ * then guest-physical. readEntry/writeEntry replace mem; commit runs after the rights
+ * check and before any A/D write (it may throw to end the translation) and returns the
+ * final physical address and page size to report.
+ */
+export interface WalkHooks {
+  readEntry(addr: bigint): bigint;
+  writeEntry(addr: bigint, v: bigint): void;
+  commit(pa: bigint, pageSize: number, used: WalkStep[], leaf: WalkStep, write: boolean): { pa: bigint; pageSize: number };
+}
+
 /** Reserved bits of a present entry at `level` (SDM 4.5 / fact sheet §1.4). */
 export function reservedMask(level: number, isLeaf: boolean, maxPhysAddr: number, nxe: boolean): bigint {
   let m = bits(51, maxPhysAddr);            // bits 51:M everywhere (none when M=52)
@@ -100,7 +112,7 @@ export function tableIndex(va: bigint, level: number): bigint {
  * fault it changes nothing. `steps` (optional) receives the entries read.
  */
 export function refTranslate(mem: RefMemory, regs: RefRegs, va: bigint, access: RefAccess = {},
-  steps: WalkStep[] = []): RefResult {
+  steps: WalkStep[] = [], hooks?: WalkHooks): RefResult {
   va = BigInt.asUintN(64, va);
   const M = regs.maxPhysAddr ?? 52;
   const cr0 = regs.cr0, cr4 = regs.cr4, efer = regs.efer;
@@ -131,7 +143,7 @@ export function refTranslate(mem: RefMemory, regs: RefRegs, va: bigint, access: 
   const used: WalkStep[] = [];
   for (let level: number = levels; level >= 1; level--) {
     const addr = table + tableIndex(va, level) * 8n;
-    const value = mem.read64(addr);
+    const value = hooks ? hooks.readEntry(addr) : mem.read64(addr);
     const step = { addr, level, value };
     used.push(step);
     steps.push(step);
@@ -174,14 +186,16 @@ export function refTranslate(mem: RefMemory, regs: RefRegs, va: bigint, access: 
   }
   if (denied || pkDenied) return pf(PF_P | (pkDenied ? PF_PK : 0));
 
+  const size = PAGE_SIZE[leaf.level as 1 | 2 | 3];
+  const frame = leaf.value & bits(M - 1, Math.log2(size)); // drops PAT (bit 12) of large leaves
+  let out = { pa: frame | (va & BigInt(size - 1)), pageSize: size as number };
+  if (hooks) out = hooks.commit(out.pa, out.pageSize, used, leaf, write);
+
   // Success: set A everywhere, D on the leaf for a write (fact sheet §1.7).
   for (const s of used) {
     let v = s.value | A;
     if (s === leaf && write) v |= D;
-    if (v !== s.value) mem.write64(s.addr, v);
+    if (v !== s.value) (hooks ? hooks.writeEntry(s.addr, v) : mem.write64(s.addr, v));
   }
-
-  const size = PAGE_SIZE[leaf.level as 1 | 2 | 3];
-  const frame = leaf.value & bits(M - 1, Math.log2(size)); // drops PAT (bit 12) of large leaves
-  return { ok: true, pa: frame | (va & BigInt(size - 1)), pageSize: size };
+  return { ok: true, pa: out.pa, pageSize: out.pageSize as 4096 | 2097152 | 1073741824 };
 }

@@ -129,7 +129,8 @@ describe('EPT violations and misconfigurations', () => {
     const b = m.createBatch(1);
     b.load(VA);
     const x = cpu.execute(b).exit;
-    expect(x).toMatchObject({ reason: 'EPT_VIOLATION', gpa: pdGpa,
+    // The gpa is the 8-byte PDPTE read (SDM 27.2.1), not its table's page (issue 9).
+    expect(x).toMatchObject({ reason: 'EPT_VIOLATION', gpa: pdGpa + ((VA >> 30n) & 511n) * 8n,
       qualification: EPT_QUAL.READ | EPT_QUAL.WRITE | EPT_QUAL.GLA_VALID });
   });
 
@@ -139,7 +140,7 @@ describe('EPT violations and misconfigurations', () => {
     m.memory.write64(ept.entryAddr(pdGpa, 1), 0n);
     const b = m.createBatch(1);
     b.load(VA);
-    expect(cpu.execute(b).exit).toMatchObject({ reason: 'EPT_VIOLATION', gpa: pdGpa,
+    expect(cpu.execute(b).exit).toMatchObject({ reason: 'EPT_VIOLATION', gpa: pdGpa + ((VA >> 30n) & 511n) * 8n,
       qualification: EPT_QUAL.READ | EPT_QUAL.GLA_VALID });
   });
 
@@ -189,6 +190,29 @@ describe('EPT accessed and dirty flags', () => {
     expect(gpte & (PTE.A | PTE.D)).toBe(PTE.A | PTE.D);
   });
 
+  it('with TLBs and caches on: a load then a store to the page sets A and D in the EPT leaf', async () => {
+    const { m, cpu, ept, gpt } = await env({ ad: true, caches: true });
+    // The guest PTE already has A and D (the guest wrote the page before): only the EPT
+    // D bit tells the store from the load, so the TLB must not serve it from the load's entry.
+    const gpte = GUEST_BASE + gpt.entryAddr(VA, 1);
+    m.memory.write64(gpte, m.memory.read64(gpte) | PTE.A | PTE.D);
+    const leaf = ept.entryAddr(0x400_0000n, 1);
+    const b = m.createBatch(2);
+    b.load(VA, 8);
+    b.store(VA + 8n, 5n, 8);
+    expect(cpu.execute(b).exit.reason).toBe('end');
+    expect(m.memory.read64(leaf) & (EPT.A | EPT.D)).toBe(EPT.A | EPT.D);
+    // Dirty logging: the hypervisor clears D and invalidates; the next store sets it again.
+    m.memory.write64(leaf, m.memory.read64(leaf) & ~EPT.D);
+    expect(cpu.invept(1)).toBe(true);
+    b.clear();
+    b.load(VA, 8);
+    b.store(VA + 16n, 6n, 8);
+    expect(cpu.execute(b).exit.reason).toBe('end');
+    expect(m.memory.read64(leaf) & (EPT.A | EPT.D)).toBe(EPT.A | EPT.D);
+    expect(m.memory.read64(GUEST_BASE + 0x400_0010n)).toBe(6n);
+  });
+
   it('with A/D off: EPT entries keep A/D clear', async () => {
     const { m, cpu, ept } = await env({ ad: false });
     const b = m.createBatch(1);
@@ -202,7 +226,7 @@ describe('EPT accessed and dirty flags', () => {
     const ptGpa = gpt.entryAddr(VA, 1) & ~0xfffn;
     m.memory.write64(ept.entryAddr(ptGpa, 1), (GUEST_BASE + ptGpa) | EPT.R | EPT.X | EPT.MT_WB);
     const r = cpu.translate(VA, {}); // the guest PTE has A=0: the walk must write it
-    expect(r).toMatchObject({ ok: false, fault: 'EPT_VIOLATION', gpa: ptGpa });
+    expect(r).toMatchObject({ ok: false, fault: 'EPT_VIOLATION', gpa: gpt.entryAddr(VA, 1) }); // the PTE's own gpa
     // once the guest PTE has A (and D) set, reads need no write
     m.memory.write64(GUEST_BASE + gpt.entryAddr(VA, 1), m.memory.read64(GUEST_BASE + gpt.entryAddr(VA, 1)) | PTE.A | PTE.D);
     expect(cpu.translate(VA, {}).ok).toBe(true);

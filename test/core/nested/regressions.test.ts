@@ -99,3 +99,52 @@ describe('core regressions', () => {
     }
   });
 });
+
+// Guards (issue 9): EPT exits on guest paging-structure accesses reported the guest table's
+// page, not the gpa of the 8-byte entry read (SDM 27.2.1). Guest CR3 = 0x5000, va = 1 << 39:
+// the PML4E is at gpa 0x5008.
+describe('EPT exits on guest paging-structure accesses report the entry\'s gpa', () => {
+  const VA = 1n << 39n;
+  async function guest(ad: boolean) {
+    const { m, fb } = await setup();
+    const e = new Ept(m.memory, fb);
+    e.map(0n, 0x100_0000n, 0x40_0000n); // gpa [0, 4 MiB) → hpa 16 MiB + gpa
+    const g = (gpa: bigint) => 0x100_0000n + gpa;
+    // Guest tables at gpa 0x5000 (PML4), 0x6000, 0x7000, 0x8000; data at gpa 0x9000.
+    m.memory.write64(g(0x5008n), 0x6000n | 7n);
+    m.memory.write64(g(0x6000n), 0x7000n | 7n);
+    m.memory.write64(g(0x7000n), 0x8000n | 7n);
+    m.memory.write64(g(0x8000n), 0x9000n | 7n);
+    const cpu = m.createCpu({ tlb: false, psc: false });
+    cpu.setRegisters({ ...LONG, cr3: 0x5000n });
+    cpu.setVmcs({ mode: 'nested', eptp: eptp(e.root, 4, ad), vpid: 1 });
+    return { m, e, cpu };
+  }
+  const PAGING_READ = 1 | (1 << 7); // read, GLA valid, not the final translation
+
+  it('violation: the EPT PTE for the guest PML4 page is not present → gpa 0x5008', async () => {
+    const { m, e, cpu } = await guest(false);
+    m.memory.write64(e.entryAddr(0x5000n, 1), 0n);
+    expect(cpu.translate(VA)).toEqual({ ok: false, fault: 'EPT_VIOLATION', gpa: 0x5008n, qualification: PAGING_READ });
+    const b = m.createBatch(1);
+    b.load(VA + 0x10n, 8);
+    expect(cpu.execute(b).exit).toEqual({ reason: 'EPT_VIOLATION', index: 0, gpa: 0x5008n, gva: VA + 0x10n, qualification: PAGING_READ });
+  });
+
+  it('misconfiguration: memory type 2 in that EPT PTE → gpa 0x5008', async () => {
+    const { m, e, cpu } = await guest(true);
+    const at = e.entryAddr(0x5000n, 1);
+    m.memory.write64(at, (m.memory.read64(at) & ~(7n << 3n)) | (2n << 3n));
+    expect(cpu.translate(VA)).toEqual({ ok: false, fault: 'EPT_MISCONFIG', gpa: 0x5008n });
+  });
+
+  it('A/D re-check: a read-only guest PT page whose PTE needs A → gpa of the PTE (0x8000 + 8·index)', async () => {
+    const { m, e, cpu } = await guest(false);
+    const at = e.entryAddr(0x8000n, 1);
+    m.memory.write64(at, m.memory.read64(at) & ~EPT.W);
+    const va = VA + 0x3000n; // PT index 3 → the PTE at gpa 0x8018
+    m.memory.write64(0x100_0000n + 0x8018n, 0x9000n | 7n);
+    // R+W asked (an A/D write), R and X held, GLA valid, not final.
+    expect(cpu.translate(va)).toEqual({ ok: false, fault: 'EPT_VIOLATION', gpa: 0x8018n, qualification: 3 | (5 << 3) | (1 << 7) });
+  });
+});

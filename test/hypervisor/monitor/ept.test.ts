@@ -3,6 +3,7 @@
 // invalidation calls; then the core walks them.
 import { describe, it, expect, beforeEach } from 'vitest';
 import fc from 'fast-check';
+import { assertProperty } from '../../helpers/seeds.js';
 import { Machine, EPT, type Gfn, type Hfn, type Cpu } from '../../../src/index.js';
 import { HostFrames, HV_OWNER, Ept, P2m, P2M, RWX, attachToP2m } from '../../../src/hypervisor/index.js';
 
@@ -197,7 +198,7 @@ describe('EPT against a model', () => {
   );
 
   it('translates every gfn as the model says, with no stale TLB entries', () => {
-    fc.assert(fc.property(fc.array(op, { maxLength: 40 }), fc.array(fc.nat(N - 1), { minLength: 8, maxLength: 8 }), (ops, probes) => {
+    assertProperty(fc.property(fc.array(op, { maxLength: 40 }), fc.array(fc.nat(N - 1), { minLength: 8, maxLength: 8 }), (ops, probes) => {
       const cpu = env.m.createCpu();
       const ept = new Ept(env.m.memory, { alloc: () => env.frames.alloc(HV_OWNER), free: (x) => env.frames.free(x, HV_OWNER) },
         { onInvalidate: () => cpu.invept(1) });
@@ -228,7 +229,7 @@ describe('EPT against a model', () => {
       }
       ept.destroy();
       expect(env.frames.usedBy(HV_OWNER)).toBe(1); // only the shared env's root remains
-    }), { numRuns: 100 });
+    }), { numRuns: 100, seed: 0xe97_0001 });
   });
 
   it('builds 5-level tables the core walks with a 5-level EPTP', () => {

@@ -105,3 +105,35 @@ describe('exits', () => {
     expect(vm.vcpus[1].exits).toEqual({ HLT: 1 });
   });
 });
+
+// Guards (issue 9, "every field of every exit in all three modes"): a shadow vCPU turned
+// a refused in-VM gpa (a ballooned frame, a guest page table in one) into WRITE_PROTECT,
+// where a nested vCPU reports EPT_VIOLATION with the qualification and the p2m word.
+describe('a refused in-VM gpa gives the same exit under shadow and nested paging', () => {
+  for (const what of ['data page', 'guest page table'] as const) {
+    it(`ballooned ${what}`, async () => {
+      const out: unknown[] = [];
+      for (const mode of ['nested', 'shadow'] as const) {
+        const { hv, vm, vcpu, b } = await setup(mode);
+        const gmem = vm.memory.asPhysicalMemory();
+        // A second guest address space whose PT lives in gfn 0x1f0: balloon that frame, or the data frame.
+        const pt = guestTables(vm, 0x1ed000n, 0x1f1000n);
+        pt.map(VA, DATA, 4096);
+        const ptGpa = pt.entryAddr(VA, 1) & ~0xfffn;
+        const gfn = Number((what === 'data page' ? DATA : ptGpa) >> 12n);
+        void gmem.read64(BigInt(gfn) << 12n);
+        const h = vm.p2m.unmap(gfn as never, 0x1000_0000 /* P2M.BALLOONED */);
+        if (h !== null) hv.frames.free(h, vm.id);
+        vcpu.setRegisters({ cr3: pt.root });
+        b.clear().load(VA + 0x18n, 8);
+        out.push(vcpu.run(b));
+      }
+      const q = (what === 'data page' ? 1 | (1 << 8) : 3) | (1 << 7); // read (+write: nested A/D on), GLA valid, final for data
+      const gpa = what === 'data page' ? DATA + 0x18n : 0x1f0000n + ((VA >> 12n) & 511n) * 8n;
+      const nested = { reason: 'EPT_VIOLATION', index: 0, gpa, gva: VA + 0x18n, qualification: q, p2m: 0x1000_0000 };
+      expect(out[0]).toEqual(nested);
+      // The shadow MMU's walker runs without EPT A/D: its paging-structure access is a read.
+      expect(out[1]).toEqual(what === 'data page' ? nested : { ...nested, qualification: 1 | (1 << 7) });
+    });
+  }
+});

@@ -3,6 +3,7 @@
 // Figure 7 experiment in frames, and a property test against the no-profitable-trade rule.
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
+import { assertProperty } from '../../helpers/seeds.js';
 import {
   allocationProblems, validateAllocation, admit, flatten, idleCost, rho, computeTargets, conventionalShares,
   floorOf, ceilingOf, type VmAllocation, type TargetVm,
@@ -164,6 +165,16 @@ describe('min-funding revocation', () => {
     expect(t(150, vms, 0.75)).toEqual({ a: 100, b: 100 });
   });
 
+  // Found by the property over other seeds: with every VM at 0 pages all ρ are infinite,
+  // and the page went to the lowest id instead of the VM that pays most for it.
+  it('grants a page to the VM whose ρ one page richer is highest, from zero pages too', () => {
+    const vms: TargetVm[] = [0, 0, 0.5].map((f, i) => ({ id: `vm${i}`, alloc: alloc(0, 1, 1), pages: 0, activeFraction: f }));
+    // τ = 0.5, k = 2: one page is worth ρ = 1 / (1 · 2) = 0.5 to an idle VM, 1 / (0.5 + 2 · 0.5) = 2/3 to vm2.
+    expect(t(1, vms, 0.5, { from: 'current' })).toEqual({ vm0: 0, vm1: 0, vm2: 1 });
+    expect(t(1, vms, 0.5)).toEqual({ vm0: 0, vm1: 0, vm2: 1 });
+    expect(t(2, vms, 0.5, { from: 'current' })).toEqual({ vm0: 1, vm1: 0, vm2: 1 });
+  });
+
   it('breaks ties by id and refuses bad input', () => {
     const vms: TargetVm[] = ['b', 'a'].map((id) => ({ id, alloc: alloc(0, 10), pages: 10, activeFraction: 1 }));
     expect(t(15, vms, 0)).toEqual({ a: 7, b: 8 }); // the last page is revoked from "a"
@@ -180,7 +191,7 @@ describe('min-funding revocation', () => {
       min: fc.integer({ min: 0, max: 300 }), extra: fc.integer({ min: 1, max: 500 }),
       shares: fc.integer({ min: 1, max: 5000 }), f: fc.constantFrom(0, 0.05, 0.25, 0.5, 1), pages: fc.integer({ min: 0, max: 900 }),
     });
-    fc.assert(fc.property(fc.array(vmArb, { minLength: 1, maxLength: 6 }), fc.integer({ min: 0, max: 3000 }),
+    assertProperty(fc.property(fc.array(vmArb, { minLength: 1, maxLength: 6 }), fc.integer({ min: 0, max: 3000 }),
       fc.constantFrom(0, 0.5, 0.75), fc.constantFrom('max' as const, 'current' as const), (specs, total, tau, from) => {
         const vms: TargetVm[] = specs.map((s, i) => ({ id: `vm${i}`, alloc: alloc(s.min, s.min + s.extra, s.shares), pages: s.pages, activeFraction: s.f }));
         const r = computeTargets(total, vms, tau, { from });

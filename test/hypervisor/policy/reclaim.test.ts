@@ -4,6 +4,7 @@
 // swap and block in low.
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
+import { assertProperty } from '../../helpers/seeds.js';
 import {
   nextState, stateFor, FreeMemoryStates, thresholdFrames, vmBudget, planReclaim, validateThresholds,
   DEFAULT_THRESHOLDS, FREE_STATES, type FreeState,
@@ -59,7 +60,7 @@ describe('free-memory states', () => {
   it('property: states only move by the rules (down below a threshold, up above the next higher)', () => {
     const T = DEFAULT_THRESHOLDS;
     const below: Record<FreeState, number> = { high: Infinity, soft: T.soft, hard: T.hard, low: T.low };
-    fc.assert(fc.property(fc.constantFrom(...FREE_STATES), fc.integer({ min: 0, max: 10_000 }), (s, f) => {
+    assertProperty(fc.property(fc.constantFrom(...FREE_STATES), fc.integer({ min: 0, max: 10_000 }), (s, f) => {
       const free = f / 100_000, n = nextState(s, free), ri = FREE_STATES.indexOf(s), rn = FREE_STATES.indexOf(n);
       if (rn > ri) expect(free).toBeLessThan(below[n]);              // dropped: below the new state's threshold
       if (rn > ri) if (rn < 3) expect(free).toBeGreaterThanOrEqual(below[FREE_STATES[rn + 1]]); // and not below the next one

@@ -2,6 +2,7 @@
 // the same guest-visible faults under native, shadow and nested paging.
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
+import { assertAsyncProperty } from '../../../helpers/seeds.js';
 import { FrameBump, PTE, type PhysicalMemory } from '../../../../src/index.js';
 import { runGuest, addressSpace, DMAP, type GuestSetup } from '../../../helpers/modes.js';
 import { Rng } from '../../../../src/util/rng.js';
@@ -60,7 +61,7 @@ function setupFor(seed: number, ops: number): GuestSetup {
 
 describe('native, shadow and nested paging agree', () => {
   it('on random programs with page-table edits, faults and address-space switches', async () => {
-    await fc.assert(fc.asyncProperty(fc.integer({ min: 1, max: 2 ** 31 }), async (seed) => {
+    await assertAsyncProperty(fc.asyncProperty(fc.integer({ min: 1, max: 2 ** 31 }), async (seed) => {
       const [n, s, e] = await Promise.all((['native', 'shadow', 'nested'] as const).map((m) => runGuest(m, setupFor(seed, 600))));
       expect(s.faults).toEqual(n.faults);
       expect(e.faults).toEqual(n.faults);
@@ -75,6 +76,6 @@ describe('native, shadow and nested paging agree', () => {
       expect(st.hiddenFaults).toBeGreaterThan(0);
       expect(st.cr3Switches).toBeGreaterThan(0);
       expect(st.rootCacheHits).toBeGreaterThan(0);
-    }), { numRuns: 6 });
+    }), { numRuns: 6, seed: 0x5ad0_0006 });
   });
 });

@@ -137,6 +137,36 @@ describe('shadow paging regressions', () => {
     expect(n.faults).toEqual([{ index: 1, errorCode: 2, cr2: VA3 + 0x1000n }]);
   });
 
+  // Guards: a trapped store spanning two PTEs must drop the shadow entries of both, not the first only.
+  it('an 8-byte store at offset 4 of a PTE retargets the next PTE, seen after INVLPG', async () => {
+    const VA1 = 0x40_0000n, VA2 = VA1 + 0x1000n;
+    const X = 0x100_0000n, Y = 0x100_1000n, Z = 0x100_2000n;
+    const n = await allModes(() => {
+      let pte1 = 0n;
+      return {
+        build(gmem) {
+          const root = addressSpace(gmem, tables(gmem), (pt) => {
+            pt.map(VA1, X, 4096); pt.map(VA2, Y, 4096);
+            pte1 = pt.entryAddr(VA1, 1);
+          });
+          gmem.write64(X, 0xaaaan); gmem.write64(Y, 0xbbbbn); gmem.write64(Z, 0xccccn);
+          return [root];
+        },
+        program(b) {
+          b.load(VA1);
+          b.load(VA2); // both PTEs shadowed; their PT page is write-protected
+          // Bytes 4..7 of PTE1 (its high half, unchanged) and bytes 0..3 of PTE2: VA2 → Z.
+          b.store(DMAP + pte1 + 4n, ((Z | F) << 32n) & 0xffff_ffff_ffff_ffffn, 8);
+          b.invlpg(VA2);
+          b.load(VA2);
+          b.load(VA1);
+        },
+      };
+    });
+    expect(n.faults).toEqual([]);
+    expect(n.loads).toEqual([0xaaaan, 0xbbbbn, 0xccccn, 0xaaaan]);
+  });
+
   // Guards: zapAll() inside fill() let link() write into a freed, reused shadow frame, giving the guest host memory.
   it('under shadow-page pressure the guest never reaches host memory outside its own', async () => {
     const VA_A = 0x40_0000n, VA_B = 0x60_0000n;
@@ -177,5 +207,28 @@ describe('shadow paging regressions', () => {
     expect(gm.gmem.read64(0x100_2028n)).toBe(secret | 0x67n); // the store went to the guest's data page
     expect(faults).toEqual([{ index: 4, errorCode: 4, cr2: VA_B + 0x5000n }]);
     expect(b.value(4)).not.toBe(0xdeadbeefn);
+  });
+});
+
+// Guards (issue 9): an emulated store (to a guest page table) crossing into a non-canonical
+// page threw "guest walk gave GP" in the shadow MMU; natively and under EPT it is #GP at the
+// second page's first byte, with nothing written.
+describe('shadow emulation of an access that crosses into a non-canonical page', () => {
+  it('gives the same #GP as native and nested paging, writing nothing', async () => {
+    const { Hypervisor } = await import('../../../../src/hypervisor/index.js');
+    const { guestTables, boot } = await import('../../../helpers/guest.js');
+    const LAST = 0x7fff_ffff_f000n; // the last canonical page of the lower half
+    for (const mode of ['native', 'nested', 'shadow'] as const) {
+      const hv = await Hypervisor.create({ hostMemoryBytes: 64 * 2 ** 20 });
+      const vm = hv.createVm({ memoryBytes: 32 * 2 ** 20, mode });
+      const pt = guestTables(vm);
+      pt.map(LAST, 0x10_0000n, 4096); // maps the guest's own PML4 page: a write-protected page table under shadow
+      boot(vm.vcpus[0], pt.root);
+      const before = vm.memory.asPhysicalMemory().read64(0x10_0ff8n);
+      const b = hv.machine.createBatch(2);
+      b.load(LAST, 8).store(LAST + 0xffcn, 0x1122334455667788n, 8);
+      expect(vm.vcpus[0].run(b), mode).toEqual({ reason: 'GP', index: 1, va: 0x8000_0000_0000n });
+      expect(vm.memory.asPhysicalMemory().read64(0x10_0ff8n), mode).toBe(before);
+    }
   });
 });

@@ -4,6 +4,7 @@
 // distinct shared frames); destroying a VM at the end leaves the others intact.
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
+import { assertAsyncProperty } from '../../../helpers/seeds.js';
 import { SHARED_OWNER, type Vm } from '../../../../src/hypervisor/index.js';
 import { host, vmOn, pattern, guestStore, guestLoad, expectExactAccounting, expectBytes, MiB } from './setup.js';
 
@@ -30,7 +31,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 describe('page sharing against a reference copy of each VM\'s memory', () => {
   it('contents and host frame accounting stay exact', async () => {
     const seen = { shared: 0, cowBreaks: 0, cowReuses: 0, zero: 0, guestCow: 0 };
-    await fc.assert(fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 30 }), fc.integer({ min: 1, max: 1000 }),
+    await assertAsyncProperty(fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 30 }), fc.integer({ min: 1, max: 1000 }),
       fc.integer({ min: 0, max: 2 }), async (ops, seed, victim) => {
         const { hv, sh } = await host({ seed, scanRatePerVm: 24, scanRateTotal: 60, batch: 7 }, 48);
         const vms: Vm[] = MODES.map((mode) => vmOn(hv, sh, { mode, mib: 4, guest: true }));

@@ -102,3 +102,34 @@ describe('SwapFile', () => {
     } finally { fs.rmSync(dir2, { recursive: true, force: true }); }
   });
 });
+
+describe('SwapFile I/O faults (injected through SwapIo)', () => {
+  it('a failed or short transfer throws SwapIoError naming file, slot and cause; a failed write leaves the slot unreadable', async () => {
+    const { nodeSwapIo, SwapIoError } = await import('../../../../src/hypervisor/index.js');
+    let failWrite: 'enospc' | 'short' | null = null, shortRead = false;
+    const io = {
+      ...nodeSwapIo,
+      write: (fd: number, d: Uint8Array, pos: number) => {
+        if (failWrite === 'enospc') throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+        return failWrite === 'short' ? nodeSwapIo.write(fd, d.subarray(0, 100), pos) : nodeSwapIo.write(fd, d, pos);
+      },
+      read: (fd: number, into: Uint8Array, pos: number) => (shortRead ? 0 : nodeSwapIo.read(fd, into, pos)),
+    };
+    const f = new SwapFile({ capacity: 4, io });
+    open.push(f);
+    const s = f.alloc();
+    f.write(s, page(1));
+    failWrite = 'enospc';
+    expect(() => f.write(s, page(2))).toThrow(new RegExp(`swap slot ${s} in .*: write failed: ENOSPC`));
+    expect(() => f.read(s)).toThrow(/never written/); // the old checksum cannot vouch for a half-written slot
+    failWrite = 'short';
+    expect(() => f.write(s, page(2))).toThrow(SwapIoError);
+    failWrite = null;
+    f.write(s, page(3));
+    shortRead = true;
+    expect(() => f.read(s)).toThrow(/read failed: short read \(0 of 4096 bytes\)/);
+    shortRead = false;
+    expect(f.read(s)).toEqual(page(3));
+    expect(f.stats).toMatchObject({ writes: 2, reads: 1 });
+  });
+});
