@@ -49,6 +49,11 @@ export interface ManagedVm {
   readonly device?: BalloonTarget | null;
   /** Set in the "low" state for VMs above target: they do not run. */
   blocked: boolean;
+  /**
+   * VM execution time in seconds (ESX samples over it, §5.3): time the VM ran or sat
+   * halted, not time it waited for the CPU or was blocked. Absent: the scheduler's clock.
+   */
+  readonly executionSeconds?: number;
 }
 
 export interface ManagerOptions {
@@ -64,12 +69,10 @@ export interface ManagerOptions {
   sampler?: ActiveSampler;
   /** Use balloon devices (default true). */
   balloon?: boolean;
-  /**
-   * Balloon in the hard and low states too, swapping only what the balloons cannot take
-   * (default false: hard means paging, as in the paper; low still blocks). For comparing
-   * techniques on one host.
-   */
+  /** Balloon in the hard state even with swapFirstWhenHard (for comparing techniques on one host). */
   balloonFirst?: boolean;
+  /** The paper's hard state: swap only, no ballooning (default false: hard balloons first, see rebalance). */
+  swapFirstWhenHard?: boolean;
   /** Most frames ballooned / swapped per VM per reallocation (default unlimited). */
   balloonPerRound?: number;
   swapPerRound?: number;
@@ -92,7 +95,7 @@ export interface VmRecord {
 }
 export interface HostRecord { t: number; free: number; state: FreeState; sharedFrames: number }
 
-interface Entry { m: ManagedVm; alloc: VmAllocation; target: number }
+interface Entry { m: ManagedVm; alloc: VmAllocation; target: number; vmTime?: number }
 
 export class MemoryManager {
   tau: number;
@@ -141,14 +144,14 @@ export class MemoryManager {
     if (!a.ok) throw new Error(`${m.name} not admitted: ${a.reason}`);
     try { // all or nothing: a mechanism that refuses the VM leaves no trace in the others
       this.o.sharing?.addVm(m.vm);
-      this.o.sampler?.attach(m.vm, this.o.sched.seconds);
+      this.o.sampler?.attach(m.vm, m.executionSeconds ?? this.o.sched.seconds);
       this.o.swap?.attach(m.vm);
     } catch (e) {
       if (this.o.sampler?.has(m.vm)) this.o.sampler.stop(m.vm);
       this.o.sharing?.detach(m.vm);
       throw e;
     }
-    this.entries.push({ m, alloc, target: alloc.max });
+    this.entries.push({ m, alloc, target: alloc.max, vmTime: m.executionSeconds });
     this.retarget();
   }
 
@@ -184,7 +187,8 @@ export class MemoryManager {
   private second(now: number): void {
     this.prune();
     this.o.sharing?.tick(now);
-    if (this.o.sampler) for (const e of this.entries) this.o.sampler.tick(e.m.vm, now);
+    // Sampling periods run on each VM's execution time, not on the shared clock.
+    if (this.o.sampler) for (const e of this.entries) this.o.sampler.tick(e.m.vm, this.vmTime(e, now));
     // A blocked VM runs again as soon as reclamation brought it down to its target.
     for (const e of this.entries) if (e.m.blocked && this.held(e) <= e.target) e.m.blocked = false;
     // Crossing into a worse free-memory state is an event: reallocate now, not at the period's end
@@ -194,6 +198,17 @@ export class MemoryManager {
       this.stats.eventRebalances++;
       this.rebalance();
     }
+  }
+
+  /**
+   * VM e's execution time at the timer's due time `now` (seconds): the timer may fire late
+   * by the rest of a guest's batch, time the VM may have run; never earlier than last time.
+   */
+  private vmTime(e: Entry, now: number): number {
+    if (e.m.executionSeconds === undefined) return now;
+    const late = Math.max(0, this.o.sched.seconds - now);
+    e.vmTime = Math.max(e.vmTime ?? 0, e.m.executionSeconds - late);
+    return e.vmTime;
   }
 
   /** Recomputes every VM's target (after a VM joins or leaves, and at each reallocation). */
@@ -235,15 +250,29 @@ export class MemoryManager {
     this.retarget();
     const state = this.states.nextFrames(this.freeFrames, this.totalFrames);
     const balloonOn = this.o.balloon ?? true;
-    // Without a swap, ballooning is all there is in every reclaiming state.
-    const balloonFirst = this.o.balloonFirst || !this.o.swap;
-    const planState = balloonFirst && (state === 'hard' || state === 'low') ? 'soft' : state;
+    // Hard balloons as soft does, swapping only what the balloons cannot take, unless
+    // swapFirstWhenHard (the paper's "hard: rely on paging"): a guest that keeps touching
+    // its memory faults host-swapped pages straight back, so swapping alone never brings it
+    // down to target (measured on Figure 7's page-cache guest); only its balloon makes the
+    // guest give pages up. Low swaps and blocks, and sets the balloons (below): blocked
+    // guests cannot run their balloon drivers. Without a swap, ballooning is all there is.
+    const hardBalloons = balloonOn && (this.o.balloonFirst || !this.o.swapFirstWhenHard) && state === 'hard';
+    const planState = !this.o.swap && state !== 'high' ? 'soft' : hardBalloons ? 'soft' : state;
     const balloonable = (e: Entry) =>
       balloonOn && e.m.device?.protocolState === 'running' ? e.m.vm.frameCount - e.m.device.size : 0;
     const opts = { balloonPerRound: this.o.balloonPerRound, swapPerRound: this.o.swapPerRound };
     const plan = planReclaim(planState, this.entries.map((e) => ({
       id: e.m.name, current: this.held(e), target: e.target, balloonable: balloonable(e) })), opts);
     this.apply(plan.actions);
+    // Low swaps and blocks; the balloons are set too, so that once the guests run again
+    // they give the excess up themselves and stop faulting swapped pages back (a guest
+    // whose demand exceeds its target would otherwise hold the host in "low" for ever).
+    if (balloonOn && planState === 'low') {
+      for (const a of plan.actions) {
+        const m = this.entries.find((e) => e.m.name === a.id)!.m, d = m.device;
+        if (d?.protocolState === 'running' && d.target <= d.size) d.setTarget(Math.min(m.vm.frameCount, d.size + a.excess));
+      }
+    }
     // Limits (max, limit, pool limits) hold even when memory is plentiful: a VM above its
     // cap is reclaimed as in the soft state.
     if (state === 'high') {
@@ -258,8 +287,8 @@ export class MemoryManager {
       if (d && d.target > 0) d.setTarget(Math.max(0, d.target - b.deficit));
     }
     // "low": every VM above its target stops until reclamation catches up (if anything can reclaim).
-    const canReclaim = this.o.swap !== undefined || balloonOn;
-    const blocked = new Set(state === 'low' && canReclaim
+    // Only swapping reclaims from a blocked guest (its balloon driver cannot run).
+    const blocked = new Set(state === 'low' && this.o.swap !== undefined
       ? this.entries.filter((e) => this.held(e) > e.target).map((e) => e.m.name) : []);
     for (const e of this.entries) e.m.blocked = blocked.has(e.m.name);
     if (blocked.size) this.stats.blockedRounds++;
