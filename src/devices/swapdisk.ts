@@ -5,8 +5,9 @@
 // - DMA (bus-master): the guest programs a guest-physical address and the device copies
 //   the sector to or from guest memory itself, through the host's view of the VM's memory
 //   (so a page the hypervisor swapped out is swapped back in to be read: double paging).
-//   A transfer makes the vCPU wait one page transfer on the disk model (disk-model.ts, the
-//   same model the hypervisor's swap file uses; synchronous I/O, see Vcpu.stall).
+//   A read makes the vCPU wait one page transfer on the disk model (disk-model.ts, the
+//   same model the hypervisor's swap file uses; synchronous I/O, see Vcpu.stall); a write
+//   is written back asynchronously, as the host's swap-outs are.
 //
 // Registers and commands: swapdisk-protocol.ts (shared with the guest's swapper).
 
@@ -117,7 +118,10 @@ export class SwapDisk implements PortDevice {
       }
     }
     this.stats.dma++;
-    this.o.stall?.(this.transferCycles);
+    // Reads stall the vCPU (the faulting access waits for its page); writes are queued and
+    // written back asynchronously, as the host swap file's writes are (HostSwap), so both
+    // swap paths pay one page transfer per read and nothing per write on the vCPU.
+    if (!toDisk) this.o.stall?.(this.transferCycles);
   }
 
   private copy(mem: DmaMemory, toDisk: boolean): void {
