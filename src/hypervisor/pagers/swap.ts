@@ -155,6 +155,7 @@ export class HostSwap implements VmPager {
     for (let i = 0; i < n; i++) { // partial Fisher–Yates: the first n of a random permutation
       const j = i + rng.below(cands.length - i);
       [cands[i], cands[j]] = [cands[j], cands[i]];
+      if (this.shareFirst && this.tryShare(vm, cands[i])) continue; // freed without a write
       try {
         this.swapOutGfn(vm, cands[i]);
       } catch (e) {
@@ -164,6 +165,22 @@ export class HostSwap implements VmPager {
       }
     }
     return n;
+  }
+
+  /**
+   * ESX "always attempts to share a page before paging it out" (§4.3): set by whoever owns
+   * page sharing (the memory manager); returns true if the gfn became shared.
+   */
+  shareFirst?: (vm: Vm, gfn: Gfn) => boolean;
+  /** Pages a swap-out freed by sharing them instead of writing them. */
+  sharedInsteadOfSwapped = 0;
+
+  /** Shares gfn instead of swapping it if its content is already shared; true if that freed its frame. */
+  private tryShare(vm: Vm, gfn: Gfn): boolean {
+    const before = this.host.frames.usedBy(vm.id);
+    if (!this.shareFirst!(vm, gfn) || this.host.frames.usedBy(vm.id) >= before) return false;
+    this.sharedInsteadOfSwapped++;
+    return true;
   }
 
   /**

@@ -71,6 +71,11 @@ export interface ManagerOptions {
   balloon?: boolean;
   /** Balloon in the hard state even with swapFirstWhenHard (for comparing techniques on one host). */
   balloonFirst?: boolean;
+  /**
+   * Largest balloon as a fraction of the VM's max (ESX 2.5 sched.mem.maxmemctl, default half
+   * of max; vSphere's Mem.CtlMaxPercent is 65 %). Beyond it the host swaps. Default 0.5.
+   */
+  balloonMaxFraction?: number;
   /** The paper's hard state: swap only, no ballooning (default false: hard balloons first, see rebalance). */
   swapFirstWhenHard?: boolean;
   /** Most frames ballooned / swapped per VM per reallocation (default unlimited). */
@@ -110,9 +115,15 @@ export class MemoryManager {
 
   constructor(private readonly o: ManagerOptions) {
     this.tau = o.tau ?? DEFAULT_TAU;
+    if (o.balloonMaxFraction !== undefined && !(o.balloonMaxFraction >= 0 && o.balloonMaxFraction <= 1)) {
+      throw new RangeError(`balloonMaxFraction must be in [0, 1], got ${o.balloonMaxFraction}`);
+    }
     if (!(this.tau >= 0 && this.tau < 1)) throw new RangeError(`tau must be in [0, 1), got ${this.tau}`);
     this.states = new FreeMemoryStates(o.thresholds ?? DEFAULT_THRESHOLDS);
     this.pools = o.pools ? flatten(o.pools) : null;
+    // Share before swap (ESX §4.3): a victim whose content is already shared is not written.
+    const sharing = o.sharing;
+    if (o.swap && sharing) o.swap.shareFirst = (vm, gfn) => sharing.shareNow(vm, [gfn]) > 0;
   }
 
   /** Changes the idle memory tax rate (takes effect at the next reallocation). */
@@ -259,18 +270,21 @@ export class MemoryManager {
     const hardBalloons = balloonOn && (this.o.balloonFirst || !this.o.swapFirstWhenHard) && state === 'hard';
     const planState = !this.o.swap && state !== 'high' ? 'soft' : hardBalloons ? 'soft' : state;
     const balloonable = (e: Entry) =>
-      balloonOn && e.m.device?.protocolState === 'running' ? e.m.vm.frameCount - e.m.device.size : 0;
+      balloonOn && e.m.device?.protocolState === 'running' ? Math.max(0, this.balloonLimit(e) - e.m.device.size) : 0;
     const opts = { balloonPerRound: this.o.balloonPerRound, swapPerRound: this.o.swapPerRound };
     const plan = planReclaim(planState, this.entries.map((e) => ({
       id: e.m.name, current: this.held(e), target: e.target, balloonable: balloonable(e) })), opts);
     this.apply(plan.actions);
-    // Low swaps and blocks; the balloons are set too, so that once the guests run again
-    // they give the excess up themselves and stop faulting swapped pages back (a guest
-    // whose demand exceeds its target would otherwise hold the host in "low" for ever).
+    // Low swaps and blocks. An active guest (sampled f ≥ ½) would fault the swapped pages
+    // straight back (it stays above target and holds the host in "low" for ever), so its
+    // balloon is set as well: once it runs again it gives the excess up itself. An idle
+    // one is left to the swap (whose swap-outs cancel as much pending balloon inflation:
+    // swapCoversBalloon), so swap and balloon do not reclaim the same excess twice.
     if (balloonOn && planState === 'low') {
       for (const a of plan.actions) {
-        const m = this.entries.find((e) => e.m.name === a.id)!.m, d = m.device;
-        if (d?.protocolState === 'running' && d.target <= d.size) d.setTarget(Math.min(m.vm.frameCount, d.size + a.excess));
+        const e = this.entries.find((x) => x.m.name === a.id)!, d = e.m.device;
+        if (d?.protocolState !== 'running') continue;
+        if (this.activeFraction(e.m) >= 0.5 && d.target <= d.size) d.setTarget(Math.min(this.balloonLimit(e), d.size + a.excess));
       }
     }
     // Limits (max, limit, pool limits) hold even when memory is plentiful: a VM above its
@@ -295,6 +309,22 @@ export class MemoryManager {
     return state;
   }
 
+  /**
+   * n frames of VM e were just swapped out: they cover n frames of the excess its balloon
+   * was still inflating toward, so that much of the pending inflation is cancelled (else
+   * swap and balloon reclaim the same excess twice, and an idle guest never takes it back).
+   */
+  private swapCoversBalloon(e: Entry, n: number): void {
+    const d = e.m.device;
+    if (d && d.target > d.size) d.setTarget(Math.max(d.size, d.target - n));
+  }
+
+  /** The largest balloon VM e may have (maxmemctl), in frames. */
+  private balloonLimit(e: Entry): number {
+    const f = this.o.balloonMaxFraction ?? 0.5;
+    return Math.min(e.m.vm.frameCount, Math.floor(e.alloc.max * f));
+  }
+
   /** Balloon and swap what a plan says. */
   private apply(actions: readonly VmAction[]): void {
     const byName = new Map(this.entries.map((e) => [e.m.name, e]));
@@ -303,10 +333,14 @@ export class MemoryManager {
       if (a.balloon > 0 && e.m.device) {
         // The balloon should hold what it holds now plus the excess; repeated rounds converge
         // as the guest gives pages (idempotent while the driver catches up).
-        e.m.device.setTarget(Math.min(e.m.vm.frameCount, e.m.device.size + a.balloon));
+        e.m.device.setTarget(Math.min(this.balloonLimit(e), e.m.device.size + a.balloon));
         this.stats.ballooned += a.balloon;
       }
-      if (a.swap > 0 && this.o.swap) this.stats.swappedOut += this.o.swap.swapOut(e.m.vm, a.swap);
+      if (a.swap > 0 && this.o.swap) {
+        const n = this.o.swap.swapOut(e.m.vm, a.swap);
+        this.stats.swappedOut += n;
+        if (a.balloon === 0) this.swapCoversBalloon(e, n);
+      }
     }
   }
 
@@ -330,7 +364,7 @@ export class MemoryManager {
       .sort((a, b) => b.excess - a.excess || (a.e.m.name < b.e.m.name ? -1 : a.e.m.name > b.e.m.name ? 1 : 0));
     for (const { e } of order) {
       const n = this.o.swap.swapOut(e.m.vm, Math.max(need, 16));
-      if (n > 0) { this.stats.emergencySwaps += n; return n; }
+      if (n > 0) { this.stats.emergencySwaps += n; this.swapCoversBalloon(e, n); return n; }
     }
     return 0;
   }
