@@ -3,10 +3,13 @@
 // kernel's balloon driver over the kernel's own frame allocator. It is a Runnable, so
 // several of them share a CPU on the scheduler's virtual clock, and the balloon driver
 // polls the device once per simulated second on that clock (as vmw_balloon's worker).
+// The poll is a timer interrupt that wakes the guest: the driver's work (its hypercalls,
+// its page allocations and the guest page-outs they cause) runs in the guest's next
+// slice and is charged to the guest's CPU like any other guest work.
 //
 //   Scheduler ── step(budget) ──▶ GuestVm ── Kernel.step ──▶ Vcpu.run ──▶ MMU core
 //        │                           │  IO exits ─▶ PortBus ─▶ BackdoorPort ─▶ BalloonDevice
-//        └─ every 1 s ─▶ driver.tick()  host exits ─▶ hostExit (balloon touch, OUT_OF_FRAMES)
+//        └─ every 1 s: balloon due ─▶ (next slice) driver.tick()   host exits ─▶ hostExit
 //
 // Time: the kernel's clock follows the scheduler's (so workloads that read k.now() see the
 // shared simulated time, not only their own CPU time). A HLT blocks the guest until its
@@ -87,8 +90,13 @@ export class GuestVm implements Runnable {
   private wakeAt = 0;         // scheduler time at which a halted guest runs again
   private sched: Scheduler | null = null;
   private readonly tick: number;
-  /** Cycles the balloon driver's hypercalls used (on the vCPU, outside the scheduler's slices). */
+  /** Cycles the balloon driver's work used (inside this guest's slices, charged to it). */
   driverCycles = 0;
+  /** The driver's timer fired: it runs at the start of the guest's next slice. */
+  private balloonDue = false;
+  /** VM execution time in cycles: slices run plus time halted (not time waiting for the CPU or blocked). */
+  private execCycles = 0;
+  private haltedSince = -1;
 
   constructor(private readonly o: GuestVmOptions) {
     this.name = o.name;
@@ -120,8 +128,19 @@ export class GuestVm implements Runnable {
     if (s.hz !== this.hz) throw new RangeError(`${this.name}: guest hz ${this.hz} differs from the scheduler's ${s.hz}`);
     this.sched = s;
     s.add(this, shares);
-    if (this.driver) s.every(1, () => this.pollBalloon());
+    if (this.driver) s.every(1, () => { this.balloonDue = true; });
     return this;
+  }
+
+  /**
+   * VM execution time in seconds (the clock the paper samples on): the cycles the guest ran
+   * plus the time it sat halted in its idle loop; time a runnable guest spent waiting for
+   * the CPU behind other VMs, or blocked by the memory manager, does not count.
+   */
+  get executionSeconds(): number {
+    const now = this.sched?.now ?? this.kernel.clock;
+    const halted = this.haltedSince >= 0 ? Math.max(0, now - this.haltedSince) : 0;
+    return (this.execCycles + halted) / this.hz;
   }
 
   /** One balloon worker run (vmballoon_work); the scheduler calls it every simulated second. */
@@ -134,15 +153,45 @@ export class GuestVm implements Runnable {
 
   /** Runnable: runs the guest for up to `budget` cycles of the scheduler's slice. */
   step(budget: number): number {
-    if (this.blocked) { this.counters.blockedSlices++; return 0; }
-    if (this.finished) return 0;
     const now = this.sched?.now ?? this.kernel.clock;
-    if (now < this.wakeAt) return 0;
+    if (this.blocked) { this.counters.blockedSlices++; this.endHalt(now); return 0; }
+    if (now < this.wakeAt && !this.balloonDue) return 0;
+    this.endHalt(now);
     this.kernel.clock = now; // the kernel's notion of time is the shared clock
-    const r = this.kernel.step(budget);
-    if (r.done) this.finished = true;
-    else if (r.idle > 0) this.wakeAt = now + r.busy + this.tick; // halted: sleep to the next tick
-    return r.busy;
+    const driver = this.runDueBalloon();
+    let busy = driver, halted = this.finished;
+    if (!this.finished) {
+      const r = this.kernel.step(Math.max(1, budget - driver));
+      busy += r.busy;
+      if (r.done) this.finished = true;
+      halted = r.done || r.idle > 0;
+    }
+    // Halted in the idle loop: sleep to the next tick (for ever once the workload is done,
+    // until a timer wakes it); the halted time is VM execution time.
+    if (halted) { this.haltedSince = now + busy; this.wakeAt = this.finished ? Infinity : now + busy + this.tick; }
+    this.execCycles += busy;
+    return busy;
+  }
+
+  /**
+   * A halt ends (the tick or the balloon timer woke the guest, or the manager blocked it):
+   * the time halted, and waiting for the CPU after the wake-up, was VM time (an idle guest
+   * would have been halted anyway).
+   */
+  private endHalt(now: number): void {
+    if (this.haltedSince < 0) return;
+    this.execCycles += Math.max(0, now - this.haltedSince);
+    this.haltedSince = -1;
+    this.wakeAt = Math.min(this.wakeAt, now);
+  }
+
+  /** Runs the balloon worker if its timer fired; returns the cycles it used. */
+  private runDueBalloon(): number {
+    if (!this.balloonDue) return 0;
+    this.balloonDue = false;
+    const t0 = this.kernel.vcpu.cycles();
+    this.pollBalloon();
+    return this.kernel.vcpu.cycles() - t0;
   }
 
   /** The guest allocator the balloon inflates from; it may page out (see balloonReclaims). */

@@ -5,12 +5,15 @@
 // - DMA (bus-master): the guest programs a guest-physical address and the device copies
 //   the sector to or from guest memory itself, through the host's view of the VM's memory
 //   (so a page the hypervisor swapped out is swapped back in to be read: double paging).
-//   A transfer makes the vCPU wait `latencyCycles` (synchronous I/O, see Vcpu.stall).
+//   A read makes the vCPU wait one page transfer on the disk model (disk-model.ts, the
+//   same model the hypervisor's swap file uses; synchronous I/O, see Vcpu.stall); a write
+//   is written back asynchronously, as the host's swap-outs are.
 //
 // Registers and commands: swapdisk-protocol.ts (shared with the guest's swapper).
 
 import type { PortDevice } from './bus.js';
 import { REG, DISK_CMD, SWAP_PORT } from './swapdisk-protocol.js';
+import { DEFAULT_DISK, checkDisk, pageTransferCycles, type DiskModel } from './disk-model.js';
 
 export { SWAP_PORT, SWAPDISK_PORTS, REG, DISK_CMD } from './swapdisk-protocol.js';
 const DWORDS = 1024;
@@ -27,7 +30,9 @@ export interface SwapDiskOptions {
   dma?: DmaMemory;
   /** Called with the cycles one DMA transfer makes the vCPU wait. */
   stall?: (cycles: number) => void;
-  /** Cycles a DMA transfer takes (default 20000: 10 µs at 2 GHz, a fast SSD). */
+  /** The disk (default DEFAULT_DISK): a DMA transfer stalls the vCPU for one page transfer on it. */
+  disk?: DiskModel;
+  /** Cycles a DMA transfer takes, overriding the disk model (tests). */
   latencyCycles?: number;
   /**
    * The host pool ran dry during a transfer (the page was host-swapped, or is new): ask
@@ -57,7 +62,11 @@ export class SwapDisk implements PortDevice {
 
   constructor(readonly base = SWAP_PORT, private readonly o: SwapDiskOptions = {}) {
     this.sectorCount = o.sectorCount ?? 1 << 16;
+    this.transferCycles = o.latencyCycles ?? pageTransferCycles(checkDisk(o.disk ?? DEFAULT_DISK));
   }
+
+  /** Cycles one page transfer makes the vCPU wait. */
+  readonly transferCycles: number;
 
   /** True if the disk can do DMA transfers. */
   get dma(): boolean { return this.o.dma !== undefined; }
@@ -109,7 +118,10 @@ export class SwapDisk implements PortDevice {
       }
     }
     this.stats.dma++;
-    this.o.stall?.(this.o.latencyCycles ?? 20_000);
+    // Reads stall the vCPU (the faulting access waits for its page); writes are queued and
+    // written back asynchronously, as the host swap file's writes are (HostSwap), so both
+    // swap paths pay one page transfer per read and nothing per write on the vCPU.
+    if (!toDisk) this.o.stall?.(this.transferCycles);
   }
 
   private copy(mem: DmaMemory, toDisk: boolean): void {

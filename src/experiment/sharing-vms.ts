@@ -220,6 +220,10 @@ export async function runSharingVms(p: SharingVmsParams, ctx: ExperimentContext)
     plots: plots(p),
     notes: [
       'shared = guest pages mapped to shared frames (KSM pages_shared + pages_sharing); reclaimed = host frames saved (pages_sharing).',
+      'Calibration: the content mix (zero / duplicate / common / private fractions) is chosen so that 10 VMs approach the paper\'s ~67 % shared; ' +
+        'the sharing is arithmetic of that mix, not emergent from real guest content (an emergent variant is not built yet).',
+      `Scan rate: ${p.scanRatePerVm} pages/s per VM and ${p.scanRateTotal} in total, ${Math.round(p.scanRatePerVm / 50)}× ESX 2.5\'s defaults (50 and 200), ` +
+        'so a scan that takes ESX minutes finishes in simulated seconds; the end state (what is shared) does not depend on the rate, only the time to reach it.',
       'predicted* columns: (n·Z − 1) + (n·D − T) + (n − 1)·(C + K) frames saved, from the content mix and the guest kernel\'s own frames K (image and page tables, identical in identical VMs).',
       ...notes,
     ],

@@ -34,6 +34,24 @@ describe.each(['nested', 'shadow'] as const)('guest machines on the scheduler (%
     expect(await run()).toEqual(r1);
   });
 
+  it('charges the balloon driver\'s work (hypercalls, allocations, page-outs) to the guest\'s CPU', async () => {
+    const hv = await host();
+    const s = new Scheduler({ hz: HZ, slice: 10_000 });
+    const g = new GuestVm({ hv, name: 'g', memoryBytes: 4 * MiB, mode, hz: HZ, workload: new Filler(600), balloonCapabilities: CAPS_4K }).attach(s);
+    while (!(g.workload as Filler).written) s.runFor(0.1);
+    s.runFor(0.5);
+    const used0 = s.usage(g), driver0 = g.driverCycles;
+    g.device.setTarget(g.kernel.frames.freeCount + 100); // the driver's allocations page out too
+    s.runFor(3);
+    const driver = g.driverCycles - driver0;
+    expect(g.kernel.swap.stats.swapOuts).toBeGreaterThanOrEqual(100);
+    // Every cycle the driver spent is in the guest's scheduler usage (nothing runs for free).
+    expect(driver).toBeGreaterThan(100 * 1500); // at least an exit per page-out (writes are asynchronous)
+    expect(s.usage(g) - used0).toBeGreaterThanOrEqual(driver);
+    // An idle guest's execution time is the clock's (it ran or sat halted all along).
+    expect(g.executionSeconds).toBeCloseTo(s.seconds, 1);
+  });
+
   it('inflating the balloon to N frees exactly N host frames, keeps the guest data, and deflates', async () => {
     const hv = await host();
     const s = new Scheduler({ hz: HZ, slice: 10_000 });

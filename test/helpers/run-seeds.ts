@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 interface Entry { file: string; test: string; seeds: number; failed: string[] }
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const SELF_TEST = join(root, 'test', 'seeds.test.ts'); // tests the seed helper, not a property
+const SELF_TEST = join(root, 'test', 'helpers', 'seeds.test.ts'); // tests the seed helper, not a property
 const seeds = process.argv[2] ?? process.env.PROPERTY_SEEDS ?? '20';
 const only = process.argv.slice(3);
 

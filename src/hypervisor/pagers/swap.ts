@@ -22,9 +22,10 @@
 // A failed write (ENOSPC, EIO, short) leaves the page resident and the slot free:
 // swapOutGfn throws it; swapOut stops at it, counts it (writeErrors) and returns the
 // frames freed so far, so a reclaimer sees exactly what it got.
-// The modeled cost of a swap-in is `swapInCycles` (default 200 000: ~100 µs at 2 GHz, a
-// fast SSD's random 4 KiB read; a 2002 disk's ~8 ms would swamp every experiment). Swap-out
-// writes are asynchronous in ESX and are not charged to the guest.
+// The modeled cost of a swap-in is one page read on the shared disk model
+// (src/devices/disk-model.ts: DEFAULT_DISK, 88 192 cycles, the same disk the guest's own
+// swap disk uses, so both swap paths pay alike). Swap-out writes are asynchronous in ESX
+// and are not charged to the guest.
 //
 // Double paging (ESX §3.1): the guest OS picks for its own swap a page the host already
 // swapped, so the host reads it back only for the guest to write it out again. watchGuest
@@ -42,12 +43,13 @@ import type { HostFrames } from '../monitor/frames.js';
 import { P2M, frameField } from '../monitor/p2m.js';
 import type { Vm, VmPager } from '../monitor/vm.js';
 import { SwapFile, SwapIoError, SwapChecksumError, SLOT_BYTES } from './swapfile.js';
+import { DEFAULT_DISK, checkDisk, pageTransferCycles, type DiskModel } from '../../devices/disk-model.js';
 
 export { SwapFile, SwapFullError, SwapChecksumError, SwapIoError, nodeSwapIo, slotChecksum, SLOT_BYTES, MAX_SLOTS,
   type SwapFileOptions, type SwapFileStats, type SwapIo } from './swapfile.js';
 
-/** Default modeled cycles of one swap-in (disk read + copy). */
-export const DEFAULT_SWAP_IN_CYCLES = 200_000;
+/** Default modeled cycles of one swap-in: one page read on the default disk model. */
+export const DEFAULT_SWAP_IN_CYCLES = pageTransferCycles(DEFAULT_DISK);
 /** Default swap file size in slots when HostSwap creates its own (256 MiB, sparse on disk). */
 export const DEFAULT_SWAP_SLOTS = 1 << 16;
 
@@ -71,7 +73,9 @@ export interface HostSwapOptions {
   capacity?: number;
   /** Seed of the victim-choice Rng (default 0x5eed5a9). */
   seed?: number;
-  /** Modeled cycles charged per swap-in (default DEFAULT_SWAP_IN_CYCLES). */
+  /** The swap disk (default DEFAULT_DISK): a swap-in costs one page transfer on it. */
+  disk?: DiskModel;
+  /** Modeled cycles charged per swap-in, overriding the disk's page transfer (tests). */
   swapInCycles?: number;
 }
 
@@ -110,7 +114,7 @@ export class HostSwap implements VmPager {
   private readonly total: SwapStats = zeroStats();
 
   constructor(private readonly host: SwapHost, o: HostSwapOptions = {}) {
-    const c = o.swapInCycles ?? DEFAULT_SWAP_IN_CYCLES;
+    const c = o.swapInCycles ?? pageTransferCycles(checkDisk(o.disk ?? DEFAULT_DISK));
     if (!Number.isFinite(c) || c < 0) throw new RangeError(`swapInCycles must be a non-negative number, got ${c}`);
     if (o.file && (o.path !== undefined || o.capacity !== undefined)) {
       throw new Error('HostSwap: give either a SwapFile or path/capacity for a new one, not both');
@@ -151,6 +155,7 @@ export class HostSwap implements VmPager {
     for (let i = 0; i < n; i++) { // partial Fisher–Yates: the first n of a random permutation
       const j = i + rng.below(cands.length - i);
       [cands[i], cands[j]] = [cands[j], cands[i]];
+      if (this.shareFirst && this.tryShare(vm, cands[i])) continue; // freed without a write
       try {
         this.swapOutGfn(vm, cands[i]);
       } catch (e) {
@@ -160,6 +165,22 @@ export class HostSwap implements VmPager {
       }
     }
     return n;
+  }
+
+  /**
+   * ESX "always attempts to share a page before paging it out" (§4.3): set by whoever owns
+   * page sharing (the memory manager); returns true if the gfn became shared.
+   */
+  shareFirst?: (vm: Vm, gfn: Gfn) => boolean;
+  /** Pages a swap-out freed by sharing them instead of writing them. */
+  sharedInsteadOfSwapped = 0;
+
+  /** Shares gfn instead of swapping it if its content is already shared; true if that freed its frame. */
+  private tryShare(vm: Vm, gfn: Gfn): boolean {
+    const before = this.host.frames.usedBy(vm.id);
+    if (!this.shareFirst!(vm, gfn) || this.host.frames.usedBy(vm.id) >= before) return false;
+    this.sharedInsteadOfSwapped++;
+    return true;
   }
 
   /**

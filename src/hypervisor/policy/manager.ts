@@ -49,6 +49,11 @@ export interface ManagedVm {
   readonly device?: BalloonTarget | null;
   /** Set in the "low" state for VMs above target: they do not run. */
   blocked: boolean;
+  /**
+   * VM execution time in seconds (ESX samples over it, §5.3): time the VM ran or sat
+   * halted, not time it waited for the CPU or was blocked. Absent: the scheduler's clock.
+   */
+  readonly executionSeconds?: number;
 }
 
 export interface ManagerOptions {
@@ -64,12 +69,15 @@ export interface ManagerOptions {
   sampler?: ActiveSampler;
   /** Use balloon devices (default true). */
   balloon?: boolean;
-  /**
-   * Balloon in the hard and low states too, swapping only what the balloons cannot take
-   * (default false: hard means paging, as in the paper; low still blocks). For comparing
-   * techniques on one host.
-   */
+  /** Balloon in the hard state even with swapFirstWhenHard (for comparing techniques on one host). */
   balloonFirst?: boolean;
+  /**
+   * Largest balloon as a fraction of the VM's max (ESX 2.5 sched.mem.maxmemctl, default half
+   * of max; vSphere's Mem.CtlMaxPercent is 65 %). Beyond it the host swaps. Default 0.5.
+   */
+  balloonMaxFraction?: number;
+  /** The paper's hard state: swap only, no ballooning (default false: hard balloons first, see rebalance). */
+  swapFirstWhenHard?: boolean;
   /** Most frames ballooned / swapped per VM per reallocation (default unlimited). */
   balloonPerRound?: number;
   swapPerRound?: number;
@@ -92,7 +100,7 @@ export interface VmRecord {
 }
 export interface HostRecord { t: number; free: number; state: FreeState; sharedFrames: number }
 
-interface Entry { m: ManagedVm; alloc: VmAllocation; target: number }
+interface Entry { m: ManagedVm; alloc: VmAllocation; target: number; vmTime?: number }
 
 export class MemoryManager {
   tau: number;
@@ -107,9 +115,15 @@ export class MemoryManager {
 
   constructor(private readonly o: ManagerOptions) {
     this.tau = o.tau ?? DEFAULT_TAU;
+    if (o.balloonMaxFraction !== undefined && !(o.balloonMaxFraction >= 0 && o.balloonMaxFraction <= 1)) {
+      throw new RangeError(`balloonMaxFraction must be in [0, 1], got ${o.balloonMaxFraction}`);
+    }
     if (!(this.tau >= 0 && this.tau < 1)) throw new RangeError(`tau must be in [0, 1), got ${this.tau}`);
     this.states = new FreeMemoryStates(o.thresholds ?? DEFAULT_THRESHOLDS);
     this.pools = o.pools ? flatten(o.pools) : null;
+    // Share before swap (ESX §4.3): a victim whose content is already shared is not written.
+    const sharing = o.sharing;
+    if (o.swap && sharing) o.swap.shareFirst = (vm, gfn) => sharing.shareNow(vm, [gfn]) > 0;
   }
 
   /** Changes the idle memory tax rate (takes effect at the next reallocation). */
@@ -141,14 +155,14 @@ export class MemoryManager {
     if (!a.ok) throw new Error(`${m.name} not admitted: ${a.reason}`);
     try { // all or nothing: a mechanism that refuses the VM leaves no trace in the others
       this.o.sharing?.addVm(m.vm);
-      this.o.sampler?.attach(m.vm, this.o.sched.seconds);
+      this.o.sampler?.attach(m.vm, m.executionSeconds ?? this.o.sched.seconds);
       this.o.swap?.attach(m.vm);
     } catch (e) {
       if (this.o.sampler?.has(m.vm)) this.o.sampler.stop(m.vm);
       this.o.sharing?.detach(m.vm);
       throw e;
     }
-    this.entries.push({ m, alloc, target: alloc.max });
+    this.entries.push({ m, alloc, target: alloc.max, vmTime: m.executionSeconds });
     this.retarget();
   }
 
@@ -184,7 +198,8 @@ export class MemoryManager {
   private second(now: number): void {
     this.prune();
     this.o.sharing?.tick(now);
-    if (this.o.sampler) for (const e of this.entries) this.o.sampler.tick(e.m.vm, now);
+    // Sampling periods run on each VM's execution time, not on the shared clock.
+    if (this.o.sampler) for (const e of this.entries) this.o.sampler.tick(e.m.vm, this.vmTime(e, now));
     // A blocked VM runs again as soon as reclamation brought it down to its target.
     for (const e of this.entries) if (e.m.blocked && this.held(e) <= e.target) e.m.blocked = false;
     // Crossing into a worse free-memory state is an event: reallocate now, not at the period's end
@@ -194,6 +209,17 @@ export class MemoryManager {
       this.stats.eventRebalances++;
       this.rebalance();
     }
+  }
+
+  /**
+   * VM e's execution time at the timer's due time `now` (seconds): the timer may fire late
+   * by the rest of a guest's batch, time the VM may have run; never earlier than last time.
+   */
+  private vmTime(e: Entry, now: number): number {
+    if (e.m.executionSeconds === undefined) return now;
+    const late = Math.max(0, this.o.sched.seconds - now);
+    e.vmTime = Math.max(e.vmTime ?? 0, e.m.executionSeconds - late);
+    return e.vmTime;
   }
 
   /** Recomputes every VM's target (after a VM joins or leaves, and at each reallocation). */
@@ -235,15 +261,32 @@ export class MemoryManager {
     this.retarget();
     const state = this.states.nextFrames(this.freeFrames, this.totalFrames);
     const balloonOn = this.o.balloon ?? true;
-    // Without a swap, ballooning is all there is in every reclaiming state.
-    const balloonFirst = this.o.balloonFirst || !this.o.swap;
-    const planState = balloonFirst && (state === 'hard' || state === 'low') ? 'soft' : state;
+    // Hard balloons as soft does, swapping only what the balloons cannot take, unless
+    // swapFirstWhenHard (the paper's "hard: rely on paging"): a guest that keeps touching
+    // its memory faults host-swapped pages straight back, so swapping alone never brings it
+    // down to target (measured on Figure 7's page-cache guest); only its balloon makes the
+    // guest give pages up. Low swaps and blocks, and sets the balloons (below): blocked
+    // guests cannot run their balloon drivers. Without a swap, ballooning is all there is.
+    const hardBalloons = balloonOn && (this.o.balloonFirst || !this.o.swapFirstWhenHard) && state === 'hard';
+    const planState = !this.o.swap && state !== 'high' ? 'soft' : hardBalloons ? 'soft' : state;
     const balloonable = (e: Entry) =>
-      balloonOn && e.m.device?.protocolState === 'running' ? e.m.vm.frameCount - e.m.device.size : 0;
+      balloonOn && e.m.device?.protocolState === 'running' ? Math.max(0, this.balloonLimit(e) - e.m.device.size) : 0;
     const opts = { balloonPerRound: this.o.balloonPerRound, swapPerRound: this.o.swapPerRound };
     const plan = planReclaim(planState, this.entries.map((e) => ({
       id: e.m.name, current: this.held(e), target: e.target, balloonable: balloonable(e) })), opts);
     this.apply(plan.actions);
+    // Low swaps and blocks. An active guest (sampled f ≥ ½) would fault the swapped pages
+    // straight back (it stays above target and holds the host in "low" for ever), so its
+    // balloon is set as well: once it runs again it gives the excess up itself. An idle
+    // one is left to the swap (whose swap-outs cancel as much pending balloon inflation:
+    // swapCoversBalloon), so swap and balloon do not reclaim the same excess twice.
+    if (balloonOn && planState === 'low') {
+      for (const a of plan.actions) {
+        const e = this.entries.find((x) => x.m.name === a.id)!, d = e.m.device;
+        if (d?.protocolState !== 'running') continue;
+        if (this.activeFraction(e.m) >= 0.5 && d.target <= d.size) d.setTarget(Math.min(this.balloonLimit(e), d.size + a.excess));
+      }
+    }
     // Limits (max, limit, pool limits) hold even when memory is plentiful: a VM above its
     // cap is reclaimed as in the soft state.
     if (state === 'high') {
@@ -258,12 +301,28 @@ export class MemoryManager {
       if (d && d.target > 0) d.setTarget(Math.max(0, d.target - b.deficit));
     }
     // "low": every VM above its target stops until reclamation catches up (if anything can reclaim).
-    const canReclaim = this.o.swap !== undefined || balloonOn;
-    const blocked = new Set(state === 'low' && canReclaim
+    // Only swapping reclaims from a blocked guest (its balloon driver cannot run).
+    const blocked = new Set(state === 'low' && this.o.swap !== undefined
       ? this.entries.filter((e) => this.held(e) > e.target).map((e) => e.m.name) : []);
     for (const e of this.entries) e.m.blocked = blocked.has(e.m.name);
     if (blocked.size) this.stats.blockedRounds++;
     return state;
+  }
+
+  /**
+   * n frames of VM e were just swapped out: they cover n frames of the excess its balloon
+   * was still inflating toward, so that much of the pending inflation is cancelled (else
+   * swap and balloon reclaim the same excess twice, and an idle guest never takes it back).
+   */
+  private swapCoversBalloon(e: Entry, n: number): void {
+    const d = e.m.device;
+    if (d && d.target > d.size) d.setTarget(Math.max(d.size, d.target - n));
+  }
+
+  /** The largest balloon VM e may have (maxmemctl), in frames. */
+  private balloonLimit(e: Entry): number {
+    const f = this.o.balloonMaxFraction ?? 0.5;
+    return Math.min(e.m.vm.frameCount, Math.floor(e.alloc.max * f));
   }
 
   /** Balloon and swap what a plan says. */
@@ -274,10 +333,14 @@ export class MemoryManager {
       if (a.balloon > 0 && e.m.device) {
         // The balloon should hold what it holds now plus the excess; repeated rounds converge
         // as the guest gives pages (idempotent while the driver catches up).
-        e.m.device.setTarget(Math.min(e.m.vm.frameCount, e.m.device.size + a.balloon));
+        e.m.device.setTarget(Math.min(this.balloonLimit(e), e.m.device.size + a.balloon));
         this.stats.ballooned += a.balloon;
       }
-      if (a.swap > 0 && this.o.swap) this.stats.swappedOut += this.o.swap.swapOut(e.m.vm, a.swap);
+      if (a.swap > 0 && this.o.swap) {
+        const n = this.o.swap.swapOut(e.m.vm, a.swap);
+        this.stats.swappedOut += n;
+        if (a.balloon === 0) this.swapCoversBalloon(e, n);
+      }
     }
   }
 
@@ -301,7 +364,7 @@ export class MemoryManager {
       .sort((a, b) => b.excess - a.excess || (a.e.m.name < b.e.m.name ? -1 : a.e.m.name > b.e.m.name ? 1 : 0));
     for (const { e } of order) {
       const n = this.o.swap.swapOut(e.m.vm, Math.max(need, 16));
-      if (n > 0) { this.stats.emergencySwaps += n; return n; }
+      if (n > 0) { this.stats.emergencySwaps += n; this.swapCoversBalloon(e, n); return n; }
     }
     return 0;
   }

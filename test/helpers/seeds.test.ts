@@ -2,7 +2,7 @@
 // environment variables that explore other seeds.
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
-import { seedsFor, assertProperty } from './helpers/seeds.js';
+import { seedsFor, assertProperty } from './seeds.js';
 
 describe('property seeds', () => {
   it('default: the fixed seed only', () => {

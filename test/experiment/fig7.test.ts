@@ -1,0 +1,32 @@
+// Figure 7 against the paper's values, with the shipped scenario (seed 1): at τ = 0 the
+// two VMs converge on equal allocations; at τ = 0.75 the idle VM ends within 5 % of the
+// target min-funding revocation computes for it, and the active VM's throughput rises by
+// "over 30 %". The paper gives only that lower bound; we also require at most 100 %, so a
+// cliff between "fits" and "pages" (the old 20-fold jump) fails the test.
+import { describe, it, expect } from 'vitest';
+import { readFileSync } from 'node:fs';
+import '../../src/experiment/catalogue.js';
+import { runScenario } from '../../src/experiment/runner.js';
+import { FIG7_PAPER } from '../../src/experiment/idle-tax.js';
+
+const num = (r: { summary: Record<string, number | string> }, k: string) => r.summary[k] as number;
+
+describe('Figure 7 (idle memory tax) at the paper\'s values', () => {
+  it('equal at τ = 0; at τ = 0.75 the idle VM ends at its target (±5 %) and the active VM gains 30–100 %', async () => {
+    const scenario = JSON.parse(readFileSync(new URL('../../scenarios/fig7-idle-tax.json', import.meta.url), 'utf8'));
+    const r = await runScenario(scenario);
+    const idle0 = num(r, 'vm1 idle at end of τ=0 (MiB)'), act0 = num(r, 'vm2 active at end of τ=0 (MiB)');
+    expect(Math.abs(idle0 - act0) / act0).toBeLessThan(0.05);     // the paper: both 179 MB
+    const idle1 = num(r, 'vm1 idle at end of τ=0.75 (MiB)'), target = num(r, 'vm1 idle target at end of τ=0.75 (MiB)');
+    expect(Math.abs(idle1 - target) / target).toBeLessThanOrEqual(FIG7_PAPER.idleWithinPercent / 100);
+    expect(num(r, 'vm1 active estimate at end')).toBeLessThan(0.25);  // the sampler sees it as idle
+    expect(num(r, 'vm2 active at end of τ=0.75 (MiB)')).toBeGreaterThan(act0 * 1.25); // its page cache took the memory
+    const gain = num(r, 'vm2 throughput change %');
+    expect(gain).toBeGreaterThanOrEqual(FIG7_PAPER.gainPercent);
+    expect(gain).toBeLessThanOrEqual(100);
+    // The gain is the miss rate's: fewer guest swap-ins per unit, as the report explains.
+    const m1 = num(r, 'vm2 guest swap-ins per unit, phase 1 tail'), m2 = num(r, 'vm2 guest swap-ins per unit, phase 2 tail');
+    expect(m1 / m2 - 1).toBeGreaterThan(0.8 * gain / 100);
+    expect(m1 / m2 - 1).toBeLessThan(1.25 * gain / 100);
+  }, 300_000);
+});
