@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { compare, type CompareRow } from '../experiment/compare.js';
 import { compareTable, COMPARE_NOTE } from '../experiment/compare-experiment.js';
 import { runCommand, validateCommand, experimentsCommand } from './run.js';
+import { packageInfo } from '../util/package-info.js';
 
 export { DEFAULT_SCENARIO, loadScenario, runCommand } from './run.js';
 
@@ -40,6 +41,7 @@ async function runCompare(opts: { accesses: number; seed: number; json?: boolean
 export function program(): Command {
   const p = new Command('memvisor')
     .description('x86-64 guest memory virtualizer on WebAssembly-emulated hardware')
+    .version(packageInfo().version, '-V, --version', 'print the memvisor version')
     .showHelpAfterError();
   p.command('run')
     .description('run a scenario file of any kind and write its report (default: the built-in demonstration)')
