@@ -63,6 +63,9 @@ export async function runCommand(file: string | undefined, opts: RunCliOptions =
   let result: ExperimentResult;
   try {
     result = await runExperiment(parsed, { progress: bar.update });
+  } catch (e) {
+    // Validation should have caught it; if not, still say which file and that nothing was written.
+    throw new Error(`running ${parsed.source} failed (nothing was written): ${(e as Error).message}`, { cause: e });
   } finally {
     bar.stop();
   }

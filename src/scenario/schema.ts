@@ -23,7 +23,7 @@ export const bytesField = z.union([
   if (typeof v === 'number') return v;
   const m = /^\s*(\d+(?:\.\d+)?)\s*(\w+)\s*$/.exec(v)!;
   return Math.round(Number(m[1]) * SIZE_UNITS[m[2]]);
-});
+}).refine((n) => n >= 1, 'a size of at least 1 B ("0.4B" rounds to 0)');
 
 const pageSize = z.enum(['4K', '2M', '1G']);
 
