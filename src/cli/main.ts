@@ -5,10 +5,17 @@ import { mkdirSync, writeFileSync, renameSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { compare, type CompareRow } from '../experiment/compare.js';
 import { compareTable, COMPARE_NOTE } from '../experiment/compare-experiment.js';
-import { runCommand, validateCommand, experimentsCommand } from './run.js';
+import { runCommand, validateCommand, experimentsCommand, progressBar } from './run.js';
+import { checkWritableLocation } from '../report/write.js';
 import { packageInfo } from '../util/package-info.js';
 
 export { DEFAULT_SCENARIO, loadScenario, runCommand } from './run.js';
+
+function positiveIntArg(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number of at least 1');
+  return n;
+}
 
 function intArg(v: string): number {
   const n = Number(v);
@@ -23,11 +30,15 @@ function writeAtomic(path: string, data: string): void {
 }
 
 async function runCompare(opts: { accesses: number; seed: number; json?: boolean; out: string }): Promise<void> {
-  const rows: CompareRow[] = await compare(undefined, opts.accesses, opts.seed, (i, n, label) => {
-    if (!opts.json) process.stderr.write(`\r[${i + 1}/${n}] ${label}`.padEnd(60));
-  });
-  if (!opts.json) process.stderr.write('\r' + ' '.repeat(60) + '\r');
   const out = resolve(opts.out);
+  checkWritableLocation(out, opts.out); // before the runs, not after
+  const bar = progressBar(!opts.json);
+  let rows: CompareRow[];
+  try {
+    rows = await compare(undefined, opts.accesses, opts.seed, (i, n, label) => bar.update(i / n, `[${i + 1}/${n}] ${label}`));
+  } finally {
+    bar.stop();
+  }
   mkdirSync(out, { recursive: true });
   const doc = { seed: opts.seed, accesses: opts.accesses, rows };
   writeAtomic(join(out, 'compare.json'), JSON.stringify(doc, null, 2) + '\n');
@@ -53,7 +64,7 @@ export function program(): Command {
     .action(async (file: string | undefined, opts) => { await runCommand(file, opts); });
   p.command('compare')
     .description('run the same guest workloads natively, under shadow paging and under EPT')
-    .option('-n, --accesses <n>', 'accesses per workload and mode', intArg, 200_000)
+    .option('-n, --accesses <n>', 'accesses per workload and mode (at least 1)', positiveIntArg, 200_000)
     .option('--seed <n>', 'seed of the access streams', intArg, 1)
     .option('-o, --out <dir>', 'output directory', 'out')
     .option('--json', 'print the results as JSON instead of a table')
@@ -68,7 +79,20 @@ export function program(): Command {
   return p;
 }
 
+/** A closed pipe (`memvisor compare | head -2`) ends the command quietly, as for any Unix tool. */
+const guarded = new WeakSet<NodeJS.WriteStream>();
+function exitOnClosedPipe(stream: NodeJS.WriteStream): void {
+  if (guarded.has(stream)) return;
+  guarded.add(stream);
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
+}
+
 export async function main(argv = process.argv): Promise<void> {
+  exitOnClosedPipe(process.stdout);
+  exitOnClosedPipe(process.stderr);
   try {
     await program().parseAsync(argv);
   } catch (e) {

@@ -16,7 +16,7 @@ import {
   getDefaultScenario, listExperiments, parseExperimentScenario, scenarioConfig, type ParsedScenario,
 } from '../experiment/registry.js';
 import { runExperiment, withSeed } from '../experiment/runner.js';
-import { checkReplaceable, writeReport, type WrittenReport } from '../report/write.js';
+import { checkOutputDir, writeReport, type WrittenReport } from '../report/write.js';
 import type { ExperimentResult } from '../report/result.js';
 import { table } from '../report/table.js';
 
@@ -39,8 +39,21 @@ export function readScenarioFile(path: string): unknown {
     throw new Error(`cannot read scenario ${path}: ${(e as Error).message}`);
   }
   try { return JSON.parse(text); } catch (e) {
-    throw new Error(`${path} is not valid JSON: ${(e as Error).message}`);
+    throw new Error(`${path} is not valid JSON: ${jsonErrorWhere(text, (e as Error).message)}`);
   }
+}
+
+/**
+ * V8's JSON.parse message with the place as line:column (1-based) instead of a character
+ * offset: `line 3, column 14: Expected ',' or '}' after property value`. A message without a
+ * position (the input ended early) points after the last character.
+ */
+export function jsonErrorWhere(text: string, message: string): string {
+  const m = / in JSON at position (\d+)/.exec(message);
+  const at = m ? Number(m[1]) : /Unexpected end of JSON input/.test(message) ? text.length : firstBadChar(text);
+  const before = text.slice(0, at).split('\n');
+  const what = message.replace(/ in JSON at position \d+.*$/s, '').replace(/, ".*" is not valid JSON$/s, '').replace(/^Unexpected end of JSON input$/, 'the file ends early');
+  return `line ${before.length}, column ${before.at(-1)!.length + 1}: ${what}`;
 }
 
 /** Reads and validates a scenario file of any registered kind. */
@@ -58,8 +71,8 @@ function loadDefaultScenario(): ParsedScenario {
 export async function runCommand(file: string | undefined, opts: RunCliOptions = {}): Promise<WrittenReport> {
   const parsed = withSeed(file === undefined ? loadDefaultScenario() : loadScenario(file), opts.seed);
   const out = resolve(opts.out ?? join('out', parsed.header.name));
-  checkReplaceable(out); // fail before a long run, not after
-  const bar = progressBar(!opts.quiet && process.stderr.isTTY === true && !process.env.CI);
+  checkOutputDir(out, opts.out ?? out); // fail before a long run, not after
+  const bar = progressBar(!opts.quiet);
   let result: ExperimentResult;
   try {
     result = await runExperiment(parsed, { progress: bar.update });
@@ -92,6 +105,26 @@ export function experimentsCommand(): void {
     : 'no experiments registered');
 }
 
+/**
+ * Where JSON.parse fails when its message gives no position (a bad literal such as `tru}`):
+ * the shortest prefix that fails for a reason other than ending early ends at the bad character.
+ */
+function firstBadChar(text: string): number {
+  const failsInside = (k: number): boolean => {
+    try { JSON.parse(text.slice(0, k)); return false; } catch (e) {
+      const msg = (e as Error).message;
+      const pos = / at position (\d+)/.exec(msg);
+      return !/Unexpected end of JSON input/.test(msg) && !(pos && Number(pos[1]) >= k);
+    }
+  };
+  let lo = 0, hi = text.length; // failsInside(hi) holds for an invalid text
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (failsInside(mid)) hi = mid; else lo = mid + 1;
+  }
+  return Math.max(0, lo - 1);
+}
+
 /** Title, scenario and seed, then the summary as a two-column table. */
 export function summaryText(r: ExperimentResult): string {
   const head = `${r.title}\nscenario ${r.scenario}, seed ${r.seed}`;
@@ -106,13 +139,24 @@ export function fmtNumber(v: number): string {
   return s.includes('.') && !s.includes('e') ? s.replace(/0+$/, '').replace(/\.$/, '') : s;
 }
 
-interface Bar { update(fraction: number, label?: string): void; stop(): void }
+export interface Bar { update(fraction: number, label?: string): void; stop(): void }
 
-function progressBar(enabled: boolean): Bar {
-  if (!enabled) return { update() {}, stop() {} };
+/** Whether to draw a progress bar: wanted, and stderr is an interactive terminal outside CI. */
+export function progressWanted(wanted: boolean, stream: { isTTY?: boolean } = process.stderr): boolean {
+  return wanted && stream.isTTY === true && !process.env.CI;
+}
+
+/**
+ * A progress bar on stderr (nothing unless progressWanted): percentage, the experiment's label,
+ * and the host's wall-clock time so far and left. Labels that count seconds count simulated
+ * (guest) seconds; the times after "wall" are real.
+ */
+export function progressBar(wanted: boolean): Bar {
+  if (!progressWanted(wanted)) return { update() {}, stop() {} };
   const bar = new cliProgress.SingleBar({
     stream: process.stderr,
-    format: ' {bar} {percentage}% {label}',
+    format: ' {bar} {percentage}% {label} | wall {duration_formatted}, ETA {eta_formatted}',
+    etaBuffer: 20,
     barsize: 30,
     hideCursor: true,
     clearOnComplete: true,
