@@ -74,8 +74,9 @@ export function program(): Command {
     .argument('<scenario>', 'scenario JSON file')
     .action(validateCommand);
   p.command('experiments')
-    .description('list the scenario kinds this build can run')
-    .action(experimentsCommand);
+    .description('list the scenario kinds this build can run; with a kind, every field of its scenario files')
+    .argument('[kind]', 'a scenario kind, e.g. translation')
+    .action((kind?: string) => experimentsCommand(kind));
   return p;
 }
 

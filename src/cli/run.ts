@@ -12,8 +12,10 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import cliProgress from 'cli-progress';
 import '../experiment/catalogue.js';
+import { describeFields } from '../scenario/fields.js';
+import { scenarioHeader } from '../scenario/schema.js';
 import {
-  getDefaultScenario, listExperiments, parseExperimentScenario, scenarioConfig, type ParsedScenario,
+  getDefaultScenario, getExperiment, listExperiments, parseExperimentScenario, scenarioConfig, type ParsedScenario,
 } from '../experiment/registry.js';
 import { runExperiment, withSeed } from '../experiment/runner.js';
 import { checkOutputDir, writeReport, type WrittenReport } from '../report/write.js';
@@ -98,7 +100,8 @@ export function validateCommand(file: string): void {
   console.log(JSON.stringify(scenarioConfig(loadScenario(file)), null, 2));
 }
 
-export function experimentsCommand(): void {
+export function experimentsCommand(kind?: string): void {
+  if (kind !== undefined) { console.log(kindReference(kind)); return; }
   const list = listExperiments();
   const w = Math.max(4, ...list.map((e) => e.kind.length));
   console.log(list.length ? ['kind'.padEnd(w) + '  title', ...list.map((e) => `${e.kind.padEnd(w)}  ${e.title}`)].join('\n')
@@ -123,6 +126,33 @@ function firstBadChar(text: string): number {
     if (failsInside(mid)) hi = mid; else lo = mid + 1;
   }
   return Math.max(0, lo - 1);
+}
+
+/** `memvisor experiments <kind>`: every field of the kind with type, unit, range and default. */
+export function kindReference(kind: string): string {
+  const def = getExperiment(kind);
+  if (!def) {
+    throw new Error(`unknown experiment kind "${kind}" (known kinds: ${listExperiments().map((e) => e.kind).join(', ')})`);
+  }
+  const header = describeFields(scenarioHeader).map((f) => f.path === 'kind' ? { ...f, type: JSON.stringify(kind) } : f);
+  const fields = [...header, ...describeFields(def.schema, def.defaults as Record<string, unknown>)];
+  const rows = fields.map((f) => [f.path, f.type, f.unit, f.range, f.default || (f.type.startsWith('array of objects') ? '' : 'required'), f.description]);
+  return [
+    `${def.kind}: ${def.title}`,
+    ...(def.description ? [def.description] : []),
+    '',
+    leftTable(['field', 'type', 'unit', 'range', 'default', 'description'], rows),
+    '',
+    'Sizes take a byte count or a string such as "64KiB", "2MiB", "1GiB". Seconds are simulated (guest) time.',
+    'The JSON Schema of every kind is schema/scenario.schema.json in the package ("$schema" in a scenario file).',
+  ].join('\n');
+}
+
+/** Columns padded on the right (text reads better left-aligned than table()'s numbers). */
+function leftTable(head: string[], rows: string[][]): string {
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (r: string[]) => r.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd();
+  return [line(head), line(w.map((n) => '-'.repeat(n))), ...rows.map(line)].join('\n');
 }
 
 /** Title, scenario and seed, then the summary as a two-column table. */

@@ -12,7 +12,7 @@ import { table } from '../report/table.js';
 import { defineExperiment } from './registry.js';
 import type { ExperimentResult, Row } from '../report/result.js';
 
-export const translationParams = translationScenario.omit({ kind: true, name: true, description: true, seed: true });
+export const translationParams = translationScenario.omit({ $schema: true, kind: true, name: true, description: true, seed: true });
 
 /** The parameters plus every check a run makes, so `validate` refuses what `run` would. */
 export const translationChecked = translationParams.superRefine((p, ctx) => {

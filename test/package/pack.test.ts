@@ -97,7 +97,7 @@ describe('the packed package', () => {
     const pkg = join(project, 'node_modules', 'memvisor');
     const files = readdirSync(pkg, { recursive: true }) as string[];
     for (const f of ['dist/src/index.js', 'dist/src/index.d.ts', 'dist/guests/kernel/kernel.js',
-      'dist/build/memvisor.wasm', 'dist/build/memvisor.js', 'bin/memvisor.mjs', 'scenarios/fig7-idle-tax.json']) {
+      'dist/build/memvisor.wasm', 'dist/build/memvisor.js', 'bin/memvisor.mjs', 'scenarios/fig7-idle-tax.json', 'schema/scenario.schema.json']) {
       expect(files).toContain(f);
     }
     expect(files.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts') && !f.startsWith('assembly'))).toEqual([]);
