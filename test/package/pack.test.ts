@@ -129,6 +129,10 @@ describe('the packed package', () => {
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     expect(readFileSync(join(project, 'report', 'cycles-per-access.svg'), 'utf8')).toMatch(/aria-roledescription="bar"/);
+    // An installed package reports its version and no commit (the project's git is not memvisor's).
+    const { provenance } = JSON.parse(readFileSync(join(project, 'report', 'result.json'), 'utf8'));
+    expect(provenance).toMatchObject({ memvisor: version, node: process.version, seed: 1, scenario: { name: 'tiny', memory: 64 * 2 ** 20 } });
+    expect(provenance.gitCommit).toBeUndefined();
   }, 60_000);
 
   it('its declarations type-check a TypeScript user of the package', () => {
