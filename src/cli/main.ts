@@ -61,6 +61,7 @@ export function program(): Command {
     .option('--seed <n>', 'override the scenario seed', intArg)
     .option('-q, --quiet', 'no progress bar and no warnings')
     .option('--json', 'print the result as JSON instead of the summary')
+    .option('--stats', 'also write stats.txt: every counter of every VM and vCPU with a description and unit')
     .action(async (file: string | undefined, opts) => { await runCommand(file, opts); });
   p.command('compare')
     .description('run the same guest workloads natively, under shadow paging and under EPT')

@@ -21,6 +21,7 @@ import { runExperiment, withSeed } from '../experiment/runner.js';
 import { checkOutputDir, writeReport, type WrittenReport } from '../report/write.js';
 import type { ExperimentResult } from '../report/result.js';
 import { table } from '../report/table.js';
+import { collectStats, formatStats } from '../hypervisor/monitor/stats.js';
 
 /** The one default scenario: what `memvisor run` runs without an argument (Figure 7, scaled down). */
 export const DEFAULT_SCENARIO = fileURLToPath(new URL('../../scenarios/fig7-idle-tax.json', import.meta.url));
@@ -32,6 +33,8 @@ export interface RunCliOptions {
   quiet?: boolean;
   /** Print the result as JSON on stdout instead of the summary. */
   json?: boolean;
+  /** Also write stats.txt: every counter of every VM and vCPU, described (gem5 style). */
+  stats?: boolean;
 }
 
 /** Reads and JSON-parses a scenario file, with errors that name the file. */
@@ -76,6 +79,7 @@ export async function runCommand(file: string | undefined, opts: RunCliOptions =
   checkOutputDir(out, opts.out ?? out); // fail before a long run, not after
   const bar = progressBar(!opts.quiet);
   let result: ExperimentResult;
+  const stats = opts.stats ? collectStats() : undefined;
   try {
     result = await runExperiment(parsed, { progress: bar.update });
   } catch (e) {
@@ -84,14 +88,17 @@ export async function runCommand(file: string | undefined, opts: RunCliOptions =
   } finally {
     bar.stop();
   }
+  const statsLines = stats?.finish();
   const written = await writeReport(out, result, {
     onWarning: opts.quiet ? undefined : (m) => process.stderr.write(`warning: ${m}\n`),
+    extraFiles: statsLines ? new Map([['stats.txt', formatStats(statsLines)]]) : undefined,
   });
   if (opts.json) {
     console.log(JSON.stringify(result, null, 2));
   } else {
     console.log(parsed.experiment.formatSummary?.(result) ?? summaryText(result));
     console.log(`\nreport: ${written.index}`);
+    if (statsLines) console.log(`stats: ${join(written.dir, 'stats.txt')} (${statsLines.length} counters)`);
   }
   return written;
 }

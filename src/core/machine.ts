@@ -14,6 +14,14 @@ export interface MachineOptions {
 
 export const MAX_MEMORY_BYTES = 3.5 * 2 ** 30;
 
+const machineObservers = new Set<(m: Machine) => void>();
+
+/** Calls f with every Machine created until the returned function is called (`--stats` uses it). */
+export function observeMachines(f: (m: Machine) => void): () => void {
+  machineObservers.add(f);
+  return () => { machineObservers.delete(f); };
+}
+
 /** Why a host memory size cannot be used, or undefined if it can (scenario validation asks too). */
 export function memoryProblem(bytes: unknown): string | undefined {
   const n = Number(bytes);
@@ -34,6 +42,8 @@ export class Machine {
     checkAbi(core, this.counterNames.length); // every shared number equals the core's
   }
 
+  private readonly cpuList: Cpu[] = [];
+
   static async create(opts: MachineOptions): Promise<Machine> {
     const bytes = Number(opts?.memoryBytes);
     if (!Number.isInteger(bytes) || bytes < 4096 || bytes % 4096 !== 0 || bytes > MAX_MEMORY_BYTES) {
@@ -43,12 +53,19 @@ export class Machine {
     if (!core.init(BigInt(bytes))) {
       throw new RangeError(`cannot allocate ${bytes} bytes (${fmtSize(bytes)}) of host memory (Wasm memory could not grow)`);
     }
-    return new Machine(core);
+    const m = new Machine(core);
+    for (const f of machineObservers) f(m);
+    return m;
   }
 
   createCpu(opts: CpuOptions = {}): Cpu {
-    return new Cpu(this.core, this.counterNames, opts);
+    const cpu = new Cpu(this.core, this.counterNames, opts);
+    this.cpuList.push(cpu);
+    return cpu;
   }
+
+  /** Every Cpu made on this machine, in creation order (for statistics dumps). */
+  cpus(): readonly Cpu[] { return this.cpuList; }
 
   /** A reusable buffer of memory operations for Cpu.execute. */
   createBatch(capacity: number): AccessBatch {

@@ -21,7 +21,10 @@ import { renderHtml, type HtmlOptions } from './html.js';
 import type { RenderOptions } from './render.js';
 import { validateResult, type ExperimentResult } from './result.js';
 
-export interface WriteOptions extends RenderOptions, HtmlOptions {}
+export interface WriteOptions extends RenderOptions, HtmlOptions {
+  /** More files for the report (name → text), e.g. stats.txt; written with the rest, all or nothing. */
+  extraFiles?: ReadonlyMap<string, string>;
+}
 
 export interface WrittenReport {
   dir: string;
@@ -50,6 +53,10 @@ export async function renderReport(result: ExperimentResult, opts: WriteOptions 
     files.set(`${p.id}.svg`, svg.endsWith('\n') ? svg : svg + '\n');
   }
   files.set('index.html', renderHtml(r, svgs, csvs, opts));
+  for (const [name, text] of opts.extraFiles ?? []) {
+    if (files.has(name)) throw new Error(`extra report file ${name} would replace one the report writes`);
+    files.set(name, text);
+  }
   return files;
 }
 
