@@ -1,12 +1,14 @@
 // The memvisor command line: run / validate / experiments (scenario plumbing in run.ts) and compare.
 
 import { Command, InvalidArgumentError } from 'commander';
-import { mkdirSync, writeFileSync, renameSync } from 'node:fs';
+import { writeFileSync, renameSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { compare, type CompareRow } from '../experiment/compare.js';
+import type { CompareRow } from '../experiment/compare.js';
+import { parseExperimentScenario } from '../experiment/registry.js';
+import { runExperiment } from '../experiment/runner.js';
 import { compareTable, COMPARE_NOTE } from '../experiment/compare-experiment.js';
 import { runCommand, validateCommand, experimentsCommand, progressBar } from './run.js';
-import { checkWritableLocation } from '../report/write.js';
+import { checkOutputDir, checkWritableLocation, writeReport } from '../report/write.js';
 import { packageInfo } from '../util/package-info.js';
 
 export { DEFAULT_SCENARIO, loadScenario, runCommand } from './run.js';
@@ -31,15 +33,19 @@ function writeAtomic(path: string, data: string): void {
 
 async function runCompare(opts: { accesses: number; seed: number; json?: boolean; out: string }): Promise<void> {
   const out = resolve(opts.out);
-  checkWritableLocation(out, opts.out); // before the runs, not after
+  const reportDir = join(out, 'compare');
+  checkWritableLocation(out, opts.out);
+  checkOutputDir(reportDir, join(opts.out, 'compare')); // before the runs, not after
+  const parsed = parseExperimentScenario({ kind: 'compare', name: 'compare', seed: opts.seed, accesses: opts.accesses }, 'memvisor compare');
   const bar = progressBar(!opts.json);
-  let rows: CompareRow[];
+  let result;
   try {
-    rows = await compare(undefined, opts.accesses, opts.seed, (i, n, label) => bar.update(i / n, `[${i + 1}/${n}] ${label}`));
+    result = await runExperiment(parsed, { progress: bar.update });
   } finally {
     bar.stop();
   }
-  mkdirSync(out, { recursive: true });
+  const rows = result.series.runs as unknown as CompareRow[];
+  const written = await writeReport(reportDir, result);
   const doc = { seed: opts.seed, accesses: opts.accesses, rows };
   writeAtomic(join(out, 'compare.json'), JSON.stringify(doc, null, 2) + '\n');
   if (opts.json) { console.log(JSON.stringify(doc, null, 2)); return; }
@@ -47,6 +53,7 @@ async function runCompare(opts: { accesses: number; seed: number; json?: boolean
   console.log(compareTable(rows));
   console.log('\n' + COMPARE_NOTE);
   console.log(`wrote ${join(out, 'compare.json')}`);
+  console.log(`report: ${written.index}`);
 }
 
 export function program(): Command {
