@@ -13,7 +13,7 @@ const pageSize = z.union([z.literal(4096), z.literal(2097152)]);
 
 export const compareParams = z.object({
   /** Accesses per workload and mode (after one warm-up batch). */
-  accesses: z.number().int().min(0).default(200_000),
+  accesses: z.number().int().min(1).default(200_000),
   workloads: z.array(z.object({
     name: z.string().min(1),
     pattern: z.enum([...PATTERNS, 'pt-heavy']),

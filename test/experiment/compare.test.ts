@@ -42,6 +42,8 @@ describe('the compare kind in the catalogue', () => {
     expect(parseExperimentScenario({ kind: 'compare', name: 'c' }).params.workloads).toEqual(DEFAULT_WORKLOADS);
     expect(() => parseExperimentScenario({ kind: 'compare', name: 'c', workloads: [{ ...workloads[0], pattern: 'diagonal' }] }))
       .toThrow(/workloads\[0\]\.pattern/);
+    // Zero accesses would print an all-zero table: refused like `memvisor compare -n 0`.
+    expect(() => parseExperimentScenario({ kind: 'compare', name: 'c', accesses: 0 })).toThrow(/accesses: Number must be greater than or equal to 1/);
   });
 
   it('every kind is registered once, from the catalogue', () => {
