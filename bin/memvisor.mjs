@@ -1,7 +1,13 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI through tsx's loader (no separate compile step).
-import { register } from 'tsx/esm/api';
+// The memvisor command: plain node on the compiled CLI (dist/, made by `npm run build`,
+// which `npm install` in a clone and `npm pack` run through the prepare script).
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 
-register();
-const { main } = await import('../src/cli/main.ts');
+const entry = new URL('../dist/src/cli/main.js', import.meta.url);
+if (!existsSync(fileURLToPath(entry))) {
+  console.error('memvisor: dist/ is missing; run "npm run build" in the memvisor folder');
+  process.exit(1);
+}
+const { main } = await import(entry.href);
 await main();

@@ -1,14 +1,24 @@
 // The memvisor command line: run / validate / experiments (scenario plumbing in run.ts) and compare.
 
 import { Command, InvalidArgumentError } from 'commander';
-import { mkdirSync, writeFileSync, renameSync } from 'node:fs';
+import { writeFileSync, renameSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { compare, type CompareRow } from '../experiment/compare.js';
+import type { CompareRow } from '../experiment/compare.js';
+import { parseExperimentScenario } from '../experiment/registry.js';
+import { runExperiment } from '../experiment/runner.js';
 import { compareTable, COMPARE_NOTE } from '../experiment/compare-experiment.js';
-import { runCommand, validateCommand, experimentsCommand } from './run.js';
+import { runCommand, validateCommand, experimentsCommand, progressBar } from './run.js';
+import { checkOutputDir, checkWritableLocation, writeReport } from '../report/write.js';
+import { packageInfo } from '../util/package-info.js';
 import { bootCommand } from './boot.js';
 
 export { DEFAULT_SCENARIO, loadScenario, runCommand } from './run.js';
+
+function positiveIntArg(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number of at least 1');
+  return n;
+}
 
 function intArg(v: string): number {
   const n = Number(v);
@@ -23,12 +33,20 @@ function writeAtomic(path: string, data: string): void {
 }
 
 async function runCompare(opts: { accesses: number; seed: number; json?: boolean; out: string }): Promise<void> {
-  const rows: CompareRow[] = await compare(undefined, opts.accesses, opts.seed, (i, n, label) => {
-    if (!opts.json) process.stderr.write(`\r[${i + 1}/${n}] ${label}`.padEnd(60));
-  });
-  if (!opts.json) process.stderr.write('\r' + ' '.repeat(60) + '\r');
   const out = resolve(opts.out);
-  mkdirSync(out, { recursive: true });
+  const reportDir = join(out, 'compare');
+  checkWritableLocation(out, opts.out);
+  checkOutputDir(reportDir, join(opts.out, 'compare')); // before the runs, not after
+  const parsed = parseExperimentScenario({ kind: 'compare', name: 'compare', seed: opts.seed, accesses: opts.accesses }, 'memvisor compare');
+  const bar = progressBar(!opts.json);
+  let result;
+  try {
+    result = await runExperiment(parsed, { progress: bar.update });
+  } finally {
+    bar.stop();
+  }
+  const rows = result.series.runs as unknown as CompareRow[];
+  const written = await writeReport(reportDir, result);
   const doc = { seed: opts.seed, accesses: opts.accesses, rows };
   writeAtomic(join(out, 'compare.json'), JSON.stringify(doc, null, 2) + '\n');
   if (opts.json) { console.log(JSON.stringify(doc, null, 2)); return; }
@@ -36,11 +54,13 @@ async function runCompare(opts: { accesses: number; seed: number; json?: boolean
   console.log(compareTable(rows));
   console.log('\n' + COMPARE_NOTE);
   console.log(`wrote ${join(out, 'compare.json')}`);
+  console.log(`report: ${written.index}`);
 }
 
 export function program(): Command {
   const p = new Command('memvisor')
     .description('x86-64 guest memory virtualizer on WebAssembly-emulated hardware')
+    .version(packageInfo().version, '-V, --version', 'print the memvisor version')
     .showHelpAfterError();
   p.command('run')
     .description('run a scenario file of any kind and write its report (default: the built-in demonstration)')
@@ -49,10 +69,11 @@ export function program(): Command {
     .option('--seed <n>', 'override the scenario seed', intArg)
     .option('-q, --quiet', 'no progress bar and no warnings')
     .option('--json', 'print the result as JSON instead of the summary')
+    .option('--stats', 'also write stats.txt: every counter of every VM and vCPU with a description and unit')
     .action(async (file: string | undefined, opts) => { await runCommand(file, opts); });
   p.command('compare')
     .description('run the same guest workloads natively, under shadow paging and under EPT')
-    .option('-n, --accesses <n>', 'accesses per workload and mode', intArg, 200_000)
+    .option('-n, --accesses <n>', 'accesses per workload and mode (at least 1)', positiveIntArg, 200_000)
     .option('--seed <n>', 'seed of the access streams', intArg, 1)
     .option('-o, --out <dir>', 'output directory', 'out')
     .option('--json', 'print the results as JSON instead of a table')
@@ -76,12 +97,26 @@ export function program(): Command {
     .option('-q, --quiet', 'console only, no summary')
     .action(async (kernel: string | undefined, opts) => { await bootCommand(kernel, opts); });
   p.command('experiments')
-    .description('list the scenario kinds this build can run')
-    .action(experimentsCommand);
+    .description('list the scenario kinds this build can run; with a kind, every field of its scenario files')
+    .argument('[kind]', 'a scenario kind, e.g. translation')
+    .action((kind?: string) => experimentsCommand(kind));
   return p;
 }
 
+/** A closed pipe (`memvisor compare | head -2`) ends the command quietly, as for any Unix tool. */
+const guarded = new WeakSet<NodeJS.WriteStream>();
+function exitOnClosedPipe(stream: NodeJS.WriteStream): void {
+  if (guarded.has(stream)) return;
+  guarded.add(stream);
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
+}
+
 export async function main(argv = process.argv): Promise<void> {
+  exitOnClosedPipe(process.stdout);
+  exitOnClosedPipe(process.stderr);
   try {
     await program().parseAsync(argv);
   } catch (e) {

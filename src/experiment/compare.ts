@@ -36,9 +36,18 @@ export const DEFAULT_WORKLOADS: Workload[] = [
 ];
 
 export interface CompareRow {
-  workload: string; mode: Mode; accesses: number;
+  workload: string; mode: Mode;
+  /** Guest page size; the host's (EPT or shadow backing) page size, '-' natively (no second stage). */
+  guestPage: PageLabel; hostPage: PageLabel | '-';
+  accesses: number;
+  l1MissesPer1000: number;
   tlbMissesPer1000: number; refsPerWalk: number; exitsPer1000: number; cyclesPerAccess: number;
+  /** Exits per 1000 accesses by reason (only reasons that occurred). */
+  exitsByReason: Record<string, number>;
 }
+
+export type PageLabel = '4K' | '2M';
+const pageLabel = (bytes: number): PageLabel => (bytes === 2097152 ? '2M' : '4K');
 
 /** Builds the guest's address spaces: a direct map and the workload region. */
 function buildSpaces(gm: GuestMachine, w: Workload, spaces: number): { roots: bigint[]; ptes: bigint[] } {
@@ -93,12 +102,17 @@ export async function compareOne(w: Workload, mode: Mode, accesses: number, seed
   }
   const c = gm.cpu.counters();
   const n = Math.max(1, c.accesses);
+  const exitsByReason: Record<string, number> = {};
+  for (const [reason, k] of Object.entries(gm.exits)) if (k > 0) exitsByReason[reason] = (1000 * k) / n;
   return {
-    workload: w.name, mode, accesses: c.accesses,
+    workload: w.name, mode, guestPage: pageLabel(w.guestPage), hostPage: mode === 'native' ? '-' : pageLabel(w.hostPage),
+    accesses: c.accesses,
+    l1MissesPer1000: (1000 * c.l1Miss) / n,
     tlbMissesPer1000: (1000 * c.walks) / n,
     refsPerWalk: c.walks ? c.walkRefs / c.walks : 0,
     exitsPer1000: (1000 * gm.hypervisorExits()) / n,
     cyclesPerAccess: gm.cycles() / n,
+    exitsByReason,
   };
 }
 

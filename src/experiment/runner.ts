@@ -5,7 +5,20 @@
 
 import { ScenarioError, seedField } from '../scenario/schema.js';
 import { parseExperimentScenario, scenarioConfig, type ParsedScenario } from './registry.js';
-import { validateResult, type ExperimentResult } from '../report/result.js';
+import { validateResult, type ExperimentOutput, type ExperimentResult, type Provenance } from '../report/result.js';
+import { gitState, packageInfo } from '../util/package-info.js';
+
+/** Version, commit, Node and the normalized scenario: what result.json records about its making. */
+export function provenanceOf(p: ParsedScenario): Provenance {
+  const git = gitState();
+  return {
+    memvisor: packageInfo().version,
+    ...(git ? { gitCommit: git.commit, gitDirty: git.dirty } : {}),
+    node: process.version,
+    seed: p.header.seed,
+    scenario: scenarioConfig(p),
+  };
+}
 
 export interface RunOptions {
   /** Overrides the scenario's seed (validated like it). */
@@ -50,7 +63,8 @@ export async function runExperiment(p: ParsedScenario, opts: RunOptions = {}): P
   if (!out || typeof out !== 'object') throw new Error(`experiment "${experiment.kind}" returned no result`);
   opts.progress?.(1);
   // Fixed key order keeps result.json readable; unexpected keys are kept so validation names them.
-  const { scenario: _s, seed: _seed, title, description, summary, series, plots, notes, config, ...rest } = out;
+  const { scenario: _s, seed: _seed, title, description, summary, series, plots, notes, config, provenance: _p, ...rest } =
+    out as ExperimentOutput & { provenance?: unknown };
   const desc = description ?? header.description;
   const result: ExperimentResult = {
     scenario: header.name,
@@ -61,6 +75,7 @@ export async function runExperiment(p: ParsedScenario, opts: RunOptions = {}): P
     ...(notes !== undefined ? { notes } : {}),
     config: config ?? scenarioConfig(p),
     ...rest,
+    provenance: provenanceOf(p),
   };
   try {
     return validateResult(result);

@@ -121,7 +121,7 @@ export async function runSamplingToucher(p: SamplingToucherParams, seed: number,
       const dt = Math.min(p.periodSeconds, total - done);
       host.sched.runFor(dt);
       done += dt;
-      progress(done / total, `${done} / ${total} s`);
+      progress(done / total, `simulated ${done} / ${total} s`);
     }
     return { periods, timeline, steps: stepLags(p, timeline), t0 };
   } finally {

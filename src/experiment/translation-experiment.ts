@@ -4,20 +4,31 @@
 // files and `parseScenario` keep accepting exactly what they did before.
 // simAccessesPerSec is host wall-clock throughput, the one column that varies between runs.
 
-import { Machine } from '../core/machine.js';
-import { runTranslation, type TranslationResult } from './translation.js';
+import { z } from 'zod';
+import { Machine, memoryProblem } from '../core/machine.js';
+import { runMemoryProblem, runTranslation, type TranslationResult } from './translation.js';
 import { translationScenario, type TranslationScenario } from '../scenario/schema.js';
 import { table } from '../report/table.js';
 import { defineExperiment } from './registry.js';
 import type { ExperimentResult, Row } from '../report/result.js';
 
-export const translationParams = translationScenario.omit({ kind: true, name: true, description: true, seed: true });
+export const translationParams = translationScenario.omit({ $schema: true, kind: true, name: true, description: true, seed: true });
+
+/** The parameters plus every check a run makes, so `validate` refuses what `run` would. */
+export const translationChecked = translationParams.superRefine((p, ctx) => {
+  const memory = memoryProblem(p.memory);
+  if (memory) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['memory'], message: memory.replace(/^memoryBytes /, '') });
+  p.runs.forEach((r, i) => {
+    const problem = memory ? undefined : runMemoryProblem(r, p.memory);
+    if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['runs', i, 'workingSet'], message: problem });
+  });
+});
 
 export const translationExperiment = defineExperiment({
   kind: 'translation',
   title: 'Address translation: TLB reach and page-walk cost',
   description: 'One address space mapped with a chosen page size, one access pattern per run; TLB misses, walk references and modeled cycles.',
-  schema: translationParams,
+  schema: translationChecked,
   async run(params, ctx) {
     const sc: TranslationScenario = { kind: 'translation', name: ctx.name, description: ctx.description, seed: ctx.seed, ...params };
     const m = await Machine.create({ memoryBytes: sc.memory });

@@ -6,6 +6,7 @@ import { CR0, CR4, EFER, PAGE_4K, PAGE_2M, PAGE_1G, type PageSize } from '../cor
 import { FrameBump, PageTableBuilder } from '../core/pagetable.js';
 import { fillBatch, offsets } from '../workload/patterns.js';
 import type { TranslationRun, TranslationScenario } from '../scenario/schema.js';
+import { fmtSize } from '../util/bytes.js';
 
 const PAGE: Record<TranslationRun['pageSize'], PageSize> = { '4K': PAGE_4K, '2M': PAGE_2M, '1G': PAGE_1G };
 const TABLES = 0x10_0000n;          // page-table frames: 1 MiB ..
@@ -26,16 +27,32 @@ export interface TranslationResult {
   simAccessesPerSec: number;
 }
 
-export function runTranslation(m: Machine, sc: TranslationScenario, run: TranslationRun, i: number): TranslationResult {
+/** Where a run's data goes: its first physical address and the bytes mapped from there. */
+function layout(run: Pick<TranslationRun, 'pageSize' | 'workingSet'>) {
   const size = PAGE[run.pageSize];
   const ws = Math.ceil(run.workingSet / 8) * 8;
   const mapped = Math.ceil(ws / size) * size;
   // Data frames start after the tables, aligned to the page size (1 GiB pages map pa 0).
   const dataPa = size === PAGE_1G ? 0n : TABLES_END;
-  if (dataPa + BigInt(mapped) > BigInt(m.memory.size)) {
-    throw new RangeError(`runs[${i}]: working set ${ws} B with ${run.pageSize} pages needs ` +
-      `${dataPa + BigInt(mapped)} B of host memory; scenario memory is ${m.memory.size} B`);
-  }
+  return { size, ws, mapped, dataPa, needs: Number(dataPa) + mapped };
+}
+
+/**
+ * Why a run cannot fit in `memory` bytes, or undefined: the one check both scenario
+ * validation (so `validate` refuses it, naming the field) and runTranslation make.
+ */
+export function runMemoryProblem(run: Pick<TranslationRun, 'pageSize' | 'workingSet'>, memory: number): string | undefined {
+  const { ws, needs, dataPa } = layout(run);
+  if (needs <= memory) return undefined;
+  const where = dataPa === 0n ? 'from physical address 0' : `after ${fmtSize(Number(dataPa))} of page tables`;
+  return `a working set of ${fmtSize(ws)} in ${run.pageSize} pages needs ${fmtSize(needs)} of memory ` +
+    `(${where}), but the scenario's memory is ${fmtSize(memory)}`;
+}
+
+export function runTranslation(m: Machine, sc: TranslationScenario, run: TranslationRun, i: number): TranslationResult {
+  const { size, ws, mapped, dataPa } = layout(run);
+  const problem = runMemoryProblem(run, m.memory.size);
+  if (problem) throw new RangeError(`runs[${i}].workingSet: ${problem}`);
   m.memory.fill(TABLES, 0, Number(TABLES_END - TABLES));
   const pt = new PageTableBuilder(m.memory, new FrameBump(m.memory, TABLES, TABLES_END), run.levels);
   pt.mapRange(BigInt(VBASE), dataPa, mapped, size, { accessed: true });

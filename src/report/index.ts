@@ -3,7 +3,7 @@
 
 export type { Cell, Row, Plot, ExperimentResult, ExperimentOutput } from './result.js';
 export { validateResult, dataNames } from './result.js';
-export { writeReport, renderReport, commitDirectory, checkReplaceable, type WriteOptions, type WrittenReport } from './write.js';
+export { writeReport, renderReport, commitDirectory, checkReplaceable, checkOutputDir, checkWritableLocation, type WriteOptions, type WrittenReport } from './write.js';
 export { renderPlotSvg, scopeIds, type RenderOptions } from './render.js';
 export { renderHtml, escapeHtml, type HtmlOptions } from './html.js';
 export { toCsv, csvField, columns } from './csv.js';

@@ -36,10 +36,26 @@ export interface ExperimentResult {
   notes?: string[];
   /** The validated scenario the run used (header and parameters, defaults filled in). */
   config?: Record<string, unknown>;
+  /** Where the result came from: set by the runner, never by an experiment. */
+  provenance?: Provenance;
+}
+
+/** What made a result: enough to run it again and get the same numbers. */
+export interface Provenance {
+  /** memvisor's package version. */
+  memvisor: string;
+  /** The commit of the memvisor clone that ran, when it ran from one, and whether it had local changes. */
+  gitCommit?: string;
+  gitDirty?: boolean;
+  /** process.version of the Node that ran. */
+  node: string;
+  seed: number;
+  /** The full normalized scenario: header and parameters, defaults filled in, sizes in bytes. */
+  scenario: Record<string, unknown>;
 }
 
 /** What an experiment's run returns: the runner fills in scenario and seed (and title if absent). */
-export type ExperimentOutput = Omit<ExperimentResult, 'scenario' | 'seed' | 'title'> &
+export type ExperimentOutput = Omit<ExperimentResult, 'scenario' | 'seed' | 'title' | 'provenance'> &
   Partial<Pick<ExperimentResult, 'scenario' | 'seed' | 'title'>>;
 
 /** Series keys and plot ids become file names. */
@@ -71,6 +87,14 @@ const resultSchema = z.object({
   plots: z.array(plot),
   notes: z.array(z.string()).optional(),
   config: z.record(z.unknown()).optional(),
+  provenance: z.object({
+    memvisor: z.string(),
+    gitCommit: z.string().optional(),
+    gitDirty: z.boolean().optional(),
+    node: z.string(),
+    seed: z.number().int().nonnegative(),
+    scenario: z.record(z.unknown()),
+  }).strict().optional(),
 }).strict().superRefine((r, ctx) => {
   for (const key of Object.keys(r.series)) {
     if (!fileStem.safeParse(key).success) {

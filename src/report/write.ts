@@ -14,14 +14,17 @@
 // The same result gives byte-identical files: no timestamps unless passed in.
 
 import { randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { toCsv } from './csv.js';
 import { renderHtml, type HtmlOptions } from './html.js';
 import type { RenderOptions } from './render.js';
 import { validateResult, type ExperimentResult } from './result.js';
 
-export interface WriteOptions extends RenderOptions, HtmlOptions {}
+export interface WriteOptions extends RenderOptions, HtmlOptions {
+  /** More files for the report (name → text), e.g. stats.txt; written with the rest, all or nothing. */
+  extraFiles?: ReadonlyMap<string, string>;
+}
 
 export interface WrittenReport {
   dir: string;
@@ -50,6 +53,10 @@ export async function renderReport(result: ExperimentResult, opts: WriteOptions 
     files.set(`${p.id}.svg`, svg.endsWith('\n') ? svg : svg + '\n');
   }
   files.set('index.html', renderHtml(r, svgs, csvs, opts));
+  for (const [name, text] of opts.extraFiles ?? []) {
+    if (files.has(name)) throw new Error(`extra report file ${name} would replace one the report writes`);
+    files.set(name, text);
+  }
   return files;
 }
 
@@ -69,6 +76,34 @@ export function checkReplaceable(dir: string): void {
   if (readdirSync(dir).length > 0 && !existsSync(join(dir, 'result.json'))) {
     throw new Error(`refusing to replace ${dir}: it is not empty and holds no result.json (not a report directory)`);
   }
+}
+
+/**
+ * Throws unless a report can be written at dir: it is replaceable (see checkReplaceable), the
+ * nearest existing folder above it is a writable directory, and an existing dir is writable
+ * (its old files must be removed). `label` is how the user named it (their --out).
+ * Called before a run, so a bad --out fails in a second rather than after the simulation.
+ */
+export function checkOutputDir(dir: string, label = dir): void {
+  checkReplaceable(resolve(dir));
+  checkWritableLocation(dir, label);
+}
+
+/** Throws unless a folder can be made (or written) at dir; label is how the user named it. */
+export function checkWritableLocation(dir: string, label = dir): void {
+  const target = resolve(dir);
+  let above = dirname(target);
+  while (!existsSync(above)) above = dirname(above);
+  if (!statSync(above).isDirectory()) throw new Error(`cannot write to ${label}: ${above} is a file, not a folder`);
+  if (!writable(above)) throw new Error(`cannot write to ${label}: ${above} is not writable`);
+  if (existsSync(target) && !lstatSync(target).isDirectory()) throw new Error(`cannot write to ${label}: it is a file, not a folder`);
+  if (existsSync(target) && !writable(target)) {
+    throw new Error(`cannot write to ${label}: it is read-only (a previous report there could not be replaced)`);
+  }
+}
+
+function writable(path: string): boolean {
+  try { accessSync(path, constants.W_OK | constants.X_OK); return true; } catch { return false; }
 }
 
 /** Writes files (name → content) as the directory dir, replacing a previous report only on success. */
@@ -94,7 +129,7 @@ export function commitDirectory(dir: string, files: Map<string, string>): void {
   } catch (e) {
     if (tmp) rmSync(tmp, { recursive: true, force: true });
     if (madeParent) rmSync(madeParent, { recursive: true, force: true });
-    throw e;
+    throw new Error(`cannot write the report to ${target}: ${(e as Error).message}`, { cause: e });
   }
 }
 
@@ -109,5 +144,13 @@ function swapInto(tmp: string, target: string): void {
     renameSync(old, target);
     throw e;
   }
-  rmSync(old, { recursive: true, force: true });
+  try {
+    rmSync(old, { recursive: true, force: true });
+  } catch (e) {
+    // The old report cannot be removed (a read-only folder): put it back and fail, rather
+    // than succeed with a hidden .old folder left behind. The caller removes tmp.
+    renameSync(target, tmp);
+    renameSync(old, target);
+    throw new Error(`the previous report could not be removed (${(e as Error).message}); it was left in place`);
+  }
 }

@@ -15,28 +15,31 @@ export const vmModeField = z.enum(['nested', 'shadow']).default('nested');
 
 const SIZE_UNITS: Record<string, number> = { B: 1, KiB: 2 ** 10, MiB: 2 ** 20, GiB: 2 ** 30, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30 };
 
-/** "64KiB", "2 MiB", "1G" or a plain byte count. */
-export const bytesField = z.union([
+/** What a size field accepts (fields.ts recognises sizes by this object). */
+export const sizeInput = z.union([
   z.number().int().positive(),
   z.string().regex(/^\s*\d+(\.\d+)?\s*(B|KiB|MiB|GiB|K|M|G)\s*$/, 'a size such as "64KiB", "2MiB" or "1GiB"'),
-]).transform((v) => {
+]);
+
+/** "64KiB", "2 MiB", "1G" or a plain byte count. */
+export const bytesField = sizeInput.transform((v) => {
   if (typeof v === 'number') return v;
   const m = /^\s*(\d+(?:\.\d+)?)\s*(\w+)\s*$/.exec(v)!;
   return Math.round(Number(m[1]) * SIZE_UNITS[m[2]]);
-});
+}).refine((n) => n >= 1, 'a size of at least 1 B ("0.4B" rounds to 0)');
 
 const pageSize = z.enum(['4K', '2M', '1G']);
 
 export const translationRun = z.object({
-  label: z.string().optional(),
-  pattern: z.enum(PATTERNS),
-  workingSet: bytesField,
-  pageSize: pageSize.default('4K'),
-  levels: z.union([z.literal(4), z.literal(5)]).default(4),
-  psc: z.boolean().default(true),
-  tlb: z.boolean().default(true),
-  writeRatio: z.number().min(0).max(1).default(0),
-  stride: bytesField.optional(),
+  label: z.string().optional().describe('row label in the table and plots (default: pattern, working set, page size, levels)'),
+  pattern: z.enum(PATTERNS).describe('the access stream (src/workload/patterns.ts)'),
+  workingSet: bytesField.describe('bytes the accesses range over, mapped from one 1 GiB-aligned virtual address'),
+  pageSize: pageSize.default('4K').describe('page size of the whole mapping'),
+  levels: z.union([z.literal(4), z.literal(5)]).default(4).describe('paging levels (5: LA57)'),
+  psc: z.boolean().default(true).describe('paging-structure caches on'),
+  tlb: z.boolean().default(true).describe('TLBs on (off: every access walks)'),
+  writeRatio: z.number().min(0).max(1).default(0).describe('fraction of accesses that are stores [fraction (0 … 1)]'),
+  stride: bytesField.optional().describe('step of the "strided" pattern (default 4096: one access per page)'),
 }).strict();
 
 /** Scenario names become directory names (out/<name>), so they are one safe path segment. */
@@ -47,22 +50,25 @@ export const seedField = z.number().int().nonnegative().max(0xffff_ffff);
 
 /** The fields every scenario has, whatever its kind. */
 export const scenarioHeader = z.object({
+  /** The JSON Schema an editor checks the file against (schema/scenario.schema.json); ignored here. */
+  $schema: z.string().optional(),
   kind: z.string().min(1),
   name: nameField,
   description: z.string().optional(),
   seed: seedField.default(1),
 });
-export const HEADER_KEYS = ['kind', 'name', 'description', 'seed'] as const;
+export const HEADER_KEYS = ['$schema', 'kind', 'name', 'description', 'seed'] as const;
 export type ScenarioHeader = z.infer<typeof scenarioHeader>;
 
 export const translationScenario = z.object({
+  $schema: z.string().optional(),
   kind: z.literal('translation'),
   name: nameField,
   description: z.string().optional(),
   seed: seedField.default(1),
-  memory: bytesField.default(512 * 2 ** 20),
-  accesses: z.number().int().positive().max(1e9).default(1_000_000),
-  runs: z.array(translationRun).min(1),
+  memory: bytesField.default(512 * 2 ** 20).describe('host physical memory: page tables from 1 MiB, data from 32 MiB (1 GiB pages: from 0)'),
+  accesses: z.number().int().positive().max(1e9).default(1_000_000).describe('accesses per run'),
+  runs: z.array(translationRun).min(1).describe('one address space and access stream each, run one after another on a fresh vCPU'),
 }).strict();
 
 export const scenarioSchema = z.discriminatedUnion('kind', [translationScenario]);

@@ -1,14 +1,14 @@
 // The "host" scenario kind: VMs with min/max/shares and pools under the memory manager;
 // impossible parameters are refused before anything runs, naming the field.
 import { describe, it, expect } from 'vitest';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import '../../src/experiment/catalogue.js';
 import { runScenario } from '../../src/experiment/runner.js';
 import { parseExperimentScenario } from '../../src/experiment/registry.js';
+import { runCli } from '../helpers/cli-bin.js';
 
 const base = { kind: 'host', name: 'h', hostMiB: 12, seconds: 8,
   vms: [{ name: 'a', memMiB: 8, workload: { type: 'filler' } }, { name: 'b', memMiB: 8, workload: { type: 'filler' } }] };
@@ -40,12 +40,15 @@ describe('host scenarios', () => {
     const dir = mkdtempSync(join(tmpdir(), 'memvisor-host-'));
     const file = join(dir, 'bad.json'), out = join(dir, 'out');
     writeFileSync(file, JSON.stringify({ ...base, vms: base.vms.map((v) => ({ ...v, minMiB: 7 })) }));
-    const bin = fileURLToPath(new URL('../../bin/memvisor.mjs', import.meta.url));
-    const r = spawnSync(process.execPath, [bin, 'run', file, '--out', out, '--quiet'], { encoding: 'utf8' });
-    expect(r.status).not.toBe(0);
-    expect(r.stderr).toMatch(/vms: the VMs' mins/);
-    expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
-    expect(existsSync(out)).toBe(false);
+    try {
+      const r = runCli(['run', file, '--out', out, '--quiet']);
+      expect(r.status).not.toBe(0);
+      expect(r.stderr).toMatch(/vms: the VMs' mins/);
+      expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+      expect(existsSync(out)).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, 30_000);
 
   it('runs two VMs under the manager; a pool limit caps its member', async () => {

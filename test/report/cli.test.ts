@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { main } from '../../src/cli/main.js';
 import { DEMO_SCENARIO } from './demo.js';
+import { runCli } from '../helpers/cli-bin.js';
 
 let root: string;
 let out: string[];
@@ -88,12 +89,11 @@ describe('memvisor run', () => {
   });
 });
 
-describe('bin/memvisor.mjs', () => {
+describe('the memvisor command as a process', () => {
   it('exits non-zero on a malformed file with a one-line-per-problem message and writes nothing', () => {
-    const bin = fileURLToPath(new URL('../../bin/memvisor.mjs', import.meta.url));
     const file = scenarioFile({ kind: 'translation', name: 'tlb', runs: [{ pattern: 'random', workingSet: 'lots' }] });
     const dir = join(root, 'out');
-    const r = spawnSync(process.execPath, [bin, 'run', file, '--out', dir], { encoding: 'utf8', env: { ...process.env, CI: 'true' } });
+    const r = runCli(['run', file, '--out', dir], { env: { ...process.env, CI: 'true' } });
     expect(r.status).toBe(1);
     expect(r.stderr).toContain('is not a valid scenario:\n  runs[0].workingSet: a size such as "64KiB"');
     expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace

@@ -21,6 +21,14 @@ export interface HypervisorOptions {
 
 const MAX_VPID = 0xffff;
 
+const hypervisorObservers = new Set<(hv: Hypervisor) => void>();
+
+/** Calls f with every Hypervisor created until the returned function is called (`--stats` uses it). */
+export function observeHypervisors(f: (hv: Hypervisor) => void): () => void {
+  hypervisorObservers.add(f);
+  return () => { hypervisorObservers.delete(f); };
+}
+
 export class Hypervisor {
   readonly frames: HostFrames;
   readonly costs: HvCosts;
@@ -40,7 +48,9 @@ export class Hypervisor {
   }
 
   static async create(o: HypervisorOptions): Promise<Hypervisor> {
-    return new Hypervisor(await Machine.create({ memoryBytes: o.hostMemoryBytes }), o);
+    const hv = new Hypervisor(await Machine.create({ memoryBytes: o.hostMemoryBytes }), o);
+    for (const f of hypervisorObservers) f(hv);
+    return hv;
   }
 
   /**
