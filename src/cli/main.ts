@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { compare, type CompareRow } from '../experiment/compare.js';
 import { compareTable, COMPARE_NOTE } from '../experiment/compare-experiment.js';
 import { runCommand, validateCommand, experimentsCommand } from './run.js';
+import { serveCommand } from './serve.js';
 
 export { DEFAULT_SCENARIO, loadScenario, runCommand } from './run.js';
 
@@ -63,6 +64,11 @@ export function program(): Command {
   p.command('experiments')
     .description('list the scenario kinds this build can run')
     .action(experimentsCommand);
+  p.command('serve')
+    .description('serve the browser page (walk explorer, TLB view, experiments) on localhost')
+    .option('-p, --port <n>', 'port', intArg, 5173)
+    .option('--build', 'rebuild web/dist first')
+    .action(serveCommand);
   return p;
 }
 

@@ -67,10 +67,12 @@ const delta = (a: Record<string, number>, b: Record<string, number>): Record<str
   return d;
 };
 
-/** Tags (per page-size class) a TLB-like cache holds, for one lookup key. */
-function tagSet(m: Machine, cpu: Cpu, name: CacheName): Set<string> {
+/** Tags (page-size class : tag) a cache holds; undefined for a cache this vCPU does not have. */
+function tagSet(m: Machine, cpu: Cpu, name: CacheName): Set<string> | undefined {
+  const v = readCache(m.core, cpu.ptr, name);
+  if (v.sets * v.ways === 0) return undefined;
   const s = new Set<string>();
-  for (const e of readCache(m.core, cpu.ptr, name).entries) if (e.valid) s.add(`${e.pageSize}:${e.tag}`);
+  for (const e of v.entries) if (e.valid) s.add(`${e.pageSize}:${e.tag}`);
   return s;
 }
 
@@ -95,9 +97,11 @@ export function explainWalk(m: Machine, cpu: Cpu, controls: WalkControls, va: bi
   const eptp = mode.eptp;
   const eptLevels = mode.name === 'nested' ? Number((eptp >> 3n) & 7n) + 1 : 0;
   // Cache contents before the access: which rows will be served by them.
-  const ntlb = mode.name === 'nested' ? tagSet(m, cpu, 'ntlb') : new Set<string>();
+  const ntlb = mode.name === 'nested' ? tagSet(m, cpu, 'ntlb') : undefined;
   const epsc = new Map<number, Set<string>>();
-  if (mode.name === 'nested') for (const [l, n] of Object.entries(EPSC_BY_LEVEL)) epsc.set(Number(l), tagSet(m, cpu, n));
+  if (mode.name === 'nested') {
+    for (const [l, n] of Object.entries(EPSC_BY_LEVEL)) { const t = tagSet(m, cpu, n); if (t) epsc.set(Number(l), t); }
+  }
   const before = cpu.counters();
   const pscFrames = new Map<number, bigint | undefined>();
   for (const [l, n] of Object.entries(PSC_BY_LEVEL)) pscFrames.set(Number(l), pscFrame(m, cpu, n, va, Number(l)));
@@ -132,7 +136,7 @@ export function explainWalk(m: Machine, cpu: Cpu, controls: WalkControls, va: bi
 /** Builds the grid rows: guest entry rows from the core's path, EPT entries from memory. */
 function nestedRows(m: Machine, eptp: bigint, eptLevels: number, va: bigint, cr3: bigint, startLevel: number,
   pscTable: bigint | undefined, read: WalkRef[], result: Translation,
-  ntlb: Set<string>, epsc: Map<number, Set<string>>): NestedRow[] {
+  ntlb: Set<string> | undefined, epsc: Map<number, Set<string>>): NestedRow[] {
   const rows: NestedRow[] = [];
   // After a combined PSC hit the first table's host address is known (the cache holds it).
   let table: bigint | null = pscTable !== undefined ? null : cr3 & ADDR;
@@ -164,10 +168,10 @@ function nestedRows(m: Machine, eptp: bigint, eptLevels: number, va: bigint, cr3
 const rowFaulted = (r: NestedRow): boolean => r.ept.length > 0 && (r.ept.at(-1)!.value & 7n) === 0n;
 
 /** One gpa through the EPT: a nested-TLB hit, or the entries read (upper ones skipped by EPT PSCs). */
-function eptRow(m: Machine, eptp: bigint, levels: number, gpa: bigint, ntlb: Set<string>, epsc: Map<number, Set<string>>):
+function eptRow(m: Machine, eptp: bigint, levels: number, gpa: bigint, ntlb: Set<string> | undefined, epsc: Map<number, Set<string>>):
   { ntlb: 'hit' | 'miss'; ept: WalkRef[] } {
   for (const [sz, l] of [['4K', 1], ['2M', 2], ['1G', 3]] as const) {
-    if (ntlb.has(`${sz}:${gpa >> shiftOf(l)}`)) return { ntlb: 'hit', ept: [] };
+    if (ntlb?.has(`${sz}:${gpa >> shiftOf(l)}`)) return { ntlb: 'hit', ept: [] };
   }
   const refs: WalkRef[] = [];
   let table = eptp & ADDR;
@@ -180,7 +184,7 @@ function eptRow(m: Machine, eptp: bigint, levels: number, gpa: bigint, ntlb: Set
     if ((v & 7n) === 0n) break;
     const leaf = l === 1 || ((v & 0x80n) !== 0n && l <= 3);
     if (leaf) {
-      ntlb.add(`${['4K', '2M', '1G'][l - 1]}:${gpa >> shiftOf(l)}`);
+      ntlb?.add(`${['4K', '2M', '1G'][l - 1]}:${gpa >> shiftOf(l)}`);
       break;
     }
     if (l >= 2) epsc.get(l)?.add(`4K:${gpa >> shiftOf(l)}`);

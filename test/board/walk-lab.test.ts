@@ -10,8 +10,8 @@ describe('explainWalk over the walk lab', () => {
   for (const mode of ['native', 'nested'] as const) {
     it(`${mode}: every explanation matches the core's counters (cold and warm caches)`, async () => {
       for (const guestPage of SIZES) for (const eptPage of mode === 'nested' ? SIZES : (['4K'] as const)) {
-        for (const levels of [4, 5] as const) {
-          const lab = await WalkLab.create({ mode, guestLevels: levels, guestPage, eptLevels: levels, eptPage, caches: true });
+        for (const [levels, caches] of [[4, true], [5, true], [4, false]] as const) {
+          const lab = await WalkLab.create({ mode, guestLevels: levels, guestPage, eptLevels: levels, eptPage, caches });
           for (let rep = 0; rep < 2; rep++) for (const a of LAB_ADDRESSES) {
             const x = lab.walk(a.va, a.access);
             expect(x.check, `${guestPage}/${eptPage} ${levels} ${a.label}`).toEqual([]);
@@ -29,6 +29,7 @@ describe('explainWalk over the walk lab', () => {
     expect(x.rows.every((r) => r.ntlb === 'miss' && r.ept.length === 4)).toBe(true);
     expect(x.rows.reduce((s, r) => s + (r.guest ? 1 : 0) + r.ept.length, 0)).toBe(24);
     expect(x.counters.walkRefs).toBe(24);
+    expect(x.check).toEqual([]);
   });
 
   it('a repeated access hits the TLB; a write to a read-only page gives #PF error code P|W|U', async () => {

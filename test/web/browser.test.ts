@@ -1,0 +1,137 @@
+// The browser page in a real Chromium (Debian's, driven by playwright-core): the built page
+// (web/dist, rebuilt when a source is newer) served on localhost; a walk whose decoded result
+// must equal the library's own answer for the same state; Figure 7 run in the page's worker,
+// whose plot must appear with the final allocations the library computes in Node; no console
+// errors and no request leaving the page. Screenshots go to test-artifacts/web (gitignored).
+//
+// Chromium comes from .ci/run (apt-get install chromium); MEMVISOR_CHROMIUM overrides the
+// path. Without it these tests are reported as skipped, with the reason printed.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Server } from 'node:http';
+import type { Browser, Page } from 'playwright-core';
+import { WalkLab, LAB_ADDRESSES, DEFAULT_LAB } from '../../src/board/walk-lab.js';
+import { serveDir, buildWeb, WEB_DIST } from '../../src/cli/serve.js';
+import '../../src/experiment/catalogue.js';
+import { runScenario } from '../../src/experiment/runner.js';
+import fig7 from '../../scenarios/fig7-idle-tax.json' with { type: 'json' };
+
+const CHROMIUM = process.env.MEMVISOR_CHROMIUM ?? '/usr/bin/chromium';
+const HAVE = existsSync(CHROMIUM);
+const ARTIFACTS = 'test-artifacts/web';
+if (!HAVE) console.warn(`browser tests SKIPPED: no Chromium at ${CHROMIUM} (.ci/run installs Debian's chromium)`);
+
+/** Newest modification time under the page's sources (so a stale web/dist is rebuilt). */
+function newest(dir: string): number {
+  let t = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    if (e.name === 'dist' || e.name === 'node_modules') continue;
+    const p = join(dir, e.name);
+    t = Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
+  }
+  return t;
+}
+
+describe.skipIf(!HAVE)('the browser page', () => {
+  let server: Server, browser: Browser, page: Page, origin: string;
+  const consoleErrors: string[] = [];
+  const outside: string[] = [];
+
+  beforeAll(async () => {
+    const index = join(WEB_DIST, 'index.html');
+    const src = Math.max(newest('web'), newest('src'), newest('scenarios'), statSync('build/memvisor.wasm').mtimeMs);
+    if (!existsSync(index) || statSync(index).mtimeMs < src) await buildWeb();
+    server = await serveDir(WEB_DIST, 0);
+    const a = server.address();
+    origin = `http://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}`;
+    const { chromium } = await import('playwright-core');
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+        '--disable-component-update', '--disable-sync'],
+    });
+    page = await browser.newPage({ viewport: { width: 1366, height: 800 } });
+    page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+    page.on('pageerror', (e) => consoleErrors.push(e.message));
+    page.on('request', (r) => { if (!r.url().startsWith(origin) && !r.url().startsWith('data:') && !r.url().startsWith('blob:')) outside.push(r.url()); });
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.goto(origin + '/');
+  }, 120_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await new Promise((ok) => (server ? server.close(ok) : ok(undefined)));
+  });
+
+  it('walks an address and shows the library\'s answer, decoded', async () => {
+    const node = await WalkLab.create(DEFAULT_LAB);
+    for (const label of ['user data, read', 'EPT read-only gpa, write (nested)', 'user data, read']) {
+      const a = LAB_ADDRESSES.find((x) => x.label === label)!;
+      const want = node.walk(a.va, a.access);
+      await page.getByRole('button', { name: new RegExp(`^${label.replace(/[()]/g, '\\$&')}`) }).click();
+      const res = page.locator('#w-result');
+      await res.waitFor();
+      if (want.result.ok) {
+        expect(await res.getAttribute('data-pa')).toBe('0x' + want.result.pa.toString(16));
+      } else if (want.result.fault === 'EPT_VIOLATION') {
+        expect(await res.getAttribute('data-fault')).toBe('EPT_VIOLATION');
+        expect(Number(await res.getAttribute('data-qualification'))).toBe(want.result.qualification);
+        // The qualification spelled out: the bits the library sets are the rows marked 1.
+        const set = await page.locator('#w-result table.bits tr.bit1 td:nth-child(2)').allTextContents();
+        expect(set).toEqual(['write', 'readable', 'GLA valid', 'final']);
+      }
+      expect(await page.locator('#w-check').count()).toBe(0);
+      if (want.tlbHit) expect(await page.locator('#w-served').textContent()).toContain(`${want.tlbHit} TLB hit`);
+      else {
+        expect(Number(await page.locator('#w-served').getAttribute('data-refs'))).toBe(want.counters.walkRefs);
+        expect(await page.locator('#w-grid tr[data-ntlb]').evaluateAll((rs) => rs.map((r) => r.getAttribute('data-ntlb'))))
+          .toEqual(want.rows.map((r) => r.ntlb));
+      }
+    }
+    await page.screenshot({ path: join(ARTIFACTS, 'walk.png'), fullPage: true });
+  });
+
+  it('an uncached nested walk shows the 24-reference grid; the tabs work from the keyboard', async () => {
+    await page.locator('#w-caches').uncheck();
+    await page.getByRole('button', { name: /^user data, read/ }).click();
+    await page.locator('#w-grid').waitFor();
+    expect(await page.locator('#w-served').getAttribute('data-refs')).toBe('24');
+    expect(await page.locator('#w-grid tr[data-ntlb]').count()).toBe(5);
+    expect(await page.locator('#w-grid td.skip').count()).toBe(0);
+    expect(await page.locator('#w-check').count()).toBe(0);
+    await page.screenshot({ path: join(ARTIFACTS, 'walk-24.png'), fullPage: true });
+    await page.locator('#w-caches').check();
+    await page.locator('#tab-walk').focus();
+    await page.keyboard.press('ArrowRight');
+    expect(await page.locator('#tab-tlb').getAttribute('aria-selected')).toBe('true');
+    expect(await page.locator('#panel-tlb').isVisible()).toBe(true);
+    await page.locator('#t-run').click();
+    await page.waitForFunction(() => Number(document.querySelector('[data-counter="accesses"]')?.textContent) > 10_000);
+    await page.locator('#t-stop').click();
+    expect(Number(await page.locator('.cache[data-cache="l2"]').getAttribute('data-valid'))).toBeGreaterThan(0);
+    await page.screenshot({ path: join(ARTIFACTS, 'tlb.png'), fullPage: true });
+  });
+
+  it('runs Figure 7 in the worker and plots the allocations the library computes', async () => {
+    const want = await runScenario(fig7);
+    await page.locator('#tab-exp').click();
+    expect(await page.locator('#e-pick').inputValue()).toBe('fig7-idle-tax');
+    await page.locator('#e-run').click();
+    await page.locator('#e-out[data-state="done"]').waitFor({ timeout: 100_000 });
+    for (const [k, v] of Object.entries(want.summary)) {
+      if (!/at end of τ/.test(k)) continue;
+      expect(await page.locator(`#e-summary td[data-key="${k}"]`).textContent(), k).toBe(String(v));
+    }
+    const plot = page.locator('[data-plot="fig7-allocation"][data-rendered="true"] svg');
+    await plot.waitFor();
+    // One solid and one dashed line per VM.
+    expect(await plot.locator('path[aria-roledescription="line mark"], g.mark-line path').count()).toBeGreaterThanOrEqual(4);
+    await page.screenshot({ path: join(ARTIFACTS, 'experiments.png'), fullPage: true });
+  }, 120_000);
+
+  it('logged no console errors and sent no request outside the page', () => {
+    expect(consoleErrors).toEqual([]);
+    expect(outside).toEqual([]);
+  });
+});
