@@ -13,9 +13,12 @@ const TITLES: Record<string, string> = {
 };
 const MAX_SETS_SHOWN = 16;
 
-function cell(e: CacheEntry): HTMLElement {
+const TLBS = new Set(['l1i4k', 'l1i2m', 'l1d4k', 'l1d2m', 'l1d1g', 'l2', 'ntlb']);
+
+/** One way: the tag, then page size (TLBs), PCID (P<n>) and G for global entries. */
+function cell(e: CacheEntry, tlb: boolean): HTMLElement {
   if (!e.valid) return h('td', { class: 'empty' }, '·');
-  const tags = [e.pageSize, `P${e.pcid}`, e.global ? 'G' : ''].filter(Boolean).join(' ');
+  const tags = [tlb ? e.pageSize : '', `P${e.pcid}`, e.global ? 'G' : ''].filter(Boolean).join(' ');
   return h('td', { title: `tag ${hex(e.tag)} → ${hex(e.frame)}; ${tags}` }, hex(e.tag), h('br'), tags);
 }
 
@@ -24,7 +27,7 @@ function grid(v: CacheView): HTMLElement {
   const valid = v.entries.filter((e) => e.valid).length;
   const rows: HTMLElement[] = [h('tr', {}, h('th', {}, 'set'), ...Array.from({ length: v.ways }, (_, w) => h('th', {}, `way ${w}`)))];
   for (let s = 0; s < sets; s++) {
-    rows.push(h('tr', {}, h('th', {}, String(s)), ...v.entries.slice(s * v.ways, (s + 1) * v.ways).map(cell)));
+    rows.push(h('tr', {}, h('th', {}, String(s)), ...v.entries.slice(s * v.ways, (s + 1) * v.ways).map((e) => cell(e, TLBS.has(v.name)))));
   }
   return h('div', { class: 'cache', 'data-cache': v.name, 'data-valid': String(valid) },
     h('table', {}, h('caption', {}, `${TITLES[v.name] ?? v.name}: ${v.sets} × ${v.ways}, ${valid} valid` +
