@@ -19,6 +19,7 @@ import { CR0, CR4, EFER, EPT, PAGE_4K, PAGE_2M, PAGE_1G, type PageSize } from '.
 import { type Gfn, type Hfn, hfnOf, hpa } from '../core/addr.js';
 import { Ept, RWX } from '../hypervisor/monitor/ept.js';
 import { explainWalk, type WalkExplanation } from '../core/walk-explain.js';
+import { ShadowMmu, type ShadowOutcome } from '../hypervisor/monitor/shadow.js';
 import { fillBatch, type Pattern } from '../workload/patterns.js';
 import type { AccessBatch } from '../core/batch.js';
 
@@ -27,7 +28,8 @@ export type LabPageSize = '4K' | '2M' | '1G';
 const SIZE: Record<LabPageSize, PageSize> = { '4K': PAGE_4K, '2M': PAGE_2M, '1G': PAGE_1G };
 
 export interface WalkLabOptions {
-  mode: 'native' | 'nested';
+  /** shadow: the hypervisor's ShadowMmu keeps shadow tables; its guest walker uses the lab's EPT. */
+  mode: 'native' | 'nested' | 'shadow';
   guestLevels: 4 | 5;
   guestPage: LabPageSize;
   eptLevels: 4 | 5;
@@ -65,13 +67,24 @@ function shifted(mem: PhysicalMemory, base: bigint): PhysicalMemory {
   } as unknown as PhysicalMemory;
 }
 
+/** Shadow mode: what happened between the hardware's fault on the shadow table and the retry. */
+export interface ShadowSteps {
+  /** The hardware access on the shadow table that faulted (a VM exit). */
+  hidden: WalkExplanation;
+  /** The shadow MMU's guest walk (its walker: nested mode over the EPT, no caches). */
+  guest: WalkExplanation;
+  outcome: ShadowOutcome | { action: 'step' };
+}
+
+export type LabWalk = WalkExplanation & { shadow?: ShadowSteps };
+
 export class WalkLab {
   private constructor(readonly machine: Machine, readonly cpu: Cpu, readonly options: WalkLabOptions,
-    readonly eptp: bigint | undefined, private batch: AccessBatch) {}
+    readonly eptp: bigint | undefined, private batch: AccessBatch, readonly shadow?: ShadowMmu) {}
 
   static async create(o: WalkLabOptions = DEFAULT_LAB): Promise<WalkLab> {
     const m = await Machine.create({ memoryBytes: 64 * MiB });
-    const nested = o.mode === 'nested';
+    const nested = o.mode !== 'native'; // shadow: guest-physical memory and an EPT for the walker
     const base = nested && o.eptPage !== '1G' ? 16n * BigInt(MiB) : 0n;
     const gmem = nested ? shifted(m.memory, base) : m.memory;
     const gpt = new PageTableBuilder(gmem, new FrameBump(gmem, 4n * BigInt(MiB), 8n * BigInt(MiB)), o.guestLevels);
@@ -79,17 +92,40 @@ export class WalkLab {
     let eptp: bigint | undefined;
     if (nested) eptp = buildEpt(m, base, o).eptp;
     const cpu = m.createCpu(o.caches ? {} : { tlb: false, psc: false });
-    cpu.setRegisters({
+    const regs = {
       cr0: CR0.PE | CR0.PG | CR0.WP, cr3: gpt.root, efer: EFER.LME | EFER.LMA | EFER.NXE, cpl: 3,
       cr4: CR4.PAE | CR4.PGE | (o.guestLevels === 5 ? CR4.LA57 : 0n),
-    });
-    if (nested) cpu.setVmcs({ mode: 'nested', eptp, vpid: 1 });
-    return new WalkLab(m, cpu, o, eptp, m.createBatch(4096));
+    };
+    let shadow: ShadowMmu | undefined;
+    if (o.mode === 'shadow') {
+      const tables = new FrameBump(m.memory, 40n * BigInt(MiB), 48n * BigInt(MiB));
+      shadow = new ShadowMmu(m, cpu, { allocTableFrame: () => tables.alloc(), freeTableFrame: () => {}, walkerEptp: eptp!, backGpa: () => false });
+      shadow.setGuestRegisters(regs);
+    } else {
+      cpu.setRegisters(regs);
+      if (nested) cpu.setVmcs({ mode: 'nested', eptp, vpid: 1 });
+    }
+    return new WalkLab(m, cpu, o, eptp, m.createBatch(4096), shadow);
   }
 
-  /** One access at va, performed by the core and explained. */
-  walk(va: bigint, access: Access = { user: true }): WalkExplanation {
-    return explainWalk(this.machine, this.cpu, { mode: this.options.mode, eptp: this.eptp }, va, access);
+  /**
+   * One access at va, performed by the core and explained. Shadow mode: when the hardware
+   * faults on the shadow table, the shadow MMU handles it as the run loop would (cpuFault:
+   * guest walk, shadow fill) and the access is retried; `shadow` tells the steps.
+   */
+  walk(va: bigint, access: Access = { user: true }): LabWalk {
+    const mode = this.options.mode;
+    const first = explainWalk(this.machine, this.cpu, { mode, eptp: mode === 'nested' ? this.eptp : undefined }, va, access);
+    if (!this.shadow || first.result.ok || first.result.fault !== 'PF') return first;
+    const acc = { write: !!access.write, fetch: !!access.fetch, user: access.user ?? true, implicit: !!access.implicit };
+    const guest = explainWalk(this.machine, this.shadow.walker, { mode: 'nested', eptp: this.eptp }, va, access);
+    const outcome = this.shadow.cpuFault(va, acc);
+    const steps: ShadowSteps = { hidden: first, guest, outcome: outcome.action === 'step' ? { action: 'step' } : outcome };
+    if (outcome.action === 'retry') {
+      return { ...explainWalk(this.machine, this.cpu, { mode }, va, access), shadow: steps };
+    }
+    // The guest's own fault (reflected to the guest kernel) or an exit the lab does not resolve.
+    return { ...guest, mode: 'shadow', shadow: steps };
   }
 
   /** Runs `count` loads of a pattern over the workload region (one batch per 4096). */

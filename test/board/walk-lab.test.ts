@@ -7,14 +7,17 @@ import { WalkLab, LAB_ADDRESSES, decodePfec, decodeEptQualification } from '../.
 const SIZES = ['4K', '2M', '1G'] as const;
 
 describe('explainWalk over the walk lab', () => {
-  for (const mode of ['native', 'nested'] as const) {
+  for (const mode of ['native', 'nested', 'shadow'] as const) {
     it(`${mode}: every explanation matches the core's counters (cold and warm caches)`, async () => {
-      for (const guestPage of SIZES) for (const eptPage of mode === 'nested' ? SIZES : (['4K'] as const)) {
+      for (const guestPage of SIZES) for (const eptPage of mode !== 'native' ? SIZES : (['4K'] as const)) {
         for (const [levels, caches] of [[4, true], [5, true], [4, false]] as const) {
           const lab = await WalkLab.create({ mode, guestLevels: levels, guestPage, eptLevels: levels, eptPage, caches });
           for (let rep = 0; rep < 2; rep++) for (const a of LAB_ADDRESSES) {
             const x = lab.walk(a.va, a.access);
-            expect(x.check, `${guestPage}/${eptPage} ${levels} ${a.label}`).toEqual([]);
+            const where = `${guestPage}/${eptPage} ${levels} ${a.label}`;
+            expect(x.check, where).toEqual([]);
+            expect(x.shadow?.hidden.check ?? [], where).toEqual([]);
+            expect(x.shadow?.guest.check ?? [], where).toEqual([]);
           }
         }
       }
@@ -48,5 +51,22 @@ describe('explainWalk over the walk lab', () => {
     const q = (x.result as { qualification: number }).qualification;
     expect(decodeEptQualification(q).filter((b) => b.value === 1).map((b) => b.name)).toEqual(['write', 'readable', 'GLA valid', 'final']);
     expect(x.rows.at(-1)!.guestLevel).toBe(0);
+  });
+
+  it('shadow paging gives every lab address the same result as nested paging, through a hidden fault first', async () => {
+    for (const guestPage of SIZES) {
+      const o = { guestLevels: 4, guestPage, eptLevels: 4, eptPage: '4K', caches: true } as const;
+      const nested = await WalkLab.create({ ...o, mode: 'nested' });
+      const shadow = await WalkLab.create({ ...o, mode: 'shadow' });
+      for (const a of LAB_ADDRESSES) {
+        const want = nested.walk(a.va, a.access).result;
+        const got = shadow.walk(a.va, a.access);
+        expect(got.result, `${guestPage} ${a.label}`).toEqual(want);
+      }
+      const first = (await WalkLab.create({ ...o, mode: 'shadow' })).walk(LAB_ADDRESSES[0].va, LAB_ADDRESSES[0].access);
+      expect(first.shadow?.outcome.action).toBe('retry');
+      expect(first.shadow?.hidden.result).toMatchObject({ ok: false, fault: 'PF' });
+      expect(first.result.ok).toBe(true);
+    }
   });
 });

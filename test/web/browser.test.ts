@@ -130,6 +130,21 @@ describe.skipIf(!HAVE)('the browser page', () => {
     await page.screenshot({ path: join(ARTIFACTS, 'experiments.png'), fullPage: true });
   }, 120_000);
 
+  it('shadow mode: the hidden fault, the shadow MMU\'s guest walk, then the library\'s answer', async () => {
+    const node = await WalkLab.create({ ...DEFAULT_LAB, mode: 'shadow' });
+    const a = LAB_ADDRESSES[0];
+    const want = node.walk(a.va, a.access);
+    await page.locator('#tab-walk').click();
+    await page.locator('#w-mode').selectOption('shadow');
+    await page.getByRole('button', { name: /^user data, read/ }).click();
+    await page.locator('#w-shadow').waitFor();
+    expect(await page.locator('#w-shadow').getAttribute('data-outcome')).toBe(want.shadow!.outcome.action);
+    expect(await page.locator('#w-result').getAttribute('data-pa')).toBe('0x' + (want.result as { pa: bigint }).pa.toString(16));
+    expect(await page.locator('#w-shadow-guest tr[data-ntlb]').count()).toBe(want.shadow!.guest.rows.length);
+    expect(await page.locator('#w-check').count()).toBe(0);
+    await page.screenshot({ path: join(ARTIFACTS, 'walk-shadow.png'), fullPage: true });
+  });
+
   it('logged no console errors and sent no request outside the page', () => {
     expect(consoleErrors).toEqual([]);
     expect(outside).toEqual([]);

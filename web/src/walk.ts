@@ -1,7 +1,7 @@
 // The walk explorer: a WalkLab (src/board/walk-lab.ts) built from the chosen mode, levels and
 // page sizes; each walk is the core's, explained by explainWalk and decoded by src/core/decode.ts.
 // Only the modules the page needs (src/index.ts also exports the Node-only report writer).
-import { WalkLab, LAB_ADDRESSES, type WalkLabOptions } from '../../src/board/walk-lab.js';
+import { WalkLab, LAB_ADDRESSES, type WalkLabOptions, type LabWalk, type ShadowSteps } from '../../src/board/walk-lab.js';
 import { decodePte, decodeEptEntry, decodePfec, decodeEptQualification, type BitField } from '../../src/core/decode.js';
 import type { WalkExplanation, WalkRef, NestedRow } from '../../src/core/walk-explain.js';
 import { h, $, hex } from './dom.js';
@@ -11,11 +11,10 @@ const EPT_NAME: Record<number, string> = { 1: 'EPT PTE', 2: 'EPT PDE', 3: 'EPT P
 
 export interface LabHandle { get(): Promise<WalkLab>; onChange(f: () => void): void }
 
-function options(): WalkLabOptions | 'shadow' {
+function options(): WalkLabOptions {
   const mode = $<HTMLSelectElement>('w-mode').value;
-  if (mode === 'shadow') return 'shadow';
   return {
-    mode: mode as 'native' | 'nested',
+    mode: mode as 'native' | 'nested' | 'shadow',
     guestLevels: Number($<HTMLSelectElement>('w-glevels').value) as 4 | 5,
     guestPage: $<HTMLSelectElement>('w-gpage').value as '4K',
     eptLevels: Number($<HTMLSelectElement>('w-elevels').value) as 4 | 5,
@@ -69,14 +68,14 @@ function served(x: WalkExplanation): HTMLElement {
     (x.pscHit ? `; the ${x.pscHit.toUpperCase()} paging-structure cache let it start lower.` : '.'));
 }
 
-function nativeTable(x: WalkExplanation): HTMLElement {
-  return h('table', { class: 'grid', id: 'w-grid' },
-    h('caption', {}, x.mode === 'native' ? 'The walk (host-physical page tables)' : 'The walk'),
+function nativeTable(x: WalkExplanation, id = 'w-grid'): HTMLElement {
+  return h('table', { class: 'grid', id },
+    h('caption', {}, x.mode === 'native' ? 'The walk (host-physical page tables)' : 'The hardware walk of the shadow table (gva → hpa, x86-64 format)'),
     h('tr', {}, ...x.refs.map((r) => h('th', {}, `L${r.level} ${LEVEL_NAME[r.level]}`))),
     h('tr', {}, ...x.refs.map((r) => entryCell(r, LEVEL_NAME[r.level], decodePte))));
 }
 
-function nestedGrid(x: WalkExplanation): HTMLElement {
+function nestedGrid(x: WalkExplanation, id = 'w-grid'): HTMLElement {
   const cols = Array.from({ length: x.eptLevels }, (_, i) => x.eptLevels - i);
   const head = h('tr', {}, h('th', {}, 'guest-physical reference'), ...cols.map((l) => h('th', {}, `EPT L${l}`)), h('th', {}, 'nested TLB'), h('th', {}, 'guest entry'));
   const row = (r: NestedRow) => {
@@ -96,7 +95,7 @@ function nestedGrid(x: WalkExplanation): HTMLElement {
     return h('tr', { 'data-ntlb': r.ntlb }, h('th', {}, what, h('div', { class: 'mono' }, r.gpa === null ? '' : hex(r.gpa))), ...cells);
   };
   const n = x.guestLevels, m = x.eptLevels;
-  return h('table', { class: 'grid', id: 'w-grid' },
+  return h('table', { class: 'grid', id },
     h('caption', {}, `Two-dimensional walk: ${n} guest levels × ${m} EPT levels, at most (n+1)(m+1)−1 = ${(n + 1) * (m + 1) - 1} references uncached`),
     head, ...x.rows.map(row));
 }
@@ -107,9 +106,28 @@ function countersTable(x: WalkExplanation): HTMLElement {
     h('table', { id: 'w-counters' }, ...rows.map(([k, v]) => h('tr', {}, h('td', {}, k), h('td', { class: 'mono' }, String(v))))));
 }
 
-export function renderWalk(x: WalkExplanation): HTMLElement {
-  const out = h('div', {}, verdict(x), served(x));
-  if (!x.tlbHit) out.append(x.mode === 'nested' ? nestedGrid(x) : nativeTable(x));
+const OUTCOME: Record<string, string> = {
+  retry: 'the guest walk succeeded: the shadow MMU filled the shadow entry, and the access was retried (below).',
+  step: 'the write goes to a page the shadow MMU watches (or sets the guest D bit): it single-steps the instruction.',
+  guestFault: 'the guest\'s own tables refuse the access: the #PF is reflected to the guest kernel (below).',
+  outside: 'the guest-physical address is outside what the VM may use: the VM exits to the hypervisor (below).',
+  guestGP: 'a non-canonical address: #GP to the guest.',
+};
+
+function shadowSteps(s: ShadowSteps): HTMLElement {
+  return h('section', { id: 'w-shadow', 'data-outcome': s.outcome.action }, h('h3', {}, 'Shadow paging: the hidden fault and the shadow MMU'),
+    h('p', {}, '1. The hardware walked the shadow table and found no entry: a hidden #PF, a VM exit.'),
+    nativeTable(s.hidden, 'w-shadow-hidden'),
+    h('p', {}, '2. The shadow MMU walked the guest\'s own tables (its walker is a nested-mode vCPU without caches, over the p2m\'s EPT):'),
+    nestedGrid(s.guest, 'w-shadow-guest'),
+    h('p', {}, `3. Outcome: ${OUTCOME[s.outcome.action] ?? s.outcome.action}`));
+}
+
+export function renderWalk(x: LabWalk): HTMLElement {
+  const out = h('div', {}, verdict(x));
+  if (x.shadow) out.append(shadowSteps(x.shadow));
+  out.append(served(x));
+  if (!x.tlbHit) out.append(x.rows.length > 0 ? nestedGrid(x) : nativeTable(x));
   if (x.check.length) out.append(h('p', { class: 'fault', role: 'alert', id: 'w-check' }, '⚠ The explanation disagrees with the core: ' + x.check.join('; ')));
   out.append(countersTable(x));
   return out;
@@ -120,14 +138,8 @@ export function setupWalk(): LabHandle {
   const listeners: (() => void)[] = [];
   const out = $('w-out');
   const rebuild = () => {
-    const o = options();
-    if (o === 'shadow') {
-      lab = undefined;
-      out.replaceChildren(h('p', { role: 'status' }, 'Shadow mode is not in the explorer yet: the hardware walks the shadow table exactly as a native walk, ' +
-        'and the guest walk the shadow MMU makes is a nested walk without caches. Pick native or nested.'));
-      return;
-    }
-    lab = WalkLab.create(o);
+    lab = WalkLab.create(options());
+    out.replaceChildren();
     for (const f of listeners) f();
   };
   for (const id of ['w-mode', 'w-glevels', 'w-gpage', 'w-elevels', 'w-epage', 'w-caches']) $(id).addEventListener('change', rebuild);
@@ -160,5 +172,5 @@ export function setupWalk(): LabHandle {
     prog.append(b);
   }
   rebuild();
-  return { get: async () => { if (!lab) { $<HTMLSelectElement>('w-mode').value = 'nested'; rebuild(); } return lab!; }, onChange: (f) => listeners.push(f) };
+  return { get: async () => lab!, onChange: (f) => listeners.push(f) };
 }
