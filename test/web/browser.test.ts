@@ -117,6 +117,13 @@ describe.skipIf(!HAVE)('the browser page', () => {
     const want = await runScenario(fig7);
     await page.locator('#tab-exp').click();
     expect(await page.locator('#e-pick').inputValue()).toBe('fig7-idle-tax');
+    // An edit the schema refuses: the message names the field and the run is disabled.
+    const text = await page.locator('#e-text').inputValue();
+    await page.locator('#e-text').fill(text.replace('"vmMiB": 16', '"vmMiB": 2'));
+    expect(await page.locator('#e-errors').textContent()).toMatch(/vmMiB/);
+    expect(await page.locator('#e-run').isDisabled()).toBe(true);
+    await page.locator('#e-text').fill(text);
+    expect(await page.locator('#e-errors').textContent()).toBe('');
     await page.locator('#e-run').click();
     await page.locator('#e-out[data-state="done"]').waitFor({ timeout: 100_000 });
     for (const [k, v] of Object.entries(want.summary)) {
