@@ -30,6 +30,8 @@ import { physInRange, physPtr, physBytes, physBase } from "./mem";
 import { Cpu, tlbOf, T_D4K, MODE_SHADOW, writeCr3, invlpg } from "./cpu";
 import { translate, rightsFault } from "./walk";
 import { probe, microSlot, A_V, A_D, A_PKEY_SHIFT, A_PCID_SHIFT, entryAt } from "./tlb";
+import { isCodeFrame, codeWrite } from "./x86/icache";
+
 import {
   bump, C_ACCESSES, C_LOADS, C_STORES, C_FETCHES, C_L1_HIT_4K, C_MMIO, C_SPLIT,
 } from "./counters";
@@ -135,6 +137,7 @@ function splitAccess(c: Cpu, p: usize, va: u64, acc: u32, size: u32, kind: u32, 
   }
   if (kind == K_TRANSLATE) { store<u64>(p, pa1, 8); return true; }
   let v = load<u64>(p, 8);
+  if (kind == K_STORE) { codeWrite(pa1, <u64>n1); codeWrite(pa2, <u64>(size - n1)); }
   let out: u64 = 0;
   for (let b: u32 = 0; b < size; b++) {
     let q = b < n1 ? physPtr(pa1) + b : physPtr(pa2) + (b - n1);
@@ -159,7 +162,8 @@ function microFill(c: Cpu, va: u64, acc: u32): void {
   let base = acc & ACC_USER;
   let s = microSlot(c.micro, tag);
   store<u64>(s, rightsFault(c, base, a, pkey) == 0 ? tag : ~(<u64>0));
-  store<u64>(s, rightsFault(c, base | ACC_WRITE, a, pkey) == 0 && (a & A_D) != 0 ? tag : ~(<u64>0), 8);
+  let w = rightsFault(c, base | ACC_WRITE, a, pkey) == 0 && (a & A_D) != 0 && !isCodeFrame(frame);
+  store<u64>(s, w ? tag : ~(<u64>0), 8);
   store<u32>(s, <u32>physPtr(frame), 16);
   store<u32>(s, <u32>e, 20);
 }
@@ -251,7 +255,7 @@ function step(c: Cpu, p: usize, i: u32): bool {
     return false;
   }
   let q = physPtr(pa);
-  if (kind == K_STORE) storeN(q, load<u64>(p, 8), size);
+  if (kind == K_STORE) { codeWrite(pa, <u64>size); storeN(q, load<u64>(p, 8), size); }
   else store<u64>(p, loadN(q, size), 8);
   countAccess(c, kind);
   return true;

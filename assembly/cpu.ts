@@ -3,13 +3,14 @@
 // paging-structure caches, its counters and cost model.
 
 import {
-  CR0_PG, CR0_WP, CR3_NOFLUSH, CR4_LA57, CR4_PAE, CR4_PCIDE, CR4_PGE, CR4_PKE, CR4_SMAP,
+  CR0_PG, CR0_WP, CR0_AM, CR3_NOFLUSH, CR4_LA57, CR4_PAE, CR4_PCIDE, CR4_PGE, CR4_PKE, CR4_SMAP,
   CR4_SMEP, EFER_LMA, EFER_LME, EFER_NXE, PF_ID, RFLAGS_AC, PTE_XD,
 } from "./entry";
 import { alloc } from "./mem";
 import { Tlb, initTlb, ENTRY, microFlush, MICRO_ENTRIES, MICRO_BYTES, CTX_ANY, CTX_NONZERO, invalidateWhere, invalidateVa, INV_ALL, INV_PCID_ALL,
   INV_PCID_NONGLOBAL, INV_NONGLOBAL } from "./tlb";
 import { NUM_COUNTERS, C_FLUSHES, C_INVLPG, bump } from "./counters";
+import { registerMicro } from "./x86/icache";
 
 // Cache indices. L1 instruction and data TLBs per page size, a unified second-level
 // TLB holding every size, and one paging-structure cache per non-leaf level.
@@ -143,6 +144,7 @@ export function newCpu(geo: usize, maxPhysAddr: u32): usize {
     c.micro = alloc(<u64>MICRO_ENTRIES * MICRO_BYTES);
     if (c.micro == 0) return 0;
     tlbOf(c, T_D4K).micro = c.micro;
+    registerMicro(c.micro); // its write entries must never cover cached code (x86/icache.ts)
   }
   c.maxPhysAddr = maxPhysAddr;
   refresh(c);
@@ -197,6 +199,9 @@ export function refresh(c: Cpu): void {
   }
   c.perm = lo;
   c.perm2 = hi;
+  // Alignment checking (#AC at CPL 3 with CR0.AM and RFLAGS.AC) happens on the interpreter's
+  // slow path only (x86/vmem.ts), so the data fast path is off while it is enabled.
+  c.micro = c.cpl == 3 && (c.cr0 & CR0_AM) != 0 && c.ac != 0 ? 0 : tlbOf(c, T_D4K).micro;
   // Fast-path entries hold rights computed for the old state.
   if (c.micro != 0) microFlush(c.micro);
   if (c.microI != 0) microFlush(c.microI);

@@ -51,6 +51,7 @@ export const ACC_IMPLICIT: u32 = 1 << 8;
 
 // Control-register bits.
 export const CR0_WP: u64 = 1 << 16;
+export const CR0_AM: u64 = 1 << 18;
 export const CR0_PG: u64 = 1 << 31;
 export const CR3_NOFLUSH: u64 = 1 << 63;
 export const CR4_PAE: u64 = 1 << 5;

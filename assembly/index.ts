@@ -12,10 +12,13 @@ import { translate } from "./walk";
 import { runBatch as run } from "./access";
 import { rawLoads, naiveWalks } from "./baseline";
 import { COUNTER_NAMES, NUM_COUNTERS } from "./counters";
+import { initGens, genBase, codeWrite } from "./x86/icache";
 
 export { rawLoads, naiveWalks };
 
-export function init(bytes: u64): bool { return initPhys(bytes); }
+export function init(bytes: u64): bool { return initPhys(bytes) && initGens(); }
+// Per-frame code generation words (assembly/x86/icache.ts), for host-side invalidation.
+export function codeGenBase(): usize { return genBase; }
 export function allocBytes(bytes: u64): usize { return alloc(bytes); }
 export function physBaseAddr(): usize { return physBase; }
 export function physSize(): u64 { return physBytes; }
@@ -67,11 +70,13 @@ export function cpuSetChecker(c: usize, on: bool): void { cpu(c).checker = on ? 
 // Bulk physical-memory operations; false if the range is outside memory.
 export function physFill(pa: u64, byte: u32, len: u64): bool {
   if (!physInRange(pa, len)) return false;
+  codeWrite(pa, len);
   memory.fill(physPtr(pa), <u8>byte, <usize>len);
   return true;
 }
 export function physCopy(dst: u64, src: u64, len: u64): bool {
   if (!physInRange(dst, len) || !physInRange(src, len)) return false;
+  codeWrite(dst, len);
   memory.copy(physPtr(dst), physPtr(src), <usize>len);
   return true;
 }
@@ -87,7 +92,7 @@ export function abiLen(): i32 { return ABI.length; }
 export {
   x86Create, x86RunExport as x86Run, x86Regs, x86RegCount, x86RegNamesPtr, x86RegNamesLen,
   x86ExitNamesPtr, x86ExitNamesLen, x86ExitRec, x86ExitRecCount, x86SyncOutExport as x86SyncOut,
-  x86SyncInExport as x86SyncIn, x86SetIoData, x86SetExcBitmap, x86InjectExport as x86Inject,
+  x86SyncInExport as x86SyncIn, x86SetIoData, x86CompleteMmio, x86SetExcBitmap, x86InjectExport as x86Inject,
   x86InjectExceptionExport as x86InjectException, x86SetInsnCycles, x86AdvanceTsc, x86NextTimer,
-  x86Halted, x86SetHalted, x86SetNoIrq, x86SetGuestCr3,
+  x86Halted, x86SetHalted, x86SetNoIrq, x86SetGuestCr3, x86SetGuestCr0,
 } from "./x86/exports";

@@ -8,6 +8,7 @@
 import { Machine, CR0, CR4, EFER, PageTableBuilder, FrameBump, type Cpu, type AccessBatch } from '../src/index.js';
 import { Rng } from '../src/util/rng.js';
 import { virtBench } from './virt.js';
+import { cpuBench } from './cpu.js';
 import { FrameOps } from '../src/core/hash.js';
 
 const REPS = Number(process.env.BENCH_REPS ?? 7);
@@ -99,6 +100,8 @@ async function main(): Promise<void> {
     out[`random64MiB${levels}LevelWalksPer1000`] = (1000 * c.walks) / c.accesses;
   }
   Object.assign(out, await virtBench(rate));
+  // Guest machine code on the interpreter, beside the same loops on the host CPU.
+  Object.assign(out, await cpuBench(REPS));
 
   // Page sharing's scanner: batched xxHash64 over 4 KiB frames and full compares (Wasm).
   const ops4k = new FrameOps(m.core, Number(m.memory.size / 4096), 1024);

@@ -53,3 +53,12 @@ export { SharedContent } from '../guests/shared.js';
 export { Throughput } from '../guests/throughput.js';
 export { Toucher } from '../guests/toucher.js';
 export { TraceReplay } from '../guests/trace.js';
+// Machine-code guests: the Limine loader, the board and its devices (src/board, src/devices).
+export { parseElf, ElfError, type ElfImage, type LoadSegment } from './board/elf.js';
+export { loadKernel, type BootInfo, type BootRegisters, type LoadOptions } from './board/loader.js';
+export { HHDM_OFFSET, MEMMAP, REQUEST as LIMINE_REQUEST, LimineError, type MemmapEntry } from './board/limine.js';
+export { OsMachine, type OsMachineOptions, type OsRunResult, type GuestCpu, type CpuExit as BoardExit, type Budget } from './board/os-machine.js';
+export { interpretingCpu } from './board/cpu-adapter.js';
+export { Uart16550, COM1 } from './devices/uart.js';
+export { PowerDevice, type PowerOff } from './devices/power.js';
+export { BackdoorInl, type GprFile } from './devices/backdoor-inl.js';

@@ -39,6 +39,7 @@ export const B_NONE: u32 = 0xFF;
   disp: u64;
   imm: u64;
   imm2: u64;
+  fast: u32;  // fast.ts form (0: the general path)
 }
 
 // ModRM presence for the one-byte map (bit per opcode).
@@ -150,6 +151,7 @@ function modrm(c: Cpu, x: X86, d: Insn): void {
 // Decodes the instruction at x.rip into d. On a fault x.stop is set.
 export function decode(c: Cpu, x: X86, d: Insn): void {
   d.len = 0;
+  d.fast = 0;
   d.pfx = 0;
   d.rex = 0;
   d.seg = 0;
@@ -172,7 +174,8 @@ export function decode(c: Cpu, x: X86, d: Insn): void {
       case 0xF2: d.pfx &= ~P_REP; p = P_REPNE; break;
       case 0x66: p = P_OSZ; break;
       case 0x67: p = P_ASZ; break;
-      case 0x26: case 0x2E: case 0x36: case 0x3E: d.seg = 0; d.rex = 0; continue;
+      // ES/CS/SS/DS overrides are ignored in 64-bit mode: they do not cancel an FS/GS one.
+      case 0x26: case 0x2E: case 0x36: case 0x3E: d.rex = 0; continue;
       case 0x64: d.seg = 4; d.rex = 0; continue;
       case 0x65: d.seg = 5; d.rex = 0; continue;
     }

@@ -259,6 +259,7 @@ export function exec(c: Cpu, x: X86, d: Insn): void {
     case 0xF4: {
       if (c.cpl != 0) { gp0(x); return; }
       x.halted = 1;
+      x.evCheck = 1;
       return;
     }
     case 0xF5: materialize(c, x); c.rflags ^= F_CF; return;
@@ -472,6 +473,7 @@ function popf(c: Cpu, x: X86, d: Insn): void {
   materialize(c, x);
   let old = c.rflags;
   c.rflags = (old & ~mask) | (v & mask) | 2;
+  x.evCheck = 1;
   if (((old ^ c.rflags) & F_AC) != 0) refresh(c);
 }
 

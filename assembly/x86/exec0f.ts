@@ -7,11 +7,12 @@ import {
   X86, getR64, setR64, setReg, maskOf, signOf, sext, ud, gp0, raise, STOP_NONE, REG_RSP,
   F_CF, F_ZF, F_OF, F_SF, F_PF, F_AF, V_GP,
 } from "./state";
-import { Insn, P_REP, P_OSZ, P_REPNE } from "./decode";
+import { Insn, P_REP, P_OSZ, P_REPNE, P_ASZ } from "./decode";
 import { LF_ADD, LF_SUB, setLazy, carry, cond, setArith, materialize } from "./flags";
 import { shiftDouble, commitFlags, logicFlags } from "./alu";
 import { rmRead, rmWrite, regRead, regWrite, push, branch, sx32, d64, accOf } from "./operand";
 import { rd, wr, probeWrite } from "./vmem";
+import { ACC_WRITE } from "../entry";
 import { imul2 } from "./exec";
 import { system0F } from "./system";
 
@@ -43,7 +44,8 @@ export function exec0F(c: Cpu, x: X86, d: Insn): void {
   }
   switch (b) {
     case 0x0B: ud(x); return; // UD2
-    case 0x0D: case 0x18: case 0x19: case 0x1A: case 0x1B: case 0x1C: case 0x1D: case 0x1E:
+    case 0x0D: if (d.mem == 0) { ud(x); return; } return; // PREFETCH/PREFETCHW m8: a register operand is #UD
+    case 0x18: case 0x19: case 0x1A: case 0x1B: case 0x1C: case 0x1D: case 0x1E:
     case 0x1F:
       return; // prefetch and hint NOPs (F3 0F 1E FA = ENDBR64)
     case 0xA0: case 0xA8: { // PUSH FS / GS
@@ -99,9 +101,14 @@ export function exec0F(c: Cpu, x: X86, d: Insn): void {
       if (x.stop != STOP_NONE) return;
       let s = regRead(x, d, size);
       let r = (a + s) & maskOf(size);
-      rmWrite(c, x, d, size, r);
-      if (x.stop != STOP_NONE) return;
-      regWrite(x, d, size, a);
+      if (d.mem == 0) { // XADD r, r with the same register ends with the sum
+        regWrite(x, d, size, a);
+        rmWrite(c, x, d, size, r);
+      } else {
+        rmWrite(c, x, d, size, r);
+        if (x.stop != STOP_NONE) return;
+        regWrite(x, d, size, a);
+      }
       setLazy(x, LF_ADD, size, a, s, r, 0);
       return;
     }
@@ -127,6 +134,10 @@ function bitTest(c: Cpu, x: X86, d: Insn, kind: u32, immediate: bool): void {
   if (d.mem != 0 && !immediate) {
     let so = <i64>sext(off, size);
     x.ea += <u64>((so >> <i64>(size == 8 ? 6 : (size == 4 ? 5 : 4))) * <i64>size);
+    if ((d.pfx & P_ASZ) != 0) { // the bit offset is part of a 32-bit offset; the FS/GS base is added after
+      let seg = d.seg == 4 ? x.fsBase : (d.seg == 5 ? x.gsBase : 0);
+      x.ea = seg + ((x.ea - seg) & 0xFFFF_FFFF);
+    }
   }
   let bit = off & (w - 1);
   let a = rmRead(c, x, d, size);
@@ -160,7 +171,8 @@ function bitScan(c: Cpu, x: X86, d: Insn, reverse: bool): void {
 }
 
 // CMPXCHG: flags of CMP acc, dest. Equal: dest = src. Else acc = dest; a memory
-// destination is written back with its own value (as the processor's locked cycle does).
+// destination is written back with its own value (as the processor's locked cycle does),
+// a register destination is not touched (not even zero-extended).
 function cmpxchg(c: Cpu, x: X86, d: Insn, size: u32): void {
   let m = maskOf(size);
   let dst = rmRead(c, x, d, size);
@@ -168,7 +180,7 @@ function cmpxchg(c: Cpu, x: X86, d: Insn, size: u32): void {
   let acc = getR64(x, 0) & m;
   let eq = acc == dst;
   let src = regRead(x, d, size);
-  rmWrite(c, x, d, size, eq ? src : dst);
+  if (eq || d.mem != 0) rmWrite(c, x, d, size, eq ? src : dst);
   if (x.stop != STOP_NONE) return;
   if (!eq) setReg(x, 0, size, 1, dst);
   setLazy(x, LF_SUB, size, acc, dst, (acc - dst) & m, 0);
@@ -178,7 +190,7 @@ function cmpxchg(c: Cpu, x: X86, d: Insn, size: u32): void {
 function group9(c: Cpu, x: X86, d: Insn): void {
   let e = d.reg & 7;
   if (e != 1 || d.mem == 0) { ud(x); return; }
-  let acc = accOf(c, d);
+  let acc = accOf(c, d) | ACC_WRITE; // a locked read-modify-write: a #PF on the load has W=1
   if ((d.rex & 8) != 0) {
     if ((x.ea & 15) != 0) { gp0(x); return; }
     let lo = rd(c, x, x.ea, 8, acc);

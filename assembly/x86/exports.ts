@@ -23,6 +23,7 @@ export function x86ExitRecCount(): i32 { return EXIT_REC_COUNT; }
 export function x86SyncOutExport(c: usize): void { x86SyncOut(cpu(c)); }
 export function x86SyncInExport(c: usize): void { x86SyncIn(cpu(c)); }
 export function x86SetIoData(c: usize, v: u64): void { xOf(cpu(c)).ioData = v; }
+export function x86CompleteMmio(c: usize, v: u64): void { let x = xOf(cpu(c)); x.mmioData = v; x.mmioReady = 1; }
 export function x86SetExcBitmap(c: usize, bits: u32): void { xOf(cpu(c)).excBitmap = bits; }
 export function x86InjectExport(c: usize, vector: u32): bool { return x86Inject(cpu(c), vector); }
 export function x86InjectExceptionExport(c: usize, vec: u32, hasErr: bool, err: u32, cr2: u64): void {
@@ -37,6 +38,7 @@ export function x86NextTimer(c: usize): u64 {
 }
 export function x86SetNoIrq(c: usize, on: bool): void { xOf(cpu(c)).noIrq = on ? 1 : 0; }
 export function x86SetGuestCr3(c: usize, v: u64): void { xOf(cpu(c)).guestCr3 = v; }
+export function x86SetGuestCr0(c: usize, v: u64): void { xOf(cpu(c)).guestCr0 = v; }
 export function x86Halted(c: usize): bool { return xOf(cpu(c)).halted != 0; }
 export function x86SetHalted(c: usize, h: bool): void { xOf(cpu(c)).halted = h ? 1 : 0; }
 export { NEVER, X86 };

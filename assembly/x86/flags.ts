@@ -101,6 +101,11 @@ function lazyBits(x: X86): u64 {
 // Condition codes (cc 0..15: O NO B AE E NE BE A S NS P NP L GE LE G).
 export function cond(c: Cpu, x: X86, cc: u32): bool {
   let k = x.lfKind;
+  // ZF and SF come from the result alone, whatever the lazy operation.
+  if (k != LF_NONE && ((cc >> 1) == 2 || (cc >> 1) == 4)) {
+    let r = (cc >> 1) == 2 ? (x.lfRes & maskOf(x.lfSize)) == 0 : (x.lfRes & signOf(x.lfSize)) != 0;
+    return (cc & 1) != 0 ? !r : r;
+  }
   // Fast paths for the common compare-and-branch pairs.
   if (k == LF_SUB && x.lfCin == 0) {
     let m = maskOf(x.lfSize);

@@ -209,6 +209,7 @@ export function iretOp(c: Cpu, x: X86, size: u32): void {
   c.rflags = (old & ~mask) | (fl & mask) | 2;
   x.rip = rip;
   x.nextRip = rip;
+  x.evCheck = 1;
   x.cs = <u64>cs;
   x.ss = <u64>ss;
   setR64(x, REG_RSP, rsp);

@@ -11,7 +11,8 @@
 // CPUID advertises only what is implemented (see cpuidLeaf).
 
 import { EFER_LME, EFER_LMA, EFER_NXE, CR0_PG } from "../entry";
-import { Cpu, refresh, canonical, flushAll } from "../cpu";
+import { Cpu, refresh, canonical, flushAll, MODE_SHADOW } from "../cpu";
+import { shadowCrExit } from "./system";
 import { X86, getR64, setR64, gp0, STOP_NONE } from "./state";
 import {
   Apic, ppr, eoi, setBit, currentCount, writeInitial, writeLvtTimer, writeDeadline, highest,
@@ -92,6 +93,7 @@ function writeMsr(c: Cpu, x: X86, idx: u32, v: u64): bool {
       if ((v & ~(<u64>0xD01)) != 0) return false; // SCE LME LMA NXE
       // LME cannot change while paging is on; LMA is read-only (follows LME and PG).
       if ((c.cr0 & CR0_PG) != 0 && ((v ^ c.efer) & EFER_LME) != 0) return false;
+      if (c.mode == MODE_SHADOW) { shadowCrExit(c, x, 0xC000_0080, (v & ~EFER_LMA) | (c.efer & EFER_LMA)); return true; }
       let nxChanged = ((v ^ c.efer) & EFER_NXE) != 0;
       c.efer = (v & ~EFER_LMA) | (c.efer & EFER_LMA);
       refresh(c);
@@ -133,6 +135,7 @@ export function wrmsr(c: Cpu, x: X86): void {
   if (c.cpl != 0) { gp0(x); return; }
   let v = (getR64(x, 2) << 32) | (getR64(x, 0) & 0xFFFF_FFFF);
   if (!writeMsr(c, x, <u32>getR64(x, 1), v)) gp0(x);
+  x.evCheck = 1; // the TPR, EOI, timer or an IPI may make an interrupt deliverable
 }
 
 // CPUID leaves. Only implemented features are reported:

@@ -6,14 +6,30 @@ import { Cpu, canonical } from "../cpu";
 import { X86, getReg, setReg, getR64, setR64, gp0, STOP_NONE, REG_RSP } from "./state";
 import { Insn, isStackRef } from "./decode";
 import { rd, wr, dataAcc, ACC_STACK } from "./vmem";
+import { ACC_WRITE } from "../entry";
 
 @inline export function accOf(c: Cpu, d: Insn): u32 {
   return isStackRef(d) ? dataAcc(c) | ACC_STACK : dataAcc(c);
 }
 
 @inline export function rmRead(c: Cpu, x: X86, d: Insn, size: u32): u64 {
-  if (d.mem != 0) return rd(c, x, x.ea, size, accOf(c, d));
+  if (d.mem != 0) return rd(c, x, x.ea, size, accOf(c, d) | (rmwDest(d) ? ACC_WRITE : 0));
   return getReg(x, d.rm, size, d.rex);
+}
+
+// Read-modify-write forms: their load carries the write intent, so a #PF on it has W=1
+// (as on hardware: `add [m], r` on a not-present page faults with error code W|U).
+function rmwDest(d: Insn): bool {
+  let op = d.op, e = d.reg & 7;
+  if (op < 0x40) return (op & 7) < 2 && (op >> 3) != 7;
+  if (op >= 0x80 && op <= 0x83) return e != 7;
+  if (op == 0x86 || op == 0x87 || op == 0xC0 || op == 0xC1 || (op >= 0xD0 && op <= 0xD3)) return true;
+  if (op == 0xF6 || op == 0xF7) return e == 2 || e == 3;
+  if (op == 0xFE || op == 0xFF) return e < 2;
+  if (op == 0x1AB || op == 0x1B3 || op == 0x1BB || op == 0x1B0 || op == 0x1B1 || op == 0x1C0 ||
+      op == 0x1C1 || op == 0x1A4 || op == 0x1A5 || op == 0x1AC || op == 0x1AD) return true;
+  if (op == 0x1BA) return e >= 5;
+  return false;
 }
 
 @inline export function rmWrite(c: Cpu, x: X86, d: Insn, size: u32, v: u64): void {

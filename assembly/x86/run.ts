@@ -19,12 +19,17 @@
 import { Cpu, tlbOf, T_I4K, refresh } from "../cpu";
 import { alloc } from "../mem";
 import { MICRO_ENTRIES, MICRO_BYTES, microFlush } from "../tlb";
-import { bump, C_ACCESSES, C_LOADS, C_STORES, C_FETCHES, C_L1_HIT_4K, C_INSTRUCTIONS } from "../counters";
+import { C_SPLIT, bump, C_ACCESSES, C_LOADS, C_STORES, C_FETCHES, C_L1_HIT_4K, C_INSTRUCTIONS } from "../counters";
 import {
   X86, xOf, STOP_NONE, STOP_EXC, STOP_EXIT, XEXIT_NONE, XEXIT_HLT, XEXIT_BUDGET, XEXIT_SHUTDOWN,
   XEXIT_EXCEPTION, XEXIT_IO, REG_COUNT,
 } from "./state";
 import { Insn, decode, effAddr } from "./decode";
+import { lookup, slotFor, commit, forget, initCache } from "./icache";
+import { classify, fastExec } from "./fast";
+import { fetchPage } from "./vmem";
+import { microSlot } from "../tlb";
+import { physBase } from "../mem";
 import { exec } from "./exec";
 import { materialize } from "./flags";
 import { completeIo } from "./io";
@@ -42,7 +47,7 @@ export function x86Init(c: Cpu): bool {
   let apic = alloc(offsetof<Apic>());
   let rec = alloc(<u64>EXIT_REC_COUNT * 8);
   let micro = alloc(<u64>MICRO_ENTRIES * MICRO_BYTES);
-  if (p == 0 || insn == 0 || apic == 0 || rec == 0 || micro == 0) return false;
+  if (p == 0 || insn == 0 || apic == 0 || rec == 0 || micro == 0 || !initCache()) return false;
   let x = changetype<X86>(p);
   x.insnPtr = insn;
   x.apic = apic;
@@ -68,11 +73,15 @@ function flushCounts(c: Cpu, x: X86): void {
   bump(cnt, C_INSTRUCTIONS, x.nInsns);
   bump(cnt, C_LOADS, x.nLoads);
   bump(cnt, C_STORES, x.nStores);
-  bump(cnt, C_FETCHES, x.nFetches);
-  bump(cnt, C_ACCESSES, x.nLoads + x.nStores + x.nFetches);
-  bump(cnt, C_L1_HIT_4K, x.nHits);
+  // One fetch per instruction; those not served by the fast path counted their own
+  // TLB events in translate().
+  let fetches = x.nInsns;
+  let fastFetches = fetches > x.nFetchSlow ? fetches - x.nFetchSlow : 0;
+  bump(cnt, C_FETCHES, fetches);
+  bump(cnt, C_ACCESSES, x.nLoads + x.nStores + fetches);
+  bump(cnt, C_L1_HIT_4K, x.nHits + fastFetches);
   x.tsc += x.nInsns * x.insnCycles;
-  x.nInsns = 0; x.nLoads = 0; x.nStores = 0; x.nFetches = 0; x.nHits = 0;
+  x.nInsns = 0; x.nLoads = 0; x.nStores = 0; x.nFetches = 0; x.nHits = 0; x.nFetchSlow = 0;
 }
 
 function finish(c: Cpu, x: X86, reason: u32, retired: u64): u32 {
@@ -134,6 +143,73 @@ function untilTimer(x: X86, a: Apic, left: u64): u64 {
   return n < left ? n : left;
 }
 
+// Translates RIP (fast path: the instruction-TLB mirror) and returns the decoded
+// instruction there: from the decoded cache, or decoded now (and cached unless it
+// crosses a page). On a fetch or decode fault x.stop is set.
+@inline function fetchDecoded(c: Cpu, x: X86): Insn {
+  let rip = x.rip;
+  let vpn = rip >> 12;
+  // The page of the last fetch, while its fast-path entry still maps it (an
+  // invalidation drops the entry), needs no new translation.
+  if (vpn != x.fVpn || x.fSlot == 0 || load<u64>(x.fSlot) != vpn) {
+    let s = microSlot(x.microI, vpn);
+    if (load<u64>(s) == vpn) {
+      store<u32>(<usize>load<u32>(s, 20), ++c.clock, 36);
+      x.fVpn = vpn;
+      x.fHost = <usize>load<u32>(s, 16);
+      x.fSlot = s;
+    } else {
+      x.fVpn = ~(<u64>0);
+      x.fSlot = 0;
+      if (!fetchPage(c, x, rip)) return changetype<Insn>(x.insnPtr);
+    }
+  }
+  let pa = <u64>(x.fHost - physBase) | (rip & 0xFFF);
+  let e = lookup(pa);
+  if (e != 0) return changetype<Insn>(e);
+  e = slotFor(pa);
+  let d = changetype<Insn>(e);
+  decode(c, x, d);
+  if (x.stop == STOP_NONE) d.fast = classify(d);
+  if (x.stop == STOP_NONE && (rip & 0xFFF) + <u64>d.len <= 4096) commit(e, pa);
+  else forget(e);
+  return d;
+}
+
+// At most this many instructions per slice call: the engine tiers a function up between
+// calls, so the hot loop must return now and then.
+const SLICE: u64 = 1 << 16;
+
+// Runs up to `chunk` instructions without boundary checks (the caller bounded chunk by
+// the next timer event). Returns how many count against the budget; x.sliceExit is set
+// when the run must end.
+function slice(c: Cpu, x: X86, chunk: u64): u64 {
+  let n: u64 = 0;
+  let start = x.nInsns;
+  while (n < chunk) {
+    let d = fetchDecoded(c, x);
+    if (x.stop == STOP_NONE) {
+      x.nextRip = x.rip + <u64>d.len;
+      if (d.fast == 0 || !fastExec(c, x, d)) {
+        if (d.mem != 0) x.ea = effAddr(x, d);
+        exec(c, x, d);
+      }
+    }
+    if (x.stop != STOP_NONE) {
+      let isIo = x.stop == STOP_EXIT && c.exitReason == XEXIT_IO && x.exitWrite != 0;
+      x.nInsns = start + n;
+      x.sliceExit = stopped(c, x, d);
+      if (isIo) x.nInsns++;
+      return n + 1; // an exit, or an event delivered: back to the boundary checks
+    }
+    x.rip = x.nextRip;
+    n++;
+    if (x.evCheck != 0) break; // STI, MOV SS, HLT, IRET, POPF, WRMSR...: boundary checks
+  }
+  x.nInsns = start + n;
+  return n;
+}
+
 // Runs up to maxInsns instructions. Returns the exit reason (also in the exit record).
 export function x86Run(c: Cpu, maxInsns: u64): u32 {
   let x = xOf(c);
@@ -150,6 +226,7 @@ export function x86Run(c: Cpu, maxInsns: u64): u32 {
       if (r != XEXIT_NONE) return finish(c, x, r, 0);
     } else x.nInsns++;
   }
+  if (x.shutdownPending != 0) { x.shutdownPending = 0; return finish(c, x, XEXIT_SHUTDOWN, 0); }
   if (x.evPending != 0) {
     let r = event(c, x, x.evVec, x.evHasErr != 0, x.evErr, x.evRip, x.evKind, x.evExt, x.evCr2, x.evIsPf != 0);
     if (r != XEXIT_NONE) return finish(c, x, r, 0);
@@ -171,31 +248,15 @@ export function x86Run(c: Cpu, maxInsns: u64): u32 {
     if (x.halted != 0) return finish(c, x, XEXIT_HLT, retired);
     if (left == 0) return finish(c, x, XEXIT_BUDGET, retired);
     let chunk = untilTimer(x, a, left);
-    let n: u64 = 0;
-    while (n < chunk) {
-      x.fVpn = ~(<u64>0);
-      decode(c, x, d);
-      if (x.stop == STOP_NONE) {
-        x.nextRip = x.rip + <u64>d.len;
-        if (d.mem != 0) x.ea = effAddr(x, d);
-        exec(c, x, d);
-      }
-      if (x.stop != STOP_NONE) {
-        let isIo = x.stop == STOP_EXIT && c.exitReason == XEXIT_IO && x.exitWrite != 0;
-        let r = stopped(c, x, d);
-        if (isIo) { x.nInsns++; n++; }
-        if (r != XEXIT_NONE) { left -= n; retired += n; return finish(c, x, r, retired); }
-        n++;
-        break; // an event was delivered: back to the boundary checks
-      }
-      x.rip = x.nextRip;
-      x.nInsns++;
-      n++;
-      if (x.intShadow != 0) { x.intShadow--; if (x.intShadow == 0) break; }
-      if (x.halted != 0 || x.evCheck != 0) break;
-    }
+    if (chunk > SLICE) chunk = SLICE;
+    let shadowed = x.intShadow != 0;
+    if (shadowed) chunk = 1; // the instruction after STI / MOV SS runs alone
+    x.sliceExit = XEXIT_NONE;
+    let n = slice(c, x, chunk);
     left -= n < left ? n : left;
     retired += n;
+    if (x.intShadow != 0 && (shadowed || x.intShadow == 2)) x.intShadow--;
+    if (x.sliceExit != XEXIT_NONE) return finish(c, x, x.sliceExit, retired);
   }
   return 0;
 }
@@ -242,8 +303,19 @@ export function x86Inject(c: Cpu, vector: u32): bool {
 // #PF under shadow paging). The RIP pushed is the current one (a fault).
 export function x86InjectException(c: Cpu, vec: u32, hasErr: bool, err: u32, cr2: u64): void {
   let x = xOf(c);
+  if (x.evPending != 0 && x.evKind == EV_EXCEPTION) {
+    // The fault happened while delivering the pending exception: the double-fault rules.
+    let first = x.evVec;
+    let contributory = (v: u32): bool => v == 0 || (v >= 10 && v <= 13);
+    if (first == 8 && (contributory(vec) || vec == 14)) { x.evPending = 0; x.shutdownPending = 1; return; }
+    if ((contributory(first) && contributory(vec)) || (first == 14 && (contributory(vec) || vec == 14))) {
+      if (vec == 14) x.cr2 = cr2; // written even though the #PF escalates
+      vec = 8; hasErr = true; err = 0; cr2 = 0;
+    }
+  }
   x.evPending = 1; x.evVec = vec; x.evHasErr = hasErr ? 1 : 0; x.evErr = err;
-  x.evRip = x.rip; x.evKind = EV_EXCEPTION; x.evExt = 0; x.evCr2 = cr2; x.evIsPf = vec == 14 ? 1 : 0;
+  x.evRip = x.rip;
+  x.evKind = EV_EXCEPTION; x.evExt = 0; x.evCr2 = cr2; x.evIsPf = vec == 14 ? 1 : 0;
 }
 
 export { REG_COUNT, STOP_EXC };

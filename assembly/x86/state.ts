@@ -41,8 +41,9 @@ export const XEXIT_INVLPG: u32 = 10;   // shadow mode: INVLPG / INVPCID
 export const XEXIT_SHUTDOWN: u32 = 11; // triple fault
 export const XEXIT_BUDGET: u32 = 12;   // instruction budget exhausted
 export const XEXIT_EXCEPTION: u32 = 13; // vector set in the exception bitmap
+export const XEXIT_CR_WRITE: u32 = 14;  // shadow mode: MOV to CR0/CR4 or WRMSR EFER (retired; addr = 0, 4 or the MSR)
 export const EXIT_NAMES =
-  "none,PF,GP,unsupported,MMIO,EPT_VIOLATION,EPT_MISCONFIG,IO,HLT,CR3,INVLPG,SHUTDOWN,BUDGET,EXCEPTION";
+  "none,PF,GP,unsupported,MMIO,EPT_VIOLATION,EPT_MISCONFIG,IO,HLT,CR3,INVLPG,SHUTDOWN,BUDGET,EXCEPTION,CR_WRITE";
 
 // Why an instruction stopped before completing (X86.stop).
 export const STOP_NONE: u32 = 0;
@@ -120,6 +121,7 @@ export const F_WRITABLE: u64 = F_ARITH | F_TF | F_IF | F_DF | F_IOPL | F_NT | F_
   nextRip: u64;
   fVpn: u64;          // fetch window: page number and host pointer of the current page
   fHost: usize;
+  fSlot: usize;       // its fast-path entry (0: none)
   // ---- run control ----
   budget: u64;        // instructions left in this run
   excBitmap: u32;     // exception vectors that exit instead of being delivered
@@ -138,13 +140,21 @@ export const F_WRITABLE: u64 = F_ARITH | F_TF | F_IF | F_DF | F_IOPL | F_NT | F_
   exitWrite: u32;
   exitValue: u64;
   exitLen: u32;       // length of the instruction that exited (MMIO)
+  // MMIO completion: the host answers the last MMIO exit (completeMmio); the instruction
+  // runs again and its access to mmioPa takes mmioData (a read) or is skipped (a write)
+  mmioPa: u64;
+  mmioData: u64;
+  mmioReady: u32;
+  mmioHit: u32;
   // interrupt state
   intShadow: u32;     // STI / MOV SS shadow: 2 when set, 1 after that instruction, 0 after the next
   halted: u32;
   ripAtSync: u64;     // RIP the host last read: a new RIP loaded by the host wakes a halted vCPU
-  guestCr3: u64;      // shadow mode: the guest's CR3 (MOV from CR3 reads it, not the shadow root)
+  guestCr3: u64;
+  guestCr0: u64;      // shadow mode: the guest's CR0 (the vCPU runs with WP forced on)      // shadow mode: the guest's CR3 (MOV from CR3 reads it, not the shadow root)
   noIrq: u32;         // the host is single-stepping: no interrupt delivery
-  evCheck: u32;       // something may have made an interrupt deliverable: re-check
+  evCheck: u32;
+  sliceExit: u32;     // run.ts: the exit a slice ended with       // something may have made an interrupt deliverable: re-check
   apic: usize;        // Apic (apic.ts)
   // an event whose delivery exited to the host, delivered again at the next run
   evPending: u32;
@@ -156,6 +166,7 @@ export const F_WRITABLE: u64 = F_ARITH | F_TF | F_IF | F_DF | F_IOPL | F_NT | F_
   evExt: u32;
   evCr2: u64;
   evIsPf: u32;
+  shutdownPending: u32; // a host-injected fault escalated to a triple fault
   exitRec: usize;     // EXIT_REC_COUNT u64 describing the last exit (run.ts)
   // counts not yet added to the Cpu counters (flushed at the end of a run)
   nInsns: u64;
@@ -163,6 +174,7 @@ export const F_WRITABLE: u64 = F_ARITH | F_TF | F_IF | F_DF | F_IOPL | F_NT | F_
   nStores: u64;
   nFetches: u64;
   nHits: u64;
+  nFetchSlow: u64;
   lastAcc: u32;       // access descriptor of the last failed translation
 }
 

@@ -10,14 +10,14 @@ import { ACC_IMPLICIT, CR0_PG, EFER_LMA } from "../entry";
 import { Cpu, refresh, writeCr0, writeCr3, writeCr4, invlpg, invpcid, MODE_SHADOW, canonical as isCanonical } from "../cpu";
 import {
   X86, getR64, setR64, setReg, ud, gp0, raise, exitTo, STOP_NONE, V_GP, V_NP, V_SS, V_DB,
-  XEXIT_CR3, XEXIT_INVLPG, F_RF, F_VM, F_IF,
+  XEXIT_CR3, XEXIT_INVLPG, XEXIT_CR_WRITE, F_RF, F_VM, F_IF,
 } from "./state";
 import { Insn, P_OSZ } from "./decode";
 import { rmRead, rmWrite, accOf, d64, peek } from "./operand";
 import { rd, wr, rdSlow, wrSlow, probeWrite } from "./vmem";
 import { flags, materialize } from "./flags";
 import { readDesc, descDpl, descPresent, descType, descS, descBase32, iretOp } from "./intr";
-import { rdmsr, wrmsr, cpuid, rdtsc } from "./msr";
+import { rdmsr, wrmsr, cpuid, rdtsc, apicOf } from "./msr";
 
 // INT n: a software interrupt (DPL checked, RIP = next, not subject to the exception
 // bitmap). INT3/INT1 are raised as exceptions by exec.ts.
@@ -57,7 +57,7 @@ export function loadSreg(c: Cpu, x: X86, s: u32, sel: u32): void {
     base = descBase32(dsc);
   }
   if (s == 0) x.es = <u64>sel;
-  else if (s == 2) { x.ss = <u64>sel; x.intShadow = 2; }
+  else if (s == 2) { x.ss = <u64>sel; x.intShadow = 2; x.evCheck = 1; }
   else if (s == 3) x.ds = <u64>sel;
   else if (s == 4) { x.fs = <u64>sel; x.fsBase = base; }
   else { x.gs = <u64>sel; x.gsBase = base; }
@@ -157,8 +157,8 @@ function group7(c: Cpu, x: X86, d: Insn): void {
   let e = d.reg & 7;
   if (d.mem == 0) {
     let m = d.modrm;
-    if (m == 0xCA || m == 0xCB) { // CLAC / STAC
-      if (!cpl0(c, x)) return;
+    if (m == 0xCA || m == 0xCB) { // CLAC / STAC: #UD (not #GP) at CPL > 0
+      if (c.cpl != 0) { ud(x); return; }
       materialize(c, x);
       if (m == 0xCA) c.rflags &= ~(<u64>1 << 18); else c.rflags |= <u64>1 << 18;
       refresh(c);
@@ -236,7 +236,8 @@ function movCr(c: Cpu, x: X86, d: Insn, write: bool): void {
   let r = d.rm;
   if (!write) {
     let cr3 = c.mode == MODE_SHADOW ? x.guestCr3 : c.cr3;
-    let v: u64 = n == 0 ? c.cr0 : (n == 2 ? x.cr2 : (n == 3 ? cr3 : (n == 4 ? c.cr4 : x.cr8)));
+    let cr0 = c.mode == MODE_SHADOW ? x.guestCr0 : c.cr0;
+    let v: u64 = n == 0 ? cr0 : (n == 2 ? x.cr2 : (n == 3 ? cr3 : (n == 4 ? c.cr4 : x.cr8)));
     setR64(x, r, v);
     return;
   }
@@ -246,6 +247,7 @@ function movCr(c: Cpu, x: X86, d: Insn, write: bool): void {
     if ((v >> 32) != 0 || ((v & CR0_PG) != 0 && (v & 1) == 0) ||
         ((v & (<u64>1 << 29)) != 0 && (v & (<u64>1 << 30)) == 0) ||
         ((c.efer & EFER_LMA) != 0 && (v & CR0_PG) == 0)) { gp0(x); return; }
+    if (c.mode == MODE_SHADOW) { shadowCrExit(c, x, 0, v | 0x10); return; }
     writeCr0(c, v | 0x10); // ET is hard-wired to 1
     return;
   }
@@ -265,11 +267,28 @@ function movCr(c: Cpu, x: X86, d: Insn, write: bool): void {
     // Implemented CR4 bits: TSD DE PSE PAE MCE PGE PCE OSFXSR OSXMMEXCPT LA57 PCIDE SMEP SMAP PKE.
     let ok: u64 = 0x0070_17FC | (<u64>1 << 17);
     if ((v & ~ok) != 0) { gp0(x); return; }
+    if (c.mode == MODE_SHADOW) {
+      let changed = c.cr4 ^ v;
+      if ((changed & (<u64>1 << 12)) != 0 || (v & (<u64>1 << 5)) == 0 || (v & (<u64>1 << 17)) != 0) { gp0(x); return; }
+      shadowCrExit(c, x, 4, v);
+      return;
+    }
     if (!writeCr4(c, v)) gp0(x);
     return;
   }
   if ((v >> 4) != 0) { gp0(x); return; } // CR8: TPR[7:4]
   x.cr8 = v;
+  apicOf(x).tpr = <u32>v << 4;
+  x.evCheck = 1;
+}
+
+// Shadow mode: a control-register write the hypervisor applies (the shadow tables encode
+// rights under the guest's CR0.WP/CR4/EFER). The instruction retires first.
+export function shadowCrExit(c: Cpu, x: X86, reg: u64, v: u64): void {
+  x.rip = x.nextRip;
+  c.exitAddr = reg;
+  x.exitValue = v;
+  exitTo(c, x, XEXIT_CR_WRITE);
 }
 
 // SYSCALL (SDM: RCX = next RIP, R11 = RFLAGS, RFLAGS &= ~FMASK, CS/SS from STAR[47:32]).
@@ -304,6 +323,7 @@ function sysret(c: Cpu, x: X86, d: Insn): void {
   x.ss = ((base + 8) & 0xFFFF) | 3;
   x.nextRip = rcx;
   c.cpl = 3;
+  x.evCheck = 1;
   refresh(c);
   if ((c.rflags & F_IF) != 0 && (old & F_IF) == 0) x.intShadow = 0;
 }

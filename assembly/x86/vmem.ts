@@ -10,15 +10,16 @@
 //   shadow #PF, EPT violation/misconfiguration, MMIO → exit to the host.
 // Accesses crossing a page translate both pages before a byte moves.
 
-import { ACC_FETCH, ACC_IMPLICIT, ACC_USER, ACC_WRITE, XLATE_OK, XLATE_PF, XLATE_GP,
+import { ACC_FETCH, ACC_IMPLICIT, ACC_USER, ACC_WRITE, XLATE_OK, XLATE_PF, XLATE_GP, CR0_AM,
   XLATE_EPT_VIOLATION, XLATE_EPT_MISCONFIG } from "../entry";
 import { physInRange, physPtr } from "../mem";
-import { Cpu, tlbOf, T_D4K, T_I4K, MODE_SHADOW } from "../cpu";
+import { Cpu, tlbOf, T_D4K, T_I4K, MODE_SHADOW, canonical } from "../cpu";
 import { translate, rightsFault } from "../walk";
 import { probe, microSlot, A_V, A_D, A_PKEY_SHIFT, A_PCID_SHIFT, A_EPT_NOX } from "../tlb";
 import { bump, C_SPLIT, C_MMIO } from "../counters";
+import { isCodeFrame, codeWrite } from "./icache";
 import {
-  X86, raise, exitTo, V_PF, V_GP, V_SS, XEXIT_PF, XEXIT_MMIO, XEXIT_EPT_VIOLATION,
+  X86, raise, exitTo, maskOf, V_PF, V_GP, V_SS, V_AC, XEXIT_PF, XEXIT_MMIO, XEXIT_EPT_VIOLATION,
   XEXIT_EPT_MISCONFIG, STOP_NONE,
 } from "./state";
 
@@ -82,7 +83,8 @@ function microFill(c: Cpu, x: X86, va: u64, acc: u32): void {
     store<u64>(s, ~(<u64>0), 8);
   } else {
     store<u64>(s, rightsFault(c, base, a, pkey) == 0 ? tag : ~(<u64>0));
-    store<u64>(s, rightsFault(c, base | ACC_WRITE, a, pkey) == 0 && (a & A_D) != 0 ? tag : ~(<u64>0), 8);
+    let w = rightsFault(c, base | ACC_WRITE, a, pkey) == 0 && (a & A_D) != 0 && !isCodeFrame(frame);
+    store<u64>(s, w ? tag : ~(<u64>0), 8);
   }
   store<u32>(s, <u32>physPtr(frame), 16);
   store<u32>(s, <u32>e, 20);
@@ -91,9 +93,19 @@ function microFill(c: Cpu, x: X86, va: u64, acc: u32): void {
 // Translates one page's part of an access; returns the physical address, or stops.
 function xlate(c: Cpu, x: X86, va: u64, acc: u32, len: u32): u64 {
   let st = translate(c, va, acc & ~ACC_STACK);
-  if (st != XLATE_OK) { xlateFailed(c, x, st, va, acc); return 0; }
+  if (st != XLATE_OK) {
+    // Nested paging: a final access outside the VM is the MMIO the host answered.
+    if (st == XLATE_EPT_VIOLATION && (c.exitQual & (1 << 8)) != 0) {
+      if (x.mmioReady != 0 && c.exitGpa == x.mmioPa) { x.mmioHit = 1; return 0; }
+      x.mmioPa = c.exitGpa;
+    }
+    xlateFailed(c, x, st, va, acc);
+    return 0;
+  }
   let pa = c.resPa;
   if (!physInRange(pa, <u64>len)) {
+    if (x.mmioReady != 0 && pa == x.mmioPa) { x.mmioHit = 1; return 0; }
+    x.mmioPa = pa;
     c.exitAddr = pa;
     x.exitWrite = (acc & ACC_WRITE) != 0 ? 1 : 0;
     bump(c.counters, C_MMIO);
@@ -119,16 +131,37 @@ function xlate(c: Cpu, x: X86, va: u64, acc: u32, len: u32): u64 {
   return rdSlow(c, x, va, size, acc);
 }
 
+// #AC(0): a misaligned explicit data access at CPL 3 with CR0.AM and RFLAGS.AC (the fast
+// path is off meanwhile, see refresh in cpu.ts). A non-canonical address takes #GP/#SS
+// first; #AC comes before #PF (as measured on hardware).
+@inline function misaligned(c: Cpu, x: X86, va: u64, size: u32, acc: u32): bool {
+  if ((va & <u64>(size - 1)) == 0 || c.ac == 0 || c.cpl != 3 || (c.cr0 & CR0_AM) == 0 || (acc & ACC_IMPLICIT) != 0) return false;
+  if (!canonical(c, va)) return false;
+  raise(x, V_AC, true, 0);
+  return true;
+}
+
+// An access crossing into a non-canonical page is #GP (#SS for the stack) before any #PF
+// on its first page: the processor checks the whole access's address first.
+function tailNonCanonical(c: Cpu, x: X86, va: u64, acc: u32): bool {
+  if (canonical(c, (va | 0xFFF) + 1)) return false;
+  xlateFailed(c, x, XLATE_GP, va, acc);
+  return true;
+}
+
 export function rdSlow(c: Cpu, x: X86, va: u64, size: u32, acc: u32): u64 {
+  if (misaligned(c, x, va, size, acc)) return 0;
   x.exitSize = size;
   let off = <u32>(va & 0xFFF);
   if (off + size <= 4096) {
     let pa = xlate(c, x, va, acc, size);
     if (x.stop != STOP_NONE) return 0;
     x.nLoads++;
+    if (x.mmioHit != 0) { x.mmioHit = 0; x.mmioReady = 0; return x.mmioData & maskOf(size); }
     return loadN(physPtr(pa), size);
   }
   bump(c.counters, C_SPLIT);
+  if (tailNonCanonical(c, x, va, acc)) return 0;
   let n1: u32 = 4096 - off;
   let pa1 = xlate(c, x, va, acc, n1);
   if (x.stop != STOP_NONE) return 0;
@@ -158,6 +191,7 @@ export function rdSlow(c: Cpu, x: X86, va: u64, size: u32, acc: u32): u64 {
 }
 
 export function wrSlow(c: Cpu, x: X86, va: u64, size: u32, v: u64, acc: u32): void {
+  if (misaligned(c, x, va, size, acc)) return;
   acc |= ACC_WRITE;
   x.exitSize = size;
   x.exitValue = v;
@@ -166,15 +200,20 @@ export function wrSlow(c: Cpu, x: X86, va: u64, size: u32, v: u64, acc: u32): vo
     let pa = xlate(c, x, va, acc, size);
     if (x.stop != STOP_NONE) return;
     x.nStores++;
+    if (x.mmioHit != 0) { x.mmioHit = 0; x.mmioReady = 0; return; } // the host performed it
+    codeWrite(pa, <u64>size);
     storeN(physPtr(pa), v, size);
     return;
   }
   bump(c.counters, C_SPLIT);
+  if (tailNonCanonical(c, x, va, acc)) return;
   let n1: u32 = 4096 - off;
   let pa1 = xlate(c, x, va, acc, n1);
   if (x.stop != STOP_NONE) return;
   let pa2 = xlate(c, x, (va | 0xFFF) + 1, acc, size - n1);
   if (x.stop != STOP_NONE) return;
+  codeWrite(pa1, <u64>n1);
+  codeWrite(pa2, <u64>(size - n1));
   for (let b: u32 = 0; b < size; b++) {
     let q = b < n1 ? physPtr(pa1) + b : physPtr(pa2) + (b - n1);
     store<u8>(q, <u8>(v >> (8 * <u64>b)));
@@ -188,6 +227,7 @@ export function probeWrite(c: Cpu, x: X86, va: u64, len: u32, acc: u32): bool {
   let end = va + <u64>len - 1;
   let s = microSlot(c.micro, va >> 12);
   if (c.micro != 0 && (va >> 12) == (end >> 12) && load<u64>(s, 8) == (va >> 12) && (acc & ACC_IMPLICIT) == 0) return true;
+  if ((end >> 12) != (va >> 12) && tailNonCanonical(c, x, va, acc)) return false;
   xlate(c, x, va, acc | ACC_WRITE, 1);
   if (x.stop != STOP_NONE) return false;
   if ((end >> 12) != (va >> 12)) {
@@ -199,6 +239,7 @@ export function probeWrite(c: Cpu, x: X86, va: u64, len: u32, acc: u32): bool {
 
 // Checks that [va, va+len) can be read.
 export function probeRead(c: Cpu, x: X86, va: u64, len: u32, acc: u32): bool {
+  if (((va + <u64>len - 1) >> 12) != (va >> 12) && tailNonCanonical(c, x, va, acc)) return false;
   xlate(c, x, va, acc, 1);
   if (x.stop != STOP_NONE) return false;
   let end = va + <u64>len - 1;
@@ -212,17 +253,16 @@ export function probeRead(c: Cpu, x: X86, va: u64, len: u32, acc: u32): bool {
 // ---- instruction fetch ----
 
 // Opens the fetch window on the page holding va. Returns false (stopped) on a fault.
-function fetchPage(c: Cpu, x: X86, va: u64): bool {
+export function fetchPage(c: Cpu, x: X86, va: u64): bool {
   let vpn = va >> 12;
   let micro = x.microI;
   if (micro != 0) {
     let s = microSlot(micro, vpn);
     if (load<u64>(s) == vpn) {
-      x.nHits++;
       store<u32>(<usize>load<u32>(s, 20), ++c.clock, 36);
       x.fVpn = vpn;
       x.fHost = <usize>load<u32>(s, 16);
-      x.nFetches++;
+      x.fSlot = s;
       return true;
     }
   }
@@ -237,7 +277,8 @@ function fetchPage(c: Cpu, x: X86, va: u64): bool {
   }
   x.fVpn = vpn;
   x.fHost = physPtr(pa & ~(<u64>0xFFF));
-  x.nFetches++;
+  x.fSlot = 0;
+  x.nFetchSlow++; // translate() counted its TLB events
   return true;
 }
 

@@ -7,6 +7,7 @@ import { compare, type CompareRow } from '../experiment/compare.js';
 import { compareTable, COMPARE_NOTE } from '../experiment/compare-experiment.js';
 import { runCommand, validateCommand, experimentsCommand } from './run.js';
 import { serveCommand } from './serve.js';
+import { bootCommand } from './boot.js';
 
 export { DEFAULT_SCENARIO, loadScenario, runCommand } from './run.js';
 
@@ -61,6 +62,20 @@ export function program(): Command {
     .description('check a scenario file and print it with defaults filled in')
     .argument('<scenario>', 'scenario JSON file')
     .action(validateCommand);
+  p.command('boot')
+    .description('boot a machine-code kernel (Limine protocol ELF; default: the shipped OS), stream its console, print the counters')
+    .argument('[kernel]', 'kernel ELF file')
+    .option('--mode <mode>', 'paging: native, shadow or nested', 'nested')
+    .option('--memory <size>', 'guest memory, e.g. 64MiB', '64MiB')
+    .option('--cmdline <text>', 'kernel command line', '')
+    .option('-o, --out <dir>', 'also write result.json and an HTML report here')
+    .option('--timeout <t>', 'stop after virtual seconds (10s) or instructions (1e9)', '60s')
+    .option('--max-instructions <n>', 'also stop after this many instructions', '2e9')
+    .option('--no-checker', 'run without the TLB coherence checker (faster; no stale-use findings)')
+    .option('--input <text>', 'serial input queued for the guest (a shell script; \\n separates lines)')
+    .option('--balloon-target <size>', 'host balloon target from the start, e.g. 16MiB')
+    .option('-q, --quiet', 'console only, no summary')
+    .action(async (kernel: string | undefined, opts) => { await bootCommand(kernel, opts); });
   p.command('experiments')
     .description('list the scenario kinds this build can run')
     .action(experimentsCommand);

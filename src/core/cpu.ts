@@ -6,7 +6,7 @@ import { AccessBatch } from './batch.js';
 import { hex } from './addr.js';
 import { EXIT, XLATE } from './exit.js';
 import {
-  type X86Registers, type CpuExit, type RunOptions, SHARED_KEYS, readRegs, writeRegs, readExit, isX86Register,
+  type X86Registers, type CpuExit, type RunOptions, SHARED_KEYS, readRegs, writeRegs, readExit, isX86Register, layoutOf,
   DEFAULT_MAX_INSTRUCTIONS,
 } from './x86.js';
 
@@ -191,8 +191,8 @@ export class Cpu {
 
   getRegisters(): { cr0: bigint; cr3: bigint; cr4: bigint; efer: bigint; rflags: bigint; pkru: number; cpl: number } & X86Registers {
     const g = (i: number) => BigInt.asUintN(64, this.core.cpuGetReg(this.ptr, i));
-    this.x86();
-    const x = readRegs(this.core, this.ptr);
+    // Without interpreter state (a batch-engine vCPU) the interpreter's registers read 0.
+    const x = this.x86Ready ? readRegs(this.core, this.ptr) : Object.fromEntries(layoutOf(this.core).regNames.map((n) => [n, 0n]));
     for (const k of SHARED_KEYS) delete x[k];
     return { ...(x as unknown as X86Registers), cr0: g(0), cr3: g(1), cr4: g(2), efer: g(3), rflags: g(4) | 2n,
       pkru: Number(g(5)), cpl: Number(g(6)) };
@@ -221,6 +221,13 @@ export class Cpu {
 
   /** Data for the pending IN/INS (default all ones, as a floating bus reads). */
   setIoData(value: RegValue): void { this.x86(); this.core.x86SetIoData(this.ptr, BigInt.asUintN(64, BigInt(value))); }
+
+  /**
+   * Answers the last MMIO exit (native and nested paging): the next run executes the
+   * instruction again and its access to that address reads `value` (a read) or is
+   * skipped (a write the device model performed). Without it the instruction exits again.
+   */
+  completeMmio(value: RegValue = 0n): void { this.x86(); this.core.x86CompleteMmio(this.ptr, BigInt.asUintN(64, BigInt(value))); }
 
   /** Exception vectors (bit n = vector n) that exit (EXCEPTION) instead of being delivered. */
   setExceptionBitmap(bits: number): void {
@@ -256,6 +263,8 @@ export class Cpu {
 
   /** Shadow mode: the guest's CR3, which guest MOV from CR3 reads (CR3 holds the shadow root). */
   setShadowGuestCr3(v: bigint): void { this.x86(); this.core.x86SetGuestCr3(this.ptr, BigInt.asUintN(64, v)); }
+  /** Shadow mode: the guest's CR0, which guest MOV from CR0 reads (the vCPU runs with WP forced on). */
+  setShadowGuestCr0(v: bigint): void { this.x86(); this.core.x86SetGuestCr0(this.ptr, BigInt.asUintN(64, v)); }
 
   /** While set, no interrupt is delivered (the hypervisor single-steps an instruction). */
   setInterruptsBlocked(on: boolean): void { this.x86(); this.core.x86SetNoIrq(this.ptr, on); }

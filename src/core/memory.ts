@@ -7,6 +7,8 @@ import { hex } from './addr.js';
 export class PhysicalMemory {
   private view: DataView;
   private bytes: Uint8Array;
+  /** Per-frame code generation words of the decoded-instruction cache (assembly/x86/icache.ts). */
+  private gens: Uint32Array;
 
   constructor(
     private readonly core: Core,
@@ -17,6 +19,22 @@ export class PhysicalMemory {
   ) {
     this.view = new DataView(core.memory.buffer);
     this.bytes = new Uint8Array(core.memory.buffer);
+    this.gens = new Uint32Array(core.memory.buffer, core.codeGenBase(), Math.floor(size / 4096));
+  }
+
+  /**
+   * A host write to [pa, pa+len) (DMA, a loader, the hypervisor): instructions the core
+   * decoded from those frames are dropped, so modified code is decoded again.
+   */
+  private codeWrite(pa: bigint | number, len: number): void {
+    if (len <= 0) return;
+    this.refresh(); // a grown memory detaches the old view
+    const first = Math.floor(Number(pa) / 4096), last = Math.floor((Number(pa) + len - 1) / 4096);
+    const g = this.gens;
+    for (let f = first; f <= last; f++) {
+      const w = g[f];
+      if (w & 0x8000_0000) g[f] = ((w + 1) & 0x7fff_ffff) >>> 0;
+    }
   }
 
   /** Linear memory grows when the core allocates; views must follow. */
@@ -24,6 +42,7 @@ export class PhysicalMemory {
     if (this.view.buffer !== this.core.memory.buffer) {
       this.view = new DataView(this.core.memory.buffer);
       this.bytes = new Uint8Array(this.core.memory.buffer);
+      this.gens = new Uint32Array(this.core.memory.buffer, this.core.codeGenBase(), Math.floor(this.size / 4096));
     }
   }
 
@@ -41,12 +60,13 @@ export class PhysicalMemory {
   read64(pa: bigint): bigint { const o = this.offset(pa, 8); return this.view.getBigUint64(o, true); }
   write64(pa: bigint, v: bigint): void {
     const o = this.offset(pa, 8);
+    this.codeWrite(pa, 8);
     this.view.setBigUint64(o, BigInt.asUintN(64, v), true);
   }
   read32(pa: bigint): number { const o = this.offset(pa, 4); return this.view.getUint32(o, true); }
-  write32(pa: bigint, v: number): void { const o = this.offset(pa, 4); this.view.setUint32(o, v >>> 0, true); }
+  write32(pa: bigint, v: number): void { const o = this.offset(pa, 4); this.codeWrite(pa, 4); this.view.setUint32(o, v >>> 0, true); }
   read8(pa: bigint): number { const o = this.offset(pa, 1); return this.view.getUint8(o); }
-  write8(pa: bigint, v: number): void { const o = this.offset(pa, 1); this.view.setUint8(o, v & 0xff); }
+  write8(pa: bigint, v: number): void { const o = this.offset(pa, 1); this.codeWrite(pa, 1); this.view.setUint8(o, v & 0xff); }
 
   /** A copy of `len` bytes at pa. */
   read(pa: bigint, len: number): Uint8Array {
@@ -55,6 +75,7 @@ export class PhysicalMemory {
   }
   write(pa: bigint, data: Uint8Array): void {
     const o = this.offset(pa, data.length);
+    this.codeWrite(pa, data.length);
     this.bytes.set(data, o);
   }
 

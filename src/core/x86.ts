@@ -39,12 +39,15 @@ export type CpuExit = ({
   | { reason: 'MMIO'; pa: bigint; size: number; write: boolean; value: bigint; length: number }
   /** Shadow paging: a #PF on the shadow tables; RIP on the instruction. */
   | { reason: 'PF'; cr2: bigint; errorCode: number; access: number }
-  | { reason: 'EPT_VIOLATION'; gpa: bigint; gva: bigint; qualification: number }
+  /** size/value: the data access (for an access outside the VM, the MMIO it becomes). */
+  | { reason: 'EPT_VIOLATION'; gpa: bigint; gva: bigint; qualification: number; size: number; value: bigint }
   | { reason: 'EPT_MISCONFIG'; gpa: bigint; gva: bigint }
   /** Shadow paging: MOV to CR3 retired; the hypervisor loads `value`. */
   | { reason: 'CR3'; value: bigint }
   /** Shadow paging: INVLPG (or INVPCID with invpcidType) retired. */
   | { reason: 'INVLPG'; va: bigint; invpcidType?: number }
+  /** Shadow paging: MOV to CR0/CR4 or WRMSR EFER retired; the hypervisor applies `value`. */
+  | { reason: 'CR_WRITE'; register: 'cr0' | 'cr4' | 'efer'; value: bigint }
   | { reason: 'unsupported' }) & { instructions: number };
 
 export interface RunOptions {
@@ -126,13 +129,17 @@ export function readExit(core: Core, cpuPtr: number): CpuExit {
     }
     case 'MMIO': return { reason, pa: r[1], size: n(2), write: n(3) !== 0, value: r[4], length: n(12), instructions };
     case 'PF': return { reason, cr2: r[1], errorCode: n(5), access: n(13), instructions };
-    case 'EPT_VIOLATION': return { reason, gpa: r[6], gva: r[1], qualification: n(7), instructions };
+    case 'EPT_VIOLATION': return { reason, gpa: r[6], gva: r[1], qualification: n(7), size: n(2), value: r[4], instructions };
     case 'EPT_MISCONFIG': return { reason, gpa: r[6], gva: r[1], instructions };
     case 'CR3': return { reason, value: r[4], instructions };
     case 'INVLPG': {
       const x: CpuExit = { reason, va: r[1], instructions };
       if (n(4) & 0x100) x.invpcidType = n(4) & 3;
       return x;
+    }
+    case 'CR_WRITE': {
+      const reg = n(1) === 0 ? 'cr0' : n(1) === 4 ? 'cr4' : 'efer';
+      return { reason, register: reg, value: r[4], instructions };
     }
     default: return { reason: 'unsupported', instructions };
   }

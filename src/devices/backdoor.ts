@@ -1,3 +1,8 @@
+// LEGACY MODE: the balloon backdoor as a 7-port register window, for the batch-op
+// (TypeScript) guests whose IO ops carry no general registers. Machine-code guests use the
+// real transport, one `inl (%dx)` with the register file (backdoor-inl.ts); both call the
+// same BalloonDevice. A board registers one or the other on port 0x5670, never both.
+//
 // The VMware balloon backdoor (hypercall) port, 0x5670, on the port-I/O bus.
 //
 // The real vmw_balloon driver loads EAX = magic 0x456c6d6f, ECX = command, EBX = arg 1,

@@ -20,6 +20,7 @@ import {
   BALLOON_MAGIC, CMD, CAP, STATUS, BATCH_MAX_ENTRIES, FRAMES_2M, ENTRY_STATUS_MASK, ENTRY_RESERVED_MASK, WITH_TARGET,
   isCommand, cmdName,
 } from './balloon-protocol.js';
+import { isDoorbellClear, type Doorbell } from './doorbell.js';
 
 export { BALLOON_MAGIC, CMD, CAP, STATUS, BATCH_MAX_ENTRIES, FRAMES_2M, cmdName } from './balloon-protocol.js';
 const MAX_LOG = 1024;
@@ -59,6 +60,8 @@ export interface BalloonDeviceOptions {
   /** Capabilities the host offers (START grants the intersection with the request). */
   hostCapabilities?: number;
   events?: BalloonEvents;
+  /** Rung (SIGNALLED_WAKEUP granted, a doorbell set) when setTarget changes the target. */
+  onDoorbell?: (d: Doorbell) => void;
 }
 
 type State = 'stopped' | 'running' | 'reset-pending';
@@ -71,7 +74,11 @@ export class BalloonDevice implements BackdoorHandler {
   capabilities = 0;
   /** Guest type from GUEST_ID (1 = Linux), or null. */
   guestId: number | null = null;
-  doorbell: { context: number; resource: number } | null = null;
+  doorbell: Doorbell | null = null;
+  /** Where the doorbell rings (the board injects an interrupt); see doorbell.ts. */
+  onDoorbell: ((d: Doorbell) => void) | null;
+  /** Times the doorbell was rung. */
+  doorbellRings = 0;
   /** Host knob: while set, LOCK/UNLOCK commands answer ERROR_BUSY (a host that cannot serve now). */
   busy = false;
   /** Violations seen (count) and the first MAX_LOG of them. */
@@ -85,6 +92,7 @@ export class BalloonDevice implements BackdoorHandler {
   constructor(readonly backend: BalloonBackend, o: BalloonDeviceOptions = {}) {
     this.hostCapabilities = o.hostCapabilities ?? (CAP.BASIC_CMDS | CAP.BATCHED_CMDS | CAP.BATCHED_2M_CMDS);
     this.events = o.events;
+    this.onDoorbell = o.onDoorbell ?? null;
   }
 
   /** The host's target, in 4 KiB frames (0..the VM's frame count). */
@@ -97,7 +105,16 @@ export class BalloonDevice implements BackdoorHandler {
     if (!Number.isInteger(frames) || frames < 0 || frames > this.backend.frameCount) {
       throw new RangeError(`balloon target must be 0..${this.backend.frameCount} frames, got ${frames}`);
     }
+    const changed = frames !== this.targetFrames;
     this.targetFrames = frames;
+    if (changed) this.ring();
+  }
+
+  /** SIGNALLED_WAKEUP: tell the guest's worker to run now (Linux's doorbell callback). */
+  private ring(): void {
+    if (!this.doorbell || !(this.capabilities & CAP.SIGNALLED_WAKEUP_CMD) || this.state !== 'running') return;
+    this.doorbellRings++;
+    this.onDoorbell?.(this.doorbell);
   }
 
   /** Makes every later command but START answer ERROR_RESET (host-initiated reset). */
@@ -126,6 +143,8 @@ export class BalloonDevice implements BackdoorHandler {
       return this.violate('bad-magic', `EAX = 0x${(r.eax >>> 0).toString(16)} is not the balloon magic 0x456c6d6f`, STATUS.ERROR_CMD_INVALID, { command: cmd });
     }
     if (cmd === CMD.START) return this.start(r.rbx);
+    // Linux clears its doorbell first in every reset (even before START) and at unload.
+    if (cmd === CMD.VMCI_DOORBELL_SET && isDoorbellClear(r)) { this.doorbell = null; return { eax: STATUS.SUCCESS, rbx: 0n }; }
     if (!isCommand(cmd)) {
       return this.violate('unknown-command', `command ${cmd} does not exist`, STATUS.ERROR_CMD_INVALID, { command: cmd });
     }

@@ -13,6 +13,7 @@ import { asm, HAVE_AS } from './asm.js';
 const MiB = 2 ** 20;
 const CODE = 0x20_0000n, GDT = 0x30_0000n, IDT = 0x30_1000n, DATA = 0x32_0000n, STACK = 0x41_0000n;
 const NEW_VA = 0x4000_0000n, NEW_GPA = 0x60_0000n, ALT_GPA = 0x61_0000n;
+const RO_VA = 0x5000_0000n, RO_GPA = 0x62_0000n;
 
 function program(pte: bigint, dataPte: bigint): string {
   return `
@@ -45,6 +46,17 @@ function program(pte: bigint, dataPte: bigint): string {
     mov r9, [${DATA + 0x1008n}]
     rep stosb
     mov r10, [${NEW_VA + 0x18n}]
+    /* CR0.WP=0: a supervisor write to a read-only page is allowed; then WP=1 again */
+    mov rax, cr0
+    mov r13, rax
+    and rax, ~0x10000
+    mov cr0, rax
+    mov qword ptr [${RO_VA}], 0x99
+    mov rax, r13
+    mov cr0, rax
+    mov r12, [${RO_VA}]
+    mov rax, cr0
+    mov r14, rax
     hlt
     .org 0x400
     /* #PF handler: map the faulting page at NEW_GPA */
@@ -64,6 +76,7 @@ async function runIn(mode: VmMode) {
   pt.mapRange(0n, 0n, 8 * MiB, 4096, { user: false });
   const pte = pt.entryAddr(NEW_VA, 1);           // tables exist, the PTE is not present
   const dataPte = pt.entryAddr(DATA, 1);
+  pt.map(RO_VA, RO_GPA, 4096, { write: false, user: false });
   const mem = vm.memory;
   mem.write64(GDT + 8n, 0x0020_9a00_0000_0000n);
   mem.write64(GDT + 16n, 0x0000_9200_0000_0000n);
@@ -85,7 +98,7 @@ async function runIn(mode: VmMode) {
   }
   const regs = vcpu.cpu.getRegisters();
   const { tsc: _t, cr3: _c, cr0: _w, ...rest } = regs;
-  const memory = [DATA, ALT_GPA, NEW_GPA].map((g) => mem.read(g, 8 * 4096));
+  const memory = [DATA, ALT_GPA, NEW_GPA, RO_GPA].map((g) => mem.read(g, 8 * 4096));
   return { x, out, regs: rest, memory, vcpu, guestCr3: vcpu.guestRegisters().cr3, root: pt.root };
 }
 
@@ -100,6 +113,8 @@ describe.skipIf(!HAVE_AS)('the same guest code under native, nested and shadow p
     expect(native.regs.r11).toBe(NEW_VA + 0x10n);     // CR2 seen by the guest handler
     expect(native.regs.r9).toBe(514n * 4n + 7n);      // pattern still there after the CR3 reload
     expect(native.regs.r10).toBe(0x55n);
+    expect(native.regs.r12).toBe(0x99n);              // written with CR0.WP = 0
+    expect(native.regs.r14 & 0x10000n).toBe(0x10000n); // WP back on, as the guest sees CR0
     for (const r of runs) {
       expect(r.x.reason).toBe('HLT');
       expect(r.out).toEqual(native.out);
@@ -109,6 +124,27 @@ describe.skipIf(!HAVE_AS)('the same guest code under native, nested and shadow p
     }
     expect(runs[2].vcpu.shadow!.stats.ptWritesEmulated).toBeGreaterThanOrEqual(1); // the remap of a shadowed table
     expect(runs[2].vcpu.shadow!.stats.reflectedFaults).toBe(1);
-    expect(runs[1].vcpu.stats.pagesBacked).toBe(9); // first touch: 8 data pages and the stack page
+    expect(runs[1].vcpu.stats.pagesBacked).toBe(10); // first touch: 8 data pages, the stack page, the read-only page
+    expect(runs[2].vcpu.exits.CR_WRITE).toBe(2);      // shadow: both MOV to CR0 go to the shadow MMU
+  });
+});
+
+describe.skipIf(!HAVE_AS)('MMIO under nested paging', () => {
+  it('an access outside the VM is an MMIO exit; completeMmio answers it', async () => {
+    const hv = await Hypervisor.create({ hostMemoryBytes: 64 * MiB });
+    const vm = hv.createVm({ memoryBytes: 16 * MiB, mode: 'nested' });
+    const vcpu = vm.vcpus[0];
+    const pt = guestTables(vm);
+    pt.mapRange(0n, 0n, 4 * MiB, 4096, { user: false });
+    pt.map(0x7000_0000n, 0xfee0_0000n, 4096, { user: false });
+    vm.memory.write(CODE, asm('mov rbx, 0x70000000\nmov eax, [rbx + 8]\nmov dword ptr [rbx + 12], 0x77\nhlt', CODE));
+    vcpu.setRegisters({ cr0: CR0.PG | CR0.PE | CR0.WP, cr3: pt.root, cr4: CR4.PAE, efer: EFER.LME | EFER.NXE, cpl: 0 });
+    vcpu.setRegisters({ rip: CODE, cs: 8n, ss: 16n });
+    expect(vcpu.run({ maxInstructions: 100 })).toMatchObject({ reason: 'MMIO', pa: 0xfee0_0008n, size: 4, write: false });
+    vcpu.cpu.completeMmio(0x5a5an);
+    expect(vcpu.run({ maxInstructions: 100 })).toMatchObject({ reason: 'MMIO', pa: 0xfee0_000cn, size: 4, write: true, value: 0x77n });
+    vcpu.cpu.completeMmio();
+    expect(vcpu.run({ maxInstructions: 100 }).reason).toBe('HLT');
+    expect(vcpu.cpu.getRegisters().rax).toBe(0x5a5an);
   });
 });

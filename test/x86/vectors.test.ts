@@ -327,3 +327,21 @@ describe.skipIf(!HAVE_AS)('x86 fixed vectors', () => {
     expect(r.rip).toBe(CODE);
   });
 });
+
+describe.skipIf(!HAVE_AS)('MMIO exits and their completion', () => {
+  it('native: a read exits with the address; completeMmio supplies the value; a write is skipped once answered', async () => {
+    const env = await flatEnv({ cpl: 0 });
+    const MMIO_VA = 0x7000_0000n, MMIO_PA = 0xfee0_0000n; // beyond host memory
+    env.pt.map(MMIO_VA, MMIO_PA, 4096, { nx: true });
+    load(env, asm(`mov rbx, ${MMIO_VA}\nmov eax, [rbx + 0x20]\nmov r8, rax\nmov dword ptr [rbx + 0x30], 0x1234\nint3`, CODE));
+    let x = env.cpu.run({ maxInstructions: 100 });
+    expect(x).toMatchObject({ reason: 'MMIO', pa: MMIO_PA + 0x20n, size: 4, write: false });
+    expect(env.cpu.getRegisters().rip).toBe(CODE + 7n); // on the instruction, after the 7-byte MOV
+    env.cpu.completeMmio(0xabcdn);
+    x = env.cpu.run({ maxInstructions: 100 });
+    expect(x).toMatchObject({ reason: 'MMIO', pa: MMIO_PA + 0x30n, size: 4, write: true, value: 0x1234n });
+    expect(env.cpu.getRegisters().r8).toBe(0xabcdn);
+    env.cpu.completeMmio();
+    expect(env.cpu.run({ maxInstructions: 100 })).toMatchObject({ reason: 'EXCEPTION', vector: 3 });
+  });
+});

@@ -41,15 +41,20 @@ export function runCode(v: Vcpu, opts: CodeRunOptions = {}): CodeExit {
   if (v.vm.isDestroyed) throw new Error(`VM ${v.vm.id} was destroyed: its vCPUs cannot run`);
   let left = opts.maxInstructions ?? 10_000_000;
   let total = 0, stuck = 0;
-  if (v.shadow) v.cpu.setShadowGuestCr3(v.shadow.guestRegisters().cr3);
+  if (v.shadow) {
+    v.cpu.setShadowGuestCr3(v.shadow.guestRegisters().cr3);
+    v.cpu.setShadowGuestCr0(v.shadow.guestRegisters().cr0);
+  }
   for (;;) {
     const x = v.cpu.run({ maxInstructions: left });
     left -= x.instructions;
     total += x.instructions;
     stuck = x.instructions > 0 ? 0 : stuck + 1;
-    if (stuck > MAX_STUCK) throw new Error(`vCPU ${v.vm.id}.${v.id}: no progress (${x.reason})`);
+    if (stuck > MAX_STUCK) {
+      throw new Error(`vCPU ${v.vm.id}.${v.id}: no progress (${x.reason} ${JSON.stringify(x, (_k, val) => typeof val === 'bigint' ? val.toString(16) : val)}): a hypervisor bug`);
+    }
     v.exits[x.reason] = (v.exits[x.reason] ?? 0) + 1;
-    let handled: boolean;
+    let handled: boolean | CpuExit;
     try {
       handled = handle(v, x);
     } catch (e) {
@@ -57,7 +62,8 @@ export function runCode(v: Vcpu, opts: CodeRunOptions = {}): CodeExit {
       const gpa = x.reason === 'EPT_VIOLATION' ? toGpa(x.gpa) : undefined;
       return { reason: 'OUT_OF_FRAMES', pool: e.pool, gpa, instructions: total };
     }
-    if (!handled) return { ...x, instructions: total };
+    if (handled === false) return { ...x, instructions: total };
+    if (handled !== true) return { ...handled, instructions: total };
     v.stats.handled++;
   }
 }
@@ -68,13 +74,16 @@ function charge(v: Vcpu, cycles: number): void {
   v.cpu.advanceTsc(BigInt(Math.round(cycles)));
 }
 
-/** Handles an exit; false when it goes to the caller. */
-function handle(v: Vcpu, x: CpuExit): boolean {
+/** Handles an exit; false when it goes to the caller (or the exit the caller gets instead). */
+function handle(v: Vcpu, x: CpuExit): boolean | CpuExit {
   const costs = v.vm.costs;
   switch (x.reason) {
     case 'EPT_VIOLATION': {
       const gpa = toGpa(x.gpa), q = x.qualification;
-      if (!v.vm.contains(gpa)) return false; // MMIO: the caller's device model
+      if (!v.vm.contains(gpa)) { // outside the VM: MMIO, for the caller's device model
+        const write = (q & EPT_QUAL.WRITE) !== 0;
+        return { reason: 'MMIO', pa: gpa, size: x.size, write, value: write ? x.value : 0n, length: 0, instructions: 0 };
+      }
       const gfn = gfnOf(gpa), w = v.vm.p2m.raw(gfn), write = (q & EPT_QUAL.WRITE) !== 0;
       if (isUnbacked(w)) {
         v.vm.backGfn(gfn, true);
@@ -93,6 +102,15 @@ function handle(v: Vcpu, x: CpuExit): boolean {
       if (!v.shadow) return false;
       shadowWork(v, () => v.shadow!.handle({ reason: 'CR3', index: 0, value: x.value }, undefined as never));
       v.cpu.setShadowGuestCr3(x.value);
+      return true;
+    }
+    case 'CR_WRITE': {
+      if (!v.shadow) return false;
+      // Shadow entries encode rights under the guest's CR0.WP, CR4 and EFER.NXE: the
+      // shadow MMU reloads them (and rebuilds its tables when they change).
+      shadowWork(v, () => v.shadow!.setGuestRegisters({ [x.register]: x.value }));
+      v.cpu.setShadowGuestCr0(v.shadow.guestRegisters().cr0);
+      charge(v, costs.cr3Emulation);
       return true;
     }
     case 'INVLPG': {
@@ -132,12 +150,19 @@ const accOf = (bits: number) => ({
 });
 
 /** A #PF on the shadow tables: fill, reflect, or single-step a page-table write. */
-function shadowFault(v: Vcpu, cr2: bigint, access: number): boolean {
+function shadowFault(v: Vcpu, cr2: bigint, access: number): boolean | CpuExit {
   const sh = v.shadow!;
   const o = shadowWork(v, () => sh.cpuFault(cr2, accOf(access)));
   if (o.action === 'retry') return true;
   if (o.action === 'guestFault') { v.cpu.injectException(14, o.errorCode, o.cr2); return true; }
-  if (o.action === 'outside') return false;
+  if (o.action === 'outside') {
+    // A gpa inside the VM that the host refuses (a ballooned page): the same exit nested
+    // paging gives, so callers classify it once; beyond the VM's memory: MMIO.
+    if (v.vm.contains(toGpa(o.gpa))) {
+      return { reason: 'EPT_VIOLATION', gpa: o.gpa, gva: cr2, qualification: o.qualification, size: 0, value: 0n, instructions: 0 };
+    }
+    return { reason: 'MMIO', pa: o.gpa, size: 0, write: (access & ACC.WRITE) !== 0, value: 0n, length: 0, instructions: 0 };
+  }
   if (o.action !== 'step') return true;
   // Run the faulting instruction once with the page open; other pages it touches fault
   // and are filled (or opened) as usual.

@@ -178,6 +178,12 @@ export class Vcpu {
       (b.cr3Switches - a.cr3Switches + b.invlpgs - a.invlpgs) * c.cr3Emulation;
   }
 
+  /** Raises an external interrupt (vector 16..255) at the vCPU's local APIC. */
+  injectInterrupt(vector: number): void { this.cpu.injectInterrupt(vector); }
+
+  /** Exception vectors (bit n = vector n) that exit to the caller instead of reaching the guest's IDT. */
+  setExceptionBitmap(bits: number): void { this.cpu.setExceptionBitmap(bits); }
+
   /** The vCPU waits `cycles` for a device (synchronous I/O): time passes, no work is done. */
   stall(cycles: number): void {
     if (!(cycles >= 0)) throw new RangeError(`stall cycles must be >= 0, got ${cycles}`);

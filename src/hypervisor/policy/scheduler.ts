@@ -9,6 +9,8 @@ export interface Runnable {
   readonly name: string;
   /** Runs for about `budget` cycles (it may overshoot by its unit of work); returns the cycles used (0: idle or halted). */
   step(budget: number): number;
+  /** While idle: the clock time at which it wants to run again (Infinity: only an event wakes it). */
+  nextWake?(): number;
 }
 
 interface Entry { r: Runnable; shares: number; usage: number; pass: number; order: number }
@@ -69,7 +71,7 @@ export class Scheduler {
     const end = this.now + Math.round(seconds * this.hz);
     while (this.now < end) {
       this.fireTimers();
-      const until = Math.min(end, this.nextTimer());
+      const until = Math.min(end, this.nextTimer(), this.nextWake());
       const used = this.runSlice(Math.min(this.slice, until - this.now));
       // Nobody wanted the CPU: the clock jumps to the next event.
       this.now = used > 0 ? this.now + used : until;
@@ -89,6 +91,16 @@ export class Scheduler {
       return used;
     }
     return 0;
+  }
+
+  /** The earliest future wake-up an idle runnable asked for. */
+  private nextWake(): number {
+    let w = Infinity;
+    for (const e of this.entries) {
+      const t = e.r.nextWake?.() ?? Infinity;
+      if (t > this.now && t < w) w = t;
+    }
+    return w;
   }
 
   private nextTimer(): number {

@@ -1,0 +1,71 @@
+// The decoded-instruction cache never runs stale code: self-modifying code, code written
+// by the batch engine, and code written by the host (loader, DMA, frame copies) are all
+// decoded again. Values follow from plain x86 semantics: the write is visible to the
+// next fetch of the modified bytes.
+
+import { describe, it, expect } from 'vitest';
+import { asm, HAVE_AS } from './asm.js';
+import { flatEnv, load, CODE } from './env.js';
+
+describe.skipIf(!HAVE_AS)('decoded-instruction cache coherence', () => {
+  it('self-modifying code: a loop patches an instruction it already ran', async () => {
+    const env = await flatEnv({ cpl: 0 });
+    env.cpu.setExceptionBitmap(1 << 3);
+    load(env, asm(`
+      xor ebx, ebx
+      mov ecx, 3
+    1: mov eax, 0x11111111
+    patch_end:
+      add rbx, rax
+      mov dword ptr [patch_end - 4], 0x22222222
+      dec ecx
+      jnz 1b
+      int3
+    `, CODE));
+    env.cpu.run({ maxInstructions: 100 });
+    // iteration 1 adds 0x11111111 and patches; iterations 2 and 3 add 0x22222222
+    expect(env.cpu.getRegisters().rbx).toBe(0x11111111n + 2n * 0x22222222n);
+  });
+
+  it('code on another page written by the guest, then jumped to', async () => {
+    const env = await flatEnv({ cpl: 0 });
+    env.cpu.setExceptionBitmap(1 << 3);
+    const target = CODE + 0x3000n;
+    // target initially: mov eax, 1; ret — run it, then overwrite with mov eax, 2; ret
+    env.m.memory.write(target, asm('mov eax, 1\nret'));
+    load(env, asm(`
+      mov rdi, ${target}
+      call rdi
+      mov r8, rax
+      mov byte ptr [rdi + 1], 2
+      call rdi
+      int3
+    `, CODE));
+    env.cpu.run({ maxInstructions: 100 });
+    const r = env.cpu.getRegisters();
+    expect(r.r8).toBe(1n);
+    expect(r.rax).toBe(2n);
+  });
+
+  it('code rewritten by the host (a loader) and by the batch engine is decoded again', async () => {
+    const env = await flatEnv({ cpl: 0 });
+    env.cpu.setExceptionBitmap(1 << 3);
+    load(env, asm('mov eax, 1\nint3', CODE));
+    env.cpu.run({ maxInstructions: 10 });
+    expect(env.cpu.getRegisters().rax).toBe(1n);
+    load(env, asm('mov eax, 2\nint3', CODE));          // host write (PhysicalMemory)
+    env.cpu.setRegisters({ rip: CODE });
+    env.cpu.run({ maxInstructions: 10 });
+    expect(env.cpu.getRegisters().rax).toBe(2n);
+    const b = env.m.createBatch(1).store(CODE + 1n, 3n, 1);  // a guest store through the batch engine
+    expect(env.cpu.execute(b).exit.reason).toBe('end');
+    env.cpu.setRegisters({ rip: CODE });
+    env.cpu.run({ maxInstructions: 10 });
+    expect(env.cpu.getRegisters().rax).toBe(3n);
+    env.m.memory.copy(CODE + 0x2000n, CODE, 16);             // frame copy (physCopy)
+    env.m.memory.fill(CODE + 1n, 4, 1);                      // physFill
+    env.cpu.setRegisters({ rip: CODE });
+    env.cpu.run({ maxInstructions: 10 });
+    expect(env.cpu.getRegisters().rax).toBe(4n);
+  });
+});
