@@ -7,7 +7,9 @@
 // Chromium comes from .ci/run (apt-get install chromium); MEMVISOR_CHROMIUM overrides the
 // path. Without it these tests are reported as skipped, with the reason printed.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
 import type { Browser, Page } from 'playwright-core';
@@ -150,6 +152,28 @@ describe.skipIf(!HAVE)('the browser page', () => {
     expect(await page.locator('#w-shadow-guest tr[data-ntlb]').count()).toBe(want.shadow!.guest.rows.length);
     expect(await page.locator('#w-check').count()).toBe(0);
     await page.screenshot({ path: join(ARTIFACTS, 'walk-shadow.png'), fullPage: true });
+  });
+
+  it('boots a kernel ELF in the toy-OS panel and shows its console (skipped without gcc)', async (ctx) => {
+    let elf: string;
+    try {
+      const dir = mkdtempSync(join(tmpdir(), 'memvisor-web-kernel-'));
+      elf = join(dir, 'hello.elf');
+      execFileSync('gcc', ['-nostdlib', '-static', '-no-pie', '-Wl,-z,max-page-size=0x1000', '-Wl,--build-id=none',
+        '-T', 'test/board/fixtures/hello.ld', '-o', elf, 'test/board/fixtures/hello.S'], { stdio: 'pipe' });
+    } catch {
+      console.warn('toy-OS browser test SKIPPED: gcc could not build test/board/fixtures/hello.S');
+      ctx.skip();
+      return;
+    }
+    await page.locator('#tab-os').click();
+    await page.locator('#os-file').setInputFiles(elf);
+    await page.waitForFunction(() => (document.getElementById('os-term')?.textContent ?? '').includes('[guest stopped'), undefined, { timeout: 30_000 });
+    const text = await page.locator('#os-term').textContent();
+    expect(text).toContain('hello from a machine-code guest');
+    expect(text).toContain('[guest stopped: power-off');
+    expect(await page.locator('#os-balloon').getAttribute('max')).toBe(String(64 * 256));
+    await page.screenshot({ path: join(ARTIFACTS, 'os.png'), fullPage: true });
   });
 
   it('logged no console errors and sent no request outside the page', () => {
