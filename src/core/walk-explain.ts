@@ -76,14 +76,6 @@ function tagSet(m: Machine, cpu: Cpu, name: CacheName): Set<string> | undefined 
   return s;
 }
 
-/** The frame a guest PSC holds for `va` at `level` (the next table's gpa / hpa), or undefined. */
-function pscFrame(m: Machine, cpu: Cpu, name: CacheName, va: bigint, level: number): bigint | undefined {
-  const want = (va & ((1n << 57n) - 1n)) >> shiftOf(level + 1);
-  for (const e of readCache(m.core, cpu.ptr, name).entries) if (e.valid && e.tag === want) return e.frame;
-  return undefined;
-}
-
-const PSC_BY_LEVEL: Record<number, 'pde' | 'pdpte' | 'pml4e' | 'pml5e'> = { 1: 'pde', 2: 'pdpte', 3: 'pml4e', 4: 'pml5e' };
 const EPSC_BY_LEVEL: Record<number, CacheName> = { 2: 'epde', 3: 'epdpte', 4: 'epml4e', 5: 'epml5e' };
 
 /** The vCPU's translation controls, as last given to cpu.setVmcs (the Cpu does not read them back). */
@@ -103,8 +95,6 @@ export function explainWalk(m: Machine, cpu: Cpu, controls: WalkControls, va: bi
     for (const [l, n] of Object.entries(EPSC_BY_LEVEL)) { const t = tagSet(m, cpu, n); if (t) epsc.set(Number(l), t); }
   }
   const before = cpu.counters();
-  const pscFrames = new Map<number, bigint | undefined>();
-  for (const [l, n] of Object.entries(PSC_BY_LEVEL)) pscFrames.set(Number(l), pscFrame(m, cpu, n, va, Number(l)));
 
   const result = cpu.translate(va, access);
   const d = delta(before, cpu.counters());
@@ -125,7 +115,7 @@ export function explainWalk(m: Machine, cpu: Cpu, controls: WalkControls, va: bi
     refs: mode.name === 'nested' ? [] : [...skipped, ...read], rows: [], counters: d, check: [],
   };
   if (mode.name === 'nested' && tlbHit === null) {
-    out.rows = nestedRows(m, eptp, eptLevels, va, regs.cr3, startLevel, pscFrames.get(startLevel), read, result, ntlb, epsc);
+    out.rows = nestedRows(m, eptp, eptLevels, va, regs.cr3, startLevel, pscHit !== null, read, result, ntlb, epsc);
     checkNested(out);
   } else if (tlbHit === null && (d.walks ?? 0) > 0 && (d.walkRefs ?? 0) !== read.length) {
     out.check.push(`walk references: explained ${read.length}, core counted ${d.walkRefs ?? 0}`);
@@ -135,11 +125,11 @@ export function explainWalk(m: Machine, cpu: Cpu, controls: WalkControls, va: bi
 
 /** Builds the grid rows: guest entry rows from the core's path, EPT entries from memory. */
 function nestedRows(m: Machine, eptp: bigint, eptLevels: number, va: bigint, cr3: bigint, startLevel: number,
-  pscTable: bigint | undefined, read: WalkRef[], result: Translation,
+  pscHit: boolean, read: WalkRef[], result: Translation,
   ntlb: Set<string> | undefined, epsc: Map<number, Set<string>>): NestedRow[] {
   const rows: NestedRow[] = [];
   // After a combined PSC hit the first table's host address is known (the cache holds it).
-  let table: bigint | null = pscTable !== undefined ? null : cr3 & ADDR;
+  let table: bigint | null = pscHit ? null : cr3 & ADDR;
   const faultedRow = !result.ok && result.fault === 'EPT_VIOLATION';
   let remaining = read.length;
   for (let l = startLevel; l >= 1 && remaining > 0; l--, remaining--) {
