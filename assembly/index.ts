@@ -5,7 +5,7 @@
 import { initPhys, alloc, physBase, physBytes, physInRange, physPtr } from "./mem";
 import {
   Cpu, newCpu, setReg, getReg, writeCr0, writeCr3, writeCr4, invlpg, invpcid, flushAll,
-  setVmcs, invept, invvpid,
+  setVmcs, invept, invvpid, tlbOf,
   NUM_TLBS, MAX_EVENTS,
 } from "./cpu";
 import { translate } from "./walk";
@@ -50,6 +50,8 @@ export function cpuInvvpid(c: usize, type: u32, vpid: u32, va: u64): bool {
   return invvpid(cpu(c), type, vpid, va);
 }
 export function cpuPath(c: usize): usize { return cpu(c).path; }
+// The descriptor of cache i (CACHE_ORDER in src/core/cpu.ts): entries ptr, sets, ways (read by src/core/tlb-view.ts).
+export function cpuTlbDesc(c: usize, i: i32): usize { return i >= 0 && i < NUM_TLBS ? changetype<usize>(tlbOf(cpu(c), i)) : 0; }
 export function cpuExitGpa(c: usize): u64 { return cpu(c).exitGpa; }
 export function cpuExitQual(c: usize): u32 { return cpu(c).exitQual; }
 export function cpuExitValue(c: usize): u64 { return cpu(c).exitValue; }

@@ -1,6 +1,11 @@
 // memvisor's public API.
 export { Machine, MAX_MEMORY_BYTES, type MachineOptions } from './core/machine.js';
 export { PhysicalMemory } from './core/memory.js';
+export { setCoreSource, type CoreSource } from './core/wasm.js';
+export { readCache, readCaches, type CacheView, type CacheEntry, type CacheName } from './core/tlb-view.js';
+export { explainWalk, type WalkExplanation, type WalkRef, type NestedRow, type WalkControls } from './core/walk-explain.js';
+export { decodePte, decodeEptEntry, decodePfec, decodeEptQualification, type BitField } from './core/decode.js';
+export { WalkLab, LAB_ADDRESSES, DEFAULT_LAB, type WalkLabOptions, type LabAddress } from './board/walk-lab.js';
 export {
   Cpu, DEFAULT_TLB, type CpuOptions, type TlbConfig, type CacheGeometry, type Latencies,
   type Registers, type Access, type Translation, type Result, type BatchExit, type BatchResult,

@@ -10,6 +10,7 @@ import { compareTable, COMPARE_NOTE } from '../experiment/compare-experiment.js'
 import { runCommand, validateCommand, experimentsCommand, progressBar } from './run.js';
 import { checkOutputDir, checkWritableLocation, writeReport } from '../report/write.js';
 import { packageInfo } from '../util/package-info.js';
+import { serveCommand } from './serve.js';
 import { bootCommand } from './boot.js';
 
 export { DEFAULT_SCENARIO, loadScenario, runCommand } from './run.js';
@@ -100,6 +101,11 @@ export function program(): Command {
     .description('list the scenario kinds this build can run; with a kind, every field of its scenario files')
     .argument('[kind]', 'a scenario kind, e.g. translation')
     .action((kind?: string) => experimentsCommand(kind));
+  p.command('serve')
+    .description('serve the browser page (walk explorer, TLB view, experiments) on localhost')
+    .option('-p, --port <n>', 'port', intArg, 5173)
+    .option('--build', 'rebuild web/dist first')
+    .action(serveCommand);
   return p;
 }
 
