@@ -47,7 +47,7 @@ describe('memvisor-os on the memvisor board', () => {
 
   it.each(['nested', 'shadow'] as const)('inflates and deflates to the host target (2 MiB pages, doorbell) with no protocol violation (%s)', async (mode) => {
     const { m, console } = await machine(mode, 'run=sleeper:7,toucher:2:3');
-    const until = (s: number) => { while (m.seconds < s && !m.stopped) m.step(2e7); };
+    const until = (s: number) => { m.run({ seconds: s }); };
     until(1.2);
     expect(m.balloon.violationCount).toBe(0);
     m.balloon.setTarget(5000);
@@ -67,7 +67,7 @@ describe('memvisor-os on the memvisor board', () => {
     m.balloon.requestReset();                          // ERROR_RESET: the driver pops, STARTs again, re-inflates
     until(6.2);
     expect(m.balloon.size).toBe(2048);
-    while (!m.stopped) m.step(2e7);
+    m.run({ seconds: 60 });
     expect(m.stopped?.stop).toBe('power-off');
     expect(m.balloon.violationCount).toBe(0);
     expect(m.counters().staleUses).toBe(0);
@@ -82,7 +82,7 @@ describe('memvisor-os on the memvisor board', () => {
 
   it('a touched ballooned page makes the host reset the driver, which re-inflates (nested)', async () => {
     const { m, console } = await machine('nested', 'shell');
-    const until = (s: number) => { while (m.seconds < s && !m.stopped) m.step(2e7); };
+    const until = (s: number) => { m.run({ seconds: s }); };
     until(1.1);
     m.balloon.setTarget(3000);
     until(1.5);
