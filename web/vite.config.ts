@@ -1,7 +1,8 @@
 // Builds the browser page (npm run build:web → web/dist): a static folder any host can
 // serve, relative asset paths, everything bundled (the Wasm core, vega-embed), no CDN.
-// The page runs the library's own modules; three Node-only imports are replaced:
+// The page runs the library's own modules; these Node-only imports are replaced:
 //   src/core/wasm-source.ts → web/src/wasm-source.ts (fetches the bundled core),
+//   src/util/package-info.ts → web/src/package-info.ts (no package.json on disk, no git),
 //   node:fs / os / path / crypto → web/src/shims (the swap file keeps its slots in memory).
 import { defineConfig, type Plugin } from 'vite';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +15,7 @@ function browserCoreSource(): Plugin {
     enforce: 'pre',
     resolveId(source, importer) {
       if (source === './wasm-source.js' && importer?.replace(/\\/g, '/').endsWith('src/core/wasm.ts')) return here('./src/wasm-source.ts');
+      if (source.endsWith('/util/package-info.js') && importer?.replace(/\\/g, '/').includes('/src/')) return here('./src/package-info.ts');
       return null;
     },
   };

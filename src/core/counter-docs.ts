@@ -50,5 +50,6 @@ export const CORE_COUNTER_DOCS: Readonly<Record<string, CounterDoc>> = {
   eptViolations: { unit: 'exits', description: 'EPT violations' },
   eptMisconfigs: { unit: 'exits', description: 'EPT misconfigurations' },
   guestWalkRefs: refs('guest paging-structure entries read during 2D walks'),
+  instructions: { unit: 'instructions', description: 'guest instructions the x86-64 interpreter retired (Cpu.run / vcpu.run)' },
   cycles: { unit: 'modeled cycles', description: 'cost model: each event count times its latency (createCpu latencies)' },
 };

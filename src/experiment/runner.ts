@@ -14,7 +14,7 @@ export function provenanceOf(p: ParsedScenario): Provenance {
   return {
     memvisor: packageInfo().version,
     ...(git ? { gitCommit: git.commit, gitDirty: git.dirty } : {}),
-    node: process.version,
+    node: typeof process !== 'undefined' ? process.version : 'none (browser)',
     seed: p.header.seed,
     scenario: scenarioConfig(p),
   };

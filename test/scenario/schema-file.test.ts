@@ -50,7 +50,7 @@ describe('memvisor experiments <kind>', () => {
     expect(text).toMatch(/^runs\[\]\.writeRatio +number +fraction \(0 … 1\) +0 … 1 +0 +fraction of accesses that are stores$/m);
     expect(text).toMatch(/^runs\[\]\.workingSet +size .* required /m);
     expect(kindReference('host')).toMatch(/^vms\[\]\.memMiB +integer +MiB +4 … 256 +required/m);
-    expect(kindReference('idle-tax')).toMatch(/^phaseSeconds +number +simulated seconds +> 0 +60/m);
+    expect(kindReference('idle-tax')).toMatch(/^phaseSeconds +number +simulated seconds +> 0 +240/m);
   });
 
   it('refuses an unknown kind naming the known ones', () => {
