@@ -172,3 +172,26 @@ describe.skipIf(!HAVE_AS)('a guest #PF with #PF in the exception bitmap', () => 
     expect(seen[2]).toEqual(seen[0]);
   });
 });
+
+describe.skipIf(!HAVE_AS)('one instruction that backs many pages', () => {
+  // A single REP STOSQ over 1 MiB of never-touched memory retires no instruction until it
+  // ends, yet every exit backs (nested) or fills (shadow) a new page: that is progress.
+  it.each(['nested', 'shadow'] as const)('REP STOSQ over 256 unbacked pages completes in one run (%s)', async (mode) => {
+    const hv = await Hypervisor.create({ hostMemoryBytes: 64 * MiB });
+    const vm = hv.createVm({ memoryBytes: 16 * MiB, mode });
+    const vcpu = vm.vcpus[0];
+    const pt = guestTables(vm);
+    pt.mapRange(0n, 0n, 8 * MiB, 4096, { user: false });
+    const BUF = 0x60_0000n, PAGES = 256n;
+    vm.memory.write(CODE, asm(`mov rdi, ${BUF}\nmov ecx, ${PAGES * 512n}\nmov rax, 0x1122334455667788\nrep stosq\nhlt`, CODE));
+    vcpu.setRegisters({ cr0: CR0.PG | CR0.PE | CR0.WP, cr3: pt.root, cr4: CR4.PAE, efer: EFER.LME | EFER.NXE, cpl: 0 });
+    vcpu.setRegisters({ rip: CODE, cs: 8n, ss: 16n });
+    const x = vcpu.run({ maxInstructions: 1_000_000 });
+    expect(x.reason).toBe('HLT');
+    expect(vcpu.cpu.getRegisters().rcx).toBe(0n);
+    const bytes = vm.memory.read(BUF, Number(PAGES) * 4096);
+    const words = new BigUint64Array(bytes.buffer, bytes.byteOffset, bytes.length / 8);
+    expect(words.every((w) => w === 0x1122334455667788n)).toBe(true);
+    if (mode === 'nested') expect(vcpu.stats.pagesBacked).toBeGreaterThanOrEqual(Number(PAGES));
+  });
+});

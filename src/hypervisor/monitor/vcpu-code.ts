@@ -40,7 +40,7 @@ export function isCodeRunOptions(a: unknown): a is CodeRunOptions {
 export function runCode(v: Vcpu, opts: CodeRunOptions = {}): CodeExit {
   if (v.vm.isDestroyed) throw new Error(`VM ${v.vm.id} was destroyed: its vCPUs cannot run`);
   let left = opts.maxInstructions ?? 10_000_000;
-  let total = 0, stuck = 0;
+  let total = 0, stuck = 0, lastKey = '';
   if (v.shadow) {
     v.cpu.setShadowGuestCr3(v.shadow.guestRegisters().cr3);
     v.cpu.setShadowGuestCr0(v.shadow.guestRegisters().cr0);
@@ -49,7 +49,11 @@ export function runCode(v: Vcpu, opts: CodeRunOptions = {}): CodeExit {
     const x = v.cpu.run({ maxInstructions: left });
     left -= x.instructions;
     total += x.instructions;
-    stuck = x.instructions > 0 ? 0 : stuck + 1;
+    // Progress is a retired instruction or an exit at a new place: one REP STOS over many
+    // unbacked pages retires nothing until it ends, but each exit backs another page.
+    const key = exitKey(x);
+    stuck = x.instructions > 0 || key !== lastKey ? 0 : stuck + 1;
+    lastKey = key;
     if (stuck > MAX_STUCK) {
       throw new Error(`vCPU ${v.vm.id}.${v.id}: no progress (${x.reason} ${JSON.stringify(x, (_k, val) => typeof val === 'bigint' ? val.toString(16) : val)}): a hypervisor bug`);
     }
@@ -66,6 +70,12 @@ export function runCode(v: Vcpu, opts: CodeRunOptions = {}): CodeExit {
     if (handled !== true) return { ...handled, instructions: total };
     v.stats.handled++;
   }
+}
+
+/** What an exit is about: its reason and the address it names. */
+function exitKey(x: CpuExit): string {
+  const a = 'gpa' in x ? x.gpa : 'cr2' in x ? x.cr2 : 'pa' in x ? x.pa : 'port' in x ? x.port : '';
+  return `${x.reason}:${String(a)}`;
 }
 
 function charge(v: Vcpu, cycles: number): void {
