@@ -32,6 +32,17 @@ export function rows(f: Fig): Row[] {
     r.push({ what: 'wall time of one simulated second, by number of VMs (one simulated CPU shared by all)', value: `${per}; per VM, 64 vs 16: ${R(n('simSecondPerVmGrowth64over16'))}×`,
       target: 'at most linear (per-VM cost at 64 ≤ 1.25 × at 16)', ok: n('simSecondPerVmGrowth64over16') <= 1.25 });
   }
+  // Guest machine code (bench/cpu.ts): the interpreter beside the same bytes run natively.
+  const g = (f as unknown as { guestCode?: Record<string, { guestInstrPerSec: number; nativeInstrPerSec?: number }> }).guestCode;
+  const loops = [['register', 'register-only loop'], ['tlbHit', 'memory loop, TLB hits'], ['tlbMiss', 'memory loop, TLB misses (1 walk per iteration)']] as const;
+  for (const [k, label] of g ? loops : []) {
+    const x = g![k];
+    if (!x) continue;
+    const native = x.nativeInstrPerSec ? ` (native, same bytes: ${(x.nativeInstrPerSec / 1e9).toFixed(2)} G instr/s)` : '';
+    const fast = k !== 'tlbMiss';
+    r.push({ what: `guest code, ${label}: interpreter`, value: `${(x.guestInstrPerSec / 1e6).toFixed(1)} M instr/s${native}`,
+      target: fast ? '≥ 100 M instr/s' : 'reported', ok: fast ? x.guestInstrPerSec >= 100e6 : undefined });
+  }
   return r;
 }
 
