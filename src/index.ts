@@ -40,6 +40,7 @@ export { runScenario, runExperiment, withSeed, RunAborted, type RunOptions } fro
 export { GuestVm, type GuestVmOptions } from './board/guest-vm.js';
 export { bootKernel, vmPlatform, type BootKernelOptions, type BootedKernel } from './board/boot.js';
 export { bootShared } from './board/shared.js';
+export { createBalloonDevice } from './board/balloon.js';
 export type { GuestPlatform, GuestVcpu, GuestPorts, BootMemory } from '../guests/platform.js';
 // Guest kernels and workloads (guests/), for experiments written against the library.
 export { Kernel, type Workload as GuestWorkload, type KernelOptions } from '../guests/kernel/kernel.js';

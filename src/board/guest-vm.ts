@@ -24,7 +24,7 @@ import type { Runnable, Scheduler } from '../hypervisor/policy/scheduler.js';
 import { PortBus } from '../devices/bus.js';
 import { BackdoorPort, BACKDOOR_PORT, BACKDOOR_PORTS } from '../devices/backdoor.js';
 import { classifyBalloonExit, type BalloonDevice, type BalloonViolation } from '../devices/balloon.js';
-import { createBalloonDevice } from '../hypervisor/pagers/balloon-backend.js';
+import { createBalloonDevice } from './balloon.js';
 import { BalloonStats } from '../devices/balloon-stats.js';
 import type { Kernel, Workload } from '../../guests/kernel/kernel.js';
 import { bootKernel, vmPlatform, type BootKernelOptions } from './boot.js';

@@ -23,7 +23,7 @@ import { PowerDevice, ACPI_PM1A_CNT, DEBUG_EXIT, type PowerOff } from '../device
 import { BackdoorInl, BACKDOOR_INL_PORT, type GprFile } from '../devices/backdoor-inl.js';
 import { BalloonDevice, CAP } from '../devices/balloon.js';
 import { BalloonStats } from '../devices/balloon-stats.js';
-import { createBalloonDevice } from '../hypervisor/pagers/balloon-backend.js';
+import { createBalloonDevice } from './balloon.js';
 import { doorbellVector, type Doorbell } from '../devices/doorbell.js';
 import { loadKernel, type BootInfo, type BootRegisters, type LoadOptions } from './loader.js';
 

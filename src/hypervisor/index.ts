@@ -19,5 +19,5 @@ export {
   planReclaim, type FreeState, type FreeThresholds, type ReclaimVm, type VmAction, type ReclaimPlan, type PlanOptions,
 } from './policy/reclaim.js';
 export { PageSharing, DEFAULT_SHARING_COSTS, type SharingOptions, type SharingStats, type SharingCosts, type SharingHost } from './pagers/sharing.js';
-export { VmBalloonBackend, createBalloonDevice } from './pagers/balloon-backend.js';
+export { VmBalloonBackend } from './pagers/balloon-backend.js';
 export { MemoryManager, type BalloonTarget, type ManagedVm, type ManagerOptions, type VmRecord, type HostRecord } from './policy/manager.js';

@@ -4,7 +4,7 @@ import { Hypervisor, type Vm } from '../../src/hypervisor/index.js';
 import { PortBus } from '../../src/devices/bus.js';
 import { BackdoorPort, BACKDOOR_PORT, BACKDOOR_PORTS, REG } from '../../src/devices/backdoor.js';
 import { BalloonDevice, BALLOON_MAGIC, type BalloonDeviceOptions } from '../../src/devices/balloon.js';
-import { createBalloonDevice } from '../../src/hypervisor/pagers/balloon-backend.js';
+import { createBalloonDevice } from '../../src/board/balloon.js';
 import { BalloonStats } from '../../src/devices/balloon-stats.js';
 import type { PinnedAllocator } from '../../guests/kernel/balloon.js';
 import { bootDirectMap, DIRECT } from '../helpers/guest.js';

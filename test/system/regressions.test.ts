@@ -12,7 +12,7 @@
 import { describe, it, expect } from 'vitest';
 import { Hypervisor, HV_OWNER, P2M, ActiveSampler, frameField, type Vm } from '../../src/hypervisor/index.js';
 import { CMD, CAP, STATUS, BALLOON_MAGIC } from '../../src/devices/balloon.js';
-import { createBalloonDevice } from '../../src/hypervisor/pagers/balloon-backend.js';
+import { createBalloonDevice } from '../../src/board/balloon.js';
 import { PAGE_2M } from '../../src/core/bits.js';
 import type { Gfn } from '../../src/core/addr.js';
 

@@ -21,7 +21,7 @@ import {
 } from '../../src/hypervisor/index.js';
 import { BackdoorPort, BACKDOOR_PORT, REG } from '../../src/devices/backdoor.js';
 import { BalloonDevice, BALLOON_MAGIC, CAP, CMD, STATUS, classifyBalloonExit } from '../../src/devices/balloon.js';
-import { createBalloonDevice } from '../../src/hypervisor/pagers/balloon-backend.js';
+import { createBalloonDevice } from '../../src/board/balloon.js';
 import { PAGE_2M, PTE } from '../../src/core/bits.js';
 import type { AccessBatch } from '../../src/core/batch.js';
 import { bootDirectMap, DIRECT } from '../helpers/guest.js';

@@ -4,7 +4,7 @@
 // frame loses a reference and a swapped page its slot first (their pagers own them).
 // Deflating makes the gfn unbacked again, zero-filled on next touch.
 
-import { BalloonDevice, type BalloonBackend, type BalloonDeviceOptions } from '../../devices/balloon.js';
+import type { BalloonBackend } from '../../devices/balloon.js';
 import type { Gfn, Hfn } from '../../core/addr.js';
 import type { HostFrames } from '../monitor/frames.js';
 import { P2M } from '../monitor/p2m.js';
@@ -43,9 +43,4 @@ export class VmBalloonBackend implements BalloonBackend {
   isBallooned(gpa: bigint): boolean {
     return this.vm.contains(gpa) && (this.vm.p2m.raw(Number(gpa >> 12n) as Gfn) & P2M.BALLOONED) !== 0;
   }
-}
-
-/** A balloon device for vm whose memory work is done by this hypervisor's backend. */
-export function createBalloonDevice(vm: Vm, frames: HostFrames, o: BalloonDeviceOptions = {}): BalloonDevice {
-  return new BalloonDevice(new VmBalloonBackend(vm, frames), o);
 }
