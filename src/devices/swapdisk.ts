@@ -5,7 +5,7 @@
 // - DMA (bus-master): the guest programs a guest-physical address and the device copies
 //   the sector to or from guest memory itself, through the host's view of the VM's memory
 //   (so a page the hypervisor swapped out is swapped back in to be read: double paging).
-//   A read makes the vCPU wait one page transfer on the disk model (disk-model.ts, the
+//   A read makes the vCPU wait one page transfer on the disk model (src/core/disk-model.ts, the
 //   same model the hypervisor's swap file uses; synchronous I/O, see Vcpu.stall); a write
 //   is written back asynchronously, as the host's swap-outs are.
 //
@@ -13,7 +13,7 @@
 
 import type { PortDevice } from './bus.js';
 import { REG, DISK_CMD, SWAP_PORT } from './swapdisk-protocol.js';
-import { DEFAULT_DISK, checkDisk, pageTransferCycles, type DiskModel } from './disk-model.js';
+import { DEFAULT_DISK, checkDisk, pageTransferCycles, type DiskModel } from '../core/disk-model.js';
 
 export { SWAP_PORT, SWAPDISK_PORTS, REG, DISK_CMD } from './swapdisk-protocol.js';
 const DWORDS = 1024;

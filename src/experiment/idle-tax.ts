@@ -26,7 +26,7 @@ import { CAP } from '../devices/balloon-protocol.js';
 
 /** The 2002 driver balloons 4 KiB pages (2 MiB pages came later and overshoot small targets by up to 2 MiB). */
 const PAPER_BALLOON = CAP.BASIC_CMDS | CAP.BATCHED_CMDS;
-import { DEFAULT_DISK, describeDisk } from '../devices/disk-model.js';
+import { DEFAULT_DISK, describeDisk } from '../core/disk-model.js';
 
 /** The paper's Figure 7 claims and the tolerances our test holds them to. */
 export const FIG7_PAPER = { gainPercent: 30, idleWithinPercent: 5 } as const;

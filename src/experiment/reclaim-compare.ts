@@ -14,7 +14,7 @@ import { commonWord } from '../../guests/shared.js';
 import type { Kernel, Workload } from '../../guests/kernel/kernel.js';
 import type { AccessBatch } from '../core/batch.js';
 import type { ExperimentOutput, ExperimentContext, Row } from './result.js';
-import { describeDisk } from '../devices/disk-model.js';
+import { describeDisk } from '../core/disk-model.js';
 
 const COMMON_BASE = 0x7100_0000n;
 const TECHNIQUES = ['balloon', 'swap', 'sharing'] as const;

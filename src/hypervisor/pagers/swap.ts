@@ -23,7 +23,7 @@
 // swapOutGfn throws it; swapOut stops at it, counts it (writeErrors) and returns the
 // frames freed so far, so a reclaimer sees exactly what it got.
 // The modeled cost of a swap-in is one page read on the shared disk model
-// (src/devices/disk-model.ts: DEFAULT_DISK, 88 192 cycles, the same disk the guest's own
+// (src/core/disk-model.ts: DEFAULT_DISK, 88 192 cycles, the same disk the guest's own
 // swap disk uses, so both swap paths pay alike). Swap-out writes are asynchronous in ESX
 // and are not charged to the guest.
 //
@@ -43,7 +43,7 @@ import type { HostFrames } from '../monitor/frames.js';
 import { P2M, frameField } from '../monitor/p2m.js';
 import type { Vm, VmPager } from '../monitor/vm.js';
 import { SwapFile, SwapIoError, SwapChecksumError, SLOT_BYTES } from './swapfile.js';
-import { DEFAULT_DISK, checkDisk, pageTransferCycles, type DiskModel } from '../../devices/disk-model.js';
+import { DEFAULT_DISK, checkDisk, pageTransferCycles, type DiskModel } from '../../core/disk-model.js';
 
 export { SwapFile, SwapFullError, SwapChecksumError, SwapIoError, nodeSwapIo, slotChecksum, SLOT_BYTES, MAX_SLOTS,
   type SwapFileOptions, type SwapFileStats, type SwapIo } from './swapfile.js';

@@ -1,7 +1,7 @@
 // One disk model for both swap paths: the guest swap disk's DMA transfer and the host swap
 // file's swap-in cost the same cycles for a 4 KiB page, from latency + bytes / bandwidth.
 import { describe, it, expect } from 'vitest';
-import { DEFAULT_DISK, transferCycles, pageTransferCycles, checkDisk, describeDisk } from '../../src/devices/disk-model.js';
+import { DEFAULT_DISK, transferCycles, pageTransferCycles, checkDisk, describeDisk } from '../../src/core/disk-model.js';
 import { SwapDisk } from '../../src/devices/swapdisk.js';
 import { DEFAULT_SWAP_IN_CYCLES } from '../../src/hypervisor/index.js';
 
