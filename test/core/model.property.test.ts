@@ -7,12 +7,12 @@
 
 import { describe, it, expect, beforeAll } from 'vitest';
 import fc from 'fast-check';
+import { entryValue, vaOf, often, rare } from '../helpers/walkgen.js';
 import { assertProperty } from '../helpers/seeds.js';
 import { Machine, type Cpu } from '../../src/index.js';
 import {
   refTranslate, MapMemory, type RefAccess, type RefRegs, type RefResult,
   CR0_PG, CR0_WP, CR4_PAE, CR4_LA57, CR4_SMEP, CR4_SMAP, CR4_PKE, EFER_LME, EFER_NXE, RFLAGS_AC,
-  P, RW, US, A, D, PS, XD,
 } from './model/x86ref.js';
 import { PageTableBuilder, type PageSize } from '../helpers/pagetable.js';
 
@@ -23,19 +23,8 @@ const TABLE_BASE = 0x10_0000n, TABLE_LIMIT = 0x80_0000n;
 const ADDR = ((1n << 52n) - 1n) & ~0xfffn;
 
 const bit = (n: number): bigint => 1n << BigInt(n);
-const bits = (hi: number, lo: number): bigint => (hi < lo ? 0n : (bit(hi + 1) - 1n) & ~(bit(lo) - 1n));
 const hex = (v: bigint | number): string => '0x' + v.toString(16);
 
-// Weighted booleans whose shrink target (integer 0) is the "clean" value.
-const often = (n: number) => fc.integer({ min: 0, max: n - 1 }).map((x) => x !== n - 1);
-const rare = (n: number) => fc.integer({ min: 0, max: n - 1 }).map((x) => x === n - 1);
-
-// Bits that are ignored or have no effect on translation, filled with random noise:
-// PWT, PCD, 11:9, 58:52, 62:59 everywhere; bit 6 and 8 in non-leaves; G (and PAT) in
-// leaves. D and PS are handled separately.
-const NOISE_NONLEAF = bits(4, 3) | bit(6) | bit(8) | bits(11, 9) | bits(62, 52);
-const NOISE_PTE = bits(4, 3) | bit(7) | bit(8) | bits(11, 9) | bits(62, 52);
-const NOISE_LARGE = bits(4, 3) | bit(8) | bits(11, 9) | bit(12) | bits(62, 52);
 
 const entryArb = fc.record({
   p: often(24), w: often(3), u: often(5), xd: rare(12), a: fc.boolean(), d: fc.boolean(),
@@ -43,7 +32,6 @@ const entryArb = fc.record({
   rsvdHigh: rare(40), rsvdShape: rare(40), pick: fc.nat(),  // reserved-bit noise
   frame: fc.bigInt(0n, bit(40) - 1n),                       // leaf frame number
 });
-type EntryGen = typeof entryArb extends fc.Arbitrary<infer T> ? T : never;
 
 const caseArb = fc.record({
   levels: fc.constantFrom(4, 5) as fc.Arbitrary<4 | 5>,
@@ -66,28 +54,6 @@ const caseArb = fc.record({
   }),
 });
 type Case = typeof caseArb extends fc.Arbitrary<infer T> ? T : never;
-
-/** The raw value of the entry at `level`; `next` is the next table's address (non-leaf). */
-function entryValue(g: EntryGen, level: number, isLeaf: boolean, M: number, next: bigint): bigint {
-  let v = (g.p ? P : 0n) | (g.w ? RW : 0n) | (g.u ? US : 0n) | (g.a ? A : 0n) | (g.xd ? XD : 0n);
-  if (isLeaf) {
-    const shift = level === 1 ? 12 : level === 2 ? 21 : 30;
-    v |= (g.noise & (level === 1 ? NOISE_PTE : NOISE_LARGE)) | (g.d ? D : 0n) | (level > 1 ? PS : 0n);
-    v |= (g.frame << 12n) & bits(M - 1, shift);
-  } else {
-    v |= (g.noise & NOISE_NONLEAF) | next;
-  }
-  if (g.rsvdHigh && M < 52) v |= bit(M + (g.pick % (52 - M)));
-  if (g.rsvdShape) {
-    if (level >= 4) v |= PS;
-    else if (level === 3 && isLeaf) v |= bit(13 + (g.pick % 17));
-    else if (level === 2 && isLeaf) v |= bit(13 + (g.pick % 8));
-  }
-  return v;
-}
-
-const vaOf = (c: Case): bigint =>
-  c.canonical ? BigInt.asUintN(64, BigInt.asIntN(c.levels === 5 ? 57 : 48, c.vaRaw)) : c.vaRaw;
 
 function regsOf(c: Case, cr3: bigint): RefRegs {
   const k = c.ctl;
