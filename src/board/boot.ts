@@ -14,6 +14,7 @@ import { SWAP_PORT } from '../devices/swapdisk-protocol.js';
 import { OutOfFramesError } from '../hypervisor/monitor/frames.js';
 import type { Hypervisor } from '../hypervisor/monitor/hypervisor.js';
 import type { Vm } from '../hypervisor/monitor/vm.js';
+import type { IoRemapper } from '../hypervisor/pagers/io-remap.js';
 import { Kernel, type KernelOptions } from '../../guests/kernel/kernel.js';
 import type { GuestExit, GuestPlatform } from '../../guests/platform.js';
 
@@ -31,6 +32,11 @@ export interface BootKernelOptions extends Omit<KernelOptions, 'platform'> {
   swapDma?: boolean;
   /** Cycles one DMA page transfer waits (default 20000). */
   swapLatencyCycles?: number;
+  /**
+   * The swap disk is a 32-bit DMA device: transfers to high host frames bounce, and hot
+   * pages are remapped low (hypervisor/pagers/io-remap.ts). Absent: every frame is reachable.
+   */
+  ioRemap?: IoRemapper;
   /** Asks the host to free frames when its pool runs dry during a swap-disk DMA; returns how many. */
   reclaimHost?: (need: number) => number;
   /** Exits only the hypervisor can resolve (WRITE_PROTECT, OUT_OF_FRAMES, ...): return the op to resume at. */
@@ -71,7 +77,7 @@ export function bootKernel(o: BootKernelOptions): BootedKernel {
   const dma = o.swapDma ?? true;
   const vcpu = vm.vcpus[o.vcpu ?? 0];
   const disk = new SwapDisk(o.swapPort ?? SWAP_PORT, dma
-    ? { dma: vm.memory, stall: (c) => vcpu.stall(c), latencyCycles: o.swapLatencyCycles,
+    ? { dma: o.ioRemap ? o.ioRemap.view(vm, (c) => vcpu.stall(c)) : vm.memory, stall: (c) => vcpu.stall(c), latencyCycles: o.swapLatencyCycles,
       reclaim: () => o.reclaimHost?.(1) ?? 0, isHostShortage } : {});
   bus.register(disk.base, SWAPDISK_PORTS, disk);
   const platform = vmPlatform(hv, vm, bus, { vcpu: o.vcpu, swapPort: disk.base, swapDma: dma, onHostExit: o.onHostExit });

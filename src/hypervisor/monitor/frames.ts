@@ -17,11 +17,13 @@ import type { PhysicalMemory } from '../../core/memory.js';
 
 /**
  * Owner ids: 0 = free, HV_OWNER = the hypervisor's own structures, SHARED_OWNER = content-
- * shared frames (page sharing holds their reference counts; VM pool), 1..0xfffd = a VM id.
+ * shared frames (page sharing holds their reference counts; VM pool), IO_RESERVE_OWNER =
+ * low frames kept for hot I/O pages (pagers/io-remap.ts; VM pool), 1..0xfffc = a VM id.
  */
 export const FREE = 0;
 export const HV_OWNER = 0xffff;
 export const SHARED_OWNER = 0xfffe;
+export const IO_RESERVE_OWNER = 0xfffd;
 export type Owner = number;
 export type PoolName = 'vm' | 'hypervisor';
 
@@ -34,7 +36,7 @@ export class OutOfFramesError extends Error {
 }
 
 export const ownerName = (o: Owner): string =>
-  (o === HV_OWNER ? 'the hypervisor' : o === SHARED_OWNER ? 'page sharing' : `VM ${o}`);
+  (o === HV_OWNER ? 'the hypervisor' : o === SHARED_OWNER ? 'page sharing' : o === IO_RESERVE_OWNER ? 'the I/O low-memory reserve' : `VM ${o}`);
 
 class Pool {
   private readonly stack: Int32Array; // free hfns; top = stack[top-1]
@@ -176,6 +178,20 @@ export class HostFrames {
     return null;
   }
 
+  /**
+   * Up to `count` free VM-pool frames below hfn `limit`, lowest first (a linear scan: the
+   * I/O low-memory reserve is claimed once). Fewer if fewer are free.
+   */
+  claimBelow(owner: Owner, limit: number, count: number): Hfn[] {
+    this.checkOwner(owner);
+    const pool = this.poolFor(owner);
+    const out: Hfn[] = [];
+    for (let h = pool.start; h < Math.min(limit, pool.end) && out.length < count; h++) {
+      if (pool.isFree(h)) { pool.take(h); out.push(this.assign(h, owner)); }
+    }
+    return out;
+  }
+
   /** Claims the particular frames [start, start+count) (a native VM's gpa = hpa range). */
   claimRange(owner: Owner, start: number, count: number): void {
     this.checkOwner(owner);
@@ -224,7 +240,7 @@ export class HostFrames {
 
   counts(): FrameCounts {
     const byVm: Record<number, number> = {};
-    for (const [o, n] of this.used) if (o !== HV_OWNER && o !== SHARED_OWNER && n > 0) byVm[o] = n;
+    for (const [o, n] of this.used) if (o !== HV_OWNER && o !== SHARED_OWNER && o !== IO_RESERVE_OWNER && n > 0) byVm[o] = n;
     return {
       total: this.total, free: this.vmPool.free + this.hvPool.free,
       vmFree: this.vmPool.free, hypervisorFree: this.hvPool.free,

@@ -61,7 +61,7 @@ export class Hypervisor {
     const live = this.list();
     if (pagingFor(o.mode).direct && live.length > 0) throw new Error('a native VM must be the only VM: it addresses host memory directly');
     if (live.some((v) => v.paging.direct)) throw new Error('a native VM is running: it could reach any other VM\'s frames');
-    if (this.nextId >= 0xfffe) throw new RangeError('VM ids exhausted');
+    if (this.nextId >= 0xfffd) throw new RangeError('VM ids exhausted');
     const vm = new Vm({ machine: this.machine, frames: this.frames, costs: this.costs, nextVpid: () => this.nextVpid() },
       this.nextId, o.mode, o);
     this.vms.set(this.nextId++, vm);
