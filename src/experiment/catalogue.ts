@@ -13,6 +13,7 @@ import { compareExperiment } from './compare-experiment.js';
 import { sharingVmsExperiment } from './sharing-vms.js';
 import { samplingToucherExperiment } from './sampling-toucher.js';
 import { largePagesExperiment } from './large-pages.js';
+import { ioRemapExperiment } from './io-remap.js';
 
 export const CATALOGUE: readonly ExperimentDefinition[] = [
   translationExperiment,
@@ -40,6 +41,7 @@ export const CATALOGUE: readonly ExperimentDefinition[] = [
   sharingVmsExperiment as ExperimentDefinition,
   samplingToucherExperiment as ExperimentDefinition,
   largePagesExperiment as ExperimentDefinition,
+  ioRemapExperiment as ExperimentDefinition,
 ] as ExperimentDefinition[];
 
 for (const def of CATALOGUE) registerExperiment(def);
