@@ -7,6 +7,10 @@
 //   │ VM pool: guest-frame backing  │ hypervisor pool: EPT and  │
 //   │ (and a native VM's [0, n))    │ shadow tables             │
 //
+// NUMA: the VM pool may be split into `nodes` equal contiguous ranges, each with its own
+// free stack (NodePools). An owner with a home node gets frames from it first, then from
+// the next nodes in order; with one node (the default) nothing differs.
+//
 // Each pool keeps its free frames in a stack (a LIFO free list: a freed frame is the next
 // one handed out, as a per-CPU page list does) with a position index, so alloc, free and
 // claiming one particular frame are all O(1) and the order is deterministic. The stack
@@ -78,6 +82,36 @@ class Pool {
   }
 }
 
+/** The VM pool as `n` node pools over equal contiguous ranges of [start, end). */
+class NodePools {
+  readonly pools: Pool[];
+  constructor(readonly start: number, readonly end: number, n: number) {
+    const size = end - start;
+    this.pools = Array.from({ length: n }, (_, i) => new Pool(start + Math.floor((i * size) / n), start + Math.floor(((i + 1) * size) / n)));
+  }
+
+  get free(): number { return this.pools.reduce((s, p) => s + p.free, 0); }
+  get size(): number { return this.end - this.start; }
+  contains(hfn: number): boolean { return hfn >= this.start && hfn < this.end; }
+  nodeOf(hfn: number): number {
+    let i = this.pools.length - 1;
+    while (i > 0 && hfn < this.pools[i].start) i--;
+    return i;
+  }
+  isFree(hfn: number): boolean { return this.pools[this.nodeOf(hfn)].isFree(hfn); }
+  /** A free frame from node `first`, else from the next nodes in order. */
+  pop(first = 0): number | null {
+    const n = this.pools.length;
+    for (let k = 0; k < n; k++) {
+      const h = this.pools[(first + k) % n].pop();
+      if (h !== null) return h;
+    }
+    return null;
+  }
+  push(hfn: number): void { this.pools[this.nodeOf(hfn)].push(hfn); }
+  take(hfn: number): void { this.pools[this.nodeOf(hfn)].take(hfn); }
+}
+
 export interface HostFramesOptions {
   /** Frames of host memory (host bytes / 4096). */
   totalFrames: number;
@@ -89,6 +123,8 @@ export interface HostFramesOptions {
    * no zeroing, so a guest page never written costs the host (and its OS) nothing.
    */
   freshMemory?: boolean;
+  /** NUMA nodes the VM pool is split into (default 1). The hypervisor pool counts as node 0. */
+  nodes?: number;
 }
 
 export interface FrameCounts {
@@ -102,8 +138,11 @@ export interface FrameCounts {
 export class HostFrames {
   readonly total: number;
   private readonly owner: Uint16Array;
-  private readonly vmPool: Pool;
+  private readonly vmPool: NodePools;
   private readonly hvPool: Pool;
+  /** NUMA nodes of the VM pool. */
+  readonly nodes: number;
+  private readonly home = new Map<Owner, number>();
   private readonly used = new Map<Owner, number>();
   /** 1 if the frame may hold bytes (it was handed out before, or the memory was not fresh). */
   private readonly dirty: Uint8Array;
@@ -119,14 +158,44 @@ export class HostFrames {
     this.total = total;
     this.owner = new Uint16Array(total);
     this.dirty = new Uint8Array(total).fill(opts.freshMemory ? 0 : 1);
-    this.vmPool = new Pool(0, total - hv);
+    this.nodes = opts.nodes ?? 1;
+    if (!Number.isInteger(this.nodes) || this.nodes < 1 || this.nodes > 64 || this.nodes > total - hv) {
+      throw new RangeError(`nodes must be an integer in 1..64 (and at most one per VM-pool frame), got ${opts.nodes}`);
+    }
+    this.vmPool = new NodePools(0, total - hv, this.nodes);
     this.hvPool = new Pool(total - hv, total);
   }
 
   /** First hfn of the hypervisor region (= number of frames in the VM pool). */
   get hypervisorStart(): number { return this.vmPool.end; }
 
-  private poolFor(owner: Owner): Pool { return owner === HV_OWNER ? this.hvPool : this.vmPool; }
+  private poolFor(owner: Owner): Pool | NodePools { return owner === HV_OWNER ? this.hvPool : this.vmPool; }
+
+  /** The NUMA node of a host frame (the hypervisor pool is node 0). */
+  nodeOf(hfn: number): number { return this.vmPool.contains(hfn) ? this.vmPool.nodeOf(hfn) : 0; }
+  /** [start, end) of a node's part of the VM pool. */
+  nodeRange(node: number): { start: number; end: number } {
+    const p = this.vmPool.pools[node];
+    if (!p) throw new RangeError(`node ${node} outside 0..${this.nodes - 1}`);
+    return { start: p.start, end: p.end };
+  }
+  /** Free VM-pool frames on a node. */
+  nodeFree(node: number): number { return this.vmPool.pools[node]?.free ?? 0; }
+  /** Makes `node` the first place the owner's frames come from (NUMA home node). */
+  setHome(owner: Owner, node: number): void {
+    this.checkOwner(owner);
+    if (!Number.isInteger(node) || node < 0 || node >= this.nodes) throw new RangeError(`home node ${node} outside 0..${this.nodes - 1}`);
+    this.home.set(owner, node);
+  }
+  homeOf(owner: Owner): number { return this.home.get(owner) ?? 0; }
+
+  /** A zeroed VM-pool frame from exactly `node`, or null if that node has none free. */
+  tryAllocOn(owner: Owner, node: number): Hfn | null {
+    this.checkOwner(owner);
+    if (owner === HV_OWNER) throw new RangeError('tryAllocOn is for the VM pool');
+    const hfn = this.vmPool.pools[node]?.pop() ?? null;
+    return hfn === null ? null : this.assign(hfn, owner);
+  }
 
   private checkOwner(owner: Owner): void {
     if (!Number.isInteger(owner) || owner <= FREE || owner > HV_OWNER) throw new RangeError(`bad frame owner ${owner}`);
@@ -148,7 +217,7 @@ export class HostFrames {
   /** A zeroed frame from the owner's pool, or null if that pool is empty. */
   tryAlloc(owner: Owner): Hfn | null {
     this.checkOwner(owner);
-    const hfn = this.poolFor(owner).pop();
+    const hfn = owner === HV_OWNER ? this.hvPool.pop() : this.vmPool.pop(this.homeOf(owner));
     return hfn === null ? null : this.assign(hfn, owner);
   }
 

@@ -17,6 +17,8 @@ export interface HypervisorOptions {
   hypervisorBytes?: number;
   /** Cost-model defaults for every VM (a VM may override them). */
   costs?: Partial<HvCosts>;
+  /** NUMA nodes the VM pool is split into (equal contiguous ranges; default 1). */
+  numaNodes?: number;
 }
 
 const MAX_VPID = 0xffff;
@@ -43,7 +45,7 @@ export class Hypervisor {
       throw new RangeError(`hypervisorBytes must be a positive multiple of 4096 below host memory, got ${hvBytes}`);
     }
     // The machine was created for this hypervisor (create()), so its memory is all zeros.
-    this.frames = new HostFrames(machine.memory, { totalFrames: total, hypervisorFrames: hvBytes / 4096, freshMemory: true });
+    this.frames = new HostFrames(machine.memory, { totalFrames: total, hypervisorFrames: hvBytes / 4096, freshMemory: true, nodes: o.numaNodes });
     this.costs = { ...DEFAULT_HV_COSTS, ...o.costs };
   }
 
