@@ -14,6 +14,7 @@ import { sharingVmsExperiment } from './sharing-vms.js';
 import { samplingToucherExperiment } from './sampling-toucher.js';
 import { largePagesExperiment } from './large-pages.js';
 import { ioRemapExperiment } from './io-remap.js';
+import { numaExperiment } from './numa.js';
 
 export const CATALOGUE: readonly ExperimentDefinition[] = [
   translationExperiment,
@@ -42,6 +43,7 @@ export const CATALOGUE: readonly ExperimentDefinition[] = [
   samplingToucherExperiment as ExperimentDefinition,
   largePagesExperiment as ExperimentDefinition,
   ioRemapExperiment as ExperimentDefinition,
+  numaExperiment as ExperimentDefinition,
 ] as ExperimentDefinition[];
 
 for (const def of CATALOGUE) registerExperiment(def);
