@@ -124,7 +124,7 @@ export async function runNuma(p: NumaParams, ctx: ExperimentContext): Promise<Ex
     notes: [
       `Latencies: ${p.localCycles} local vs ${p.remoteCycles} remote cycles (~90 vs ~140 ns at 2.5 GHz, a 2-socket server's ratio of ~1.5); a migration costs ${NUMA_COSTS.migrate} cycles (copy and remap).`,
       'Migration: allocate on the home node, copy, remap the p2m (the EPT follows, one INVEPT), free the old frame. Shared, swapped, ballooned or trapped pages stay.',
-      'Replication of read-only shared pages per node is not modelled.',
+      'Read-only shared pages are replicated per node by the balancer when page sharing is on (not in this scenario: see test/hypervisor/pagers/numa.test.ts).',
     ],
   };
 }

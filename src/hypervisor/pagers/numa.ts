@@ -9,14 +9,17 @@
 // migration costs copies and invalidations): allocate on the home node, copy, remap (the
 // p2m listeners update the EPT and zap shadow leaves of the old frame; one INVEPT per
 // page), free the old frame. Hot pages first when the caller says which pages are hot.
-// Pages that are shared, write-protected, trapped, swapped or ballooned are left alone
-// (another subsystem owns their frames); replication of read-only shared pages per node
-// is not modelled.
+// Read-only shared pages (page sharing) are not migrated but replicated: a VM whose shared
+// page sits on another node gets the replica of that content on its home node (made once
+// per node and content, PageSharing.replicate), so every node reads a local copy at the
+// price of one frame per node and content. Pages that are write-protected, trapped,
+// swapped or ballooned are left alone (another subsystem owns their frames).
 
 import type { Gfn, Hfn } from '../../core/addr.js';
 import { hpaOf } from '../../core/addr.js';
 import type { PhysicalMemory } from '../../core/memory.js';
-import type { HostFrames } from '../monitor/frames.js';
+import { SHARED_OWNER, type HostFrames } from '../monitor/frames.js';
+import type { PageSharing } from './sharing.js';
 import { P2M, frameField } from '../monitor/p2m.js';
 import type { Vm } from '../monitor/vm.js';
 
@@ -27,7 +30,7 @@ import type { Vm } from '../monitor/vm.js';
 export interface NumaCosts { local: number; remote: number; migrate: number }
 export const NUMA_COSTS: NumaCosts = { local: 225, remote: 350, migrate: 1300 };
 
-export interface NumaPass { migrated: number; noFrame: number; cycles: number }
+export interface NumaPass { migrated: number; replicated: number; noFrame: number; cycles: number }
 
 /** Where a VM's present private pages are: per node, and the remote fraction. */
 export function placement(vm: Vm, frames: HostFrames): { perNode: number[]; remote: number; pages: number } {
@@ -42,30 +45,39 @@ const MOVABLE = P2M.PRESENT | P2M.SHARED | P2M.WRITE_PROTECTED | P2M.TRAPPED | P
 
 export class NumaBalancer {
   constructor(private readonly frames: HostFrames, private readonly mem: PhysicalMemory,
-    private readonly o: { pagesPerPass: number; costs?: NumaCosts }) {
+    private readonly o: { pagesPerPass: number; costs?: NumaCosts; sharing?: PageSharing }) {
     if (!Number.isInteger(o.pagesPerPass) || o.pagesPerPass < 0) throw new RangeError(`pagesPerPass must be an integer ≥ 0, got ${o.pagesPerPass}`);
   }
 
   /**
-   * Migrates up to pagesPerPass of vm's remote pages to its home node: the gfns in `hot`
-   * first (in order), then the rest in gfn order. Stops when the home node is full.
+   * Migrates (or, if shared, replicates) up to pagesPerPass of vm's remote pages to its
+   * home node: the gfns in `hot` first (in order), then the rest in gfn order. Stops when
+   * the home node is full.
    */
   pass(vm: Vm, hot: Iterable<number> = []): NumaPass {
-    const r: NumaPass = { migrated: 0, noFrame: 0, cycles: 0 };
+    const r: NumaPass = { migrated: 0, replicated: 0, noFrame: 0, cycles: 0 };
     const home = this.frames.homeOf(vm.id);
     const tried = new Set<number>();
+    const left = (): boolean => r.migrated + r.replicated < this.o.pagesPerPass; // replicas count against the rate too
     const visit = (g: number): boolean => {
-      if (r.migrated >= this.o.pagesPerPass || tried.has(g) || g < 0 || g >= vm.frameCount) return r.migrated < this.o.pagesPerPass;
+      if (!left() || tried.has(g) || g < 0 || g >= vm.frameCount) return left();
       tried.add(g);
       const w = vm.p2m.raw(g as Gfn);
-      if ((w & MOVABLE) !== P2M.PRESENT || this.frames.nodeOf(frameField(w)) === home) return true;
+      if (this.frames.nodeOf(frameField(w)) === home) return true;
+      if ((w & MOVABLE) === (P2M.PRESENT | P2M.SHARED) && this.o.sharing) {
+        const how = this.o.sharing.replicate(vm, g as Gfn, home, (h) => this.frames.nodeOf(h), (n) => this.frames.tryAllocOn(SHARED_OWNER, n));
+        if (how === 'no-frame') { r.noFrame++; return false; }
+        if (how === 'replicated') r.replicated++;
+        return left();
+      }
+      if ((w & MOVABLE) !== P2M.PRESENT) return true;
       if (!this.migrate(vm, g as Gfn, home)) { r.noFrame++; return false; }
       r.migrated++;
-      return r.migrated < this.o.pagesPerPass;
+      return left();
     };
     for (const g of hot) if (!visit(g)) break;
-    for (let g = 0; g < vm.frameCount && r.migrated < this.o.pagesPerPass && r.noFrame === 0; g++) visit(g);
-    r.cycles = r.migrated * (this.o.costs ?? NUMA_COSTS).migrate;
+    for (let g = 0; g < vm.frameCount && left() && r.noFrame === 0; g++) visit(g);
+    r.cycles = (r.migrated + r.replicated) * (this.o.costs ?? NUMA_COSTS).migrate;
     return r;
   }
 

@@ -64,4 +64,6 @@ export interface SharingStats {
   /** Modeled cycles of scanning and of copy-on-write breaks. */
   scanCycles: number;
   cowCycles: number;
+  /** NUMA replica frames made for read-only shared pages (pagers/numa.ts). */
+  replicas: number;
 }

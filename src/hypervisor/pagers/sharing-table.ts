@@ -42,6 +42,22 @@ export class ContentTable {
     return e;
   }
 
+  /**
+   * A further frame with e's content (a NUMA replica, pagers/numa.ts): known by its hfn,
+   * with no references yet; matches by key still find the first frame.
+   */
+  addReplica(hfn: number, of: Shared): Shared {
+    const e: Shared = { kind: 'shared', hfn, key: of.key, refs: 0, zero: of.zero };
+    this.byHfn.set(hfn, e);
+    return e;
+  }
+
+  /** Makes e the frame new matches of its key find, if the key has no entry (its first frame went away). */
+  promote(e: Shared): void {
+    if (!this.table.has(e.key)) this.table.set(e.key, e);
+    if (e.zero && !this.zero) this.zero = e;
+  }
+
   /** One more page maps e. */
   ref(e: Shared): void {
     e.refs++;

@@ -74,13 +74,15 @@ export class PageSharing implements VmPager {
   private readonly table = new ContentTable();
   private readonly scanner: SharingScanner;
   private readonly cow: SharingCow;
+  /** NUMA replicas of shared contents: hash key → node → the frame on that node. */
+  private readonly replicas = new Map<number, Map<number, Shared>>();
   private readonly zeroKey: number;
   private readonly shareZero: boolean;
   private readonly bits: number;
   private readonly batch: number;
   private readonly c = {
     scanned: 0, passes: 0, hintHits: 0, hintStale: 0, compares: 0, falseMatches: 0, cowBreaks: 0, cowReuses: 0,
-    eptSplits: 0, skippedNoTable: 0, scanCycles: 0, cowCycles: 0,
+    eptSplits: 0, skippedNoTable: 0, scanCycles: 0, cowCycles: 0, replicas: 0,
   };
 
   constructor(private readonly host: SharingHost, o: SharingOptions = {}) {
@@ -305,6 +307,42 @@ export class PageSharing implements VmPager {
   private staleHint(h: Hint): void {
     this.c.hintStale++;
     this.table.dropHint(h.st, h.gfn);
+  }
+
+  // ── NUMA replicas ─────────────────────────────────────────────────────────────────
+
+  /**
+   * Maps vm's shared gfn to a replica of its shared frame on `node` (NUMA: read-only shared
+   * pages are replicated per node, so each VM reads its node's copy). A replica already on
+   * the node is reused; else `alloc(node)` gives a SHARED_OWNER frame there and the bytes are
+   * copied. The gfn stays shared (copy-on-write) and read-only. Returns what happened.
+   */
+  replicate(vm: Vm, gfn: Gfn, node: number, nodeOf: (hfn: number) => number,
+    alloc: (node: number) => Hfn | null): 'replicated' | 'local' | 'no-frame' | 'not-shared' {
+    const w = vm.p2m.raw(gfn);
+    if ((w & ELIGIBLE_MASK) !== (P2M.PRESENT | P2M.SHARED)) return 'not-shared';
+    const e = this.table.shared(frameField(w));
+    if (!e) throw new Error(`VM ${vm.id} gfn ${hex(gfn)}: shared frame ${hex(frameField(w))} unknown`);
+    if (nodeOf(e.hfn) === node) return 'local';
+    let group = this.replicas.get(e.key);
+    if (!group) this.replicas.set(e.key, (group = new Map()));
+    let r = group.get(node);
+    if (r && this.table.shared(r.hfn) !== r) r = undefined; // that replica's last page went away
+    if (!r) {
+      const h = alloc(node);
+      if (h === null) return 'no-frame';
+      this.host.machine.memory.copy(BigInt(h) << 12n, BigInt(e.hfn) << 12n, 4096);
+      r = this.table.addReplica(h, e);
+      group.set(node, r);
+      this.c.replicas++;
+    }
+    vm.p2m.map(gfn, r.hfn as Hfn, P2M.SHARED); // the EPT maps the replica read-only
+    this.table.ref(r);
+    if (this.table.unref(e)) {
+      this.host.frames.free(e.hfn as Hfn, SHARED_OWNER);
+      this.table.promote(r);
+    }
+    return 'replicated';
   }
 
   // ── VmPager ───────────────────────────────────────────────────────────────────────

@@ -5,6 +5,7 @@ import { describe, it, expect } from 'vitest';
 import { Hypervisor } from '../../../src/hypervisor/monitor/hypervisor.js';
 import { NumaBalancer, placement } from '../../../src/hypervisor/pagers/numa.js';
 import type { Gfn } from '../../../src/core/addr.js';
+import { P2M, frameField } from '../../../src/hypervisor/monitor/p2m.js';
 import { bootGuest, guestLoad, pattern, setPage, page, expectBytes } from './sharing/setup.js';
 
 const MiB = 2 ** 20;
@@ -70,5 +71,44 @@ describe('NUMA nodes', () => {
     const r = new NumaBalancer(hv.frames, hv.machine.memory, { pagesPerPass: 50 }).pass(vm);
     expect(r).toMatchObject({ migrated: 0, noFrame: 1 });
     expect(placement(vm, hv.frames).perNode).toEqual([4096, 1024]);
+  });
+});
+
+describe('NUMA replicas of read-only shared pages', () => {
+  it('each node gets one replica per content; refs, frames and bytes stay exact; a write breaks COW from a replica', async () => {
+    const { PageSharing } = await import('../../../src/hypervisor/pagers/sharing.js');
+    const { expectExactAccounting, sharedGfns, vmOn, guestStore } = await import('./sharing/setup.js');
+    const hv = await twoNodes();
+    const sh = new PageSharing(hv, { scanRatePerVm: 1e5, scanRateTotal: 1e5 });
+    const vms = [0, 0, 1, 1].map((home) => {
+      const vm = vmOn(hv, sh, { mib: 4 });
+      hv.frames.setHome(vm.id, home);
+      return vm;
+    });
+    const content = (i: number) => { const b = pattern(9); b[0] = i; b[1] = 0x77; return b; };
+    for (const vm of vms) for (let i = 0; i < 100; i++) setPage(vm, 600 + i, content(i));
+    sh.scan(1);
+    sh.scan(1);
+    expect(vms.map(sharedGfns)).toEqual([100, 100, 100, 100]);
+    expect(sh.stats).toMatchObject({ pagesShared: 100, saved: 300 });
+    const remoteShared = (vm: typeof vms[0]) => {
+      let n = 0;
+      vm.p2m.forEach((_g, w) => { if (hv.frames.nodeOf(frameField(w)) !== hv.frames.homeOf(vm.id)) n++; }, P2M.PRESENT | P2M.SHARED, P2M.PRESENT | P2M.SHARED);
+      return n;
+    };
+    const bal = new NumaBalancer(hv.frames, hv.machine.memory, { pagesPerPass: 1000, sharing: sh });
+    const passes = vms.map((vm) => bal.pass(vm));
+    expect(vms.map(remoteShared)).toEqual([0, 0, 0, 0]);
+    // The first frames sit on one node; the other node gets one replica per content.
+    expect(sh.stats).toMatchObject({ pagesShared: 200, saved: 200, replicas: 100 });
+    expect(passes.reduce((s, p) => s + p.replicated, 0)).toBe(200);
+    expectExactAccounting(hv, sh, vms);
+    for (const vm of vms) for (const i of [0, 57, 99]) expectBytes(page(vm, 600 + i), content(i), `VM ${vm.id} gfn ${600 + i}`);
+    // A guest write to a replicated page gets a private copy; the replica keeps the others' bytes.
+    bootGuest(vms[3]);
+    guestStore(hv, vms[3], BigInt(600 + 5) << 12n, 0xabcdn);
+    expect(guestLoad(hv, vms[3], BigInt(600 + 5) << 12n)).toBe(0xabcdn);
+    expectBytes(page(vms[2], 605), content(5));
+    expectExactAccounting(hv, sh, vms);
   });
 });
