@@ -4,9 +4,13 @@
 // at the same addresses; everything they end with must be equal (see compare.ts for what
 // is compared and which undefined flags are excluded).
 //
+// Three sources of cases, one harness: generated encodings (gen/), random instructions
+// written as assembler text (gen/asm-text.ts: every register name and operand size, the
+// former test/x86/diff.test.ts), and fixed SDM vectors (vectors.ts).
+//
 // Without gcc (or as/objcopy/nm for the fixed vectors) the suite says so and is skipped.
 // CPU_DIFF_INSNS raises the instruction count (npm run test:cpu-soak), CPU_DIFF_SEED picks
-// another corpus.
+// another corpus; CPU_DIFF_TEXT_CASES / CPU_DIFF_TEXT_SEED do the same for the text forms.
 
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readFileSync } from 'node:fs';
@@ -18,9 +22,14 @@ import { fromNative, differences } from './compare.js';
 import { Interp } from './interp.js';
 import { diffCorpus, pinMismatches, describeMismatch } from './diff.js';
 import { VECTORS, assemble, vectorInputs, checkVector, pattern } from './vectors.js';
+import { textCases } from './gen/asm-text.js';
+import { SCRATCH_SIZE, DATA_SIZE } from './layout.js';
+import { Rng } from '../../src/util/rng.js';
 
 const SEED = Number(process.env.CPU_DIFF_SEED ?? 11);
 const INSNS = Number(process.env.CPU_DIFF_INSNS ?? 100_000);
+const TEXT_SEED = Number(process.env.CPU_DIFF_TEXT_SEED ?? 7);
+const TEXT_CASES = Number(process.env.CPU_DIFF_TEXT_CASES ?? 6000);
 
 function toolsMissing(): string | undefined {
   const why = nativeUnavailable();
@@ -63,6 +72,28 @@ describe.skipIf(missing)('x86-64 against the host CPU (native helper built with 
       const bad = vectors.flatMap((v, i) => differences(fromNative(res[i], image), interp.run(cases[i], image), v.undef ?? 0).map((m) => `${v.name}: ${m}`));
       expect(bad).toEqual([]);
     });
+  });
+
+  describe(`random assembler-text forms (seed ${TEXT_SEED}, ${TEXT_CASES} cases)`, () => {
+    it('end in the interpreter exactly as on the host (registers, defined flags, memory)', async () => {
+      const interp = await Interp.create();
+      const rng = new Rng(TEXT_SEED);
+      const image = new Uint8Array(DATA_SIZE); // random scratch, zeroed stack (POPFQ pops zeros)
+      for (let i = 0; i < SCRATCH_SIZE; i++) image[i] = rng.below(256);
+      const cases = textCases(rng, TEXT_CASES);
+      const code = assemble(cases.map((c, i) => ({ name: `t${i}`, asm: c.insn, expect: {} })));
+      const runs = cases.map((c, i) => ({ gpr: c.gpr, rflags: c.rflags, code: code[i] }));
+      const batches: (typeof runs)[] = [];
+      for (let i = 0; i < runs.length; i += 250) batches.push(runs.slice(i, i + 250));
+      const native = helper.run(batches.map((b) => ({ image, cases: b }))).flat();
+      const bad: string[] = [];
+      native.forEach((r, i) => {
+        if (r.status !== 'end') bad.push(`${cases[i].insn}: host ${r.status} #${r.vector} (cases must not fault)`);
+        const d = differences(fromNative(r, image), interp.run(runs[i], image), cases[i].undef);
+        if (d.length) bad.push(`${cases[i].insn} [flags ${cases[i].rflags.toString(16)}]: ${d.join('; ')}`);
+      });
+      expect(bad.slice(0, 40)).toEqual([]);
+    }, 120_000);
   });
 
   describe(`random sequences (seed ${SEED}, ≥ ${INSNS} instructions)`, () => {
