@@ -63,9 +63,9 @@ export const sweepField = z.object({
     .superRefine((vary, ctx) => {
       for (const path of Object.keys(vary)) {
         if (!pathPattern.test(path)) {
-          ctx.addIssue({ code: 'custom', path: [path], message: 'not a field path (keys joined by ".", array items as [0], e.g. "vms[0].shares")' });
+          ctx.addIssue({ code: 'custom', message: `"${path}" is not a field path (keys joined by ".", array items as [0], e.g. "vms[0].shares")` });
         } else if (FIXED_KEYS.includes(sweepTopKey(path))) {
-          ctx.addIssue({ code: 'custom', path: [path], message: `"${sweepTopKey(path)}" cannot be varied${sweepTopKey(path) === 'seed' ? ' (list seeds in sweep.seeds)' : ''}` });
+          ctx.addIssue({ code: 'custom', message: `"${path}": "${sweepTopKey(path)}" cannot be varied${sweepTopKey(path) === 'seed' ? ' (list seeds in sweep.seeds)' : ''}` });
         }
       }
     }),
