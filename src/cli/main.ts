@@ -7,11 +7,11 @@ import type { CompareRow } from '../experiment/compare.js';
 import { parseExperimentScenario } from '../experiment/registry.js';
 import { runExperiment } from '../experiment/runner.js';
 import { compareTable, COMPARE_NOTE } from '../experiment/compare-experiment.js';
-import { validateCommand, experimentsCommand, progressBar } from './run.js';
+import { experimentsCommand, progressBar } from './run.js';
 import { checkOutputDir, checkWritableLocation, writeReport } from '../report/write.js';
 import { packageInfo } from '../util/package-info.js';
 import { serveCommand } from './serve.js';
-import { runCli } from './sweep.js';
+import { runCli, validateCli } from './sweep.js';
 import { mergeCommand } from './merge.js';
 import { defaultJobs } from './pool.js';
 import { bootCommand } from './boot.js';
@@ -92,9 +92,9 @@ export function program(): Command {
     .option('--json', 'print the results as JSON instead of a table')
     .action(runCompare);
   p.command('validate')
-    .description('check a scenario file and print it with defaults filled in')
+    .description('check a scenario file (every point of a sweep) and print it with defaults filled in')
     .argument('<scenario>', 'scenario JSON file')
-    .action(validateCommand);
+    .action(validateCli);
   p.command('boot')
     .description('boot a machine-code kernel (Limine protocol ELF; default: the shipped OS), stream its console, print the counters')
     .argument('[kernel]', 'kernel ELF file')

@@ -12,7 +12,7 @@
 // (merge.ts) can join the slices.
 
 import { join, resolve } from 'node:path';
-import { getExperiment, parseExperimentScenario, type ParsedScenario } from '../experiment/registry.js';
+import { getExperiment, parseExperimentScenario, scenarioConfig, type ParsedScenario } from '../experiment/registry.js';
 import { ScenarioError, seedField } from '../scenario/schema.js';
 import { parseSweep, planSweep, pointLabel, pointScenario, type SweepPlan, type SweepSpec } from '../scenario/sweep.js';
 import { checkOutputDir, commitDirectory, stageDirectory, type StagedDirectory } from '../report/write.js';
@@ -22,7 +22,7 @@ import type { ExperimentResult } from '../report/result.js';
 import { table } from '../report/table.js';
 import { runPool, defaultJobs } from './pool.js';
 import type { RunTask } from './run-task.js';
-import { defaultScenarioInput, progressBar, readScenarioFile, runCommand, summaryText, type RunCliOptions } from './run.js';
+import { defaultScenarioInput, progressBar, readScenarioFile, runCommand, summaryText, validateCommand, type RunCliOptions } from './run.js';
 
 export interface RunFilesOptions extends RunCliOptions {
   /** Runs at once (worker threads); default: the available cores. */
@@ -122,22 +122,29 @@ function planPlain(json: unknown, source: string, opts: RunFilesOptions, several
   return file;
 }
 
-/** Every point parsed as a scenario (with the first seed); problems of the first three bad points, each named. */
+/**
+ * Every point parsed as a scenario (with the first seed). A problem every point has is the
+ * file's and is listed once; the others name their point (the first three bad points).
+ */
 function validatePoints(plan: SweepPlan, source: string): ParsedScenario {
-  const problems: string[] = [];
-  let bad = 0, first: ParsedScenario | undefined;
+  const failures: { label: string; problems: string[] }[] = [];
+  let first: ParsedScenario | undefined;
   for (const point of plan.points) {
     try {
       const p = parseExperimentScenario(pointScenario(plan, point, plan.seeds[0], source), source);
       first ??= p;
     } catch (e) {
       if (!(e instanceof ScenarioError)) throw e;
-      if (++bad <= 3) problems.push(...e.problems.map((l) => `sweep point ${point.id} (${pointLabel(point)}): ${l}`));
+      failures.push({ label: `sweep point ${point.id} (${pointLabel(point)})`, problems: e.problems });
     }
   }
-  if (bad > 3) problems.push(`… and ${bad - 3} more points with problems`);
-  if (problems.length) throw new ScenarioError(source, problems);
-  return first!;
+  if (!failures.length) return first!;
+  const everywhere = failures.length === plan.points.length && failures.length > 1
+    ? failures[0].problems.filter((l) => failures.every((f) => f.problems.includes(l))) : [];
+  const own = failures.map((f) => ({ ...f, problems: f.problems.filter((l) => !everywhere.includes(l)) })).filter((f) => f.problems.length);
+  const lines = [...everywhere, ...own.slice(0, 3).flatMap((f) => f.problems.map((l) => `${f.label}: ${l}`))];
+  if (own.length > 3) lines.push(`… and ${own.length - 3} more points with problems`);
+  throw new ScenarioError(source, lines);
 }
 
 function outDir(name: string, opts: RunFilesOptions, several: boolean): string {
@@ -158,6 +165,21 @@ export async function runCli(files: readonly string[], opts: RunFilesOptions = {
     return;
   }
   await runFilesCommand(inputs, opts);
+}
+
+/**
+ * `memvisor validate <file>`: a plain file as before (run.ts); a sweep has every point checked
+ * as `run` checks it, then prints the first point's scenario as it will run and the points.
+ */
+export function validateCli(path: string): void {
+  const json = readScenarioFile(path);
+  if (!json || typeof json !== 'object' || !('sweep' in json)) { validateCommand(path); return; }
+  const plan = planSweep(json as Record<string, unknown>, parseSweep(json as Record<string, unknown>, path)!, path);
+  const first = validatePoints(plan, path);
+  const runs = plan.points.length * plan.seeds.length;
+  console.log(JSON.stringify(scenarioConfig(first), null, 2));
+  console.log(`\nsweep: ${plan.points.length} point${plan.points.length === 1 ? '' : 's'} × ${plan.seeds.length} seed${plan.seeds.length === 1 ? '' : 's'} (${plan.seeds.join(', ')}) = ${runs} run${runs === 1 ? '' : 's'}; above: point ${plan.points[0].id}, seed ${plan.seeds[0]}`);
+  for (const p of plan.points) console.log(`  ${p.id}  ${pointLabel(p)}`);
 }
 
 export interface FilesOutcome {

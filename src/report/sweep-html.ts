@@ -52,7 +52,7 @@ export function sweepPlots(doc: SweepDoc): Plot[] {
   const numericX = paths.length === 1 && doc.points.every((p) => typeof p.params[paths[0]] === 'number');
   const x = numericX
     ? { field: 'x', type: 'quantitative', title: paths[0], scale: { zero: false } }
-    : { field: 'label', type: 'nominal', title: paths.length ? 'point' : null, sort: null, axis: { labelLimit: 260 } };
+    : { field: 'point', type: 'nominal', title: paths.length ? 'point (its values: the table above)' : null, sort: null, axis: { labelAngle: 0 } };
   return variedMetrics(doc).slice(0, MAX_PLOTS).map((metric, i) => ({
     id: `metric-${i}`,
     title: metric,
@@ -63,9 +63,9 @@ export function sweepPlots(doc: SweepDoc): Plot[] {
       width: 360,
       encoding: { x },
       layer: [
-        { mark: { type: numericX ? 'line' : 'point', point: numericX, filled: true },
-          encoding: { y: { field: 'mean', type: 'quantitative', title: metric, scale: { zero: false } } } },
-        { mark: { type: 'errorbar', ticks: true }, encoding: { y: { field: 'ciLow', type: 'quantitative' }, y2: { field: 'ciHigh' } } },
+        { mark: numericX ? { type: 'line', point: true } : { type: 'point', filled: true },
+          encoding: { y: { field: 'mean', type: 'quantitative', title: `${metric} (mean, 95 % interval)`, scale: { zero: false } } } },
+        { mark: { type: 'errorbar', ticks: { size: 8 } }, encoding: { y: { field: 'ciLow', type: 'quantitative', title: `${metric} (mean, 95 % interval)` }, y2: { field: 'ciHigh' } } },
       ],
     },
   }));

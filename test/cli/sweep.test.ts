@@ -186,6 +186,19 @@ describe('bad sweeps are refused before anything runs', () => {
     expect(j.stderr).toMatch(/option '-j, --jobs <n>' argument '0' is invalid/);
   });
 
+  it('validate checks every point: a problem of every point is listed once, the others by point', async () => {
+    const { hostMiB: _h, ...noHost } = HOST;
+    const r = await cli('validate', file('v.json', { ...noHost, sweep: { vary: { 'vms[0].memMiB': [8, 2, 0] } } }));
+    expect(r.err).toBe([`memvisor: ${join(root, 'v.json')} is not a valid scenario:`,
+      '  hostMiB: Required',
+      '  sweep point p1 (vms[0].memMiB=2): vms[0].memMiB: Number must be greater than or equal to 4',
+      '  sweep point p2 (vms[0].memMiB=0): vms[0].memMiB: Number must be greater than or equal to 4'].join('\n'));
+    const ok = await cli('validate', file('ok.json', SWEEP));
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.out.slice(0, ok.out.indexOf('\nsweep:'))).vms[0].shares).toBe(1000);
+    expect(ok.out).toContain('sweep: 2 points × 2 seeds (1, 2) = 4 runs; above: point p0, seed 1\n  p0  vms[0].shares=1000\n  p1  vms[0].shares=4000');
+  });
+
   it('two files with the same name would share a folder: refused', async () => {
     const r = await cli('run', file('a.json', HOST), file('b.json', HOST), '--out', join(root, 'dup'), '--quiet');
     expect(r.err).toMatch(/a\.json and .*b\.json would both write .*dup\/sw: give the scenarios different names/);
