@@ -73,3 +73,25 @@ describe('--shard K/N', () => {
     for (const bad of ['0/2', '3/2', '1/0', '1', 'a/b', '1/2/3', '-1/2']) expect(() => parseShard(bad)).toThrow(/expected K\/N/);
   });
 });
+
+describe('the sweep field in the reference and the JSON Schema', () => {
+  it('memvisor experiments <kind> lists sweep.vary and sweep.seeds for every kind', async () => {
+    const { kindReference } = await import('../../src/cli/run.js');
+    for (const kind of ['host', 'translation', 'idle-tax']) {
+      const text = kindReference(kind);
+      expect(text).toMatch(/^sweep\.vary +object +path → list of values +\{\} +field path → the values it takes/m);
+      expect(text).toMatch(/^sweep\.seeds +array of integer \(1 or more items\) \| object +optional +the seeds each point runs with/m);
+    }
+  });
+
+  it('every kind of schema/scenario.schema.json accepts a sweep with vary and seeds', async () => {
+    const { scenarioJsonSchema } = await import('../../scripts/scenario-schema.js');
+    const schema = scenarioJsonSchema();
+    for (const branch of schema.allOf) {
+      const sweep = branch.then.properties.sweep;
+      expect(sweep).toMatchObject({ type: 'object', additionalProperties: false });
+      expect(Object.keys(sweep.properties)).toEqual(['vary', 'seeds']);
+      expect(sweep.properties.seeds.anyOf[1]).toMatchObject({ required: ['from', 'count'] });
+    }
+  });
+});
