@@ -68,7 +68,7 @@ describe('memvisor run with a sweep, several files and --jobs', () => {
   let serial: string;
   beforeAll(async () => {
     serial = join(root, 'serial');
-    const r = await cli('run', file('sweep.json', SWEEP), file('plain.json', PLAIN), '--out', serial, '--jobs', '1', '--quiet');
+    const r = await cli('run', file('sweep.json', SWEEP), file('plain.json', PLAIN), '--out', serial, '--jobs', '1', '--quiet', '--stats');
     expect(r.err).toBe('');
     expect(r.code).toBe(0);
   }, 120_000);
@@ -76,7 +76,7 @@ describe('memvisor run with a sweep, several files and --jobs', () => {
   it('writes one folder per file: the sweep with a report per run, the plain file as a single run writes it', () => {
     expect(readdirSync(serial).sort()).toEqual(['plain', 'sw']);
     const files = Object.keys(tree(join(serial, 'sw')));
-    for (const f of ['sweep.json', 'points.csv', 'runs.csv', 'index.html', 'runs/p0-seed1/result.json', 'runs/p1-seed2/index.html']) {
+    for (const f of ['sweep.json', 'points.csv', 'runs.csv', 'index.html', 'runs/p0-seed1/result.json', 'runs/p1-seed2/index.html', 'runs/p1-seed2/stats.txt']) {
       expect(files).toContain(f);
     }
     expect(files.filter((f) => f.endsWith('/result.json')).sort()).toEqual(
@@ -120,7 +120,7 @@ describe('memvisor run with a sweep, several files and --jobs', () => {
 
   it('--jobs 2 (worker threads) writes exactly the same files as --jobs 1', async () => {
     const parallel = join(root, 'parallel');
-    const r = await cli('run', file('sweep.json', SWEEP), file('plain.json', PLAIN), '--out', parallel, '--jobs', '2', '--quiet');
+    const r = await cli('run', file('sweep.json', SWEEP), file('plain.json', PLAIN), '--out', parallel, '--jobs', '2', '--quiet', '--stats');
     expect(r.err).toBe('');
     expect(r.code).toBe(0);
     expect(tree(parallel)).toEqual(tree(serial));
@@ -128,8 +128,8 @@ describe('memvisor run with a sweep, several files and --jobs', () => {
 
   it('shards 1/2 and 2/2, merged, are the whole run file for file', async () => {
     const s1 = join(root, 'shard1'), s2 = join(root, 'shard2'), merged = join(root, 'merged');
-    expect((await cli('run', file('sweep.json', SWEEP), '--out', s1, '--shard', '1/2', '--jobs', '1', '--quiet')).code).toBe(0);
-    expect((await cli('run', file('sweep.json', SWEEP), '--out', s2, '--shard', '2/2', '--jobs', '1', '--quiet')).code).toBe(0);
+    expect((await cli('run', file('sweep.json', SWEEP), '--out', s1, '--shard', '1/2', '--jobs', '1', '--quiet', '--stats')).code).toBe(0);
+    expect((await cli('run', file('sweep.json', SWEEP), '--out', s2, '--shard', '2/2', '--jobs', '1', '--quiet', '--stats')).code).toBe(0);
     // Runs 0 and 2 (p0 seed 1, p1 seed 1) in shard 1; runs 1 and 3 in shard 2.
     expect(readdirSync(join(s1, 'runs')).sort()).toEqual(['p0-seed1', 'p1-seed1']);
     expect(readdirSync(join(s2, 'runs')).sort()).toEqual(['p0-seed2', 'p1-seed2']);
@@ -140,10 +140,11 @@ describe('memvisor run with a sweep, several files and --jobs', () => {
     expect(partial.err).toBe('memvisor: merge: 2 runs are in none of the folders (the sweep was cut into 2 shards; merged: 1/2): p0 seed 2, p1 seed 2');
     expect(existsSync(merged)).toBe(false);
 
-    const r = await cli('merge', s2, s1, '--out', merged, '--quiet');
+    const r = await cli('merge', s2, s1, '--out', merged, '--json');
     expect(r.err).toBe('');
     expect(r.code).toBe(0);
     expect(tree(merged)).toEqual(tree(join(serial, 'sw')));
+    expect(JSON.parse(r.out)).toEqual(doc(merged));
   }, 120_000);
 
   it('merge refuses folders of different sweeps, and folders that are no sweep', async () => {

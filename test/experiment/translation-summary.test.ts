@@ -21,3 +21,11 @@ describe('translation summary figures', () => {
     expect(two.summary['cycles/access']).toBeUndefined();
   });
 });
+
+describe('runScenario and a sweep', () => {
+  it('refuses a scenario with a sweep rather than silently running the base once', async () => {
+    const sc = { ...base, runs: [{ pattern: 'random', workingSet: '1MiB' }], sweep: { seeds: [1, 2] } };
+    await expect(runScenario(sc, { source: 's.json' })).rejects.toThrow(
+      's.json is not a valid scenario:\n  sweep: this runs one scenario; run a sweep with `memvisor run <file>` (or drop "sweep")');
+  });
+});
