@@ -11,7 +11,8 @@
 // Objects missing along the path are created (as if the file had written them); array items
 // must exist. Each point is then validated like any scenario file, so an error names the
 // point and the field. Without `vary` a sweep is one point run with several seeds; without
-// `seeds` every point runs once with the file's seed.
+// `seeds` every point runs once with the file's seed. The zod schema of the field
+// (sweepField) sits in schema.ts with the other header fields; this file spells it out.
 
 import { MAX_SWEEP_RUNS, ScenarioError, formatIssues, formatPath, sweepField, type SweepSpec } from './schema.js';
 
