@@ -7,10 +7,13 @@ import type { CompareRow } from '../experiment/compare.js';
 import { parseExperimentScenario } from '../experiment/registry.js';
 import { runExperiment } from '../experiment/runner.js';
 import { compareTable, COMPARE_NOTE } from '../experiment/compare-experiment.js';
-import { runCommand, validateCommand, experimentsCommand, progressBar } from './run.js';
+import { experimentsCommand, progressBar } from './run.js';
 import { checkOutputDir, checkWritableLocation, writeReport } from '../report/write.js';
 import { packageInfo } from '../util/package-info.js';
 import { serveCommand } from './serve.js';
+import { runCli, validateCli } from './sweep.js';
+import { mergeCommand } from './merge.js';
+import { defaultJobs } from './pool.js';
 import { bootCommand } from './boot.js';
 
 export { DEFAULT_SCENARIO, loadScenario, runCommand } from './run.js';
@@ -64,14 +67,23 @@ export function program(): Command {
     .version(packageInfo().version, '-V, --version', 'print the memvisor version')
     .showHelpAfterError();
   p.command('run')
-    .description('run a scenario file of any kind and write its report (default: the built-in demonstration)')
-    .argument('[scenario]', 'scenario JSON file')
-    .option('-o, --out <dir>', 'report directory (default: out/<scenario name>)')
+    .description('run scenario files of any kind (sweeps too) and write their reports (default: the built-in demonstration)')
+    .argument('[scenarios...]', 'scenario JSON files')
+    .option('-o, --out <dir>', 'report directory (default: out/<scenario name>; with several files: <dir>/<scenario name>)')
     .option('--seed <n>', 'override the scenario seed', intArg)
     .option('-q, --quiet', 'no progress bar and no warnings')
     .option('--json', 'print the result as JSON instead of the summary')
     .option('--stats', 'also write stats.txt: every counter of every VM and vCPU with a description and unit')
-    .action(async (file: string | undefined, opts) => { await runCommand(file, opts); });
+    .option('-j, --jobs <n>', `runs at once, on worker threads (default: the available cores, ${defaultJobs()} here)`, positiveIntArg)
+    .option('--shard <K/N>', 'run slice K of N of the runs (join the slices with memvisor merge)')
+    .action(async (files: string[], opts) => { await runCli(files, opts); });
+  p.command('merge')
+    .description('join the folders of a sharded sweep (memvisor run --shard K/N) into the report of the whole sweep')
+    .argument('<dirs...>', 'the shards\' output folders')
+    .option('-o, --out <dir>', 'report directory (default: out/<scenario name>)')
+    .option('-q, --quiet', 'no summary')
+    .option('--json', 'print sweep.json instead of the summary')
+    .action(async (dirs: string[], opts) => { await mergeCommand(dirs, opts); });
   p.command('compare')
     .description('run the same guest workloads natively, under shadow paging and under EPT')
     .option('-n, --accesses <n>', 'accesses per workload and mode (at least 1)', positiveIntArg, 200_000)
@@ -80,9 +92,9 @@ export function program(): Command {
     .option('--json', 'print the results as JSON instead of a table')
     .action(runCompare);
   p.command('validate')
-    .description('check a scenario file and print it with defaults filled in')
+    .description('check a scenario file (every point of a sweep) and print it with defaults filled in')
     .argument('<scenario>', 'scenario JSON file')
-    .action(validateCommand);
+    .action(validateCli);
   p.command('boot')
     .description('boot a machine-code kernel (Limine protocol ELF; default: the shipped OS), stream its console, print the counters')
     .argument('[kernel]', 'kernel ELF file')

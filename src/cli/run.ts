@@ -68,9 +68,15 @@ export function loadScenario(path: string): ParsedScenario {
 
 /** The default scenario file, unless a library user set another with setDefaultScenario. */
 function loadDefaultScenario(): ParsedScenario {
+  const { json, source } = defaultScenarioInput();
+  return parseExperimentScenario(json, source);
+}
+
+/** The default scenario's JSON and how errors name it. */
+export function defaultScenarioInput(): { json: unknown; source: string } {
   const json = getDefaultScenario();
-  if (json !== undefined) return parseExperimentScenario(json, 'the default scenario');
-  return loadScenario(DEFAULT_SCENARIO);
+  if (json !== undefined) return { json, source: 'the default scenario' };
+  return { json: readScenarioFile(DEFAULT_SCENARIO), source: DEFAULT_SCENARIO };
 }
 
 export async function runCommand(file: string | undefined, opts: RunCliOptions = {}): Promise<WrittenReport> {

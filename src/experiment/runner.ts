@@ -48,6 +48,10 @@ export function withSeed(p: ParsedScenario, seed: number | undefined): ParsedSce
 
 export async function runExperiment(p: ParsedScenario, opts: RunOptions = {}): Promise<ExperimentResult> {
   const { header, experiment } = p;
+  if (header.sweep !== undefined) {
+    // One run here; the CLI spells a sweep out into runs (src/cli/sweep.ts) before they reach this.
+    throw new ScenarioError(p.source, ['sweep: this runs one scenario; run a sweep with `memvisor run <file>` (or drop "sweep")']);
+  }
   const what = `scenario "${header.name}"`;
   const signal = opts.signal;
   if (signal?.aborted) throw new RunAborted(what);

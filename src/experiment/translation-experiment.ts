@@ -38,7 +38,7 @@ export const translationExperiment = defineExperiment({
       results.push(runTranslation(m, sc, r, i));
     }
     return {
-      summary: { runs: results.length, 'accesses per run': sc.accesses, 'memory (bytes)': sc.memory },
+      summary: { runs: results.length, 'accesses per run': sc.accesses, 'memory (bytes)': sc.memory, ...perRunFigures(results) },
       series: { runs: results.map(toRow) },
       plots: [
         barPlot('cycles-per-access', 'Modeled cycles per access', 'cyclesPerAccess', 'cycles / access'),
@@ -49,6 +49,21 @@ export const translationExperiment = defineExperiment({
   },
   formatSummary: consoleTable,
 });
+
+/**
+ * Each run's modeled cycles per access and walks per 1000 accesses as summary figures, so a
+ * sweep's summary (mean and interval over seeds) has them. Named by position (`runs[2]: …`),
+ * not label, so the names stay the same when a sweep varies what the label shows.
+ */
+function perRunFigures(results: readonly TranslationResult[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  results.forEach((r, i) => {
+    const name = results.length === 1 ? '' : `runs[${i}]: `;
+    out[`${name}cycles/access`] = r.cyclesPerAccess;
+    out[`${name}walks/1000`] = r.walksPer1000;
+  });
+  return out;
+}
 
 function toRow(r: TranslationResult): Row {
   return { ...r, psc: String(r.psc) };

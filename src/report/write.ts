@@ -69,11 +69,11 @@ export async function writeReport(dir: string, result: ExperimentResult, opts: W
   return { dir: target, index: join(target, 'index.html'), files: [...files.keys()] };
 }
 
-/** Throws unless dir is absent, empty, or a previous report (holds result.json). */
+/** Throws unless dir is absent, empty, or a previous report (holds result.json, or sweep.json for a sweep). */
 export function checkReplaceable(dir: string): void {
   if (!existsSync(dir)) return;
   if (!lstatSync(dir).isDirectory()) throw new Error(`${dir} exists and is not a directory`);
-  if (readdirSync(dir).length > 0 && !existsSync(join(dir, 'result.json'))) {
+  if (readdirSync(dir).length > 0 && !existsSync(join(dir, 'result.json')) && !existsSync(join(dir, 'sweep.json'))) {
     throw new Error(`refusing to replace ${dir}: it is not empty and holds no result.json (not a report directory)`);
   }
 }
@@ -131,6 +131,53 @@ export function commitDirectory(dir: string, files: Map<string, string>): void {
     if (madeParent) rmSync(madeParent, { recursive: true, force: true });
     throw new Error(`cannot write the report to ${target}: ${(e as Error).message}`, { cause: e });
   }
+}
+
+/**
+ * A report directory built file by file (a sweep writes each run as it finishes) in a temp
+ * folder beside dir, then swapped into place by commit() as commitDirectory does, or removed
+ * by abort(). Until commit() a previous report at dir stays untouched.
+ */
+export interface StagedDirectory {
+  /** Writes one file (name relative to the directory, may hold "/"). */
+  write(name: string, text: string): void;
+  commit(): void;
+  abort(): void;
+}
+
+export function stageDirectory(dir: string): StagedDirectory {
+  const target = resolve(dir);
+  checkReplaceable(target);
+  const parent = dirname(target);
+  const madeParent = mkdirSync(parent, { recursive: true });
+  const tmp = join(parent, `.${basename(target)}.tmp-${randomBytes(6).toString('hex')}`);
+  mkdirSync(tmp);
+  let open = true;
+  const abort = () => {
+    if (!open) return;
+    open = false;
+    rmSync(tmp, { recursive: true, force: true });
+    if (madeParent) rmSync(madeParent, { recursive: true, force: true });
+  };
+  return {
+    write(name, text) {
+      const path = join(tmp, name);
+      if (!path.startsWith(tmp + '/')) throw new Error(`report file name ${JSON.stringify(name)} escapes the report directory`);
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, text);
+    },
+    commit() {
+      try {
+        checkReplaceable(target);
+        swapInto(tmp, target);
+        open = false;
+      } catch (e) {
+        abort();
+        throw new Error(`cannot write the report to ${target}: ${(e as Error).message}`, { cause: e });
+      }
+    },
+    abort,
+  };
 }
 
 /** Renames tmp to target; an existing target is moved aside first and restored if that fails. */

@@ -128,7 +128,7 @@ function range(s: z.ZodTypeAny): string {
 }
 
 function unitOf(path: string, description?: string): string {
-  const unit = description && /\[([^\]]+)\]/.exec(description); // "… [MiB]" in a zod description
+  const unit = description && /\[([^\]]+)\]\s*$/.exec(description); // "… [MiB]" ending a zod description
   if (unit) return unit[1];
   const name = path.replace(/.*[.\]}]/, '');
   if (/MiB$/.test(name)) return 'MiB';

@@ -48,6 +48,42 @@ export const nameField = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/,
 /** Seeds feed Rng, which takes a u32. */
 export const seedField = z.number().int().nonnegative().max(0xffff_ffff);
 
+// The "sweep" field (expanded into runs by ./sweep.ts, which documents the syntax).
+/** Runs one sweep may expand to: a guard against a typo that multiplies into days. */
+export const MAX_SWEEP_RUNS = 10_000;
+
+const pathPattern = /^[A-Za-z_$][\w$-]*(?:\.[A-Za-z_$][\w$-]*|\[\d+\])*$/;
+/** Fields a sweep may not vary: they name the scenario or the sweep itself (seeds go in "seeds"). */
+const FIXED_KEYS = ['$schema', 'kind', 'name', 'description', 'seed', 'sweep'];
+
+export const sweepField = z.object({
+  vary: z.record(z.array(z.unknown()).min(1, 'give at least one value'))
+    .default({})
+    .describe('field path → the values it takes; every combination is one sweep point, e.g. { "vms[0].shares": [1000, 2000] } [path → list of values]')
+    .superRefine((vary, ctx) => {
+      for (const path of Object.keys(vary)) {
+        if (!pathPattern.test(path)) {
+          ctx.addIssue({ code: 'custom', message: `"${path}" is not a field path (keys joined by ".", array items as [0], e.g. "vms[0].shares")` });
+        } else if (FIXED_KEYS.includes(sweepTopKey(path))) {
+          ctx.addIssue({ code: 'custom', message: `"${path}": "${sweepTopKey(path)}" cannot be varied${sweepTopKey(path) === 'seed' ? ' (list seeds in sweep.seeds)' : ''}` });
+        }
+      }
+    }),
+  seeds: z.union([
+    z.array(seedField).min(1).refine((s) => new Set(s).size === s.length, 'seeds must be distinct'),
+    z.object({
+      from: seedField.describe('first seed'),
+      count: z.number().int().min(1).max(MAX_SWEEP_RUNS).describe('number of consecutive seeds'),
+    }).strict().refine((s) => s.from + s.count - 1 <= 0xffff_ffff, 'the last seed (from + count − 1) must fit in a u32'),
+  ]).optional().describe('the seeds each point runs with: a list, or { "from", "count" } (default: the file\'s seed)'),
+}).strict().describe('run the scenario over parameter values and seeds (see the README, "Sweeps")');
+
+export type SweepSpec = z.infer<typeof sweepField>;
+
+function sweepTopKey(path: string): string {
+  return /^[^.[]+/.exec(path)![0];
+}
+
 /** The fields every scenario has, whatever its kind. */
 export const scenarioHeader = z.object({
   /** The JSON Schema an editor checks the file against (schema/scenario.schema.json); ignored here. */
@@ -56,8 +92,9 @@ export const scenarioHeader = z.object({
   name: nameField,
   description: z.string().optional(),
   seed: seedField.default(1),
+  sweep: sweepField.optional(),
 });
-export const HEADER_KEYS = ['$schema', 'kind', 'name', 'description', 'seed'] as const;
+export const HEADER_KEYS = ['$schema', 'kind', 'name', 'description', 'seed', 'sweep'] as const;
 export type ScenarioHeader = z.infer<typeof scenarioHeader>;
 
 export const translationScenario = z.object({

@@ -2,7 +2,7 @@
 // (offline, from npm's cache), then run the README's library example and the memvisor
 // command there with plain node — no tsx, no TypeScript sources, no files of this clone.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -134,6 +134,35 @@ describe('the packed package', () => {
     expect(provenance).toMatchObject({ memvisor: version, node: process.version, seed: 1, scenario: { name: 'tiny', memory: 64 * 2 ** 20 } });
     expect(provenance.gitCommit).toBeUndefined();
   }, 60_000);
+
+  it('a sweep runs on worker threads from dist/ (sweep-worker.js) and gives the figures of a serial run', async () => {
+    const bin = join(project, 'node_modules', '.bin', 'memvisor');
+    writeFileSync(join(project, 'sweep.json'), JSON.stringify({
+      kind: 'translation', name: 'tinysweep', memory: '64MiB', accesses: 300, runs: [{ pattern: 'random', workingSet: '64KiB' }],
+      sweep: { vary: { 'runs[0].pattern': ['random', 'sequential'] }, seeds: [1, 2] },
+    }));
+    // Asynchronous, so vitest's worker stays responsive during the runs.
+    const run = (jobs: string, out: string) => new Promise<{ status: number | null; stderr: string }>((done) => {
+      const child = spawn(bin, ['run', 'sweep.json', '--out', out, '--jobs', jobs, '--quiet'], { cwd: project });
+      let stderr = '';
+      child.stderr.on('data', (d) => { stderr += d; });
+      child.on('close', (status) => done({ status, stderr }));
+    });
+    const two = await run('2', 'sweep-j2');
+    expect(two.stderr).toBe('');
+    expect(two.status).toBe(0);
+    expect((await run('1', 'sweep-j1')).status).toBe(0);
+    const figures = (dir: string) => {
+      const doc = JSON.parse(readFileSync(join(project, dir, 'sweep.json'), 'utf8'));
+      // simAccessesPerSec (host wall-clock speed) is the one figure that differs run to run.
+      return doc.points.map((p: { runs: { dir: string }[] }) => p.runs.map((r) => {
+        const res = JSON.parse(readFileSync(join(project, dir, r.dir, 'result.json'), 'utf8'));
+        return res.series.runs.map(({ simAccessesPerSec: _w, ...row }: Record<string, unknown>) => row);
+      }));
+    };
+    expect(figures('sweep-j2')).toEqual(figures('sweep-j1'));
+    expect(figures('sweep-j1').flat(2)).toHaveLength(4);
+  }, 120_000);
 
   it('its declarations type-check a TypeScript user of the package', () => {
     writeFileSync(join(project, 'use.ts'), [
