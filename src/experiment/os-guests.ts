@@ -94,6 +94,10 @@ type GuestSpec = OsGuestsParams['guests'][number];
 export function cmdlineProblem(cmdline: string, memMiB: number): string | null {
   let cmd: OsCommandLine;
   try { cmd = parseOsCmdline(cmdline); } catch (e) { return (e as Error).message; }
+  const greedy = cmd.programs.find((q) => q.name === 'pagecache' && q.args[0] === 0);
+  if (greedy && cmd.programs.some((q) => q !== greedy && programMiB(q) > 0)) {
+    return 'pagecache with maxMiB 0 takes all the memory it is given, so the other programs\' mmaps would fail: give it a maxMiB';
+  }
   const mapped = cmd.programs.reduce((a, q) => a + programMiB(q), 0);
   if (mapped > memMiB - KERNEL_MIB) {
     return `the programs map ${mapped} MiB at once; a ${memMiB} MiB guest has about ${memMiB - KERNEL_MIB} for them (the kernel keeps ${KERNEL_MIB})`;
@@ -197,7 +201,7 @@ function recordAt(h: ManagedHost, guests: OsGuest[], t: number, series: Row[], h
     const shared = vm.p2m.count(P2M.SHARED | P2M.PRESENT, P2M.SHARED | P2M.PRESENT);
     series.push({
       t: time, guest: g.spec.name, frames, MiB: mib(frames), targetMiB: mib(targets.get(g.spec.name) ?? 0),
-      balloonFrames: d?.size ?? 0, balloonMiB: mib(d?.size ?? 0), balloonTargetMiB: mib(d?.target ?? 0),
+      balloonFrames: d?.size ?? 0, balloonTargetFrames: d?.target ?? 0, balloonMiB: mib(d?.size ?? 0), balloonTargetMiB: mib(d?.target ?? 0),
       swappedPages: swapped, swappedMiB: mib(swapped), sharedPages: shared, sharedMiB: mib(shared),
       instructionsM: Math.round(g.m.cpu.instructions() / 1e4) / 100, units: g.units,
       blocked: g.m.blocked ? 1 : 0,
