@@ -146,7 +146,8 @@ function bootGuest(h: ManagedHost, spec: GuestSpec, kernel: Uint8Array, p: OsGue
 }
 
 /** Boots the guests on a managed host, runs them under the memory manager and records the series. */
-export async function runOsGuests(p: OsGuestsParams, seed: number, progress: (f: number, label?: string) => void = () => {}): Promise<OsGuestsRun> {
+export async function runOsGuests(p: OsGuestsParams, seed: number, progress: (f: number, label?: string) => void = () => {},
+  onRecord?: (t: number, host: ManagedHost, guests: readonly OsGuest[]) => void): Promise<OsGuestsRun> {
   const kernel = readShippedOs();
   const pol = p.policy;
   const host = await managedHost({
@@ -167,7 +168,7 @@ export async function runOsGuests(p: OsGuestsParams, seed: number, progress: (f:
     }
   } catch (e) { host.close(); throw e; }
   const series: Row[] = [], hostSeries: Row[] = [];
-  const record = (t: number) => recordAt(host, guests, t, series, hostSeries);
+  const record = (t: number) => { recordAt(host, guests, t, series, hostSeries); onRecord?.(t, host, guests); };
   host.mgr.start();
   host.sched.every(p.recordSeconds, (now) => record(now / OS_HZ));
   record(0);
