@@ -2,6 +2,8 @@
 // under the memory manager with sharing, host swapping and ballooning all active, until the
 // guests together retired OS_SOAK_INSTRUCTIONS (default 10^9) guest instructions.
 //
+// Sharing, swapping and ballooning must each be active during the steady state (swap-outs and
+// swap-ins, balloon inflation, sharing scans and copy-on-write breaks all grow).
 // Checked at the start of the steady state (the first record after OS_SOAK_WARMUP virtual
 // seconds) and at the end:
 //   - frame accounting exact (test/helpers/frames-audit.ts: owners vs p2m vs counters; a
@@ -26,7 +28,7 @@ const WARMUP = Number(process.env.OS_SOAK_WARMUP ?? 4);
 const SEED = Number(process.env.OS_SOAK_SEED ?? 1);
 
 const SCENARIO = {
-  kind: 'os-guests', name: 'os-soak', seed: SEED, hostMiB: 64, seconds: 3600, maxInstructions: Math.round(INSNS), recordSeconds: 0.5,
+  kind: 'os-guests', name: 'os-soak', seed: SEED, hostMiB: 38, seconds: 3600, maxInstructions: Math.round(INSNS), recordSeconds: 0.5,
   guests: [
     { name: 'hot', memMiB: 32, cmdline: 'run=toucher:8:1000000:400,random:4:200000:3' },
     { name: 'cache', memMiB: 32, cmdline: 'run=pagecache:0:1:1000000' },
@@ -39,6 +41,8 @@ const SCENARIO = {
 interface Snapshot {
   t: number; instructions: number; wasmBytes: number; hypervisorFrames: number; freeFrames: number; sharedFrames: number;
   framesByGuest: Record<string, number>; balloonByGuest: Record<string, number>; swapSlots: number; problems: string[];
+  /** Cumulative activity of each mechanism (steady-state deltas show it never stopped). */
+  activity: { swapOuts: number; swapIns: number; balloonInflated: number; balloonDeflated: number; sharingScanned: number; cowBreaks: number };
 }
 
 function snapshot(t: number, h: ManagedHost, guests: readonly OsGuest[]): Snapshot {
@@ -60,6 +64,12 @@ function snapshot(t: number, h: ManagedHost, guests: readonly OsGuest[]): Snapsh
     framesByGuest: Object.fromEntries(guests.map((g) => [g.spec.name, g.m.hostFrames])),
     balloonByGuest: Object.fromEntries(guests.map((g) => [g.spec.name, g.m.balloon.size])),
     swapSlots: slots, problems,
+    activity: {
+      swapOuts: h.swap?.stats().swapOuts ?? 0, swapIns: h.swap?.stats().swapIns ?? 0,
+      balloonInflated: guests.reduce((a, g) => a + g.m.balloonStats.snapshot().inflated, 0),
+      balloonDeflated: guests.reduce((a, g) => a + g.m.balloonStats.snapshot().deflated, 0),
+      sharingScanned: h.sharing?.stats.scanned ?? 0, cowBreaks: h.sharing?.stats.cowBreaks ?? 0,
+    },
   };
 }
 
@@ -80,6 +90,11 @@ async function main(): Promise<void> {
     failures.push(...(start?.problems ?? []).map((x) => `steady-state start: ${x}`), ...end.problems.map((x) => `end: ${x}`));
     if (start && end.wasmBytes > start.wasmBytes) failures.push(`host (Wasm) memory grew from ${start.wasmBytes} to ${end.wasmBytes} bytes`);
     if (start && end.hypervisorFrames > start.hypervisorFrames) failures.push(`hypervisor frames grew from ${start.hypervisorFrames} to ${end.hypervisorFrames}`);
+    const active = start ? Object.fromEntries(Object.entries(end.activity).map(([k, v]) => [k, v - start.activity[k as keyof Snapshot['activity']]])) : {};
+    for (const k of ['swapOuts', 'swapIns', 'balloonInflated', 'sharingScanned', 'cowBreaks']) {
+      if (start && !(active[k] > 0)) failures.push(`no ${k} during the steady state: that mechanism was not active`);
+    }
+    if (end.sharedFrames === 0) failures.push('no shared frames at the end');
     if (end.instructions < INSNS) failures.push(`only ${end.instructions} instructions retired (${run.ended})`);
     for (const g of run.guests) {
       const c = run.checks.get(g.spec.name)!;
@@ -108,6 +123,7 @@ async function main(): Promise<void> {
         sharingScanned: h.sharing?.stats.scanned ?? 0, cowBreaks: h.sharing?.stats.cowBreaks ?? 0,
         rebalances: h.mgr.stats.rebalances, ballooned: h.mgr.stats.ballooned, emergencySwaps: h.mgr.stats.emergencySwaps,
       },
+      steadyStateActivity: active,
       steadyStateStart: start ? { ...start, problems: start.problems.length } : null,
       end: { ...end, problems: end.problems.length },
     };
