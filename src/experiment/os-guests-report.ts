@@ -5,6 +5,7 @@
 
 import type { OsGuestsParams, OsGuestsRun } from './os-guests.js';
 import type { ExperimentOutput, Plot, Row } from './result.js';
+import { SHARED_OWNER } from '../hypervisor/monitor/frames.js';
 
 const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
 const X = { field: 't', type: 'quantitative', title: 'virtual seconds' } as const;
@@ -44,12 +45,15 @@ export function osGuestsReport(p: OsGuestsParams, r: OsGuestsRun): ExperimentOut
   const sw = host.swap?.stats();
   const counters = r.guests.map((g) => g.m.counters());
   const sum = (k: string) => counters.reduce((a, c) => a + (c[k] ?? 0), 0);
+  const fc = host.hv.frames.counts(), shared = host.hv.frames.usedBy(SHARED_OWNER);
+  const byVms = Object.values(fc.byVm).reduce((a, n) => a + n, 0);
   const summary: Record<string, number | string> = {
     guests: r.guests.length, 'guest memory (MiB)': guestMiB, 'host memory for VMs (MiB)': p.hostMiB,
     overcommit: round(guestMiB / p.hostMiB, 2), 'virtual seconds': round(r.seconds, 3), ended: r.ended,
     'instructions, all guests (M)': round(r.guests.reduce((a, g) => a + g.m.cpu.instructions(), 0) / 1e6, 1),
     'checksum lines verified': verified, 'checksum problems': problems.length,
     ...guestSummary(r),
+    'host frames at end: guests + shared + free (VM pool)': `${byVms} + ${shared} + ${fc.vmFree} = ${byVms + shared + fc.vmFree} (${host.hv.frames.hypervisorStart})`,
     'host swap-outs': sw?.swapOuts ?? 0, 'host swap-ins': sw?.swapIns ?? 0,
     'frames saved by sharing': host.sharing?.stats.saved ?? 0, 'copy-on-write breaks': host.sharing?.stats.cowBreaks ?? 0,
     'reallocations (on free-memory events)': `${host.mgr.stats.rebalances} (${host.mgr.stats.eventRebalances})`,
