@@ -177,6 +177,7 @@ export async function runOsGuests(p: OsGuestsParams, seed: number, progress: (f:
   const chunk = Math.max(p.recordSeconds, 0.25);
   while (host.sched.seconds < p.seconds - 1e-9) {
     host.sched.runFor(Math.min(chunk, p.seconds - host.sched.seconds));
+    await new Promise((r) => setTimeout(r, 0)); // let the event loop breathe (progress bars, test runners' RPC)
     const failed = guests.find((g) => g.m.stopped && g.m.stopped.stop !== 'power-off');
     if (failed) throw new Error(`${failed.spec.name} stopped: ${failed.m.stopped!.stop}${failed.m.stopped!.message ? ` (${failed.m.stopped!.message})` : ''}`);
     const n = retired();
