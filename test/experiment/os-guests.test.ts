@@ -134,4 +134,15 @@ describe('os-guests under the memory manager', () => {
       expect(again.guests.map((g) => g.console())).toEqual(run.guests.map((g) => g.console()));
     } finally { again.host.close(); }
   }, 240_000);
+
+  it('runs under shadow paging too: every checksum holds and the frame audit is exact', async () => {
+    const sh = await runOsGuests(params({ mode: 'shadow', seconds: 4 }), 7);
+    try {
+      for (const c of sh.checks.values()) expect(c.problems).toEqual([]);
+      expect(sh.checks.get('hot')!.units.toucher).toBeGreaterThanOrEqual(8);
+      expect(sh.host.swap!.stats().swapIns).toBeGreaterThan(0);
+      expect(auditFrames(sh.host.hv.frames, sh.guests.map((g) => g.m.vm)).problems).toEqual([]);
+      for (const g of sh.guests) expect(g.m.stopped).toBeNull();
+    } finally { sh.host.close(); }
+  }, 240_000);
 });
