@@ -35,6 +35,8 @@ export const OS_HZ = 2e9;
 /** MiB a guest needs besides its programs' mappings: the kernel image, page tables, stacks. */
 const KERNEL_MIB = 4;
 const FRAMES_PER_MIB = 256;
+/** Host MiB a guest holds once loaded (the ELF's segments, the loader's tables: 1.4 MiB), rounded up. */
+const BOOT_MIB = 2;
 
 const guest = z.object({
   name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits, ".", "_" and "-"').describe('the guest\'s name in the report'),
@@ -83,6 +85,9 @@ export const osGuestsParams = z.object({
         'so admission control admits only guests whose min equals their max' });
     }
   });
+  if (p.hostMiB < BOOT_MIB * p.guests.length) {
+    ctx.addIssue({ code: 'custom', path: ['hostMiB'], message: `${p.hostMiB} MiB cannot boot ${p.guests.length} guests: each kernel takes about ${BOOT_MIB} MiB of host memory as it loads (at least ${BOOT_MIB * p.guests.length})` });
+  }
   if (mins > p.hostMiB) ctx.addIssue({ code: 'custom', path: ['guests'], message: `the guests' mins (${mins} MiB) do not fit host memory (${p.hostMiB} MiB): admission control would refuse them` });
   if (p.policy.swap && reserve > 256) ctx.addIssue({ code: 'custom', path: ['guests'], message: `max − min of all guests (${reserve} MiB) does not fit the host swap file (256 MiB): admission control would refuse them` });
   if (!p.policy.swap && total > p.hostMiB) ctx.addIssue({ code: 'custom', path: ['policy', 'swap'], message: `the guests' memory (${total} MiB) overcommits the host (${p.hostMiB} MiB): without swap nothing can guarantee it` });

@@ -50,6 +50,7 @@ describe('os-guests scenario validation', () => {
     expect(problems({ ...SCENARIO, guests: SCENARIO.guests.map((g) => ({ ...g, minMiB: 12 })) }))
       .toMatch(/guests: the guests' mins \(24 MiB\) do not fit host memory \(18 MiB\)/);
     expect(problems({ ...SCENARIO, policy: { swap: false } })).toMatch(/guests\[0\]\.minMiB: with policy.swap false/);
+    expect(problems({ ...SCENARIO, hostMiB: 3 })).toMatch(/hostMiB: 3 MiB cannot boot 2 guests: each kernel takes about 2 MiB/);
     expect(problems({ ...SCENARIO, guests: [SCENARIO.guests[0]] })).toMatch(/guests: Array must contain at least 2/);
     expect(problems({ ...SCENARIO, guests: [{ ...SCENARIO.guests[0], cmdline: 'run=hello' }, SCENARIO.guests[1]], extra: 1 }))
       .toMatch(/extra: unknown field for kind "os-guests"/);
