@@ -73,6 +73,9 @@ describe('os-guests under the memory manager', () => {
     expect(sw.swapOuts).toBeGreaterThan(0);
     expect(sw.swapIns).toBeGreaterThan(0);
     expect(run.host.sharing!.stats.saved).toBeGreaterThan(0);
+    // The targets reach the C driver through the backdoor: SIGNALLED_WAKEUP rings its doorbell (an interrupt).
+    expect(run.guests[1].m.balloon.doorbellRings).toBeGreaterThan(0);
+    expect(run.guests[1].m.lostDoorbells).toBe(0);
     for (const g of run.guests) {
       expect(g.m.balloon.violationCount).toBe(0);
       expect(g.m.stopped).toBeNull(); // still running: nothing powered off or faulted
