@@ -180,17 +180,19 @@ export async function runOsGuests(p: OsGuestsParams, seed: number, progress: (f:
   const retired = () => guests.reduce((a, g) => a + g.m.cpu.instructions(), 0);
   let ended: OsGuestsRun['ended'] = 'seconds';
   const chunk = Math.max(p.recordSeconds, 0.25);
-  while (host.sched.seconds < p.seconds - 1e-9) {
-    host.sched.runFor(Math.min(chunk, p.seconds - host.sched.seconds));
-    await new Promise((r) => setTimeout(r, 0)); // let the event loop breathe (progress bars, test runners' RPC)
-    const failed = guests.find((g) => g.m.stopped && g.m.stopped.stop !== 'power-off');
-    if (failed) throw new Error(`${failed.spec.name} stopped: ${failed.m.stopped!.stop}${failed.m.stopped!.message ? ` (${failed.m.stopped!.message})` : ''}`);
-    const n = retired();
-    progress(Math.min(1, Math.max(host.sched.seconds / p.seconds, p.maxInstructions ? n / p.maxInstructions : 0)),
-      `${host.sched.seconds.toFixed(2)} s, ${(n / 1e6).toFixed(0)} M instructions`);
-    if (guests.every((g) => g.m.stopped)) { ended = 'all stopped'; break; }
-    if (p.maxInstructions !== undefined && n >= p.maxInstructions) { ended = 'instructions'; break; }
-  }
+  try { // a guest that fails stops the run; the host's swap file goes with it
+    while (host.sched.seconds < p.seconds - 1e-9) {
+      host.sched.runFor(Math.min(chunk, p.seconds - host.sched.seconds));
+      await new Promise((r) => setTimeout(r, 0)); // let the event loop breathe (progress bars, test runners' RPC)
+      const failed = guests.find((g) => g.m.stopped && g.m.stopped.stop !== 'power-off');
+      if (failed) throw new Error(`${failed.spec.name} stopped: ${failed.m.stopped!.stop}${failed.m.stopped!.message ? ` (${failed.m.stopped!.message})` : ''}`);
+      const n = retired();
+      progress(Math.min(1, Math.max(host.sched.seconds / p.seconds, p.maxInstructions ? n / p.maxInstructions : 0)),
+        `${host.sched.seconds.toFixed(2)} s, ${(n / 1e6).toFixed(0)} M instructions`);
+      if (guests.every((g) => g.m.stopped)) { ended = 'all stopped'; break; }
+      if (p.maxInstructions !== undefined && n >= p.maxInstructions) { ended = 'instructions'; break; }
+    }
+  } catch (e) { host.close(); throw e; }
   record(host.sched.seconds);
   const checks = new Map(guests.map((g) => [g.spec.name, checkConsole(g.console(), g.cmd)]));
   return { host, guests, series, hostSeries, checks, seconds: host.sched.seconds, ended };
