@@ -107,7 +107,7 @@ function exitOf(vm: Vm, x: CodeExit, guestCr3: () => bigint): CpuExit {
       if (ballooned(x.gpa)) return { reason: 'BALLOON_TOUCH', gpa: x.gpa, gva: x.gva };
       return { reason: 'OTHER', name: x.reason, detail: `gpa ${hex(x.gpa)} gva ${hex(x.gva)} qualification ${hex(x.qualification)}` };
     }
-    case 'OUT_OF_FRAMES': return { reason: 'OTHER', name: x.reason, detail: `the host's ${x.pool} frame pool is empty` + (x.gpa !== undefined ? ` (gpa ${hex(x.gpa)})` : '') };
+    case 'OUT_OF_FRAMES': return { reason: 'OUT_OF_FRAMES', pool: x.pool, ...(x.gpa !== undefined ? { gpa: BigInt(x.gpa) } : {}) };
     case 'MMIO':
       // Shadow paging reports a guest mapping that leads to a gpa it cannot back (a
       // ballooned one) as MMIO at that gpa.

@@ -6,7 +6,8 @@
 //      IO      port bus (UART, power) or the backdoor with the register file
 //      HLT     idle: virtual time jumps to the next timer (nothing armed with IF=0: halted for good)
 //      SHUTDOWN  triple fault: stop, report registers and the last exception
-//      balloon touch / out of frames: as the TypeScript guests' board (guests/machine.ts)
+//      balloon touch / out of frames: as the TypeScript guests' board (guest-vm.ts): the
+//               host reclaims (opts.reclaim, the memory manager's swap) and the access retries
 //   the guest powers off (0x604 / 0xF4), or the instruction / virtual-time budget ends.
 //
 // The CPU-facing calls are gathered in the GuestCpu interface, which the interpreting vCPU
@@ -60,6 +61,8 @@ export type CpuExit =
   | { reason: 'BUDGET' }
   /** The guest touched a page it gave to the balloon (without deflating it first). */
   | { reason: 'BALLOON_TOUCH'; gpa: bigint; gva?: bigint }
+  /** The host's frame pool ran dry while backing a guest access (the access did not complete). */
+  | { reason: 'OUT_OF_FRAMES'; pool: 'vm' | 'hypervisor'; gpa?: bigint }
   | { reason: 'OTHER'; name: string; detail?: string };
 
 const NEVER = 1n << 62n;
@@ -81,6 +84,8 @@ export interface OsRunResult {
 
 export interface OsMachineOptions {
   hv: Hypervisor;
+  /** The machine's name (for the scheduler and the memory manager; default the load path or "os"). */
+  name?: string;
   kernel: Uint8Array;
   memoryBytes: number | bigint;
   mode: VmMode;
@@ -103,6 +108,11 @@ export interface OsMachineOptions {
   coherenceChecker?: boolean;
   /** Builds the GuestCpu for the VM's vCPU 0 (the interpreting CPU; tests may script one). */
   cpu: (vm: Vm) => GuestCpu;
+  /**
+   * The host's VM pool ran dry while this guest needed a frame: free some (the memory
+   * manager swaps) and return how many; 0 stops the guest with a clear error.
+   */
+  reclaim?(m: OsMachine, need: number): number;
 }
 
 export interface Budget { instructions?: number; seconds?: number }
@@ -127,13 +137,19 @@ export class OsMachine implements Runnable {
   balloonTouches = 0;
   /** Doorbell rings that could not become an interrupt (resource id not a vector). */
   lostDoorbells = 0;
+  /** OUT_OF_FRAMES exits resolved by the host's reclaim. */
+  outOfFrames = 0;
+  /** Set by the memory manager in the "low" state: the guest does not run. */
+  blocked = false;
+  /** Slices this guest was offered while blocked. */
+  blockedSlices = 0;
   private result: OsRunResult | null = null;
   private sched: Scheduler | null = null;
   /** Scheduler mode: halted until this TSC. */
   private wakeAt = 0n;
 
   constructor(private readonly o: OsMachineOptions) {
-    this.name = o.load?.path ?? 'os';
+    this.name = o.name ?? o.load?.path ?? 'os';
     this.hz = o.hz ?? 2e9;
     this.coherenceChecker = o.coherenceChecker ?? true;
     this.vm = o.hv.createVm({ memoryBytes: o.memoryBytes, mode: o.mode, eptAd: o.eptAd,
@@ -201,6 +217,7 @@ export class OsMachine implements Runnable {
    */
   step(budget: number): number {
     if (this.result) return 0;
+    if (this.blocked) { this.blockedSlices++; return 0; }
     const now = this.sched ? BigInt(Math.floor(this.sched.now)) : null;
     if (now !== null) {
       if (now < this.wakeAt) return 0;
@@ -222,6 +239,7 @@ export class OsMachine implements Runnable {
       case 'SHUTDOWN': this.finish('triple-fault', 'triple fault (shutdown)'); break;
       case 'BUDGET': break;
       case 'BALLOON_TOUCH': this.balloonTouch(x); break;
+      case 'OUT_OF_FRAMES': this.outOfHostFrames(x); break;
       default: this.finish('error', `unexpected exit ${x.name}${x.detail ? ': ' + x.detail : ''}`);
     }
     if (this.power.state && !this.result) this.finish('power-off');
@@ -268,6 +286,15 @@ export class OsMachine implements Runnable {
     this.balloon.guestTouched(x.gpa, x.gva);
   }
 
+  /** The host pool is empty: reclaim (the access is retried on the next run) or stop. */
+  private outOfHostFrames(x: Extract<CpuExit, { reason: 'OUT_OF_FRAMES' }>): void {
+    const where = x.gpa !== undefined ? ` (gpa 0x${x.gpa.toString(16)})` : '';
+    if (x.pool === 'hypervisor') { this.finish('error', `the hypervisor region is full (EPT / shadow tables)${where}; give it more hypervisorBytes`); return; }
+    const freed = this.o.reclaim?.(this, 1) ?? 0;
+    if (freed > 0) { this.outOfFrames++; return; }
+    this.finish('error', `host out of vm frames${where} and nothing can be reclaimed (overcommitted without swap headroom)`);
+  }
+
   /** SIGNALLED_WAKEUP: the doorbell becomes an interrupt at the vector the guest registered. */
   private ring(d: Doorbell): void {
     const v = doorbellVector(d);
@@ -294,6 +321,9 @@ export class OsMachine implements Runnable {
   /** Host frames the VM holds now (its own, not shared ones). */
   get hostFrames(): number { return this.o.hv.frames.usedBy(this.vm.id); }
 
+  /** The balloon as the memory manager sees it (its BalloonTarget); null without the backdoor. */
+  get device(): BalloonDevice | null { return this.o.balloon === false ? null : this.balloon; }
+
   /** Counters for the report: the vCPU's, exits by reason, balloon and device figures. */
   counters(): Record<string, number> {
     const c: Record<string, number> = { ...this.cpu.counters() };
@@ -307,6 +337,8 @@ export class OsMachine implements Runnable {
     c.balloonTarget = this.balloon.target;
     c.doorbellRings = this.balloon.doorbellRings;
     c.unclaimedPorts = this.bus.unclaimed;
+    c.outOfFrames = this.outOfFrames;
+    c.blockedSlices = this.blockedSlices;
     return c;
   }
 }

@@ -15,6 +15,7 @@ import { samplingToucherExperiment } from './sampling-toucher.js';
 import { largePagesExperiment } from './large-pages.js';
 import { ioRemapExperiment } from './io-remap.js';
 import { numaExperiment } from './numa.js';
+import { osGuestsExperiment } from './os-guests.js';
 
 export const CATALOGUE: readonly ExperimentDefinition[] = [
   translationExperiment,
@@ -44,6 +45,7 @@ export const CATALOGUE: readonly ExperimentDefinition[] = [
   largePagesExperiment as ExperimentDefinition,
   ioRemapExperiment as ExperimentDefinition,
   numaExperiment as ExperimentDefinition,
+  osGuestsExperiment as ExperimentDefinition,
 ] as ExperimentDefinition[];
 
 for (const def of CATALOGUE) registerExperiment(def);

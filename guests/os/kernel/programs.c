@@ -6,10 +6,10 @@ BLOB(hello) BLOB(toucher) BLOB(random) BLOB(forktree) BLOB(pagecache) BLOB(sleep
 
 static const struct program programs[] = {
   {"hello", blob_hello_start, blob_hello_end, "hello: print a greeting and the pid"},
-  {"toucher", blob_toucher_start, blob_toucher_end, "toucher:MiB[:passes] write and verify a region"},
+  {"toucher", blob_toucher_start, blob_toucher_end, "toucher:MiB[:passes[:sleepms]] write and verify a region"},
   {"random", blob_random_start, blob_random_end, "random:MiB[:accesses[:seed]] random reads/writes"},
   {"forktree", blob_forktree_start, blob_forktree_end, "forktree:depth[:KiB] COW sharing across a fork tree"},
-  {"pagecache", blob_pagecache_start, blob_pagecache_end, "pagecache[:maxMiB[:seconds]] take all memory given"},
+  {"pagecache", blob_pagecache_start, blob_pagecache_end, "pagecache[:maxMiB[:seconds[:rounds]]] take all memory given"},
   {"sleeper", blob_sleeper_start, blob_sleeper_end, "sleeper:seconds stay alive (balloon keeps working)"},
   {"crash", blob_crash_start, blob_crash_end, "crash: touch an unmapped address (killed alone)"},
 };

@@ -1,6 +1,8 @@
-/* pagecache[:maxMiB[:seconds]] - like a page cache: map 1 MiB chunks until the
- * kernel refuses (or maxMiB, 0 = no limit), touch every page, keep the memory
- * for a while re-checking it every second, then give it back. */
+/* pagecache[:maxMiB[:seconds[:rounds]]] - like a page cache: map 1 MiB chunks
+ * until the kernel refuses (or maxMiB, 0 = no limit), touch every page, keep the
+ * memory for a while re-checking it every second, then give it back; `rounds`
+ * times (default 1), pausing `seconds` between rounds, so the demand rises and
+ * falls while a balloon works. */
 #include "ulib.h"
 #define CHUNK (1ULL << 20)
 #define MAX_CHUNKS 4096
@@ -18,9 +20,8 @@ static u64 touch(u64 n, int write, u64 *errors) {
   return sum;
 }
 
-int umain(const char *args, u64 len) {
-  (void)len;
-  u64 max = arg_u64(&args, 0), seconds = arg_u64(&args, 0), n = 0, errors = 0;
+static int one_round(u64 max, u64 seconds) {
+  u64 n = 0, errors = 0;
   while (n < MAX_CHUNKS && (max == 0 || n < max) && (chunks[n] = sys_mmap(CHUNK)) != 0) n++;
   u64 sum = touch(n, 1, &errors);
   uprintf("pagecache: took %lu MiB, checksum %016lx\n", n, sum);
@@ -29,4 +30,15 @@ int umain(const char *args, u64 len) {
   for (u64 c = 0; c < n; c++) sys_munmap(chunks[c], CHUNK);
   uprintf("pagecache: released %lu MiB %s\n", n, errors ? "BAD" : "ok");
   return errors != 0;
+}
+
+int umain(const char *args, u64 len) {
+  (void)len;
+  u64 max = arg_u64(&args, 0), seconds = arg_u64(&args, 0), rounds = arg_u64(&args, 1);
+  int bad = 0;
+  for (u64 r = 0; r < rounds; r++) {
+    if (r) sys_sleep(seconds * 1000);
+    bad |= one_round(max, seconds);
+  }
+  return bad;
 }

@@ -1,10 +1,12 @@
-/* toucher:MiB[:passes] - map MiB of demand-zero memory, write one word per 64
- * bytes with a pattern, read it all back; checksum = sum of the words read. */
+/* toucher:MiB[:passes[:sleepms]] - map MiB of demand-zero memory, write one word
+ * per 64 bytes with a pattern, read it all back; checksum = sum of the words read.
+ * With sleepms, sleep that long after each pass (a duty-cycled working set, so a
+ * host's clock advances between passes while the memory stays mapped). */
 #include "ulib.h"
 #define STRIDE 8  /* words: one per 64-byte line */
 int umain(const char *args, u64 len) {
   (void)len;
-  u64 mib = arg_u64(&args, 4), passes = arg_u64(&args, 1);
+  u64 mib = arg_u64(&args, 4), passes = arg_u64(&args, 1), sleepms = arg_u64(&args, 0);
   u64 bytes = mib << 20, words = bytes / 8;
   u64 *m = sys_mmap(bytes);
   if (!m) { uprintf("toucher: mmap of %lu MiB failed\n", mib); return 1; }
@@ -19,6 +21,7 @@ int umain(const char *args, u64 len) {
     }
     uprintf("toucher: %lu MiB pass %lu checksum %016lx %s\n", mib, pass + 1, sum, errors ? "BAD" : "ok");
     bad |= errors != 0;
+    if (sleepms) sys_sleep(sleepms);
   }
   sys_munmap(m, bytes);
   return bad;

@@ -152,19 +152,24 @@ export class HostSwap implements VmPager {
     const cands: Gfn[] = [];
     vm.p2m.forEach((g) => cands.push(g), P2M.PRESENT | UNSWAPPABLE, P2M.PRESENT);
     const n = Math.min(count, cands.length, this.file.freeSlots);
+    let freed = 0;
     for (let i = 0; i < n; i++) { // partial Fisher–Yates: the first n of a random permutation
       const j = i + rng.below(cands.length - i);
       [cands[i], cands[j]] = [cands[j], cands[i]];
-      if (this.shareFirst && this.tryShare(vm, cands[i])) continue; // freed without a write
+      if (this.shareFirst && this.tryShare(vm, cands[i])) { freed++; continue; } // freed without a write
+      // Sharing may have made the page shared without freeing one of this VM's frames (its
+      // content joined another VM's page): it is no longer this VM's to swap.
+      if (!isSwappable(vm.p2m.raw(cands[i]))) continue;
       try {
         this.swapOutGfn(vm, cands[i]);
+        freed++;
       } catch (e) {
         if (!(e instanceof SwapIoError)) throw e;
         this.countError(vm, 'writeErrors');
-        return i; // the disk is failing: stop, report what was freed
+        return freed; // the disk is failing: stop, report what was freed
       }
     }
-    return n;
+    return freed;
   }
 
   /**
