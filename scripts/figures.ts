@@ -48,7 +48,11 @@ const FIGURES: [string, Fmt][] = [
   ['fig6-sampling.json', ({ file, r, wall }) =>
     `Figure 6 (\`${file}\`, ${wall} s wall): the estimate's lag to 50 % / 90 % of a working-set increase is ` +
     `${s(r, 'increase: lag to 50% / 90% (s)')} s and of a decrease ${s(r, 'decrease: lag to 50% / 90% (s)')} s ` +
-    `(mean |estimate − real| ${s(r, 'mean |estimate − real| (MiB)')} MiB); the paper: fast on increases, slow on decreases.`],
+    `(mean |estimate − real| ${s(r, 'mean |estimate − real| (MiB)')} MiB); the paper: fast on increases, slow on decreases ` +
+    '(the report gives the averages\' predictions and the tolerances). The zero page thread zeroes ' +
+    `${s(r, 'zero page thread: at (s), zeroed (MiB)').split(', ')[1]} MiB of free memory at ${s(r, 'zero page thread: at (s), zeroed (MiB)').split(', ')[0]} s: ` +
+    `the estimate spikes ${s(r, 'zero page thread: estimate before → peak (MiB)')} MiB and falls back halfway in ` +
+    `${s(r, 'zero page thread: seconds to decay halfway')} s (the paper: a "ZPT" spike, then decay).`],
   ['fig2-balloon.json', ({ file, r, wall }) =>
     `Figure 2 (\`${file}\`, ${wall} s wall): throughput rises gradually with memory (a ${s(r, 'file set (MiB)')} MiB file set ` +
     `larger than every VM; the largest step between sizes is ${s(r, 'largest throughput step between sizes (×)')}×), and the ` +
