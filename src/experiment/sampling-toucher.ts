@@ -151,6 +151,7 @@ export async function runSamplingToucher(p: SamplingToucherParams, seed: number,
       const dt = Math.min(p.periodSeconds, total - done);
       host.sched.runFor(dt);
       done += dt;
+      await new Promise((r) => setTimeout(r, 0)); // let the event loop breathe between periods
       progress(done / total, `simulated ${done} / ${total} s`);
     }
     return { periods, timeline, steps: stepLags(p, timeline), t0, zpt: zptRun(p, w, timeline, t0) };
