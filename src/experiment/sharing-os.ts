@@ -195,7 +195,7 @@ function osPlots(p: SharingOsParams) {
     `${p.scanRateTotal} in total, until each VM has had ${p.passes} full scan(s) after ${p.bootSeconds} s.`;
   const paper = 'Figure 4 (secondary source): identical Linux VMs (Red Hat 7.2, 40 MB each, SPEC95 for 30 minutes), 1 to 10 VMs: ' +
     'shared memory grows with the number of VMs and approaches 67 % of aggregate VM memory; one VM shares ~5 MB (55 % zero ' +
-    'pages); nearly 60 % is reclaimed at 10 VMs. Points: the paper\'s values.';
+    'pages); nearly 60 % is reclaimed at 10 VMs. Black diamonds: the paper\'s values.';
   return [{
     id: 'fig4os-pct', title: 'Page sharing among OS VMs: % of aggregate VM memory vs number of VMs',
     vegaLite: {
