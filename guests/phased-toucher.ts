@@ -5,6 +5,12 @@
 // over and over, where `set` is the page count of the schedule phase in force at the
 // kernel's current simulated time. Before begin() it sweeps the first phase's set.
 //
+// Optionally a zero page thread (Windows' ZPT finds free pages and zeroes them; the paper's
+// Figure 6 shows the estimate spike it causes, then decay): at `zeroPageThreadAt` seconds
+// after begin() it writes zero once into every page of the region outside the set in
+// force — the memory the toucher no longer uses stands for the guest's free memory — then
+// stops. Its pages count as touched: they are, for that period.
+//
 // Every page it touches is recorded, so takeTouched() gives the exact number of distinct
 // pages touched since the last call: the real working set of a sampling period.
 import type { AccessBatch } from '../src/core/batch.js';
@@ -25,6 +31,8 @@ export interface PhasedToucherOptions {
   /** Fraction of touches that are stores (default 0.5). */
   writeRatio?: number;
   seed?: number;
+  /** Seconds after begin() at which the zero page thread zeroes the free pages once (default: never). */
+  zeroPageThreadAt?: number;
 }
 
 export class PhasedToucher implements Workload {
@@ -39,6 +47,8 @@ export class PhasedToucher implements Workload {
   private startAt: number | null = null;
   /** Kernel seconds at which the prefill finished (null until then). */
   prefillDoneAt: number | null = null;
+  /** The zero page thread's run: kernel seconds it started and ended, pages it zeroed. */
+  readonly zpt = { startedAt: null as number | null, endedAt: null as number | null, pages: 0, next: -1 };
 
   constructor(readonly o: PhasedToucherOptions) {
     if (o.phases.length === 0) throw new RangeError('phased-toucher: at least one phase is required');
@@ -88,10 +98,36 @@ export class PhasedToucher implements Workload {
       return true;
     }
     const set = this.o.phases[this.phaseAt(k.now())].pages;
+    if (this.zeroPageThreadDue(k.now(), set)) return this.zeroFreePages(b, k.now(), ops);
     for (let i = 0; i < ops; i++) {
       if (this.cursor >= set) this.cursor = 0;
       this.touch(b, this.cursor++, this.rng.next() < (this.o.writeRatio ?? 0.5));
     }
+    return true;
+  }
+
+  /** The zero page thread's time has come (and it has not run yet): it starts at the current set's end. */
+  private zeroPageThreadDue(now: number, set: number): boolean {
+    const at = this.o.zeroPageThreadAt;
+    if (at === undefined || this.startAt === null || this.zpt.endedAt !== null) return false;
+    if (this.zpt.next < 0) {
+      if (now < this.startAt + at) return false;
+      this.zpt.startedAt = now;
+      this.zpt.next = set;
+    }
+    return true;
+  }
+
+  /** One batch of the zero page thread: a zero store into each of the next free pages. */
+  private zeroFreePages(b: AccessBatch, now: number, ops: number): boolean {
+    const end = Math.min(this.regionPages, this.zpt.next + ops);
+    for (let page = this.zpt.next; page < end; page++) {
+      if (!this.marks[page]) { this.marks[page] = 1; this.touchedList.push(page); }
+      b.store(Number(PHASED_BASE) + page * 4096, 0n);
+    }
+    this.zpt.pages += end - this.zpt.next;
+    this.zpt.next = end;
+    if (end >= this.regionPages) this.zpt.endedAt = now;
     return true;
   }
 

@@ -45,6 +45,13 @@ export interface KernelOptions {
   memMapBytesPerFrame?: number;
   /** Frames user allocations leave free for page tables (default 16). */
   reserve?: number;
+  /**
+   * Free frames the kernel's reclaim keeps, as a fraction of configured frames (default 0:
+   * only `reserve`). Linux 2.4 sets a zone's pages_high, the level kswapd frees up to, at
+   * 3 × frames/128, so about 2.3 % of configured memory never holds cache. Like the
+   * mem_map it is sized at boot from configured memory, not from what a balloon leaves.
+   */
+  freeTargetFraction?: number;
 }
 
 export interface KernelCounters {
@@ -81,13 +88,16 @@ export class Kernel {
   private workload: Workload | null = null;
   private resumeAt: number | null = null; // position in the workload batch after a HLT
   private nextAsid = 1;
-  private readonly reserve: number;
+  /** Free frames user allocations leave (page tables, and the free target sized by configured memory). */
+  readonly reserve: number;
 
   private constructor(readonly platform: GuestPlatform, o: KernelOptions) {
     const p = platform;
     this.vcpu = p.vcpu;
     this.hz = o.hz ?? 1e9;
-    this.reserve = o.reserve ?? 16;
+    const f = o.freeTargetFraction ?? 0;
+    if (!(f >= 0 && f < 0.5)) throw new RangeError(`freeTargetFraction must be in [0, 0.5), got ${f}`);
+    this.reserve = Math.max(o.reserve ?? 16, Math.ceil(p.frameCount * f));
     this.imagePages = o.imagePages ?? 16;
     this.frames = new FrameAllocator(p.frameCount, IMAGE + this.imagePages);
     this.kc = new KernelCpu(p, p.createBatch(2048));

@@ -16,6 +16,7 @@ import { largePagesExperiment } from './large-pages.js';
 import { ioRemapExperiment } from './io-remap.js';
 import { numaExperiment } from './numa.js';
 import { osGuestsExperiment } from './os-guests.js';
+import { sharingOsExperiment } from './sharing-os.js';
 
 export const CATALOGUE: readonly ExperimentDefinition[] = [
   translationExperiment,
@@ -46,6 +47,7 @@ export const CATALOGUE: readonly ExperimentDefinition[] = [
   ioRemapExperiment as ExperimentDefinition,
   numaExperiment as ExperimentDefinition,
   osGuestsExperiment as ExperimentDefinition,
+  sharingOsExperiment as ExperimentDefinition,
 ] as ExperimentDefinition[];
 
 for (const def of CATALOGUE) registerExperiment(def);

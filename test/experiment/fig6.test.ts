@@ -80,6 +80,19 @@ describe('Figure 6: sampling tracks the working set', () => {
     expect(svg.match(/<path/g)!.length).toBeGreaterThan(5);
   });
 
+  it('a zero page thread makes the estimate spike, then decay (tiny run)', async () => {
+    const r = await runScenario({ ...TINY, schedule: [{ seconds: 6, MiB: 1 }, { seconds: 14, MiB: 1 }], zeroPageThreadAt: 8 });
+    const [z] = r.series.zpt;
+    expect(num(z, "startedAt")).toBeCloseTo(8, 1); // the first batch at or after 8 s
+    expect(num(z, 'zeroedMiB')).toBeCloseTo(5, 0); // the 6 MiB region outside the 1 MiB set
+    expect(num(z, 'peakMiB') - num(z, 'beforeMiB')).toBeGreaterThan(0.5 * 0.6 * num(z, 'zeroedMiB'));
+    expect(z.halfDecayReached).toBe(1);
+    expect(r.plots[0].vegaLite).toHaveProperty('layer');
+    expect(await renderPlotSvg(r.plots[0], r.series)).toContain('ZPT');
+    // Without it, no spike series.
+    expect(res.series.zpt).toBeUndefined();
+  });
+
   it('rejects bad scenarios, naming the field', () => {
     const bad = (o: Record<string, unknown>) => {
       try { parseExperimentScenario({ ...TINY, ...o }, 'bad.json'); } catch (e) {
@@ -92,5 +105,6 @@ describe('Figure 6: sampling tracks the working set', () => {
     expect(bad({ periodSeconds: 1.5 })).toMatch(/^periodSeconds: /m);
     expect(bad({ samples: 0 })).toMatch(/^samples: /m);
     expect(bad({ schedule: [] })).toMatch(/^schedule: /m);
+    expect(bad({ zeroPageThreadAt: 32 })).toMatch(/^zeroPageThreadAt: 32 s is not before the schedule's end/m);
   });
 });
