@@ -161,7 +161,7 @@ export async function runCustomHost(p: CustomHostParams, ctx: ExperimentContext)
   const pol = p.policy;
   const h = await managedHost({ seed: ctx.seed, vmPoolMiB: p.hostMiB, hz: p.hz, tau: pol.tau, balancePeriod: pol.balancePeriod,
     balloon: pol.balloon, swap: pol.swap, swapSlots: swapSlotsFor(p), sharing: pol.sharing ? {} : false,
-    sampler: pol.sampling ? { periodSeconds: pol.samplePeriod } : false, pools: poolSpec(p) });
+    sampler: pol.sampling ? { periodSeconds: pol.samplePeriod } : false, pools: poolSpec(p), vms: p.vms });
   try {
     const guests = p.vms.map((v, i) => {
       const frames = v.memMiB * 256, max = Math.floor((v.maxMiB ?? v.memMiB) * 256);

@@ -24,7 +24,7 @@ import type { Scheduler } from './scheduler.js';
 import type { Vm } from '../monitor/vm.js';
 import { SHARED_OWNER } from '../monitor/frames.js';
 import { P2M } from '../monitor/p2m.js';
-import { admit, computeTargets, flatten, validateAllocation, DEFAULT_TAU, type VmAllocation, type HostCapacity, type PoolSpec, type FlatPools } from './policy.js';
+import { admit, computeTargets, flatten, validateAllocation, modelOverhead, DEFAULT_TAU, NO_OVERHEAD, type VmAllocation, type HostCapacity, type PoolSpec, type FlatPools, type OverheadModel } from './policy.js';
 import { FreeMemoryStates, FREE_STATES, nextState, planReclaim, vmBudget, DEFAULT_THRESHOLDS, type FreeState, type FreeThresholds, type VmAction } from './reclaim.js';
 import type { PageSharing } from '../pagers/sharing.js';
 import type { HostSwap } from '../pagers/swap.js';
@@ -81,8 +81,13 @@ export interface ManagerOptions {
   /** Most frames ballooned / swapped per VM per reallocation (default unlimited). */
   balloonPerRound?: number;
   swapPerRound?: number;
-  /** Per-VM overhead reserved by admission control, frames (default 0). */
-  overheadPerVm?: number;
+  /**
+   * Per-VM overhead memory beyond the paging structures (ESX: a fixed part plus a per-MiB
+   * part), taken from the hypervisor region at admission (default none). Admission control
+   * reserves it plus the VM's table reserve (its EPT and shadow pools, Vm.tableReserve) in
+   * the hypervisor region, and the VM's floor in the VM pool.
+   */
+  overhead?: OverheadModel;
   /** Seconds between time-series records (default 1). */
   recordPeriod?: number;
   /** Reallocate as soon as (checked every second) free memory crosses into a worse state (default true). */
@@ -100,7 +105,7 @@ export interface VmRecord {
 }
 export interface HostRecord { t: number; free: number; state: FreeState; sharedFrames: number }
 
-interface Entry { m: ManagedVm; alloc: VmAllocation; target: number; vmTime?: number }
+interface Entry { m: ManagedVm; alloc: VmAllocation; target: number; vmTime?: number; overhead: number }
 
 export class MemoryManager {
   tau: number;
@@ -147,22 +152,27 @@ export class MemoryManager {
     if (this.entries.some((e) => e.m.vm === m.vm)) throw new Error(`${m.name}: VM ${m.vm.id} is already managed`);
     if (alloc.max > m.vm.frameCount) throw new RangeError(`${m.name}: max ${alloc.max} frames is above its memory size ${m.vm.frameCount}`);
     if (this.pools && !this.pools.shares.has(m.name)) throw new Error(`${m.name} is not in the resource-pool tree`);
+    const frames = this.o.hv.frames;
     const host: HostCapacity = {
-      frames: this.totalFrames, overheadPerVm: this.o.overheadPerVm ?? 0,
+      frames: this.totalFrames, overheadFrames: frames.total - frames.hypervisorStart,
       swapFrames: this.o.swap ? this.o.swap.file.capacity : 0,
     };
-    const a = admit(host, this.entries.map((e) => e.alloc), alloc);
+    const memory = modelOverhead(this.o.overhead ?? NO_OVERHEAD, m.vm.frameCount);
+    const overhead = memory + m.vm.tableReserve;
+    const a = admit(host, this.entries.map((e) => ({ ...e.alloc, overhead: e.overhead })), { ...alloc, overhead });
     if (!a.ok) throw new Error(`${m.name} not admitted: ${a.reason}`);
     try { // all or nothing: a mechanism that refuses the VM leaves no trace in the others
       this.o.sharing?.addVm(m.vm);
       this.o.sampler?.attach(m.vm, m.executionSeconds ?? this.o.sched.seconds);
       this.o.swap?.attach(m.vm);
+      // Overhead memory is taken last: allocOverhead is all or nothing, so a failure here leaves none.
+      if (memory > m.vm.stats.overheadFrames) m.vm.allocOverhead(memory - m.vm.stats.overheadFrames);
     } catch (e) {
       if (this.o.sampler?.has(m.vm)) this.o.sampler.stop(m.vm);
       this.o.sharing?.detach(m.vm);
       throw e;
     }
-    this.entries.push({ m, alloc, target: alloc.max, vmTime: m.executionSeconds });
+    this.entries.push({ m, alloc, target: alloc.max, vmTime: m.executionSeconds, overhead });
     this.retarget();
   }
 
