@@ -11,7 +11,8 @@
 //     state ← FreeMemoryStates(free fraction of the VM pool)   high / soft / hard / low
 //     plan  ← planReclaim(state, current vs target)            balloon / swap / block
 //     apply: balloon targets (inflate to shed the excess; deflate VMs below target),
-//            hypervisor swap-outs (random victims), block VMs above target in "low"
+//            per-VM swap targets for the swap daemon (random victims, written
+//            asynchronously in clusters), block VMs above target in "low"
 //   on OUT_OF_FRAMES    swap from the VM furthest above its target (any VM with swappable
 //                       frames after that)
 //
@@ -24,11 +25,13 @@ import type { Scheduler } from './scheduler.js';
 import type { Vm } from '../monitor/vm.js';
 import { SHARED_OWNER } from '../monitor/frames.js';
 import { P2M } from '../monitor/p2m.js';
-import { admit, computeTargets, flatten, validateAllocation, modelOverhead, DEFAULT_TAU, NO_OVERHEAD, type VmAllocation, type HostCapacity, type PoolSpec, type FlatPools, type OverheadModel } from './policy.js';
+import { computePoolTargets, poolFloor } from './pools.js';
+import { admit, computeTargets, flatten, mibText, validateAllocation, modelOverhead, DEFAULT_TAU, NO_OVERHEAD, type VmAllocation, type HostCapacity, type PoolSpec, type FlatPools, type OverheadModel } from './policy.js';
 import { FreeMemoryStates, FREE_STATES, nextState, planReclaim, vmBudget, DEFAULT_THRESHOLDS, type FreeState, type FreeThresholds, type VmAction } from './reclaim.js';
 import type { PageSharing } from '../pagers/sharing.js';
 import type { HostSwap } from '../pagers/swap.js';
 import type { ActiveSampler } from '../pagers/sampling.js';
+import { SwapDaemon, type SwapDaemonOptions } from '../pagers/swap-daemon.js';
 
 /**
  * What the manager needs of a VM's balloon (a BalloonDevice is one): whether its driver is
@@ -67,6 +70,8 @@ export interface ManagerOptions {
   sharing?: PageSharing;
   swap?: HostSwap;
   sampler?: ActiveSampler;
+  /** The swap daemon that writes rebalance swap-outs (cluster size, disk); default SwapDaemon's. */
+  swapDaemon?: Omit<SwapDaemonOptions, 'onSwapped'>;
   /** Use balloon devices (default true). */
   balloon?: boolean;
   /** Balloon in the hard state even with swapFirstWhenHard (for comparing techniques on one host). */
@@ -93,8 +98,10 @@ export interface ManagerOptions {
   /** Reallocate as soon as (checked every second) free memory crosses into a worse state (default true). */
   watchFreeMemory?: boolean;
   /**
-   * Resource pools: a tree whose leaves name managed VMs ({ vm: name, shares }). A VM's
-   * shares become its hierarchical share of the root; pool limits cap their members' total.
+   * Resource pools: a tree whose leaves name managed VMs ({ vm: name, shares }); pools have
+   * shares, and optionally a min, max or limit on their members' total. Targets come from
+   * min-funding revocation level by level (pools.ts): memory a pool's members leave unused
+   * goes to their siblings in the pool before other pools.
    */
   pools?: PoolSpec;
 }
@@ -105,7 +112,11 @@ export interface VmRecord {
 }
 export interface HostRecord { t: number; free: number; state: FreeState; sharedFrames: number }
 
-interface Entry { m: ManagedVm; alloc: VmAllocation; target: number; vmTime?: number; overhead: number }
+interface Entry {
+  m: ManagedVm; alloc: VmAllocation; target: number; vmTime?: number; overhead: number;
+  /** Frames the last reallocation asked the swap daemon for, and whether they replace balloon inflation. */
+  swapWant: number; swapCoversBalloon: boolean;
+}
 
 export class MemoryManager {
   tau: number;
@@ -117,6 +128,8 @@ export class MemoryManager {
   private readonly pools: FlatPools | null;
   private started = false;
   private lastRebalance = -1; // scheduler time of the last reallocation
+  /** Writes the rebalance's swap-outs asynchronously (absent without a swap). */
+  readonly swapDaemon: SwapDaemon | null;
 
   constructor(private readonly o: ManagerOptions) {
     this.tau = o.tau ?? DEFAULT_TAU;
@@ -129,6 +142,7 @@ export class MemoryManager {
     // Share before swap (ESX §4.3): a victim whose content is already shared is not written.
     const sharing = o.sharing;
     if (o.swap && sharing) o.swap.shareFirst = (vm, gfn) => sharing.shareNow(vm, [gfn]) > 0;
+    this.swapDaemon = o.swap ? new SwapDaemon(o.swap, o.hv, o.sched, { ...o.swapDaemon, onSwapped: (vm, n) => this.swapped(vm, n) }) : null;
   }
 
   /** Changes the idle memory tax rate (takes effect at the next reallocation). */
@@ -161,6 +175,14 @@ export class MemoryManager {
     const overhead = memory + m.vm.tableReserve;
     const a = admit(host, this.entries.map((e) => ({ ...e.alloc, overhead: e.overhead })), { ...alloc, overhead });
     if (!a.ok) throw new Error(`${m.name} not admitted: ${a.reason}`);
+    if (this.o.pools) { // a pool's min reserves memory for its members together
+      const floor = poolFloor(this.o.pools, [...this.entries.map((e) => ({ id: e.m.name, alloc: e.alloc })), { id: m.name, alloc }]
+        .map((v) => ({ ...v, pages: 0, activeFraction: 1 })));
+      if (floor > this.totalFrames) {
+        throw new Error(`${m.name} not admitted: not enough unreserved memory: the pools' mins and the VMs' floors would reserve ` +
+          `${mibText(floor)}, host has ${mibText(this.totalFrames)}`);
+      }
+    }
     try { // all or nothing: a mechanism that refuses the VM leaves no trace in the others
       this.o.sharing?.addVm(m.vm);
       this.o.sampler?.attach(m.vm, m.executionSeconds ?? this.o.sched.seconds);
@@ -172,7 +194,7 @@ export class MemoryManager {
       this.o.sharing?.detach(m.vm);
       throw e;
     }
-    this.entries.push({ m, alloc, target: alloc.max, vmTime: m.executionSeconds, overhead });
+    this.entries.push({ m, alloc, target: alloc.max, vmTime: m.executionSeconds, overhead, swapWant: 0, swapCoversBalloon: false });
     this.retarget();
   }
 
@@ -181,6 +203,7 @@ export class MemoryManager {
     const i = this.entries.findIndex((e) => e.m === m);
     if (i < 0) return false;
     this.entries.splice(i, 1);
+    this.swapDaemon?.forget(m.vm);
     if (this.o.sampler?.has(m.vm) && !m.vm.isDestroyed) this.o.sampler.stop(m.vm);
     m.blocked = false;
     this.retarget();
@@ -250,17 +273,11 @@ export class MemoryManager {
   }
 
   private targetsFor(budget: number): Map<string, number> {
-    // With pools, every VM's shares are hierarchical (a fraction of the root's); a VM not in
-    // the tree would be on another scale, so it is an error rather than a silent mix.
-    const shares = (e: Entry): number | undefined => {
-      if (!this.pools) return undefined;
-      const s = this.pools.shares.get(e.m.name);
-      if (s === undefined) throw new Error(`${e.m.name} is not in the resource-pool tree`);
-      return s;
-    };
-    return computeTargets(budget, this.entries.map((e) => ({
-      id: e.m.name, alloc: e.alloc, pages: this.held(e), activeFraction: this.activeFraction(e.m), shares: shares(e),
-    })), this.tau, { groups: this.pools?.groups }).frames;
+    const vms = this.entries.map((e) => ({ id: e.m.name, alloc: e.alloc, pages: this.held(e), activeFraction: this.activeFraction(e.m) }));
+    // With pools, min-funding revocation runs level by level (pools.ts): a pool's members
+    // divide the pool's memory first. Every VM must be in the tree.
+    if (this.o.pools) return computePoolTargets(budget, this.o.pools, vms, this.tau).frames;
+    return computeTargets(budget, vms, this.tau).frames;
   }
 
   /** One reallocation: targets, free-memory state, then balloon / swap / block. */
@@ -269,6 +286,7 @@ export class MemoryManager {
     this.lastRebalance = this.o.sched.now;
     this.prune();
     this.retarget();
+    for (const e of this.entries) { e.swapWant = 0; e.swapCoversBalloon = false; }
     const state = this.states.nextFrames(this.freeFrames, this.totalFrames);
     const balloonOn = this.o.balloon ?? true;
     // Hard balloons as soft does, swapping only what the balloons cannot take, unless
@@ -316,7 +334,17 @@ export class MemoryManager {
       ? this.entries.filter((e) => this.held(e) > e.target).map((e) => e.m.name) : []);
     for (const e of this.entries) e.m.blocked = blocked.has(e.m.name);
     if (blocked.size) this.stats.blockedRounds++;
+    // The swap daemon's targets: what this round asks for, less what is being written now
+    // (those pages are still resident, so they are in the excess the plan saw).
+    for (const e of this.entries) this.swapDaemon?.setTarget(e.m.vm, Math.max(0, e.swapWant - this.swapDaemon.inFlight(e.m.vm)));
     return state;
+  }
+
+  /** The swap daemon freed n frames of vm (written out, or shared instead). */
+  private swapped(vm: Vm, n: number): void {
+    this.stats.swappedOut += n;
+    const e = this.entries.find((x) => x.m.vm === vm);
+    if (e?.swapCoversBalloon) this.swapCoversBalloon(e, n);
   }
 
   /**
@@ -346,10 +374,10 @@ export class MemoryManager {
         e.m.device.setTarget(Math.min(this.balloonLimit(e), e.m.device.size + a.balloon));
         this.stats.ballooned += a.balloon;
       }
-      if (a.swap > 0 && this.o.swap) {
-        const n = this.o.swap.swapOut(e.m.vm, a.swap);
-        this.stats.swappedOut += n;
-        if (a.balloon === 0) this.swapCoversBalloon(e, n);
+      if (a.swap > 0 && this.swapDaemon) {
+        // Written by the swap daemon over the next moments (rebalance sets its targets).
+        e.swapWant = Math.max(e.swapWant, a.swap);
+        e.swapCoversBalloon = a.balloon === 0;
       }
     }
   }

@@ -174,9 +174,13 @@ export function admit(host: HostCapacity, existing: readonly AdmissionRequest[],
 
 /** A VM as a pool member: its shares are relative to its siblings. */
 export interface PoolVm { vm: string; shares: number }
-/** A resource pool: shares relative to its siblings, an optional limit on its members' total frames. */
-export interface PoolSpec { name: string; shares: number; limit?: number; children: PoolChild[] }
+/**
+ * A resource pool: shares relative to its siblings; optionally a min (a reservation for its
+ * members together) and a max / limit (a ceiling on its members' total frames).
+ */
+export interface PoolSpec { name: string; shares: number; min?: number; max?: number; limit?: number; children: PoolChild[] }
 export type PoolChild = PoolSpec | PoolVm;
+export const isPool = (c: PoolChild): c is PoolSpec => 'children' in c;
 
 /** A pool limit as a constraint on the VMs below it. */
 export interface PoolGroup { pool: string; limit: number; members: string[] }
@@ -188,7 +192,6 @@ export interface FlatPools {
   groups: PoolGroup[];
 }
 
-const isPool = (c: PoolChild): c is PoolSpec => 'children' in c;
 
 /**
  * Hierarchical shares, flattened: a child's effective shares are its fraction of its
@@ -204,7 +207,12 @@ export function flatten(root: PoolSpec): FlatPools {
   const walk = (p: PoolSpec, eff: number): string[] => {
     if (pools.has(p.name)) throw new RangeError(`pool name "${p.name}" appears twice`);
     pools.add(p.name);
-    if (p.limit !== undefined && !isFrames(p.limit)) throw new RangeError(`pool "${p.name}": limit must be a whole number of frames >= 0, got ${p.limit}`);
+    for (const k of ['min', 'max', 'limit'] as const) {
+      if (p[k] !== undefined && !isFrames(p[k])) throw new RangeError(`pool "${p.name}": ${k} must be a whole number of frames >= 0, got ${p[k]}`);
+    }
+    if (p.min !== undefined && p.min > Math.min(p.max ?? Infinity, p.limit ?? Infinity)) {
+      throw new RangeError(`pool "${p.name}": min ${p.min} exceeds its max / limit ${Math.min(p.max ?? Infinity, p.limit ?? Infinity)}`);
+    }
     let total = 0;
     for (const c of p.children) {
       const who = isPool(c) ? `pool "${c.name}"` : `VM "${c.vm}"`;
@@ -219,7 +227,8 @@ export function flatten(root: PoolSpec): FlatPools {
       shares.set(c.vm, e);
       members.push(c.vm);
     }
-    if (p.limit !== undefined) groups.push({ pool: p.name, limit: p.limit, members });
+    const cap = Math.min(p.max ?? Infinity, p.limit ?? Infinity);
+    if (cap !== Infinity) groups.push({ pool: p.name, limit: cap, members });
     return members;
   };
   if (!(Number.isFinite(root.shares) && root.shares > 0)) throw new RangeError(`root pool "${root.name}": shares must be > 0, got ${root.shares}`);
