@@ -13,8 +13,10 @@
 //             yes: p2m → SWAPPED | slot, frame freed     no: slot freed (the write is void:
 //             the guest touched the page, or someone else took it) ─► kick the next cluster
 //
-// One cluster is in flight at a time (one disk queue). Victims are chosen when the disk is
-// ready, not at setTarget, so they are fresh. A guest write to a page under write-out
+// One cluster is in flight at a time (one disk queue), back to back: the next transfer
+// starts when the last one ended, even if the clock (which moves in guest batches) noticed
+// the completion later. Victims are chosen when the completion is handled, not at
+// setTarget, so they are fresh. A guest write to a page under write-out
 // re-dirties it: the page stays resident with its new bytes and its slot is freed at
 // completion (checked by comparing the frame with the bytes written, so a store of the
 // same value is harmless: the disk copy is still right). Reads never disturb a write-out.
@@ -110,12 +112,16 @@ export class SwapDaemon {
   /** Forgets vm's target (the VM leaves management); a write in flight still completes. */
   forget(vm: Vm): void { this.wanted.delete(vm); }
 
-  /** Starts the next cluster if the disk is idle and some VM wants swapping. */
-  private kick(): void {
+  /**
+   * Starts the next cluster if the disk is idle and some VM wants swapping. `from`: when
+   * the disk became idle (a completion's due time: the clock may have run past it while a
+   * guest finished its batch, and the disk does not wait for the CPU).
+   */
+  private kick(from = this.clock.now): void {
     while (!this.current) {
       const vm = this.nextVm();
       if (!vm) return;
-      this.start(vm);
+      this.start(vm, Math.min(from, this.clock.now));
     }
   }
 
@@ -130,7 +136,7 @@ export class SwapDaemon {
   }
 
   /** Picks vm's next cluster, writes it with one transfer and schedules its completion. */
-  private start(vm: Vm): void {
+  private start(vm: Vm, at: number): void {
     const want = this.wanted.get(vm)!;
     const picked = this.swap.pickVictims(vm, Math.min(want, this.clusterPages));
     const victims: Gfn[] = [];
@@ -164,7 +170,7 @@ export class SwapDaemon {
     this.stats.diskCycles += cycles;
     const c: Cluster = { vm, first: first!.slot, gfns, hfns, data, shared };
     this.current = c;
-    this.clock.after(cycles, () => this.complete(c));
+    this.clock.after(Math.max(0, at + cycles - this.clock.now), (due) => this.complete(c, Math.max(due, at + cycles)));
   }
 
   /** A run of contiguous free slots for up to `n` pages: n if free, else the longest run tried by halving. */
@@ -177,7 +183,7 @@ export class SwapDaemon {
   }
 
   /** The cluster's write is done: swap out the pages that are still as written, void the rest. */
-  private complete(c: Cluster): void {
+  private complete(c: Cluster, due: number): void {
     this.current = null;
     const file = this.swap.file;
     let swapped = 0;
@@ -191,6 +197,6 @@ export class SwapDaemon {
     }
     this.stats.pagesSwapped += swapped;
     if (!c.vm.isDestroyed && swapped + c.shared > 0) this.onSwapped?.(c.vm, swapped + c.shared);
-    if (!file.isClosed) this.kick();
+    if (!file.isClosed) this.kick(due);
   }
 }
