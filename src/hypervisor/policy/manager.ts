@@ -312,7 +312,10 @@ export class MemoryManager {
       for (const a of plan.actions) {
         const e = this.entries.find((x) => x.m.name === a.id)!, d = e.m.device;
         if (d?.protocolState !== 'running') continue;
-        if (this.activeFraction(e.m) >= 0.5 && d.target <= d.size) d.setTarget(Math.min(this.balloonLimit(e), d.size + a.excess));
+        if (this.activeFraction(e.m) >= 0.5 && d.target <= d.size) {
+          d.setTarget(Math.min(this.balloonLimit(e), d.size + a.excess));
+          e.swapCoversBalloon = false; // the daemon's swap-outs, done later, must not cancel this balloon
+        }
       }
     }
     // Limits (max, limit, pool limits) hold even when memory is plentiful: a VM above its
@@ -402,7 +405,16 @@ export class MemoryManager {
       .sort((a, b) => b.excess - a.excess || (a.e.m.name < b.e.m.name ? -1 : a.e.m.name > b.e.m.name ? 1 : 0));
     for (const { e } of order) {
       const n = this.o.swap.swapOut(e.m.vm, Math.max(need, 16));
-      if (n > 0) { this.stats.emergencySwaps += n; this.swapCoversBalloon(e, n); return n; }
+      if (n > 0) {
+        this.stats.emergencySwaps += n;
+        // These swap-outs count toward the swap daemon's target for the VM; they replace
+        // balloon inflation only where the last plan swapped instead of ballooning (else the
+        // balloon the plan asked for would be cancelled before its driver ever polled).
+        const d = this.swapDaemon, left = d ? d.pending(e.m.vm) : 0;
+        if (d && left > 0) d.setTarget(e.m.vm, Math.max(0, left - n));
+        if (!d || e.swapCoversBalloon) this.swapCoversBalloon(e, n);
+        return n;
+      }
     }
     return 0;
   }
