@@ -71,6 +71,10 @@ export const customHostParams = z.object({
     sampling: z.boolean().default(true),
     samplePeriod: z.number().positive().default(5),
     balancePeriod: z.number().positive().default(2),
+    overheadFixedMiB: z.number().min(0).max(256).default(0)
+      .describe('per-VM overhead memory reserved at admission, fixed part (ESX: frame buffer, monitor; the paper: ~32 MB a VM)'),
+    overheadKiBPerMiB: z.number().min(0).max(1024).default(0)
+      .describe('per-VM overhead memory, part per MiB of the VM (ESX sizes overhead as a fixed part plus a per-MiB part)'),
   }).strict().default({}),
   seconds: z.number().positive().max(3600).default(30),
   hz: z.number().min(1e5).max(1e10).default(2e6),
@@ -210,7 +214,8 @@ export async function runCustomHost(p: CustomHostParams, ctx: ExperimentContext)
   const pol = p.policy;
   const h = await managedHost({ seed: ctx.seed, vmPoolMiB: p.hostMiB, hz: p.hz, tau: pol.tau, balancePeriod: pol.balancePeriod,
     balloon: pol.balloon, swap: pol.swap, swapSlots: swapSlotsFor(p), sharing: pol.sharing ? {} : false,
-    sampler: pol.sampling ? { periodSeconds: pol.samplePeriod } : false, pools: poolSpec(p), vms: p.vms });
+    sampler: pol.sampling ? { periodSeconds: pol.samplePeriod } : false, pools: poolSpec(p), vms: p.vms,
+    overhead: { fixedFrames: Math.ceil(pol.overheadFixedMiB * 256), framesPerMiB: pol.overheadKiBPerMiB / 4 } });
   try {
     const guests = p.vms.map((v, i) => {
       const frames = v.memMiB * 256, max = Math.floor((v.maxMiB ?? v.memMiB) * 256);

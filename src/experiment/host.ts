@@ -8,7 +8,7 @@ import { HostSwap } from '../hypervisor/pagers/swap.js';
 import { PageSharing, type SharingOptions } from '../hypervisor/pagers/sharing.js';
 import { ActiveSampler, type SamplerOptions } from '../hypervisor/pagers/sampling.js';
 import { GuestVm, type GuestVmOptions } from '../board/guest-vm.js';
-import type { VmAllocation, PoolSpec } from '../hypervisor/policy/policy.js';
+import { modelOverhead, type VmAllocation, type PoolSpec, type OverheadModel } from '../hypervisor/policy/policy.js';
 import { tableReserveFrames } from '../hypervisor/monitor/paging.js';
 import type { VmMode } from '../hypervisor/monitor/types.js';
 import { MiB } from './units.js';
@@ -21,8 +21,9 @@ const HV_MIB = 4; // the smallest hypervisor region (EPT and shadow tables, over
  * VMs (their EPT and shadow pools, Vm.tableReserve), at least HV_MIB. The region sits on
  * top of the VM pool, so its size changes no VM's budget.
  */
-export function hypervisorMiBFor(vms: readonly { memMiB: number; mode: VmMode }[]): number {
-  const frames = vms.reduce((a, v) => a + tableReserveFrames(Math.ceil(v.memMiB * 256), v.mode), 0);
+export function hypervisorMiBFor(vms: readonly { memMiB: number; mode: VmMode }[], overhead?: OverheadModel): number {
+  const frames = vms.reduce((a, v) => a + tableReserveFrames(Math.ceil(v.memMiB * 256), v.mode) +
+    (overhead ? modelOverhead(overhead, Math.ceil(v.memMiB * 256)) : 0), 0);
   return Math.max(HV_MIB, Math.ceil(frames / 256));
 }
 /** Default slots of a managed host's swap file (256 MiB): admission reserves max − min of every VM in it. */
@@ -47,6 +48,8 @@ export interface HostOptions {
   watchFreeMemory?: boolean;
   /** The VMs that will be added: the hypervisor region is sized for their overhead (hypervisorMiBFor). */
   vms?: readonly { memMiB: number; mode: VmMode }[];
+  /** Per-VM overhead memory beyond the paging structures (ESX: fixed + per MiB); default none. */
+  overhead?: OverheadModel;
 }
 
 export interface ManagedHost {
@@ -57,7 +60,7 @@ export interface ManagedHost {
 }
 
 export async function managedHost(o: HostOptions): Promise<ManagedHost> {
-  const hvMiB = hypervisorMiBFor(o.vms ?? []);
+  const hvMiB = hypervisorMiBFor(o.vms ?? [], o.overhead);
   const hv = await Hypervisor.create({ hostMemoryBytes: (o.vmPoolMiB + hvMiB) * MiB, hypervisorBytes: hvMiB * MiB });
   const sched = new Scheduler({ hz: o.hz, slice: Math.round(o.hz / 100) });
   const swap = o.swap === false ? undefined : new HostSwap(hv, { seed: o.seed, capacity: o.swapSlots ?? SWAP_SLOTS });
@@ -66,7 +69,7 @@ export async function managedHost(o: HostOptions): Promise<ManagedHost> {
   const mo: ManagerOptions = {
     hv, sched, tau: o.tau, balancePeriod: o.balancePeriod, balloon: o.balloon, balloonFirst: o.balloonFirst, swap, sharing, sampler,
     balloonPerRound: o.balloonPerRound, swapPerRound: o.swapPerRound, pools: o.pools,
-    watchFreeMemory: o.watchFreeMemory,
+    watchFreeMemory: o.watchFreeMemory, overhead: o.overhead,
   };
   const mgr = new MemoryManager(mo);
   const guests: GuestVm[] = [];
