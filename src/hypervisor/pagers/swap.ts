@@ -24,8 +24,11 @@
 // frames freed so far, so a reclaimer sees exactly what it got.
 // The modeled cost of a swap-in is one page read on the shared disk model
 // (src/core/disk-model.ts: DEFAULT_DISK, 88 192 cycles, the same disk the guest's own
-// swap disk uses, so both swap paths pay alike). Swap-out writes are asynchronous in ESX
-// and are not charged to the guest.
+// swap disk uses, so both swap paths pay alike). Swap-out writes are not charged to the
+// guest: swapOut writes at once (the manager's emergency path, when a VM needs a frame
+// now); the memory manager's reallocations go through the swap daemon (swap-daemon.ts),
+// which writes clusters asynchronously on the simulated clock (pickVictims, tryShare,
+// commitWritten are its hooks here).
 //
 // Double paging (ESX §3.1): the guest OS picks for its own swap a page the host already
 // swapped, so the host reads it back only for the guest to write it out again. watchGuest
