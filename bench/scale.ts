@@ -26,7 +26,7 @@ function workloadFor(i: number, frames: number): Workload {
 export async function fleet(n: number, hostMiB: number, seed = 1): Promise<ManagedHost> {
   const frames = VM_MIB * 256;
   const h = await managedHost({ seed, vmPoolMiB: hostMiB, hz: HZ, swapSlots: Math.max(1 << 16, n * frames),
-    sharing: {}, sampler: { periodSeconds: 5 } });
+    sharing: {}, sampler: { periodSeconds: 5 }, vms: Array.from({ length: n }, () => ({ memMiB: VM_MIB, mode: 'nested' as const })) });
   for (let i = 0; i < n; i++) {
     h.add({ name: `vm${i}`, memoryBytes: frames * 4096, mode: 'nested', balloon: true, workload: workloadFor(i, frames) },
       { min: 0, max: frames, shares: VM_MIB * 10 });

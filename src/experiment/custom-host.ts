@@ -20,7 +20,7 @@ import { Toucher } from '../../guests/toucher.js';
 import { PhasedToucher } from '../../guests/phased-toucher.js';
 import type { Workload } from '../../guests/kernel/kernel.js';
 import type { GuestVm } from '../board/guest-vm.js';
-import { flatten, type PoolSpec } from '../hypervisor/policy/policy.js';
+import { flatten, type PoolSpec, type PoolChild } from '../hypervisor/policy/policy.js';
 import type { ExperimentOutput, ExperimentContext, Row } from './result.js';
 import { round } from './units.js';
 
@@ -49,7 +49,14 @@ const vm = z.object({
   pool: z.string().optional(),
 }).strict();
 
-const pool = z.object({ name: z.string().min(1), shares: z.number().positive(), limitMiB: z.number().min(1).optional() }).strict();
+const pool = z.object({
+  name: z.string().min(1),
+  shares: z.number().positive().describe('relative right to memory among the pool\'s siblings'),
+  parent: z.string().optional().describe('the pool this pool sits in (default: directly under the host)'),
+  minMiB: z.number().min(0).optional().describe('memory reserved for the pool\'s VMs together'),
+  maxMiB: z.number().min(1).optional().describe('most memory the pool\'s VMs hold together'),
+  limitMiB: z.number().min(1).optional().describe('most memory the pool\'s VMs hold together (as maxMiB; the lower of the two applies)'),
+}).strict().describe('a resource pool: its VMs and sub-pools divide its memory first (min-funding revocation level by level)');
 
 export const customHostParams = z.object({
   /** Host memory for VMs, MiB (the hypervisor's own region comes on top). */
@@ -64,6 +71,10 @@ export const customHostParams = z.object({
     sampling: z.boolean().default(true),
     samplePeriod: z.number().positive().default(5),
     balancePeriod: z.number().positive().default(2),
+    overheadFixedMiB: z.number().min(0).max(256).default(0)
+      .describe('per-VM overhead memory reserved at admission, fixed part (ESX: frame buffer, monitor; the paper: ~32 MB a VM)'),
+    overheadKiBPerMiB: z.number().min(0).max(1024).default(0)
+      .describe('per-VM overhead memory, part per MiB of the VM (ESX sizes overhead as a fixed part plus a per-MiB part)'),
   }).strict().default({}),
   seconds: z.number().positive().max(3600).default(30),
   hz: z.number().min(1e5).max(1e10).default(2e6),
@@ -89,15 +100,17 @@ export const customHostParams = z.object({
     mins += Math.max(min, v.reservationMiB ?? 0);
   });
   const pools = new Set<string>();
-  const floorOf = (v: CustomHostParams['vms'][number]) => Math.max(v.minMiB ?? 0, v.reservationMiB ?? 0);
   p.pools.forEach((q, i) => {
     if (pools.has(q.name) || q.name === '(host)') ctx.addIssue({ code: 'custom', path: ['pools', i, 'name'], message: `pool name "${q.name}" is taken` });
     pools.add(q.name);
-    const floors = p.vms.filter((v) => v.pool === q.name).reduce((a, v) => a + floorOf(v), 0);
-    if (q.limitMiB !== undefined && floors > q.limitMiB) {
-      ctx.addIssue({ code: 'custom', path: ['pools', i, 'limitMiB'], message: `limit ${q.limitMiB} MiB is below its VMs' mins and reservations (${floors} MiB)` });
-    }
   });
+  const cyclic = poolProblems(p, ctx);
+  if (!cyclic) {
+    const reserved = poolFloorMiB(p, undefined);
+    if (reserved > p.hostMiB && mins <= p.hostMiB) {
+      ctx.addIssue({ code: 'custom', path: ['pools'], message: `the pools' mins and their VMs' floors (${reserved} MiB) do not fit host memory (${p.hostMiB} MiB): admission control would refuse them` });
+    }
+  }
   p.vms.forEach((v, i) => {
     if (v.workload.type !== 'phased') return;
     v.workload.phases.forEach((ph, j) => {
@@ -128,6 +141,46 @@ export const customHostParams = z.object({
   }
 });
 export type CustomHostParams = z.infer<typeof customHostParams>;
+
+const floorOf = (v: CustomHostParams['vms'][number]): number => Math.max(v.minMiB ?? 0, v.reservationMiB ?? 0);
+const capOf = (q: CustomHostParams['pools'][number]): number => Math.min(q.maxMiB ?? Infinity, q.limitMiB ?? Infinity);
+
+/** The MiB a pool (or the host, for undefined) reserves: max(its min, its VMs' and sub-pools' floors). */
+function poolFloorMiB(p: Pick<CustomHostParams, 'vms' | 'pools'>, pool: string | undefined): number {
+  const q = p.pools.find((x) => x.name === pool);
+  const inner = p.vms.filter((v) => v.pool === pool).reduce((a, v) => a + floorOf(v), 0) +
+    p.pools.filter((x) => x.parent === pool).reduce((a, x) => a + poolFloorMiB(p, x.name), 0);
+  return Math.max(q?.minMiB ?? 0, inner);
+}
+
+/** Parents that do not exist or form a cycle, and pool limits below what their members reserve; true if the tree is unusable. */
+function poolProblems(p: Pick<CustomHostParams, 'vms' | 'pools'>, ctx: z.RefinementCtx): boolean {
+  let bad = false;
+  p.pools.forEach((q, i) => {
+    if (q.parent === undefined) return;
+    if (!p.pools.some((x) => x.name === q.parent)) {
+      ctx.addIssue({ code: 'custom', path: ['pools', i, 'parent'], message: `no pool named "${q.parent}" in pools` });
+      bad = true;
+      return;
+    }
+    const seen = new Set([q.name]);
+    for (let at = q.parent as string | undefined; at !== undefined; at = p.pools.find((x) => x.name === at)?.parent) {
+      if (seen.has(at)) { ctx.addIssue({ code: 'custom', path: ['pools', i, 'parent'], message: `pool "${q.name}" is inside itself (a cycle of parents)` }); bad = true; return; }
+      seen.add(at);
+    }
+  });
+  if (bad) return true;
+  p.pools.forEach((q, i) => {
+    const cap = capOf(q), floors = poolFloorMiB({ ...p, pools: p.pools.map((x) => (x === q ? { ...x, minMiB: undefined } : x)) }, q.name);
+    if (q.minMiB !== undefined && q.minMiB > cap) {
+      ctx.addIssue({ code: 'custom', path: ['pools', i, 'minMiB'], message: `min ${q.minMiB} MiB must be <= max and limit (${cap} MiB)` });
+    } else if (floors > cap) {
+      ctx.addIssue({ code: 'custom', path: ['pools', i, q.limitMiB === cap ? 'limitMiB' : 'maxMiB'],
+        message: `limit ${cap} MiB is below its VMs' mins and reservations (${floors} MiB)` });
+    }
+  });
+  return false;
+}
 
 /**
  * The swap file's slots: max − min of every VM (what admission reserves), at least the
@@ -161,7 +214,8 @@ export async function runCustomHost(p: CustomHostParams, ctx: ExperimentContext)
   const pol = p.policy;
   const h = await managedHost({ seed: ctx.seed, vmPoolMiB: p.hostMiB, hz: p.hz, tau: pol.tau, balancePeriod: pol.balancePeriod,
     balloon: pol.balloon, swap: pol.swap, swapSlots: swapSlotsFor(p), sharing: pol.sharing ? {} : false,
-    sampler: pol.sampling ? { periodSeconds: pol.samplePeriod } : false, pools: poolSpec(p) });
+    sampler: pol.sampling ? { periodSeconds: pol.samplePeriod } : false, pools: poolSpec(p), vms: p.vms,
+    overhead: { fixedFrames: Math.ceil(pol.overheadFixedMiB * 256), framesPerMiB: pol.overheadKiBPerMiB / 4 } });
   try {
     const guests = p.vms.map((v, i) => {
       const frames = v.memMiB * 256, max = Math.floor((v.maxMiB ?? v.memMiB) * 256);
@@ -213,17 +267,17 @@ export async function runCustomHost(p: CustomHostParams, ctx: ExperimentContext)
   } finally { h.close(); }
 }
 
-/** The scenario's pools as one tree under a root (VMs outside any pool hang off the root). */
+/** The scenario's pools as one tree under a root (pools and VMs with no parent hang off the root). */
 function poolSpec(p: CustomHostParams): PoolSpec | undefined {
   if (p.pools.length === 0) return undefined;
   const share = (v: CustomHostParams['vms'][number]) => v.shares ?? (v.maxMiB ?? v.memMiB) * 10;
-  return {
-    name: '(host)', shares: 10_000, children: [
-      ...p.pools.map((q) => ({ name: q.name, shares: q.shares, limit: q.limitMiB === undefined ? undefined : Math.floor(q.limitMiB * 256),
-        children: p.vms.filter((v) => v.pool === q.name).map((v) => ({ vm: v.name, shares: share(v) })) })),
-      ...p.vms.filter((v) => v.pool === undefined).map((v) => ({ vm: v.name, shares: share(v) })),
-    ],
-  };
+  const frames = (m: number | undefined) => (m === undefined ? undefined : Math.floor(m * 256));
+  const children = (parent: string | undefined): PoolChild[] => [
+    ...p.pools.filter((q) => q.parent === parent).map((q) => ({ name: q.name, shares: q.shares, min: frames(q.minMiB),
+      max: frames(q.maxMiB), limit: frames(q.limitMiB), children: children(q.name) })),
+    ...p.vms.filter((v) => v.pool === parent).map((v) => ({ vm: v.name, shares: share(v) })),
+  ];
+  return { name: '(host)', shares: 10_000, children: children(undefined) };
 }
 
 const mib = (frames: number): number => Math.round(frames / 256 * 100) / 100;

@@ -61,7 +61,7 @@ export async function runIdleTax(p: IdleTaxParams, ctx: ExperimentContext): Prom
   const frames = p.vmMiB * 256;
   const pool = Math.ceil(2 * frames * p.hostFraction / 256);
   const h = await managedHost({ seed: ctx.seed, vmPoolMiB: pool, hz: p.hz, tau: p.taus[0], balancePeriod: p.balancePeriod,
-    sampler: { periodSeconds: p.samplePeriod, samples: p.samples } });
+    sampler: { periodSeconds: p.samplePeriod, samples: p.samples }, vms: [{ memMiB: p.vmMiB, mode: p.mode }, { memMiB: p.vmMiB, mode: p.mode }] });
   try {
     const params = { min: Math.floor(frames / 8), max: frames, shares: p.vmMiB * 10 };
     const idle = h.add({ name: 'vm1-idle', memoryBytes: frames * 4096, mode: p.mode, balloonCapabilities: PAPER_BALLOON, workload: new Filler(Math.floor(frames * 0.9)) }, params);

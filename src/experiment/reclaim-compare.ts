@@ -58,7 +58,8 @@ async function runOne(p: ReclaimCompareParams, seed: number, tech: typeof TECHNI
   const frames = p.vmMiB * 256;
   const pool = Math.ceil(p.vms * frames * p.hostFraction / 256);
   const h = await managedHost({ seed, vmPoolMiB: pool, hz: p.hz, tau: 0, balancePeriod: 1, sampler: false,
-    balloon: tech === 'balloon', balloonFirst: tech === 'balloon', sharing: tech === 'sharing' ? { scanRatePerVm: 2000, scanRateTotal: 8000 } : false });
+    balloon: tech === 'balloon', balloonFirst: tech === 'balloon', sharing: tech === 'sharing' ? { scanRatePerVm: 2000, scanRateTotal: 8000 } : false,
+    vms: Array.from({ length: p.vms }, () => ({ memMiB: p.vmMiB, mode: p.mode })) });
   try {
     const works: Throughput[] = [];
     const gs = Array.from({ length: p.vms }, (_, i) => {

@@ -128,7 +128,7 @@ export async function runSamplingToucher(p: SamplingToucherParams, seed: number,
     if (t0 !== null) periods.push(periodRow(p, g!, w!, sampler!.estimates(g!.vm), r, t0));
   };
   const host = await managedHost({
-    seed, vmPoolMiB: p.vmMiB + 8, hz: p.hz, balloon: false, swap: false,
+    seed, vmPoolMiB: p.vmMiB + 8, hz: p.hz, balloon: false, swap: false, vms: [{ memMiB: p.vmMiB, mode: p.mode }],
     sampler: { samples: p.samples, periodSeconds: p.periodSeconds, fastGain: p.fastGain, slowGain: p.slowGain, onPeriod },
   });
   try {

@@ -144,6 +144,7 @@ export async function runSharingHost(p: SharingVmsParams, n: number, seed: numbe
   const frames = (p.vmMiB * MiB) / PAGE;
   const host = await managedHost({
     seed, vmPoolMiB: n * p.vmMiB + 8, hz: p.hz, balloon: false, swap: false, sampler: false,
+    vms: Array.from({ length: n }, () => ({ memMiB: p.vmMiB, mode: p.mode })),
     sharing: { scanRatePerVm: p.scanRatePerVm, scanRateTotal: p.scanRateTotal },
   });
   const m = mixPages(p);

@@ -52,7 +52,9 @@ describe('host scenarios', () => {
   }, 30_000);
 
   it('runs two VMs under the manager; a pool limit caps its member', async () => {
-    const r = await runScenario({ ...base, pools: [{ name: 'small', shares: 1, limitMiB: 3 }],
+    // 12 s: past its 4 MiB balloon limit the rest is swapped by the swap daemon, whose
+    // clustered writes take disk time while the filler faults some pages back.
+    const r = await runScenario({ ...base, seconds: 12, pools: [{ name: 'small', shares: 1, limitMiB: 3 }],
       vms: [base.vms[0], { ...base.vms[1], pool: 'small' }], policy: { sampling: false, balancePeriod: 1 } });
     const last = (vm: string) => r.series.allocation.filter((x) => x.vm === vm).at(-1)!;
     expect(last('b').targetMiB).toBeLessThanOrEqual(3);
@@ -60,6 +62,43 @@ describe('host scenarios', () => {
     expect(last('b').MiB).toBeLessThanOrEqual(3.1); // reclaimed down to its pool's limit
     expect(r.plots.map((p) => p.id)).toEqual(['allocation', 'reclaimed']);
   }, 60_000);
+
+  it('hierarchical pools: an idle VM\'s memory goes to its sibling in the pool first (targets as level-by-level min-funding gives them)', async () => {
+    // Pools A and B with equal shares. A: a VM that fills 90 % and then sits idle, and a
+    // toucher working on half its memory; B: two such touchers. Targets are checked against
+    // the closed forms of level-by-level min-funding at τ = 0.75 with the sampled active
+    // fractions (the last record), to 2 % (integer frames and 0.01 MiB rounding).
+    const fill = { type: 'toucher', regionFraction: 0.9, setFraction: 0.5, shiftSeconds: 1000 };
+    const r = await runScenario({ kind: 'host', name: 'pools', hostMiB: 40, seconds: 30, seed: 3, policy: { balancePeriod: 2 },
+      pools: [{ name: 'A', shares: 1 }, { name: 'B', shares: 1 }],
+      vms: [
+        { name: 'a-idle', memMiB: 16, pool: 'A', workload: { type: 'filler', fraction: 0.9 } },
+        { name: 'a-busy', memMiB: 16, pool: 'A', workload: fill },
+        { name: 'b1', memMiB: 16, pool: 'B', workload: fill },
+        { name: 'b2', memMiB: 16, pool: 'B', workload: fill },
+      ] });
+    const last = (vm: string) => r.series.allocation.filter((x) => x.vm === vm).at(-1)! as Record<string, number>;
+    const [idle, busy, b1, b2] = ['a-idle', 'a-busy', 'b1', 'b2'].map(last);
+    const budget = idle.targetMiB + busy.targetMiB + b1.targetMiB + b2.targetMiB;
+    // The price of a page at the sampled active fraction f, τ = 0.75: f + 4 (1 − f).
+    const cost = (f: number) => f + 4 * (1 - f);
+    const ratio = (x: number, y: number) => Math.abs(x / y - 1);
+    // Level 1: each pool pays its most active member's price; equal shares, so P_A / P_B = cost(f_B) / cost(f_A).
+    const fA = Math.max(idle.active, busy.active), fB = Math.max(b1.active, b2.active);
+    expect(ratio((idle.targetMiB + busy.targetMiB) / (b1.targetMiB + b2.targetMiB), cost(fB) / cost(fA))).toBeLessThan(0.02);
+    // Level 2: a-busy / a-idle = cost(f_idle) / cost(f_busy); b1 / b2 likewise.
+    expect(ratio(busy.targetMiB / idle.targetMiB, cost(idle.active) / cost(busy.active))).toBeLessThan(0.02);
+    expect(ratio(b1.targetMiB / b2.targetMiB, cost(b2.active) / cost(b1.active))).toBeLessThan(0.02);
+    expect(idle.active).toBeLessThan(0.2);
+    expect(busy.active).toBeGreaterThan(0.35);
+    // Flat min-funding (no pools) would give each VM budget · (1 / cost_i) / Σ (1 / cost_j):
+    // the idle VM's memory spread over all three. With pools its sibling gets more than that, B's VMs less.
+    const all = [idle, busy, b1, b2], inv = all.reduce((a, v) => a + 1 / cost(v.active), 0);
+    const flat = (v: Record<string, number>) => budget / cost(v.active) / inv;
+    expect(busy.targetMiB).toBeGreaterThan(1.05 * flat(busy));
+    expect(b1.targetMiB).toBeLessThan(flat(b1));
+    expect(b2.targetMiB).toBeLessThan(flat(b2));
+  }, 240_000);
 
   it('overcommits as ESX does: 64 VMs × 256 MiB (16 GiB configured) on a 2 GiB host run, holding frames only for touched pages', async () => {
     const { readFileSync } = await import('node:fs');

@@ -23,7 +23,9 @@ describe('paper experiments', () => {
   }, 60_000);
 
   it('reclamation compared: each technique moves pages only through its own mechanism', async () => {
-    const r = await runScenario({ kind: 'reclaim-compare', name: 't', vmMiB: 8, seconds: 8 });
+    // 12 s: the swap daemon's writes take disk time, so the "low" episode at ~7 s lasts until
+    // they complete, and the balloons are asked for only after it.
+    const r = await runScenario({ kind: 'reclaim-compare', name: 't', vmMiB: 8, seconds: 12 });
     const run = (t: string) => r.series.runs.find((x) => x.technique === t)!;
     expect(run('balloon').balloonedFrames).toBeGreaterThan(0);
     expect(run('swap').balloonedFrames).toBe(0);

@@ -46,7 +46,7 @@ describe('memory manager on a managed host', () => {
     const a = filler(h, 'a', 10, { min: 1000, max: 1024, shares: 1000 });
     const before = { vms: h.hv.list().length, free: h.hv.counts().vmFree };
     expect(() => filler(h, 'b', 10, { min: 600, max: 1024, shares: 1000 }))
-      .toThrow(/^b not admitted: not enough unreserved memory: min \+ overhead of all VMs would be 1600 frames, host has 1536/);
+      .toThrow('b not admitted: not enough unreserved memory: the candidate needs min 2.344 MiB (600 frames), 2.094 MiB (536 frames) is unreserved of 6 MiB (1536 frames) (min of all VMs would be 6.25 MiB (1600 frames))');
     expect(h.mgr.list().map((e) => e.m.name)).toEqual(['a']);
     // The refused VM must not keep running (or holding frames) outside the manager's view.
     expect(h.hv.list().length).toBe(before.vms);

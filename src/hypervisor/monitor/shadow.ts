@@ -90,7 +90,7 @@ export class ShadowMmu {
   private largeZapped = false; // a direct table was unlinked: the next INVLPG flushes all
 
   constructor(private readonly m: Machine, readonly cpu: Cpu, private readonly backing: ShadowBacking,
-              private readonly maxPages = 4096) {
+              readonly maxPages = 4096) {
     // The guest walker acts for `cpu`: same MAXPHYADDR (reserved address bits); the
     // registers follow in setGuestRegisters. No TLBs or caches: it must see memory.
     this.walker = m.createCpu({ tlb: false, psc: false, maxPhysAddr: cpu.maxPhysAddr });

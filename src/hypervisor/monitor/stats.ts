@@ -24,6 +24,7 @@ export const VCPU_STAT_DOCS: Readonly<Record<string, CounterDoc>> = {
 export const VM_STAT_DOCS: Readonly<Record<string, CounterDoc>> = {
   pagesBacked: { unit: 'pages', description: 'guest frames backed (first touch, prefault, host-side writes)' },
   tableFrames: { unit: 'frames', description: 'hypervisor-region frames in use for this VM (EPT and shadow tables)' },
+  overheadFrames: { unit: 'frames', description: 'hypervisor-region frames of this VM\'s fixed and per-MiB overhead memory' },
   invepts: { unit: 'instructions', description: 'INVEPTs issued after EPT entries changed' },
   shadowZaps: { unit: 'events', description: 'shadow-table zaps caused by p2m changes or host writes to guest page tables' },
   resolves: { unit: 'events', description: 'pager resolutions (swap-ins, copy-on-write breaks, ended traps)' },

@@ -20,7 +20,7 @@ import { Ept, RWX, eptRights, syncEntry } from './ept.js';
 import { GuestMemory } from './gmem.js';
 import { Vcpu } from './vcpu.js';
 import type { ShadowBacking } from './shadow.js';
-import { pagingFor, type Paging } from './paging.js';
+import { pagingFor, tableReserveFrames, DEFAULT_SHADOW_POOL_PAGES, type Paging } from './paging.js';
 import type { HvCosts, VmMode } from './types.js';
 
 export interface VmOptions {
@@ -34,6 +34,8 @@ export interface VmOptions {
   eptLevels?: 4 | 5;
   /** EPT accessed/dirty flags (EPTP bit 6), default on in nested mode. */
   eptAd?: boolean;
+  /** Shadow mode: most shadow pages per vCPU (default 4096; the pool is zapped before it would exceed this). */
+  shadowPoolPages?: number;
   costs?: Partial<HvCosts>;
 }
 
@@ -48,8 +50,10 @@ export interface VmHost {
 export interface VmStats {
   /** Guest frames backed (on first touch, by prefault, or by host-side writes). */
   pagesBacked: number;
-  /** Hypervisor-region frames in use for this VM (EPT and shadow tables). */
+  /** Hypervisor-region frames in use for this VM's paging structures (EPT and shadow tables). */
   tableFrames: number;
+  /** Hypervisor-region frames of the VM's fixed and per-MiB overhead (allocOverhead). */
+  overheadFrames: number;
   /** INVEPTs issued after EPT entries changed. */
   invepts: number;
   /** Shadow-table zaps caused by p2m changes or host writes to guest page tables. */
@@ -95,8 +99,14 @@ export class Vm {
   /** The host's view of guest-physical memory (backs on write). */
   readonly memory: GuestMemory;
   readonly costs: HvCosts;
-  readonly stats: VmStats = { pagesBacked: 0, tableFrames: 0, invepts: 0, shadowZaps: 0, resolves: 0, pagerCycles: 0 };
-  private readonly tables = new Set<number>(); // hfns of this VM's hypervisor-region frames
+  readonly stats: VmStats = { pagesBacked: 0, tableFrames: 0, overheadFrames: 0, invepts: 0, shadowZaps: 0, resolves: 0, pagerCycles: 0 };
+  /**
+   * The most hypervisor-region frames this VM's paging structures can hold (see
+   * tableReserveFrames): what admission control reserves for them.
+   */
+  readonly tableReserve: number;
+  private readonly tables = new Set<number>(); // hfns of this VM's paging-structure frames
+  private readonly overhead: Hfn[] = [];        // hfns of its fixed / per-MiB overhead
   private bulk = false;                         // p2m writes whose EPT update the caller makes
   private readonly pagers: VmPager[] = [];
   private destroyed = false;
@@ -109,6 +119,11 @@ export class Vm {
     if (!Number.isInteger(vcpus) || vcpus < 1 || vcpus > 64) throw new RangeError(`vcpus must be 1..64, got ${vcpus}`);
     this.paging = pagingFor(mode);
     if (vcpus > this.paging.maxVcpus) throw new RangeError(this.paging.maxVcpusReason ?? `${mode} VMs have at most ${this.paging.maxVcpus} vCPUs`);
+    const shadowPages = o.shadowPoolPages ?? DEFAULT_SHADOW_POOL_PAGES;
+    // At the cap a fill first zaps the pool to its root, then adds up to 2·levels + 2 pages:
+    // from 16 pages on the pool never holds more than its cap (the admission reserve).
+    if (!Number.isInteger(shadowPages) || shadowPages < 16) throw new RangeError(`a shadow pool needs at least 16 pages, got ${shadowPages}`);
+    this.tableReserve = tableReserveFrames(this.frameCount, mode, { eptLevels: o.eptLevels, vcpus, shadowPoolPages: shadowPages });
     if (this.paging.direct) host.frames.claimRange(id, 0, this.frameCount); // before allocating anything
     this.p2m = new P2m(host.machine.core, this.frameCount);
     this.memory = new GuestMemory(host.machine.memory, this);
@@ -121,13 +136,13 @@ export class Vm {
         { levels: o.eptLevels, ad: this.paging.eptWalked && (o.eptAd ?? true), onInvalidate: () => this.invalidate() });
       this.p2m.onChange((gfn, before, after) => this.sync(gfn, before, after));
     }
-    for (let i = 0; i < vcpus; i++) this.addVcpu(o.cpu);
+    for (let i = 0; i < vcpus; i++) this.addVcpu(shadowPages, o.cpu);
   }
 
-  private addVcpu(opts?: CpuOptions): void {
+  private addVcpu(shadowPages: number, opts?: CpuOptions): void {
     const cpu = this.host.machine.createCpu(opts);
     const vpid = this.host.nextVpid();
-    const shadow = this.paging.attachVcpu(this.host.machine, cpu, () => this.ept!.eptp, vpid, () => this.shadowBacking());
+    const shadow = this.paging.attachVcpu(this.host.machine, cpu, () => this.ept!.eptp, vpid, () => this.shadowBacking(), shadowPages);
     this.vcpus.push(new Vcpu(this, this.vcpus.length, cpu, vpid, shadow));
   }
 
@@ -168,6 +183,28 @@ export class Vm {
     this.tables.delete(h);
     this.stats.tableFrames--;
   }
+
+  /**
+   * Takes `frames` hypervisor-region frames as this VM's overhead memory (ESX's per-VM
+   * overhead: frame buffer, monitor state; a fixed part plus a per-MiB part), held until
+   * the VM is destroyed. All or nothing: OutOfFramesError leaves nothing taken.
+   */
+  allocOverhead(frames: number): void {
+    this.live();
+    if (!Number.isSafeInteger(frames) || frames < 0) throw new RangeError(`overhead must be a whole number of frames >= 0, got ${frames}`);
+    const got: Hfn[] = [];
+    try {
+      for (let i = 0; i < frames; i++) got.push(this.host.frames.alloc(HV_OWNER));
+    } catch (e) {
+      for (const h of got) this.host.frames.free(h, HV_OWNER);
+      throw e;
+    }
+    this.overhead.push(...got);
+    this.stats.overheadFrames += frames;
+  }
+
+  /** Hypervisor-region frames this VM holds now: paging structures plus overhead memory. */
+  get overheadInUse(): number { return this.stats.tableFrames + this.stats.overheadFrames; }
 
   /** The hook shadow paging builds on: table frames from the hypervisor region, guest walks over this VM's EPT. */
   shadowBacking(): ShadowBacking {
@@ -350,6 +387,8 @@ export class Vm {
     this.p2m.forEach((_g, w) => frames.free(frameField(w) as Hfn, this.id), P2M.PRESENT | P2M.SHARED, P2M.PRESENT);
     this.ept?.destroy();
     for (const h of [...this.tables]) this.freeTable(h as Hfn);
+    for (const h of this.overhead.splice(0)) this.host.frames.free(h, HV_OWNER);
+    this.stats.overheadFrames = 0;
     this.destroyed = true;
   }
 

@@ -24,8 +24,11 @@
 // frames freed so far, so a reclaimer sees exactly what it got.
 // The modeled cost of a swap-in is one page read on the shared disk model
 // (src/core/disk-model.ts: DEFAULT_DISK, 88 192 cycles, the same disk the guest's own
-// swap disk uses, so both swap paths pay alike). Swap-out writes are asynchronous in ESX
-// and are not charged to the guest.
+// swap disk uses, so both swap paths pay alike). Swap-out writes are not charged to the
+// guest: swapOut writes at once (the manager's emergency path, when a VM needs a frame
+// now); the memory manager's reallocations go through the swap daemon (swap-daemon.ts),
+// which writes clusters asynchronously on the simulated clock (pickVictims, tryShare,
+// commitWritten are its hooks here).
 //
 // Double paging (ESX §3.1): the guest OS picks for its own swap a page the host already
 // swapped, so the host reads it back only for the guest to write it out again. watchGuest
@@ -148,20 +151,15 @@ export class HostSwap implements VmPager {
    */
   swapOut(vm: Vm, count: number, rng: Rng = this.rng): number {
     if (!Number.isInteger(count) || count < 0) throw new RangeError(`swapOut count must be a non-negative integer, got ${count}`);
-    this.state(vm);
-    const cands: Gfn[] = [];
-    vm.p2m.forEach((g) => cands.push(g), P2M.PRESENT | UNSWAPPABLE, P2M.PRESENT);
-    const n = Math.min(count, cands.length, this.file.freeSlots);
+    const victims = this.pickVictims(vm, Math.min(count, this.file.freeSlots), rng);
     let freed = 0;
-    for (let i = 0; i < n; i++) { // partial Fisher–Yates: the first n of a random permutation
-      const j = i + rng.below(cands.length - i);
-      [cands[i], cands[j]] = [cands[j], cands[i]];
-      if (this.shareFirst && this.tryShare(vm, cands[i])) { freed++; continue; } // freed without a write
+    for (let i = 0; i < victims.length; i++) {
+      if (this.tryShare(vm, victims[i])) { freed++; continue; } // freed without a write
       // Sharing may have made the page shared without freeing one of this VM's frames (its
       // content joined another VM's page): it is no longer this VM's to swap.
-      if (!isSwappable(vm.p2m.raw(cands[i]))) continue;
+      if (!isSwappable(vm.p2m.raw(victims[i]))) continue;
       try {
-        this.swapOutGfn(vm, cands[i]);
+        this.swapOutGfn(vm, victims[i]);
         freed++;
       } catch (e) {
         if (!(e instanceof SwapIoError)) throw e;
@@ -173,6 +171,22 @@ export class HostSwap implements VmPager {
   }
 
   /**
+   * Up to `count` of vm's swappable gfns, uniformly at random (the first `count` of a
+   * random permutation: partial Fisher–Yates), except those in `skip`.
+   */
+  pickVictims(vm: Vm, count: number, rng: Rng = this.rng, skip?: ReadonlySet<number>): Gfn[] {
+    this.state(vm);
+    const cands: Gfn[] = [];
+    vm.p2m.forEach((g) => { if (!skip?.has(g)) cands.push(g); }, P2M.PRESENT | UNSWAPPABLE, P2M.PRESENT);
+    const n = Math.min(count, cands.length);
+    for (let i = 0; i < n; i++) {
+      const j = i + rng.below(cands.length - i);
+      [cands[i], cands[j]] = [cands[j], cands[i]];
+    }
+    return cands.slice(0, n);
+  }
+
+  /**
    * ESX "always attempts to share a page before paging it out" (§4.3): set by whoever owns
    * page sharing (the memory manager); returns true if the gfn became shared.
    */
@@ -180,10 +194,11 @@ export class HostSwap implements VmPager {
   /** Pages a swap-out freed by sharing them instead of writing them. */
   sharedInsteadOfSwapped = 0;
 
-  /** Shares gfn instead of swapping it if its content is already shared; true if that freed its frame. */
-  private tryShare(vm: Vm, gfn: Gfn): boolean {
+  /** Shares gfn instead of swapping it if sharing is set up and its content is already shared; true if that freed its frame. */
+  tryShare(vm: Vm, gfn: Gfn): boolean {
+    if (!this.shareFirst) return false;
     const before = this.host.frames.usedBy(vm.id);
-    if (!this.shareFirst!(vm, gfn) || this.host.frames.usedBy(vm.id) >= before) return false;
+    if (!this.shareFirst(vm, gfn) || this.host.frames.usedBy(vm.id) >= before) return false;
     this.sharedInsteadOfSwapped++;
     return true;
   }
@@ -212,6 +227,37 @@ export class HostSwap implements VmPager {
     s.slots.add(slot);
     this.count(s, 'swapOuts', 1, 'bytesWritten');
   }
+
+  /**
+   * Completes an asynchronous write-out (the swap daemon's): `slot` already holds gfn's
+   * bytes as they were in frame hfn. If gfn still maps hfn, is still swappable and its
+   * bytes are still those written (`written`), the p2m entry becomes SWAPPED | slot and
+   * the frame is freed: true. Otherwise (the guest wrote the page meanwhile, it was
+   * shared, ballooned, swapped or remapped) nothing changes and the caller frees the
+   * slot: false. Throws only if the EPT update fails (the mapping is then restored).
+   */
+  commitWritten(vm: Vm, gfn: Gfn, hfn: Hfn, slot: number, written: Uint8Array): boolean {
+    const s = this.vms.get(vm);
+    if (!s || vm.isDestroyed) return false;
+    const w = vm.p2m.raw(gfn);
+    if (!isSwappable(w) || frameField(w) !== hfn || this.host.frames.ownerOf(hfn) !== vm.id) return false;
+    if (!sameBytes(this.host.machine.memory.read(hpaOf(hfn), SLOT_BYTES), written)) return false; // re-dirtied
+    this.unmapToSlot(vm, gfn, hfn, slot);
+    this.host.frames.free(hfn, vm.id);
+    s.slots.add(slot);
+    for (const t of [s.stats, this.total]) { t.swapOuts++; t.slotsInUse++; } // its bytes were counted when written
+    return true;
+  }
+
+  /** Counts bytes written for vm by a clustered write (the daemon's), whatever becomes of the pages. */
+  countWritten(vm: Vm, bytes: number): void {
+    const s = this.state(vm);
+    s.stats.bytesWritten += bytes;
+    this.total.bytesWritten += bytes;
+  }
+
+  /** Counts a failed write for vm (the daemon's clustered write). */
+  countWriteError(vm: Vm): void { this.countError(vm, 'writeErrors'); }
 
   /** p2m → SWAPPED | slot; if the EPT update fails (a split needs a table frame), the mapping is restored. */
   private unmapToSlot(vm: Vm, gfn: Gfn, hfn: Hfn, slot: number): void {
@@ -327,6 +373,12 @@ export class HostSwap implements VmPager {
 
   /** Closes the swap file if this swap created it (its temporary directory is removed). Swapped pages are lost. */
   close(): void { if (this.ownsFile) this.file.close(); }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function why(w: number): string {

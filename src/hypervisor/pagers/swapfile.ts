@@ -10,7 +10,9 @@
 //
 // The metadata stays in memory, as a real swapper keeps its swap map in RAM:
 // - a free list of slots: a LIFO stack (a freed slot is the next one handed out) that
-//   starts in ascending order, so allocation is O(1) and deterministic;
+//   starts in ascending order, so allocation is O(1) and deterministic; with a position
+//   index, so a run of contiguous free slots (allocRun, for clustered writes) can be taken
+//   out of it in O(run);
 // - a per-slot checksum of the bytes written: the first 8 bytes of the page's SHA-256
 //   (node:crypto, native and fast enough for 4 KiB), kept as a u64. A read recomputes it
 //   and throws SwapChecksumError on a mismatch, so a damaged file is never handed to a
@@ -65,7 +67,8 @@ export interface SwapFileOptions {
   path?: string;
 }
 
-export interface SwapFileStats { reads: number; writes: number; bytesRead: number; bytesWritten: number }
+/** writes and reads count slots; writeOps counts disk transfers (a clustered write moves several slots in one). */
+export interface SwapFileStats { reads: number; writes: number; writeOps: number; bytesRead: number; bytesWritten: number }
 
 /** Every slot is in use. */
 export class SwapFullError extends Error {
@@ -103,11 +106,13 @@ export function slotChecksum(data: Uint8Array): bigint {
 export class SwapFile {
   readonly path: string;
   readonly capacity: number;
-  readonly stats: SwapFileStats = { reads: 0, writes: 0, bytesRead: 0, bytesWritten: 0 };
+  readonly stats: SwapFileStats = { reads: 0, writes: 0, writeOps: 0, bytesRead: 0, bytesWritten: 0 };
   private fd: number | null;
   private readonly io: SwapIo;
   private readonly tempDir: string | null;
   private readonly stack: Int32Array;     // free slots; top = stack[top-1]
+  private readonly pos: Int32Array;       // slot → its index in stack, -1 when allocated
+  private runCursor = 0;                  // where allocRun's next-fit scan starts
   private readonly allocated: Uint8Array; // 1 = in use
   private readonly sums: BigUint64Array;  // checksum of the bytes last written to each slot
   private readonly written: Uint8Array;   // 1 = the slot holds a write since its allocation
@@ -125,7 +130,8 @@ export class SwapFile {
     this.fd = this.io.open(this.path);
     this.io.truncate(this.fd, n * SLOT_BYTES); // sparse: disk is used only by written slots
     this.stack = new Int32Array(n);
-    for (let i = 0; i < n; i++) this.stack[i] = n - 1 - i; // slot 0 on top
+    this.pos = new Int32Array(n);
+    for (let i = 0; i < n; i++) { this.stack[i] = n - 1 - i; this.pos[n - 1 - i] = i; } // slot 0 on top
     this.top = n;
     this.allocated = new Uint8Array(n);
     this.written = new Uint8Array(n);
@@ -147,9 +153,44 @@ export class SwapFile {
     this.open();
     if (this.top === 0) throw new SwapFullError(this.path, this.capacity);
     const s = this.stack[--this.top];
+    this.pos[s] = -1;
     this.allocated[s] = 1;
     this.written[s] = 0;
     return s;
+  }
+
+  /**
+   * `count` contiguous free slots (a cluster, written with one transfer by writeRun);
+   * returns the first, or null when no such run is free. Next-fit: the scan starts where
+   * the last run ended, so consecutive clusters sit side by side on disk.
+   */
+  allocRun(count: number): number | null {
+    this.open();
+    if (!Number.isInteger(count) || count < 1 || count > this.capacity) throw new RangeError(`a run must be 1..${this.capacity} slots, got ${count}`);
+    if (count > this.top) return null;
+    for (let tried = 0, start = this.runCursor; tried < this.capacity;) {
+      if (start + count > this.capacity) { tried += this.capacity - start; start = 0; continue; }
+      let len = 0;
+      while (len < count && !this.allocated[start + len]) len++;
+      if (len === count) {
+        for (let s = start; s < start + count; s++) this.take(s);
+        this.runCursor = (start + count) % this.capacity;
+        return start;
+      }
+      tried += len + 1;
+      start += len + 1;
+    }
+    return null;
+  }
+
+  /** Takes one particular free slot out of the stack (swap with the top, then pop). */
+  private take(slot: number): void {
+    const i = this.pos[slot], last = this.stack[--this.top];
+    this.stack[i] = last;
+    this.pos[last] = i;
+    this.pos[slot] = -1;
+    this.allocated[slot] = 1;
+    this.written[slot] = 0;
   }
 
   /** Writes one page to an allocated slot and records its checksum. */
@@ -163,7 +204,28 @@ export class SwapFile {
     this.sums[slot] = slotChecksum(data);
     this.written[slot] = 1;
     this.stats.writes++;
+    this.stats.writeOps++;
     this.stats.bytesWritten += SLOT_BYTES;
+  }
+
+  /**
+   * Writes pages to the allocated slots [first, first + n) with one transfer (n = data's
+   * length / 4096) and records each slot's checksum. A failed or short transfer throws
+   * SwapIoError and leaves every slot of the run unwritten.
+   */
+  writeRun(first: number, data: Uint8Array): void {
+    const fd = this.open();
+    const n = data.length / SLOT_BYTES;
+    if (!Number.isInteger(n) || n < 1) throw new RangeError(`a run holds whole slots of ${SLOT_BYTES} bytes, got ${data.length} bytes`);
+    for (let s = first; s < first + n; s++) { this.checkAllocated(s, 'write'); this.written[s] = 0; }
+    this.transfer(first, 'write', () => this.io.write(fd, data, first * SLOT_BYTES), data.length);
+    for (let i = 0; i < n; i++) {
+      this.sums[first + i] = slotChecksum(data.subarray(i * SLOT_BYTES, (i + 1) * SLOT_BYTES));
+      this.written[first + i] = 1;
+    }
+    this.stats.writes += n;
+    this.stats.writeOps++;
+    this.stats.bytesWritten += data.length;
   }
 
   /** Reads an allocated, written slot and verifies its checksum (SwapChecksumError on a mismatch). */
@@ -181,7 +243,7 @@ export class SwapFile {
   }
 
   /** Runs one 4 KiB transfer; any exception or short count becomes a SwapIoError. */
-  private transfer(slot: number, op: 'read' | 'write', f: () => number): number {
+  private transfer(slot: number, op: 'read' | 'write', f: () => number, bytes = SLOT_BYTES): number {
     let n: number;
     try {
       n = f();
@@ -189,7 +251,7 @@ export class SwapFile {
       const code = (e as { code?: string }).code;
       throw new SwapIoError(this.path, slot, op, code ? `${code} (${(e as Error).message})` : String(e), e);
     }
-    if (n !== SLOT_BYTES) throw new SwapIoError(this.path, slot, op, `short ${op} (${n} of ${SLOT_BYTES} bytes)`);
+    if (n !== bytes) throw new SwapIoError(this.path, slot, op, `short ${op} (${n} of ${bytes} bytes)`);
     return n;
   }
 
@@ -199,6 +261,7 @@ export class SwapFile {
     this.checkAllocated(slot, 'free');
     this.allocated[slot] = 0;
     this.written[slot] = 0;
+    this.pos[slot] = this.top;
     this.stack[this.top++] = slot;
   }
 

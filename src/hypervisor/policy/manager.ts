@@ -11,7 +11,8 @@
 //     state ← FreeMemoryStates(free fraction of the VM pool)   high / soft / hard / low
 //     plan  ← planReclaim(state, current vs target)            balloon / swap / block
 //     apply: balloon targets (inflate to shed the excess; deflate VMs below target),
-//            hypervisor swap-outs (random victims), block VMs above target in "low"
+//            per-VM swap targets for the swap daemon (random victims, written
+//            asynchronously in clusters), block VMs above target in "low"
 //   on OUT_OF_FRAMES    swap from the VM furthest above its target (any VM with swappable
 //                       frames after that)
 //
@@ -24,11 +25,13 @@ import type { Scheduler } from './scheduler.js';
 import type { Vm } from '../monitor/vm.js';
 import { SHARED_OWNER } from '../monitor/frames.js';
 import { P2M } from '../monitor/p2m.js';
-import { admit, computeTargets, flatten, validateAllocation, DEFAULT_TAU, type VmAllocation, type HostCapacity, type PoolSpec, type FlatPools } from './policy.js';
+import { computePoolTargets, poolFloor } from './pools.js';
+import { admit, computeTargets, flatten, mibText, validateAllocation, modelOverhead, DEFAULT_TAU, NO_OVERHEAD, type VmAllocation, type HostCapacity, type PoolSpec, type FlatPools, type OverheadModel } from './policy.js';
 import { FreeMemoryStates, FREE_STATES, nextState, planReclaim, vmBudget, DEFAULT_THRESHOLDS, type FreeState, type FreeThresholds, type VmAction } from './reclaim.js';
 import type { PageSharing } from '../pagers/sharing.js';
 import type { HostSwap } from '../pagers/swap.js';
 import type { ActiveSampler } from '../pagers/sampling.js';
+import { SwapDaemon, type SwapDaemonOptions } from '../pagers/swap-daemon.js';
 
 /**
  * What the manager needs of a VM's balloon (a BalloonDevice is one): whether its driver is
@@ -67,6 +70,8 @@ export interface ManagerOptions {
   sharing?: PageSharing;
   swap?: HostSwap;
   sampler?: ActiveSampler;
+  /** The swap daemon that writes rebalance swap-outs (cluster size, disk); default SwapDaemon's. */
+  swapDaemon?: Omit<SwapDaemonOptions, 'onSwapped'>;
   /** Use balloon devices (default true). */
   balloon?: boolean;
   /** Balloon in the hard state even with swapFirstWhenHard (for comparing techniques on one host). */
@@ -81,15 +86,22 @@ export interface ManagerOptions {
   /** Most frames ballooned / swapped per VM per reallocation (default unlimited). */
   balloonPerRound?: number;
   swapPerRound?: number;
-  /** Per-VM overhead reserved by admission control, frames (default 0). */
-  overheadPerVm?: number;
+  /**
+   * Per-VM overhead memory beyond the paging structures (ESX: a fixed part plus a per-MiB
+   * part), taken from the hypervisor region at admission (default none). Admission control
+   * reserves it plus the VM's table reserve (its EPT and shadow pools, Vm.tableReserve) in
+   * the hypervisor region, and the VM's floor in the VM pool.
+   */
+  overhead?: OverheadModel;
   /** Seconds between time-series records (default 1). */
   recordPeriod?: number;
   /** Reallocate as soon as (checked every second) free memory crosses into a worse state (default true). */
   watchFreeMemory?: boolean;
   /**
-   * Resource pools: a tree whose leaves name managed VMs ({ vm: name, shares }). A VM's
-   * shares become its hierarchical share of the root; pool limits cap their members' total.
+   * Resource pools: a tree whose leaves name managed VMs ({ vm: name, shares }); pools have
+   * shares, and optionally a min, max or limit on their members' total. Targets come from
+   * min-funding revocation level by level (pools.ts): memory a pool's members leave unused
+   * goes to their siblings in the pool before other pools.
    */
   pools?: PoolSpec;
 }
@@ -100,7 +112,11 @@ export interface VmRecord {
 }
 export interface HostRecord { t: number; free: number; state: FreeState; sharedFrames: number }
 
-interface Entry { m: ManagedVm; alloc: VmAllocation; target: number; vmTime?: number }
+interface Entry {
+  m: ManagedVm; alloc: VmAllocation; target: number; vmTime?: number; overhead: number;
+  /** Frames the last reallocation asked the swap daemon for, and whether they replace balloon inflation. */
+  swapWant: number; swapCoversBalloon: boolean;
+}
 
 export class MemoryManager {
   tau: number;
@@ -112,6 +128,8 @@ export class MemoryManager {
   private readonly pools: FlatPools | null;
   private started = false;
   private lastRebalance = -1; // scheduler time of the last reallocation
+  /** Writes the rebalance's swap-outs asynchronously (absent without a swap). */
+  readonly swapDaemon: SwapDaemon | null;
 
   constructor(private readonly o: ManagerOptions) {
     this.tau = o.tau ?? DEFAULT_TAU;
@@ -124,6 +142,7 @@ export class MemoryManager {
     // Share before swap (ESX §4.3): a victim whose content is already shared is not written.
     const sharing = o.sharing;
     if (o.swap && sharing) o.swap.shareFirst = (vm, gfn) => sharing.shareNow(vm, [gfn]) > 0;
+    this.swapDaemon = o.swap ? new SwapDaemon(o.swap, o.hv, o.sched, { ...o.swapDaemon, onSwapped: (vm, n) => this.swapped(vm, n) }) : null;
   }
 
   /** Changes the idle memory tax rate (takes effect at the next reallocation). */
@@ -147,22 +166,35 @@ export class MemoryManager {
     if (this.entries.some((e) => e.m.vm === m.vm)) throw new Error(`${m.name}: VM ${m.vm.id} is already managed`);
     if (alloc.max > m.vm.frameCount) throw new RangeError(`${m.name}: max ${alloc.max} frames is above its memory size ${m.vm.frameCount}`);
     if (this.pools && !this.pools.shares.has(m.name)) throw new Error(`${m.name} is not in the resource-pool tree`);
+    const frames = this.o.hv.frames;
     const host: HostCapacity = {
-      frames: this.totalFrames, overheadPerVm: this.o.overheadPerVm ?? 0,
+      frames: this.totalFrames, overheadFrames: frames.total - frames.hypervisorStart,
       swapFrames: this.o.swap ? this.o.swap.file.capacity : 0,
     };
-    const a = admit(host, this.entries.map((e) => e.alloc), alloc);
+    const memory = modelOverhead(this.o.overhead ?? NO_OVERHEAD, m.vm.frameCount);
+    const overhead = memory + m.vm.tableReserve;
+    const a = admit(host, this.entries.map((e) => ({ ...e.alloc, overhead: e.overhead })), { ...alloc, overhead });
     if (!a.ok) throw new Error(`${m.name} not admitted: ${a.reason}`);
+    if (this.o.pools) { // a pool's min reserves memory for its members together
+      const floor = poolFloor(this.o.pools, [...this.entries.map((e) => ({ id: e.m.name, alloc: e.alloc })), { id: m.name, alloc }]
+        .map((v) => ({ ...v, pages: 0, activeFraction: 1 })));
+      if (floor > this.totalFrames) {
+        throw new Error(`${m.name} not admitted: not enough unreserved memory: the pools' mins and the VMs' floors would reserve ` +
+          `${mibText(floor)}, host has ${mibText(this.totalFrames)}`);
+      }
+    }
     try { // all or nothing: a mechanism that refuses the VM leaves no trace in the others
       this.o.sharing?.addVm(m.vm);
       this.o.sampler?.attach(m.vm, m.executionSeconds ?? this.o.sched.seconds);
       this.o.swap?.attach(m.vm);
+      // Overhead memory is taken last: allocOverhead is all or nothing, so a failure here leaves none.
+      if (memory > m.vm.stats.overheadFrames) m.vm.allocOverhead(memory - m.vm.stats.overheadFrames);
     } catch (e) {
       if (this.o.sampler?.has(m.vm)) this.o.sampler.stop(m.vm);
       this.o.sharing?.detach(m.vm);
       throw e;
     }
-    this.entries.push({ m, alloc, target: alloc.max, vmTime: m.executionSeconds });
+    this.entries.push({ m, alloc, target: alloc.max, vmTime: m.executionSeconds, overhead, swapWant: 0, swapCoversBalloon: false });
     this.retarget();
   }
 
@@ -171,6 +203,7 @@ export class MemoryManager {
     const i = this.entries.findIndex((e) => e.m === m);
     if (i < 0) return false;
     this.entries.splice(i, 1);
+    this.swapDaemon?.forget(m.vm);
     if (this.o.sampler?.has(m.vm) && !m.vm.isDestroyed) this.o.sampler.stop(m.vm);
     m.blocked = false;
     this.retarget();
@@ -240,17 +273,11 @@ export class MemoryManager {
   }
 
   private targetsFor(budget: number): Map<string, number> {
-    // With pools, every VM's shares are hierarchical (a fraction of the root's); a VM not in
-    // the tree would be on another scale, so it is an error rather than a silent mix.
-    const shares = (e: Entry): number | undefined => {
-      if (!this.pools) return undefined;
-      const s = this.pools.shares.get(e.m.name);
-      if (s === undefined) throw new Error(`${e.m.name} is not in the resource-pool tree`);
-      return s;
-    };
-    return computeTargets(budget, this.entries.map((e) => ({
-      id: e.m.name, alloc: e.alloc, pages: this.held(e), activeFraction: this.activeFraction(e.m), shares: shares(e),
-    })), this.tau, { groups: this.pools?.groups }).frames;
+    const vms = this.entries.map((e) => ({ id: e.m.name, alloc: e.alloc, pages: this.held(e), activeFraction: this.activeFraction(e.m) }));
+    // With pools, min-funding revocation runs level by level (pools.ts): a pool's members
+    // divide the pool's memory first. Every VM must be in the tree.
+    if (this.o.pools) return computePoolTargets(budget, this.o.pools, vms, this.tau).frames;
+    return computeTargets(budget, vms, this.tau).frames;
   }
 
   /** One reallocation: targets, free-memory state, then balloon / swap / block. */
@@ -259,6 +286,7 @@ export class MemoryManager {
     this.lastRebalance = this.o.sched.now;
     this.prune();
     this.retarget();
+    for (const e of this.entries) { e.swapWant = 0; e.swapCoversBalloon = false; }
     const state = this.states.nextFrames(this.freeFrames, this.totalFrames);
     const balloonOn = this.o.balloon ?? true;
     // Hard balloons as soft does, swapping only what the balloons cannot take, unless
@@ -284,7 +312,10 @@ export class MemoryManager {
       for (const a of plan.actions) {
         const e = this.entries.find((x) => x.m.name === a.id)!, d = e.m.device;
         if (d?.protocolState !== 'running') continue;
-        if (this.activeFraction(e.m) >= 0.5 && d.target <= d.size) d.setTarget(Math.min(this.balloonLimit(e), d.size + a.excess));
+        if (this.activeFraction(e.m) >= 0.5 && d.target <= d.size) {
+          d.setTarget(Math.min(this.balloonLimit(e), d.size + a.excess));
+          e.swapCoversBalloon = false; // the daemon's swap-outs, done later, must not cancel this balloon
+        }
       }
     }
     // Limits (max, limit, pool limits) hold even when memory is plentiful: a VM above its
@@ -306,7 +337,17 @@ export class MemoryManager {
       ? this.entries.filter((e) => this.held(e) > e.target).map((e) => e.m.name) : []);
     for (const e of this.entries) e.m.blocked = blocked.has(e.m.name);
     if (blocked.size) this.stats.blockedRounds++;
+    // The swap daemon's targets: what this round asks for, less what is being written now
+    // (those pages are still resident, so they are in the excess the plan saw).
+    for (const e of this.entries) this.swapDaemon?.setTarget(e.m.vm, Math.max(0, e.swapWant - this.swapDaemon.inFlight(e.m.vm)));
     return state;
+  }
+
+  /** The swap daemon freed n frames of vm (written out, or shared instead). */
+  private swapped(vm: Vm, n: number): void {
+    this.stats.swappedOut += n;
+    const e = this.entries.find((x) => x.m.vm === vm);
+    if (e?.swapCoversBalloon) this.swapCoversBalloon(e, n);
   }
 
   /**
@@ -336,10 +377,10 @@ export class MemoryManager {
         e.m.device.setTarget(Math.min(this.balloonLimit(e), e.m.device.size + a.balloon));
         this.stats.ballooned += a.balloon;
       }
-      if (a.swap > 0 && this.o.swap) {
-        const n = this.o.swap.swapOut(e.m.vm, a.swap);
-        this.stats.swappedOut += n;
-        if (a.balloon === 0) this.swapCoversBalloon(e, n);
+      if (a.swap > 0 && this.swapDaemon) {
+        // Written by the swap daemon over the next moments (rebalance sets its targets).
+        e.swapWant = Math.max(e.swapWant, a.swap);
+        e.swapCoversBalloon = a.balloon === 0;
       }
     }
   }
@@ -364,7 +405,16 @@ export class MemoryManager {
       .sort((a, b) => b.excess - a.excess || (a.e.m.name < b.e.m.name ? -1 : a.e.m.name > b.e.m.name ? 1 : 0));
     for (const { e } of order) {
       const n = this.o.swap.swapOut(e.m.vm, Math.max(need, 16));
-      if (n > 0) { this.stats.emergencySwaps += n; this.swapCoversBalloon(e, n); return n; }
+      if (n > 0) {
+        this.stats.emergencySwaps += n;
+        // These swap-outs count toward the swap daemon's target for the VM; they replace
+        // balloon inflation only where the last plan swapped instead of ballooning (else the
+        // balloon the plan asked for would be cancelled before its driver ever polled).
+        const d = this.swapDaemon, left = d ? d.pending(e.m.vm) : 0;
+        if (d && left > 0) d.setTarget(e.m.vm, Math.max(0, left - n));
+        if (!d || e.swapCoversBalloon) this.swapCoversBalloon(e, n);
+        return n;
+      }
     }
     return 0;
   }

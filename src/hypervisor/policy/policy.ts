@@ -77,56 +77,110 @@ export function conventionalShares(maxFrames: number, level: 'low' | 'normal' | 
 
 // ─── Admission control (§6.1–6.2) ──────────────────────────────────────────────────
 
-/** What admission control reserves against, in frames. */
+/**
+ * What admission control reserves against, in frames. A VM's overhead (ESX: frame buffer,
+ * pmap, shadow tables; ~32 MiB for a typical VM of 2002) is reserved with its min: in
+ * `overheadFrames`, the separate region it lives in, when given (memvisor keeps EPT and
+ * shadow tables in the hypervisor region), else in `frames` with the VMs' memory.
+ */
 export interface HostCapacity {
-  /** Host memory available to VMs and their overhead. */
+  /** Host memory for the VMs' own pages (and their overhead when overheadFrames is absent). */
   frames: number;
-  /** Per-VM overhead reserved with min (frame buffer, pmap, shadow tables; ESX: ~32 MiB). */
-  overheadPerVm: number;
+  /** Overhead of a VM whose request names none (default 0). */
+  overheadPerVm?: number;
+  /** Capacity of the region overhead memory comes from (the hypervisor region), if separate. */
+  overheadFrames?: number;
   /** Hypervisor swap capacity. */
   swapFrames: number;
 }
 
+/** An allocation as admission control sees it: with the VM's overhead reservation, in frames. */
+export interface AdmissionRequest extends VmAllocation {
+  /** Overhead frames reserved with min (default: the host's overheadPerVm). */
+  overhead?: number;
+}
+
 export type Admission =
-  | { ok: true; memoryReserved: number; memoryFree: number; swapReserved: number; swapFree: number }
+  | { ok: true; memoryReserved: number; memoryFree: number; overheadReserved: number; overheadFree: number; swapReserved: number; swapFree: number }
   | { ok: false; reason: string };
+
+/**
+ * Per-VM overhead memory as ESX sizes it: a fixed part plus a part per MiB of the VM's
+ * memory, in frames. (The paper: ~32 MiB for a typical VM of 2002, 4–8 MiB of it frame
+ * buffer; larger VMs need more.) Paging structures come on top, from the VM's real pools.
+ */
+export interface OverheadModel { fixedFrames: number; framesPerMiB: number }
+export const NO_OVERHEAD: Readonly<OverheadModel> = Object.freeze({ fixedFrames: 0, framesPerMiB: 0 });
+
+/** The fixed + per-MiB overhead of a VM of `vmFrames` frames (the per-MiB part rounded up). */
+export function modelOverhead(m: OverheadModel, vmFrames: number): number {
+  if (!isFrames(m.fixedFrames)) throw new RangeError(`overhead fixedFrames must be a whole number >= 0, got ${m.fixedFrames}`);
+  if (!(Number.isFinite(m.framesPerMiB) && m.framesPerMiB >= 0)) throw new RangeError(`overhead framesPerMiB must be >= 0, got ${m.framesPerMiB}`);
+  return m.fixedFrames + Math.ceil(m.framesPerMiB * vmFrames / FRAMES_PER_MIB);
+}
+
+/** Frames as MiB for messages: "2.5 MiB (640 frames)". */
+export const mibText = (frames: number): string => `${+(frames / FRAMES_PER_MIB).toFixed(3)} MiB (${frames} frames)`;
 
 /**
  * May `candidate` power on next to `existing`? A VM reserves floor + overhead frames of
  * host memory and max − floor frames of swap (so all its memory can always be kept
  * somewhere); the totals, candidate included, must fit. The totals in the answer
- * include the candidate. An invalid candidate is refused with the reason.
+ * include the candidate. An invalid candidate is refused with the reason; every refusal
+ * names the sizes in MiB.
  */
-export function admit(host: HostCapacity, existing: readonly VmAllocation[], candidate: VmAllocation): Admission {
+export function admit(host: HostCapacity, existing: readonly AdmissionRequest[], candidate: AdmissionRequest): Admission {
   for (const [k, v] of Object.entries(host)) {
-    if (!isFrames(v)) throw new RangeError(`host ${k} must be a whole number of frames >= 0, got ${v}`);
+    if (v !== undefined && !isFrames(v)) throw new RangeError(`host ${k} must be a whole number of frames >= 0, got ${v}`);
   }
-  existing.forEach((a, i) => validateAllocation(a, `existing VM #${i}`));
+  const overheadOf = (a: AdmissionRequest): number => a.overhead ?? host.overheadPerVm ?? 0;
+  existing.forEach((a, i) => {
+    validateAllocation(a, `existing VM #${i}`);
+    if (!isFrames(overheadOf(a))) throw new RangeError(`existing VM #${i}: overhead must be a whole number of frames >= 0, got ${a.overhead}`);
+  });
   const bad = allocationProblems(candidate);
+  if (!isFrames(overheadOf(candidate))) bad.push(`overhead must be a whole number of frames >= 0, got ${candidate.overhead}`);
   if (bad.length) return { ok: false, reason: `invalid allocation: ${bad.join('; ')}` };
   const all = [...existing, candidate];
-  const memoryReserved = all.reduce((s, a) => s + floorOf(a) + host.overheadPerVm, 0);
+  const separate = host.overheadFrames !== undefined;
+  const floors = all.reduce((s, a) => s + floorOf(a), 0);
+  const overheads = all.reduce((s, a) => s + overheadOf(a), 0);
+  const memoryReserved = separate ? floors : floors + overheads;
   const swapReserved = all.reduce((s, a) => s + a.max - floorOf(a), 0);
+  const minC = floorOf(candidate), ohC = overheadOf(candidate);
   if (memoryReserved > host.frames) {
-    return { ok: false, reason: `not enough unreserved memory: min + overhead of all VMs would be ${memoryReserved} frames, ` +
-      `host has ${host.frames} (candidate needs ${floorOf(candidate) + host.overheadPerVm}, ` +
-      `${host.frames - (memoryReserved - floorOf(candidate) - host.overheadPerVm)} unreserved)` };
+    const needs = separate ? minC : minC + ohC;
+    return { ok: false, reason: `not enough unreserved memory: the candidate needs min ${mibText(minC)}` +
+      (separate ? '' : ` + overhead ${mibText(ohC)} = ${mibText(needs)}`) +
+      `, ${mibText(host.frames - (memoryReserved - needs))} is unreserved of ${mibText(host.frames)} ` +
+      `(min${separate ? '' : ' + overhead'} of all VMs would be ${mibText(memoryReserved)})` };
+  }
+  if (separate && overheads > host.overheadFrames!) {
+    return { ok: false, reason: `not enough unreserved hypervisor memory for overhead: the candidate needs ${mibText(ohC)}, ` +
+      `${mibText(host.overheadFrames! - (overheads - ohC))} is unreserved of ${mibText(host.overheadFrames!)} ` +
+      `(overhead of all VMs would be ${mibText(overheads)})` };
   }
   if (swapReserved > host.swapFrames) {
-    return { ok: false, reason: `not enough swap: max − min of all VMs would be ${swapReserved} frames, ` +
-      `swap has ${host.swapFrames} (candidate needs ${candidate.max - floorOf(candidate)}, ` +
-      `${host.swapFrames - (swapReserved - candidate.max + floorOf(candidate))} unreserved)` };
+    return { ok: false, reason: `not enough swap: the candidate needs max − min ${mibText(candidate.max - minC)}, ` +
+      `${mibText(host.swapFrames - (swapReserved - candidate.max + minC))} is unreserved of ${mibText(host.swapFrames)} ` +
+      `(max − min of all VMs would be ${mibText(swapReserved)})` };
   }
-  return { ok: true, memoryReserved, memoryFree: host.frames - memoryReserved, swapReserved, swapFree: host.swapFrames - swapReserved };
+  return { ok: true, memoryReserved, memoryFree: host.frames - memoryReserved,
+    overheadReserved: overheads, overheadFree: separate ? host.overheadFrames! - overheads : host.frames - memoryReserved,
+    swapReserved, swapFree: host.swapFrames - swapReserved };
 }
 
 // ─── Resource pools ────────────────────────────────────────────────────────────────
 
 /** A VM as a pool member: its shares are relative to its siblings. */
 export interface PoolVm { vm: string; shares: number }
-/** A resource pool: shares relative to its siblings, an optional limit on its members' total frames. */
-export interface PoolSpec { name: string; shares: number; limit?: number; children: PoolChild[] }
+/**
+ * A resource pool: shares relative to its siblings; optionally a min (a reservation for its
+ * members together) and a max / limit (a ceiling on its members' total frames).
+ */
+export interface PoolSpec { name: string; shares: number; min?: number; max?: number; limit?: number; children: PoolChild[] }
 export type PoolChild = PoolSpec | PoolVm;
+export const isPool = (c: PoolChild): c is PoolSpec => 'children' in c;
 
 /** A pool limit as a constraint on the VMs below it. */
 export interface PoolGroup { pool: string; limit: number; members: string[] }
@@ -138,7 +192,6 @@ export interface FlatPools {
   groups: PoolGroup[];
 }
 
-const isPool = (c: PoolChild): c is PoolSpec => 'children' in c;
 
 /**
  * Hierarchical shares, flattened: a child's effective shares are its fraction of its
@@ -154,7 +207,12 @@ export function flatten(root: PoolSpec): FlatPools {
   const walk = (p: PoolSpec, eff: number): string[] => {
     if (pools.has(p.name)) throw new RangeError(`pool name "${p.name}" appears twice`);
     pools.add(p.name);
-    if (p.limit !== undefined && !isFrames(p.limit)) throw new RangeError(`pool "${p.name}": limit must be a whole number of frames >= 0, got ${p.limit}`);
+    for (const k of ['min', 'max', 'limit'] as const) {
+      if (p[k] !== undefined && !isFrames(p[k])) throw new RangeError(`pool "${p.name}": ${k} must be a whole number of frames >= 0, got ${p[k]}`);
+    }
+    if (p.min !== undefined && p.min > Math.min(p.max ?? Infinity, p.limit ?? Infinity)) {
+      throw new RangeError(`pool "${p.name}": min ${p.min} exceeds its max / limit ${Math.min(p.max ?? Infinity, p.limit ?? Infinity)}`);
+    }
     let total = 0;
     for (const c of p.children) {
       const who = isPool(c) ? `pool "${c.name}"` : `VM "${c.vm}"`;
@@ -169,7 +227,8 @@ export function flatten(root: PoolSpec): FlatPools {
       shares.set(c.vm, e);
       members.push(c.vm);
     }
-    if (p.limit !== undefined) groups.push({ pool: p.name, limit: p.limit, members });
+    const cap = Math.min(p.max ?? Infinity, p.limit ?? Infinity);
+    if (cap !== Infinity) groups.push({ pool: p.name, limit: cap, members });
     return members;
   };
   if (!(Number.isFinite(root.shares) && root.shares > 0)) throw new RangeError(`root pool "${root.name}": shares must be > 0, got ${root.shares}`);

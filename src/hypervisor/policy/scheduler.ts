@@ -14,6 +14,7 @@ export interface Runnable {
 }
 
 interface Entry { r: Runnable; shares: number; usage: number; pass: number; order: number }
+/** A timer; period 0: fires once. */
 interface Timer { at: number; period: number; fn: (now: number) => void; order: number }
 
 export interface SchedulerOptions {
@@ -66,6 +67,15 @@ export class Scheduler {
     this.timers.push({ at: this.now + period, period, fn, order: this.seq++ });
   }
 
+  /**
+   * Calls fn once, `cycles` from now (0: at the next timer check), with the time it was due
+   * (a disk transfer's completion, say: the swap daemon's writes).
+   */
+  after(cycles: number, fn: (now: number) => void): void {
+    if (!(Number.isFinite(cycles) && cycles >= 0)) throw new RangeError(`timer delay must be >= 0 cycles, got ${cycles}`);
+    this.timers.push({ at: this.now + Math.round(cycles), period: 0, fn, order: this.seq++ });
+  }
+
   /** Runs until the clock has advanced by `seconds` of simulated time. */
   runFor(seconds: number): void {
     const end = this.now + Math.round(seconds * this.hz);
@@ -112,7 +122,8 @@ export class Scheduler {
       const due = this.timers.filter((t) => t.at <= this.now).sort((a, b) => a.at - b.at || a.order - b.order)[0];
       if (!due) return;
       const at = due.at; // the scheduled time: a batch may have carried the clock past it
-      due.at += due.period;
+      if (due.period === 0) this.timers.splice(this.timers.indexOf(due), 1);
+      else due.at += due.period;
       due.fn(at);
     }
   }

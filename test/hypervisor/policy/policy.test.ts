@@ -44,16 +44,18 @@ describe('admission control', () => {
   const existing = [alloc(300, 500)]; // reserves 310 frames of memory and 200 of swap
 
   it('admits when min + overhead fits memory and max − min fits swap, exactly at the limit too', () => {
-    expect(admit(host, existing, alloc(600, 700))).toEqual({ ok: true, memoryReserved: 920, memoryFree: 80, swapReserved: 300, swapFree: 200 });
-    expect(admit(host, existing, alloc(680, 980))).toEqual({ ok: true, memoryReserved: 1000, memoryFree: 0, swapReserved: 500, swapFree: 0 });
+    expect(admit(host, existing, alloc(600, 700))).toEqual({ ok: true, memoryReserved: 920, memoryFree: 80, overheadReserved: 20, overheadFree: 80, swapReserved: 300, swapFree: 200 });
+    expect(admit(host, existing, alloc(680, 980))).toEqual({ ok: true, memoryReserved: 1000, memoryFree: 0, overheadReserved: 20, overheadFree: 0, swapReserved: 500, swapFree: 0 });
   });
 
   it('refuses one frame over, naming the resource', () => {
     const mem = admit(host, existing, alloc(681, 681));
     expect(mem.ok).toBe(false);
-    expect(!mem.ok && mem.reason).toBe('not enough unreserved memory: min + overhead of all VMs would be 1001 frames, host has 1000 (candidate needs 691, 690 unreserved)');
+    expect(!mem.ok && mem.reason).toBe('not enough unreserved memory: the candidate needs min 2.66 MiB (681 frames) + overhead 0.039 MiB (10 frames) = 2.699 MiB (691 frames), ' +
+      '2.695 MiB (690 frames) is unreserved of 3.906 MiB (1000 frames) (min + overhead of all VMs would be 3.91 MiB (1001 frames))');
     const swap = admit(host, existing, alloc(0, 301));
-    expect(!swap.ok && swap.reason).toBe('not enough swap: max − min of all VMs would be 501 frames, swap has 500 (candidate needs 301, 300 unreserved)');
+    expect(!swap.ok && swap.reason).toBe('not enough swap: the candidate needs max − min 1.176 MiB (301 frames), 1.172 MiB (300 frames) is unreserved of 1.953 MiB (500 frames) ' +
+      '(max − min of all VMs would be 1.957 MiB (501 frames))');
   });
 
   it('uses the reservation as the floor and refuses an invalid candidate with its problem', () => {

@@ -5,6 +5,8 @@ import { describe, it, expect } from 'vitest';
 import { HostSwap, P2M } from '../../../../src/hypervisor/index.js';
 import type { Gfn } from '../../../../src/core/addr.js';
 import { host, vmOn, pattern, setPage, page, sharedGfns } from './setup.js';
+import { SwapDaemon } from '../../../../src/hypervisor/pagers/swap-daemon.js';
+import { Scheduler } from '../../../../src/hypervisor/policy/scheduler.js';
 
 describe('share before swap', () => {
   it('frees matching victims by sharing them (no swap write); other victims are swapped', async () => {
@@ -35,6 +37,30 @@ describe('share before swap', () => {
       const n = hv.frames.usedBy(c.id);
       expect(swap.swapOut(c, n)).toBe(n);
       expect(swap.stats(c).swapOuts).toBe(n);
+    } finally { swap.close(); }
+  });
+
+  it('the swap daemon shares matching victims too: they are freed without a write', async () => {
+    const { hv, sh } = await host({ scanRatePerVm: 0, scanRateTotal: 0 });
+    const a = vmOn(hv, sh), b = vmOn(hv, sh);
+    for (let i = 0; i < 32; i++) { setPage(a, 0x300 + i, pattern(i + 1)); setPage(b, 0x300 + i, pattern(i + 1)); }
+    sh.shareNow(a, Array.from({ length: 32 }, (_, i) => 0x300 + i));
+    const swap = new HostSwap(hv, { seed: 5, capacity: 4096 });
+    try {
+      swap.shareFirst = (vm, g) => sh.shareNow(vm, [g]) > 0;
+      const sched = new Scheduler({ hz: 2e9 });
+      let freed = 0;
+      const d = new SwapDaemon(swap, hv, sched, { onSwapped: (_vm, n) => { freed += n; } });
+      const before = hv.frames.usedBy(b.id);
+      d.setTarget(b, before);
+      sched.runFor(1);
+      expect(d.busy).toBe(false);
+      expect(freed).toBe(before);
+      expect(hv.frames.usedBy(b.id)).toBe(0);
+      expect(d.stats.sharedInstead).toBeGreaterThanOrEqual(32);
+      expect(d.stats.pagesWritten + d.stats.sharedInstead).toBe(before);
+      expect(swap.file.stats.writes).toBe(d.stats.pagesWritten);
+      for (let i = 0; i < 32; i++) expect(page(b, 0x300 + i)).toEqual(pattern(i + 1));
     } finally { swap.close(); }
   });
 });

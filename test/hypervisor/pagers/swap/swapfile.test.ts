@@ -26,7 +26,7 @@ describe('SwapFile', () => {
     const raw = fs.readFileSync(f.path);
     expect(new Uint8Array(raw.subarray(SLOT_BYTES, 2 * SLOT_BYTES))).toEqual(page(11));
     for (const s of slots) expect(f.read(s)).toEqual(page(s + 10));
-    expect(f.stats).toEqual({ reads: 3, writes: 3, bytesRead: 3 * SLOT_BYTES, bytesWritten: 3 * SLOT_BYTES });
+    expect(f.stats).toEqual({ reads: 3, writes: 3, writeOps: 3, bytesRead: 3 * SLOT_BYTES, bytesWritten: 3 * SLOT_BYTES });
     expect([f.inUse, f.freeSlots]).toEqual([3, 5]);
   });
 
