@@ -55,7 +55,8 @@ export interface IoRemapRun extends IoRemapStats {
 /** One run at one threshold. */
 export async function runIoRemapOnce(p: IoRemapParams, threshold: number, seed: number): Promise<IoRemapRun> {
   // VM pool: low memory, the guest, and slack for its page tables.
-  const h = await managedHost({ seed, vmPoolMiB: p.lowMiB + p.vmMiB + 4, hz: p.hz, balloon: false, swap: false, sampler: false });
+  const h = await managedHost({ seed, vmPoolMiB: p.lowMiB + p.vmMiB + 4, hz: p.hz, balloon: false, swap: false, sampler: false,
+    vms: [{ memMiB: p.vmMiB, mode: p.mode }] });
   try {
     const io = new IoRemapper(h.hv.frames, h.hv.machine.memory, {
       dmaLimit: p.lowMiB * PAGES_PER_MIB, hotThreshold: threshold, reserveFrames: p.reserveMiB * PAGES_PER_MIB,

@@ -159,6 +159,7 @@ export async function runOsGuests(p: OsGuestsParams, seed: number, progress: (f:
     seed, vmPoolMiB: p.hostMiB, hz: OS_HZ, tau: pol.tau, balancePeriod: pol.balancePeriod, balloon: pol.balloon, swap: pol.swap,
     sharing: pol.sharing ? { scanRatePerVm: pol.shareScanRate, scanRateTotal: pol.shareScanRate * p.guests.length } : false,
     sampler: pol.sampling ? { periodSeconds: pol.samplePeriod } : false,
+    vms: p.guests.map((g) => ({ memMiB: g.memMiB, mode: p.mode })), // the hypervisor region holds their EPT / shadow reserves
   });
   const guests: OsGuest[] = [];
   try {
