@@ -195,9 +195,11 @@ export class OsMachine implements Runnable {
 
   /**
    * Runnable: runs about `budget` cycles (the modeled cycles: instructions plus exits) and
-   * returns those used; 0 once stopped, or while halted until its next timer (or an
-   * injected interrupt). On a scheduler the guest's TSC is the scheduler's clock: time other
-   * guests ran passes for this one too.
+   * returns those used; 0 once stopped. On a scheduler the guest's TSC is the scheduler's
+   * clock (time other guests ran passes for this one too) and a halted guest returns 0
+   * until its next timer (or an injected interrupt). Without a scheduler the guest's TSC is
+   * the only clock: a halted guest's time moves on to its next timer, at most `budget`
+   * cycles per call, and that idle time counts as used.
    */
   step(budget: number): number {
     if (this.result) return 0;
@@ -208,7 +210,8 @@ export class OsMachine implements Runnable {
     }
     this.wakeAt = 0n;
     const t0 = this.cpu.tsc();
-    this.step1(Math.max(1, Math.round(budget)), Infinity, true);
+    const cycles = Math.max(1, Math.round(budget));
+    this.step1(cycles, now === null ? Number(t0) + cycles : Infinity, now !== null);
     return Number(this.cpu.tsc() - t0);
   }
 

@@ -7,6 +7,7 @@ import { Hypervisor } from '../../src/hypervisor/monitor/hypervisor.js';
 import { OsMachine } from '../../src/board/os-machine.js';
 import { interpretingCpu } from '../../src/board/cpu-adapter.js';
 import { OS_DIR } from '../../guests/os/build.mjs';
+import { Scheduler } from '../../src/hypervisor/policy/scheduler.js';
 
 const KERNEL = new Uint8Array(readFileSync(join(OS_DIR as string, 'bin/memvisor-os.elf')));
 const MEMORY = 64 * 2 ** 20;
@@ -50,6 +51,23 @@ describe('memvisor-os on the memvisor board', () => {
     expect(outs[2]).toMatch(/PCIDs off \(CPUID\.1:ECX\.PCID=0\)/);
     expect(lines(outs[2])).toEqual(lines(outs[0]));
   }, 120_000);
+
+  it('a sleeping guest wakes at its timer whether run(), step() alone or a scheduler drives it', async () => {
+    const ends: number[] = [];
+    for (const drive of ['run', 'step', 'scheduler'] as const) {
+      const { m, console } = await machine('nested', 'run=sleeper:1 linger=0');
+      if (drive === 'run') m.run({ seconds: 5 });
+      else if (drive === 'scheduler') { const s = new Scheduler({ hz: m.hz }); m.attach(s); s.runFor(5); }
+      else for (let i = 0; i < 10_000 && !m.stopped; i++) m.step(2e6);
+      expect(m.stopped).toMatchObject({ stop: 'power-off', status: 0 });
+      expect(console()).toMatch(/^sleeper: slept 1 s$/m);
+      ends.push(m.stopped!.seconds);
+    }
+    expect(ends[0]).toBeGreaterThan(1);
+    expect(ends[0]).toBeLessThan(1.1);
+    expect(ends[1]).toBe(ends[0]);                    // the same guest time: halts end at the same timer ticks
+    expect(ends[2]).toBe(ends[0]);
+  }, 60_000);
 
   it.each(['nested', 'shadow'] as const)('inflates and deflates to the host target (2 MiB pages, doorbell) with no protocol violation (%s)', async (mode) => {
     const { m, console } = await machine(mode, 'run=sleeper:7,toucher:2:3');
