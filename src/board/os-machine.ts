@@ -43,6 +43,8 @@ export interface GuestCpu {
   injectInterrupt(vector: number): void;
   /** Guest instructions retired so far. */
   instructions(): number;
+  /** The TSC rate the vCPU reports in CPUID 0x15/0x16 (the guest times its APIC timer by it). */
+  setTscHz?(hz: number): void;
   /** The virtual TSC (cycles); advanceTo moves it forward while the guest is halted. */
   tsc(): bigint;
   advanceTo(tsc: bigint): void;
@@ -158,6 +160,7 @@ export class OsMachine implements Runnable {
     this.bus.register(ACPI_PM1A_CNT, 2, this.power);
     this.bus.register(DEBUG_EXIT, 1, this.power);
     this.cpu = o.cpu(this.vm);
+    this.cpu.setTscHz?.(this.hz);
     this.cpu.boot(this.boot.registers);
   }
 

@@ -69,6 +69,19 @@ describe('memvisor-os on the memvisor board', () => {
     expect(ends[2]).toBe(ends[0]);
   }, 60_000);
 
+  it.each([1e9, 3e9])('the kernel times its APIC timer from CPUID 0x15 (TSC at %d Hz): a 1 s sleep is 1 s of guest time', async (hz) => {
+    const hv = await Hypervisor.create({ hostMemoryBytes: MEMORY + 32 * 2 ** 20 });
+    const out: number[] = [];
+    const m = new OsMachine({ hv, kernel: KERNEL, memoryBytes: MEMORY, mode: 'nested', cpu: interpretingCpu, hz,
+      load: { cmdline: 'run=sleeper:1 linger=0' }, console: (b) => out.push(b) });
+    const r = m.run({ seconds: 5 });
+    expect(r.stop).toBe('power-off');
+    const text = Buffer.from(out).toString('latin1');
+    expect(text).toContain(`apic: x2APIC timer periodic at 100 Hz, clock ${hz} Hz (CPUID 0x15), TSC ${hz} Hz`);
+    expect(r.seconds).toBeGreaterThan(1);             // 100 ticks of 10 ms, plus boot and power-off
+    expect(r.seconds).toBeLessThan(1.05);
+  }, 60_000);
+
   it.each(['nested', 'shadow'] as const)('inflates and deflates to the host target (2 MiB pages, doorbell) with no protocol violation (%s)', async (mode) => {
     const { m, console } = await machine(mode, 'run=sleeper:7,toucher:2:3');
     const until = (s: number) => { m.run({ seconds: s }); };
