@@ -76,6 +76,9 @@ export interface Registers extends Partial<Record<keyof X86Registers, RegValue>>
   cr0: RegValue; cr3: RegValue; cr4: RegValue; efer: RegValue;
   rflags: RegValue; pkru: RegValue; cpl: RegValue;
 }
+/** The general registers a port hypercall carries (the VMware backdoor: RAX magic, RCX command, RBX/RSI arguments, RDX port). */
+export type GeneralRegisters = Pick<X86Registers, 'rax' | 'rbx' | 'rcx' | 'rdx' | 'rsi' | 'rdi'>;
+
 export const REG_ORDER = ['cr0', 'cr3', 'cr4', 'efer', 'rflags', 'pkru', 'cpl'] as const;
 const R_CPL = REG_ORDER.indexOf('cpl');
 

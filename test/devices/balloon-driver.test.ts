@@ -15,7 +15,7 @@ const pattern = (g: number, i: number) => BigInt(g) * 0x1_0000n + BigInt(i);
 async function setup(o: { mode?: 'nested' | 'shadow'; vmMiB?: number; hostCaps?: number; caps?: number } = {}) {
   const r = await rig({ mode: o.mode, vmMiB: o.vmMiB, dev: { hostCapabilities: o.hostCaps } });
   const alloc = new TestAllocator(r.vm.frameCount, DATA);
-  const drv = new BalloonDriver({ platform: vmPlatform(r.hv, r.vm, r.bus), alloc, batch: r.hv.machine.createBatch(2048),
+  const drv = new BalloonDriver({ platform: vmPlatform(r.hv, r.vm, r.bus, { backdoor: r.backdoor }), alloc, batch: r.hv.machine.createBatch(2048),
     directMap: (g) => DIRECT + (BigInt(g) << 12n), totalFrames: r.vm.frameCount, capabilities: o.caps ?? (CAP.BASIC_CMDS | CAP.BATCHED_CMDS) });
   return { ...r, alloc, drv };
 }
