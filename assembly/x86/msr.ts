@@ -160,8 +160,8 @@ export function cpuid(c: Cpu, x: X86): void {
   else if (leaf == 1) {
     a = 0x0005_06E3;
     b = 0x0000_0800;
-    // PCID(17) only where CR4.PCIDE can be set: shadow paging refuses it (MOV CR4 → #GP).
-    cc = (1 << 13) | (c.mode == MODE_SHADOW ? 0 : 1 << 17) | (1 << 21) | (1 << 23) | (1 << 24) | (1 << 31);
+    // PCID(17) in every mode: under shadow paging the shadow CR3 carries the guest's PCID.
+    cc = (1 << 13) | (1 << 17) | (1 << 21) | (1 << 23) | (1 << 24) | (1 << 31);
     d = (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 9) | (1 << 13) | (1 << 15) | (1 << 16) | (1 << 19);
   } else if (leaf == 7 && sub == 0) {
     b = (1 << 7) | (1 << 10) | (1 << 20);
