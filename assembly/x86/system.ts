@@ -342,6 +342,8 @@ function invpcidOp(c: Cpu, x: X86, d: Insn): void {
   if (x.stop != STOP_NONE) return;
   if (type > 3 || pcid > 0xFFF) { gp0(x); return; }
   if (c.mode == MODE_SHADOW) {
+    // The checks invpcid() makes, before the exit (CR4 is the guest's under shadow paging).
+    if ((type == 0 && !isCanonical(c, la)) || ((c.cr4 & (<u64>1 << 17)) == 0 && type <= 1 && pcid != 0)) { gp0(x); return; }
     x.rip = x.nextRip;
     c.exitAddr = la;
     x.exitValue = type | 0x100 | (pcid << 12); // marks INVPCID: type in bits 1:0, PCID in 23:12

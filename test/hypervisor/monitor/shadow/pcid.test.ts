@@ -74,4 +74,30 @@ describe.skipIf(!HAVE_AS)('guest PCIDs under shadow paging', () => {
       expect(stale, mode).toBe(1);                     // the read of X through PCID 1's kept entry
     }
   });
+
+  it.each([
+    ['type 1 with a PCID while CR4.PCIDE = 0', 1n, 5n, 0n],
+    ['type 0 with a non-canonical address', 0n, 0n, 0x8000_0000_0000_0000n],
+  ])('INVPCID %s is #GP(0) in every mode', async (_what, type, pcid, la) => {
+    for (const mode of ['native', 'nested', 'shadow'] as const) {
+      const hv = await Hypervisor.create({ hostMemoryBytes: 96 * MiB });
+      const vm = hv.createVm({ memoryBytes: 32 * MiB, mode });
+      const vcpu = vm.vcpus[0];
+      const pt = guestTables(vm);
+      pt.mapRange(0n, 0n, 8 * MiB, 4096, { user: false });
+      vm.memory.write64(GDT + 8n, 0x0020_9a00_0000_0000n);
+      vm.memory.write64(GDT + 16n, 0x0000_9200_0000_0000n);
+      vm.memory.write(CODE, asm(`
+        mov qword ptr [${DESC}], ${pcid}
+        mov rax, ${la}
+        mov [${DESC + 8n}], rax
+        mov eax, ${type}
+        invpcid rax, [${DESC}]
+        hlt`, CODE));
+      vcpu.setRegisters({ cr0: CR0.PG | CR0.PE | CR0.WP, cr3: pt.root, cr4: CR4.PAE, efer: EFER.LME | EFER.NXE, cpl: 0 });
+      vcpu.setRegisters({ rip: CODE, cs: 8n, ss: 16n, gdtrBase: GDT, gdtrLimit: 23n });
+      vcpu.cpu.setExceptionBitmap(1 << 13);
+      expect(vcpu.run({ maxInstructions: 100 }), mode).toMatchObject({ reason: 'EXCEPTION', vector: 13, errorCode: 0 });
+    }
+  });
 });
