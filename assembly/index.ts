@@ -108,6 +108,6 @@ export {
   x86Create, x86RunExport as x86Run, x86Regs, x86RegCount, x86RegNamesPtr, x86RegNamesLen,
   x86ExitNamesPtr, x86ExitNamesLen, x86ExitRec, x86ExitRecCount, x86SyncOutExport as x86SyncOut,
   x86SyncInExport as x86SyncIn, x86SetIoData, x86CompleteMmio, x86SetExcBitmap, x86InjectExport as x86Inject,
-  x86InjectExceptionExport as x86InjectException, x86SetInsnCycles, x86AdvanceTsc, x86NextTimer,
+  x86InjectExceptionExport as x86InjectException, x86SetInsnCycles, x86SetTscHz, x86AdvanceTsc, x86NextTimer,
   x86Halted, x86SetHalted, x86SetNoIrq, x86SetGuestCr3, x86SetGuestCr0,
 } from "./x86/exports";

@@ -12,6 +12,7 @@ import { Rng } from '../src/util/rng.js';
 import { virtBench } from './virt.js';
 import { cpuBench } from './cpu.js';
 import { scaleBench } from './scale.js';
+import { osBench } from './os.js';
 import { FrameOps } from '../src/core/hash.js';
 
 const REPS = Number(process.env.BENCH_REPS ?? 7);
@@ -129,6 +130,8 @@ async function main(): Promise<void> {
   Object.assign(out, await virtBench(rate));
   // Guest machine code on the interpreter, beside the same loops on the host CPU.
   Object.assign(out, await cpuBench(REPS));
+  // The shipped C guest OS: boot to its shell prompt, and MIPS of user programs (bench/os.ts).
+  if (process.env.BENCH_OS !== '0') Object.assign(out, await osBench(REPS));
 
   // Page sharing's scanner: batched xxHash64 over 4 KiB frames and full compares (Wasm),
   // in GB/s of frame data, beside a plain Wasm memory copy of the same frames. The frames

@@ -7,7 +7,7 @@
 //        PF / HLT: the kernel │ IO: platform.ports │ anything else: platform.hostExit
 
 import type { AccessBatch } from '../src/core/batch.js';
-import type { Registers } from '../src/core/cpu.js';
+import type { Registers, GeneralRegisters } from '../src/core/cpu.js';
 import type { VcpuExit } from '../src/core/exit.js';
 
 export type { VcpuExit } from '../src/core/exit.js';
@@ -20,9 +20,21 @@ export interface GuestVcpu {
   run(b: AccessBatch, at?: number): VcpuExit;
   cycles(): number;
   setRegisters(r: Partial<Registers>): void;
+  /**
+   * The general registers. Batch ops do not use them; a port hypercall does: the guest
+   * loads them (as its MOVs would), an IN op on the hypercall port exits, the device reads
+   * and writes this register file (as `inl (%dx)` on the VMware backdoor does), and the
+   * guest reads the results here.
+   */
+  gprs(): GeneralRegisters;
+  setGprs(r: Partial<GeneralRegisters>): void;
 }
 
-/** The port bus: an IO exit's access is done by the device on that port. */
+/**
+ * The port bus: an IO exit's access is done by the device on that port (an IN's value goes
+ * into the op). A device that takes the register file (the balloon backdoor) also reads
+ * and writes the issuing vCPU's general registers.
+ */
 export interface GuestPorts {
   dispatch(x: IoExit, b: AccessBatch): void;
 }

@@ -30,6 +30,7 @@ export function x86InjectExceptionExport(c: usize, vec: u32, hasErr: bool, err: 
   x86InjectException(cpu(c), vec, hasErr, err, cr2);
 }
 export function x86SetInsnCycles(c: usize, n: u64): void { xOf(cpu(c)).insnCycles = n; }
+export function x86SetTscHz(c: usize, hz: u64): void { xOf(cpu(c)).tscHz = hz; }
 export function x86AdvanceTsc(c: usize, cycles: u64): void { xOf(cpu(c)).tsc += cycles; }
 // TSC of the APIC timer's next expiry, or all ones.
 export function x86NextTimer(c: usize): u64 {

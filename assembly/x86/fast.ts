@@ -13,15 +13,23 @@
 //   F_JCC      70-7F, 0F 80-8F               F_JMP    EB, E9
 //   F_INCDEC   FF /0 /1 register, 32/64-bit  F_TEST   85 register, 32/64-bit
 //   F_LEA      8D, 32/64-bit
-// Insn.imm2 holds the sign-extended immediate or displacement of the form.
+//   F_PUSH     50+r (64-bit)                 F_POP    58+r (64-bit)
+//   F_CALL     E8                            F_RET    C3
+//   F_SHIFT    C1 /0-/7 (rotates and shifts by imm8) with a register destination, 32/64-bit
+//   F_IMUL     0F AF register, register, 32/64-bit
+// Insn.imm2 holds the sign-extended immediate or displacement of the form. The stack,
+// shift and multiply forms call the same helpers exec.ts uses (push, peek, branch, shift,
+// imul2), so only the dispatch is skipped.
 
 import { Cpu, canonical } from "../cpu";
 import { X86, getR64, setR64, STOP_NONE } from "./state";
 import { Insn, P_LOCK, P_ASZ, B_NONE, B_RIP, effAddr } from "./decode";
 import { LF_ADD, LF_SUB, LF_LOGIC, LF_INC, LF_DEC, setLazy, carry, cond } from "./flags";
-import { aluRes } from "./alu";
+import { aluRes, shift, commitFlags } from "./alu";
 import { rd, wr, dataAcc } from "./vmem";
-import { accOf } from "./operand";
+import { accOf, push, peek, branch } from "./operand";
+import { REG_RSP } from "./state";
+import { imul2 } from "./exec";
 
 export const F_NONE: u32 = 0;
 export const F_ALU_RR: u32 = 1;
@@ -36,6 +44,12 @@ export const F_JMP: u32 = 9;
 export const F_INCDEC: u32 = 10;
 export const F_TEST: u32 = 11;
 export const F_LEA: u32 = 12;
+export const F_PUSH: u32 = 13;
+export const F_POP: u32 = 14;
+export const F_CALL: u32 = 15;
+export const F_RET: u32 = 16;
+export const F_SHIFT: u32 = 17;
+export const F_IMUL: u32 = 18;
 
 @inline function sx(v: u64, bytes: u32): u64 {
   let s = 64 - 8 * <u64>bytes;
@@ -57,7 +71,13 @@ export function classify(d: Insn): u32 {
   if (op >= 0x70 && op < 0x80) { d.imm2 = sx(d.imm, 1); return F_JCC; }
   if (op >= 0x180 && op < 0x190) { d.imm2 = sx(d.imm, 4); return F_JCC; }
   if (op >= 0xB8 && op < 0xC0) return F_MOV_RI;
+  if (op >= 0x50 && op < 0x58) return F_PUSH;
+  if (op >= 0x58 && op < 0x60) return F_POP;
   switch (op) {
+    case 0xE8: d.imm2 = sx(d.imm, 4); return F_CALL;
+    case 0xC3: return F_RET;
+    case 0xC1: return d.mem == 0 ? F_SHIFT : F_NONE;
+    case 0x1AF: return d.mem == 0 ? F_IMUL : F_NONE;
     case 0x81: case 0x83:
       if (d.mem != 0) return F_NONE;
       d.imm2 = op == 0x83 ? sx(d.imm, 1) : d.imm;
@@ -156,6 +176,35 @@ export function fastExec(c: Cpu, x: X86, d: Insn): bool {
       setLazy(x, LF_LOGIC, size, 0, 0, getR64(x, d.rm) & getR64(x, d.reg) & m, 0);
       return true;
     }
+    case F_PUSH: push(c, x, getR64(x, (d.op & 7) | ((d.rex & 1) << 3)), 8); return true;
+    case F_POP: {
+      let v = peek(c, x, 0, 8);
+      if (x.stop != STOP_NONE) return true;
+      setR64(x, REG_RSP, getR64(x, REG_RSP) + 8);
+      setR64(x, (d.op & 7) | ((d.rex & 1) << 3), v); // POP RSP: the popped value wins
+      return true;
+    }
+    case F_CALL: {
+      branch(c, x, x.nextRip + d.imm2);
+      if (x.stop != STOP_NONE) return true;
+      push(c, x, x.rip + <u64>d.len, 8);
+      return true;
+    }
+    case F_RET: {
+      let t = peek(c, x, 0, 8);
+      if (x.stop != STOP_NONE) return true;
+      branch(c, x, t);
+      if (x.stop != STOP_NONE) return true;
+      setR64(x, REG_RSP, getR64(x, REG_RSP) + 8);
+      return true;
+    }
+    case F_SHIFT: {
+      let r = shift(x, d.reg & 7, size, getR64(x, d.rm) & m, <u32>d.imm, carry(c, x));
+      put(x, d.rm, size, r);
+      commitFlags(c, x);
+      return true;
+    }
+    case F_IMUL: imul2(c, x, d, size, getR64(x, d.reg) & m, getR64(x, d.rm) & m); return true;
     case F_LEA: {
       let a = d.disp;
       if (d.base == B_RIP) a += x.rip + <u64>d.len;

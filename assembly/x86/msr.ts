@@ -145,21 +145,33 @@ export function wrmsr(c: Cpu, x: X86): void {
 //   7.0: EBX SMEP(7) INVPCID(10) SMAP(20); ECX PKU(3) OSPKE(4, = CR4.PKE) LA57(16).
 //   8000_0001: ECX LAHF64(0) ABM/LZCNT(5); EDX SYSCALL(11) NX(20) 1G(26) RDTSCP(27) LM(29).
 //   8000_0008: EAX physical bits 7:0, linear bits 15:8.
+//   15h (TSC and core crystal clock, SDM vol. 2A CPUID): EAX denominator, EBX numerator of
+//      the TSC / crystal ratio, ECX crystal Hz; TSC Hz = ECX * EBX / EAX. The APIC timer
+//      counts TSC cycles here, so the "crystal" is the TSC itself: 1/1, ECX = tscHz.
+//      All zero (not enumerated) when the host set no frequency or it exceeds 32 bits.
+//   16h (processor frequency): EAX 15:0 base MHz, EBX 15:0 maximum MHz, ECX 15:0 bus
+//      (reference) MHz; all the TSC rate (no turbo; the bus is the APIC timer's clock).
 // TZCNT runs (as on BMI1 CPUs) but BMI1 is not advertised: ANDN/BEXTR/BLSI are VEX-encoded
 // and raise #UD.
 export function cpuid(c: Cpu, x: X86): void {
   let leaf = <u32>getR64(x, 0), sub = <u32>getR64(x, 1);
   let a: u32 = 0, b: u32 = 0, cc: u32 = 0, d: u32 = 0;
-  if (leaf == 0) { a = 7; b = 0x756E_6547; d = 0x4965_6E69; cc = 0x6C65_746E; }
+  if (leaf == 0) { a = 0x16; b = 0x756E_6547; d = 0x4965_6E69; cc = 0x6C65_746E; }
   else if (leaf == 1) {
     a = 0x0005_06E3;
     b = 0x0000_0800;
-    // PCID(17) only where CR4.PCIDE can be set: shadow paging refuses it (MOV CR4 → #GP).
-    cc = (1 << 13) | (c.mode == MODE_SHADOW ? 0 : 1 << 17) | (1 << 21) | (1 << 23) | (1 << 24) | (1 << 31);
+    // PCID(17) in every mode: under shadow paging the shadow CR3 carries the guest's PCID.
+    cc = (1 << 13) | (1 << 17) | (1 << 21) | (1 << 23) | (1 << 24) | (1 << 31);
     d = (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 9) | (1 << 13) | (1 << 15) | (1 << 16) | (1 << 19);
   } else if (leaf == 7 && sub == 0) {
     b = (1 << 7) | (1 << 10) | (1 << 20);
     cc = (1 << 3) | (c.pke != 0 ? 1 << 4 : 0) | (1 << 16);
+  } else if (leaf == 0x15) {
+    if (x.tscHz != 0 && x.tscHz <= 0xFFFF_FFFF) { a = 1; b = 1; cc = <u32>x.tscHz; }
+  } else if (leaf == 0x16) {
+    let mhz = <u32>(x.tscHz / 1_000_000);
+    if (mhz > 0xFFFF) mhz = 0xFFFF;
+    a = mhz; b = mhz; cc = mhz;
   } else if (leaf == 0x8000_0000) { a = 0x8000_0008; }
   else if (leaf == 0x8000_0001) {
     cc = 1 | (1 << 5);

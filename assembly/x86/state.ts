@@ -126,6 +126,7 @@ export const F_WRITABLE: u64 = F_ARITH | F_TF | F_IF | F_DF | F_IOPL | F_NT | F_
   budget: u64;        // instructions left in this run
   excBitmap: u32;     // exception vectors that exit instead of being delivered
   insnCycles: u64;    // virtual-TSC cycles per instruction
+  tscHz: u64;         // TSC (= APIC timer) ticks per virtual second, reported by CPUID 0x15/0x16 (0: not enumerated)
   microI: usize;      // fast-path mirror of the L1 4 KiB instruction TLB
   insnPtr: usize;     // scratch decoded instruction (Insn)
   // pending IN: the instruction waits for the host's data (ioData) at the next run

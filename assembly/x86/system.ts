@@ -269,7 +269,9 @@ function movCr(c: Cpu, x: X86, d: Insn, write: bool): void {
     if ((v & ~ok) != 0) { gp0(x); return; }
     if (c.mode == MODE_SHADOW) {
       let changed = c.cr4 ^ v;
-      if ((changed & (<u64>1 << 12)) != 0 || (v & (<u64>1 << 5)) == 0 || (v & (<u64>1 << 17)) != 0) { gp0(x); return; }
+      if ((changed & (<u64>1 << 12)) != 0 || (v & (<u64>1 << 5)) == 0) { gp0(x); return; }
+      // Setting PCIDE: #GP unless in IA-32e mode with the (guest's) CR3[11:0] = 0 (SDM 4.10.1).
+      if ((changed & v & (<u64>1 << 17)) != 0 && ((x.guestCr3 & 0xFFF) != 0 || (c.efer & EFER_LMA) == 0)) { gp0(x); return; }
       shadowCrExit(c, x, 4, v);
       return;
     }
@@ -340,9 +342,11 @@ function invpcidOp(c: Cpu, x: X86, d: Insn): void {
   if (x.stop != STOP_NONE) return;
   if (type > 3 || pcid > 0xFFF) { gp0(x); return; }
   if (c.mode == MODE_SHADOW) {
+    // The checks invpcid() makes, before the exit (CR4 is the guest's under shadow paging).
+    if ((type == 0 && !isCanonical(c, la)) || ((c.cr4 & (<u64>1 << 17)) == 0 && type <= 1 && pcid != 0)) { gp0(x); return; }
     x.rip = x.nextRip;
     c.exitAddr = la;
-    x.exitValue = type | 0x100; // marks INVPCID (type in bits 1:0)
+    x.exitValue = type | 0x100 | (pcid << 12); // marks INVPCID: type in bits 1:0, PCID in 23:12
     exitTo(c, x, XEXIT_INVLPG);
     return;
   }

@@ -1,11 +1,14 @@
 // The guest balloon driver: the Linux vmw_balloon driver's behaviour (fact sheet §1.5-1.10)
-// speaking the VMware balloon protocol through the backdoor register window
-// (src/devices/backdoor.ts) with OUT/IN ops on the guest's own vCPU.
+// speaking the VMware balloon protocol over its real transport, as vmw_balloon.c's
+// __vmballoon_cmd does (and memvisor-os's C driver): one `inl (%dx)` on port 0x5670 with
+// the arguments and results in the general registers (src/devices/backdoor-inl.ts).
 //
-// One hypercall = one small batch:  [stores: batch entries] OUT EAX=magic, OUT ECX=cmd,
-// OUT EBX=arg1, OUT RBX-high, OUT ESI=arg2, IN 0x5670 (execute → status), IN EBX, IN
-// RBX-high, IN ECX, [loads: batch entry statuses]. IO exits go to the VM's PortBus; the
-// batch page is written and read through the kernel's direct map, so every byte the
+// One hypercall = one small batch on the guest's own vCPU:
+//   setGprs  RAX = magic, RCX = command, RBX = arg 1 (64-bit), RSI = arg 2, RDX = 0x5670
+//   [stores: batch entries]  IN 0x5670 (size 4: the one IO exit; the board completes it with
+//   the register file: EAX status → the op and RAX, RBX result, RCX capabilities)
+//   [loads: batch entry statuses]   then gprs() for RBX / RCX.
+// The batch page is written and read through the kernel's direct map, so every byte the
 // driver touches goes through the MMU.
 //
 // Per tick (call tick() once per simulated second): reset if required (pop the balloon
@@ -18,7 +21,7 @@
 import type { AccessBatch } from '../../src/core/batch.js';
 import type { GuestPlatform } from '../platform.js';
 import { runOps } from './run.js';
-import { BACKDOOR_PORT as P, REG } from '../../src/devices/backdoor-protocol.js';
+import { BACKDOOR_PORT as P } from '../../src/devices/backdoor-protocol.js';
 import { BALLOON_MAGIC, CMD, CAP, STATUS, BATCH_MAX_ENTRIES, FRAMES_2M } from '../../src/devices/balloon-protocol.js';
 
 /** What the driver needs from the guest kernel's frame allocator. */
@@ -241,20 +244,20 @@ export class BalloonDriver {
     const b = this.o.batch.clear();
     const va = entries.length ? this.o.directMap(this.batchPage!) : 0n;
     entries.forEach((g, i) => b.store(va + BigInt(i * 8), BigInt(g) << 12n, 8));
-    b.out(P + REG.EAX, BigInt(BALLOON_MAGIC), 4).out(P + REG.ECX, BigInt(cmd), 4)
-      .out(P + REG.EBX, arg1 & U32, 4).out(P + REG.EBX_HIGH, arg1 >> 32n, 4).out(P + REG.ESI, BigInt(arg2), 4);
     const exec = b.length;
-    b.in(P + REG.EXECUTE, 4).in(P + REG.EBX, 4).in(P + REG.EBX_HIGH, 4).in(P + REG.ECX, 4);
+    b.in(P, 4);                                        // inl (%dx)
     const first = b.length;
     entries.forEach((_, i) => b.load(va + BigInt(i * 8), 8));
+    const vcpu = this.o.platform.vcpu;
+    vcpu.setGprs({ rax: BigInt(BALLOON_MAGIC), rcx: BigInt(cmd), rbx: BigInt.asUintN(64, arg1), rsi: BigInt(arg2), rdx: BigInt(P) });
     this.run(b);
     this.stats.hypercalls++;
-    const status = Number(b.value(exec));
+    const status = Number(b.value(exec));              // EAX (RAX holds it zero-extended too)
     this.stats.lastStatus = status;
-    const rbx = b.value(exec + 1) | (b.value(exec + 2) << 32n);
+    const { rbx, rcx } = vcpu.gprs();
     if (status === STATUS.ERROR_RESET) this.resetRequired = true;
     if (status === STATUS.SUCCESS && cmd !== CMD.START && cmd !== CMD.GUEST_ID && cmd !== CMD.VMCI_DOORBELL_SET) this.target = Number(rbx);
-    return { status, rbx, ecx: Number(b.value(exec + 3)), entries: entries.map((_, i) => Number(b.value(first + i) & 0xfffn)) };
+    return { status, rbx, ecx: Number(rcx & U32), entries: entries.map((_, i) => Number(b.value(first + i) & 0xfffn)) };
   }
 
   private run(b: AccessBatch): void {

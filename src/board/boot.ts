@@ -6,9 +6,12 @@
 //   bootKernel ─▶ PortBus ◀─ SwapDisk (DMA through vm.memory, stalls the vCPU)
 //       │            ▲
 //       └─▶ platform { vcpu, ports, memory, createBatch, hostExit } ─▶ Kernel.boot
+//                    └─ port 0x5670 with a backdoor: the register file (backdoor-ports.ts)
 
 import type { AccessBatch } from '../core/batch.js';
 import { PortBus } from '../devices/bus.js';
+import type { BackdoorInl } from '../devices/backdoor-inl.js';
+import { portsWithBackdoor } from './backdoor-ports.js';
 import { SwapDisk, SWAPDISK_PORTS } from '../devices/swapdisk.js';
 import { SWAP_PORT } from '../devices/swapdisk-protocol.js';
 import { OutOfFramesError } from '../hypervisor/monitor/frames.js';
@@ -41,6 +44,8 @@ export interface BootKernelOptions extends Omit<KernelOptions, 'platform'> {
   reclaimHost?: (need: number) => number;
   /** Exits only the hypervisor can resolve (WRITE_PROTECT, OUT_OF_FRAMES, ...): return the op to resume at. */
   onHostExit?: (x: GuestExit, b: AccessBatch | null) => number;
+  /** The balloon backdoor: one `inl` on its port with the vCPU's register file. */
+  backdoor?: BackdoorInl;
 }
 
 export interface BootedKernel {
@@ -55,11 +60,12 @@ const isHostShortage = (e: unknown): boolean => e instanceof OutOfFramesError;
 
 /** The platform a guest sees of vm: one of its vCPUs, its bus, its memory and the host's exit handler. */
 export function vmPlatform(hv: Hypervisor, vm: Vm, bus: PortBus, o: { vcpu?: number; swapPort?: number; swapDma?: boolean;
-  onHostExit?: BootKernelOptions['onHostExit'] } = {}): GuestPlatform {
+  onHostExit?: BootKernelOptions['onHostExit']; backdoor?: BackdoorInl } = {}): GuestPlatform {
   const hostExit = o.onHostExit;
+  const vcpu = vm.vcpus[o.vcpu ?? 0];
   return {
-    vcpu: vm.vcpus[o.vcpu ?? 0],
-    ports: bus,
+    vcpu,
+    ports: o.backdoor ? portsWithBackdoor(bus, o.backdoor, vcpu) : bus,
     memory: vm.memory,
     memoryBytes: vm.memoryBytes,
     frameCount: vm.frameCount,
@@ -80,7 +86,7 @@ export function bootKernel(o: BootKernelOptions): BootedKernel {
     ? { dma: o.ioRemap ? o.ioRemap.view(vm, (c) => vcpu.stall(c)) : vm.memory, stall: (c) => vcpu.stall(c), latencyCycles: o.swapLatencyCycles,
       reclaim: () => o.reclaimHost?.(1) ?? 0, isHostShortage } : {});
   bus.register(disk.base, SWAPDISK_PORTS, disk);
-  const platform = vmPlatform(hv, vm, bus, { vcpu: o.vcpu, swapPort: disk.base, swapDma: dma, onHostExit: o.onHostExit });
+  const platform = vmPlatform(hv, vm, bus, { vcpu: o.vcpu, swapPort: disk.base, swapDma: dma, onHostExit: o.onHostExit, backdoor: o.backdoor });
   const kernel = Kernel.boot({ ...o, platform });
   return { kernel, vm, bus, disk, platform };
 }

@@ -63,6 +63,7 @@ export function interpretingCpu(vm: Vm): GuestCpu & { lastException: LastExcepti
     },
     setGprs(r: Partial<GprFile>): void { cpu.setRegisters(r); },
     setIoData(v: bigint): void { cpu.setIoData(v); },
+    setTscHz(hz: number): void { cpu.setTscFrequency(hz); },
     injectInterrupt(v: number): void { cpu.injectInterrupt(v); },
     instructions: () => instructions,
     tsc: () => cpu.getRegisters().tsc,

@@ -8,7 +8,8 @@
 // slice and is charged to the guest's CPU like any other guest work.
 //
 //   Scheduler ── step(budget) ──▶ GuestVm ── Kernel.step ──▶ Vcpu.run ──▶ MMU core
-//        │                           │  IO exits ─▶ PortBus ─▶ BackdoorPort ─▶ BalloonDevice
+//        │                           │  IO exits ─▶ PortBus; port 0x5670 with the vCPU's
+//        │                           │  registers ─▶ BackdoorInl ─▶ BalloonDevice
 //        └─ every 1 s: balloon due ─▶ (next slice) driver.tick()   host exits ─▶ hostExit
 //
 // Time: the kernel's clock follows the scheduler's (so workloads that read k.now() see the
@@ -22,7 +23,7 @@ import type { AccessBatch } from '../core/batch.js';
 import type { CpuOptions } from '../core/cpu.js';
 import type { Runnable, Scheduler } from '../hypervisor/policy/scheduler.js';
 import { PortBus } from '../devices/bus.js';
-import { BackdoorPort, BACKDOOR_PORT, BACKDOOR_PORTS } from '../devices/backdoor.js';
+import { BackdoorInl } from '../devices/backdoor-inl.js';
 import { classifyBalloonExit, type BalloonDevice, type BalloonViolation } from '../devices/balloon.js';
 import { createBalloonDevice } from './balloon.js';
 import { BalloonStats } from '../devices/balloon-stats.js';
@@ -51,7 +52,7 @@ export interface GuestVmOptions {
   balloonCapabilities?: number;
   /** Let balloon allocations make the guest page out (Linux's sleeping allocation; default true). */
   balloonReclaims?: boolean;
-  kernel?: Partial<Omit<BootKernelOptions, 'hv' | 'vm' | 'bus' | 'onHostExit' | 'hz' | 'reclaimHost'>>;
+  kernel?: Partial<Omit<BootKernelOptions, 'hv' | 'vm' | 'bus' | 'onHostExit' | 'hz' | 'reclaimHost' | 'backdoor'>>;
   cpu?: CpuOptions;
   /** EPT accessed/dirty flags (default on; guest walks then write-touch page-table pages). */
   eptAd?: boolean;
@@ -76,6 +77,8 @@ export class GuestVm implements Runnable {
   readonly vm: Vm;
   readonly bus = new PortBus();
   readonly device: BalloonDevice;
+  /** The balloon backdoor: one `inl` on port 0x5670 with the vCPU's registers (as memvisor-os's driver uses it). */
+  readonly backdoor: BackdoorInl;
   readonly balloonStats: BalloonStats;
   readonly kernel: Kernel;
   readonly driver: BalloonDriver | null;
@@ -108,11 +111,11 @@ export class GuestVm implements Runnable {
       () => this.seconds);
     const dev = createBalloonDevice(this.vm, o.hv.frames, { events: this.balloonStats });
     this.device = dev;
-    this.bus.register(BACKDOOR_PORT, BACKDOOR_PORTS, new BackdoorPort(dev));
-    this.kernel = bootKernel({ ...o.kernel, hv: o.hv, vm: this.vm, bus: this.bus, hz: this.hz,
+    this.backdoor = new BackdoorInl(dev);
+    this.kernel = bootKernel({ ...o.kernel, hv: o.hv, vm: this.vm, bus: this.bus, hz: this.hz, backdoor: this.backdoor,
       onHostExit: (x, b) => this.hostExit(x, b), reclaimHost: (n) => this.o.reclaim?.(this, n) ?? 0 }).kernel;
     this.driver = o.balloon === false ? null : new BalloonDriver({
-      platform: vmPlatform(o.hv, this.vm, this.bus, { vcpu: o.kernel?.vcpu, onHostExit: (x) => this.hostExit(x, null) }),
+      platform: vmPlatform(o.hv, this.vm, this.bus, { vcpu: o.kernel?.vcpu, onHostExit: (x) => this.hostExit(x, null), backdoor: this.backdoor }),
       alloc: this.pinnedAllocator(), batch: o.hv.machine.createBatch(1100),
       directMap: (gfn) => DIRECT_MAP + (BigInt(gfn) << 12n), totalFrames: this.vm.frameCount,
       capabilities: o.balloonCapabilities,

@@ -44,6 +44,8 @@ export interface GuestCpu {
   injectInterrupt(vector: number): void;
   /** Guest instructions retired so far. */
   instructions(): number;
+  /** The TSC rate the vCPU reports in CPUID 0x15/0x16 (the guest times its APIC timer by it). */
+  setTscHz?(hz: number): void;
   /** The virtual TSC (cycles); advanceTo moves it forward while the guest is halted. */
   tsc(): bigint;
   advanceTo(tsc: bigint): void;
@@ -174,6 +176,7 @@ export class OsMachine implements Runnable {
     this.bus.register(ACPI_PM1A_CNT, 2, this.power);
     this.bus.register(DEBUG_EXIT, 1, this.power);
     this.cpu = o.cpu(this.vm);
+    this.cpu.setTscHz?.(this.hz);
     this.cpu.boot(this.boot.registers);
   }
 
@@ -211,9 +214,11 @@ export class OsMachine implements Runnable {
 
   /**
    * Runnable: runs about `budget` cycles (the modeled cycles: instructions plus exits) and
-   * returns those used; 0 once stopped, or while halted until its next timer (or an
-   * injected interrupt). On a scheduler the guest's TSC is the scheduler's clock: time other
-   * guests ran passes for this one too.
+   * returns those used; 0 once stopped. On a scheduler the guest's TSC is the scheduler's
+   * clock (time other guests ran passes for this one too) and a halted guest returns 0
+   * until its next timer (or an injected interrupt). Without a scheduler the guest's TSC is
+   * the only clock: a halted guest's time moves on to its next timer, at most `budget`
+   * cycles per call, and that idle time counts as used.
    */
   step(budget: number): number {
     if (this.result) return 0;
@@ -225,7 +230,8 @@ export class OsMachine implements Runnable {
     }
     this.wakeAt = 0n;
     const t0 = this.cpu.tsc();
-    this.step1(Math.max(1, Math.round(budget)), Infinity, true);
+    const cycles = Math.max(1, Math.round(budget));
+    this.step1(cycles, now === null ? Number(t0) + cycles : Infinity, now !== null);
     return Number(this.cpu.tsc() - t0);
   }
 

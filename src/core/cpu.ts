@@ -76,6 +76,9 @@ export interface Registers extends Partial<Record<keyof X86Registers, RegValue>>
   cr0: RegValue; cr3: RegValue; cr4: RegValue; efer: RegValue;
   rflags: RegValue; pkru: RegValue; cpl: RegValue;
 }
+/** The general registers a port hypercall carries (the VMware backdoor: RAX magic, RCX command, RBX/RSI arguments, RDX port). */
+export type GeneralRegisters = Pick<X86Registers, 'rax' | 'rbx' | 'rcx' | 'rdx' | 'rsi' | 'rdi'>;
+
 export const REG_ORDER = ['cr0', 'cr3', 'cr4', 'efer', 'rflags', 'pkru', 'cpl'] as const;
 const R_CPL = REG_ORDER.indexOf('cpl');
 
@@ -204,6 +207,7 @@ export class Cpu {
     if (this.x86Ready) return;
     if (!this.core.x86Create(this.ptr)) throw new RangeError('out of core memory creating the interpreter state');
     this.core.x86SetInsnCycles(this.ptr, BigInt(Math.round(this.lat.instruction)));
+    this.core.x86SetTscHz(this.ptr, BigInt(this.tscHz));
     this.x86Ready = true;
   }
 
@@ -255,6 +259,18 @@ export class Cpu {
     this.x86();
     this.core.x86InjectException(this.ptr, vector, errorCode !== undefined, (errorCode ?? 0) >>> 0, BigInt.asUintN(64, cr2));
   }
+
+  /**
+   * The TSC's rate in cycles per virtual second, which CPUID leaves 0x15 (TSC / core crystal
+   * clock, 1:1 here since the APIC timer counts TSC cycles) and 0x16 (base, maximum and bus
+   * MHz) report; 0 (the default) reports neither. Guests derive their timer periods from it.
+   */
+  setTscFrequency(hz: number): void {
+    if (!Number.isInteger(hz) || hz < 0 || hz > 0xffff_ffff) throw new RangeError(`TSC frequency must be an integer in 0..2^32-1 Hz, got ${hz}`);
+    this.tscHz = hz;
+    if (this.x86Ready) this.core.x86SetTscHz(this.ptr, BigInt(hz));
+  }
+  private tscHz = 0;
 
   /** Advances the virtual TSC (time the vCPU spent halted or in the host). */
   advanceTsc(cycles: bigint | number): void { this.x86(); this.core.x86AdvanceTsc(this.ptr, BigInt(cycles)); }

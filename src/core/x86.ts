@@ -45,7 +45,7 @@ export type CpuExit = ({
   /** Shadow paging: MOV to CR3 retired; the hypervisor loads `value`. */
   | { reason: 'CR3'; value: bigint }
   /** Shadow paging: INVLPG (or INVPCID with invpcidType) retired. */
-  | { reason: 'INVLPG'; va: bigint; invpcidType?: number }
+  | { reason: 'INVLPG'; va: bigint; invpcidType?: number; invpcidPcid?: number }
   /** Shadow paging: MOV to CR0/CR4 or WRMSR EFER retired; the hypervisor applies `value`. */
   | { reason: 'CR_WRITE'; register: 'cr0' | 'cr4' | 'efer'; value: bigint }
   | { reason: 'unsupported' }) & { instructions: number };
@@ -134,7 +134,7 @@ export function readExit(core: Core, cpuPtr: number): CpuExit {
     case 'CR3': return { reason, value: r[4], instructions };
     case 'INVLPG': {
       const x: CpuExit = { reason, va: r[1], instructions };
-      if (n(4) & 0x100) x.invpcidType = n(4) & 3;
+      if (n(4) & 0x100) { x.invpcidType = n(4) & 3; x.invpcidPcid = (n(4) >>> 12) & 0xfff; }
       return x;
     }
     case 'CR_WRITE': {

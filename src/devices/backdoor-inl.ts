@@ -11,7 +11,10 @@
 //
 // Anything else reaching the port (an OUT, an IN of size 1 or 2) is a misuse: counted and
 // recorded; an IN of that kind reads all ones in its size (RAX's other bits kept, as the
-// CPU merges AL/AX). The legacy 7-port register window (backdoor.ts) is separate.
+// CPU merges AL/AX). Both guest drivers use this transport: the C kernel's (os-machine.ts
+// hands it the interpreter's registers) and the TypeScript kernels' (batch ops; the
+// board hands it the vCPU's registers, src/board/backdoor-ports.ts). The legacy 7-port
+// register window (backdoor.ts) is separate and unused by the boards.
 
 import type { BackdoorHandler } from './backdoor.js';
 

@@ -1,5 +1,6 @@
-// The backdoor port's numbers (backdoor.ts has the register-window diagram): constants only,
-// shared by the device and the guest's balloon driver (guests/kernel/balloon.ts).
+// The backdoor port's numbers: constants only, shared by the devices and the guests' balloon
+// driver (guests/kernel/balloon.ts uses BACKDOOR_PORT, the one `inl` port). BACKDOOR_PORTS
+// and REG describe the legacy register window (backdoor.ts has its diagram).
 
 export const BACKDOOR_PORT = 0x5670;
 export const BACKDOOR_PORTS = 7; // 0x5670..0x5676

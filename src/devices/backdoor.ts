@@ -1,7 +1,10 @@
-// LEGACY MODE: the balloon backdoor as a 7-port register window, for the batch-op
-// (TypeScript) guests whose IO ops carry no general registers. Machine-code guests use the
-// real transport, one `inl (%dx)` with the register file (backdoor-inl.ts); both call the
-// same BalloonDevice. A board registers one or the other on port 0x5670, never both.
+// LEGACY MODE, registered by no board: the balloon backdoor as a 7-port register window.
+// It served the batch-op (TypeScript) guests while their IO ops carried no general
+// registers; today every driver (the C kernel's and guests/kernel/balloon.ts) uses the real
+// transport, one `inl (%dx)` with the register file (backdoor-inl.ts; for batch ops the
+// board completes the IO exit with the vCPU's registers, src/board/backdoor-ports.ts).
+// It stays for hosts that cannot hand a device the register file; it calls the same
+// BalloonDevice. A board registers one or the other on port 0x5670, never both.
 //
 // The VMware balloon backdoor (hypercall) port, 0x5670, on the port-I/O bus.
 //

@@ -83,7 +83,7 @@ describe.skipIf(!hasGcc)('booting a hand-written kernel (skipped without gcc)', 
     expect(m.backdoor.calls).toBe(5);
   });
 
-  it.each([['native', 1], ['nested', 1], ['shadow', 0]] as const)('CPUID advertises PCID under %s paging only where CR4.PCIDE can be set (%d)', async (mode, pcid) => {
+  it.each([['native', 1], ['nested', 1], ['shadow', 1]] as const)('CPUID advertises PCID under %s paging (%d): CR4.PCIDE can be set in every mode', async (mode, pcid) => {
     const hv = await Hypervisor.create({ hostMemoryBytes: 96 * 2 ** 20 });
     const k = buildKernel(`.intel_syntax noprefix\n.text\n.global _start\n_start:\n mov eax, 1\n xor ecx, ecx\n cpuid\n shr ecx, 17\n and ecx, 1\n mov al, cl\n out 0xf4, al\n hlt\n`);
     const m = new OsMachine({ hv, kernel: k, memoryBytes: 32 * 2 ** 20, mode, cpu: interpretingCpu });

@@ -177,6 +177,22 @@ describe('OsMachine as a scheduler Runnable', () => {
     expect(m.stopped).toMatchObject({ stop: 'power-off' });
   });
 
+  it('without a scheduler, step() moves a halted guest to its timer, at most budget cycles per call', async () => {
+    const cpu = new ScriptedCpu([{ reason: 'HLT', instr: 10 }, { reason: 'HLT', instr: 10 }, { reason: 'HLT', instr: 10 }, outb(0xf4, 4)]);
+    cpu.timer = 5_000_000n;
+    const { m } = await board([], cpu);
+    expect(m.step(2_000_000)).toBe(2_000_000);       // 10 instructions, then idle up to the budget
+    expect(m.step(2_000_000)).toBe(2_000_000);
+    expect(m.step(2_000_000)).toBe(1_000_000);       // the timer is due at 5e6: no further
+    expect(cpu.tsc()).toBe(5_000_000n);
+    m.step(2_000_000);
+    expect(m.stopped).toMatchObject({ stop: 'power-off', status: 4 });
+    cpu.timer = null;
+    const lone = await board([{ reason: 'HLT' }]);
+    lone.m.step(1000);
+    expect(lone.m.stopped).toMatchObject({ stop: 'halted' }); // as run(): nothing can wake it
+  });
+
   it('without the balloon device the backdoor port floats high', async () => {
     const cpu = new ScriptedCpu([inb(0x5670, 4, { rax: 0x456c6d6fn }), outb(0xf4, 0)]);
     const hv = await Hypervisor.create({ hostMemoryBytes: 64 * 2 ** 20 });

@@ -15,7 +15,7 @@ const pattern = (g: number, i: number) => BigInt(g) * 0x1_0000n + BigInt(i);
 async function setup(o: { mode?: 'nested' | 'shadow'; vmMiB?: number; hostCaps?: number; caps?: number } = {}) {
   const r = await rig({ mode: o.mode, vmMiB: o.vmMiB, dev: { hostCapabilities: o.hostCaps } });
   const alloc = new TestAllocator(r.vm.frameCount, DATA);
-  const drv = new BalloonDriver({ platform: vmPlatform(r.hv, r.vm, r.bus), alloc, batch: r.hv.machine.createBatch(2048),
+  const drv = new BalloonDriver({ platform: vmPlatform(r.hv, r.vm, r.bus, { backdoor: r.backdoor }), alloc, batch: r.hv.machine.createBatch(2048),
     directMap: (g) => DIRECT + (BigInt(g) << 12n), totalFrames: r.vm.frameCount, capabilities: o.caps ?? (CAP.BASIC_CMDS | CAP.BATCHED_CMDS) });
   return { ...r, alloc, drv };
 }
@@ -35,6 +35,23 @@ function guestCheck(r: Rig, gfns: number[]): void {
 const ballooned = (r: Rig) => r.vm.p2m.count(P2M.BALLOONED, P2M.BALLOONED);
 
 describe.each(['nested', 'shadow'] as const)('balloon driver (%s)', (mode) => {
+  it('speaks the real transport: one IN on 0x5670 per hypercall, arguments and results in the vCPU registers', async () => {
+    const r = await setup({ mode, vmMiB: 8 });
+    const vcpu = r.vm.vcpus[0];
+    vcpu.setGprs({ rdi: 0x1234n });
+    const io0 = vcpu.exits.IO ?? 0;
+    r.dev.setTarget(600);
+    r.drv.tick();
+    expect(r.drv.stats.hypercalls).toBe(5);            // START, GUEST_ID, GET_TARGET, 2 batched LOCKs (512 + 88)
+    expect(r.backdoor.calls).toBe(5);
+    expect((vcpu.exits.IO ?? 0) - io0).toBe(5);        // one IO exit each, no register window
+    expect(r.backdoor.misuses).toBe(0);
+    // The last call was BATCHED_LOCK of 88 entries: its registers as the driver loaded them,
+    // RAX = SUCCESS and RBX = the target written back, RDI untouched.
+    expect(vcpu.gprs()).toEqual({ rax: BigInt(STATUS.SUCCESS), rbx: 600n, rcx: 6n, rdx: 0x5670n, rsi: 88n, rdi: 0x1234n });
+    expect(r.dev.size).toBe(600);
+  });
+
   it('inflating to N frees exactly N host frames; deflating returns them; guest data survives', async () => {
     const r = await setup({ mode });
     guestWrite(r, DATA);

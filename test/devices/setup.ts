@@ -2,7 +2,7 @@
 // port bus, and a tiny pinned-frame allocator for the guest balloon driver.
 import { Hypervisor, type Vm } from '../../src/hypervisor/index.js';
 import { PortBus } from '../../src/devices/bus.js';
-import { BackdoorPort, BACKDOOR_PORT, BACKDOOR_PORTS, REG } from '../../src/devices/backdoor.js';
+import { BackdoorInl } from '../../src/devices/backdoor-inl.js';
 import { BalloonDevice, BALLOON_MAGIC, type BalloonDeviceOptions } from '../../src/devices/balloon.js';
 import { createBalloonDevice } from '../../src/board/balloon.js';
 import { BalloonStats } from '../../src/devices/balloon-stats.js';
@@ -14,8 +14,8 @@ export { DIRECT };
 export const PT_FIRST = 0x100, PT_END = 0x200; // gfns of the guest's page tables
 
 export interface Rig {
-  hv: Hypervisor; vm: Vm; bus: PortBus; port: BackdoorPort; dev: BalloonDevice; stats: BalloonStats;
-  /** A host-side backdoor call through the register window (what the guest's OUT/IN ops do). */
+  hv: Hypervisor; vm: Vm; bus: PortBus; backdoor: BackdoorInl; dev: BalloonDevice; stats: BalloonStats;
+  /** A host-side backdoor call: one `inl` on port 0x5670 with this register file (what a guest driver's IN does). */
   call(cmd: number, arg1?: bigint | number, arg2?: number, magic?: number): { status: number; rbx: bigint; ecx: number };
 }
 
@@ -28,21 +28,16 @@ export async function rig(o: { vmMiB?: number; hostMiB?: number; mode?: 'nested'
   let dev!: BalloonDevice;
   const stats = new BalloonStats({ get target() { return dev.target; }, get size() { return dev.size; } }, o.clock);
   dev = createBalloonDevice(vm, hv.frames, { events: stats, ...o.dev });
-  const port = new BackdoorPort(dev);
+  const backdoor = new BackdoorInl(dev);
   const bus = new PortBus();
-  bus.register(BACKDOOR_PORT, BACKDOOR_PORTS, port);
+  // Registers keep their values across calls, as a CPU's do.
+  const regs = { rax: 0n, rbx: 0n, rcx: 0n, rdx: 0n, rsi: 0n, rdi: 0n };
   const call = (cmd: number, arg1: bigint | number = 0n, arg2 = 0, magic = BALLOON_MAGIC) => {
-    const a = BigInt(arg1);
-    port.out(BACKDOOR_PORT + REG.EAX, 4, BigInt(magic));
-    port.out(BACKDOOR_PORT + REG.ECX, 4, BigInt(cmd));
-    port.out(BACKDOOR_PORT + REG.EBX, 4, a & 0xffff_ffffn);
-    port.out(BACKDOOR_PORT + REG.EBX_HIGH, 4, (a >> 32n) & 0xffff_ffffn);
-    port.out(BACKDOOR_PORT + REG.ESI, 4, BigInt(arg2));
-    const status = Number(port.in(BACKDOOR_PORT, 4));
-    const rbx = port.in(BACKDOOR_PORT + REG.EBX, 4) | (port.in(BACKDOOR_PORT + REG.EBX_HIGH, 4) << 32n);
-    return { status, rbx, ecx: Number(port.in(BACKDOOR_PORT + REG.ECX, 4)) };
+    Object.assign(regs, { rax: BigInt(magic), rcx: BigInt(cmd), rbx: BigInt.asUintN(64, BigInt(arg1)), rsi: BigInt(arg2), rdx: BigInt(backdoor.port) });
+    Object.assign(regs, backdoor.handle({ port: backdoor.port, size: 4, direction: 'in' }, regs));
+    return { status: Number(regs.rax), rbx: regs.rbx, ecx: Number(regs.rcx & 0xffff_ffffn) };
   };
-  return { hv, vm, bus, port, dev, stats, call };
+  return { hv, vm, bus, backdoor, dev, stats, call };
 }
 
 /** Pinned frames from [PT_END, frames) minus `reserved`; 2 MiB runs from wholly free aligned ranges. */

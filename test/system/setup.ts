@@ -19,7 +19,7 @@ import {
   Hypervisor, PageSharing, HostSwap, ActiveSampler, OutOfFramesError, P2M, isSwappable,
   type Vm, type VcpuExit, type SharingOptions,
 } from '../../src/hypervisor/index.js';
-import { BackdoorPort, BACKDOOR_PORT, REG } from '../../src/devices/backdoor.js';
+import { BackdoorInl } from '../../src/devices/backdoor-inl.js';
 import { BalloonDevice, BALLOON_MAGIC, CAP, CMD, STATUS, classifyBalloonExit } from '../../src/devices/balloon.js';
 import { createBalloonDevice } from '../../src/board/balloon.js';
 import { PAGE_2M, PTE } from '../../src/core/bits.js';
@@ -98,12 +98,10 @@ function sysVm(hv: Hypervisor, vm: Vm): SysVm {
   presetAccessed(vm);
   const dev = createBalloonDevice(vm, hv.frames);
   dev.setTarget(vm.frameCount); // the host always wants more: LOCK is never "not needed"
-  const port = new BackdoorPort(dev);
+  const backdoor = new BackdoorInl(dev);
   const call = (cmd: number, arg = 0): number => {
-    port.out(BACKDOOR_PORT + REG.EAX, 4, BigInt(BALLOON_MAGIC));
-    port.out(BACKDOOR_PORT + REG.ECX, 4, BigInt(cmd));
-    port.out(BACKDOOR_PORT + REG.EBX, 4, BigInt(arg));
-    return Number(port.in(BACKDOOR_PORT + REG.EXECUTE, 4));
+    const regs = { rax: BigInt(BALLOON_MAGIC), rbx: BigInt(arg), rcx: BigInt(cmd), rdx: BigInt(backdoor.port), rsi: 0n, rdi: 0n };
+    return Number(backdoor.handle({ port: backdoor.port, size: 4, direction: 'in' }, regs).rax);
   };
   if (call(CMD.START, CAP.BASIC_CMDS) !== STATUS.SUCCESS_WITH_CAPABILITIES) throw new Error('balloon START failed');
   const n = vm.frameCount;

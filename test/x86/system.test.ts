@@ -521,4 +521,38 @@ describe.skipIf(!HAVE_AS)('x86 system: port permissions, CPUID, TSC', () => {
     expect(r.rax).toBe(6n);                          // 6 instructions retired between the RDTSCs (1 cycle each)
     expect(r.r13).toBe(1000n + 9n);                  // TSC loaded at 1000, read after 9 retired instructions
   });
+
+  it('CPUID 0x15/0x16 report the TSC rate the host set (SDM: TSC = ECX * EBX / EAX; 0x16 in MHz), zeros before', async () => {
+    const leaves = async (hz?: number) => {
+      const env = await sysEnv();
+      env.cpu.setExceptionBitmap(1 << 3);
+      if (hz !== undefined) env.cpu.setTscFrequency(hz);
+      load(env, asm(`
+        xor eax, eax
+        cpuid
+        mov r8d, eax
+        mov eax, 0x15
+        xor ecx, ecx
+        cpuid
+        mov r9d, eax
+        mov r10d, ebx
+        mov r11d, ecx
+        mov eax, 0x16
+        xor ecx, ecx
+        cpuid
+        mov r12d, eax
+        mov r13d, ebx
+        mov r14d, ecx
+        int3
+      `, CODE));
+      expect(env.cpu.run({ maxInstructions: 100 })).toMatchObject({ reason: 'EXCEPTION', vector: 3 });
+      const r = env.cpu.getRegisters();
+      return [r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14].map(Number);
+    };
+    // max leaf 0x16; 0x15: denominator 1, numerator 1, crystal 2.4 GHz (the APIC timer counts TSC cycles); 0x16: 2400 MHz base, max, bus
+    expect(await leaves(2_400_000_000)).toEqual([0x16, 1, 1, 2_400_000_000, 2400, 2400, 2400]);
+    expect(await leaves()).toEqual([0x16, 0, 0, 0, 0, 0, 0]);   // no rate set: not enumerated
+    const env = await sysEnv();
+    expect(() => env.cpu.setTscFrequency(2 ** 32)).toThrow(/TSC frequency/);
+  });
 });

@@ -21,6 +21,7 @@
 
 volatile u64 ticks;
 u64 apic_hz;
+u64 tsc_hz;                        /* 0 when the CPU does not enumerate it */
 static int x2apic;
 static volatile u32 *xapic_mmio;
 
@@ -29,13 +30,32 @@ static void apic_write(u32 reg, u32 v) {
   else xapic_mmio[reg / 4] = v;
 }
 
-static u64 apic_clock_hz(void) {
-  u32 a, b, c, d;
-  cpuid(0, 0, &a, &b, &c, &d);
-  if (a >= 0x15) {
-    cpuid(0x15, 0, &a, &b, &c, &d);
-    if (c) return c;               /* ECX = core crystal clock (Hz) = APIC timer clock */
+/* The APIC timer's input clock (SDM vol. 3A 10.5.4: the core crystal clock when CPUID
+ * leaf 0x15 enumerates the TSC/crystal ratio), as Linux's native_calibrate_tsc reads it:
+ *   leaf 0x15: EAX = ratio denominator, EBX = numerator (0: not enumerated), ECX = crystal Hz
+ *              (0: not enumerated); TSC Hz = ECX * EBX / EAX
+ *   leaf 0x16: EAX 15:0 = base MHz; without ECX of 0x15, crystal = base * EAX / EBX
+ * Otherwise an assumed constant; *how says which. */
+static u64 apic_clock_hz(const char **how) {
+  u32 max, a, b, c, d;
+  cpuid(0, 0, &max, &b, &c, &d);
+  if (max >= 0x15) {
+    u32 den, num, crystal;
+    cpuid(0x15, 0, &den, &num, &crystal, &d);
+    if (num && den) {
+      *how = "CPUID 0x15";
+      if (!crystal && max >= 0x16) {
+        cpuid(0x16, 0, &a, &b, &c, &d);
+        crystal = (u32)((u64)(a & 0xffff) * 1000000 * den / num);
+        *how = "CPUID 0x15 ratio, 0x16 base";
+      }
+      if (crystal) {
+        tsc_hz = (u64)crystal * num / den;
+        return crystal;
+      }
+    }
   }
+  *how = "assumed";
   return ASSUMED_APIC_HZ;
 }
 
@@ -52,12 +72,13 @@ void apic_init(void) {
     xapic_mmio = phys_to_virt(base & 0xfffff000ULL);
   }
   apic_write(REG_SVR, 0x100 | VEC_SPURIOUS);           /* software enable */
-  apic_hz = apic_clock_hz();
+  const char *how;
+  apic_hz = apic_clock_hz(&how);
   apic_write(REG_DIVIDE, 0xb);                         /* divide by 1 */
   apic_write(REG_LVT_TIMER, (1u << 17) | VEC_TIMER);   /* periodic, unmasked */
   apic_write(REG_INIT_COUNT, (u32)(apic_hz / HZ));
-  kprintf("apic: %s timer periodic at %d Hz, clock %lu Hz (%s)\n", x2apic ? "x2APIC" : "xAPIC (MMIO)", HZ,
-          apic_hz, apic_hz == ASSUMED_APIC_HZ ? "assumed" : "CPUID 0x15");
+  kprintf("apic: %s timer periodic at %d Hz, clock %lu Hz (%s), TSC %lu Hz\n", x2apic ? "x2APIC" : "xAPIC (MMIO)", HZ,
+          apic_hz, how, tsc_hz);
 }
 
 void apic_eoi(void) { apic_write(REG_EOI, 0); }

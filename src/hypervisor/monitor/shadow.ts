@@ -17,6 +17,13 @@
 //   bit, and is writable only once the guest D bit is set (a write re-walks to set it).
 // - Faults the guest's tables forbid are reflected to the guest with its exact error
 //   code; the rest are hidden faults fixed here.
+// - Guest PCIDs: the vCPU's CR3 is the shadow root of the guest CR3's table with the
+//   guest's PCID in bits 11:0, so the core's TLB tags the guest's translations with the
+//   guest's PCIDs; a guest MOV CR3 with bit 63 keeps that PCID's entries (the core's
+//   writeCr3 decides, as for the guest), INVLPG drops the current PCID's, and INVPCID
+//   is the core's INVPCID on the guest's PCID. Shadow tables themselves are per guest
+//   table, not per PCID: the write protection keeps them in sync, so a root switched
+//   back to without a flush is still exact.
 //
 // Each shadow entry carries the rights of the guest entry it shadows (W, U, XD; the key
 // in the leaf), so the hardware ANDs them along the shadow path exactly as along the
@@ -32,6 +39,7 @@ import type { AccessBatch } from '../../core/batch.js';
 import { CR0, CR4, EFER, PTE, EPT_QUAL } from '../../core/bits.js';
 
 const ADDR = 0x000f_ffff_ffff_f000n;
+const NO_FLUSH = 1n << 63n; // MOV CR3 bit 63 with CR4.PCIDE
 const NONLEAF = PTE.P | PTE.W | PTE.U | PTE.A;
 
 /** What the shadow MMU needs from the VM that owns it. */
@@ -107,13 +115,12 @@ export class ShadowMmu {
       if (v === undefined) continue;
       (this.guest as Record<string, bigint | number>)[k] = k === 'pkru' || k === 'cpl' ? Number(v) : BigInt(v);
     }
-    if (this.guest.cr4 & CR4.PCIDE) throw new RangeError('shadow paging does not model guest PCIDs (CR4.PCIDE)');
     // Shadow entries encode rights under the old NXE/paging mode: rebuild them.
     if ((r.cr0 !== undefined || r.cr4 !== undefined || r.efer !== undefined) && this.pages.size > 0) this.zapAll();
     this.walker.setRegisters(r);
     const { cr3: _cr3, ...rest } = r;
     this.cpu.setRegisters({ ...rest, cr0: this.guest.cr0 | CR0.WP });
-    if (r.cr3 !== undefined || r.cr4 !== undefined) this.cpu.setRegisters({ cr3: this.rootFor(this.guest.cr3).hpa });
+    if (r.cr3 !== undefined || r.cr4 !== undefined) this.cpu.setRegisters({ cr3: this.vcpuCr3() });
   }
 
   private levels(): number { return this.guest.cr4 & CR4.LA57 ? 5 : 4; }
@@ -133,6 +140,12 @@ export class ShadowMmu {
       this.protect(gfn);
     }
     return p;
+  }
+
+  /** The vCPU's CR3: the shadow root for the guest's CR3, tagged with the guest's PCID. */
+  private vcpuCr3(): bigint {
+    const pcid = this.guest.cr4 & CR4.PCIDE ? this.guest.cr3 & 0xfffn : 0n;
+    return this.rootFor(this.guest.cr3).hpa | pcid;
   }
 
   private rootFor(guestCr3: bigint, switching = false): ShadowPage {
@@ -189,7 +202,7 @@ export class ShadowMmu {
     this.stats.shadowPages = 0;
     this.stats.protectedFrames = 0;
     this.cpu.flushTlb();
-    this.cpu.setRegisters({ cr3: this.rootFor(this.guest.cr3).hpa });
+    this.cpu.setRegisters({ cr3: this.vcpuCr3() });
   }
 
   /** Walks the guest for (va, access), backing unbacked frames on the way. */
@@ -259,15 +272,28 @@ export class ShadowMmu {
     if (this.m.memory.read64(at) !== want) this.m.memory.write64(at, want);
   }
 
+  /**
+   * A guest INVPCID (the core reports it as an INVLPG exit with its type): the core's
+   * INVPCID on the guest's PCID, which tags the TLB entries (see vcpuCr3). An individual
+   * address inside a guest large page (shadowed as 4 KiB pieces) drops everything.
+   */
+  invpcid(type: number, pcid: number, va: bigint): void {
+    this.stats.invlpgs++;
+    if (type === 0 && (this.largeZapped || this.viaDirect(va))) { this.cpu.flushTlb(); this.largeZapped = false; return; }
+    this.cpu.invpcid(type, pcid, va);
+  }
+
   /** Handles an exit of the shadow vCPU at batch op `index`. */
   handle(exit: { reason: string; index: number; cr2?: bigint; value?: bigint; va?: bigint },
          batch: AccessBatch): ShadowOutcome {
     if (exit.reason === 'CR3') {
       this.stats.cr3Switches++;
       this.reserve();
-      this.guest.cr3 = exit.value!;
-      this.walker.setRegisters({ cr3: exit.value! });
-      this.cpu.writeCr3(this.rootFor(exit.value!, true).hpa); // flushes, as the guest's MOV CR3 would
+      const v = exit.value!, pcide = (this.guest.cr4 & CR4.PCIDE) !== 0n;
+      this.guest.cr3 = pcide ? v & ~NO_FLUSH : v;  // with PCIDs bit 63 asks for no flush and is not stored
+      this.walker.setRegisters({ cr3: this.guest.cr3 });
+      // Flushes (the new PCID's non-global entries) unless bit 63 says not to, as the guest's MOV CR3 would.
+      this.cpu.writeCr3(this.rootFor(v, true).hpa | (pcide ? v & (NO_FLUSH | 0xfffn) : 0n));
       return { action: 'next' };
     }
     if (exit.reason === 'INVLPG') {

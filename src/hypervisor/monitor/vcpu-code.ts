@@ -111,7 +111,7 @@ function handle(v: Vcpu, x: CpuExit): boolean | CpuExit {
     case 'CR3': {
       if (!v.shadow) return false;
       shadowWork(v, () => v.shadow!.handle({ reason: 'CR3', index: 0, value: x.value }, undefined as never));
-      v.cpu.setShadowGuestCr3(x.value);
+      v.cpu.setShadowGuestCr3(v.shadow.guestRegisters().cr3); // bit 63 (no flush) is not stored
       return true;
     }
     case 'CR_WRITE': {
@@ -125,9 +125,8 @@ function handle(v: Vcpu, x: CpuExit): boolean | CpuExit {
     }
     case 'INVLPG': {
       if (!v.shadow) return false;
-      if (x.invpcidType !== undefined && x.invpcidType !== 0) {
-        v.cpu.flushTlb(); // shadow guests have no PCIDs: every other type flushes all
-        charge(v, costs.exit + costs.cr3Emulation);
+      if (x.invpcidType !== undefined) {
+        shadowWork(v, () => v.shadow!.invpcid(x.invpcidType!, x.invpcidPcid ?? 0, x.va));
         return true;
       }
       shadowWork(v, () => v.shadow!.handle({ reason: 'INVLPG', index: 0, va: x.va }, undefined as never));

@@ -6,7 +6,7 @@
 // + for every VM exit `costs.exit` + the hypervisor's work (pages allocated and zeroed,
 // shadow fills, emulated page-table writes, emulated CR3/INVLPG).
 
-import type { Cpu, BatchExit, Registers } from '../../core/cpu.js';
+import type { Cpu, BatchExit, Registers, GeneralRegisters } from '../../core/cpu.js';
 import type { AccessBatch } from '../../core/batch.js';
 import { EPT_QUAL } from '../../core/bits.js';
 import { type Gpa, type Gva, gfnOf, gpa as toGpa, gva as toGva, hex } from '../../core/addr.js';
@@ -52,6 +52,15 @@ export class Vcpu {
     if (this.shadow) this.shadow.setGuestRegisters(r);
     else this.cpu.setRegisters(r);
   }
+
+  /** The general registers; they live in the CPU in every paging mode (shadow paging owns only CR0/CR3). */
+  gprs(): GeneralRegisters {
+    const r = this.cpu.getRegisters();
+    return { rax: r.rax, rbx: r.rbx, rcx: r.rcx, rdx: r.rdx, rsi: r.rsi, rdi: r.rdi };
+  }
+
+  /** Loads general registers (a guest's MOVs before a port hypercall; the host's results after it). */
+  setGprs(r: Partial<GeneralRegisters>): void { this.cpu.setRegisters(r); }
 
   /** The guest's registers as the guest sees them. */
   guestRegisters(): ReturnType<ShadowMmu['guestRegisters']> {
