@@ -5,7 +5,7 @@
 //
 //   31 30 29 28 27 26 25 24 23                                         0
 //  ┌──┬──┬──┬──┬──┬──┬──┬──┬────────────────────────────────────────────┐
-//  │ r│TR│PT│BL│SW│SH│WP│P │ hfn when P=1 · swap slot when SW=1 · else 0 │
+//  │LG│TR│PT│BL│SW│SH│WP│P │ hfn when P=1 · swap slot when SW=1 · else 0 │
 //  └──┴──┴──┴──┴──┴──┴──┴──┴────────────────────────────────────────────┘
 //   P   present: backed by host frame hfn
 //   WP  write-protected: the EPT maps the frame read-only (writes exit)
@@ -15,6 +15,9 @@
 //   PT  the guest uses this frame as a page-table page (shadow paging tracks it)
 //   TR  trapped: backed (P=1) but the EPT maps nothing, so the next guest access exits
 //       (active-memory sampling invalidates a sampled page's mapping this way)
+//   LG  logged: backed (P=1) and mapped read-only for dirty logging (live migration's
+//       write-protection tracker); the first guest or host write is recorded by the
+//       tracker's pager, which clears LG. Any remap (map/unmap) drops it.
 //
 // "Unbacked" is not a bit: it is P = SW = BL = 0, so the zeroed array the core hands
 // out is an all-unbacked p2m and the first touch of any gfn finds 0.
@@ -25,25 +28,26 @@ import { type Gfn, type Hfn, hex } from '../../core/addr.js';
 
 export const P2M = {
   PRESENT: 1 << 24, WRITE_PROTECTED: 1 << 25, SHARED: 1 << 26,
-  SWAPPED: 1 << 27, BALLOONED: 1 << 28, PAGE_TABLE: 1 << 29, TRAPPED: 1 << 30,
+  SWAPPED: 1 << 27, BALLOONED: 1 << 28, PAGE_TABLE: 1 << 29, TRAPPED: 1 << 30, LOGGED: 1 << 31,
 } as const;
 export const HFN_MASK = 0x00ff_ffff;
-const STATE_MASK = 0x7f00_0000;
+const STATE_MASK = 0xff00_0000;
 
 /** The host frame (or swap slot) field of a p2m entry. */
 export const frameField = (word: number): number => word & HFN_MASK;
 /** The state bits of a p2m entry. */
-export const stateBits = (word: number): number => word & STATE_MASK;
+export const stateBits = (word: number): number => (word & STATE_MASK) >>> 0;
 /** True if the entry is unbacked (never touched, or unmapped without a new state). */
 export const isUnbacked = (word: number): boolean =>
   (word & (P2M.PRESENT | P2M.SWAPPED | P2M.BALLOONED)) === 0;
 
 /**
  * True if a guest access (write or not) to an entry with this word needs the hypervisor
- * first: the frame is swapped out, trapped for sampling, or shared and being written.
+ * first: the frame is swapped out, trapped for sampling, or shared or logged and being written.
  */
 export const needsResolve = (word: number, write: boolean): boolean =>
-  (word & (P2M.SWAPPED | P2M.TRAPPED)) !== 0 || (write && (word & (P2M.SHARED | P2M.PRESENT)) === (P2M.SHARED | P2M.PRESENT));
+  (word & (P2M.SWAPPED | P2M.TRAPPED)) !== 0 ||
+  (write && (word & P2M.PRESENT) !== 0 && (word & (P2M.SHARED | P2M.LOGGED)) !== 0);
 
 /** Called after an entry changes, with its old and new words. */
 export type P2mListener = (gfn: Gfn, before: number, after: number) => void;
@@ -125,7 +129,7 @@ export class P2m {
    */
   unmap(gfn: Gfn, flags = 0, slot = 0): Hfn | null {
     const old = this.raw(gfn);
-    if (flags & (P2M.PRESENT | P2M.TRAPPED | ~STATE_MASK)) throw new RangeError(`p2m.unmap flags ${hex(flags)} are not a non-present state`);
+    if (flags & (P2M.PRESENT | P2M.TRAPPED | P2M.LOGGED | ~STATE_MASK)) throw new RangeError(`p2m.unmap flags ${hex(flags)} are not a non-present state`);
     if (slot !== 0 && !(flags & P2M.SWAPPED)) throw new RangeError('a swap slot needs the SWAPPED state');
     this.write(gfn, (flags | (old & P2M.PAGE_TABLE) | (slot & HFN_MASK)) >>> 0);
     return old & P2M.PRESENT ? (frameField(old) as Hfn) : null;

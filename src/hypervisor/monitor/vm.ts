@@ -184,15 +184,52 @@ export class Vm {
         return needsResolve(w, write) && this.resolve(gfn, write) !== null;
       },
       writable: (gfn: number) => gfn < this.frameCount &&
-        (this.p2m.raw(gfn as Gfn) & (P2M.PRESENT | P2M.WRITE_PROTECTED | P2M.SHARED | P2M.TRAPPED)) === P2M.PRESENT,
+        (this.p2m.raw(gfn as Gfn) & (P2M.PRESENT | P2M.WRITE_PROTECTED | P2M.SHARED | P2M.TRAPPED | P2M.LOGGED)) === P2M.PRESENT,
       markPageTable: (gfn: number, on: boolean) => {
         if (gfn < this.frameCount) this.p2m.setState(gfn as Gfn, on ? P2M.PAGE_TABLE : 0, on ? 0 : P2M.PAGE_TABLE);
       },
     };
   }
 
+  private hostWriteWatchers: ((gfn: Gfn) => void)[] = [];
+
+  /**
+   * Calls f(gfn) before every host-side write to guest memory (vm.memory: loaders, DMA,
+   * the balloon's reads and writes), which no EPT D bit or write trap sees (KVM's
+   * mark_page_dirty). Returns the unwatch function.
+   */
+  watchHostWrites(f: (gfn: Gfn) => void): () => void {
+    this.hostWriteWatchers.push(f);
+    return () => { this.hostWriteWatchers = this.hostWriteWatchers.filter((x) => x !== f); };
+  }
+
   /** Installs a pager (sharing, swapping, sampling); each resolves the states it owns. */
   addPager(p: VmPager): void { if (!this.pagers.includes(p)) this.pagers.push(p); }
+
+  /** Removes a pager (a dirty-logging tracker when migration ends); the states it owned must be gone. */
+  removePager(p: VmPager): void {
+    const i = this.pagers.indexOf(p);
+    if (i >= 0) this.pagers.splice(i, 1);
+  }
+
+  /**
+   * Makes a gfn unbacked again, freeing its private frame (a migration destination told the
+   * page is zero or gone); `ballooned` leaves it BALLOONED instead. Throws for shared or
+   * swapped gfns, whose pagers own them (use discard). Returns whether a frame was freed.
+   */
+  unback(gfn: Gfn, ballooned = false): boolean {
+    this.live();
+    const w = this.p2m.raw(gfn);
+    if (w & (P2M.SHARED | P2M.SWAPPED)) throw new Error(`gfn ${hex(gfn)} is shared or swapped (p2m ${hex(w)}): its pager owns it`);
+    const flags = ballooned ? P2M.BALLOONED : 0;
+    if (!(w & P2M.PRESENT)) {
+      if ((w & P2M.BALLOONED) !== flags) this.p2m.unmap(gfn, flags);
+      return false;
+    }
+    const h = this.p2m.unmap(gfn, flags)!;
+    this.host.frames.free(h, this.id);
+    return true;
+  }
 
   /**
    * Makes gfn usable for a (write) access when its state needs the hypervisor (see
@@ -253,7 +290,8 @@ export class Vm {
    */
   frameFor(gfn: Gfn, write: boolean): Hfn | null {
     let w = this.p2m.raw(gfn);
-    if (w & P2M.SWAPPED || (write && w & P2M.SHARED)) {
+    if (write) for (const f of this.hostWriteWatchers) f(gfn);
+    if (w & P2M.SWAPPED || (write && w & (P2M.SHARED | P2M.LOGGED))) {
       if (this.resolve(gfn, write) === null) throw new Error(`gfn ${hex(gfn)}: no pager resolves p2m ${hex(w)}`);
       w = this.p2m.raw(gfn);
     }
