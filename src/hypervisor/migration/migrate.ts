@@ -238,13 +238,15 @@ class Migration {
     const sharedAt = present.flatMap((r, i) => (r.kind === 'shared' && !zero[i] ? [i] : []));
     const hashes = ops.hash(sharedAt.map((i) => hfns[i]));
     const hashOf = new Map(sharedAt.map((i, k) => [i, hashes[k]]));
+    const sentNow = new Map<bigint, Uint8Array>(); // first frames of a content in this batch
     present.forEach((r, i) => {
       if (zero[i]) { r.kind = 'zero'; return; }
       r.data = mem.read(hpaOf(hfns[i] as Hfn), 4096);
       if (r.kind !== 'shared') return;
       r.hash = hashOf.get(i)!;
-      const known = this.received.get(r.hash);
+      const known = this.received.get(r.hash) ?? sentNow.get(r.hash);
       if (known && equalBytes(known, r.data)) r.kind = 'shared-ref'; // a hash collision is sent in full
+      else if (!known) sentNow.set(r.hash, r.data);
     });
     return recs;
   }
@@ -262,7 +264,7 @@ class Migration {
     if (r.kind === 'shared' || r.kind === 'shared-ref') this.sharedAtSource.add(g); else this.sharedAtSource.delete(g);
     if (carriesContents(r.kind)) {
       const data = r.kind === 'shared-ref' ? this.received.get(r.hash!)! : r.data!;
-      if (r.kind === 'shared') this.received.set(r.hash!, data);
+      if (r.kind === 'shared' && !this.received.has(r.hash!)) this.received.set(r.hash!, data);
       let h = d.p2m.lookup(g);
       if (h === null) {
         if (d.p2m.raw(g) & P2M.BALLOONED) d.unback(g);
