@@ -173,8 +173,10 @@ class Migration {
     this.tracker.stop();
     o.onSwitchover?.(this.src);
     const final = this.send(last, rounds.length, true);
+    // The CPU holds every register; under shadow paging CR0 (WP forced) and CR3 (the shadow
+    // root) are the guest's only in the shadow MMU.
     const vcpuState = this.src.vcpus.map((v) => ({
-      regs: { ...v.cpu.getRegisters(), ...v.guestRegisters() }, hidden: v.cpu.saveHiddenState(),
+      regs: { ...v.cpu.getRegisters(), cr0: v.guestRegisters().cr0, cr3: v.guestRegisters().cr3 }, hidden: v.cpu.saveHiddenState(),
       exceptions: v.cpu.exceptionBitmap, latencies: v.cpu.latencies(),
     }));
     const stateBytes = vcpuState.reduce((n, s) => n + 8 * (Object.keys(s.regs).length + s.hidden.length + 1), 0) + (o.deviceStateBytes ?? 0);
