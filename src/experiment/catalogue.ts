@@ -12,6 +12,7 @@ import { translationExperiment } from './translation-experiment.js';
 import { compareExperiment } from './compare-experiment.js';
 import { sharingVmsExperiment } from './sharing-vms.js';
 import { samplingToucherExperiment } from './sampling-toucher.js';
+import { migrationExperiment } from './migration.js';
 
 export const CATALOGUE: readonly ExperimentDefinition[] = [
   translationExperiment,
@@ -38,6 +39,7 @@ export const CATALOGUE: readonly ExperimentDefinition[] = [
   }),
   sharingVmsExperiment as ExperimentDefinition,
   samplingToucherExperiment as ExperimentDefinition,
+  migrationExperiment as ExperimentDefinition,
 ] as ExperimentDefinition[];
 
 for (const def of CATALOGUE) registerExperiment(def);

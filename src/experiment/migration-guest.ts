@@ -64,13 +64,29 @@ export class Writer {
   /** The VM moved: keep writing on its new host. */
   moveTo(hv: Hypervisor, vm: Vm): void { this.hv = hv; this.vm = vm; }
 
+  /** One load from every hot page (first touches and TLB / shadow fills out of the way); not counted as writes. */
+  warm(): void {
+    const b = this.batchOf();
+    for (let p = 0; p < this.hotPages; p += b.capacity) {
+      b.clear();
+      for (let i = p; i < Math.min(this.hotPages, p + b.capacity); i++) b.load(Number(DIRECT) + (DATA_FIRST + i) * 4096);
+      const x = this.vm.vcpus[0].run(b);
+      if (x.reason !== 'end') throw new Error(`writer guest: unexpected ${x.reason} exit warming the hot set`);
+    }
+  }
+
+  private batchOf(): AccessBatch {
+    let b = this.batches.get(this.hv);
+    if (!b) { b = this.hv.machine.createBatch(4096); this.batches.set(this.hv, b); }
+    return b;
+  }
+
   /** Runs the writer for `seconds` of simulated time. */
   run(seconds: number): void {
     this.debt += seconds * this.writesPerSecond;
     let n = Math.floor(this.debt);
     this.debt -= n;
-    let b = this.batches.get(this.hv);
-    if (!b) { b = this.hv.machine.createBatch(4096); this.batches.set(this.hv, b); }
+    const b = this.batchOf();
     while (n > 0) {
       const k = Math.min(n, b.capacity);
       b.clear();

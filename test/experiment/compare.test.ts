@@ -48,6 +48,6 @@ describe('the compare kind in the catalogue', () => {
 
   it('every kind is registered once, from the catalogue', () => {
     expect(listExperiments().map((e) => e.kind)).toEqual(
-      ['balloon-perf', 'compare', 'host', 'idle-tax', 'reclaim-compare', 'sampling-toucher', 'sharing-vms', 'translation']);
+      ['balloon-perf', 'compare', 'host', 'idle-tax', 'migration', 'reclaim-compare', 'sampling-toucher', 'sharing-vms', 'translation']);
   });
 });

@@ -47,7 +47,7 @@ describe('migration metadata', () => {
       expect(swapped).toBe(SWAP_OUT);
       expect(sharedGfns).toBe(LAYOUT.dupPages);
       let slotsFree = -1;
-      let before = new Uint8Array(), atStop = { swapped: 0, shared: 0 };
+      let before: Uint8Array = new Uint8Array(), atStop = { swapped: 0, shared: 0 };
       const r = migrate({
         vm, from: h1, to: h2, tracking: 'ept-dirty', bandwidth: 100 * 2 ** 20, hz: HZ, stopPages: 8, maxRounds: 6,
         runGuest: (s) => p.writer.run(s), swap: { from: p.swap1, to: p.swap2 }, sharing: p.sh2,

@@ -22,7 +22,7 @@ describe.each(cases)('pre-copy migration ($mode, $tracking)', ({ mode, tracking 
     const free1 = h1.counts().free;
     const { vm, writer } = writerVm(h1, mode, LAYOUT, { rate });
     writer.run(0.01); // the guest has run before the migration starts
-    let before = new Uint8Array(), expectFrames = -1;
+    let before: Uint8Array = new Uint8Array(), expectFrames = -1;
     const r = migrate({
       vm, from: h1, to: h2, tracking, bandwidth: BANDWIDTH, hz: HZ, stopPages, maxRounds: 12,
       runGuest: (s) => writer.run(s),
