@@ -21,13 +21,14 @@ export const PT_FIRST = 0x100, PT_END = 0x200, DATA_FIRST = 0x200;
 
 export interface WriterLayout { dataPages: number; dupPages: number; hotPages: number }
 
-/** Builds the direct map and boots vCPU 0 on it. */
-export function bootWriterGuest(vm: Vm): void {
+/** Builds the direct map and boots vCPU 0 on it; returns the guest's tables (to map hot-added memory). */
+export function bootWriterGuest(vm: Vm): PageTableBuilder {
   if (vm.frameCount < 2 * 512) throw new RangeError('the writer guest needs at least 4 MiB');
   const gmem = vm.memory.asPhysicalMemory();
   const pt = new PageTableBuilder(gmem, new FrameBump(gmem, BigInt(PT_FIRST) << 12n, BigInt(PT_END) << 12n), 4);
   pt.mapRange(DIRECT, 0n, Number(vm.memoryBytes), PAGE_2M);
   vm.vcpus[0].setRegisters({ cr0: CR0.PG | CR0.WP, cr3: pt.root, cr4: CR4.PAE, efer: EFER.LME | EFER.NXE, cpl: 0 });
+  return pt;
 }
 
 /** 4 KiB of contents numbered n (never all zero). */

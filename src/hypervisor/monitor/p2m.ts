@@ -53,25 +53,52 @@ export const needsResolve = (word: number, write: boolean): boolean =>
 export type P2mListener = (gfn: Gfn, before: number, after: number) => void;
 
 export class P2m {
-  /** Byte offset of entry 0 in the core's linear memory. */
-  readonly ptr: number;
+  private at: number;
+  private n: number;
   private view: Uint32Array;
   private listeners: P2mListener[] = [];
   private present = 0;
 
-  constructor(private readonly core: Core, readonly frames: number) {
+  constructor(private readonly core: Core, frames: number) {
     if (!Number.isInteger(frames) || frames < 1 || frames > 2 ** 28) {
       throw new RangeError(`a p2m needs 1..2^28 frames, got ${frames}`);
     }
-    this.ptr = core.allocBytes(BigInt(frames * 4));
-    if (this.ptr === 0) throw new RangeError(`out of core memory for a p2m of ${frames} frames`);
-    this.view = new Uint32Array(core.memory.buffer, this.ptr, frames);
+    this.n = frames;
+    this.at = this.allocWords(frames);
+    this.view = new Uint32Array(core.memory.buffer, this.at, frames);
+  }
+
+  /** Byte offset of entry 0 in the core's linear memory (it moves when the p2m grows). */
+  get ptr(): number { return this.at; }
+  /** Entries (the VM's guest frames). */
+  get frames(): number { return this.n; }
+
+  private allocWords(frames: number): number {
+    const p = this.core.allocBytes(BigInt(frames * 4));
+    if (p === 0) throw new RangeError(`out of core memory for a p2m of ${frames} frames`);
+    return p;
+  }
+
+  /**
+   * Memory hot-add: `frames` entries from now on, the new ones unbacked. The table moves to
+   * a new core allocation (the core's allocator never frees: the old one is left behind).
+   */
+  grow(frames: number): void {
+    if (!Number.isInteger(frames) || frames <= this.n || frames > 2 ** 28) {
+      throw new RangeError(`a p2m of ${this.n} frames can only grow, to at most 2^28; got ${frames}`);
+    }
+    const at = this.allocWords(frames);
+    const next = new Uint32Array(this.core.memory.buffer, at, frames);
+    next.set(this.words());
+    this.at = at;
+    this.n = frames;
+    this.view = next;
   }
 
   /** The core's memory grows when it allocates; the view must follow its buffer. */
   private words(): Uint32Array {
     if (this.view.buffer !== this.core.memory.buffer) {
-      this.view = new Uint32Array(this.core.memory.buffer, this.ptr, this.frames);
+      this.view = new Uint32Array(this.core.memory.buffer, this.at, this.n);
     }
     return this.view;
   }

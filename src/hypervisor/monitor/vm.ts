@@ -84,8 +84,12 @@ export interface VmPager {
 }
 
 export class Vm {
-  readonly memoryBytes: bigint;
-  readonly frameCount: number;
+  private bytes: bigint;
+  private nFrames: number;
+  /** Guest-physical memory in bytes (grows with hotAdd). */
+  get memoryBytes(): bigint { return this.bytes; }
+  /** Guest-physical memory in 4 KiB frames (grows with hotAdd). */
+  get frameCount(): number { return this.nFrames; }
   readonly p2m: P2m;
   /** Nested: the EPT the vCPUs use. Shadow: the EPT the shadow MMU's guest walker uses. */
   readonly ept: Ept | null;
@@ -102,8 +106,8 @@ export class Vm {
   private destroyed = false;
 
   constructor(private readonly host: VmHost, readonly id: number, readonly mode: VmMode, o: VmOptions) {
-    this.memoryBytes = checkBytes(o.memoryBytes);
-    this.frameCount = Number(this.memoryBytes >> 12n);
+    this.bytes = checkBytes(o.memoryBytes);
+    this.nFrames = Number(this.bytes >> 12n);
     this.costs = { ...host.costs, ...o.costs };
     const vcpus = o.vcpus ?? 1;
     if (!Number.isInteger(vcpus) || vcpus < 1 || vcpus > 64) throw new RangeError(`vcpus must be 1..64, got ${vcpus}`);
@@ -201,6 +205,38 @@ export class Vm {
   watchHostWrites(f: (gfn: Gfn) => void): () => void {
     this.hostWriteWatchers.push(f);
     return () => { this.hostWriteWatchers = this.hostWriteWatchers.filter((x) => x !== f); };
+  }
+
+  private resizeWatchers: ((oldFrames: number, frames: number) => void)[] = [];
+
+  /**
+   * Memory hot-add (as a DIMM plugged into a running VM): guest-physical memory grows by
+   * `bytes` (a positive multiple of 4096; at most 64 GiB in all). The p2m grows with the
+   * new gfns unbacked; the EPT (nested) and the shadow MMU's walker EPT map them on first
+   * touch, as any unbacked gfn, so no translation changes and nothing is invalidated.
+   * Watchers (watchResize: page sharing's scanner, the memory manager) follow; telling the
+   * guest is the board's job (its platform's memory-added notification). Native VMs own
+   * host frames [0, n) and cannot grow. Returns the first new gfn.
+   */
+  hotAdd(bytes: number | bigint): Gfn {
+    this.live();
+    if (this.paging.direct) throw new Error(`VM ${this.id} is native: its memory is host frames [0, n), it cannot grow`);
+    const add = typeof bytes === 'bigint' ? bytes : Number.isInteger(bytes) ? BigInt(bytes) : -1n;
+    if (add <= 0n || add % 4096n !== 0n || this.bytes + add > MAX_VM_BYTES) {
+      throw new RangeError(`hot-add needs a positive multiple of 4096 bytes keeping the VM at most 64 GiB (it has ${this.bytes}), got ${bytes}`);
+    }
+    const old = this.nFrames, frames = Number((this.bytes + add) >> 12n);
+    this.p2m.grow(frames);
+    this.bytes += add;
+    this.nFrames = frames;
+    for (const f of this.resizeWatchers) f(old, frames);
+    return old as Gfn;
+  }
+
+  /** Calls f(oldFrames, frames) after every hotAdd; returns the unwatch function. */
+  watchResize(f: (oldFrames: number, frames: number) => void): () => void {
+    this.resizeWatchers.push(f);
+    return () => { this.resizeWatchers = this.resizeWatchers.filter((x) => x !== f); };
   }
 
   /** Installs a pager (sharing, swapping, sampling); each resolves the states it owns. */

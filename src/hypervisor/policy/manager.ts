@@ -100,14 +100,14 @@ export interface VmRecord {
 }
 export interface HostRecord { t: number; free: number; state: FreeState; sharedFrames: number }
 
-interface Entry { m: ManagedVm; alloc: VmAllocation; target: number; vmTime?: number }
+interface Entry { m: ManagedVm; alloc: VmAllocation; target: number; vmTime?: number; unwatch?: () => void }
 
 export class MemoryManager {
   tau: number;
   readonly states: FreeMemoryStates;
   readonly vmSeries: VmRecord[] = [];
   readonly hostSeries: HostRecord[] = [];
-  readonly stats = { rebalances: 0, eventRebalances: 0, ballooned: 0, swappedOut: 0, emergencySwaps: 0, blockedRounds: 0 };
+  readonly stats = { rebalances: 0, eventRebalances: 0, ballooned: 0, swappedOut: 0, emergencySwaps: 0, blockedRounds: 0, memoryAddRefused: 0 };
   private readonly entries: Entry[] = [];
   private readonly pools: FlatPools | null;
   private started = false;
@@ -162,7 +162,26 @@ export class MemoryManager {
       this.o.sharing?.detach(m.vm);
       throw e;
     }
-    this.entries.push({ m, alloc, target: alloc.max, vmTime: m.executionSeconds });
+    const e: Entry = { m, alloc, target: alloc.max, vmTime: m.executionSeconds };
+    e.unwatch = m.vm.watchResize((old, now) => this.memoryAdded(e, now - old));
+    this.entries.push(e);
+    this.retarget();
+  }
+
+  /**
+   * Memory hot-add (Vm.hotAdd): the VM's max grows by the frames added (ESX sizes max by
+   * the configured memory), min and shares stay, and the targets are recomputed. If the host
+   * cannot admit the larger max (max − min of all VMs must fit the swap), max stays and
+   * memoryAddRefused counts it.
+   */
+  private memoryAdded(e: Entry, added: number): void {
+    const alloc = { ...e.alloc, max: Math.min(e.m.vm.frameCount, e.alloc.max + added) };
+    const host: HostCapacity = {
+      frames: this.totalFrames, overheadPerVm: this.o.overheadPerVm ?? 0,
+      swapFrames: this.o.swap ? this.o.swap.file.capacity : 0,
+    };
+    if (!admit(host, this.entries.filter((x) => x !== e).map((x) => x.alloc), alloc).ok) { this.stats.memoryAddRefused++; return; }
+    e.alloc = alloc;
     this.retarget();
   }
 
@@ -170,6 +189,7 @@ export class MemoryManager {
   remove(m: ManagedVm): boolean {
     const i = this.entries.findIndex((e) => e.m === m);
     if (i < 0) return false;
+    this.entries[i].unwatch?.();
     this.entries.splice(i, 1);
     if (this.o.sampler?.has(m.vm) && !m.vm.isDestroyed) this.o.sampler.stop(m.vm);
     m.blocked = false;
