@@ -122,6 +122,7 @@ export function migrate(o: MigrationOptions): MigrationResult {
 function check(o: MigrationOptions): void {
   if (o.from === o.to) throw new Error('migration needs two different hosts');
   if (o.from.vm(o.vm.id) !== o.vm) throw new Error(`VM ${o.vm.id} is not running on the source host`);
+  if (!o.vm.ept) throw new Error(`VM ${o.vm.id} is ${o.vm.mode}: its memory is host frames [0, n); only nested and shadow VMs migrate`);
   if (!(o.bandwidth > 0) || !Number.isFinite(o.bandwidth)) throw new RangeError(`bandwidth must be a positive number of bytes per second, got ${o.bandwidth}`);
   if (!(o.hz > 0)) throw new RangeError(`hz must be positive, got ${o.hz}`);
   const rounds = o.maxRounds ?? 30, stop = o.stopPages ?? 64;

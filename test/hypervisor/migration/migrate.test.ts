@@ -108,6 +108,14 @@ describe('migration checks its arguments', () => {
     expect(h2.counts().byVm).toEqual({});
   });
 
+  it('refuses a native VM (its memory is host frames [0, n))', async () => {
+    const [h1, h2] = await twoHosts();
+    const vm = h1.createVm({ memoryBytes: 8 * 2 ** 20, mode: 'native' });
+    expect(() => migrate({ vm, from: h1, to: h2, tracking: 'write-protect', bandwidth: 1e8, hz: HZ, runGuest: () => {} }))
+      .toThrow(/native.*only nested and shadow VMs migrate/);
+    expect(h2.list()).toEqual([]);
+  });
+
   it('refuses a zero bandwidth and the same host twice', async () => {
     const [h1, h2] = await twoHosts();
     const { vm } = writerVm(h1, 'nested', LAYOUT);
