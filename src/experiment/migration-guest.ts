@@ -56,14 +56,11 @@ export class Writer {
   writes = 0;
   private debt = 0;
 
-  constructor(private hv: Hypervisor, private vm: Vm, private readonly hotPages: number, readonly writesPerSecond: number, seed: number) {
+  constructor(private readonly hv: Hypervisor, private readonly vm: Vm, private readonly hotPages: number, readonly writesPerSecond: number, seed: number) {
     if (!Number.isInteger(hotPages) || hotPages < 1) throw new RangeError(`hotPages must be a positive integer, got ${hotPages}`);
     if (!(writesPerSecond >= 0)) throw new RangeError(`writesPerSecond must be >= 0, got ${writesPerSecond}`);
     this.rng = new Rng(seed);
   }
-
-  /** The VM moved: keep writing on its new host. */
-  moveTo(hv: Hypervisor, vm: Vm): void { this.hv = hv; this.vm = vm; }
 
   /** One load from every hot page (first touches and TLB / shadow fills out of the way); not counted as writes. */
   warm(): void {
