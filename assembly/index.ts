@@ -110,4 +110,5 @@ export {
   x86SyncInExport as x86SyncIn, x86SetIoData, x86CompleteMmio, x86SetExcBitmap, x86InjectExport as x86Inject,
   x86InjectExceptionExport as x86InjectException, x86SetInsnCycles, x86SetTscHz, x86AdvanceTsc, x86NextTimer,
   x86Halted, x86SetHalted, x86SetNoIrq, x86SetGuestCr3, x86SetGuestCr0,
+  x86StateCount, x86SaveStateExport as x86SaveState, x86LoadStateExport as x86LoadState,
 } from "./x86/exports";

@@ -61,4 +61,12 @@ export interface GuestPlatform {
   readonly swapDma?: boolean;
   /** Exits only the host resolves (WRITE_PROTECT, OUT_OF_FRAMES, ...): returns the op to resume at. */
   hostExit?(x: GuestExit, b: AccessBatch | null): number;
+  /**
+   * Memory hot-add notification, the platform's ACPI memory-device event (what Linux's
+   * acpi_memhotplug driver receives): the kernel registers a handler at boot; when the
+   * machine's memory grows, the board calls it with the first new gfn and the number of new
+   * frames, and memoryBytes / frameCount read the new size from then on. New frames start
+   * unbacked (zero on first touch). Absent: the board cannot hot-add memory.
+   */
+  onMemoryAdded?(handler: (firstGfn: number, frames: number) => void): void;
 }

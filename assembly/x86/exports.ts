@@ -43,3 +43,9 @@ export function x86SetGuestCr0(c: usize, v: u64): void { xOf(cpu(c)).guestCr0 = 
 export function x86Halted(c: usize): bool { return xOf(cpu(c)).halted != 0; }
 export function x86SetHalted(c: usize, h: bool): void { xOf(cpu(c)).halted = h ? 1 : 0; }
 export { NEVER, X86 };
+
+// Live migration: the vCPU's state beyond the register file (assembly/x86/migrate.ts).
+import { x86SaveState, x86LoadState, XSTATE_COUNT } from "./migrate";
+export function x86StateCount(): i32 { return XSTATE_COUNT; }
+export function x86SaveStateExport(c: usize, p: usize): void { x86SaveState(cpu(c), p); }
+export function x86LoadStateExport(c: usize, p: usize): void { x86LoadState(cpu(c), p); }

@@ -17,20 +17,33 @@ const RUN_2M = 512;
 export interface Mapping { asid: number; va: bigint; pte: bigint }
 
 export class FrameAllocator implements PinnedAllocator {
-  readonly state: Uint8Array;
+  /** Per-frame state (FRAME.*); replaced by a longer array when memory is added. */
+  state: Uint8Array;
   private stack: number[] = [];  // may hold stale entries; pop validates against state
   private nFree = 0;
   /** Reverse map of user frames (refcount = mappings.length), for COW and the clock. */
   private readonly rmap = new Map<number, Mapping[]>();
 
   /** Frames [0, reservedBelow) are firmware's and the boot image's; the rest start free. */
-  constructor(readonly frameCount: number, reservedBelow: number) {
+  constructor(public frameCount: number, reservedBelow: number) {
     this.state = new Uint8Array(frameCount).fill(FRAME.RESERVED, 0, reservedBelow);
     for (let g = frameCount - 1; g >= reservedBelow; g--) this.stack.push(g);
     this.nFree = frameCount - reservedBelow;
   }
 
   get freeCount(): number { return this.nFree; }
+
+  /** Memory hot-add: frames [frameCount, frames) come online, free (lowest handed out first). */
+  grow(frames: number): void {
+    if (!Number.isInteger(frames) || frames <= this.frameCount) throw new RangeError(`the allocator has ${this.frameCount} frames and can only grow, got ${frames}`);
+    const state = new Uint8Array(frames);
+    state.set(this.state);
+    const fresh = Array.from({ length: frames - this.frameCount }, (_, i) => frames - 1 - i); // under the old ones: lowest first
+    this.stack = [...fresh, ...this.stack];
+    this.nFree += frames - this.frameCount;
+    this.state = state;
+    this.frameCount = frames;
+  }
 
   /** Marks an already-reserved frame (boot tables, image) as the kernel's. */
   claim(gfn: number, kind: FrameKind): void { this.state[gfn] = KIND[kind]; }

@@ -57,6 +57,8 @@ export interface KernelOptions {
 export interface KernelCounters {
   faults: { demandZero: number; cow: number; cowReuse: number; swapIn: number; invalid: number };
   cowCopies: number; swapIns: number; swapOuts: number; ops: number; halts: number; io: number;
+  /** Frames brought online by memory hot-add. */
+  memoryAdded: number;
 }
 
 // Bootloader layout (gfns): 0 firmware, 1..3 early PML4/PDPT/PD, image from 16.
@@ -76,7 +78,7 @@ export class Kernel {
   readonly imagePages: number;
   readonly counters: KernelCounters = {
     faults: { demandZero: 0, cow: 0, cowReuse: 0, swapIn: 0, invalid: 0 },
-    cowCopies: 0, swapIns: 0, swapOuts: 0, ops: 0, halts: 0, io: 0,
+    cowCopies: 0, swapIns: 0, swapOuts: 0, ops: 0, halts: 0, io: 0, memoryAdded: 0,
   };
   readonly spaces = new Map<number, AddressSpace>();
   current!: AddressSpace;
@@ -85,6 +87,7 @@ export class Kernel {
   idleCycles = 0;
   /** Frames of the mem_map (see memMapBytesPerFrame). */
   memMap: number[] = [];
+  private memMapBytesPerFrame = 0;
   private workload: Workload | null = null;
   private resumeAt: number | null = null; // position in the workload batch after a HLT
   private nextAsid = 1;
@@ -134,15 +137,37 @@ export class Kernel {
     for (let g = 512; g + 512 <= frames; g += 512) k.pt.map2m(EARLY_PML4, DIRECT_MAP + (BigInt(g) << 12n), g, PTE.W | NX);
     for (let g = frames - (frames % 512); g < frames; g++) k.pt.map4k(EARLY_PML4, DIRECT_MAP + (BigInt(g) << 12n), g, PTE.W | NX);
     for (let i = 0; i < k.imagePages; i++) k.pt.map4k(EARLY_PML4, KERNEL_TEXT + BigInt(i * 4096), IMAGE + i, 0n);
-    k.memMap = k.allocMemMap(o.memMapBytesPerFrame ?? 0);
+    k.memMapBytesPerFrame = o.memMapBytesPerFrame ?? 0;
+    k.memMap = k.allocMemMap(p.frameCount);
+    p.onMemoryAdded?.((first, n) => k.memoryAdded(first, n));
     k.switchTo(k.createAddressSpace());
     return k;
   }
 
-  /** The mem_map: kernel frames holding per-frame metadata, sized by configured memory. */
-  private allocMemMap(bytesPerFrame: number): number[] {
+  /**
+   * Memory hot-add (the platform's notification, an ACPI memory-device event): maps the new
+   * frames into the direct map (2 MiB pages where aligned; tables from memory already
+   * online, as Linux's arch_add_memory), adds their mem_map, then frees them to the
+   * allocator (onlining). Runs on the vCPU and is charged to the guest.
+   */
+  private memoryAdded(first: number, n: number): void {
+    if (first !== this.frames.frameCount) throw new Error(`memory added at gfn ${first}, but the kernel's memory ends at ${this.frames.frameCount}`);
+    const end = first + n;
+    for (let g = first; g < end;) {
+      const va = DIRECT_MAP + (BigInt(g) << 12n);
+      if (g % 512 === 0 && g + 512 <= end) { this.pt.map2m(EARLY_PML4, va, g, PTE.W | NX); g += 512; }
+      else { this.pt.map4k(EARLY_PML4, va, g, PTE.W | NX); g++; }
+    }
+    this.frames.grow(end);
+    this.memMap.push(...this.allocMemMap(n));
+    this.counters.memoryAdded += n;
+  }
+
+  /** The mem_map: kernel frames holding per-frame metadata for `frames` frames of memory. */
+  private allocMemMap(frames: number): number[] {
+    const bytesPerFrame = this.memMapBytesPerFrame;
     if (!(bytesPerFrame >= 0 && bytesPerFrame <= 4096)) throw new RangeError(`memMapBytesPerFrame must be 0..4096, got ${bytesPerFrame}`);
-    const n = Math.ceil((this.platform.frameCount * bytesPerFrame) / 4096);
+    const n = Math.ceil((frames * bytesPerFrame) / 4096);
     const out: number[] = [];
     for (let i = 0; i < n; i++) {
       const g = this.frames.alloc('kernel');

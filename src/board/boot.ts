@@ -67,8 +67,10 @@ export function vmPlatform(hv: Hypervisor, vm: Vm, bus: PortBus, o: { vcpu?: num
     vcpu,
     ports: o.backdoor ? portsWithBackdoor(bus, o.backdoor, vcpu) : bus,
     memory: vm.memory,
-    memoryBytes: vm.memoryBytes,
-    frameCount: vm.frameCount,
+    get memoryBytes() { return vm.memoryBytes; },
+    get frameCount() { return vm.frameCount; },
+    // Vm.hotAdd is the event: the guest's handler runs at once, on its vCPU (an interrupt taken right away).
+    onMemoryAdded: (h) => { vm.watchResize((old, now) => h(old, now - old)); },
     createBatch: (n) => hv.machine.createBatch(n),
     swapPort: o.swapPort,
     swapDma: o.swapDma,

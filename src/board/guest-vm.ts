@@ -114,10 +114,12 @@ export class GuestVm implements Runnable {
     this.backdoor = new BackdoorInl(dev);
     this.kernel = bootKernel({ ...o.kernel, hv: o.hv, vm: this.vm, bus: this.bus, hz: this.hz, backdoor: this.backdoor,
       onHostExit: (x, b) => this.hostExit(x, b), reclaimHost: (n) => this.o.reclaim?.(this, n) ?? 0 }).kernel;
+    const kernelFrames = () => this.kernel.frames.frameCount;
     this.driver = o.balloon === false ? null : new BalloonDriver({
       platform: vmPlatform(o.hv, this.vm, this.bus, { vcpu: o.kernel?.vcpu, onHostExit: (x) => this.hostExit(x, null), backdoor: this.backdoor }),
       alloc: this.pinnedAllocator(), batch: o.hv.machine.createBatch(1100),
-      directMap: (gfn) => DIRECT_MAP + (BigInt(gfn) << 12n), totalFrames: this.vm.frameCount,
+      // the guest's own idea of its memory (totalram_pages), which follows a hot-add
+      directMap: (gfn) => DIRECT_MAP + (BigInt(gfn) << 12n), get totalFrames() { return kernelFrames(); },
       capabilities: o.balloonCapabilities,
     });
     this.kernel.start(o.workload);

@@ -27,6 +27,11 @@ import { BalloonStats } from '../devices/balloon-stats.js';
 import { createBalloonDevice } from './balloon.js';
 import { doorbellVector, type Doorbell } from '../devices/doorbell.js';
 import { loadKernel, type BootInfo, type BootRegisters, type LoadOptions } from './loader.js';
+import { migrate, type MigrationOptions, type MigrationResult } from '../hypervisor/migration/migrate.js';
+import { VmBalloonBackend } from '../hypervisor/pagers/balloon-backend.js';
+
+/** What OsMachine.migrateTo takes: the link and the tracking; the board fills in the rest. */
+export type OsMigrationOptions = Omit<MigrationOptions, 'vm' | 'from' | 'to' | 'hz' | 'runGuest' | 'deviceStateBytes' | 'destination'>;
 
 /** What the board needs from the vCPU executing the guest. */
 export interface GuestCpu {
@@ -121,7 +126,12 @@ export interface Budget { instructions?: number; seconds?: number }
 
 export class OsMachine implements Runnable {
   readonly name: string;
-  readonly vm: Vm;
+  /** The VM (a new one on the destination after migrateTo). */
+  get vm(): Vm { return this.vmNow; }
+  private vmNow: Vm;
+  /** The host the machine runs on. */
+  get hv(): Hypervisor { return this.hvNow; }
+  private hvNow: Hypervisor;
   readonly bus = new PortBus();
   readonly uart: Uart16550;
   readonly power: PowerDevice;
@@ -129,7 +139,11 @@ export class OsMachine implements Runnable {
   readonly balloonStats: BalloonStats;
   readonly backdoor: BackdoorInl;
   readonly boot: BootInfo;
-  readonly cpu: GuestCpu;
+  /** The vCPU adapter (a new one after migrateTo). */
+  get cpu(): GuestCpu { return this.cpuNow; }
+  private cpuNow!: GuestCpu;
+  /** Instructions retired on hosts the machine left (migrateTo). */
+  private insnBefore = 0;
   readonly hz: number;
   /** Whether the vCPU reports stale translation uses. */
   readonly coherenceChecker: boolean;
@@ -154,7 +168,8 @@ export class OsMachine implements Runnable {
     this.name = o.name ?? o.load?.path ?? 'os';
     this.hz = o.hz ?? 2e9;
     this.coherenceChecker = o.coherenceChecker ?? true;
-    this.vm = o.hv.createVm({ memoryBytes: o.memoryBytes, mode: o.mode, eptAd: o.eptAd,
+    this.hvNow = o.hv;
+    this.vmNow = o.hv.createVm({ memoryBytes: o.memoryBytes, mode: o.mode, eptAd: o.eptAd,
       cpu: { ...o.cpuOptions, coherenceChecker: this.coherenceChecker } });
     try {
       this.boot = loadKernel(this.vm, o.kernel, o.load);
@@ -175,14 +190,14 @@ export class OsMachine implements Runnable {
     this.bus.register(COM1, UART_PORTS, this.uart);
     this.bus.register(ACPI_PM1A_CNT, 2, this.power);
     this.bus.register(DEBUG_EXIT, 1, this.power);
-    this.cpu = o.cpu(this.vm);
-    this.cpu.setTscHz?.(this.hz);
+    this.cpuNow = o.cpu(this.vm);
+    this.cpuNow.setTscHz?.(this.hz);
     this.cpu.boot(this.boot.registers);
   }
 
   /** Virtual seconds since boot. */
   get seconds(): number {
-    const cpu = this.cpu as GuestCpu | undefined; // the balloon statistics ask before the vCPU exists
+    const cpu = this.cpuNow as GuestCpu | undefined; // the balloon statistics ask before the vCPU exists
     return cpu ? Number(cpu.tsc()) / this.hz : 0;
   }
 
@@ -197,7 +212,7 @@ export class OsMachine implements Runnable {
     const maxI = budget.instructions ?? Infinity;
     const maxTsc = budget.seconds === undefined ? Infinity : budget.seconds * this.hz;
     while (!this.result) {
-      const left = maxI - this.cpu.instructions();
+      const left = maxI - this.instructions();
       if (left <= 0 || Number(this.cpu.tsc()) >= maxTsc) return this.outcome('timeout');
       this.step1(Math.min(left, this.o.slice ?? 1e6), maxTsc);
     }
@@ -318,14 +333,47 @@ export class OsMachine implements Runnable {
   private outcome(stop: StopReason, message?: string): OsRunResult {
     const p = this.power.state;
     return {
-      stop, status: p?.status ?? null, powerOff: p, instructions: this.cpu.instructions(), seconds: this.seconds,
+      stop, status: p?.status ?? null, powerOff: p, instructions: this.instructions(), seconds: this.seconds,
       ...(stop === 'triple-fault' || stop === 'error' ? { dump: this.cpu.dump() } : {}),
       ...(message ? { message } : {}),
     };
   }
 
   /** Host frames the VM holds now (its own, not shared ones). */
-  get hostFrames(): number { return this.o.hv.frames.usedBy(this.vm.id); }
+  get hostFrames(): number { return this.hv.frames.usedBy(this.vm.id); }
+
+  /** Guest instructions retired since boot, on every host the machine ran on. */
+  instructions(): number { return this.insnBefore + this.cpu.instructions(); }
+
+  /**
+   * Live migration to another host (src/hypervisor/migration): pre-copy while the guest
+   * keeps running here, then the VM stops, its last dirty pages, vCPU state (registers,
+   * pending I/O, the local APIC and its timer) and device state move, and it resumes there.
+   * The device models (UART, power, balloon device, backdoor, bus) are host-independent
+   * objects: they come along as they are, the balloon device rebound to the destination's
+   * backend; their state is counted on the wire (deviceStateBytes). The guest's clock runs
+   * on through the downtime. Not on a scheduler.
+   */
+  migrateTo(to: Hypervisor, o: OsMigrationOptions): MigrationResult {
+    if (this.sched) throw new Error(`${this.name}: cannot migrate a machine attached to a scheduler`);
+    const r = migrate({
+      ...o, vm: this.vm, from: this.hv, to, hz: this.hz,
+      runGuest: (s) => { if (!this.result) this.run({ seconds: this.seconds + s }); },
+      deviceStateBytes: this.deviceStateBytes(),
+      destination: { eptAd: this.o.eptAd, cpu: { ...this.o.cpuOptions, coherenceChecker: this.coherenceChecker } },
+    });
+    const done = this.instructions();
+    this.hvNow = to;
+    this.vmNow = r.vm;
+    this.balloon.rebind(new VmBalloonBackend(r.vm, to.frames));
+    this.cpuNow = this.o.cpu(r.vm);
+    this.cpuNow.setTscHz?.(this.hz); // CPUID 0x15/0x16 describe the same clock on the new host
+    this.insnBefore = done;
+    return r;
+  }
+
+  /** Device state on the wire: UART registers and queued input, power state, the balloon's. */
+  private deviceStateBytes(): number { return 16 + this.uart.pendingInput + 8 + this.balloon.stateBytes; }
 
   /** The balloon as the memory manager sees it (its BalloonTarget); null without the backdoor. */
   get device(): BalloonDevice | null { return this.o.balloon === false ? null : this.balloon; }

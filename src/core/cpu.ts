@@ -290,6 +290,35 @@ export class Cpu {
   /** While set, no interrupt is delivered (the hypervisor single-steps an instruction). */
   setInterruptsBlocked(on: boolean): void { this.x86(); this.core.x86SetNoIrq(this.ptr, on); }
 
+  /**
+   * The interpreter's state beyond the register file, for moving a vCPU to another core
+   * (live migration): pending IN / MMIO completion, interrupt shadow, HLT, a pending
+   * event, and the local APIC with its timer (layout: assembly/x86/migrate.ts). TLBs and
+   * counters are not included. Load it on the destination after its registers.
+   */
+  saveHiddenState(): bigint[] {
+    this.x86();
+    const n = this.core.x86StateCount(), p = this.stateBuffer(n);
+    this.core.x86SaveState(this.ptr, p);
+    return Array.from(new BigUint64Array(this.core.memory.buffer, p, n));
+  }
+
+  loadHiddenState(s: readonly bigint[]): void {
+    this.x86();
+    const n = this.core.x86StateCount();
+    if (s.length !== n) throw new RangeError(`a vCPU state record has ${n} slots, got ${s.length}`);
+    const p = this.stateBuffer(n);
+    new BigUint64Array(this.core.memory.buffer, p, n).set(s.map((v) => BigInt.asUintN(64, v)));
+    this.core.x86LoadState(this.ptr, p);
+  }
+
+  private statePtr = 0;
+  private stateBuffer(n: number): number {
+    if (this.statePtr === 0) this.statePtr = this.core.allocBytes(BigInt(n * 8));
+    if (this.statePtr === 0) throw new RangeError('out of core memory for a vCPU state record');
+    return this.statePtr;
+  }
+
   /** Whether the vCPU is halted (HLT, waiting for an interrupt). */
   get halted(): boolean { this.x86(); return this.core.x86Halted(this.ptr); }
 

@@ -89,11 +89,28 @@ export class BalloonDevice implements BackdoorHandler {
   private sizeFrames = 0;
   private readonly units = new Map<number, number>(); // base gfn → frames (1 or 512)
 
-  constructor(readonly backend: BalloonBackend, o: BalloonDeviceOptions = {}) {
+  constructor(private back: BalloonBackend, o: BalloonDeviceOptions = {}) {
     this.hostCapabilities = o.hostCapabilities ?? (CAP.BASIC_CMDS | CAP.BATCHED_CMDS | CAP.BATCHED_2M_CMDS);
     this.events = o.events;
     this.onDoorbell = o.onDoorbell ?? null;
   }
+
+  /** Where the device's memory work goes (the hypervisor's side). */
+  get backend(): BalloonBackend { return this.back; }
+
+  /**
+   * The VM moved to another host (live migration): later memory work goes to `b`, a
+   * backend of the same VM size there. The protocol state (started, capabilities, target,
+   * the locked pages) moves with the device unchanged; the ballooned gfns' p2m state came
+   * over with the memory.
+   */
+  rebind(b: BalloonBackend): void {
+    if (b.frameCount !== this.back.frameCount) throw new RangeError(`balloon rebind: the VM had ${this.back.frameCount} frames, the new backend ${b.frameCount}`);
+    this.back = b;
+  }
+
+  /** Bytes of device state a migration carries: protocol registers and one 12-byte record per locked unit. */
+  get stateBytes(): number { return 64 + 12 * this.units.size; }
 
   /** The host's target, in 4 KiB frames (0..the VM's frame count). */
   get target(): number { return this.targetFrames; }

@@ -17,6 +17,7 @@ import { ioRemapExperiment } from './io-remap.js';
 import { numaExperiment } from './numa.js';
 import { osGuestsExperiment } from './os-guests.js';
 import { sharingOsExperiment } from './sharing-os.js';
+import { migrationExperiment } from './migration.js';
 
 export const CATALOGUE: readonly ExperimentDefinition[] = [
   translationExperiment,
@@ -48,6 +49,7 @@ export const CATALOGUE: readonly ExperimentDefinition[] = [
   numaExperiment as ExperimentDefinition,
   osGuestsExperiment as ExperimentDefinition,
   sharingOsExperiment as ExperimentDefinition,
+  migrationExperiment as ExperimentDefinition,
 ] as ExperimentDefinition[];
 
 for (const def of CATALOGUE) registerExperiment(def);

@@ -21,3 +21,6 @@ export {
 export { PageSharing, DEFAULT_SHARING_COSTS, type SharingOptions, type SharingStats, type SharingCosts, type SharingHost } from './pagers/sharing.js';
 export { VmBalloonBackend } from './pagers/balloon-backend.js';
 export { MemoryManager, type BalloonTarget, type ManagedVm, type ManagerOptions, type VmRecord, type HostRecord } from './policy/manager.js';
+export { migrate, type MigrationOptions, type MigrationResult, type RoundStats } from './migration/migrate.js';
+export { DirtyTracker, DirtyBitmap, DEFAULT_DIRTY_COSTS, type DirtyTracking, type DirtyCosts, type DirtyStats } from './migration/dirty.js';
+export { PAGE_KINDS, recordBytes, type PageKind, type KindCounts } from './migration/wire.js';

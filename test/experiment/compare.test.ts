@@ -48,6 +48,6 @@ describe('the compare kind in the catalogue', () => {
 
   it('every kind is registered once, from the catalogue', () => {
     expect(listExperiments().map((e) => e.kind)).toEqual(
-      ['balloon-perf', 'compare', 'host', 'idle-tax', 'io-remap', 'large-pages', 'numa', 'os-guests', 'reclaim-compare', 'sampling-toucher', 'sharing-os', 'sharing-vms', 'translation']);
+      ['balloon-perf', 'compare', 'host', 'idle-tax', 'io-remap', 'large-pages', 'migration', 'numa', 'os-guests', 'reclaim-compare', 'sampling-toucher', 'sharing-os', 'sharing-vms', 'translation']);
   });
 });

@@ -66,6 +66,7 @@ export class Ept {
   readonly eptp: bigint;
   readonly stats: EptStats = { tables: 0, invalidations: 0, splits: 0, largeMaps: 0 };
   private pending = false;
+  private deferring = 0;
   private readonly onInvalidate: () => void;
 
   constructor(private readonly mem: PhysicalMemory, private readonly frames: TableFrames, o: EptOptions = {}) {
@@ -93,7 +94,7 @@ export class Ept {
   }
 
   private flush(): void {
-    if (!this.pending) return;
+    if (!this.pending || this.deferring > 0) return;
     this.pending = false;
     this.stats.invalidations++;
     this.onInvalidate();
@@ -188,6 +189,52 @@ export class Ept {
     walk(this.root, this.levels, 0);
   }
 
+  /**
+   * Runs f with invalidations held back, then issues at most one (a batch of p2m changes,
+   * as KVM flushes once after write-protecting a whole memslot).
+   */
+  batch<T>(f: () => T): T {
+    this.deferring++;
+    try {
+      return f();
+    } finally {
+      this.deferring--;
+      this.flush();
+    }
+  }
+
+  /**
+   * Dirty logging with EPT A/D (KVM's D-bit harvesting, as PML's software fallback): calls
+   * fn(first gfn, frames) for every leaf whose D bit (9) is set, clears D in place and, if
+   * any was cleared, invalidates once, so the next write through a cached translation sets
+   * D again. A large leaf reports all its frames. Reads each table as one 4 KiB block.
+   * Returns the leaves visited and the dirty ones.
+   */
+  harvestDirty(fn: (gfn: Gfn, frames: number) => void): { leaves: number; dirty: number } {
+    let leaves = 0, dirty = 0;
+    const walk = (table: bigint, level: number, gfnBase: number): void => {
+      const words = new Uint32Array(this.mem.read(table, 4096).buffer);
+      for (let i = 0; i < 512; i++) {
+        const lo = words[2 * i];
+        if ((lo & 7) === 0) continue;
+        const g = gfnBase + i * span(level);
+        if (level > 1 && (lo & 0x80) === 0) {
+          walk(BigInt(lo & 0xffff_f000) + (BigInt(words[2 * i + 1] & 0xf_ffff) << 32n), level - 1, g);
+          continue;
+        }
+        leaves++;
+        if ((lo & 0x200) === 0) continue;
+        dirty++;
+        const at = table + BigInt(i) * 8n;
+        this.mem.write64(at, this.mem.read64(at) & ~EPT.D);
+        fn(g as Gfn, span(level));
+      }
+    };
+    walk(this.root, this.levels, 0);
+    if (dirty > 0) { this.pending = true; this.flush(); }
+    return { leaves, dirty };
+  }
+
   /** Frees the table at `table` (holding level-`level` entries) and every table below it. */
   private freeTree(table: bigint, level: number): void {
     if (level > 1) {
@@ -225,10 +272,10 @@ export class Ept {
   }
 }
 
-/** EPT rights for a p2m entry: null if not present; read-only while write-protected or shared. */
+/** EPT rights for a p2m entry: null if not present; read-only while write-protected, shared or logged. */
 export function eptRights(word: number): bigint | null {
   if (!(word & P2M.PRESENT) || word & P2M.TRAPPED) return null;
-  return word & (P2M.WRITE_PROTECTED | P2M.SHARED) ? EPT.R | EPT.X : RWX;
+  return word & (P2M.WRITE_PROTECTED | P2M.SHARED | P2M.LOGGED) ? EPT.R | EPT.X : RWX;
 }
 
 /** If gfns [g, g+n) are present with contiguous hfns aligned to n and equal rights, their first hfn. */

@@ -5,7 +5,7 @@
 //
 //   31 30 29 28 27 26 25 24 23                                         0
 //  ┌──┬──┬──┬──┬──┬──┬──┬──┬────────────────────────────────────────────┐
-//  │ r│TR│PT│BL│SW│SH│WP│P │ hfn when P=1 · swap slot when SW=1 · else 0 │
+//  │LG│TR│PT│BL│SW│SH│WP│P │ hfn when P=1 · swap slot when SW=1 · else 0 │
 //  └──┴──┴──┴──┴──┴──┴──┴──┴────────────────────────────────────────────┘
 //   P   present: backed by host frame hfn
 //   WP  write-protected: the EPT maps the frame read-only (writes exit)
@@ -15,6 +15,9 @@
 //   PT  the guest uses this frame as a page-table page (shadow paging tracks it)
 //   TR  trapped: backed (P=1) but the EPT maps nothing, so the next guest access exits
 //       (active-memory sampling invalidates a sampled page's mapping this way)
+//   LG  logged: backed (P=1) and mapped read-only for dirty logging (live migration's
+//       write-protection tracker); the first guest or host write is recorded by the
+//       tracker's pager, which clears LG. Any remap (map/unmap) drops it.
 //
 // "Unbacked" is not a bit: it is P = SW = BL = 0, so the zeroed array the core hands
 // out is an all-unbacked p2m and the first touch of any gfn finds 0.
@@ -25,49 +28,77 @@ import { type Gfn, type Hfn, hex } from '../../core/addr.js';
 
 export const P2M = {
   PRESENT: 1 << 24, WRITE_PROTECTED: 1 << 25, SHARED: 1 << 26,
-  SWAPPED: 1 << 27, BALLOONED: 1 << 28, PAGE_TABLE: 1 << 29, TRAPPED: 1 << 30,
+  SWAPPED: 1 << 27, BALLOONED: 1 << 28, PAGE_TABLE: 1 << 29, TRAPPED: 1 << 30, LOGGED: 1 << 31,
 } as const;
 export const HFN_MASK = 0x00ff_ffff;
-const STATE_MASK = 0x7f00_0000;
+const STATE_MASK = 0xff00_0000;
 
 /** The host frame (or swap slot) field of a p2m entry. */
 export const frameField = (word: number): number => word & HFN_MASK;
 /** The state bits of a p2m entry. */
-export const stateBits = (word: number): number => word & STATE_MASK;
+export const stateBits = (word: number): number => (word & STATE_MASK) >>> 0;
 /** True if the entry is unbacked (never touched, or unmapped without a new state). */
 export const isUnbacked = (word: number): boolean =>
   (word & (P2M.PRESENT | P2M.SWAPPED | P2M.BALLOONED)) === 0;
 
 /**
  * True if a guest access (write or not) to an entry with this word needs the hypervisor
- * first: the frame is swapped out, trapped for sampling, or shared and being written.
+ * first: the frame is swapped out, trapped for sampling, or shared or logged and being written.
  */
 export const needsResolve = (word: number, write: boolean): boolean =>
-  (word & (P2M.SWAPPED | P2M.TRAPPED)) !== 0 || (write && (word & (P2M.SHARED | P2M.PRESENT)) === (P2M.SHARED | P2M.PRESENT));
+  (word & (P2M.SWAPPED | P2M.TRAPPED)) !== 0 ||
+  (write && (word & P2M.PRESENT) !== 0 && (word & (P2M.SHARED | P2M.LOGGED)) !== 0);
 
 /** Called after an entry changes, with its old and new words. */
 export type P2mListener = (gfn: Gfn, before: number, after: number) => void;
 
 export class P2m {
-  /** Byte offset of entry 0 in the core's linear memory. */
-  readonly ptr: number;
+  private at: number;
+  private n: number;
   private view: Uint32Array;
   private listeners: P2mListener[] = [];
   private present = 0;
 
-  constructor(private readonly core: Core, readonly frames: number) {
+  constructor(private readonly core: Core, frames: number) {
     if (!Number.isInteger(frames) || frames < 1 || frames > 2 ** 28) {
       throw new RangeError(`a p2m needs 1..2^28 frames, got ${frames}`);
     }
-    this.ptr = core.allocBytes(BigInt(frames * 4));
-    if (this.ptr === 0) throw new RangeError(`out of core memory for a p2m of ${frames} frames`);
-    this.view = new Uint32Array(core.memory.buffer, this.ptr, frames);
+    this.n = frames;
+    this.at = this.allocWords(frames);
+    this.view = new Uint32Array(core.memory.buffer, this.at, frames);
+  }
+
+  /** Byte offset of entry 0 in the core's linear memory (it moves when the p2m grows). */
+  get ptr(): number { return this.at; }
+  /** Entries (the VM's guest frames). */
+  get frames(): number { return this.n; }
+
+  private allocWords(frames: number): number {
+    const p = this.core.allocBytes(BigInt(frames * 4));
+    if (p === 0) throw new RangeError(`out of core memory for a p2m of ${frames} frames`);
+    return p;
+  }
+
+  /**
+   * Memory hot-add: `frames` entries from now on, the new ones unbacked. The table moves to
+   * a new core allocation (the core's allocator never frees: the old one is left behind).
+   */
+  grow(frames: number): void {
+    if (!Number.isInteger(frames) || frames <= this.n || frames > 2 ** 28) {
+      throw new RangeError(`a p2m of ${this.n} frames can only grow, to at most 2^28; got ${frames}`);
+    }
+    const at = this.allocWords(frames);
+    const next = new Uint32Array(this.core.memory.buffer, at, frames);
+    next.set(this.words());
+    this.at = at;
+    this.n = frames;
+    this.view = next;
   }
 
   /** The core's memory grows when it allocates; the view must follow its buffer. */
   private words(): Uint32Array {
     if (this.view.buffer !== this.core.memory.buffer) {
-      this.view = new Uint32Array(this.core.memory.buffer, this.ptr, this.frames);
+      this.view = new Uint32Array(this.core.memory.buffer, this.at, this.n);
     }
     return this.view;
   }
@@ -125,7 +156,7 @@ export class P2m {
    */
   unmap(gfn: Gfn, flags = 0, slot = 0): Hfn | null {
     const old = this.raw(gfn);
-    if (flags & (P2M.PRESENT | P2M.TRAPPED | ~STATE_MASK)) throw new RangeError(`p2m.unmap flags ${hex(flags)} are not a non-present state`);
+    if (flags & (P2M.PRESENT | P2M.TRAPPED | P2M.LOGGED | ~STATE_MASK)) throw new RangeError(`p2m.unmap flags ${hex(flags)} are not a non-present state`);
     if (slot !== 0 && !(flags & P2M.SWAPPED)) throw new RangeError('a swap slot needs the SWAPPED state');
     this.write(gfn, (flags | (old & P2M.PAGE_TABLE) | (slot & HFN_MASK)) >>> 0);
     return old & P2M.PRESENT ? (frameField(old) as Hfn) : null;

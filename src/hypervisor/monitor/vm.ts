@@ -88,8 +88,12 @@ export interface VmPager {
 }
 
 export class Vm {
-  readonly memoryBytes: bigint;
-  readonly frameCount: number;
+  private bytes: bigint;
+  private nFrames: number;
+  /** Guest-physical memory in bytes (grows with hotAdd). */
+  get memoryBytes(): bigint { return this.bytes; }
+  /** Guest-physical memory in 4 KiB frames (grows with hotAdd). */
+  get frameCount(): number { return this.nFrames; }
   readonly p2m: P2m;
   /** Nested: the EPT the vCPUs use. Shadow: the EPT the shadow MMU's guest walker uses. */
   readonly ept: Ept | null;
@@ -112,8 +116,8 @@ export class Vm {
   private destroyed = false;
 
   constructor(private readonly host: VmHost, readonly id: number, readonly mode: VmMode, o: VmOptions) {
-    this.memoryBytes = checkBytes(o.memoryBytes);
-    this.frameCount = Number(this.memoryBytes >> 12n);
+    this.bytes = checkBytes(o.memoryBytes);
+    this.nFrames = Number(this.bytes >> 12n);
     this.costs = { ...host.costs, ...o.costs };
     const vcpus = o.vcpus ?? 1;
     if (!Number.isInteger(vcpus) || vcpus < 1 || vcpus > 64) throw new RangeError(`vcpus must be 1..64, got ${vcpus}`);
@@ -221,15 +225,84 @@ export class Vm {
         return needsResolve(w, write) && this.resolve(gfn, write) !== null;
       },
       writable: (gfn: number) => gfn < this.frameCount &&
-        (this.p2m.raw(gfn as Gfn) & (P2M.PRESENT | P2M.WRITE_PROTECTED | P2M.SHARED | P2M.TRAPPED)) === P2M.PRESENT,
+        (this.p2m.raw(gfn as Gfn) & (P2M.PRESENT | P2M.WRITE_PROTECTED | P2M.SHARED | P2M.TRAPPED | P2M.LOGGED)) === P2M.PRESENT,
       markPageTable: (gfn: number, on: boolean) => {
         if (gfn < this.frameCount) this.p2m.setState(gfn as Gfn, on ? P2M.PAGE_TABLE : 0, on ? 0 : P2M.PAGE_TABLE);
       },
     };
   }
 
+  private hostWriteWatchers: ((gfn: Gfn) => void)[] = [];
+
+  /**
+   * Calls f(gfn) before every host-side write to guest memory (vm.memory: loaders, DMA,
+   * the balloon's reads and writes), which no EPT D bit or write trap sees (KVM's
+   * mark_page_dirty). Returns the unwatch function.
+   */
+  watchHostWrites(f: (gfn: Gfn) => void): () => void {
+    this.hostWriteWatchers.push(f);
+    return () => { this.hostWriteWatchers = this.hostWriteWatchers.filter((x) => x !== f); };
+  }
+
+  private resizeWatchers: ((oldFrames: number, frames: number) => void)[] = [];
+
+  /**
+   * Memory hot-add (as a DIMM plugged into a running VM): guest-physical memory grows by
+   * `bytes` (a positive multiple of 4096; at most 64 GiB in all). The p2m grows with the
+   * new gfns unbacked; the EPT (nested) and the shadow MMU's walker EPT map them on first
+   * touch, as any unbacked gfn, so no translation changes and nothing is invalidated.
+   * Watchers (watchResize: page sharing's scanner, the memory manager) follow; telling the
+   * guest is the board's job (its platform's memory-added notification). Native VMs own
+   * host frames [0, n) and cannot grow. Returns the first new gfn.
+   */
+  hotAdd(bytes: number | bigint): Gfn {
+    this.live();
+    if (this.paging.direct) throw new Error(`VM ${this.id} is native: its memory is host frames [0, n), it cannot grow`);
+    const add = typeof bytes === 'bigint' ? bytes : Number.isInteger(bytes) ? BigInt(bytes) : -1n;
+    if (add <= 0n || add % 4096n !== 0n || this.bytes + add > MAX_VM_BYTES) {
+      throw new RangeError(`hot-add needs a positive multiple of 4096 bytes keeping the VM at most 64 GiB (it has ${this.bytes}), got ${bytes}`);
+    }
+    const old = this.nFrames, frames = Number((this.bytes + add) >> 12n);
+    this.p2m.grow(frames);
+    this.bytes += add;
+    this.nFrames = frames;
+    for (const f of this.resizeWatchers) f(old, frames);
+    return old as Gfn;
+  }
+
+  /** Calls f(oldFrames, frames) after every hotAdd; returns the unwatch function. */
+  watchResize(f: (oldFrames: number, frames: number) => void): () => void {
+    this.resizeWatchers.push(f);
+    return () => { this.resizeWatchers = this.resizeWatchers.filter((x) => x !== f); };
+  }
+
   /** Installs a pager (sharing, swapping, sampling); each resolves the states it owns. */
   addPager(p: VmPager): void { if (!this.pagers.includes(p)) this.pagers.push(p); }
+
+  /** Removes a pager (a dirty-logging tracker when migration ends); the states it owned must be gone. */
+  removePager(p: VmPager): void {
+    const i = this.pagers.indexOf(p);
+    if (i >= 0) this.pagers.splice(i, 1);
+  }
+
+  /**
+   * Makes a gfn unbacked again, freeing its private frame (a migration destination told the
+   * page is zero or gone); `ballooned` leaves it BALLOONED instead. Throws for shared or
+   * swapped gfns, whose pagers own them (use discard). Returns whether a frame was freed.
+   */
+  unback(gfn: Gfn, ballooned = false): boolean {
+    this.live();
+    const w = this.p2m.raw(gfn);
+    if (w & (P2M.SHARED | P2M.SWAPPED)) throw new Error(`gfn ${hex(gfn)} is shared or swapped (p2m ${hex(w)}): its pager owns it`);
+    const flags = ballooned ? P2M.BALLOONED : 0;
+    if (!(w & P2M.PRESENT)) {
+      if ((w & P2M.BALLOONED) !== flags) this.p2m.unmap(gfn, flags);
+      return false;
+    }
+    const h = this.p2m.unmap(gfn, flags)!;
+    this.host.frames.free(h, this.id);
+    return true;
+  }
 
   /**
    * Makes gfn usable for a (write) access when its state needs the hypervisor (see
@@ -290,7 +363,8 @@ export class Vm {
    */
   frameFor(gfn: Gfn, write: boolean): Hfn | null {
     let w = this.p2m.raw(gfn);
-    if (w & P2M.SWAPPED || (write && w & P2M.SHARED)) {
+    if (write) for (const f of this.hostWriteWatchers) f(gfn);
+    if (w & P2M.SWAPPED || (write && w & (P2M.SHARED | P2M.LOGGED))) {
       if (this.resolve(gfn, write) === null) throw new Error(`gfn ${hex(gfn)}: no pager resolves p2m ${hex(w)}`);
       w = this.p2m.raw(gfn);
     }

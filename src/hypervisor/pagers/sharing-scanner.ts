@@ -61,6 +61,18 @@ export class SharingScanner {
     return { vm, order, cursor: 0, credit: 0, shared: 0, scanned: 0, hints: new Map() };
   }
 
+  /** The VM grew (memory hot-add): its new gfns join the current pass after the gfns not yet scanned. */
+  grow(st: ScannedVm): void {
+    const old = st.order.length, frames = st.vm.frameCount;
+    if (frames <= old) return;
+    const order = new Int32Array(frames);
+    order.set(st.order);
+    const fresh = order.subarray(old);
+    for (let i = 0; i < fresh.length; i++) fresh[i] = old + i;
+    this.shuffle(fresh);
+    st.order = order;
+  }
+
   /**
    * Advances the clock to nowSeconds and hands the pages the rates allow to `process`,
    * in chunks of at most `batch`. Returns pages scanned.

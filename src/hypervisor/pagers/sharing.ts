@@ -106,7 +106,9 @@ export class PageSharing implements VmPager {
     if (vm.isDestroyed) throw new Error(`VM ${vm.id} was destroyed`);
     requirePageable(vm, 'its gpa = hpa mapping cannot be remapped for sharing');
     if (this.vms.has(vm.id)) throw new Error(`VM ${vm.id} is already registered with page sharing`);
-    this.vms.set(vm.id, this.scanner.newVm(vm));
+    const st = this.scanner.newVm(vm);
+    this.vms.set(vm.id, st);
+    vm.watchResize(() => this.scanner.grow(st)); // memory hot-add
     vm.addPager(this);
   }
 

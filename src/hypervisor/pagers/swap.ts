@@ -331,6 +331,35 @@ export class HostSwap implements VmPager {
     return true;
   }
 
+  /**
+   * Live migration with the swap file on storage both hosts reach (VMFS, as VMotion's): hands
+   * gfn's slot to another VM without reading it. The gfn becomes unbacked here and the slot
+   * stays allocated; the destination's swap calls adopt. Returns the slot.
+   */
+  release(vm: Vm, gfn: Gfn): number {
+    const s = this.vms.get(vm);
+    const w = vm.p2m.raw(gfn), slot = frameField(w);
+    if (!(w & P2M.SWAPPED) || !s || !s.slots.has(slot)) throw new Error(`gfn ${hex(gfn)} of VM ${vm.id} is not swapped by this swap (p2m ${hex(w)})`);
+    vm.p2m.unmap(gfn);
+    s.slots.delete(slot);
+    s.stats.slotsInUse--;
+    this.total.slotsInUse--;
+    return slot;
+  }
+
+  /** Takes over a slot another HostSwap on the same file released (see release): gfn becomes SWAPPED | slot. */
+  adopt(vm: Vm, gfn: Gfn, slot: number, from: HostSwap): void {
+    if (from.file !== this.file) throw new Error('a swap slot can only be adopted from a swap on the same file');
+    const s = this.state(vm);
+    const w = vm.p2m.raw(gfn);
+    if (w & (P2M.PRESENT | P2M.SWAPPED | P2M.SHARED)) throw new Error(`gfn ${hex(gfn)} of VM ${vm.id} is in use (p2m ${hex(w)}): unback it first`);
+    if (s.slots.has(slot)) throw new Error(`slot ${slot} is already VM ${vm.id}'s`);
+    vm.p2m.unmap(gfn, P2M.SWAPPED, slot);
+    s.slots.add(slot);
+    s.stats.slotsInUse++;
+    this.total.slotsInUse++;
+  }
+
   detach(vm: Vm): void {
     const s = this.vms.get(vm);
     if (!s) return;

@@ -116,6 +116,8 @@ interface Entry {
   m: ManagedVm; alloc: VmAllocation; target: number; vmTime?: number; overhead: number;
   /** Frames the last reallocation asked the swap daemon for, and whether they replace balloon inflation. */
   swapWant: number; swapCoversBalloon: boolean;
+  /** Stops following the VM's memory size (hot-add). */
+  unwatch?: () => void;
 }
 
 export class MemoryManager {
@@ -123,7 +125,7 @@ export class MemoryManager {
   readonly states: FreeMemoryStates;
   readonly vmSeries: VmRecord[] = [];
   readonly hostSeries: HostRecord[] = [];
-  readonly stats = { rebalances: 0, eventRebalances: 0, ballooned: 0, swappedOut: 0, emergencySwaps: 0, blockedRounds: 0 };
+  readonly stats = { rebalances: 0, eventRebalances: 0, ballooned: 0, swappedOut: 0, emergencySwaps: 0, blockedRounds: 0, memoryAddRefused: 0 };
   private readonly entries: Entry[] = [];
   private readonly pools: FlatPools | null;
   private started = false;
@@ -194,7 +196,32 @@ export class MemoryManager {
       this.o.sharing?.detach(m.vm);
       throw e;
     }
-    this.entries.push({ m, alloc, target: alloc.max, vmTime: m.executionSeconds, overhead, swapWant: 0, swapCoversBalloon: false });
+    const e: Entry = { m, alloc, target: alloc.max, vmTime: m.executionSeconds, overhead, swapWant: 0, swapCoversBalloon: false };
+    e.unwatch = m.vm.watchResize((old, now) => this.memoryAdded(e, now - old));
+    this.entries.push(e);
+    this.retarget();
+  }
+
+  /**
+   * Memory hot-add (Vm.hotAdd): the VM's max grows by the frames added (ESX sizes max by
+   * the configured memory), min and shares stay, and the targets are recomputed. Admission
+   * is asked again with the larger max and the larger overhead (more EPT to map the new
+   * gfns); if the host cannot admit it, max stays and memoryAddRefused counts it.
+   */
+  private memoryAdded(e: Entry, added: number): void {
+    const alloc = { ...e.alloc, max: Math.min(e.m.vm.frameCount, e.alloc.max + added) };
+    const frames = this.o.hv.frames;
+    const host: HostCapacity = {
+      frames: this.totalFrames, overheadFrames: frames.total - frames.hypervisorStart,
+      swapFrames: this.o.swap ? this.o.swap.file.capacity : 0,
+    };
+    const memory = modelOverhead(this.o.overhead ?? NO_OVERHEAD, e.m.vm.frameCount);
+    const overhead = memory + e.m.vm.tableReserve;
+    const others = this.entries.filter((x) => x !== e).map((x) => ({ ...x.alloc, overhead: x.overhead }));
+    if (!admit(host, others, { ...alloc, overhead }).ok) { this.stats.memoryAddRefused++; return; }
+    if (memory > e.m.vm.stats.overheadFrames) e.m.vm.allocOverhead(memory - e.m.vm.stats.overheadFrames);
+    e.alloc = alloc;
+    e.overhead = overhead;
     this.retarget();
   }
 
@@ -202,6 +229,7 @@ export class MemoryManager {
   remove(m: ManagedVm): boolean {
     const i = this.entries.findIndex((e) => e.m === m);
     if (i < 0) return false;
+    this.entries[i].unwatch?.();
     this.entries.splice(i, 1);
     this.swapDaemon?.forget(m.vm);
     if (this.o.sampler?.has(m.vm) && !m.vm.isDestroyed) this.o.sampler.stop(m.vm);
