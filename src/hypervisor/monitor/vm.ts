@@ -425,7 +425,7 @@ export class Vm {
     }
     for (let i = 0; i < n; i++) {
       const w = this.p2m.raw((g + i) as Gfn);
-      if ((w & (P2M.PRESENT | P2M.SHARED | P2M.SWAPPED | P2M.BALLOONED | P2M.TRAPPED | P2M.WRITE_PROTECTED | P2M.PAGE_TABLE)) !== P2M.PRESENT) {
+      if ((w & (P2M.PRESENT | P2M.SHARED | P2M.SWAPPED | P2M.BALLOONED | P2M.TRAPPED | P2M.WRITE_PROTECTED | P2M.PAGE_TABLE | P2M.LOGGED)) !== P2M.PRESENT) {
         throw new Error(`relocateLarge: gfn ${hex(g + i)} is not a private present page (p2m ${hex(w)})`);
       }
     }

@@ -8,7 +8,8 @@
 //   1. classifies the chunk's 512 p2m entries:
 //        private  present, no other state            → can be moved
 //        shared   present, SHARED (copy-on-write)     → can be un-shared, at one frame each
-//        other    unbacked, swapped, ballooned, trapped, write-protected, page table → skip
+//        other    unbacked, swapped, ballooned, trapped, write-protected, page table,
+//                 dirty-logged for a migration → skip
 //   2. skips the chunk when it has `other` entries or more than `maxSharedParts` shared ones
 //      (the explicit trade-off: each shared part costs a host frame to keep the range large);
 //   3. picks a target run of 512 contiguous, 2 MiB-aligned host frames: in place when every
@@ -151,7 +152,7 @@ export class Defragmenter {
 /** The chunk's shared gfns, and whether every entry is private or shared (nothing else). */
 function classify(vm: Vm, g: number): Chunk {
   const shared: number[] = [];
-  const other = P2M.SWAPPED | P2M.BALLOONED | P2M.TRAPPED | P2M.WRITE_PROTECTED | P2M.PAGE_TABLE;
+  const other = P2M.SWAPPED | P2M.BALLOONED | P2M.TRAPPED | P2M.WRITE_PROTECTED | P2M.PAGE_TABLE | P2M.LOGGED;
   for (let i = 0; i < CHUNK; i++) {
     const w = vm.p2m.raw((g + i) as Gfn);
     if ((w & P2M.PRESENT) === 0 || (w & other) !== 0) return { g, shared, movable: false };

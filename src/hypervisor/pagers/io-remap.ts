@@ -131,7 +131,7 @@ export class IoRemapper {
   /** Moves gfn's contents to a reserve frame and remaps it (p2m → EPT / shadow follow). */
   private moveLow(vm: Vm, gfn: Gfn): boolean {
     const w = vm.p2m.raw(gfn);
-    if ((w & (P2M.PRESENT | P2M.SHARED | P2M.WRITE_PROTECTED | P2M.TRAPPED | P2M.SWAPPED | P2M.BALLOONED)) !== P2M.PRESENT) return false;
+    if ((w & (P2M.PRESENT | P2M.SHARED | P2M.WRITE_PROTECTED | P2M.TRAPPED | P2M.SWAPPED | P2M.BALLOONED | P2M.LOGGED)) !== P2M.PRESENT) return false;
     const low = this.reserve.pop();
     if (low === undefined) return false;
     const high = frameField(w) as Hfn;

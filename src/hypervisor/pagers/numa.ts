@@ -41,7 +41,8 @@ export function placement(vm: Vm, frames: HostFrames): { perNode: number[]; remo
   return { perNode, pages, remote: pages ? (pages - perNode[home]) / pages : 0 };
 }
 
-const MOVABLE = P2M.PRESENT | P2M.SHARED | P2M.WRITE_PROTECTED | P2M.TRAPPED | P2M.SWAPPED | P2M.BALLOONED;
+// LOGGED: a migration's write-protect dirty log owns the page's rights until it ends.
+const MOVABLE = P2M.PRESENT | P2M.SHARED | P2M.WRITE_PROTECTED | P2M.TRAPPED | P2M.SWAPPED | P2M.BALLOONED | P2M.LOGGED;
 
 export class NumaBalancer {
   constructor(private readonly frames: HostFrames, private readonly mem: PhysicalMemory,
