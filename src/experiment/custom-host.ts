@@ -4,9 +4,9 @@
 // control would refuse at run time (min > max, max above the VM's size, mins that do not
 // fit host memory), so an impossible scenario fails before anything runs or is written.
 //
-//   { "kind": "host", "name": "two-vms", "hostMiB": 24, "seconds": 30,
+//   { "kind": "host", "name": "two-vms", "hostMiB": 20, "seconds": 30,
 //     "vms": [ { "name": "web", "memMiB": 16, "workload": { "type": "throughput" }, "minMiB": 4, "shares": 2000 },
-//              { "name": "idle", "memMiB": 16, "workload": { "type": "idle" } } ],
+//              { "name": "prog", "memMiB": 16, "workload": { "type": "trace", "file": "prog.lackey.gz" } } ],
 //     "policy": { "tau": 0.75, "balloon": true, "swap": true, "sharing": false } }
 
 import { z } from 'zod';

@@ -32,6 +32,8 @@ const PAGES_PER_MIB = MiB / PAGE;
 /** MiB of a VM the guest kernel needs besides the toucher's region. */
 const KERNEL_MIB = 2;
 
+const pagesOf = (mib: number) => Math.round(mib * PAGES_PER_MIB);
+
 const phase = z.object({
   seconds: z.number().int().min(1).max(3600),
   MiB: z.number().positive().max(1024),
@@ -58,6 +60,11 @@ export const samplingToucherParams = z.object({
   opsPerBatch: z.number().int().min(1).max(4096).default(512),
 }).strict().superRefine((p, ctx) => {
   const room = p.vmMiB - KERNEL_MIB;
+  // The schedule starts at T0, when the prefill is done; a prefill of no page never finishes.
+  if (pagesOf(p.prefillMiB) < 1) {
+    ctx.addIssue({ code: 'custom', path: ['prefillMiB'], message: `${p.prefillMiB} MiB is less than one page (4 KiB = ${1 / PAGES_PER_MIB} MiB): ` +
+      'the schedule and the sampling start when the toucher\'s prefill is done, so it must write at least one page' });
+  }
   if (p.prefillMiB > room) ctx.addIssue({ code: 'custom', path: ['prefillMiB'], message: `${p.prefillMiB} MiB does not fit a ${p.vmMiB} MiB VM (at most ${room}: the guest kernel needs ${KERNEL_MIB})` });
   p.schedule.forEach((s, i) => {
     if (s.MiB > room) ctx.addIssue({ code: 'custom', path: ['schedule', i, 'MiB'], message: `${s.MiB} MiB does not fit a ${p.vmMiB} MiB VM (at most ${room})` });
@@ -82,8 +89,6 @@ export interface StepLag {
 }
 export interface SamplingRun { periods: PeriodRow[]; timeline: TimelinePoint[]; steps: StepLag[]; t0: number }
 
-
-const pagesOf = (mib: number) => Math.round(mib * PAGES_PER_MIB);
 const mibOf = (pages: number) => round((pages * PAGE) / MiB, 3);
 
 /** Runs the whole schedule and returns the per-period rows, the timeline and the step lags. */

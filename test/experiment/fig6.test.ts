@@ -92,5 +92,14 @@ describe('Figure 6: sampling tracks the working set', () => {
     expect(bad({ periodSeconds: 1.5 })).toMatch(/^periodSeconds: /m);
     expect(bad({ samples: 0 })).toMatch(/^samples: /m);
     expect(bad({ schedule: [] })).toMatch(/^schedule: /m);
+    // A prefill of no page never finishes, so the run used to fail after 600 simulated seconds ("raise hz").
+    expect(bad({ prefillMiB: 0 })).toBe('prefillMiB: 0 MiB is less than one page (4 KiB = 0.00390625 MiB): the schedule and ' +
+      'the sampling start when the toucher\'s prefill is done, so it must write at least one page');
+    expect(bad({ prefillMiB: 0.001 })).toMatch(/^prefillMiB: 0\.001 MiB is less than one page/);
   });
+
+  it('runs with the smallest prefill validation accepts (one page)', async () => {
+    const r = await runScenario({ ...TINY, vmMiB: 4, prefillMiB: 1 / 256, schedule: [{ seconds: 2, MiB: 1 }], samples: 20 });
+    expect(r.series.periods.length).toBe(2);
+  }, 60_000);
 });
