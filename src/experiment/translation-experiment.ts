@@ -79,7 +79,10 @@ function barPlot(id: string, title: string, field: keyof TranslationResult, axis
 function consoleTable(r: ExperimentResult): string {
   const rows = r.series.runs;
   const n = (v: unknown, d: number) => Number(v).toFixed(d);
-  return `${r.scenario}: ${r.description ?? ''}\nseed ${r.seed}, ${r.summary['accesses per run']} accesses per run\n\n` + table(
+  const traces = rows.filter((x) => x.pattern === 'trace').length;
+  const perRun = traces === rows.length ? 'each trace replayed once'
+    : `${r.summary['accesses per run']} accesses per pattern run${traces ? ', each trace replayed once' : ''}`;
+  return `${r.scenario}: ${r.description ?? ''}\nseed ${r.seed}, ${perRun}\n\n` + table(
     ['run', 'L1 miss/1k', 'walks/1k', 'refs/walk', 'PSC hits/1k', 'cycles/access', 'sim M acc/s'],
     rows.map((x) => [String(x.label), n(x.l1MissesPer1000, 1), n(x.walksPer1000, 1), n(x.refsPerWalk, 2),
       n(x.pscHitsPer1000, 1), n(x.cyclesPerAccess, 2), n(Number(x.simAccessesPerSec) / 1e6, 1)]),

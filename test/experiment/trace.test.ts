@@ -65,6 +65,10 @@ describe('trace files in translation scenarios', () => {
     const cli = runCli(['validate', file], { cwd: '/' });
     expect(cli.status).toBe(0);
     expect(JSON.parse(cli.stdout).runs[0].trace).toBe(join(dir, 'data', 'malloc.lackey.gz'));
+    const run = runCli(['run', file, '--out', join(dir, 'out'), '--quiet'], { cwd: '/' });
+    expect(run.status).toBe(0);
+    expect(run.stdout).toMatch(/^tr: \nseed 1, each trace replayed once\n/);
+    expect(run.stdout).toMatch(/^trace malloc\.lackey\.gz 4K 4-level +\d/m);
     // From elsewhere (no folder given: the working directory), the same relative path is not there.
     expect(problems(translation({}), join(dir, 'data'))).toMatch(/runs\[0\]\.trace: trace file .*data\/data\/malloc\.lackey\.gz not found$/);
   });
