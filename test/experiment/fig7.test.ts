@@ -34,10 +34,12 @@ describe('Figure 7 (idle memory tax) at the paper\'s values', () => {
     const sw = r.series.tauSwitch[0];
     expect(sw.label).toBe('τ: 0 → 0.75');
     expect(Number(sw.t)).toBeGreaterThanOrEqual(scenario.phaseSeconds);
-    expect(Number(sw.t)).toBeLessThan(scenario.phaseSeconds + 1);
-    const tauAt = (t: number) => r.series.throughput.find((x) => Number(x.t) >= t)!.tau;
-    expect(tauAt(Number(sw.t) - 1)).toBe(0);
-    expect(tauAt(Number(sw.t) + 1)).toBe(0.75);
+    expect(Number(sw.t)).toBeLessThan(scenario.phaseSeconds + 5); // phase 1's seconds, plus what guest batches ran over
+    // The rule sits between the last second measured at τ = 0 and the first at τ = 0.75.
+    const lastAt0 = r.series.throughput.filter((x) => x.tau === 0).at(-1)!, firstAt75 = r.series.throughput.find((x) => x.tau === 0.75)!;
+    expect(Number(lastAt0.t)).toBeLessThanOrEqual(Number(sw.t));
+    expect(Number(firstAt75.t)).toBeGreaterThanOrEqual(Number(sw.t));
+    expect(Number(firstAt75.t) - Number(lastAt0.t)).toBeLessThanOrEqual(1.01);
     for (const plot of r.plots) {
       const svg = await renderPlotSvg(plot, r.series);
       expect(svg).toContain('>τ: 0 → 0.75</text>');
