@@ -49,6 +49,8 @@ export const translationRun = z.object({
   if (r.trace === undefined) {
     if (r.pattern === undefined) issue('pattern', 'required (or "trace": a lackey trace file to replay)');
     if (r.workingSet === undefined) issue('workingSet', 'required for a pattern run');
+    // Accesses are 8-byte loads and stores at stride multiples: another stride reaches past the mapped end.
+    if (r.stride !== undefined && r.stride % 8 !== 0) issue('stride', `${r.stride} B is not a multiple of 8 B (each access is 8 bytes; the last would run past the working set)`);
     return;
   }
   for (const k of ['pattern', 'workingSet', 'stride'] as const) if (r[k] !== undefined) issue(k, 'not used with "trace" (the trace gives the addresses)');

@@ -12,7 +12,7 @@ import { assertAsyncProperty } from '../helpers/seeds.js';
 const MiB = 2 ** 20;
 const ctx = { seed: 1, name: 'p', progress() {} };
 
-function scenario(memory: number, run: { pageSize: '4K' | '2M' | '1G'; workingSet: number }) {
+function scenario(memory: number, run: { pageSize: '4K' | '2M' | '1G'; workingSet: number; pattern?: string; stride?: number }) {
   return { kind: 'translation', name: 'p', memory, accesses: 64, runs: [{ pattern: 'random', ...run }] };
 }
 
@@ -22,9 +22,11 @@ describe('translation validation agrees with running', () => {
       pages: fc.integer({ min: 1, max: 48 * 256 }), // memory in 4 KiB pages, up to 48 MiB
       pageSize: fc.constantFrom('4K' as const, '2M' as const, '1G' as const),
       workingSet: fc.oneof(fc.integer({ min: 1, max: 4096 }), fc.integer({ min: 1, max: 24 * MiB })),
+      // Strides validation accepts (multiples of 8; others are refused, and a short run might not reach the end).
+      strided: fc.option(fc.oneof(fc.integer({ min: 1, max: 16 }).map((k) => 8 * k), fc.constantFrom(4096, 4104, 12288)), { nil: undefined }),
     });
-    await assertAsyncProperty(fc.asyncProperty(arb, async ({ pages, pageSize, workingSet }) => {
-      const sc = scenario(pages * 4096, { pageSize, workingSet });
+    await assertAsyncProperty(fc.asyncProperty(arb, async ({ pages, pageSize, workingSet, strided }) => {
+      const sc = scenario(pages * 4096, { pageSize, workingSet, ...(strided ? { pattern: 'strided', stride: strided } : {}) });
       let valid = true;
       try { parseExperimentScenario(sc, 's.json'); } catch { valid = false; }
       // The run without the checks: the bare parameter schema, straight into the experiment.
@@ -66,6 +68,12 @@ describe('translation validation agrees with running', () => {
     expect(problems(full(64 * MiB, { pageSize: '2M', workingSet: 33 * MiB })))
       .toBe('lib.json is not a valid scenario:\n  runs[0].workingSet: a working set of 33 MiB in 2M pages needs 66 MiB of memory ' +
         '(after 32 MiB of page tables), but the scenario\'s memory is 64 MiB');
+    // A stride that is not a multiple of 8 made the run fault past the working set's end
+    // ("unexpected exit PF" after 1363 accesses of a 4 KiB set with stride 3).
+    const strided = (stride: number) => ({ ...full(64 * MiB, { pageSize: '4K', workingSet: 4096 }), runs: [{ pattern: 'strided', workingSet: 4096, stride }] });
+    expect(problems(strided(3))).toBe('lib.json is not a valid scenario:\n  runs[0].stride: 3 B is not a multiple of 8 B ' +
+      '(each access is 8 bytes; the last would run past the working set)');
+    expect(problems(strided(4104))).toBe('');
     // The largest that fits still parses.
     expect(parseScenario(full(64 * MiB, { pageSize: '2M', workingSet: 32 * MiB })).runs[0].workingSet).toBe(32 * MiB);
   });
