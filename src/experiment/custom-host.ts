@@ -253,14 +253,20 @@ export async function runCustomHost(p: CustomHostParams, ctx: ExperimentContext)
       plots: [{
         id: 'allocation', title: 'Memory held (solid) and target (dashed) per VM',
         vegaLite: { data: { name: 'allocation' }, layer: [
-          { mark: 'line', encoding: { x: { field: 't', type: 'quantitative', title: 'simulated seconds' }, y: { field: 'MiB', type: 'quantitative' }, color: { field: 'vm', type: 'nominal' } } },
-          { mark: { type: 'line', strokeDash: [4, 3] }, encoding: { x: { field: 't', type: 'quantitative' }, y: { field: 'targetMiB', type: 'quantitative' }, color: { field: 'vm', type: 'nominal' } } },
+          { mark: 'line', encoding: { x: { field: 't', type: 'quantitative', title: 'simulated seconds' },
+            y: { field: 'MiB', type: 'quantitative', title: 'MiB (held; target dashed)' }, color: { field: 'vm', type: 'nominal' } } },
+          { mark: { type: 'line', strokeDash: [4, 3] }, encoding: { x: { field: 't', type: 'quantitative' },
+            y: { field: 'targetMiB', type: 'quantitative', title: 'MiB (held; target dashed)' }, color: { field: 'vm', type: 'nominal' } } },
         ] },
+        caption: `Host memory each VM holds (solid) and the target the manager sets for it (dashed): shares, min / max and ` +
+          `the idle memory tax (τ = ${pol.tau}) over ${p.hostMiB} MiB for ${p.vms.reduce((a, v) => a + v.memMiB, 0)} MiB of VMs.`,
       }, {
         id: 'reclaimed', title: 'Balloon, swapped and shared memory per VM',
         vegaLite: { data: { name: 'allocation' }, transform: [{ fold: ['balloonMiB', 'swappedMiB', 'sharedMiB'], as: ['kind', 'value'] }],
           mark: 'line', encoding: { x: { field: 't', type: 'quantitative', title: 'simulated seconds' }, y: { field: 'value', type: 'quantitative', title: 'MiB' },
             color: { field: 'vm', type: 'nominal' }, strokeDash: { field: 'kind', type: 'nominal' } } },
+        caption: 'What the manager took back from each VM: balloonMiB (the guest gave it), swappedMiB (the host paged it out) ' +
+          'and sharedMiB (pages mapped to a shared frame).',
       }],
     };
   } finally {

@@ -97,5 +97,7 @@ describe('host scenarios', () => {
     const [held] = String(r.summary['idle: MiB held / target']).split(' / ').map(Number);
     expect(held).toBeLessThan(idle.memMiB * idle.workload.fraction / 2);
     expect(r.series.allocation.some((x) => x.vm === 'idle' && Number(x.balloonMiB) > 0)).toBe(true);
+    expect(r.plots.find((x) => x.id === 'allocation')!.caption).toMatch(/τ = 0\.75\) over 20 MiB for 32 MiB of VMs\.$/);
+    expect(r.plots.find((x) => x.id === 'reclaimed')!.caption).toMatch(/^What the manager took back from each VM/);
   }, 120_000);
 });
