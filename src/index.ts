@@ -18,6 +18,8 @@ export { PageTableBuilder, FrameBump, type MapFlags } from './core/pagetable.js'
 export { parseScenario, type Scenario } from './scenario/schema.js';
 export { runTranslation, type TranslationResult } from './experiment/translation.js';
 export { offsets, fillBatch, PATTERNS, type Pattern, type PatternSpec } from './workload/patterns.js';
+export { parseLackey, parseLackeyLine, traceCounts, TraceLineError, type TraceRecord, type TraceCounts } from './workload/lackey.js';
+export { TraceReader, scanTrace, type TraceScan } from './workload/trace-file.js';
 export { Rng } from './util/rng.js';
 export * from './hypervisor/index.js';
 export { PAGING_MODES, type PagingMode } from './core/paging-mode.js';

@@ -3,7 +3,8 @@
 // The page runs the library's own modules; these Node-only imports are replaced:
 //   src/core/wasm-source.ts → web/src/wasm-source.ts (fetches the bundled core),
 //   src/util/package-info.ts → web/src/package-info.ts (no package.json on disk, no git),
-//   node:fs / os / path / crypto → web/src/shims (the swap file keeps its slots in memory).
+//   node:fs / os / path / crypto → web/src/shims (the swap file keeps its slots in memory),
+//   node:worker_threads → a stand-in that throws (trace files, which need Node, are reported missing).
 import { defineConfig, type Plugin } from 'vite';
 import { fileURLToPath } from 'node:url';
 
@@ -26,6 +27,7 @@ const shims = {
   'node:os': here('./src/shims/node-os.ts'),
   'node:path': here('./src/shims/node-path.ts'),
   'node:crypto': here('./src/shims/node-crypto.ts'),
+  'node:worker_threads': here('./src/shims/node-worker-threads.ts'),
 };
 
 export default defineConfig({

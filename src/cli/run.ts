@@ -8,7 +8,7 @@
 // written after the run, an interrupted run leaves nothing behind.
 
 import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import cliProgress from 'cli-progress';
 import '../experiment/catalogue.js';
@@ -63,7 +63,7 @@ export function jsonErrorWhere(text: string, message: string): string {
 
 /** Reads and validates a scenario file of any registered kind. */
 export function loadScenario(path: string): ParsedScenario {
-  return parseExperimentScenario(readScenarioFile(path), path);
+  return parseExperimentScenario(readScenarioFile(path), path, { dir: dirname(resolve(path)) });
 }
 
 /** The default scenario file, unless a library user set another with setDefaultScenario. */

@@ -4,9 +4,9 @@
 // control would refuse at run time (min > max, max above the VM's size, mins that do not
 // fit host memory), so an impossible scenario fails before anything runs or is written.
 //
-//   { "kind": "host", "name": "two-vms", "hostMiB": 24, "seconds": 30,
+//   { "kind": "host", "name": "two-vms", "hostMiB": 20, "seconds": 30,
 //     "vms": [ { "name": "web", "memMiB": 16, "workload": { "type": "throughput" }, "minMiB": 4, "shares": 2000 },
-//              { "name": "idle", "memMiB": 16, "workload": { "type": "idle" } } ],
+//              { "name": "prog", "memMiB": 16, "workload": { "type": "trace", "file": "prog.lackey.gz" } } ],
 //     "policy": { "tau": 0.75, "balloon": true, "swap": true, "sharing": false } }
 
 import { z } from 'zod';
@@ -18,6 +18,9 @@ import { Filler } from '../../guests/filler.js';
 import { IdleKernel } from '../../guests/idle.js';
 import { Toucher } from '../../guests/toucher.js';
 import { PhasedToucher } from '../../guests/phased-toucher.js';
+import { TraceReplay, type TraceSource } from '../../guests/trace.js';
+import { TraceReader } from '../workload/trace-file.js';
+import { checkedTraceScan, shownPath, traceFileField } from '../scenario/trace-field.js';
 import type { Workload } from '../../guests/kernel/kernel.js';
 import type { GuestVm } from '../board/guest-vm.js';
 import { flatten, type PoolSpec, type PoolChild } from '../hypervisor/policy/policy.js';
@@ -32,7 +35,14 @@ const workload = z.discriminatedUnion('type', [
   z.object({ type: z.literal('toucher'), regionFraction: z.number().gt(0).max(0.95).default(0.8),
     setFraction: z.number().gt(0).max(1).default(0.25), shiftSeconds: z.number().positive().default(10) }).strict(),
   z.object({ type: z.literal('phased'), phases: z.array(z.object({ seconds: z.number().positive(), fraction: z.number().gt(0).max(0.95) }).strict()).min(1) }).strict(),
+  z.object({ type: z.literal('trace'), file: traceFileField,
+    loop: z.boolean().default(true).describe('start the trace again when it ends (false: the VM idles after one pass)') }).strict(),
 ]);
+
+/** The guest's swap disk (guests/kernel/swap.ts): pages a trace may touch beyond the VM's memory. */
+const GUEST_SWAP_PAGES = 1 << 16;
+/** MiB of a VM its guest kernel keeps (tables, its own frames), not available to the trace. */
+const KERNEL_MIB = 2;
 
 const vm = z.object({
   name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits, ".", "_" and "-"'),
@@ -111,6 +121,16 @@ export const customHostParams = z.object({
       ctx.addIssue({ code: 'custom', path: ['pools'], message: `the pools' mins and their VMs' floors (${reserved} MiB) do not fit host memory (${p.hostMiB} MiB): admission control would refuse them` });
     }
   }
+  p.vms.forEach((v, i) => {
+    if (v.workload.type !== 'trace') return;
+    const scan = checkedTraceScan(v.workload.file);
+    if (!scan) return;
+    const pages = scan.pages, room = (v.memMiB - KERNEL_MIB) * 256 + GUEST_SWAP_PAGES;
+    if (pages > room) {
+      ctx.addIssue({ code: 'custom', path: ['vms', i, 'workload', 'file'], message: `the trace touches ${pages} distinct pages (${mibText(pages)}), ` +
+        `more than the VM's memory and its guest swap disk hold (${mibText(room)})` });
+    }
+  });
   p.vms.forEach((v, i) => {
     if (v.workload.type !== 'phased') return;
     v.workload.phases.forEach((ph, j) => {
@@ -204,7 +224,33 @@ function makeWorkload(w: CustomHostParams['vms'][number]['workload'], frames: nu
       return new Toucher({ regionPages: region, setPages: Math.max(1, Math.floor(region * w.setFraction)), shiftSeconds: w.shiftSeconds, seed });
     }
     case 'phased': return new PhasedToucher({ phases: w.phases.map((ph) => ({ seconds: ph.seconds, pages: Math.floor(frames * ph.fraction) })), seed });
+    case 'trace': return new TraceReplay(traceSource(w.file, w.loop));
   }
+}
+
+/** The trace streamed from its file; with loop, opened again at its end (passes counts the starts). */
+function traceSource(file: string, loop: boolean): TraceSource & { passes: number } {
+  let reader = new TraceReader(file, { name: shownPath(file) });
+  return {
+    passes: 1,
+    next() {
+      const r = reader.next();
+      if (r !== null || !loop) return r;
+      reader.close();
+      reader = new TraceReader(file, { name: shownPath(file) });
+      this.passes++;
+      return reader.next();
+    },
+    close() { reader.close(); },
+  };
+}
+
+const mibText = (pages: number): string => `${Math.round(pages / 256 * 100) / 100} MiB`;
+
+/** Keeps trace replays (open files) to close after the run, whatever happens. */
+function track(w: Workload, traces: TraceReplay[]): Workload {
+  if (w instanceof TraceReplay) traces.push(w);
+  return w;
 }
 
 /** Work units so far, for workloads that count them. */
@@ -216,11 +262,12 @@ export async function runCustomHost(p: CustomHostParams, ctx: ExperimentContext)
     balloon: pol.balloon, swap: pol.swap, swapSlots: swapSlotsFor(p), sharing: pol.sharing ? {} : false,
     sampler: pol.sampling ? { periodSeconds: pol.samplePeriod } : false, pools: poolSpec(p), vms: p.vms,
     overhead: { fixedFrames: Math.ceil(pol.overheadFixedMiB * 256), framesPerMiB: pol.overheadKiBPerMiB / 4 } });
+  const traces: TraceReplay[] = [];
   try {
     const guests = p.vms.map((v, i) => {
       const frames = v.memMiB * 256, max = Math.floor((v.maxMiB ?? v.memMiB) * 256);
       return h.add({ name: v.name, memoryBytes: frames * 4096, mode: v.mode, balloon: pol.balloon,
-        workload: makeWorkload(v.workload, frames, ctx.seed + i) },
+        workload: track(makeWorkload(v.workload, frames, ctx.seed + i), traces) },
       { min: Math.floor((v.minMiB ?? 0) * 256), max, shares: v.shares ?? (v.maxMiB ?? v.memMiB) * 10,
         reservation: v.reservationMiB === undefined ? undefined : Math.floor(v.reservationMiB * 256),
         limit: v.limitMiB === undefined ? undefined : Math.floor(v.limitMiB * 256) });
@@ -247,6 +294,12 @@ export async function runCustomHost(p: CustomHostParams, ctx: ExperimentContext)
       summary[`${g.name}: MiB held / target`] = `${mib(g.hostFrames)} / ${mib(h.mgr.list().find((e) => e.m === g)!.target)}`;
       summary[`${g.name}: balloon MiB`] = mib(g.device.size);
       if (g.workload instanceof Throughput) summary[`${g.name}: units/s`] = round(unitsOf(g) / ran);
+      if (g.workload instanceof TraceReplay) {
+        const t = g.workload.replayed;
+        summary[`${g.name}: trace records replayed (I / L / S / M)`] = `${t.accesses} (${t.I} / ${t.L} / ${t.S} / ${t.M})`;
+        summary[`${g.name}: trace pages touched`] = t.pages;
+        summary[`${g.name}: trace passes started`] = (g.workload.src as { passes?: number }).passes ?? 1;
+      }
     }
     return {
       title: `Host: ${p.vms.length} VMs on ${p.hostMiB} MiB`,
@@ -254,17 +307,26 @@ export async function runCustomHost(p: CustomHostParams, ctx: ExperimentContext)
       plots: [{
         id: 'allocation', title: 'Memory held (solid) and target (dashed) per VM',
         vegaLite: { data: { name: 'allocation' }, layer: [
-          { mark: 'line', encoding: { x: { field: 't', type: 'quantitative', title: 'simulated seconds' }, y: { field: 'MiB', type: 'quantitative' }, color: { field: 'vm', type: 'nominal' } } },
-          { mark: { type: 'line', strokeDash: [4, 3] }, encoding: { x: { field: 't', type: 'quantitative' }, y: { field: 'targetMiB', type: 'quantitative' }, color: { field: 'vm', type: 'nominal' } } },
+          { mark: 'line', encoding: { x: { field: 't', type: 'quantitative', title: 'simulated seconds' },
+            y: { field: 'MiB', type: 'quantitative', title: 'MiB (held; target dashed)' }, color: { field: 'vm', type: 'nominal' } } },
+          { mark: { type: 'line', strokeDash: [4, 3] }, encoding: { x: { field: 't', type: 'quantitative' },
+            y: { field: 'targetMiB', type: 'quantitative', title: 'MiB (held; target dashed)' }, color: { field: 'vm', type: 'nominal' } } },
         ] },
+        caption: `Host memory each VM holds (solid) and the target the manager sets for it (dashed): shares, min / max and ` +
+          `the idle memory tax (τ = ${pol.tau}) over ${p.hostMiB} MiB for ${p.vms.reduce((a, v) => a + v.memMiB, 0)} MiB of VMs.`,
       }, {
         id: 'reclaimed', title: 'Balloon, swapped and shared memory per VM',
         vegaLite: { data: { name: 'allocation' }, transform: [{ fold: ['balloonMiB', 'swappedMiB', 'sharedMiB'], as: ['kind', 'value'] }],
           mark: 'line', encoding: { x: { field: 't', type: 'quantitative', title: 'simulated seconds' }, y: { field: 'value', type: 'quantitative', title: 'MiB' },
             color: { field: 'vm', type: 'nominal' }, strokeDash: { field: 'kind', type: 'nominal' } } },
+        caption: 'What the manager took back from each VM: balloonMiB (the guest gave it), swappedMiB (the host paged it out) ' +
+          'and sharedMiB (pages mapped to a shared frame).',
       }],
     };
-  } finally { h.close(); }
+  } finally {
+    for (const t of traces) t.close();
+    h.close();
+  }
 }
 
 /** The scenario's pools as one tree under a root (pools and VMs with no parent hang off the root). */

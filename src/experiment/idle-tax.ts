@@ -57,6 +57,14 @@ export const idleTaxParams = z.object({
 }).strict();
 export type IdleTaxParams = z.infer<typeof idleTaxParams>;
 
+/** A grey rule and a label at the time τ changes (series tauSwitch: { t, label }). */
+const TAU_SWITCH_LAYERS = [
+  { data: { name: 'tauSwitch' }, mark: { type: 'rule', color: '#777', strokeDash: [2, 2], strokeWidth: 1.5 },
+    encoding: { x: { field: 't', type: 'quantitative' } } },
+  { data: { name: 'tauSwitch' }, mark: { type: 'text', align: 'left', baseline: 'top', dx: 4, y: 4, color: '#555', fontSize: 11 },
+    encoding: { x: { field: 't', type: 'quantitative' }, text: { field: 'label' } } },
+];
+
 export async function runIdleTax(p: IdleTaxParams, ctx: ExperimentContext): Promise<ExperimentOutput> {
   const frames = p.vmMiB * 256;
   const pool = Math.ceil(2 * frames * p.hostFraction / 256);
@@ -77,8 +85,10 @@ export async function runIdleTax(p: IdleTaxParams, ctx: ExperimentContext): Prom
       last = work.units; lastIns = ins;
     });
     const total = 2 * p.phaseSeconds;
+    const tauSwitch: Row[] = [];
     for (let phase = 0; phase < 2; phase++) {
       h.mgr.setTau(p.taus[phase]);
+      if (phase === 1) tauSwitch.push({ t: round(h.sched.seconds), label: `τ: ${p.taus[0]} → ${p.taus[1]}` });
       for (let s = 0; s < p.phaseSeconds; s++) {
         h.sched.runFor(1);
         ctx.progress((phase * p.phaseSeconds + s + 1) / total, `τ = ${p.taus[phase]}`);
@@ -129,7 +139,7 @@ export async function runIdleTax(p: IdleTaxParams, ctx: ExperimentContext): Prom
         'Difference from the paper: 16 MiB VMs instead of 256 MB, time scaled (hz = ' + p.hz + ' cycles per simulated second), ' +
           'and our hard state balloons before it swaps (see the manager); phase 1 reaches the low state at boot, where host swapping holds both VMs at their targets.',
       ],
-      series: { allocation: alloc, throughput: tput, host: h.mgr.hostSeries.map((r) => ({ ...r, freeMiB: round(r.free / 256) })) },
+      series: { allocation: alloc, throughput: tput, host: h.mgr.hostSeries.map((r) => ({ ...r, freeMiB: round(r.free / 256) })), tauSwitch },
       plots: [{
         id: 'fig7-allocation', title: 'Memory allocation (MiB) of the idle and the active VM',
         vegaLite: {
@@ -139,21 +149,25 @@ export async function runIdleTax(p: IdleTaxParams, ctx: ExperimentContext): Prom
               y: { field: 'MiB', type: 'quantitative', title: 'host memory held (MiB)' }, color: { field: 'vm', type: 'nominal' } } },
             { mark: { type: 'line', strokeDash: [4, 3] }, encoding: { x: { field: 't', type: 'quantitative' },
               y: { field: 'targetMiB', type: 'quantitative' }, color: { field: 'vm', type: 'nominal' } } },
+            ...TAU_SWITCH_LAYERS,
           ],
         },
         paper: 'Figure 7: two VMs with identical shares, each configured with 256 MB on an overcommitted host; VM1 idle ' +
           '(Windows after boot), VM2 memory-intensive (dbench on Linux). With τ = 0 % both converge on 179 MB; raising τ ' +
           'to 75 % moves idle memory from VM1 to VM2 and improves VM2\'s throughput by over 30 %. Oracle: at τ = 75 % the ' +
           'balance needs P₂ ≈ 4·P₁, capped at VM2\'s 256 MB, so VM1 ends near 102 MB.',
-        caption: `Solid: frames held; dashed: the manager's targets. τ = ${p.taus[0]} for ${P} s, then ${p.taus[1]}. ` +
+        caption: `Solid: frames held; dashed: the manager's targets. τ = ${p.taus[0]} for ${P} s, then ${p.taus[1]} (the grey rule). ` +
           `Scaled: ${p.vmMiB} MiB VMs, ${pool} MiB for VMs.`,
       }, {
         id: 'fig7-throughput', title: 'Active VM throughput (work units per simulated second)',
         vegaLite: {
-          data: { name: 'throughput' }, mark: 'line',
-          encoding: { x: { field: 't', type: 'quantitative', title: 'simulated seconds' },
-            y: { field: 'unitsPerSecond', type: 'quantitative', title: 'work units / s' }, color: { field: 'tau', type: 'nominal', title: 'τ' } },
+          layer: [{
+            data: { name: 'throughput' }, mark: 'line',
+            encoding: { x: { field: 't', type: 'quantitative', title: 'simulated seconds' },
+              y: { field: 'unitsPerSecond', type: 'quantitative', title: 'work units / s' }, color: { field: 'tau', type: 'nominal', title: 'τ' } },
+          }, ...TAU_SWITCH_LAYERS],
         },
+        caption: `The grey rule marks the switch from τ = ${p.taus[0]} to τ = ${p.taus[1]} at ${tauSwitch[0]?.t ?? P} simulated seconds.`,
         paper: 'Raising the tax rate from 0 % to 75 % improves the active VM\'s throughput by over 30 % (recalled).',
       }],
     };

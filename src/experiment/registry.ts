@@ -13,6 +13,7 @@ import { z } from 'zod';
 import {
   HEADER_KEYS, ScenarioError, formatIssues, formatPath, scenarioHeader, type ScenarioHeader,
 } from '../scenario/schema.js';
+import { withScenarioDir } from '../scenario/trace-field.js';
 import type { ExperimentOutput, ExperimentResult } from '../report/result.js';
 
 export interface RunContext {
@@ -106,8 +107,16 @@ export function getDefaultScenario(): unknown {
   return defaultScenario === undefined ? undefined : structuredClone(defaultScenario);
 }
 
-/** Validates a scenario of any registered kind; throws a ScenarioError naming every bad field. */
-export function parseExperimentScenario(json: unknown, source = 'scenario'): ParsedScenario {
+/**
+ * Validates a scenario of any registered kind; throws a ScenarioError naming every bad field.
+ * Files a scenario names (trace files) are found relative to opts.dir, the scenario file's
+ * folder (default: the working directory).
+ */
+export function parseExperimentScenario(json: unknown, source = 'scenario', opts: { dir?: string } = {}): ParsedScenario {
+  return withScenarioDir(opts.dir, () => parseInDir(json, source));
+}
+
+function parseInDir(json: unknown, source: string): ParsedScenario {
   if (!json || typeof json !== 'object' || Array.isArray(json)) {
     throw new ScenarioError(source, ['(top level): expected a JSON object { "kind": ..., "name": ..., ... }']);
   }

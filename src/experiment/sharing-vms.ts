@@ -202,7 +202,7 @@ export async function runSharingVms(p: SharingVmsParams, ctx: ExperimentContext)
       if (swapped > 0) notes.push(`${n} VMs: the guests paged out ${swapped} pages (the content mix overfills the VMs), so the prediction does not hold.`);
       if (!r.converged) notes.push(`${n} VMs: sharing had not converged after ${p.maxSeconds} simulated seconds.`);
       if (n === p.maxVms) scan = r.timeline.flatMap((x) => [
-        { t: x.t, metric: 'reclaimed (saved frames)', MiB: mib(x.saved) },
+        { t: x.t, metric: 'reclaimed', MiB: mib(x.saved) },
         { t: x.t, metric: 'shared', MiB: mib(x.shared) },
         { t: x.t, metric: 'zero pages', MiB: mib(x.zero) },
       ]);
@@ -268,6 +268,12 @@ const PAPER_FIG4 = 'Figure 4 (secondary source): identical Linux VMs (Red Hat 7.
   '1 to 10 VMs. A single VM already shares about 5 MB, about 55% of it zero pages. Sharing grows with the number of VMs and ' +
   'approaches 67% of aggregate VM memory (two thirds per VM); nearly 60% of all VM memory is reclaimed at 10 VMs (recalled, unconfirmed).';
 
+/** One colour per metric in every Figure 4 plot (shared is orange wherever it appears). */
+export const METRIC_COLOURS = {
+  domain: ['VM memory', 'shared', 'reclaimed', 'zero pages'],
+  range: ['#4c78a8', '#f58518', '#e45756', '#72b7b2'],
+};
+
 const MIB_FIELDS = ['vmMemoryMiB', 'sharedMiB', 'reclaimedMiB', 'zeroMiB'];
 const PCT_FIELDS = ['sharedPct', 'reclaimedPct', 'zeroPct'];
 
@@ -280,7 +286,9 @@ function plots(p: SharingVmsParams) {
   // fold the columns into (metric, value) rows, then name each metric for the legend.
   const fold = (fields: string[], as: [string, string]) => [{ fold: fields, as },
     { calculate: fields.map((f) => `datum.${as[0]} === '${f}' ? '${LABELS[f]}' : `).join('') + `datum.${as[0]}`, as: 'label' }];
-  const legend = (fields: string[]) => ({ field: 'label', type: 'nominal', title: null, sort: fields.map((f) => LABELS[f]) });
+  // A fixed scale keeps each metric's colour; legend values list only the metrics a plot draws.
+  const legend = (fields: string[]) => ({ field: 'label', type: 'nominal', title: null, sort: fields.map((f) => LABELS[f]), scale: METRIC_COLOURS,
+    legend: { labelLimit: 0, values: fields.map((f) => LABELS[f]) } });
   const caption = `Scaled down: ${p.vmMiB} MiB VMs filled with ${p.zeroFraction} zero, ${p.dupFraction} duplicate, ` +
     `${p.commonFraction} common and ${p.privateFraction} private pages (fractions of VM memory); scanner at ` +
     `${p.scanRatePerVm} pages/s per VM, run to convergence.`;
@@ -303,14 +311,16 @@ function plots(p: SharingVmsParams) {
       encoding: { x, y: { field: 'pct', type: 'quantitative', title: '% of VM memory', scale: { domain: [0, 100] } },
         color: legend(PCT_FIELDS) },
     },
-    paper: PAPER_FIG4, caption,
+    caption: `${caption} The paper's figures are beside the first plot.`,
   }, {
     id: 'fig4-scan', title: `Sharing over time with ${p.maxVms} VMs`,
     vegaLite: {
       $schema: 'https://vega.github.io/schema/vega-lite/v6.json', data: { name: 'scan' }, width: 420, height: 220,
       mark: 'line',
       encoding: { x: { field: 't', type: 'quantitative', title: 'simulated seconds' },
-        y: { field: 'MiB', type: 'quantitative', title: 'MiB' }, color: { field: 'metric', type: 'nominal', title: null } },
+        y: { field: 'MiB', type: 'quantitative', title: 'MiB' },
+        color: { field: 'metric', type: 'nominal', title: null, sort: ['shared', 'reclaimed', 'zero pages'], scale: METRIC_COLOURS,
+          legend: { labelLimit: 0, values: ['shared', 'reclaimed', 'zero pages'] } } },
     },
     paper: 'ESX scans pages in random order at configurable per-VM and system-wide maximum rates; the paper\'s runs last ' +
       '30 minutes at the default rates, so sharing builds up over minutes.',

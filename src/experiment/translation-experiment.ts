@@ -4,25 +4,17 @@
 // files and `parseScenario` keep accepting exactly what they did before.
 // simAccessesPerSec is host wall-clock throughput, the one column that varies between runs.
 
-import { z } from 'zod';
-import { Machine, memoryProblem } from '../core/machine.js';
-import { runMemoryProblem, runTranslation, type TranslationResult } from './translation.js';
-import { translationScenario, type TranslationScenario } from '../scenario/schema.js';
+import { Machine } from '../core/machine.js';
+import { runTranslation, type TranslationResult } from './translation.js';
+import { translationChecks, translationFields, type TranslationScenario } from '../scenario/schema.js';
 import { table } from '../report/table.js';
 import { defineExperiment } from './registry.js';
 import type { ExperimentResult, Row } from '../report/result.js';
 
-export const translationParams = translationScenario.omit({ $schema: true, kind: true, name: true, description: true, seed: true });
+export const translationParams = translationFields.omit({ $schema: true, kind: true, name: true, description: true, seed: true });
 
 /** The parameters plus every check a run makes, so `validate` refuses what `run` would. */
-export const translationChecked = translationParams.superRefine((p, ctx) => {
-  const memory = memoryProblem(p.memory);
-  if (memory) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['memory'], message: memory.replace(/^memoryBytes /, '') });
-  p.runs.forEach((r, i) => {
-    const problem = memory ? undefined : runMemoryProblem(r, p.memory);
-    if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['runs', i, 'workingSet'], message: problem });
-  });
-});
+export const translationChecked = translationParams.superRefine(translationChecks);
 
 export const translationExperiment = defineExperiment({
   kind: 'translation',
@@ -34,11 +26,11 @@ export const translationExperiment = defineExperiment({
     const m = await Machine.create({ memoryBytes: sc.memory });
     const results: TranslationResult[] = [];
     for (const [i, r] of sc.runs.entries()) {
-      ctx.progress(i / sc.runs.length, `${r.pattern} ${r.pageSize}`);
+      ctx.progress(i / sc.runs.length, `${r.trace !== undefined ? 'trace' : r.pattern} ${r.pageSize}`);
       results.push(runTranslation(m, sc, r, i));
     }
     return {
-      summary: { runs: results.length, 'accesses per run': sc.accesses, 'memory (bytes)': sc.memory, ...perRunFigures(results) },
+      summary: { runs: results.length, 'accesses per run': sc.accesses, 'memory (bytes)': sc.memory, ...perRunFigures(results), ...traceSummary(results) },
       series: { runs: results.map(toRow) },
       plots: [
         barPlot('cycles-per-access', 'Modeled cycles per access', 'cyclesPerAccess', 'cycles / access'),
@@ -66,7 +58,18 @@ function perRunFigures(results: readonly TranslationResult[]): Record<string, nu
 }
 
 function toRow(r: TranslationResult): Row {
-  return { ...r, psc: String(r.psc) };
+  const { trace, ...rest } = r;
+  return { ...rest, psc: String(r.psc), ...(trace ? { traceFile: trace.file, traceRecords: trace.accesses, traceFetches: trace.I,
+    traceLoads: trace.L, traceStores: trace.S, traceModifies: trace.M, tracePages: trace.pages } : {}) };
+}
+
+/** Per trace run: records by kind and distinct 4 KiB pages replayed. */
+function traceSummary(results: TranslationResult[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const r of results) {
+    if (r.trace) out[`${r.label}: trace I / L / S / M, pages`] = `${r.trace.I} / ${r.trace.L} / ${r.trace.S} / ${r.trace.M}, ${r.trace.pages}`;
+  }
+  return out;
 }
 
 function barPlot(id: string, title: string, field: keyof TranslationResult, axis: string) {
@@ -91,7 +94,10 @@ function barPlot(id: string, title: string, field: keyof TranslationResult, axis
 function consoleTable(r: ExperimentResult): string {
   const rows = r.series.runs;
   const n = (v: unknown, d: number) => Number(v).toFixed(d);
-  return `${r.scenario}: ${r.description ?? ''}\nseed ${r.seed}, ${r.summary['accesses per run']} accesses per run\n\n` + table(
+  const traces = rows.filter((x) => x.pattern === 'trace').length;
+  const perRun = traces === rows.length ? 'each trace replayed once'
+    : `${r.summary['accesses per run']} accesses per pattern run${traces ? ', each trace replayed once' : ''}`;
+  return `${r.scenario}: ${r.description ?? ''}\nseed ${r.seed}, ${perRun}\n\n` + table(
     ['run', 'L1 miss/1k', 'walks/1k', 'refs/walk', 'PSC hits/1k', 'cycles/access', 'sim M acc/s'],
     rows.map((x) => [String(x.label), n(x.l1MissesPer1000, 1), n(x.walksPer1000, 1), n(x.refsPerWalk, 2),
       n(x.pscHitsPer1000, 1), n(x.cyclesPerAccess, 2), n(Number(x.simAccessesPerSec) / 1e6, 1)]),

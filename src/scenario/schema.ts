@@ -6,6 +6,8 @@
 
 import { z } from 'zod';
 import { PATTERNS } from '../workload/patterns.js';
+import { checkedTraceScan, traceFileField, withScenarioDir } from './trace-field.js';
+import { translationIssues } from './translation-layout.js';
 
 /**
  * The paging mode field of every scenario with VMs on a shared host: nested or shadow
@@ -32,15 +34,28 @@ const pageSize = z.enum(['4K', '2M', '1G']);
 
 export const translationRun = z.object({
   label: z.string().optional().describe('row label in the table and plots (default: pattern, working set, page size, levels)'),
-  pattern: z.enum(PATTERNS).describe('the access stream (src/workload/patterns.ts)'),
-  workingSet: bytesField.describe('bytes the accesses range over, mapped from one 1 GiB-aligned virtual address'),
+  pattern: z.enum(PATTERNS).optional().describe('the access stream (src/workload/patterns.ts); required unless the run replays a trace'),
+  trace: traceFileField.optional().describe('replay this lackey trace (plain or gzip, relative to the scenario file) instead of a pattern: ' +
+    'every distinct page it touches is mapped, in order of first touch'),
+  workingSet: bytesField.optional().describe('bytes the accesses range over, mapped from one 1 GiB-aligned virtual address (pattern runs)'),
   pageSize: pageSize.default('4K').describe('page size of the whole mapping'),
   levels: z.union([z.literal(4), z.literal(5)]).default(4).describe('paging levels (5: LA57)'),
   psc: z.boolean().default(true).describe('paging-structure caches on'),
   tlb: z.boolean().default(true).describe('TLBs on (off: every access walks)'),
   writeRatio: z.number().min(0).max(1).default(0).describe('fraction of accesses that are stores [fraction (0 … 1)]'),
   stride: bytesField.optional().describe('step of the "strided" pattern (default 4096: one access per page)'),
-}).strict();
+}).strict().superRefine((r, ctx) => {
+  const issue = (field: string, message: string) => ctx.addIssue({ code: z.ZodIssueCode.custom, path: [field], message });
+  if (r.trace === undefined) {
+    if (r.pattern === undefined) issue('pattern', 'required (or "trace": a lackey trace file to replay)');
+    if (r.workingSet === undefined) issue('workingSet', 'required for a pattern run');
+    // Accesses are 8-byte loads and stores at stride multiples: another stride reaches past the mapped end.
+    if (r.stride !== undefined && r.stride % 8 !== 0) issue('stride', `${r.stride} B is not a multiple of 8 B (each access is 8 bytes; the last would run past the working set)`);
+    return;
+  }
+  for (const k of ['pattern', 'workingSet', 'stride'] as const) if (r[k] !== undefined) issue(k, 'not used with "trace" (the trace gives the addresses)');
+  if (r.writeRatio !== 0) issue('writeRatio', 'not used with "trace" (the trace gives its own loads and stores)');
+});
 
 /** Scenario names become directory names (out/<name>), so they are one safe path segment. */
 export const nameField = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/,
@@ -97,18 +112,27 @@ export const scenarioHeader = z.object({
 export const HEADER_KEYS = ['$schema', 'kind', 'name', 'description', 'seed', 'sweep'] as const;
 export type ScenarioHeader = z.infer<typeof scenarioHeader>;
 
-export const translationScenario = z.object({
+/** The translation kind's fields, before the checks across them (translationScenario adds those). */
+export const translationFields = z.object({
   $schema: z.string().optional(),
   kind: z.literal('translation'),
   name: nameField,
   description: z.string().optional(),
   seed: seedField.default(1),
-  memory: bytesField.default(512 * 2 ** 20).describe('host physical memory: page tables from 1 MiB, data from 32 MiB (1 GiB pages: from 0)'),
-  accesses: z.number().int().positive().max(1e9).default(1_000_000).describe('accesses per run'),
+  memory: bytesField.default(512 * 2 ** 20).describe('host physical memory: page tables from 1 MiB, data from 32 MiB (1 GiB pages: pattern runs from 0, trace runs from 1 GiB)'),
+  accesses: z.number().int().positive().max(1e9).default(1_000_000).describe('accesses per pattern run (a trace run replays its whole trace)'),
   runs: z.array(translationRun).min(1).describe('one address space and access stream each, run one after another on a fresh vCPU'),
 }).strict();
 
-export const scenarioSchema = z.discriminatedUnion('kind', [translationScenario]);
+/** The checks `run` makes across fields (memory size, pages and working sets that must fit it). */
+export function translationChecks(p: { memory: number; runs: z.infer<typeof translationRun>[] }, ctx: z.RefinementCtx): void {
+  translationIssues(p, ctx, checkedTraceScan);
+}
+
+export const translationScenario = translationFields.superRefine(translationChecks);
+
+/** Every kind defined here (only translation; the others register with the experiment registry). */
+export const scenarioSchema = translationScenario;
 
 export type TranslationRun = z.infer<typeof translationRun>;
 export type TranslationScenario = z.infer<typeof translationScenario>;
@@ -142,9 +166,11 @@ export function formatIssues(issues: readonly z.ZodIssue[], prefix: (string | nu
   return lines;
 }
 
-/** Parses and validates a translation scenario; throws a ScenarioError listing every problem by field path. */
-export function parseScenario(json: unknown, source = 'scenario'): Scenario {
-  const r = scenarioSchema.safeParse(json);
+/**
+ * Parses and validates a translation scenario with every check `run` makes; trace paths are
+ * resolved against opts.dir (the scenario file's folder; default the working directory). Throws a ScenarioError listing every problem by field path. */
+export function parseScenario(json: unknown, source = 'scenario', opts: { dir?: string } = {}): Scenario {
+  const r = withScenarioDir(opts.dir, () => scenarioSchema.safeParse(json));
   if (r.success) return r.data;
   throw new ScenarioError(source, formatIssues(r.error.issues));
 }

@@ -114,4 +114,29 @@ describe('host scenarios', () => {
     expect(held).toBeLessThan(2048); // far below the 16 GiB configured
     expect(r.summary['host memory for VMs (MiB)']).toBe(2048);
   }, 240_000);
+
+  it('two-vms.json, the template of a host of your own, overcommits and reclaims; its description states its real shares', async () => {
+    const { readFileSync } = await import('node:fs');
+    const sc = JSON.parse(readFileSync(fileURLToPath(new URL('../../scenarios/two-vms.json', import.meta.url)), 'utf8'));
+    const web = sc.vms.find((v: { name: string }) => v.name === 'web'), idle = sc.vms.find((v: { name: string }) => v.name === 'idle');
+    const pool = sc.pools.find((q: { name: string }) => q.name === idle.pool);
+    const configured = sc.vms.reduce((a: number, v: { memMiB: number }) => a + v.memMiB, 0);
+    expect(configured).toBeGreaterThan(sc.hostMiB);
+    // Every number the description gives is the file's.
+    expect(sc.description).toContain(`${configured} MiB of VMs on ${sc.hostMiB} MiB`);
+    expect(sc.description).toContain(`has ${web.shares} shares, twice the ${pool.shares} of the ${pool.name} pool (limited to ${pool.limitMiB} MiB)`);
+    expect(web.shares).toBe(2 * pool.shares);
+    expect(sc.description).toContain(`cache wants ${web.memMiB * web.workload.cacheFraction} MiB`);
+    expect(sc.description).toContain(`filled ${Math.round(idle.workload.fraction * 100)} % of its memory`);
+    expect(sc.description).toContain(`τ = ${sc.policy.tau}`);
+    const r = await runScenario(sc);
+    // Reclamation shows: the idle VM is ballooned and the host swaps, and it ends far below what it filled.
+    expect(Number(r.summary['idle: balloon MiB'])).toBeGreaterThan(4);
+    expect(Number(r.summary['host swap-outs'])).toBeGreaterThan(0);
+    const [held] = String(r.summary['idle: MiB held / target']).split(' / ').map(Number);
+    expect(held).toBeLessThan(idle.memMiB * idle.workload.fraction / 2);
+    expect(r.series.allocation.some((x) => x.vm === 'idle' && Number(x.balloonMiB) > 0)).toBe(true);
+    expect(r.plots.find((x) => x.id === 'allocation')!.caption).toMatch(/τ = 0\.75\) over 20 MiB for 32 MiB of VMs\.$/);
+    expect(r.plots.find((x) => x.id === 'reclaimed')!.caption).toMatch(/^What the manager took back from each VM/);
+  }, 120_000);
 });

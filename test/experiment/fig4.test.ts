@@ -39,6 +39,14 @@ function kernelOwn(g: GuestVm): number {
   return k;
 }
 
+/** Legend label → its symbol's colour, read from a vega SVG. */
+function legendColours(svg: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const re = /role-legend-symbol"[^>]*><path[^>]*?stroke="(#[0-9a-fA-F]{3,6})"[^]*?role-legend-label"[^>]*><text[^>]*>([^<]*)<\/text>/g;
+  for (const m of svg.matchAll(re)) out.set(m[2], m[1].toLowerCase());
+  return out;
+}
+
 describe('Figure 4: sharing among identical VMs', () => {
   it('saves exactly the duplicates a content census finds, and what the mix parameters imply', async () => {
     const p = params();
@@ -85,12 +93,26 @@ describe('Figure 4: sharing among identical VMs', () => {
     expect(Number(rows[2].sharedPct)).toBeGreaterThan(100 * (0.07 + 0.055 + 0.545));
     expect(res.series.scan.length).toBeGreaterThan(3);
     expect(res.plots.map((x) => x.id)).toEqual(['fig4-mib', 'fig4-pct', 'fig4-scan']);
+    const colours = new Map<string, string>();
     for (const plot of res.plots) {
       const svg = await renderPlotSvg(plot, res.series);
       expect(svg).toContain('<svg');
       expect(svg).toContain(plot.id === 'fig4-scan' ? 'simulated seconds' : 'number of VMs');
       expect(svg.match(/<path/g)!.length).toBeGreaterThan(10);
+      // One colour per metric across the three plots, and every legend label whole (not cut to "…").
+      const legend = legendColours(svg);
+      expect(legend.size).toBe(plot.id === 'fig4-mib' ? 4 : 3);
+      for (const [label, colour] of legend) {
+        expect(label).not.toMatch(/…/);
+        expect(colours.get(label) ?? colour).toBe(colour);
+        colours.set(label, colour);
+      }
     }
+    expect([...colours.keys()].sort()).toEqual(['VM memory', 'reclaimed', 'shared', 'zero pages']);
+    expect(new Set(colours.values()).size).toBe(4);
+    // The paper's Figure 4 text is shown once (beside the first plot), not beside both.
+    expect(res.plots.filter((p) => p.paper?.startsWith('Figure 4')).map((p) => p.id)).toEqual(['fig4-mib']);
+    expect(res.plots.find((p) => p.id === 'fig4-pct')!.caption).toMatch(/The paper's figures are beside the first plot\.$/);
   });
 
   it('rejects bad scenarios, naming the field', () => {

@@ -8,6 +8,7 @@ import { runScenario } from '../../src/experiment/runner.js';
 import { parseExperimentScenario } from '../../src/experiment/registry.js';
 import { renderPlotSvg } from '../../src/report/render.js';
 import { ScenarioError } from '../../src/scenario/schema.js';
+import { runSamplingToucher, samplingToucherParams } from '../../src/experiment/sampling-toucher.js';
 import '../../src/experiment/catalogue.js';
 
 const SCHEDULE = [{ seconds: 6, MiB: 1 }, { seconds: 10, MiB: 5 }, { seconds: 16, MiB: 1 }];
@@ -106,5 +107,22 @@ describe('Figure 6: sampling tracks the working set', () => {
     expect(bad({ samples: 0 })).toMatch(/^samples: /m);
     expect(bad({ schedule: [] })).toMatch(/^schedule: /m);
     expect(bad({ zeroPageThreadAt: 32 })).toMatch(/^zeroPageThreadAt: 32 s is not before the schedule's end/m);
+    // A prefill of no page never finishes, so the run used to fail after 600 simulated seconds ("raise hz").
+    expect(bad({ prefillMiB: 0 })).toBe('prefillMiB: 0 MiB is less than one page (4 KiB = 0.00390625 MiB): the schedule and ' +
+      'the sampling start when the toucher\'s prefill is done, so it must write at least one page');
+    expect(bad({ prefillMiB: 0.001 })).toMatch(/^prefillMiB: 0\.001 MiB is less than one page/);
   });
+
+  it('a prefill that takes longer than 600 simulated seconds (80 MiB at the lowest hz) still runs', async () => {
+    // It used to stop at a fixed 600 s ("raise hz"); the allowance now grows with the prefill.
+    const { kind: _k, name: _n, seed: _s, ...params } = { ...TINY, vmMiB: 84, prefillMiB: 80, hz: 1e5, schedule: [{ seconds: 1, MiB: 1 }], samples: 20 };
+    const r = await runSamplingToucher(samplingToucherParams.parse(params), 3);
+    expect(r.t0).toBeGreaterThan(600);
+    expect(r.periods.length).toBe(1);
+  }, 120_000);
+
+  it('runs with the smallest prefill validation accepts (one page)', async () => {
+    const r = await runScenario({ ...TINY, vmMiB: 4, prefillMiB: 1 / 256, schedule: [{ seconds: 2, MiB: 1 }], samples: 20 });
+    expect(r.series.periods.length).toBe(2);
+  }, 60_000);
 });

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import '../../src/experiment/catalogue.js';
 import { runScenario } from '../../src/experiment/runner.js';
 import { FIG7_PAPER } from '../../src/experiment/idle-tax.js';
+import { renderPlotSvg } from '../../src/report/render.js';
 
 const num = (r: { summary: Record<string, number | string> }, k: string) => r.summary[k] as number;
 
@@ -28,5 +29,22 @@ describe('Figure 7 (idle memory tax) at the paper\'s values', () => {
     const m1 = num(r, 'vm2 guest swap-ins per unit, phase 1 tail'), m2 = num(r, 'vm2 guest swap-ins per unit, phase 2 tail');
     expect(m1 / m2 - 1).toBeGreaterThan(0.8 * gain / 100);
     expect(m1 / m2 - 1).toBeLessThan(1.25 * gain / 100);
+    // The τ switch is marked in both plots: a rule and a label at the time τ changed (after phase 1's seconds).
+    expect(r.series.tauSwitch).toHaveLength(1);
+    const sw = r.series.tauSwitch[0];
+    expect(sw.label).toBe('τ: 0 → 0.75');
+    expect(Number(sw.t)).toBeGreaterThanOrEqual(scenario.phaseSeconds);
+    expect(Number(sw.t)).toBeLessThan(scenario.phaseSeconds + 5); // phase 1's seconds, plus what guest batches ran over
+    // The rule sits between the last second measured at τ = 0 and the first at τ = 0.75.
+    const lastAt0 = r.series.throughput.filter((x) => x.tau === 0).at(-1)!, firstAt75 = r.series.throughput.find((x) => x.tau === 0.75)!;
+    expect(Number(lastAt0.t)).toBeLessThanOrEqual(Number(sw.t));
+    expect(Number(firstAt75.t)).toBeGreaterThanOrEqual(Number(sw.t));
+    expect(Number(firstAt75.t) - Number(lastAt0.t)).toBeLessThanOrEqual(1.01);
+    for (const plot of r.plots) {
+      const svg = await renderPlotSvg(plot, r.series);
+      expect(svg).toContain('>τ: 0 → 0.75</text>');
+      expect(svg).toMatch(/role-mark[^"]*rule|mark-rule/);
+    }
+    expect(r.plots.find((p) => p.id === 'fig7-throughput')!.caption).toBe(`The grey rule marks the switch from τ = 0 to τ = 0.75 at ${sw.t} simulated seconds.`);
   }, 300_000);
 });

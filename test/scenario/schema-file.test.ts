@@ -48,7 +48,10 @@ describe('memvisor experiments <kind>', () => {
     for (const p of paths) expect(text).toMatch(new RegExp(`^${p.replace(/[[\]$.]/g, '\\$&')} `, 'm'));
     expect(text).toMatch(/^memory +size +bytes, or "64KiB" \/ "2MiB" \/ "1GiB" +"512MiB" +host physical memory/m);
     expect(text).toMatch(/^runs\[\]\.writeRatio +number +fraction \(0 … 1\) +0 … 1 +0 +fraction of accesses that are stores$/m);
-    expect(text).toMatch(/^runs\[\]\.workingSet +size .* required /m);
+    expect(text).toMatch(/^runs\[\]\.workingSet +size .* optional +bytes the accesses range over.*\(pattern runs\)$/m);
+    expect(text).toMatch(/^runs\[\]\.trace +string +optional +replay this lackey trace \(plain or gzip, relative to the scenario file\)/m);
+    expect(kindReference('host')).toMatch(/^vms\[\]\.workload\{type=trace\}\.file +string +required +a valgrind lackey trace/m);
+    expect(kindReference('host')).toMatch(/^vms\[\]\.workload\{type=trace\}\.loop +boolean +true +start the trace again when it ends/m);
     expect(kindReference('host')).toMatch(/^vms\[\]\.memMiB +integer +MiB +4 … 256 +required/m);
     expect(kindReference('idle-tax')).toMatch(/^phaseSeconds +number +simulated seconds +> 0 +240/m);
   });

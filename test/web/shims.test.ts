@@ -6,6 +6,9 @@ import fc from 'fast-check';
 import { createHash } from 'node:crypto';
 import { sha256, createHash as shimHash } from '../../web/src/shims/node-crypto.js';
 import * as memfs from '../../web/src/shims/node-fs.js';
+import * as path from 'node:path';
+import * as shimPath from '../../web/src/shims/node-path.js';
+import { Worker as ShimWorker } from '../../web/src/shims/node-worker-threads.js';
 
 const SEED = Number(process.env.SHIM_SEED ?? 1);
 
@@ -32,5 +35,16 @@ describe('browser shims', () => {
     memfs.closeSync(fd);
     memfs.rmSync(dir);
     expect(memfs.existsSync(dir + '/swap')).toBe(false);
+  });
+
+  it('path.resolve / relative / isAbsolute agree with node:path on the paths a trace field makes; no worker threads', () => {
+    for (const [dir, p] of [['/', 'traces/a.lackey'], ['/s/x', 'traces/a.lackey.gz'], ['/s/x', '/abs/t.lackey'], ['/s', 'a/b/c']]) {
+      expect(shimPath.resolve(dir, p)).toBe(path.resolve(dir, p));
+      expect(shimPath.isAbsolute(p)).toBe(path.isAbsolute(p));
+      expect(shimPath.relative(dir, shimPath.resolve(dir, p))).toBe(p.startsWith('/') ? p : path.relative(dir, path.resolve(dir, p)));
+    }
+    expect(memfs.existsSync('/traces/a.lackey')).toBe(false); // so validation says the trace is not found
+    expect(() => memfs.statSync('/x')).toThrow(/trace files need Node/);
+    expect(() => new (ShimWorker as unknown as new () => unknown)()).toThrow(/trace files need Node/);
   });
 });

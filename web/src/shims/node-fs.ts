@@ -40,4 +40,5 @@ export function closeSync(fd: number): void { fds.delete(fd); }
 export function rmSync(p: string): void { for (const k of [...files.keys()]) if (k === p || k.startsWith(p + '/')) files.delete(k); }
 export function existsSync(p: string): boolean { return files.has(p); }
 export function readFileSync(): never { throw new Error('node:fs readFileSync is not available in the browser'); }
-export default { mkdtempSync, openSync, ftruncateSync, writeSync, readSync, closeSync, rmSync, existsSync, readFileSync };
+export function statSync(p: string): never { throw new Error(`${p}: node:fs statSync is not available in the browser (trace files need Node)`); }
+export default { mkdtempSync, openSync, ftruncateSync, writeSync, readSync, closeSync, rmSync, existsSync, readFileSync, statSync };
