@@ -117,6 +117,9 @@ export const A_PCID: u32 = 0xFFF << 16;
 //   +8  tagWrite  u64   page number, or ~0
 //   +16 host      u32   linear-memory address of the frame
 //   +20 l1Entry   u32   the L1 entry, whose LRU stamp a hit must refresh
+//   +24 addend    u32   host − (page number << 12), mod 2^32: va + addend is the byte's
+//                       linear-memory address (as QEMU's addend), so a hit needs no mask;
+//                       l1Entry and addend are read as one u64
 // Any change to the L1 entry or to the registers drops the mirror (microDrop/microFlush).
 export const MICRO_ENTRIES: u32 = 256;
 export const MICRO_BYTES: usize = 32;
