@@ -220,6 +220,8 @@ export function translate(c: Cpu, va: u64, acc: u32): u32 {
 // allowed — with one combined test per level and no side effects until it commits.
 // Anything else (a fault, or A/D to write) re-walks carefully; since the quick walk
 // changed nothing, both paths give identical results, counters included.
+// The levels are unrolled (each a constant, so shifts and reserved masks fold): the walk
+// starts at the top level or below the paging-structure-cache hit and falls through.
 export function walk(c: Cpu, va: u64, acc: u32): u32 {
   let level = c.levels;
   let table = c.cr3 & c.addrMask;
@@ -227,33 +229,65 @@ export function walk(c: Cpu, va: u64, acc: u32): u32 {
   let pscLevel = pscLookup(c, va);
   if (pscLevel != 0) { table = c.resPa; rights0 = c.pscRights; level = pscLevel - 1; }
   let top = level;
-  let high = c.rsvdHigh, upper = high | PTE_PS; // PS is reserved in PML4E/PML5E
+  let high = c.rsvdHigh, mask = c.addrMask;
   let path = walkPath(c.path);
-  let andv: u64 = ~(<u64>0), orv: u64 = 0, pte: u64 = 0, epa: u64 = 0, refs: u64 = 0;
-  while (true) {
-    epa = table | ((va >> (9 * <u64>level)) & 0xFF8);
-    if (epa >= physBytes) return walkCareful(c, va, acc);
-    pte = load<u64>(physBase + <usize>epa);
-    refs++;
-    // P must be 1 and every reserved bit 0: one test.
-    if (((pte ^ PTE_P) & ((level >= 4 ? upper : high) | PTE_P)) != 0) return walkCareful(c, va, acc);
-    andv &= pte;
-    orv |= pte;
-    path.setEntry(level, pte);
-    path.setEntryPa(level, epa);
-    if (level == 1) break;
-    if ((pte & PTE_PS) != 0) {
-      if ((pte & (level == 3 ? RSVD_1G : RSVD_2M)) != 0) return walkCareful(c, va, acc);
-      break;
+  let andv: u64 = ~(<u64>0), orv: u64 = 0, pte: u64 = 0;
+  let leaf: u32 = 1;
+  do {
+    if (level >= 5) {
+      pte = quickEntry(path, table, va, 5, high | PTE_PS); // PS is reserved in PML5E/PML4E
+      if (pte == 0) return walkCareful(c, va, acc);
+      andv &= pte; orv |= pte; table = pte & mask;
     }
-    table = pte & c.addrMask;
-    level--;
-  }
+    if (level >= 4) {
+      pte = quickEntry(path, table, va, 4, high | PTE_PS);
+      if (pte == 0) return walkCareful(c, va, acc);
+      andv &= pte; orv |= pte; table = pte & mask;
+    }
+    if (level >= 3) {
+      pte = quickEntry(path, table, va, 3, high);
+      if (pte == 0) return walkCareful(c, va, acc);
+      andv &= pte; orv |= pte;
+      if ((pte & PTE_PS) != 0) {
+        if ((pte & RSVD_1G) != 0) return walkCareful(c, va, acc);
+        leaf = 3;
+        break;
+      }
+      table = pte & mask;
+    }
+    if (level >= 2) {
+      pte = quickEntry(path, table, va, 2, high);
+      if (pte == 0) return walkCareful(c, va, acc);
+      andv &= pte; orv |= pte;
+      if ((pte & PTE_PS) != 0) {
+        if ((pte & RSVD_2M) != 0) return walkCareful(c, va, acc);
+        leaf = 2;
+        break;
+      }
+      table = pte & mask;
+    }
+    pte = quickEntry(path, table, va, 1, high);
+    if (pte == 0) return walkCareful(c, va, acc);
+    andv &= pte; orv |= pte;
+  } while (false);
   let leafBits = PTE_A | ((acc & ACC_WRITE) != 0 ? PTE_D : 0);
   if ((andv & PTE_A) == 0 || (pte & leafBits) != leafBits) return walkCareful(c, va, acc);
   let rights = (rights0 & (<u32>andv | A_NX)) | (c.nxe != 0 ? <u32>(orv >> 60) & A_NX : 0);
   if (rightsFault(c, acc, rights, <u32>(pte >> PKEY_SHIFT) & 15) != 0) return walkCareful(c, va, acc);
-  return commit(c, va, acc, top, level, pscLevel, rights0, epa, pte, rights, refs);
+  return commit(c, va, acc, top, leaf, pscLevel, rights0, path.entryPa(leaf), pte, rights, <u64>(top - leaf + 1));
+}
+
+// One level of the quick walk: the entry at `level` (a constant after inlining) if it is
+// present, inside memory and free of the reserved bits `rsvd`, recorded in the walk path;
+// else 0 (P=0), which sends the caller to the careful walk.
+@inline function quickEntry(path: WalkPath, table: u64, va: u64, level: u32, rsvd: u64): u64 {
+  let epa = table | ((va >> (9 * <u64>level)) & 0xFF8);
+  if (epa >= physBytes) return 0;
+  let pte = load<u64>(physBase + <usize>epa);
+  if (((pte ^ PTE_P) & (rsvd | PTE_P)) != 0) return 0; // P must be 1 and every reserved bit 0
+  path.setEntry(level, pte);
+  path.setEntryPa(level, epa);
+  return pte;
 }
 
 // One level of the careful walk, shared by the native walker (walkCareful) and the 2D
@@ -311,7 +345,7 @@ function walkCareful(c: Cpu, va: u64, acc: u32): u32 {
 // Counts a completed walk, caches the non-leaf entries walked in the paging-structure
 // caches and the translation in the TLBs, and produces the result.
 // path[l-1] holds the entry read at level l.
-function commit(c: Cpu, va: u64, acc: u32, top: u32, level: u32, pscLevel: u32, rights0: u32,
+@inline function commit(c: Cpu, va: u64, acc: u32, top: u32, level: u32, pscLevel: u32, rights0: u32,
                 leafPa: u64, leafVal: u64, rights: u32, refs: u64): u32 {
   let pcidBits = c.pcid << A_PCID_SHIFT;
   countWalk(c, refs, pscLevel);
