@@ -27,7 +27,8 @@ import {
   EXIT_INVLPG, XLATE_OK, XLATE_PF, XLATE_GP, XLATE_EPT_VIOLATION, XLATE_EPT_MISCONFIG,
 } from "./entry";
 import { physInRange, physPtr, physBytes, physBase } from "./mem";
-import { Cpu, tlbOf, T_D4K, MODE_SHADOW, writeCr3, invlpg } from "./cpu";
+import { Cpu, tlbOf, T_D4K, MODE_SHADOW, MODE_NESTED, writeCr3, invlpg } from "./cpu";
+import { missRun } from "./miss";
 import { translate, rightsFault } from "./walk";
 import { Tlb, ENTRY, probe, entryMatches, microSlot, MICRO_ENTRIES, A_V, A_D, A_PKEY_SHIFT, A_PCID_SHIFT, entryAt } from "./tlb";
 import { isCodeFrame, codeWrite } from "./x86/icache";
@@ -50,7 +51,7 @@ export const CTL_USER: u32 = 1 << 9;
 const CTL_LOAD8: u32 = K_LOAD | (8 << 4);
 const CTL_STORE8: u32 = K_STORE | (8 << 4);
 
-@inline function loadN(p: usize, size: u32): u64 {
+@inline export function loadN(p: usize, size: u32): u64 {
   if (size == 8) return load<u64>(p);
   if (size == 4) return <u64>load<u32>(p);
   if (size == 1) return <u64>load<u8>(p);
@@ -60,7 +61,7 @@ const CTL_STORE8: u32 = K_STORE | (8 << 4);
   return v;
 }
 
-@inline function storeN(p: usize, v: u64, size: u32): void {
+@inline export function storeN(p: usize, v: u64, size: u32): void {
   if (size == 8) store<u64>(p, v);
   else if (size == 4) store<u32>(p, <u32>v);
   else if (size == 1) store<u8>(p, <u8>v);
@@ -152,7 +153,7 @@ function splitAccess(c: Cpu, p: usize, va: u64, acc: u32, size: u32, kind: u32, 
 // The translation hands over the L1 entry it used or filled (c.l1Entry); it is checked
 // to be the data TLB's valid 4 KiB entry for this page, PCID and context, as a probe
 // would find, and probed for only when it is not.
-function microFill(c: Cpu, va: u64, acc: u32): void {
+export function microFill(c: Cpu, va: u64, acc: u32): void {
   let t = tlbOf(c, T_D4K);
   let tag = va >> 12;
   let pcidBits = c.pcid << A_PCID_SHIFT;
@@ -232,9 +233,15 @@ export function runBatch(c: Cpu, ops: usize, count: u32): u32 {
   c.exitReason = EXIT_NONE;
   let i: u32 = 0;
   while (i < count) {
-    if (c.levels >= 4 && c.checker == 0 && c.micro != 0) {
-      i = streak(c, ops, i, count);
-      if (i >= count) break;
+    if (c.levels >= 4 && c.checker == 0 && c.noFast == 0) {
+      if (c.micro != 0) {
+        i = streak(c, ops, i, count);
+        if (i >= count) break;
+      }
+      if (c.mode != MODE_NESTED) { // TLB misses with quick walks (miss.ts)
+        let j = missRun(c, ops, i, count);
+        if (j != i) { i = j; continue; }
+      }
     }
     if (!step(c, ops + <usize>i * OP_BYTES, i)) break;
     i++;
