@@ -5,8 +5,8 @@
 // entries — every set and way of every TLB and PSC, LRU stamps included.
 //
 // Cases mix what the fast paths must hand back to the general path: faults, A/D to set,
-// read-only and user pages, protection keys, 2 MiB pages, crossing and odd-size accesses,
-// user/implicit ops, fetches, INVLPG, MOV CR3 and small caches that evict.
+// read-only, user and global pages, protection keys, PCIDs, 2 MiB pages, crossing and
+// odd-size accesses, user/implicit ops, fetches, INVLPG, MOV CR3 and small caches that evict.
 
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
@@ -22,7 +22,7 @@ const DATA = 0x40_0000n;       // data frames from 4 MiB (tables below, from 1 M
 
 const leafArb = fc.record({
   p: fc.integer({ min: 0, max: 15 }).map((x) => x !== 0), w: fc.integer({ min: 0, max: 3 }).map((x) => x !== 0),
-  u: fc.boolean(), xd: fc.integer({ min: 0, max: 7 }).map((x) => x === 0),
+  u: fc.boolean(), g: fc.boolean(), xd: fc.integer({ min: 0, max: 7 }).map((x) => x === 0),
   a: fc.integer({ min: 0, max: 3 }).map((x) => x !== 0), d: fc.boolean(), pkey: fc.integer({ min: 0, max: 3 }),
 });
 
@@ -42,7 +42,7 @@ const caseArb = fc.record({
   leaves: fc.array(leafArb, { minLength: PAGES + 1, maxLength: PAGES + 1 }),
   upperNoA: fc.integer({ min: 0, max: 5 }), // 0..2: clear A in that region's PDE
   cpl: fc.constantFrom(0, 0, 3), wp: fc.boolean(), smap: fc.boolean(), smep: fc.boolean(), ac: fc.boolean(),
-  pke: fc.boolean(), pkru: fc.integer({ min: 0, max: 0xff }),
+  pke: fc.boolean(), pge: fc.boolean(), pcide: fc.boolean(), pkru: fc.integer({ min: 0, max: 0xff }),
   ops: fc.array(opArb, { minLength: 40, maxLength: 160 }),
   repeat: fc.integer({ min: 1, max: 3 }), // runs of the batch: later runs hit the TLBs
 });
@@ -64,12 +64,13 @@ function cpuOptions(c: Case): CpuOptions {
 async function machine(c: Case, fast: boolean): Promise<Env & { b: AccessBatch }> {
   const e = await env({
     memoryBytes: 8 * 2 ** 20, levels: c.levels, cpu: cpuOptions(c), cpl: c.cpl, noWp: !c.wp, rflags: c.ac ? 1n << 18n : 0n, pkru: c.pkru,
-    cr4: (c.smap ? CR4.SMAP : 0n) | (c.smep ? CR4.SMEP : 0n) | (c.pke ? CR4.PKE : 0n), presetAD: true,
+    cr4: (c.smap ? CR4.SMAP : 0n) | (c.smep ? CR4.SMEP : 0n) | (c.pke ? CR4.PKE : 0n) | (c.pge ? CR4.PGE : 0n) |
+      (c.pcide ? CR4.PCIDE : 0n), presetAD: true,
   });
   e.cpu.setFastPaths(fast);
   for (let k = 0; k <= PAGES; k++) {
     const g = c.leaves[k];
-    const flags = (g.p ? PTE.P : 0n) | (g.w ? PTE.W : 0n) | (g.u ? PTE.U : 0n) | (g.xd ? PTE.XD : 0n);
+    const flags = (g.p ? PTE.P : 0n) | (g.w ? PTE.W : 0n) | (g.u ? PTE.U : 0n) | (g.g ? PTE.G : 0n) | (g.xd ? PTE.XD : 0n);
     const size = k === PAGES ? PAGE_2M : undefined;
     const va = k === PAGES ? BIG : vaOfPage(k);
     const pa = k === PAGES ? 0x60_0000n : DATA + BigInt(k) * 0x1000n;
@@ -89,7 +90,7 @@ async function machine(c: Case, fast: boolean): Promise<Env & { b: AccessBatch }
     else if (o.kind === 'translate') b.translate(va, opt);
     else if (o.kind === 'fetch') b.fetch(va, o.size, opt);
     else if (o.kind === 'invlpg') b.invlpg(va);
-    else b.movCr3(e.t.root | (o.value & 0x18n)); // PWT/PCD: a flushing reload of the same root
+    else b.movCr3(e.t.root | (o.value & 0x18n)); // the same root: with PCIDE, PCID 0/8/16/24 (flushing)
   }
   return { ...e, b };
 }
