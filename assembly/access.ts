@@ -1,6 +1,9 @@
 // The batched access engine: executes a buffer of memory operations for one vCPU
 // until the buffer ends or an access exits, so the host crosses into Wasm once per
-// batch, not once per access.
+// batch, not once per access. Three paths run an op: the hit streak below (8-byte ops
+// that hit the micro-TLB), the miss loop (miss.ts: TLB misses with quick walks), and the
+// general path (step: everything, and the reference the other two must match exactly,
+// checked by test/core/fastpath.property.test.ts with Cpu.setFastPaths(false)).
 //
 // Operation record (OP_BYTES = 24):
 //   +0  va     u64   linear address
@@ -27,9 +30,10 @@ import {
   EXIT_INVLPG, XLATE_OK, XLATE_PF, XLATE_GP, XLATE_EPT_VIOLATION, XLATE_EPT_MISCONFIG,
 } from "./entry";
 import { physInRange, physPtr, physBytes, physBase } from "./mem";
-import { Cpu, tlbOf, T_D4K, MODE_SHADOW, writeCr3, invlpg } from "./cpu";
+import { Cpu, tlbOf, T_D4K, MODE_SHADOW, MODE_NESTED, writeCr3, invlpg } from "./cpu";
+import { missRun } from "./miss";
 import { translate, rightsFault } from "./walk";
-import { Tlb, ENTRY, probe, entryMatches, microSlot, A_V, A_D, A_PKEY_SHIFT, A_PCID_SHIFT, entryAt } from "./tlb";
+import { Tlb, ENTRY, probe, entryMatches, microSlot, MICRO_ENTRIES, A_V, A_D, A_PKEY_SHIFT, A_PCID_SHIFT, entryAt } from "./tlb";
 import { isCodeFrame, codeWrite } from "./x86/icache";
 import {
   bump, C_ACCESSES, C_LOADS, C_STORES, C_FETCHES, C_L1_HIT_4K, C_MMIO, C_SPLIT,
@@ -50,7 +54,7 @@ export const CTL_USER: u32 = 1 << 9;
 const CTL_LOAD8: u32 = K_LOAD | (8 << 4);
 const CTL_STORE8: u32 = K_STORE | (8 << 4);
 
-@inline function loadN(p: usize, size: u32): u64 {
+@inline export function loadN(p: usize, size: u32): u64 {
   if (size == 8) return load<u64>(p);
   if (size == 4) return <u64>load<u32>(p);
   if (size == 1) return <u64>load<u8>(p);
@@ -60,7 +64,7 @@ const CTL_STORE8: u32 = K_STORE | (8 << 4);
   return v;
 }
 
-@inline function storeN(p: usize, v: u64, size: u32): void {
+@inline export function storeN(p: usize, v: u64, size: u32): void {
   if (size == 8) store<u64>(p, v);
   else if (size == 4) store<u32>(p, <u32>v);
   else if (size == 1) store<u8>(p, <u8>v);
@@ -152,7 +156,7 @@ function splitAccess(c: Cpu, p: usize, va: u64, acc: u32, size: u32, kind: u32, 
 // The translation hands over the L1 entry it used or filled (c.l1Entry); it is checked
 // to be the data TLB's valid 4 KiB entry for this page, PCID and context, as a probe
 // would find, and probed for only when it is not.
-function microFill(c: Cpu, va: u64, acc: u32): void {
+export function microFill(c: Cpu, va: u64, acc: u32): void {
   let t = tlbOf(c, T_D4K);
   let tag = va >> 12;
   let pcidBits = c.pcid << A_PCID_SHIFT;
@@ -170,6 +174,7 @@ function microFill(c: Cpu, va: u64, acc: u32): void {
   store<u64>(s, w ? tag : ~(<u64>0), 8);
   store<u32>(s, <u32>physPtr(frame), 16);
   store<u32>(s, <u32>e, 20);
+  store<u32>(s, <u32>physPtr(frame) - (<u32>tag << 12), 24);
 }
 
 @inline function isEntryFor(t: Tlb, e: usize, tag: u64, pcidBits: u32, ctx: u32): bool {
@@ -180,39 +185,48 @@ function microFill(c: Cpu, va: u64, acc: u32): void {
 // Streak loop: consecutive 8-byte loads/stores and translates that hit the fast path,
 // run in a small function of their own so that everything stays in registers. Returns
 // the index of the first op it cannot complete (the caller takes the general path).
+// Every op of the streak is a hit, so the LRU time advances by one per op and the hit
+// count is the number of ops run: only stores and translates are counted as they go.
+// Loads are what limits it (the loop is load-port bound), hence one u64 read for the
+// slot's l1Entry and addend.
+// An 8-byte access stays in its page iff (va + 7) >> 12 is its page number, so one
+// compare of the slot's tag with that checks the hit and the page bound together.
 function streak(c: Cpu, ops: usize, i: u32, count: u32): u32 {
   let micro = c.micro;
-  let clk = c.clock;
-  let loads: u64 = 0, stores: u64 = 0, hits: u64 = 0;
-  for (; i < count; i++) {
-    let p = ops + <usize>i * OP_BYTES;
+  let t = c.clock + 1; // the LRU time of the current op
+  let t0 = t;
+  let stores: u32 = 0, xlates: u32 = 0;
+  let p = ops + <usize>i * OP_BYTES, end = ops + <usize>count * OP_BYTES;
+  for (; p < end; p += OP_BYTES, t++) {
     let va = load<u64>(p);
     let ctl = load<u32>(p, 16);
-    let vpn = va >> 12;
-    let s = microSlot(micro, vpn);
-    let off = <usize>(va & 0xFFF);
+    let lo = <usize>va;
+    let s = micro + ((lo >> 7) & ((MICRO_ENTRIES - 1) << 5)); // microSlot(micro, va >> 12)
+    let ea = load<u64>(s, 20); // l1Entry | addend << 32
     if (ctl == CTL_LOAD8) {
-      if (load<u64>(s) != vpn || off > 4088) break;
-      store<u64>(p, load<u64>(<usize>load<u32>(s, 16) + off), 8);
-      loads++;
+      if (load<u64>(s) != (va + 7) >> 12) break;
+      store<u64>(p, load<u64>(lo + <usize>(ea >> 32)), 8);
     } else if (ctl == CTL_STORE8) {
-      if (load<u64>(s, 8) != vpn || off > 4088) break;
-      store<u64>(<usize>load<u32>(s, 16) + off, load<u64>(p, 8));
+      if (load<u64>(s, 8) != (va + 7) >> 12) break;
+      store<u64>(lo + <usize>(ea >> 32), load<u64>(p, 8));
       stores++;
     } else if ((ctl & ~(<u32>0xF0)) == K_TRANSLATE) {
-      if (load<u64>(s) != vpn || off + <usize>((ctl >> 4) & 15) > 4096) break;
-      store<u64>(p, <u64>(<usize>load<u32>(s, 16) + off - physBase), 8);
+      if (load<u64>(s) != va >> 12 || (lo & 0xFFF) + <usize>((ctl >> 4) & 15) > 4096) break;
+      store<u64>(p, <u64>(lo + <usize>(ea >> 32) - physBase), 8);
+      xlates++;
     } else break;
-    store<u32>(<usize>load<u32>(s, 20), ++clk, 36);
-    hits++;
+    store<u32>(<usize>ea, t, 36);
   }
+  let hits = t - t0;
+  i += hits;
   if (hits == 0) return i; // a miss-heavy stream comes here once per op: keep it cheap
-  c.clock = clk;
+  c.clock = t - 1;
   let cnt = c.counters;
-  bump(cnt, C_ACCESSES, loads + stores);
-  bump(cnt, C_LOADS, loads);
-  bump(cnt, C_STORES, stores);
-  bump(cnt, C_L1_HIT_4K, hits);
+  let loads = hits - stores - xlates;
+  bump(cnt, C_ACCESSES, <u64>(loads + stores));
+  bump(cnt, C_LOADS, <u64>loads);
+  bump(cnt, C_STORES, <u64>stores);
+  bump(cnt, C_L1_HIT_4K, <u64>hits);
   return i;
 }
 
@@ -222,9 +236,15 @@ export function runBatch(c: Cpu, ops: usize, count: u32): u32 {
   c.exitReason = EXIT_NONE;
   let i: u32 = 0;
   while (i < count) {
-    if (c.levels >= 4 && c.checker == 0 && c.micro != 0) {
-      i = streak(c, ops, i, count);
-      if (i >= count) break;
+    if (c.levels >= 4 && c.checker == 0 && c.noFast == 0) {
+      if (c.micro != 0) {
+        i = streak(c, ops, i, count);
+        if (i >= count) break;
+      }
+      if (c.mode != MODE_NESTED) { // TLB misses with quick walks (miss.ts)
+        let j = missRun(c, ops, i, count);
+        if (j != i) { i = j; continue; }
+      }
     }
     if (!step(c, ops + <usize>i * OP_BYTES, i)) break;
     i++;

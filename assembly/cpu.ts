@@ -114,6 +114,10 @@ export const R_CPL: u32 = 6;
   // hand-off: the L1 4 KiB entry the last translation used or filled (microFill checks it)
   l1Entry: usize;
   hitTlb: usize;    // the ordered cache (Tlb) lookup's hit came from, or 0 (useEntry touches it)
+  qLeaf: u32;       // scratch of the quick walk (walk.ts quickWalk): the leaf level
+  qRights: u32;     // and the walk's rights
+  qLeafPa: u64;     // and the leaf entry's address
+  noFast: u32;      // 1: the batch engine takes the general path only (differential tests)
 }
 
 @inline export function tlbOf(c: Cpu, i: i32): Tlb {

@@ -13,8 +13,8 @@
 //   maps 2 MiB / 1 GiB, whose address bits 20:12 / 29:12 are reserved. Leaf MT 2, 3, 7
 //   and W without R are misconfigurations.
 
-import { walkPath } from "./path";
-import { readPhys64, orPhys64 } from "./mem";
+import { walkPath, WalkPath } from "./path";
+import { readPhys64, orPhys64, physBase, physBytes } from "./mem";
 import { levelShift } from "./entry";
 import { Cpu, tlbOf, T_NTLB, T_EPDE } from "./cpu";
 import { probe, fill, invalidateVa, A_V, A_SIZE_SHIFT, A_D, entryAt } from "./tlb";
@@ -97,6 +97,57 @@ export function eptTranslate(c: Cpu, gpa: u64, eacc: u32, final: bool, gva: u64)
   return eptWalk(c, gpa, need, final, gva);
 }
 
+// One level of the quick EPT walk (level a constant after inlining): the entry if it is
+// inside memory, present, not W-without-R, free of reserved bits and (as a leaf) of a
+// valid memory type, with its address and the rights through it in the walk path; else 0.
+@inline function eptQuickEntry(c: Cpu, path: WalkPath, table: u64, gpa: u64, level: u32, rights: u32): u64 {
+  let epa = table | (((gpa >> levelShift(level)) & 511) << 3);
+  if (epa >= physBytes) return 0;
+  let e = load<u64>(physBase + <usize>epa);
+  let xwr = <u32>e & 7;
+  if (xwr == 0 || (xwr & 3) == 2) return 0;
+  let leaf = level == 1 || (level <= 3 && (e & EPT_PS) != 0);
+  let rsvd = c.eptRsvd | (level >= 4 ? 0xF8 : (!leaf ? 0x78 : (level == 3 ? 0x3FFFF000 : (level == 2 ? 0x1FF000 : 0))));
+  if ((e & rsvd) != 0 || (leaf && badMemType(e))) return 0;
+  path.setEptEntryPa(level, epa);
+  path.setEptRights(level, rights & xwr);
+  return e;
+}
+
+// The EPT walk's common case, unrolled from `level` down with the rights so far (see
+// walk.ts quickWalk): the leaf entry, its level in c.qLeaf and the rights through it in c.qRights; 0 when the walk
+// loop must decide (a violation or misconfiguration), having changed only the path.
+@inline function eptQuick(c: Cpu, path: WalkPath, table: u64, gpa: u64, level: u32, rights: u32): u64 {
+  let e: u64 = 0, r = rights, leaf: u32 = 1;
+  do {
+    if (level >= 5) {
+      e = eptQuickEntry(c, path, table, gpa, 5, r); if (e == 0) return 0;
+      r &= <u32>e & 7; table = e & 0x000F_FFFF_FFFF_F000;
+    }
+    if (level >= 4) {
+      e = eptQuickEntry(c, path, table, gpa, 4, r); if (e == 0) return 0;
+      r &= <u32>e & 7; table = e & 0x000F_FFFF_FFFF_F000;
+    }
+    if (level >= 3) {
+      e = eptQuickEntry(c, path, table, gpa, 3, r); if (e == 0) return 0;
+      r &= <u32>e & 7;
+      if ((e & EPT_PS) != 0) { leaf = 3; break; }
+      table = e & 0x000F_FFFF_FFFF_F000;
+    }
+    if (level >= 2) {
+      e = eptQuickEntry(c, path, table, gpa, 2, r); if (e == 0) return 0;
+      r &= <u32>e & 7;
+      if ((e & EPT_PS) != 0) { leaf = 2; break; }
+      table = e & 0x000F_FFFF_FFFF_F000;
+    }
+    e = eptQuickEntry(c, path, table, gpa, 1, r); if (e == 0) return 0;
+    r &= <u32>e & 7;
+  } while (false);
+  c.qLeaf = leaf;
+  c.qRights = r;
+  return e;
+}
+
 function eptWalk(c: Cpu, gpa: u64, need: u32, final: bool, gva: u64): u32 {
   bump(c.counters, C_EPT_WALKS);
   let levels = c.eptLevels;
@@ -122,7 +173,10 @@ function eptWalk(c: Cpu, gpa: u64, need: u32, final: bool, gva: u64): u32 {
   // EPT entry addresses and the rights through each level go in the walk path (path.ts).
   let path = walkPath(c.path);
   let e: u64 = 0, epa: u64 = 0, refs: u64 = 0;
-  while (true) {
+  let q = eptQuick(c, path, table, gpa, level, rights);
+  if (q != 0) { // the common case, unrolled; anything else takes the loop below
+    e = q; level = c.qLeaf; rights = c.qRights; refs = <u64>(top - level + 1); epa = path.eptEntryPa(level);
+  } else while (true) {
     epa = table | (((gpa >> levelShift(level)) & 511) << 3);
     e = readPhys64(epa);
     refs++;
@@ -151,7 +205,7 @@ function eptWalk(c: Cpu, gpa: u64, need: u32, final: bool, gva: u64): u32 {
   // Cache the non-leaf entries only now: an entry is cached only with A set (SDM 28.3.2).
   for (let l = top; l > level; l--) {
     let at = path.eptEntryPa(l);
-    if (c.eptAD != 0) orPhys64(at, EPT_A);
+    if (c.eptAD != 0) setEptFlags(at, EPT_A);
     if (c.epscOn != 0) {
       let r = path.eptRights(l);
       fill(tlbOf(c, T_EPDE + <i32>l - 2), gpa >> levelShift(l), A_V | (r << 1),
@@ -160,7 +214,7 @@ function eptWalk(c: Cpu, gpa: u64, need: u32, final: bool, gva: u64): u32 {
   }
   if (c.eptAD != 0) {
     let bits = EPT_A | ((need & EA_WRITE) != 0 ? EPT_D : 0);
-    orPhys64(epa, bits);
+    if ((e & bits) != bits) setEptFlags(epa, bits);
     e |= bits;
     d = (e & EPT_D) != 0 ? 1 : 0;
   }
@@ -174,6 +228,12 @@ function eptWalk(c: Cpu, gpa: u64, need: u32, final: bool, gva: u64): u32 {
   c.eptRights = rights;
   c.eptD = d;
   return EPT_OK;
+}
+
+// Sets EPT A/D flags as the processor does: a locked write only when one is still clear
+// (an entry whose flags are set is not written, so no cached code is dropped for it).
+@inline function setEptFlags(pa: u64, bits: u64): void {
+  if ((readPhys64(pa) & bits) != bits) orPhys64(pa, bits);
 }
 
 @inline function countRefs(c: Cpu, refs: u64): void {

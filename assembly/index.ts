@@ -66,6 +66,8 @@ export function cpuCounters(c: usize): usize { return cpu(c).counters; }
 export function cpuEvents(c: usize): usize { return cpu(c).events; }
 export function runBatch(c: usize, ops: usize, count: u32): u32 { return run(cpu(c), ops, count); }
 export function cpuSetChecker(c: usize, on: bool): void { cpu(c).checker = on ? 1 : 0; }
+// Off: the batch engine runs every op on its general path (the fast paths' reference).
+export function cpuSetFastPaths(c: usize, on: bool): void { cpu(c).noFast = on ? 0 : 1; }
 
 // Bulk physical-memory operations; false if the range is outside memory.
 export function physFill(pa: u64, byte: u32, len: u64): bool {

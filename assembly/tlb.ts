@@ -117,6 +117,9 @@ export const A_PCID: u32 = 0xFFF << 16;
 //   +8  tagWrite  u64   page number, or ~0
 //   +16 host      u32   linear-memory address of the frame
 //   +20 l1Entry   u32   the L1 entry, whose LRU stamp a hit must refresh
+//   +24 addend    u32   host − (page number << 12), mod 2^32: va + addend is the byte's
+//                       linear-memory address (as QEMU's addend), so a hit needs no mask;
+//                       l1Entry and addend are read as one u64
 // Any change to the L1 entry or to the registers drops the mirror (microDrop/microFlush).
 export const MICRO_ENTRIES: u32 = 256;
 export const MICRO_BYTES: usize = 32;
@@ -174,19 +177,22 @@ export function enableOrder(t: Tlb): bool {
 @inline function touchWay(t: Tlb, set: u32, way: u32): void {
   let at = orderAt(t, set);
   let o = load<u64>(at);
-  let p: u64 = 0;
-  while (((o >> (4 * p)) & 15) != <u64>way) p++;
-  assert(p < <u64>t.ways, "every way appears once in its set's order");
+  // The field holding `way`: the lowest zero nibble of o ^ (way in every nibble) (the
+  // exact lowest one: the borrow trick's false positives lie only above a true zero).
+  const ONES: u64 = 0x1111_1111_1111_1111;
+  let x = o ^ (<u64>way * ONES);
+  let p = <u64>ctz((x - ONES) & ~x & (ONES << 3)) >> 2;
+  assert(p < <u64>t.ways && ((o >> (4 * p)) & 15) == <u64>way, "every way appears once in its set's order");
   let hi = 4 * (p + 1);
   let keep: u64 = hi >= 64 ? 0 : ~(<u64>0) << hi;
   store<u64>(at, (o & keep) | ((o & ((<u64>1 << (4 * p)) - 1)) << 4) | <u64>way);
 }
 
-// A use of entry e of an ordered cache (a hit that refreshed its stamp).
+// A use of entry e of an ordered cache (a hit that refreshed its stamp). Its set is its
+// tag's (no division by the way count).
 export function touchEntry(t: Tlb, e: usize): void {
-  let i = indexOf(t, e);
-  let set = i / t.ways;
-  touchWay(t, set, i - set * t.ways);
+  let set = <u32>entryAt(e).tag & t.setMask;
+  touchWay(t, set, indexOf(t, e) - set * t.ways);
 }
 
 // Marks entry e invalid (and its way free in an ordered cache).
@@ -297,7 +303,7 @@ export function fill(t: Tlb, tag: u64, attr: u32, frame: u64, leafPa: u64, leafV
   v.ctx = ctx;
   if (t.dir != 0) {
     let i = indexOf(t, victim);
-    let set = i / ways, way = i - set * ways;
+    let set = <u32>tag & t.setMask, way = i - set * ways;
     store<u32>(dirAt(t, <usize>i), <u32>tag);
     let at = validAt(t, set);
     store<u32>(at, load<u32>(at) | (1 << way));

@@ -220,40 +220,106 @@ export function translate(c: Cpu, va: u64, acc: u32): u32 {
 // allowed — with one combined test per level and no side effects until it commits.
 // Anything else (a fault, or A/D to write) re-walks carefully; since the quick walk
 // changed nothing, both paths give identical results, counters included.
+// The levels are unrolled (each a constant, so shifts and reserved masks fold): the walk
+// starts at the top level or below the paging-structure-cache hit and falls through.
 export function walk(c: Cpu, va: u64, acc: u32): u32 {
+  let pscLevel = pscLookup(c, va);
+  let pte = quickWalk(c, va, acc, pscLevel, true);
+  if (pte == 0) return walkCareful(c, va, acc);
+  let top = pscLevel != 0 ? pscLevel - 1 : c.levels, leaf = c.qLeaf;
+  return commit(c, va, acc, top, leaf, pscLevel, pscLevel != 0 ? c.pscRights : A_W | A_U,
+    c.qLeafPa, pte, c.qRights, <u64>(top - leaf + 1));
+}
+
+// The quick walk from the top (pscLevel 0) or below a PSC hit (pscLookup's results in
+// c.resPa / c.pscRights): returns the leaf entry, its level in c.qLeaf, its address in
+// c.qLeafPa and the walk's rights in c.qRights; or 0 when the careful walk must decide
+// (nothing changed yet). `record` (a constant) writes the walk path; the batch engine's
+// miss path leaves it to recordPath.
+@inline export function quickWalk(c: Cpu, va: u64, acc: u32, pscLevel: u32, record: bool): u64 {
   let level = c.levels;
   let table = c.cr3 & c.addrMask;
   let rights0: u32 = A_W | A_U;
-  let pscLevel = pscLookup(c, va);
   if (pscLevel != 0) { table = c.resPa; rights0 = c.pscRights; level = pscLevel - 1; }
-  let top = level;
-  let high = c.rsvdHigh, upper = high | PTE_PS; // PS is reserved in PML4E/PML5E
+  let high = c.rsvdHigh, mask = c.addrMask;
   let path = walkPath(c.path);
-  let andv: u64 = ~(<u64>0), orv: u64 = 0, pte: u64 = 0, epa: u64 = 0, refs: u64 = 0;
-  while (true) {
-    epa = table | ((va >> (9 * <u64>level)) & 0xFF8);
-    if (epa >= physBytes) return walkCareful(c, va, acc);
-    pte = load<u64>(physBase + <usize>epa);
-    refs++;
-    // P must be 1 and every reserved bit 0: one test.
-    if (((pte ^ PTE_P) & ((level >= 4 ? upper : high) | PTE_P)) != 0) return walkCareful(c, va, acc);
-    andv &= pte;
-    orv |= pte;
+  let andv: u64 = ~(<u64>0), orv: u64 = 0, pte: u64 = 0;
+  let leaf: u32 = 1;
+  do {
+    if (level >= 5) {
+      pte = quickEntry(path, table, va, 5, high | PTE_PS, record); // PS is reserved in PML5E/PML4E
+      if (pte == 0) return 0;
+      andv &= pte; orv |= pte; table = pte & mask;
+    }
+    if (level >= 4) {
+      pte = quickEntry(path, table, va, 4, high | PTE_PS, record);
+      if (pte == 0) return 0;
+      andv &= pte; orv |= pte; table = pte & mask;
+    }
+    if (level >= 3) {
+      pte = quickEntry(path, table, va, 3, high, record);
+      if (pte == 0) return 0;
+      andv &= pte; orv |= pte;
+      if ((pte & PTE_PS) != 0) {
+        if ((pte & RSVD_1G) != 0) return 0;
+        leaf = 3;
+        break;
+      }
+      table = pte & mask;
+    }
+    if (level >= 2) {
+      pte = quickEntry(path, table, va, 2, high, record);
+      if (pte == 0) return 0;
+      andv &= pte; orv |= pte;
+      if ((pte & PTE_PS) != 0) {
+        if ((pte & RSVD_2M) != 0) return 0;
+        leaf = 2;
+        break;
+      }
+      table = pte & mask;
+    }
+    pte = quickEntry(path, table, va, 1, high, record);
+    if (pte == 0) return 0;
+    andv &= pte; orv |= pte;
+  } while (false);
+  // The leaf's address, from the table it was read in (`table` still holds it).
+  let leafPa = table | ((va >> (9 * <u64>leaf)) & 0xFF8);
+  let leafBits = PTE_A | ((acc & ACC_WRITE) != 0 ? PTE_D : 0);
+  if ((andv & PTE_A) == 0 || (pte & leafBits) != leafBits) return 0;
+  let rights = (rights0 & (<u32>andv | A_NX)) | (c.nxe != 0 ? <u32>(orv >> 60) & A_NX : 0);
+  if (rightsFault(c, acc, rights, <u32>(pte >> PKEY_SHIFT) & 15) != 0) return 0;
+  c.qLeaf = leaf;
+  c.qRights = rights;
+  c.qLeafPa = leafPa;
+  return pte;
+}
+
+// One level of the quick walk: the entry at `level` (a constant after inlining) if it is
+// present, inside memory and free of the reserved bits `rsvd`, recorded in the walk path;
+// else 0 (P=0), which sends the caller to the careful walk.
+@inline function quickEntry(path: WalkPath, table: u64, va: u64, level: u32, rsvd: u64, record: bool): u64 {
+  let epa = table | ((va >> (9 * <u64>level)) & 0xFF8);
+  if (epa >= physBytes) return 0;
+  let pte = load<u64>(physBase + <usize>epa);
+  if (((pte ^ PTE_P) & (rsvd | PTE_P)) != 0) return 0; // P must be 1 and every reserved bit 0
+  if (record) {
     path.setEntry(level, pte);
     path.setEntryPa(level, epa);
-    if (level == 1) break;
-    if ((pte & PTE_PS) != 0) {
-      if ((pte & (level == 3 ? RSVD_1G : RSVD_2M)) != 0) return walkCareful(c, va, acc);
-      break;
-    }
-    table = pte & c.addrMask;
-    level--;
   }
-  let leafBits = PTE_A | ((acc & ACC_WRITE) != 0 ? PTE_D : 0);
-  if ((andv & PTE_A) == 0 || (pte & leafBits) != leafBits) return walkCareful(c, va, acc);
-  let rights = (rights0 & (<u32>andv | A_NX)) | (c.nxe != 0 ? <u32>(orv >> 60) & A_NX : 0);
-  if (rightsFault(c, acc, rights, <u32>(pte >> PKEY_SHIFT) & 15) != 0) return walkCareful(c, va, acc);
-  return commit(c, va, acc, top, level, pscLevel, rights0, epa, pte, rights, refs);
+  return pte;
+}
+
+// Writes the walk path of a quick walk of va from `table` at `level` down to `leaf`
+// again (the same reads: memory has not changed since it was walked).
+export function recordPath(c: Cpu, va: u64, table: u64, level: u32, leaf: u32): void {
+  let path = walkPath(c.path);
+  for (let l = level; l >= leaf; l--) {
+    let epa = table | ((va >> (9 * <u64>l)) & 0xFF8);
+    let pte = load<u64>(physBase + <usize>epa);
+    path.setEntry(l, pte);
+    path.setEntryPa(l, epa);
+    table = pte & c.addrMask;
+  }
 }
 
 // One level of the careful walk, shared by the native walker (walkCareful) and the 2D
@@ -311,22 +377,27 @@ function walkCareful(c: Cpu, va: u64, acc: u32): u32 {
 // Counts a completed walk, caches the non-leaf entries walked in the paging-structure
 // caches and the translation in the TLBs, and produces the result.
 // path[l-1] holds the entry read at level l.
-function commit(c: Cpu, va: u64, acc: u32, top: u32, level: u32, pscLevel: u32, rights0: u32,
+@inline export function commit(c: Cpu, va: u64, acc: u32, top: u32, level: u32, pscLevel: u32, rights0: u32,
                 leafPa: u64, leafVal: u64, rights: u32, refs: u64): u32 {
-  let pcidBits = c.pcid << A_PCID_SHIFT;
   countWalk(c, refs, pscLevel);
-  if (c.pscOn != 0) {
-    let r = rights0;
-    for (let l = top; l > level; l--) {
-      let v = walkPath(c.path).entry(l);
-      r = (r & (<u32>v | A_NX)) | (c.nxe != 0 ? <u32>(v >> 60) & A_NX : 0);
-      fill(tlbOf(c, T_PDE + <i32>l - 2), va >> levelShift(l), A_V | r | pcidBits, v & c.addrMask,
-        0, 0, c.ctx, c.clock);
-    }
-  }
+  fillPscs(c, va, top, level, rights0);
   let size = level - 1; // 0 = 4K, 1 = 2M, 2 = 1G
   let frame = leafVal & c.addrMask & ~((<u64>1 << (12 + 9 * <u64>size)) - 1);
   return cacheTranslation(c, va, acc, size, frame, leafPa, leafVal, rights, 0);
+}
+
+// Caches the non-leaf entries walked (levels top..level+1, read from the walk path) in
+// the paging-structure caches, each with the rights through it.
+@inline export function fillPscs(c: Cpu, va: u64, top: u32, level: u32, rights0: u32): void {
+  if (c.pscOn == 0) return;
+  let pcidBits = c.pcid << A_PCID_SHIFT;
+  let r = rights0;
+  for (let l = top; l > level; l--) {
+    let v = walkPath(c.path).entry(l);
+    r = (r & (<u32>v | A_NX)) | (c.nxe != 0 ? <u32>(v >> 60) & A_NX : 0);
+    fill(tlbOf(c, T_PDE + <i32>l - 2), va >> levelShift(l), A_V | r | pcidBits, v & c.addrMask,
+      0, 0, c.ctx, c.clock);
+  }
 }
 
 // Caches a completed translation in the L1 and L2 TLBs and produces the result.
@@ -335,21 +406,25 @@ function commit(c: Cpu, va: u64, acc: u32, top: u32, level: u32, pscLevel: u32, 
 export function cacheTranslation(c: Cpu, va: u64, acc: u32, size: u32, frame: u64,
                                  leafPa: u64, leafVal: u64, rights: u32, extra: u32): u32 {
   let shift = 12 + 9 * <u64>size;
-  if (c.tlbOn != 0) {
-    let pkey = <u32>(leafVal >> PKEY_SHIFT) & 15;
-    let attr = A_V | rights | (size << A_SIZE_SHIFT) | (pkey << A_PKEY_SHIFT) |
-      (c.pcid << A_PCID_SHIFT) | extra;
-    if ((leafVal & PTE_D) != 0) attr |= A_D;
-    if ((leafVal & PTE_G) != 0 && (c.cr4 & CR4_PGE) != 0) attr |= A_G;
-    let tag = va >> shift;
-    let l1 = l1For(c, (acc & ACC_FETCH) != 0, size);
-    if (l1 != null) c.l1Entry = fill(changetype<Tlb>(l1), tag, attr, frame, leafPa, leafVal, c.ctx, c.clock);
-    fill(tlbOf(c, T_L2), tag, attr, frame, leafPa, leafVal, c.ctx, c.clock);
-  }
+  if (c.tlbOn != 0) fillTlbs(c, va, acc, size, frame, leafPa, leafVal, rights, extra);
   bump(c.counters, C_WALK_4K + <i32>size);
   c.resPa = frame | (va & ((<u64>1 << shift) - 1));
   c.resSize = <u64>1 << shift;
   return XLATE_OK;
+}
+
+// The fills of cacheTranslation: the L1 TLB for the access kind and size, and the L2.
+export function fillTlbs(c: Cpu, va: u64, acc: u32, size: u32, frame: u64,
+                         leafPa: u64, leafVal: u64, rights: u32, extra: u32): void {
+  let pkey = <u32>(leafVal >> PKEY_SHIFT) & 15;
+  let attr = A_V | rights | (size << A_SIZE_SHIFT) | (pkey << A_PKEY_SHIFT) |
+    (c.pcid << A_PCID_SHIFT) | extra;
+  if ((leafVal & PTE_D) != 0) attr |= A_D;
+  if ((leafVal & PTE_G) != 0 && (c.cr4 & CR4_PGE) != 0) attr |= A_G;
+  let tag = va >> (12 + 9 * <u64>size);
+  let l1 = l1For(c, (acc & ACC_FETCH) != 0, size);
+  if (l1 != null) c.l1Entry = fill(changetype<Tlb>(l1), tag, attr, frame, leafPa, leafVal, c.ctx, c.clock);
+  fill(tlbOf(c, T_L2), tag, attr, frame, leafPa, leafVal, c.ctx, c.clock);
 }
 
 @inline export function countWalk(c: Cpu, refs: u64, pscLevel: u32): void {

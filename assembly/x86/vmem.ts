@@ -88,6 +88,7 @@ function microFill(c: Cpu, x: X86, va: u64, acc: u32): void {
   }
   store<u32>(s, <u32>physPtr(frame), 16);
   store<u32>(s, <u32>e, 20);
+  store<u32>(s, <u32>physPtr(frame) - (<u32>tag << 12), 24);
 }
 
 // Translates one page's part of an access; returns the physical address, or stops.

@@ -464,6 +464,11 @@ export class Cpu {
   }
 
   setCoherenceChecker(on: boolean): void { this.core.cpuSetChecker(this.ptr, on); }
+  /**
+   * Off: execute() runs every op on the batch engine's general path, never its fast paths
+   * (the hit streak, the miss loop). Same results by design; for differential tests.
+   */
+  setFastPaths(on: boolean): void { this.core.cpuSetFastPaths(this.ptr, on); }
 
   /** The most recent stale-translation uses (up to the core's ring size), oldest first. */
   staleUses(): StaleUse[] {

@@ -1,0 +1,131 @@
+// The batch engine's miss path for native paging: consecutive loads, stores and
+// translates whose translation misses every TLB and whose walk is quick (walk.ts
+// quickWalk: present, no reserved bit, A/D already set, access allowed) run here in one
+// loop, with none of the general path's call chain (step → translate → lookup → walk →
+// commit) and the frequent counters kept in locals until the loop ends.
+//
+// It does exactly what the general path does for such an op — the same probes (victim
+// hints included), PSC stamps, walk path, fills, micro-TLB mirror, clock and counters —
+// and stops, before any side effect the general path would not repeat identically, at
+// the first op it cannot finish: a TLB hit, a walk that needs the careful walker (fault,
+// A/D to set), an exit, another kind of op. runBatch then runs that op on the general
+// path (access.ts step), which redoes its probes and walk from the start.
+
+import { ACC_USER, ACC_WRITE } from "./entry";
+import { physInRange, physPtr } from "./mem";
+import { Cpu, tlbOf, canonical, T_D4K, T_D2M, T_D1G, T_L2 } from "./cpu";
+import { pscLookup, quickWalk, fillPscs, fillTlbs, recordPath } from "./walk";
+import { probe, probeMiss, A_V, A_W, A_U, A_SIZE_SHIFT, A_PCID_SHIFT } from "./tlb";
+import { codeWrite } from "./x86/icache";
+import {
+  bump, C_ACCESSES, C_LOADS, C_STORES, C_L1_MISS, C_L2_MISS, C_WALKS, C_WALK_REFS, C_PSC_MISS, C_PSC_HIT_PDE, C_WALK_4K,
+} from "./counters";
+import { OP_BYTES, K_LOAD, K_STORE, K_TRANSLATE, CTL_USER, CTL_IMPLICIT, microFill, loadN, storeN } from "./access";
+
+// Whether some TLB holds an entry for va (any size the caches may hold). The 4 KiB data
+// TLB notes its victim as the general path's lookup does (probeMiss).
+@inline function tlbHolds(c: Cpu, va: u64, pcidBits: u32, ctx: u32, clk: u32): bool {
+  let t = tlbOf(c, T_D4K);
+  if (t.sizes != 0 && probeMiss(t, va >> 12, A_V, pcidBits, ctx, clk) != 0) return true;
+  t = tlbOf(c, T_D2M);
+  if (t.sizes != 0 && probeMiss(t, va >> 21, A_V | (1 << A_SIZE_SHIFT), pcidBits, ctx, clk) != 0) return true;
+  t = tlbOf(c, T_D1G);
+  if (t.sizes != 0 && probeMiss(t, va >> 30, A_V | (2 << A_SIZE_SHIFT), pcidBits, ctx, clk) != 0) return true;
+  let l2 = tlbOf(c, T_L2);
+  for (let size: u32 = 0; size < 3; size++) {
+    if ((l2.sizes & (1 << size)) == 0) continue;
+    if (probeMiss(l2, va >> (12 + 9 * <u64>size), A_V | (size << A_SIZE_SHIFT), pcidBits, ctx, clk) != 0) return true;
+  }
+  return false;
+}
+
+// Runs ops from i while they take the miss path; returns the index of the first op it
+// does not complete. Callers check the mode (not nested), levels (4/5) and checker (off).
+// Stores per op are what limits a walk loop, so the walk path is written once, for the
+// last walk (recordPath; before a data store too, which could change a table), unless PSC
+// fills need it at once; the clock and the frequent counters are written at the end.
+export function missRun(c: Cpu, ops: usize, i: u32, count: u32): u32 {
+  let user = c.cpl == 3 ? ACC_USER : 0;
+  let tlbOn = c.tlbOn != 0, pscOn = c.pscOn != 0;
+  let pcidBits = c.pcid << A_PCID_SHIFT, ctx = c.ctx, levels = c.levels;
+  let clk = c.clock;
+  let loads: u64 = 0, stores: u64 = 0, misses: u64 = 0;
+  let walks: u64 = 0, refs: u64 = 0, pscMisses: u64 = 0, walks4k: u64 = 0;
+  // The last walk whose path is not written yet: va, start table and level, leaf level.
+  let pendVa: u64 = 0, pendTable: u64 = 0, pendLevel: u32 = 0, pendLeaf: u32 = 0;
+  let resPa: u64 = 0, resSize: u64 = 0;
+  for (; i < count; i++) {
+    let p = ops + <usize>i * OP_BYTES;
+    let va = load<u64>(p);
+    let ctl = load<u32>(p, 16);
+    let kind = ctl & 15, size = (ctl >> 4) & 15;
+    if ((ctl & (CTL_USER | CTL_IMPLICIT)) != 0 || (kind != K_LOAD && kind != K_STORE && kind != K_TRANSLATE)) break;
+    if ((va & 0xFFF) + <u64>size > 4096 || !canonical(c, va)) break;
+    let acc = (kind == K_STORE ? ACC_WRITE : 0) | user;
+    if (tlbOn && tlbHolds(c, va, pcidBits, ctx, clk + 1)) break;
+    c.clock = clk + 1; // PSC stamps and fills read it; put back if the op stops below
+    let pscLevel = pscLookup(c, va);
+    let top = pscLevel != 0 ? pscLevel - 1 : levels;
+    let table = pscLevel != 0 ? c.resPa : c.cr3 & c.addrMask;
+    let record = pscOn && top > 1; // PSC fills read the path
+    let pte = record ? quickWalk(c, va, acc, pscLevel, true) : quickWalk(c, va, acc, pscLevel, false);
+    let leaf = c.qLeaf;
+    let pageMask = (<u64>1 << (12 + 9 * <u64>(leaf - 1))) - 1;
+    let pa = (pte & c.addrMask & ~pageMask) | (va & pageMask);
+    if (pte == 0 || (kind != K_TRANSLATE && !physInRange(pa, <u64>size))) { c.clock = clk; break; }
+    clk++;
+    // The commit (walk.ts commit, with the counters in locals).
+    walks++;
+    refs += <u64>(top - leaf + 1);
+    if (pscLevel != 0) bump(c.counters, C_PSC_HIT_PDE + <i32>pscLevel - 2); else pscMisses++;
+    if (record) {
+      // quickWalk wrote this walk's path; a pending one with levels outside it goes first.
+      if (pendLevel != 0 && (top < pendLevel || leaf > pendLeaf)) {
+        recordPath(c, pendVa, pendTable, pendLevel, pendLeaf);
+        recordPath(c, va, table, top, leaf);
+      }
+      fillPscs(c, va, top, leaf, pscLevel != 0 ? c.pscRights : A_W | A_U);
+      pendLevel = 0;
+    } else {
+      // The path keeps the levels a walk does not reach from earlier walks: write the
+      // pending one first unless this walk's levels cover it.
+      if (pendLevel != 0 && (top < pendLevel || leaf > pendLeaf)) recordPath(c, pendVa, pendTable, pendLevel, pendLeaf);
+      pendVa = va; pendTable = table; pendLevel = top; pendLeaf = leaf;
+    }
+    let frame = pte & c.addrMask & ~pageMask;
+    if (tlbOn) {
+      misses++;
+      fillTlbs(c, va, acc, leaf - 1, frame, c.qLeafPa, pte, c.qRights, 0);
+    }
+    if (leaf == 1) walks4k++; else bump(c.counters, C_WALK_4K + <i32>leaf - 1);
+    resPa = pa; resSize = pageMask + 1;
+    if (leaf == 1 && c.micro != 0) microFill(c, va, acc);
+    if (kind == K_TRANSLATE) { store<u64>(p, pa, 8); continue; }
+    let q = physPtr(pa);
+    if (kind == K_STORE) {
+      if (pendLevel != 0) { recordPath(c, pendVa, pendTable, pendLevel, pendLeaf); pendLevel = 0; }
+      codeWrite(pa, <u64>size);
+      storeN(q, load<u64>(p, 8), size);
+      stores++;
+    } else {
+      store<u64>(p, loadN(q, size), 8);
+      loads++;
+    }
+  }
+  if (pendLevel != 0) recordPath(c, pendVa, pendTable, pendLevel, pendLeaf);
+  if (walks != 0) { c.resPa = resPa; c.resSize = resSize; }
+  let cnt = c.counters;
+  if (misses != 0) { bump(cnt, C_L1_MISS, misses); bump(cnt, C_L2_MISS, misses); }
+  if (walks != 0) {
+    bump(cnt, C_WALKS, walks);
+    bump(cnt, C_WALK_REFS, refs);
+    bump(cnt, C_PSC_MISS, pscMisses);
+    bump(cnt, C_WALK_4K, walks4k);
+  }
+  if (loads + stores != 0) {
+    bump(cnt, C_ACCESSES, loads + stores);
+    bump(cnt, C_LOADS, loads);
+    bump(cnt, C_STORES, stores);
+  }
+  return i;
+}
