@@ -201,6 +201,12 @@ export class Cpu {
       pkru: Number(g(5)), cpl: Number(g(6)) };
   }
 
+  /** RFLAGS, PKRU and CPL alone (three core reads; getRegisters reads everything). */
+  flagsState(): { rflags: bigint; pkru: number; cpl: number } {
+    const g = (i: number) => BigInt.asUintN(64, this.core.cpuGetReg(this.ptr, i));
+    return { rflags: g(4) | 2n, pkru: Number(g(5)), cpl: Number(g(6)) };
+  }
+
   private x86Ready = false;
   /** Creates the interpreter state on first use. */
   private x86(): void {

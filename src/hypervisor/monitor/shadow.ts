@@ -106,8 +106,21 @@ export class ShadowMmu {
     cpu.setVmcs({ mode: 'shadow' });
   }
 
-  /** The guest's view of its registers (CR3 is the guest's, not the shadow root). */
-  guestRegisters(): GuestRegs { return { ...this.guest }; }
+  /**
+   * The guest's view of its registers (CR3 is the guest's, not the shadow root; CR0.WP the
+   * guest's). RFLAGS, PKRU and CPL are the vCPU's own: guest code changes them without an
+   * exit (SYSCALL, IRETQ, STAC, WRPKRU), so only the vCPU has them right.
+   */
+  guestRegisters(): GuestRegs { return { ...this.guest, ...this.cpu.flagsState() }; }
+
+  /** Gives the guest walker the vCPU's RFLAGS.AC, PKRU and CPL (SMAP and protection keys decide with them). */
+  private syncWalker(): void {
+    const f = this.cpu.flagsState();
+    if (f.rflags !== this.guest.rflags || f.pkru !== this.guest.pkru || f.cpl !== this.guest.cpl) {
+      this.guest.rflags = f.rflags; this.guest.pkru = f.pkru; this.guest.cpl = f.cpl;
+      this.walker.setRegisters(f);
+    }
+  }
 
   /** Loads guest registers: the walker gets them as they are, the vCPU gets the shadow. */
   setGuestRegisters(r: Partial<Registers>): void {
@@ -425,6 +438,7 @@ export class ShadowMmu {
    */
   cpuFault(cr2: bigint, acc: { write: boolean; fetch: boolean; user: boolean; implicit: boolean }):
       ShadowOutcome | { action: 'step'; va: bigint; hpa: bigint; gfn: number } {
+    this.syncWalker(); // guest code ran since the last exit: its flags may have changed
     const t = this.guestWalk(cr2, acc);
     if (!t.ok) {
       if (t.fault === 'PF') { this.stats.reflectedFaults++; return { action: 'guestFault', errorCode: t.errorCode, cr2: t.cr2 }; }
