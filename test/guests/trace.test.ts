@@ -5,22 +5,14 @@ import { describe, it, expect } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { parseLackey, traceStats, TraceReplay } from '../../guests/trace.js';
 import { bootKernel, dataHash, MODES } from './setup.js';
+import { independentCounts } from '../helpers/trace-counts.js';
 
 const text = readFileSync(new URL('../data/malloc-sum.lackey', import.meta.url), 'utf8');
 
-/** Counts straight from the text, without the parser: kinds by line prefix, pages by hand. */
+/** The file's counts from the independent counter (no memvisor parser involved). */
 function independent(): { I: number; L: number; S: number; M: number; accesses: number; pages: number } {
-  const c: Record<string, number> = { I: 0, L: 0, S: 0, M: 0 };
-  const pages = new Set<string>();
-  for (const line of text.split('\n')) {
-    const kind = line.startsWith('I  ') ? 'I' : [' L ', ' S ', ' M '].find((p) => line.startsWith(p))?.trim();
-    if (!kind) continue;
-    c[kind]++;
-    const [a, n] = line.slice(3).trim().split(',');
-    const first = BigInt('0x' + a), last = first + BigInt(n) - 1n;
-    for (let p = first >> 12n; p <= last >> 12n; p++) pages.add(p.toString());
-  }
-  return { I: c.I, L: c.L, S: c.S, M: c.M, accesses: c.I + c.L + c.S + c.M, pages: pages.size };
+  const { pages2M: _p2, ...c } = independentCounts(text);
+  return c;
 }
 
 describe('lackey trace replay', () => {
