@@ -50,8 +50,11 @@ const FIGURES: [string, Fmt][] = [
     return `Figure 4 from real guest content (\`${file}\`, ${wall} s wall): ${rows.map((x) => x.vms).join(', ')} VMs of ` +
       `${Number(one.vmMemoryMiB)} MiB boot the shipped OS with the same programs and are scanned at ESX's default rates; ` +
       `one VM shares ${one.sharedPct} % of its memory (${one.zeroOfSharedPct} % of that zero pages), ${last.vms} VMs ` +
-      `${last.sharedPct} % (reclaimed ${last.reclaimedPct} %), against the paper's ~12.5 % and ~67 % (~60 %): the OS guests ` +
-      'are deterministic, so identical VMs hold nearly identical bytes (the report explains).';
+      `${last.sharedPct} % (reclaimed ${last.reclaimedPct} %), against the paper's ~12.5 % and ~67 % (~60 %). Shared % grows with ` +
+      `the number of VMs (${rows.map((x) => `${x.vms}: ${x.sharedPct} %`).join(', ')}) because each VM boots with its own seed: ` +
+      'its page cache holds a seed-chosen quarter of a file set all VMs have, so a cached page finds a twin more often the more ' +
+      'VMs there are, and its seeded data stays private. The rest of the OS is deterministic, so more is shared than among the ' +
+      'paper\'s Linux VMs (the report explains).';
   }],
   ['fig6-sampling.json', ({ file, r, wall }) =>
     `Figure 6 (\`${file}\`, ${wall} s wall): the estimate's lag to 50 % / 90 % of a working-set increase is ` +
