@@ -209,7 +209,9 @@ export async function runSharingOs(p: SharingOsParams, ctx: ExperimentContext): 
         'values here: nothing in this variant is chosen to meet them (the calibrated sharing-vms kind does that); the test checks ' +
         'instead that what is shared is what a content census of the guests\' memory finds, and that each VM caches the file pages ' +
         'a model of pagecache picks from its seed.',
-      'What differs between the VMs: each boots with its own seed on its command line (derived from the scenario\'s seed and the ' +
+      p.cmdline.includes('{seed}') ? '' : `The command line "${p.cmdline}" has no {seed}: every VM boots the same, so identical VMs ` +
+        'hold nearly identical bytes and shared % steps up at two VMs instead of growing with n.',
+      'What differs between the VMs (with a {seed} in the command line): each boots with its own seed on its command line (derived from the scenario\'s seed and the ' +
         'VM\'s number), standing for what differs between real guests booted alike — boot-time entropy and the requests each one ' +
         `serves. With the command line "${p.cmdline}": the kernel's frame allocator randomizes its order with the seed (as Linux's ` +
         'page_alloc.shuffle does), so each VM reuses a different subset of the frames its exited programs left their data in, and ' +
@@ -232,7 +234,7 @@ export async function runSharingOs(p: SharingOsParams, ctx: ExperimentContext): 
         `${last.vms} × ${p.vmMiB} MiB takes ${passSeconds(last.vms as number)} s; the paper's 10 × 40 MB at the defaults would take ` +
         `${round((10 * 40 * 256) / ESX_SCAN.total / 60, 1)} minutes a pass, about ${round(30 / ((10 * 40 * 256) / ESX_SCAN.total / 60), 1)} passes in its 30-minute runs.`,
       ...notes,
-    ],
+    ].filter(Boolean),
     plots: osPlots(p),
   };
 }
@@ -243,7 +245,7 @@ function osPlots(p: SharingOsParams) {
     vmMemoryMiB: 'VM memory', sharedMiB: 'shared', reclaimedMiB: 'reclaimed', zeroMiB: 'zero pages' };
   const fold = (fields: string[], as: [string, string]) => [{ fold: fields, as },
     { calculate: fields.map((f) => `datum.${as[0]} === '${f}' ? '${LABELS[f]}' : `).join('') + `datum.${as[0]}`, as: 'label' }];
-  const caption = `${p.vmMiB} MiB VMs booting memvisor-os with "${p.cmdline}"; scanner at ${p.scanRatePerVm} pages/s per VM, ` +
+  const caption = `${p.vmMiB} MiB VMs booting memvisor-os with "${p.cmdline}" ({seed}: each VM's own boot seed); scanner at ${p.scanRatePerVm} pages/s per VM, ` +
     `${p.scanRateTotal} in total, until each VM has had ${p.passes} full scan(s) after ${p.bootSeconds} s.`;
   const paper = 'Figure 4 (secondary source): identical Linux VMs (Red Hat 7.2, 40 MB each, SPEC95 for 30 minutes), 1 to 10 VMs: ' +
     'shared memory grows with the number of VMs and approaches 67 % of aggregate VM memory; one VM shares ~5 MB (55 % zero ' +

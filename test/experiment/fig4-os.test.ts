@@ -103,6 +103,8 @@ describe.skipIf(!existsSync(ELF))('Figure 4 from real guest content (sharing-os)
     expect(Number(r.series.vms[1].reclaimedPct)).toBeGreaterThan(Number(r.series.vms[0].reclaimedPct));
     expect(r.series.paper.map((x) => x.pct)).toEqual([12.5, 67, 60]);
     expect(r.notes!.join('\n')).toMatch(/ESX 2\.5's defaults are 50 pages\/s per VM and 200 in total; this run uses 200 and 400/);
+    expect(r.notes!.join('\n')).toMatch(/each boots with its own seed .*page_alloc\.shuffle/s);
+    expect(r.notes!.join('\n')).not.toMatch(/has no \{seed\}|do not match the programs' model/);
     for (const plot of r.plots) expect(await renderPlotSvg(plot, r.series)).toContain('<svg');
   }, 300_000);
 
