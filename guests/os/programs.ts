@@ -5,7 +5,8 @@
 //
 //   toucher:MiB[:passes[:sleepms]]          toucher: N MiB pass P checksum X ok
 //   random:MiB[:accesses[:seed]]            random: N MiB A accesses (W writes) checksum X ok
-//   pagecache[:maxMiB[:seconds[:rounds]]]   pagecache: took N MiB, checksum X / released N MiB ok
+//   pagecache[:maxMiB[:seconds[:rounds[:fileMiB[:seed]]]]]
+//                                           pagecache: took N MiB, checksum X / released N MiB ok
 //   forktree:depth[:KiB]                    forktree: depth D, N processes, all ok
 //   sleeper:seconds, hello                  (no checksum)
 //
@@ -28,23 +29,23 @@ export const OS_PROGRAMS: Readonly<Record<string, { maxArgs: number; usage: stri
   hello: { maxArgs: 0, usage: 'hello' },
   toucher: { maxArgs: 3, usage: 'toucher:MiB[:passes[:sleepms]]' },
   random: { maxArgs: 3, usage: 'random:MiB[:accesses[:seed]]' },
-  pagecache: { maxArgs: 3, usage: 'pagecache[:maxMiB[:seconds[:rounds]]]' },
+  pagecache: { maxArgs: 5, usage: 'pagecache[:maxMiB[:seconds[:rounds[:fileMiB[:seed]]]]]' },
   forktree: { maxArgs: 2, usage: 'forktree:depth[:KiB]' },
   sleeper: { maxArgs: 1, usage: 'sleeper:seconds' },
 };
 /** Defaults of the programs' arguments (as arg_u64 in the C sources). */
 const DEFAULTS: Record<string, number[]> = {
-  hello: [], toucher: [4, 1, 0], random: [4, 100000, 1], pagecache: [0, 0, 1], forktree: [0, 64], sleeper: [10],
+  hello: [], toucher: [4, 1, 0], random: [4, 100000, 1], pagecache: [0, 0, 1, 0, 1], forktree: [0, 64], sleeper: [10],
 };
 /** The kernel copies the command line into 256 bytes and the run list into 256. */
 const MAX_CMDLINE = 255;
 
 export interface OsProgram { name: string; args: number[] }
-export interface OsCommandLine { programs: OsProgram[]; lingerSeconds: number; balloon: boolean }
+export interface OsCommandLine { programs: OsProgram[]; lingerSeconds: number; balloon: boolean; seed?: number }
 
 /**
  * Parses a command line of the options the host can drive without a console: run=,
- * linger=N, balloon=off. Throws an Error whose message says what is wrong.
+ * linger=N, balloon=off, seed=N (the boot seed: randomized frame allocation order). Throws an Error whose message says what is wrong.
  */
 export function parseOsCmdline(cmdline: string): OsCommandLine {
   if (cmdline.length > MAX_CMDLINE) throw new Error(`is ${cmdline.length} characters; the kernel keeps ${MAX_CMDLINE}`);
@@ -54,8 +55,9 @@ export function parseOsCmdline(cmdline: string): OsCommandLine {
     if (key === 'run' && value !== undefined) out.programs = parseRunList(value);
     else if (key === 'linger' && value !== undefined && /^\d+$/.test(value)) out.lingerSeconds = Number(value);
     else if (key === 'balloon' && value === 'off') out.balloon = false;
+    else if (key === 'seed' && value !== undefined && /^\d{1,12}$/.test(value)) out.seed = Number(value);
     else if (key === 'shell') throw new Error('"shell" waits for console input, which nothing types here; use run=');
-    else throw new Error(`unknown option "${word}" (expected run=prog[:args],..., linger=N or balloon=off)`);
+    else throw new Error(`unknown option "${word}" (expected run=prog[:args],..., linger=N, balloon=off or seed=N)`);
   }
   if (!out.programs.length) throw new Error('needs run=prog[:args],... (without it the kernel runs its demo list, crash included)');
   return out;
@@ -102,13 +104,29 @@ export function toucherChecksum(mib: number, pass: number): string {
   });
 }
 
-/** pagecache's checksum over `mib` 1 MiB chunks: one word per 4 KiB page. */
-export function pagecacheChecksum(mib: number): string {
-  return memo(`p${mib}`, () => {
+/** pagecache's checksum over `mib` 1 MiB chunks: one word per 4 KiB page (anonymous, or pages of a `fileMiB` file set picked with `seed`). */
+export function pagecacheChecksum(mib: number, fileMiB = 0, seed = 1): string {
+  return memo(`p${mib}:${fileMiB}:${seed}`, () => {
     let sum = 0n;
+    if (fileMiB > 0) {
+      for (const f of pagecacheFilePages(fileMiB, seed).slice(0, mib * 256)) sum = (sum + mix64((BigInt(f) << 12n) | 1n)) & M64;
+      return sum;
+    }
     for (let c = 0n; c < BigInt(mib); c++) for (let off = 0n; off < 131072n; off += 512n) sum = (sum + mix64((c << 20n) + off)) & M64;
     return sum;
   });
+}
+
+/** The file pages pagecache caches, in cache order: a Fisher-Yates shuffle of a `fileMiB` file set driven by `seed` (as user/pagecache.c). */
+export function pagecacheFilePages(fileMiB: number, seed: number): number[] {
+  const n = fileMiB * 256, order = Array.from({ length: n }, (_, i) => i);
+  let state = BigInt(seed);
+  for (let j = 0; j < n; j++) {
+    state = mix64(state);
+    const k = j + Number((state >> 8n) % BigInt(n - j));
+    [order[j], order[k]] = [order[k], order[j]];
+  }
+  return order;
 }
 
 /** random's whole line: a map models the region (untouched words read 0). */
@@ -137,13 +155,16 @@ export interface ConsoleCheck {
 export function checkConsole(text: string, cmd: OsCommandLine): ConsoleCheck {
   const r: ConsoleCheck = { verified: 0, problems: [], units: {} };
   const randoms = new Set(cmd.programs.filter((p) => p.name === 'random').map((p) => randomLine(p.args[0], p.args[1], p.args[2])));
+  const caches = cmd.programs.filter((p) => p.name === 'pagecache').map((p) => p.args);
+  if (!caches.length) caches.push(DEFAULTS.pagecache); // started from the shell
   const ok = (prog: string) => { r.verified++; r.units[prog] = (r.units[prog] ?? 0) + 1; };
   for (const line of text.split('\n')) {
     let m: RegExpExecArray | null;
     if ((m = /^toucher: (\d+) MiB pass (\d+) checksum ([0-9a-f]{16}) (\w+)$/.exec(line))) {
       if (m[4] === 'ok' && m[3] === toucherChecksum(Number(m[1]), Number(m[2]))) ok('toucher'); else r.problems.push(line);
     } else if ((m = /^pagecache: took (\d+) MiB, checksum ([0-9a-f]{16})$/.exec(line))) {
-      if (m[2] !== pagecacheChecksum(Number(m[1]))) r.problems.push(line);
+      const mib = Number(m[1]);
+      if (!caches.some((a) => m![2] === pagecacheChecksum(mib, a[3], a[4]))) r.problems.push(line);
     } else if ((m = /^pagecache: released (\d+) MiB (\w+)$/.exec(line))) {
       if (m[2] === 'ok') ok('pagecache'); else r.problems.push(line);
     } else if (line.startsWith('random: ')) {

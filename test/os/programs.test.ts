@@ -1,7 +1,7 @@
 // guests/os/programs.ts: the host's model of memvisor-os's programs and its command-line
 // check. The expected lines are what the kernel printed on memvisor (test/os/boot-memvisor.test.ts).
 import { describe, expect, it } from 'vitest';
-import { checkConsole, parseOsCmdline, randomLine, toucherChecksum, pagecacheChecksum } from '../../guests/os/programs.js';
+import { checkConsole, parseOsCmdline, randomLine, toucherChecksum, pagecacheChecksum, pagecacheFilePages, mix64 } from '../../guests/os/programs.js';
 
 describe('memvisor-os programs, host side', () => {
   it('models the checksums the guest printed', () => {
@@ -12,8 +12,11 @@ describe('memvisor-os programs, host side', () => {
 
   it('parses a command line with defaults, and says what is wrong with a bad one', () => {
     expect(parseOsCmdline('run=toucher:8,pagecache:4:2:3 linger=5')).toEqual({
-      programs: [{ name: 'toucher', args: [8, 1, 0] }, { name: 'pagecache', args: [4, 2, 3] }], lingerSeconds: 5, balloon: true });
+      programs: [{ name: 'toucher', args: [8, 1, 0] }, { name: 'pagecache', args: [4, 2, 3, 0, 1] }], lingerSeconds: 5, balloon: true });
     expect(parseOsCmdline('balloon=off run=hello').balloon).toBe(false);
+    expect(parseOsCmdline('seed=42 run=hello').seed).toBe(42);
+    expect(() => parseOsCmdline('seed=x run=hello')).toThrow(/unknown option "seed=x"/);
+    expect(() => parseOsCmdline('run=pagecache:1:1:1:2:3:4')).toThrow(/too many arguments/);
     expect(() => parseOsCmdline('linger=2')).toThrow(/needs run=/);
     expect(() => parseOsCmdline('run=crash')).toThrow(/unknown program "crash"/);
     expect(() => parseOsCmdline('run=toucher:-1')).toThrow(/"-1" is not a whole number/);
@@ -31,5 +34,20 @@ describe('memvisor-os programs, host side', () => {
       'toucher: mmap of 2 MiB failed\n', cmd);
     expect(bad.units).toEqual({ toucher: 1 });
     expect(bad.problems).toHaveLength(3);
+  });
+
+  it('models pagecache over a file set: a seeded shuffle of its pages, and their checksum', () => {
+    const order = pagecacheFilePages(2, 7);
+    expect([...order].sort((a, b) => a - b)).toEqual(Array.from({ length: 512 }, (_, i) => i)); // every page once
+    expect(pagecacheFilePages(2, 8).slice(0, 256)).not.toEqual(order.slice(0, 256));
+    expect(pagecacheFilePages(2, 7)).toEqual(order);
+    const M64 = (1n << 64n) - 1n;
+    const sum = order.slice(0, 256).reduce((s, f) => (s + mix64((BigInt(f) << 12n) | 1n)) & M64, 0n);
+    expect(pagecacheChecksum(1, 2, 7)).toBe(sum.toString(16).padStart(16, '0'));
+    expect(pagecacheChecksum(1, 2, 7)).not.toBe(pagecacheChecksum(1));
+    const cmd = parseOsCmdline('run=pagecache:1:0:1:2:7');
+    const line = (x: string) => `pagecache: took 1 MiB, checksum ${x}\npagecache: released 1 MiB ok\n`;
+    expect(checkConsole(line(pagecacheChecksum(1, 2, 7)), cmd)).toMatchObject({ problems: [], units: { pagecache: 1 } });
+    expect(checkConsole(line(pagecacheChecksum(1, 2, 8)), cmd).problems).toHaveLength(1);
   });
 });

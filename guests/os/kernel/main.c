@@ -183,6 +183,8 @@ void kmain(void) {
   gdt_init();
   idt_init();
   pmm_init(ranges, nranges);
+  const char *seed = opt("seed");
+  if (seed && *seed == '=') { seed++; pmm_randomize(parse_u64(&seed)); }
   vm_init(top_of_ram());
   pmm_add_reclaimable(ranges, nranges);  /* Limine's responses were copied above */
   syscall_init();

@@ -19,6 +19,7 @@
 struct mem_range { u64 base, length, type; };
 void pmm_init(const struct mem_range *map, int count);
 void pmm_add_reclaimable(const struct mem_range *map, int count);
+void pmm_randomize(u64 seed);  /* boot seed: randomized allocation order */
 u64 pmm_alloc(void);          /* zeroed 4 KiB frame, 0 when out of memory */
 u64 pmm_alloc_nozero(void);
 u64 pmm_alloc_huge(void);     /* naturally aligned 2 MiB, not zeroed, 0 on failure */

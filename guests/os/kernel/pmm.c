@@ -3,12 +3,19 @@
  * One bit per 4 KiB frame (1 = in use) and a 16-bit reference count per frame
  * for copy-on-write sharing. Both arrays are carved out of the first usable
  * region big enough to hold them. Bootloader-reclaimable memory is added once
- * the kernel no longer needs Limine's responses, page tables and stack. */
+ * the kernel no longer needs Limine's responses, page tables and stack.
+ *
+ * With a boot seed (`seed=N`) the allocator randomizes its order, like Linux's
+ * page allocator shuffling (page_alloc.shuffle): each allocation starts its
+ * search at a pseudo-random bitmap word, so two machines booted alike with
+ * different seeds place the same data in different frames (and their page
+ * tables, which hold frame numbers, differ). */
 #include "mm.h"
 
 static u64 *bitmap;
 static u16 *refcnt;
 static u64 max_pfn, free_frames, total_frames, search_hint;
+static u64 shuffle_state;  /* 0: next-fit; else the splitmix64 state of the randomized order */
 u64 mem_reserved_frames;
 
 #define KERNEL_SLACK_FRAMES 64  /* page tables and other kernel needs */
@@ -59,7 +66,20 @@ void pmm_add_reclaimable(const struct mem_range *map, int count) {
   kprintf("pmm: reclaimed %lu bootloader frames, %lu free\n", free_frames - before, free_frames);
 }
 
+void pmm_randomize(u64 seed) {
+  shuffle_state = seed ? seed : 1;
+  kprintf("pmm: allocation order randomized (seed %lu)\n", seed);
+}
+
+static u64 next_random(void) {
+  u64 x = (shuffle_state += 0x9e3779b97f4a7c15ULL);
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
 u64 pmm_alloc_nozero(void) {
+  if (shuffle_state) search_hint = next_random() % ((max_pfn + 63) / 64);
   for (u64 n = 0, w = search_hint; n < (max_pfn + 63) / 64; n++, w++) {
     if (w >= (max_pfn + 63) / 64) w = 0;
     if (bitmap[w] == ~0ULL) continue;
