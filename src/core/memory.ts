@@ -47,13 +47,15 @@ export class PhysicalMemory {
   }
 
   private offset(pa: bigint | number, len: number): number {
-    const a = typeof pa === 'bigint' ? pa : BigInt(pa);
-    if (a < 0n || a + BigInt(len) > BigInt(this.size)) {
+    // Number(pa) is exact below 2^53 and rounds to ≥ 2^53 above it, so the range check on
+    // numbers equals the one on BigInts (size < 2^53) without allocating any.
+    const a = Number(pa);
+    if (!(a >= 0 && a + len <= this.size)) {
       throw new RangeError(
-        `physical range ${hex(a)}+${len} is outside host memory (${hex(this.size)} bytes)`);
+        `physical range ${hex(typeof pa === 'bigint' ? pa : BigInt(pa))}+${len} is outside host memory (${hex(this.size)} bytes)`);
     }
     this.refresh();
-    return this.base + Number(a);
+    return this.base + a;
   }
 
   // offset() may replace the views, so it runs before a view is read.
