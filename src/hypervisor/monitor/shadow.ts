@@ -82,13 +82,26 @@ export type ShadowOutcome =
 
 interface ShadowPage { hpa: bigint; level: number; gfn: number; direct: boolean }
 
+/**
+ * A shadow page's key as one number (a Map keyed by numbers, no string per lookup):
+ *
+ *   bits 51..11        10..4        3        2..0
+ *  ┌───────────────┬────────────┬────────┬───────┐
+ *  │ gfn (≤ 40 bits)│ rights key │ direct │ level │   = gfn·2^11 + rights·2^4 + direct·2^3 + level
+ *  └───────────────┴────────────┴────────┴───────┘
+ * 51 bits in all, exact in a double. Rights (W, U, XD, PK bits 62:59) key direct tables only.
+ */
+function pageKey(level: number, gfn: number, direct: boolean, rightsKey: number): number {
+  return gfn * 2048 + (direct ? rightsKey * 16 + 8 : 0) + level;
+}
+
 type GuestRegs = { cr0: bigint; cr3: bigint; cr4: bigint; efer: bigint; rflags: bigint; pkru: number; cpl: number };
 
 export class ShadowMmu {
   readonly walker: Cpu;
   readonly stats: ShadowStats = { hiddenFaults: 0, reflectedFaults: 0, ptWritesEmulated: 0, emulated: 0,
     cr3Switches: 0, rootCacheHits: 0, invlpgs: 0, shadowPages: 0, zapAlls: 0, protectedFrames: 0 };
-  private pages = new Map<string, ShadowPage>();
+  private pages = new Map<number, ShadowPage>();       // pageKey(level, gfn, direct, rights)
   private byGfn = new Map<number, ShadowPage[]>();        // guest table gfn → its shadows
   private rmap = new Map<number, Map<bigint, bigint>>();  // gfn → leaf spte hpa → gva
   private protectedGfns = new Set<number>();
@@ -126,7 +139,7 @@ export class ShadowMmu {
   private levels(): number { return this.guest.cr4 & CR4.LA57 ? 5 : 4; }
 
   private page(level: number, gfn: number, direct: boolean, rightsKey = 0): ShadowPage {
-    const key = direct ? `d${level}:${gfn}:${rightsKey}` : `${level}:${gfn}`;
+    const key = pageKey(level, gfn, direct, rightsKey);
     let p = this.pages.get(key);
     if (p) return p;
     p = { hpa: this.backing.allocTableFrame(), level, gfn, direct };
@@ -150,7 +163,7 @@ export class ShadowMmu {
 
   private rootFor(guestCr3: bigint, switching = false): ShadowPage {
     const gfn = Number((guestCr3 & ADDR) >> 12n);
-    if (switching && this.pages.has(`${this.levels()}:${gfn}`)) this.stats.rootCacheHits++;
+    if (switching && this.pages.has(pageKey(this.levels(), gfn, false, 0))) this.stats.rootCacheHits++;
     return this.page(this.levels(), gfn, false);
   }
 
@@ -221,20 +234,20 @@ export class ShadowMmu {
    * Builds the shadow path for va after a successful guest walk. Returns the target gfn.
    */
   private fill(va: bigint, hpa: bigint, write: boolean): number {
-    const { values } = this.walker.walkPath();
+    const path = this.walker;
     const top = this.levels();
     const nxe = (this.guest.efer & EFER.NXE) !== 0n;
     let leaf = 1;
     for (let l = top; l >= 1; l--) {
-      if (l === 1 || (l <= 3 && values[l - 1] & PTE.PS)) { leaf = l; break; }
+      if (l === 1 || (l <= 3 && path.walkValue(l) & PTE.PS)) { leaf = l; break; }
     }
     // The leaf's own rights; the upper levels' are in the links (the hardware ANDs them).
-    const leafVal = values[leaf - 1];
+    const leafVal = path.walkValue(leaf);
     const w = (leafVal & PTE.W) !== 0n, u = (leafVal & PTE.U) !== 0n, nx = nxe && (leafVal & PTE.XD) !== 0n;
     let sp = this.rootFor(this.guest.cr3);
     // Non-leaf levels shadow the guest's tables.
     for (let l = top; l > leaf; l--) {
-      const ge = values[l - 1];
+      const ge = path.walkValue(l);
       const child = this.page(l - 1, Number((ge & ADDR) >> 12n), false);
       this.link(sp, va, l, child, PTE.P | PTE.A | (ge & (PTE.W | PTE.U)) | (nxe ? ge & PTE.XD : 0n));
       sp = child;
@@ -404,9 +417,8 @@ export class ShadowMmu {
 
   /** gfn of the page the last guest walk ended in. */
   private gfnOfLastWalk(va: bigint): number {
-    const { values } = this.walker.walkPath();
     for (let l = this.levels(); l >= 1; l--) {
-      const e = values[l - 1];
+      const e = this.walker.walkValue(l);
       if (l === 1 || (l <= 3 && e & PTE.PS)) {
         const bytes = 1n << BigInt(12 + 9 * (l - 1));
         return Number(((e & ADDR & ~(bytes - 1n)) + (va & (bytes - 1n))) >> 12n);
