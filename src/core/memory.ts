@@ -59,8 +59,8 @@ export class PhysicalMemory {
   }
 
   // offset() may replace the views, so it runs before a view is read.
-  read64(pa: bigint): bigint { const o = this.offset(pa, 8); return this.view.getBigUint64(o, true); }
-  write64(pa: bigint, v: bigint): void {
+  read64(pa: bigint | number): bigint { const o = this.offset(pa, 8); return this.view.getBigUint64(o, true); }
+  write64(pa: bigint | number, v: bigint): void {
     const o = this.offset(pa, 8);
     this.codeWrite(pa, 8);
     this.view.setBigUint64(o, BigInt.asUintN(64, v), true);
