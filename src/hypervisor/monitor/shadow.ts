@@ -41,6 +41,8 @@ import { CR0, CR4, EFER, PTE, EPT_QUAL } from '../../core/bits.js';
 const ADDR = 0x000f_ffff_ffff_f000n;
 const NO_FLUSH = 1n << 63n; // MOV CR3 bit 63 with CR4.PCIDE
 const NONLEAF = PTE.P | PTE.W | PTE.U | PTE.A;
+const LEAF_BASE = PTE.P | PTE.A;
+const PK = 0xfn << 59n; // protection key, bits 62:59
 
 /** What the shadow MMU needs from the VM that owns it. */
 export interface ShadowBacking {
@@ -103,7 +105,8 @@ export class ShadowMmu {
     cr3Switches: 0, rootCacheHits: 0, invlpgs: 0, shadowPages: 0, zapAlls: 0, protectedFrames: 0 };
   private pages = new Map<number, ShadowPage>();       // pageKey(level, gfn, direct, rights)
   private byGfn = new Map<number, ShadowPage[]>();        // guest table gfn → its shadows
-  private rmap = new Map<number, Map<bigint, bigint>>();  // gfn → leaf spte hpa → gva
+  // gfn → hpa of every shadow leaf filled for it: one inline (no allocation), more in a set.
+  private rmap = new Map<number, number | Set<number>>();
   private protectedGfns = new Set<number>();
   private guest: GuestRegs = { cr0: 0n, cr3: 0n, cr4: 0n, efer: 0n, rflags: 0n, pkru: 0, cpl: 0 };
   private lastFault = { index: -1, va: -1n };
@@ -174,7 +177,7 @@ export class ShadowMmu {
     this.stats.protectedFrames = this.protectedGfns.size;
     this.backing.markPageTable?.(gfn, true);
     let changed = false;
-    for (const spte of (this.rmap.get(gfn) ?? new Map()).keys()) {
+    for (const spte of this.sptesOf(gfn)) {
       const v = this.m.memory.read64(spte);
       if (v & PTE.W) { this.m.memory.write64(spte, v & ~(PTE.W | PTE.D)); changed = true; }
     }
@@ -189,16 +192,28 @@ export class ShadowMmu {
    * are left alone; the next access re-walks and refills from the p2m.
    */
   zapGfn(gfn: number, hpa: bigint): boolean {
-    const r = this.rmap.get(gfn);
-    if (!r) return false;
+    if (!this.rmap.has(gfn)) return false;
     let changed = false;
-    for (const spte of r.keys()) {
+    for (const spte of this.sptesOf(gfn)) {
       const v = this.m.memory.read64(spte);
       if (v & PTE.P && (v & ADDR) === hpa) { this.m.memory.write64(spte, 0n); changed = true; }
     }
     this.rmap.delete(gfn);
     if (changed) this.cpu.flushTlb(); // every linear alias of the frame, as in protect()
     return changed;
+  }
+
+  private sptesOf(gfn: number): Iterable<number> {
+    const r = this.rmap.get(gfn);
+    return r === undefined ? [] : typeof r === 'number' ? [r] : r;
+  }
+
+  /** Notes that the shadow leaf at hpa `at` was filled for gfn. */
+  private addRmap(gfn: number, at: number): void {
+    const r = this.rmap.get(gfn);
+    if (r === undefined) this.rmap.set(gfn, at);
+    else if (typeof r === 'number') { if (r !== at) this.rmap.set(gfn, new Set([r, at])); }
+    else r.add(at);
   }
 
   /** Makes sure a fill cannot run out of shadow pages midway (it never purges itself). */
@@ -244,43 +259,44 @@ export class ShadowMmu {
     // The leaf's own rights; the upper levels' are in the links (the hardware ANDs them).
     const leafVal = path.walkValue(leaf);
     const w = (leafVal & PTE.W) !== 0n, u = (leafVal & PTE.U) !== 0n, nx = nxe && (leafVal & PTE.XD) !== 0n;
+    // Index arithmetic on numbers: va >> 12 has at most 52 bits, exact in a double.
+    const vpn = Number(va >> 12n);
     let sp = this.rootFor(this.guest.cr3);
     // Non-leaf levels shadow the guest's tables.
     for (let l = top; l > leaf; l--) {
       const ge = path.walkValue(l);
       const child = this.page(l - 1, Number((ge & ADDR) >> 12n), false);
-      this.link(sp, va, l, child, PTE.P | PTE.A | (ge & (PTE.W | PTE.U)) | (nxe ? ge & PTE.XD : 0n));
+      this.link(sp, vpn, l, child, PTE.P | PTE.A | (ge & (PTE.W | PTE.U)) | (nxe ? ge & PTE.XD : 0n));
       sp = child;
     }
     // A guest large page: direct tables down to 4 KiB.
-    const pageBytes = 1n << BigInt(12 + 9 * (leaf - 1));
-    const frameGpa = leafVal & ADDR & ~(pageBytes - 1n);
+    const pageFrames = 2 ** (9 * (leaf - 1));
+    const frameGfn = Number((leafVal & ADDR) >> 12n) - Number((leafVal & ADDR) >> 12n) % pageFrames;
+    const inPage = vpn % pageFrames;
     const rightsKey = (w ? 1 : 0) | (u ? 2 : 0) | (nx ? 4 : 0) | (Number((leafVal >> 59n) & 15n) << 3);
     for (let l = leaf; l > 1; l--) {
-      const span = 1n << BigInt(12 + 9 * (l - 1));
-      const base = Number((frameGpa + ((va & (pageBytes - 1n)) & ~(span - 1n))) >> 12n);
-      const child = this.page(l - 1, base, true, rightsKey);
-      this.link(sp, va, l, child, l === leaf ? PTE.P | PTE.A | PTE.W | PTE.U : NONLEAF);
+      const spanFrames = 2 ** (9 * (l - 1));
+      const child = this.page(l - 1, frameGfn + inPage - inPage % spanFrames, true, rightsKey);
+      this.link(sp, vpn, l, child, l === leaf ? PTE.P | PTE.A | PTE.W | PTE.U : NONLEAF);
       sp = child;
     }
-    const gfn = Number((frameGpa + (va & (pageBytes - 1n))) >> 12n);
+    const gfn = frameGfn + inPage;
     const dirty = write || (leafVal & PTE.D) !== 0n;
     // A shared or write-protected frame stays read-only here: its first write must exit.
     const writable = w && dirty && !this.protectedGfns.has(gfn) && (this.backing.writable?.(gfn) ?? true);
-    let spte = (hpa & ADDR) | PTE.P | PTE.A | (leafVal & (0xfn << 59n));
+    let spte = (hpa & ADDR) | LEAF_BASE | (leafVal & PK);
     if (writable) spte |= PTE.W | PTE.D;
     if (u) spte |= PTE.U;
     if (nx) spte |= PTE.XD;
-    const at = sp.hpa + ((va >> 12n) & 511n) * 8n;
+    const at = Number(sp.hpa) + (vpn % 512) * 8;
     this.m.memory.write64(at, spte);
-    let r = this.rmap.get(gfn);
-    if (!r) { r = new Map(); this.rmap.set(gfn, r); }
-    r.set(at, va & ~0xfffn);
+    this.addRmap(gfn, at);
     return gfn;
   }
 
-  private link(sp: ShadowPage, va: bigint, level: number, child: ShadowPage, bits: bigint): void {
-    const at = sp.hpa + ((va >> BigInt(3 + 9 * level)) & 511n) * 8n;
+  /** Points the entry for page vpn at `level` of shadow table sp to child (written only if it differs). */
+  private link(sp: ShadowPage, vpn: number, level: number, child: ShadowPage, bits: bigint): void {
+    const at = Number(sp.hpa) + (Math.floor(vpn / 2 ** (9 * (level - 1))) % 512) * 8;
     const want = child.hpa | bits;
     if (this.m.memory.read64(at) !== want) this.m.memory.write64(at, want);
   }
