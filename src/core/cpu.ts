@@ -431,7 +431,7 @@ export class Cpu {
   private path: BigUint64Array | null = null;
   private pathView(): BigUint64Array {
     // A grown memory detaches the old view; the path's address never changes.
-    if (this.path === null || this.path.buffer !== this.core.memory.buffer) {
+    if (this.path === null || this.path.length === 0) { // a detached view (memory grew) has length 0
       this.path = new BigUint64Array(this.core.memory.buffer, this.core.cpuPath(this.ptr), 10);
     }
     return this.path;

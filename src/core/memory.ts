@@ -39,7 +39,9 @@ export class PhysicalMemory {
 
   /** Linear memory grows when the core allocates; views must follow. */
   private refresh(): void {
-    if (this.view.buffer !== this.core.memory.buffer) {
+    // Growing a (non-shared) Wasm memory detaches its old buffer, and a view on a detached
+    // buffer has length 0: that test costs no getter call per access.
+    if (this.bytes.length === 0) {
       this.view = new DataView(this.core.memory.buffer);
       this.bytes = new Uint8Array(this.core.memory.buffer);
       this.gens = new Uint32Array(this.core.memory.buffer, this.core.codeGenBase(), Math.floor(this.size / 4096));
