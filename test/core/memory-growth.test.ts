@@ -35,4 +35,15 @@ describe('views across memory growth', () => {
     expect(pte).not.toBe(before);
     expect(cpu.walkPath().values[0]).toBe(pte);
   });
+
+  it('a batch decodes and takes ops after the core grows', async () => {
+    const { m } = await env();
+    const b = m.createBatch(4);
+    b.set(0, 'store', 0x1234_5000n, 4, 0xabcdn, { user: true });
+    growCore(m);
+    expect(b.op(0)).toEqual({ kind: 'store', va: 0x1234_5000n, size: 4, value: 0xabcdn, user: true, implicit: false });
+    b.set(1, 'fetch', 0x9000n, 2);
+    growCore(m);
+    expect(b.op(1)).toMatchObject({ kind: 'fetch', va: 0x9000n, size: 2 });
+  });
 });
