@@ -33,7 +33,7 @@ export class AccessBatch {
   }
 
   private views(): void {
-    if (this.u32?.buffer !== this.core.memory.buffer) {
+    if (this.u32 === undefined || this.u32.length === 0) { // a detached view (memory grew) has length 0
       this.u32 = new Uint32Array(this.core.memory.buffer, this.ptr, this.capacity * 6);
       this.u64 = new BigUint64Array(this.core.memory.buffer, this.ptr, this.capacity * 3);
     }
@@ -97,7 +97,7 @@ export class AccessBatch {
     if (i < 0 || i >= this.length) throw new RangeError(`op index ${i} outside batch length ${this.length}`);
     this.views();
     const ctl = this.u32[i * 6 + 4];
-    const kind = (Object.keys(OpKind) as OpKindName[]).find((k) => OpKind[k] === (ctl & 15))!;
+    const kind = kindName(ctl & 15);
     return { kind, va: this.u64[i * 3], size: (ctl >> 4) & 15, value: this.u64[i * 3 + 1],
       user: (ctl & CTL_USER) !== 0, implicit: (ctl & CTL_IMPLICIT) !== 0 };
   }
@@ -107,4 +107,14 @@ export class AccessBatch {
     this.views();
     return this.u64[i * 3 + 1];
   }
+}
+
+/** The name of an op kind code (the first name OpKind gives it), from a table built once. */
+let kindNames: (OpKindName | undefined)[] | undefined;
+function kindName(code: number): OpKindName {
+  if (kindNames === undefined) {
+    kindNames = [];
+    for (const k of Object.keys(OpKind) as OpKindName[]) kindNames[OpKind[k]] ??= k;
+  }
+  return kindNames[code]!;
 }

@@ -423,8 +423,24 @@ export class Cpu {
    * walk on a vCPU without TLBs or PSCs (as the shadow MMU's guest walker is).
    */
   walkPath(): { values: bigint[]; entryHpas: bigint[] } {
-    const v = new BigUint64Array(this.core.memory.buffer, this.core.cpuPath(this.ptr), 10);
+    const v = this.pathView();
     return { values: Array.from(v.subarray(0, 5)), entryHpas: Array.from(v.subarray(5, 10)) };
+  }
+
+  /**
+   * The last walk's guest entry values, level l at [l - 1] (as walkPath().values), read in
+   * place: the view is live, so read it before the next walk. No allocation per walk (the
+   * shadow MMU reads it once per fill).
+   */
+  walkValue(level: number): bigint { return this.pathView()[level - 1]; }
+
+  private path: BigUint64Array | null = null;
+  private pathView(): BigUint64Array {
+    // A grown memory detaches the old view; the path's address never changes.
+    if (this.path === null || this.path.length === 0) { // a detached view (memory grew) has length 0
+      this.path = new BigUint64Array(this.core.memory.buffer, this.core.cpuPath(this.ptr), 10);
+    }
+    return this.path;
   }
 
   /** Counter values by name (see assembly/counters.ts). */

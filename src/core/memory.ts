@@ -39,7 +39,9 @@ export class PhysicalMemory {
 
   /** Linear memory grows when the core allocates; views must follow. */
   private refresh(): void {
-    if (this.view.buffer !== this.core.memory.buffer) {
+    // Growing a (non-shared) Wasm memory detaches its old buffer, and a view on a detached
+    // buffer has length 0: that test costs no getter call per access.
+    if (this.bytes.length === 0) {
       this.view = new DataView(this.core.memory.buffer);
       this.bytes = new Uint8Array(this.core.memory.buffer);
       this.gens = new Uint32Array(this.core.memory.buffer, this.core.codeGenBase(), Math.floor(this.size / 4096));
@@ -47,18 +49,20 @@ export class PhysicalMemory {
   }
 
   private offset(pa: bigint | number, len: number): number {
-    const a = typeof pa === 'bigint' ? pa : BigInt(pa);
-    if (a < 0n || a + BigInt(len) > BigInt(this.size)) {
+    // Number(pa) is exact below 2^53 and rounds to ≥ 2^53 above it, so the range check on
+    // numbers equals the one on BigInts (size < 2^53) without allocating any.
+    const a = Number(pa);
+    if (!(a >= 0 && a + len <= this.size)) {
       throw new RangeError(
-        `physical range ${hex(a)}+${len} is outside host memory (${hex(this.size)} bytes)`);
+        `physical range ${hex(typeof pa === 'bigint' ? pa : BigInt(pa))}+${len} is outside host memory (${hex(this.size)} bytes)`);
     }
     this.refresh();
-    return this.base + Number(a);
+    return this.base + a;
   }
 
   // offset() may replace the views, so it runs before a view is read.
-  read64(pa: bigint): bigint { const o = this.offset(pa, 8); return this.view.getBigUint64(o, true); }
-  write64(pa: bigint, v: bigint): void {
+  read64(pa: bigint | number): bigint { const o = this.offset(pa, 8); return this.view.getBigUint64(o, true); }
+  write64(pa: bigint | number, v: bigint): void {
     const o = this.offset(pa, 8);
     this.codeWrite(pa, 8);
     this.view.setBigUint64(o, BigInt.asUintN(64, v), true);

@@ -36,5 +36,20 @@ async function compile(s: CoreSource): Promise<WebAssembly.Module> {
 
 export async function loadCore(): Promise<Core> {
   compiled ??= (async () => compile(source ?? await defaultCoreBytes()))();
-  return instantiate(await compiled, { env: {} });
+  return flatten(await instantiate(await compiled, { env: {} }));
+}
+
+/**
+ * The bindings are an object whose prototype is the instance's own exports object, so
+ * every instance has a different hidden class and each `core.f` call site in the host
+ * turns megamorphic once a few Machines exist (a process making machines one after another
+ * runs slow until V8 gives up on them). Copied in one fixed order onto plain objects, every
+ * instance's bindings share one shape.
+ */
+function flatten(c: Core): Core {
+  const o: Record<string, unknown> = {};
+  const raw = Object.getPrototypeOf(c) as Record<string, unknown>;
+  for (const k of Object.keys(raw)) o[k] = raw[k];
+  for (const k of Object.keys(c)) o[k] = (c as unknown as Record<string, unknown>)[k];
+  return o as unknown as Core;
 }

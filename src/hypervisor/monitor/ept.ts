@@ -139,6 +139,7 @@ export class Ept {
       throw new RangeError(`EPT ${size}-byte page gfn ${hex(gfn)} → hfn ${hex(hfn)} is not aligned`);
     }
     const want = hpaOf(hfn) | rights | EPT.MT_WB | (level > 1 ? EPT.PS : 0n);
+    if (level === 1 && this.mapUnderTables(gfn, want)) return;
     const cur = this.lookup(gfn);
     if (cur && cur.level === level && (cur.entry & ~AD) === want) return;
     // Already translated identically by a larger leaf: leave it (no split).
@@ -149,6 +150,27 @@ export class Ept {
     if (level > 1 && present(old) && !isLeaf(old, level)) this.freeTree(old & ADDR, level - 1);
     if (level > 1) this.stats.largeMaps++;
     this.flush();
+  }
+
+  /**
+   * map's common case (a 4 KiB leaf under tables that all exist, no large leaf above):
+   * one descent on numbers, the same writes and invalidation as the general path. False
+   * when a table is missing or a large leaf covers gfn: the general path decides.
+   */
+  private mapUnderTables(gfn: number, want: bigint): boolean {
+    let table = Number(this.root);
+    for (let l = this.levels; l > 1; l--) {
+      const e = this.mem.read64(table + (Math.floor(gfn / span(l)) % 512) * 8);
+      if (!present(e) || (e & EPT.PS) !== 0n) return false;
+      table = Number(e & ADDR);
+    }
+    const at = table + (gfn % 512) * 8;
+    const old = this.mem.read64(at);
+    if ((old & ~AD) === want) return true; // already so: no write, no invalidation
+    this.mem.write64(at, want);
+    if (present(old)) this.pending = true;
+    this.flush();
+    return true;
   }
 
   /** Removes gfn's 4 KiB translation (splitting a large leaf that covers it). */

@@ -97,7 +97,7 @@ export class P2m {
 
   /** The core's memory grows when it allocates; the view must follow its buffer. */
   private words(): Uint32Array {
-    if (this.view.buffer !== this.core.memory.buffer) {
+    if (this.view.length === 0) { // growing a non-shared memory detaches the old buffer: length 0
       this.view = new Uint32Array(this.core.memory.buffer, this.at, this.n);
     }
     return this.view;

@@ -41,6 +41,8 @@ import { CR0, CR4, EFER, PTE, EPT_QUAL } from '../../core/bits.js';
 const ADDR = 0x000f_ffff_ffff_f000n;
 const NO_FLUSH = 1n << 63n; // MOV CR3 bit 63 with CR4.PCIDE
 const NONLEAF = PTE.P | PTE.W | PTE.U | PTE.A;
+const LEAF_BASE = PTE.P | PTE.A;
+const PK = 0xfn << 59n; // protection key, bits 62:59
 
 /** What the shadow MMU needs from the VM that owns it. */
 export interface ShadowBacking {
@@ -82,15 +84,29 @@ export type ShadowOutcome =
 
 interface ShadowPage { hpa: bigint; level: number; gfn: number; direct: boolean }
 
+/**
+ * A shadow page's key as one number (a Map keyed by numbers, no string per lookup):
+ *
+ *   bits 51..11        10..4        3        2..0
+ *  ┌───────────────┬────────────┬────────┬───────┐
+ *  │ gfn (≤ 40 bits)│ rights key │ direct │ level │   = gfn·2^11 + rights·2^4 + direct·2^3 + level
+ *  └───────────────┴────────────┴────────┴───────┘
+ * 51 bits in all, exact in a double. Rights (W, U, XD, PK bits 62:59) key direct tables only.
+ */
+function pageKey(level: number, gfn: number, direct: boolean, rightsKey: number): number {
+  return gfn * 2048 + (direct ? rightsKey * 16 + 8 : 0) + level;
+}
+
 type GuestRegs = { cr0: bigint; cr3: bigint; cr4: bigint; efer: bigint; rflags: bigint; pkru: number; cpl: number };
 
 export class ShadowMmu {
   readonly walker: Cpu;
   readonly stats: ShadowStats = { hiddenFaults: 0, reflectedFaults: 0, ptWritesEmulated: 0, emulated: 0,
     cr3Switches: 0, rootCacheHits: 0, invlpgs: 0, shadowPages: 0, zapAlls: 0, protectedFrames: 0 };
-  private pages = new Map<string, ShadowPage>();
+  private pages = new Map<number, ShadowPage>();       // pageKey(level, gfn, direct, rights)
   private byGfn = new Map<number, ShadowPage[]>();        // guest table gfn → its shadows
-  private rmap = new Map<number, Map<bigint, bigint>>();  // gfn → leaf spte hpa → gva
+  // gfn → hpa of every shadow leaf filled for it: one inline (no allocation), more in a set.
+  private rmap = new Map<number, number | Set<number>>();
   private protectedGfns = new Set<number>();
   private guest: GuestRegs = { cr0: 0n, cr3: 0n, cr4: 0n, efer: 0n, rflags: 0n, pkru: 0, cpl: 0 };
   private lastFault = { index: -1, va: -1n };
@@ -139,7 +155,7 @@ export class ShadowMmu {
   private levels(): number { return this.guest.cr4 & CR4.LA57 ? 5 : 4; }
 
   private page(level: number, gfn: number, direct: boolean, rightsKey = 0): ShadowPage {
-    const key = direct ? `d${level}:${gfn}:${rightsKey}` : `${level}:${gfn}`;
+    const key = pageKey(level, gfn, direct, rightsKey);
     let p = this.pages.get(key);
     if (p) return p;
     p = { hpa: this.backing.allocTableFrame(), level, gfn, direct };
@@ -163,7 +179,7 @@ export class ShadowMmu {
 
   private rootFor(guestCr3: bigint, switching = false): ShadowPage {
     const gfn = Number((guestCr3 & ADDR) >> 12n);
-    if (switching && this.pages.has(`${this.levels()}:${gfn}`)) this.stats.rootCacheHits++;
+    if (switching && this.pages.has(pageKey(this.levels(), gfn, false, 0))) this.stats.rootCacheHits++;
     return this.page(this.levels(), gfn, false);
   }
 
@@ -174,7 +190,7 @@ export class ShadowMmu {
     this.stats.protectedFrames = this.protectedGfns.size;
     this.backing.markPageTable?.(gfn, true);
     let changed = false;
-    for (const spte of (this.rmap.get(gfn) ?? new Map()).keys()) {
+    for (const spte of this.sptesOf(gfn)) {
       const v = this.m.memory.read64(spte);
       if (v & PTE.W) { this.m.memory.write64(spte, v & ~(PTE.W | PTE.D)); changed = true; }
     }
@@ -189,16 +205,28 @@ export class ShadowMmu {
    * are left alone; the next access re-walks and refills from the p2m.
    */
   zapGfn(gfn: number, hpa: bigint): boolean {
-    const r = this.rmap.get(gfn);
-    if (!r) return false;
+    if (!this.rmap.has(gfn)) return false;
     let changed = false;
-    for (const spte of r.keys()) {
+    for (const spte of this.sptesOf(gfn)) {
       const v = this.m.memory.read64(spte);
       if (v & PTE.P && (v & ADDR) === hpa) { this.m.memory.write64(spte, 0n); changed = true; }
     }
     this.rmap.delete(gfn);
     if (changed) this.cpu.flushTlb(); // every linear alias of the frame, as in protect()
     return changed;
+  }
+
+  private sptesOf(gfn: number): Iterable<number> {
+    const r = this.rmap.get(gfn);
+    return r === undefined ? [] : typeof r === 'number' ? [r] : r;
+  }
+
+  /** Notes that the shadow leaf at hpa `at` was filled for gfn. */
+  private addRmap(gfn: number, at: number): void {
+    const r = this.rmap.get(gfn);
+    if (r === undefined) this.rmap.set(gfn, at);
+    else if (typeof r === 'number') { if (r !== at) this.rmap.set(gfn, new Set([r, at])); }
+    else r.add(at);
   }
 
   /** Makes sure a fill cannot run out of shadow pages midway (it never purges itself). */
@@ -234,53 +262,54 @@ export class ShadowMmu {
    * Builds the shadow path for va after a successful guest walk. Returns the target gfn.
    */
   private fill(va: bigint, hpa: bigint, write: boolean): number {
-    const { values } = this.walker.walkPath();
+    const path = this.walker;
     const top = this.levels();
     const nxe = (this.guest.efer & EFER.NXE) !== 0n;
     let leaf = 1;
     for (let l = top; l >= 1; l--) {
-      if (l === 1 || (l <= 3 && values[l - 1] & PTE.PS)) { leaf = l; break; }
+      if (l === 1 || (l <= 3 && path.walkValue(l) & PTE.PS)) { leaf = l; break; }
     }
     // The leaf's own rights; the upper levels' are in the links (the hardware ANDs them).
-    const leafVal = values[leaf - 1];
+    const leafVal = path.walkValue(leaf);
     const w = (leafVal & PTE.W) !== 0n, u = (leafVal & PTE.U) !== 0n, nx = nxe && (leafVal & PTE.XD) !== 0n;
+    // Index arithmetic on numbers: va >> 12 has at most 52 bits, exact in a double.
+    const vpn = Number(va >> 12n);
     let sp = this.rootFor(this.guest.cr3);
     // Non-leaf levels shadow the guest's tables.
     for (let l = top; l > leaf; l--) {
-      const ge = values[l - 1];
+      const ge = path.walkValue(l);
       const child = this.page(l - 1, Number((ge & ADDR) >> 12n), false);
-      this.link(sp, va, l, child, PTE.P | PTE.A | (ge & (PTE.W | PTE.U)) | (nxe ? ge & PTE.XD : 0n));
+      this.link(sp, vpn, l, child, PTE.P | PTE.A | (ge & (PTE.W | PTE.U)) | (nxe ? ge & PTE.XD : 0n));
       sp = child;
     }
     // A guest large page: direct tables down to 4 KiB.
-    const pageBytes = 1n << BigInt(12 + 9 * (leaf - 1));
-    const frameGpa = leafVal & ADDR & ~(pageBytes - 1n);
+    const pageFrames = 2 ** (9 * (leaf - 1));
+    const frameGfn = Number((leafVal & ADDR) >> 12n) - Number((leafVal & ADDR) >> 12n) % pageFrames;
+    const inPage = vpn % pageFrames;
     const rightsKey = (w ? 1 : 0) | (u ? 2 : 0) | (nx ? 4 : 0) | (Number((leafVal >> 59n) & 15n) << 3);
     for (let l = leaf; l > 1; l--) {
-      const span = 1n << BigInt(12 + 9 * (l - 1));
-      const base = Number((frameGpa + ((va & (pageBytes - 1n)) & ~(span - 1n))) >> 12n);
-      const child = this.page(l - 1, base, true, rightsKey);
-      this.link(sp, va, l, child, l === leaf ? PTE.P | PTE.A | PTE.W | PTE.U : NONLEAF);
+      const spanFrames = 2 ** (9 * (l - 1));
+      const child = this.page(l - 1, frameGfn + inPage - inPage % spanFrames, true, rightsKey);
+      this.link(sp, vpn, l, child, l === leaf ? PTE.P | PTE.A | PTE.W | PTE.U : NONLEAF);
       sp = child;
     }
-    const gfn = Number((frameGpa + (va & (pageBytes - 1n))) >> 12n);
+    const gfn = frameGfn + inPage;
     const dirty = write || (leafVal & PTE.D) !== 0n;
     // A shared or write-protected frame stays read-only here: its first write must exit.
     const writable = w && dirty && !this.protectedGfns.has(gfn) && (this.backing.writable?.(gfn) ?? true);
-    let spte = (hpa & ADDR) | PTE.P | PTE.A | (leafVal & (0xfn << 59n));
+    let spte = (hpa & ADDR) | LEAF_BASE | (leafVal & PK);
     if (writable) spte |= PTE.W | PTE.D;
     if (u) spte |= PTE.U;
     if (nx) spte |= PTE.XD;
-    const at = sp.hpa + ((va >> 12n) & 511n) * 8n;
+    const at = Number(sp.hpa) + (vpn % 512) * 8;
     this.m.memory.write64(at, spte);
-    let r = this.rmap.get(gfn);
-    if (!r) { r = new Map(); this.rmap.set(gfn, r); }
-    r.set(at, va & ~0xfffn);
+    this.addRmap(gfn, at);
     return gfn;
   }
 
-  private link(sp: ShadowPage, va: bigint, level: number, child: ShadowPage, bits: bigint): void {
-    const at = sp.hpa + ((va >> BigInt(3 + 9 * level)) & 511n) * 8n;
+  /** Points the entry for page vpn at `level` of shadow table sp to child (written only if it differs). */
+  private link(sp: ShadowPage, vpn: number, level: number, child: ShadowPage, bits: bigint): void {
+    const at = Number(sp.hpa) + (Math.floor(vpn / 2 ** (9 * (level - 1))) % 512) * 8;
     const want = child.hpa | bits;
     if (this.m.memory.read64(at) !== want) this.m.memory.write64(at, want);
   }
@@ -417,9 +446,8 @@ export class ShadowMmu {
 
   /** gfn of the page the last guest walk ended in. */
   private gfnOfLastWalk(va: bigint): number {
-    const { values } = this.walker.walkPath();
     for (let l = this.levels(); l >= 1; l--) {
-      const e = values[l - 1];
+      const e = this.walker.walkValue(l);
       if (l === 1 || (l <= 3 && e & PTE.PS)) {
         const bytes = 1n << BigInt(12 + 9 * (l - 1));
         return Number(((e & ADDR & ~(bytes - 1n)) + (va & (bytes - 1n))) >> 12n);

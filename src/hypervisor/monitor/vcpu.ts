@@ -38,6 +38,9 @@ export interface VcpuStats {
   stallCycles: number;
 }
 
+/** The shadow MMU's counts a vCPU bills as hypervisor work. */
+type Billed = Pick<ShadowStats, 'hiddenFaults' | 'ptWritesEmulated' | 'emulated' | 'cr3Switches' | 'invlpgs'>;
+
 export class Vcpu {
   /** Exits by the core's reason (EPT_VIOLATION, PF, IO, HLT, CR3, INVLPG, ...). */
   readonly exits: Record<string, number> = {};
@@ -159,7 +162,9 @@ export class Vcpu {
   /** Shadow mode: the shadow MMU handles its faults and intercepts; we charge its work. */
   private shadowExit(x: Extract<CoreExit, { reason: 'PF' | 'CR3' | 'INVLPG' }>, batch: AccessBatch): Outcome {
     const sh = this.shadow!;
-    const before = { ...sh.stats };
+    const s = sh.stats; // the counts chargeShadow bills, taken before (no copy of all the stats per exit)
+    const before = { hiddenFaults: s.hiddenFaults, ptWritesEmulated: s.ptWritesEmulated, emulated: s.emulated,
+      cr3Switches: s.cr3Switches, invlpgs: s.invlpgs };
     const backed = this.vm.stats.pagesBacked, paged = this.vm.stats.pagerCycles;
     let o;
     try {
@@ -178,7 +183,7 @@ export class Vcpu {
     return this.refused(x.index, gpa, gva, o.qualification);
   }
 
-  private chargeShadow(a: ShadowStats, b: ShadowStats, pages: number): void {
+  private chargeShadow(a: Billed, b: Billed, pages: number): void {
     const c = this.vm.costs;
     this.stats.pagesBacked += pages;
     this.stats.hvCycles += pages * (c.pageAlloc + c.pageZero) +
