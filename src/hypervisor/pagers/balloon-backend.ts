@@ -4,13 +4,14 @@
 // frame loses a reference and a swapped page its slot first (their pagers own them).
 // Deflating makes the gfn unbacked again, zero-filled on next touch.
 
-import type { BalloonBackend } from '../../devices/balloon.js';
 import type { Gfn, Hfn } from '../../core/addr.js';
 import type { HostFrames } from '../monitor/frames.js';
 import { P2M } from '../monitor/p2m.js';
 import type { Vm } from '../monitor/vm.js';
 
-export class VmBalloonBackend implements BalloonBackend {
+// It has the shape of the balloon device's BalloonBackend (devices/balloon.ts); the board
+// hands one to the other, and the type check happens there, so this layer imports no device.
+export class VmBalloonBackend {
   constructor(readonly vm: Vm, private readonly frames: HostFrames) {}
 
   get vmId(): number { return this.vm.id; }
