@@ -8,16 +8,24 @@ import { host, vmOn, pattern, setPage, page, sharedGfns } from './setup.js';
 import { SwapDaemon } from '../../../../src/hypervisor/pagers/swap-daemon.js';
 import { Scheduler } from '../../../../src/hypervisor/policy/scheduler.js';
 
+/**
+ * Two VMs holding the same 32 pages; sharing has learnt a's (hints, as its scan would have);
+ * a swap whose shareFirst hook asks sharing first, as the memory manager wires it.
+ */
+async function twoVmsWithCommonPages() {
+  const { hv, sh } = await host({ scanRatePerVm: 0, scanRateTotal: 0 });
+  const a = vmOn(hv, sh), b = vmOn(hv, sh);
+  for (let i = 0; i < 32; i++) { setPage(a, 0x300 + i, pattern(i + 1)); setPage(b, 0x300 + i, pattern(i + 1)); }
+  sh.shareNow(a, Array.from({ length: 32 }, (_, i) => 0x300 + i));
+  const swap = new HostSwap(hv, { seed: 5, capacity: 4096 });
+  swap.shareFirst = (vm, g) => sh.shareNow(vm, [g]) > 0;
+  return { hv, sh, a, b, swap };
+}
+
 describe('share before swap', () => {
   it('frees matching victims by sharing them (no swap write); other victims are swapped', async () => {
-    const { hv, sh } = await host({ scanRatePerVm: 0, scanRateTotal: 0 });
-    const a = vmOn(hv, sh), b = vmOn(hv, sh);
-    for (let i = 0; i < 32; i++) { setPage(a, 0x300 + i, pattern(i + 1)); setPage(b, 0x300 + i, pattern(i + 1)); }
-    // Sharing learns a's pages (hints), as its scan would have.
-    sh.shareNow(a, Array.from({ length: 32 }, (_, i) => 0x300 + i));
-    const swap = new HostSwap(hv, { seed: 5, capacity: 4096 });
+    const { hv, sh, b, swap } = await twoVmsWithCommonPages();
     try {
-      swap.shareFirst = (vm, g) => sh.shareNow(vm, [g]) > 0;
       const before = hv.frames.usedBy(b.id);
       const freed = swap.swapOut(b, before); // every private page of b is a victim
       expect(freed).toBe(before);
@@ -41,13 +49,8 @@ describe('share before swap', () => {
   });
 
   it('the swap daemon shares matching victims too: they are freed without a write', async () => {
-    const { hv, sh } = await host({ scanRatePerVm: 0, scanRateTotal: 0 });
-    const a = vmOn(hv, sh), b = vmOn(hv, sh);
-    for (let i = 0; i < 32; i++) { setPage(a, 0x300 + i, pattern(i + 1)); setPage(b, 0x300 + i, pattern(i + 1)); }
-    sh.shareNow(a, Array.from({ length: 32 }, (_, i) => 0x300 + i));
-    const swap = new HostSwap(hv, { seed: 5, capacity: 4096 });
+    const { hv, sh, b, swap } = await twoVmsWithCommonPages();
     try {
-      swap.shareFirst = (vm, g) => sh.shareNow(vm, [g]) > 0;
       const sched = new Scheduler({ hz: 2e9 });
       let freed = 0;
       const d = new SwapDaemon(swap, hv, sched, { onSwapped: (_vm, n) => { freed += n; } });
