@@ -45,3 +45,15 @@ export function runAll(vcpu: Vcpu, b: AccessBatch, on: (x: Exclude<VcpuExit, { r
   }
   throw new Error('runAll: no progress');
 }
+
+/**
+ * A flat long-mode GDT (selector 8: 64-bit code, 16: data) and an IDT whose #PF gate (vector
+ * 14, interrupt gate, DPL 0) enters `handler`, written into guest memory at gdt and idt.
+ */
+export function flatGdtAndPfGate(vm: Vm, gdt: bigint, idt: bigint, handler: bigint): void {
+  const mem = vm.memory;
+  mem.write64(gdt + 8n, 0x0020_9a00_0000_0000n);
+  mem.write64(gdt + 16n, 0x0000_9200_0000_0000n);
+  mem.write64(idt + 14n * 16n, (handler & 0xffffn) | (8n << 16n) | (0x8en << 40n) | (((handler >> 16n) & 0xffffn) << 48n));
+  mem.write64(idt + 14n * 16n + 8n, 0n);
+}

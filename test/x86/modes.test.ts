@@ -7,7 +7,7 @@
 import { describe, it, expect } from 'vitest';
 import { CR0, CR4, EFER } from '../../src/index.js';
 import { Hypervisor, type VmMode } from '../../src/hypervisor/index.js';
-import { guestTables } from '../helpers/guest.js';
+import { guestTables, flatGdtAndPfGate } from '../helpers/guest.js';
 import { asm, HAVE_AS } from './asm.js';
 
 const MiB = 2 ** 20;
@@ -78,11 +78,7 @@ async function runIn(mode: VmMode) {
   const dataPte = pt.entryAddr(DATA, 1);
   pt.map(RO_VA, RO_GPA, 4096, { write: false, user: false });
   const mem = vm.memory;
-  mem.write64(GDT + 8n, 0x0020_9a00_0000_0000n);
-  mem.write64(GDT + 16n, 0x0000_9200_0000_0000n);
-  const h = CODE + 0x400n;
-  mem.write64(IDT + 14n * 16n, (h & 0xffffn) | (8n << 16n) | (0x8en << 40n) | (((h >> 16n) & 0xffffn) << 48n));
-  mem.write64(IDT + 14n * 16n + 8n, 0n);
+  flatGdtAndPfGate(vm, GDT, IDT, CODE + 0x400n);
   mem.write64(NEW_GPA + 0x10n, 0xabcdn);
   mem.write64(ALT_GPA, 0x77n);
   mem.write(CODE, asm(program(pte, dataPte), CODE));

@@ -7,7 +7,7 @@
 import { describe, it, expect } from 'vitest';
 import { CR0, CR4, EFER } from '../../src/index.js';
 import { Hypervisor, type VmMode } from '../../src/hypervisor/index.js';
-import { guestTables } from '../helpers/guest.js';
+import { guestTables, flatGdtAndPfGate } from '../helpers/guest.js';
 import { asm, HAVE_AS } from './asm.js';
 
 const MiB = 2 ** 20;
@@ -64,11 +64,7 @@ async function runIn(mode: VmMode) {
   pt.map(U2, G2, 4096, { user: true });
   pt.map(U3, G3, 4096, { user: true, pkey: 1 });
   const mem = vm.memory;
-  mem.write64(GDT + 8n, 0x0020_9a00_0000_0000n);
-  mem.write64(GDT + 16n, 0x0000_9200_0000_0000n);
-  const h = CODE + 0x400n;
-  mem.write64(IDT + 14n * 16n, (h & 0xffffn) | (8n << 16n) | (0x8en << 40n) | (((h >> 16n) & 0xffffn) << 48n));
-  mem.write64(IDT + 14n * 16n + 8n, 0n);
+  flatGdtAndPfGate(vm, GDT, IDT, CODE + 0x400n);
   mem.write64(G1, 0x1111n);
   mem.write64(G2, 0x2222n);
   mem.write64(G3, 0x3333n);
