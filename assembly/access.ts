@@ -162,7 +162,11 @@ export function microFill(c: Cpu, va: u64, acc: u32): void {
   let pcidBits = c.pcid << A_PCID_SHIFT;
   let e = c.l1Entry;
   if (!isEntryFor(t, e, tag, pcidBits, c.ctx)) e = probe(t, tag, A_V, pcidBits, c.ctx);
-  if (e == 0) return;
+  if (e != 0) microSet(c, e, tag, acc);
+}
+
+// Mirrors L1 4 KiB entry e (valid, for page `tag`) into its micro-TLB slot.
+@inline export function microSet(c: Cpu, e: usize, tag: u64, acc: u32): void {
   let frame = entryAt(e).frame;
   if (!physInRange(frame, 4096)) return;
   let a = entryAt(e).attr;
@@ -182,6 +186,52 @@ export function microFill(c: Cpu, va: u64, acc: u32): void {
   return entryMatches(e, tag, A_V, pcidBits, ctx); // a valid 4 KiB entry, as probe would find
 }
 
+// The hottest loop: consecutive 8-byte loads that hit, in a function of its own so that
+// its few values stay in registers; four ops per iteration, written out (a quarter of
+// the loop overhead and of V8's per-iteration stack check; a helper returning a bool
+// compiled to slower code). The slot's l1Entry and addend are read as two u32 loads (no
+// shifts: the loop is instruction-bound, not load-bound). Op k of the run has LRU time
+// t + k. Returns the first op it does not complete.
+function loadHits(micro: usize, p: usize, end: usize, t: u32): usize {
+  while (p + 3 * OP_BYTES < end) { // four ops per iteration (s0..s3: their micro slots)
+    let v0 = load<u64>(p);
+    if (load<u32>(p, 16) != CTL_LOAD8) return p;
+    let s0 = micro + ((<usize>v0 >> 7) & ((MICRO_ENTRIES - 1) << 5));
+    if (load<u64>(s0) != (v0 + 7) >> 12) return p;
+    store<u64>(p, load<u64>(<usize>v0 + load<u32>(s0, 24)), 8);
+    store<u32>(load<u32>(s0, 20), t, 36);
+    let v1 = load<u64>(p, 24);
+    if (load<u32>(p, 40) != CTL_LOAD8) return p + 1 * OP_BYTES;
+    let s1 = micro + ((<usize>v1 >> 7) & ((MICRO_ENTRIES - 1) << 5));
+    if (load<u64>(s1) != (v1 + 7) >> 12) return p + 1 * OP_BYTES;
+    store<u64>(p, load<u64>(<usize>v1 + load<u32>(s1, 24)), 32);
+    store<u32>(load<u32>(s1, 20), t + 1, 36);
+    let v2 = load<u64>(p, 48);
+    if (load<u32>(p, 64) != CTL_LOAD8) return p + 2 * OP_BYTES;
+    let s2 = micro + ((<usize>v2 >> 7) & ((MICRO_ENTRIES - 1) << 5));
+    if (load<u64>(s2) != (v2 + 7) >> 12) return p + 2 * OP_BYTES;
+    store<u64>(p, load<u64>(<usize>v2 + load<u32>(s2, 24)), 56);
+    store<u32>(load<u32>(s2, 20), t + 2, 36);
+    let v3 = load<u64>(p, 72);
+    if (load<u32>(p, 88) != CTL_LOAD8) return p + 3 * OP_BYTES;
+    let s3 = micro + ((<usize>v3 >> 7) & ((MICRO_ENTRIES - 1) << 5));
+    if (load<u64>(s3) != (v3 + 7) >> 12) return p + 3 * OP_BYTES;
+    store<u64>(p, load<u64>(<usize>v3 + load<u32>(s3, 24)), 80);
+    store<u32>(load<u32>(s3, 20), t + 3, 36);
+    p += 4 * OP_BYTES;
+    t += 4;
+  }
+  for (; p < end; p += OP_BYTES, t++) { // the batch's last ops, one at a time
+    let v0 = load<u64>(p);
+    if (load<u32>(p, 16) != CTL_LOAD8) return p;
+    let s0 = micro + ((<usize>v0 >> 7) & ((MICRO_ENTRIES - 1) << 5));
+    if (load<u64>(s0) != (v0 + 7) >> 12) return p;
+    store<u64>(p, load<u64>(<usize>v0 + load<u32>(s0, 24)), 8);
+    store<u32>(load<u32>(s0, 20), t, 36);
+  }
+  return p;
+}
+
 // Streak loop: consecutive 8-byte loads/stores and translates that hit the fast path,
 // run in a small function of their own so that everything stays in registers. Returns
 // the index of the first op it cannot complete (the caller takes the general path).
@@ -197,16 +247,17 @@ function streak(c: Cpu, ops: usize, i: u32, count: u32): u32 {
   let t0 = t;
   let stores: u32 = 0, xlates: u32 = 0;
   let p = ops + <usize>i * OP_BYTES, end = ops + <usize>count * OP_BYTES;
-  for (; p < end; p += OP_BYTES, t++) {
+  while (p < end) {
+    let q = loadHits(micro, p, end, t);
+    t += <u32>((q - p) / OP_BYTES);
+    p = q;
+    if (p >= end) break;
     let va = load<u64>(p);
     let ctl = load<u32>(p, 16);
     let lo = <usize>va;
     let s = micro + ((lo >> 7) & ((MICRO_ENTRIES - 1) << 5)); // microSlot(micro, va >> 12)
     let ea = load<u64>(s, 20); // l1Entry | addend << 32
-    if (ctl == CTL_LOAD8) {
-      if (load<u64>(s) != (va + 7) >> 12) break;
-      store<u64>(p, load<u64>(lo + <usize>(ea >> 32)), 8);
-    } else if (ctl == CTL_STORE8) {
+    if (ctl == CTL_STORE8) {
       if (load<u64>(s, 8) != (va + 7) >> 12) break;
       store<u64>(lo + <usize>(ea >> 32), load<u64>(p, 8));
       stores++;
@@ -214,8 +265,10 @@ function streak(c: Cpu, ops: usize, i: u32, count: u32): u32 {
       if (load<u64>(s) != va >> 12 || (lo & 0xFFF) + <usize>((ctl >> 4) & 15) > 4096) break;
       store<u64>(p, <u64>(lo + <usize>(ea >> 32) - physBase), 8);
       xlates++;
-    } else break;
+    } else break; // a load that missed, or another kind
     store<u32>(<usize>ea, t, 36);
+    p += OP_BYTES;
+    t++;
   }
   let hits = t - t0;
   i += hits;

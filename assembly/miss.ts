@@ -14,27 +14,27 @@
 import { ACC_USER, ACC_WRITE } from "./entry";
 import { physInRange, physPtr } from "./mem";
 import { Cpu, tlbOf, canonical, T_D4K, T_D2M, T_D1G, T_L2 } from "./cpu";
-import { pscLookup, quickWalk, fillPscs, fillTlbs, recordPath } from "./walk";
-import { probe, probeMiss, A_V, A_W, A_U, A_SIZE_SHIFT, A_PCID_SHIFT } from "./tlb";
+import { pscLookup, quickWalk, fillPscs, fillTlbs, fillTlbs4k, recordPath } from "./walk";
+import { probe, A_V, A_W, A_U, A_SIZE_SHIFT, A_PCID_SHIFT } from "./tlb";
 import { codeWrite } from "./x86/icache";
 import {
   bump, C_ACCESSES, C_LOADS, C_STORES, C_L1_MISS, C_L2_MISS, C_WALKS, C_WALK_REFS, C_PSC_MISS, C_PSC_HIT_PDE, C_WALK_4K,
 } from "./counters";
-import { OP_BYTES, K_LOAD, K_STORE, K_TRANSLATE, CTL_USER, CTL_IMPLICIT, microFill, loadN, storeN } from "./access";
+import { OP_BYTES, K_LOAD, K_STORE, K_TRANSLATE, CTL_USER, CTL_IMPLICIT, microSet, loadN, storeN } from "./access";
 
-// Whether some TLB holds an entry for va (any size the caches may hold). The 4 KiB data
-// TLB notes its victim as the general path's lookup does (probeMiss).
-@inline function tlbHolds(c: Cpu, va: u64, pcidBits: u32, ctx: u32, clk: u32): bool {
+// Whether some TLB holds an entry for va (any size the caches may hold). No victim is
+// noted: a 4 KiB fill takes missVictim's way, other fills scan (the same choice).
+@inline function tlbHolds(c: Cpu, va: u64, pcidBits: u32, ctx: u32): bool {
   let t = tlbOf(c, T_D4K);
-  if (t.sizes != 0 && probeMiss(t, va >> 12, A_V, pcidBits, ctx, clk) != 0) return true;
+  if (t.sizes != 0 && probe(t, va >> 12, A_V, pcidBits, ctx) != 0) return true;
   t = tlbOf(c, T_D2M);
-  if (t.sizes != 0 && probeMiss(t, va >> 21, A_V | (1 << A_SIZE_SHIFT), pcidBits, ctx, clk) != 0) return true;
+  if (t.sizes != 0 && probe(t, va >> 21, A_V | (1 << A_SIZE_SHIFT), pcidBits, ctx) != 0) return true;
   t = tlbOf(c, T_D1G);
-  if (t.sizes != 0 && probeMiss(t, va >> 30, A_V | (2 << A_SIZE_SHIFT), pcidBits, ctx, clk) != 0) return true;
+  if (t.sizes != 0 && probe(t, va >> 30, A_V | (2 << A_SIZE_SHIFT), pcidBits, ctx) != 0) return true;
   let l2 = tlbOf(c, T_L2);
   for (let size: u32 = 0; size < 3; size++) {
     if ((l2.sizes & (1 << size)) == 0) continue;
-    if (probeMiss(l2, va >> (12 + 9 * <u64>size), A_V | (size << A_SIZE_SHIFT), pcidBits, ctx, clk) != 0) return true;
+    if (probe(l2, va >> (12 + 9 * <u64>size), A_V | (size << A_SIZE_SHIFT), pcidBits, ctx) != 0) return true;
   }
   return false;
 }
@@ -62,7 +62,7 @@ export function missRun(c: Cpu, ops: usize, i: u32, count: u32): u32 {
     if ((ctl & (CTL_USER | CTL_IMPLICIT)) != 0 || (kind != K_LOAD && kind != K_STORE && kind != K_TRANSLATE)) break;
     if ((va & 0xFFF) + <u64>size > 4096 || !canonical(c, va)) break;
     let acc = (kind == K_STORE ? ACC_WRITE : 0) | user;
-    if (tlbOn && tlbHolds(c, va, pcidBits, ctx, clk + 1)) break;
+    if (tlbOn && tlbHolds(c, va, pcidBits, ctx)) break;
     c.clock = clk + 1; // PSC stamps and fills read it; put back if the op stops below
     let pscLevel = pscLookup(c, va);
     let top = pscLevel != 0 ? pscLevel - 1 : levels;
@@ -95,11 +95,15 @@ export function missRun(c: Cpu, ops: usize, i: u32, count: u32): u32 {
     let frame = pte & c.addrMask & ~pageMask;
     if (tlbOn) {
       misses++;
-      fillTlbs(c, va, acc, leaf - 1, frame, c.qLeafPa, pte, c.qRights, 0);
+      if (leaf == 1) {
+        let e1 = fillTlbs4k(c, va, frame, c.qLeafPa, pte, c.qRights);
+        if (e1 != 0 && c.micro != 0) microSet(c, e1, va >> 12, acc);
+      } else {
+        fillTlbs(c, va, acc, leaf - 1, frame, c.qLeafPa, pte, c.qRights, 0);
+      }
     }
     if (leaf == 1) walks4k++; else bump(c.counters, C_WALK_4K + <i32>leaf - 1);
     resPa = pa; resSize = pageMask + 1;
-    if (leaf == 1 && c.micro != 0) microFill(c, va, acc);
     if (kind == K_TRANSLATE) { store<u64>(p, pa, 8); continue; }
     let q = physPtr(pa);
     if (kind == K_STORE) {

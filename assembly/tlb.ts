@@ -207,16 +207,39 @@ export function touchEntry(t: Tlb, e: usize): void {
 }
 
 // probe for an ordered cache: 4-byte tag words first, a full entry only on a match.
+// With a multiple of 4 ways the words are compared 4 at a time (SIMD), giving a mask of
+// the ways whose word matches; most probes of a large working set end at a zero mask.
 function probeDir(t: Tlb, tag: u64, want: u32, pcidBits: u32, ctx: u32): usize {
   let ways = t.ways;
   let base = <usize>((<u32>tag & t.setMask) * ways);
   let key = <u32>tag;
+  if ((ways & 3) == 0) {
+    let k = i32x4.splat(key);
+    let d = dirAt(t, base);
+    let m: u32 = 0;
+    for (let w: u32 = 0; w < ways; w += 4) {
+      m |= <u32>i32x4.bitmask(i32x4.eq(v128.load(d + (<usize>w << 2)), k)) << w;
+    }
+    while (m != 0) {
+      let w = <u32>ctz(m);
+      let e = t.entries + (base + <usize>w) * ENTRY;
+      if (entryMatches(e, tag, want, pcidBits, ctx)) return e;
+      m &= m - 1;
+    }
+    return 0;
+  }
   for (let w: u32 = 0; w < ways; w++) {
     if (load<u32>(dirAt(t, base + <usize>w)) != key) continue;
     let e = t.entries + (base + <usize>w) * ENTRY;
     if (entryMatches(e, tag, want, pcidBits, ctx)) return e;
   }
   return 0;
+}
+
+// Bit w set where way w of the 4-way set at e holds `tag` (the tag word only).
+@inline function tagMask4(e: usize, tag: u64): u32 {
+  return <u32>(load<u64>(e) == tag) | (<u32>(load<u64>(e, ENTRY) == tag) << 1) |
+    (<u32>(load<u64>(e, 2 * ENTRY) == tag) << 2) | (<u32>(load<u64>(e, 3 * ENTRY) == tag) << 3);
 }
 
 // The fill victim of an ordered cache (same choice as scanVictim, see the header).
@@ -243,6 +266,15 @@ function orderedVictim(t: Tlb, tag: u64, attr: u32, ctx: u32): usize {
   if (t.dir != 0) return probeDir(t, tag, want, pcidBits, ctx);
   let ways = t.ways;
   let e = t.entries + <usize>((<u32>tag & t.setMask) * ways) * ENTRY;
+  if (ways == 4) { // the common geometry: the four tags at once, no loop
+    let m = tagMask4(e, tag);
+    while (m != 0) {
+      let x = e + <usize>ctz(m) * ENTRY;
+      if (entryMatches(x, tag, want, pcidBits, ctx)) return x;
+      m &= m - 1;
+    }
+    return 0;
+  }
   for (let w: u32 = 0; w < ways; w++, e += ENTRY) {
     if (entryMatches(e, tag, want, pcidBits, ctx)) return e;
   }
@@ -282,16 +314,59 @@ export function fill(t: Tlb, tag: u64, attr: u32, frame: u64, leafPa: u64, leafV
                      ctx: u32, stamp: u32): usize {
   let ways = t.ways;
   if (ways == 0) return 0;
-  assert((attr & A_V) != 0 && (attr & A_SIZE) >> A_SIZE_SHIFT <= 2, "a filled entry is valid, 4K/2M/1G");
-  t.sizes |= 1 << ((attr & A_SIZE) >> A_SIZE_SHIFT);
   let victim = t.hint;
-  t.hint = 0;
   if (t.dir != 0) {
     victim = orderedVictim(t, tag, attr, ctx);
   } else if (victim == 0 || t.hintTag != tag || t.hintWant != (A_V | (attr & A_SIZE)) ||
       t.hintPcid != (attr & A_PCID) || t.hintCtx != ctx || t.hintStamp != stamp) {
     victim = scanVictim(t, tag, attr, ctx);
   }
+  return fillAt(t, victim, tag, attr, frame, leafPa, leafVal, ctx, stamp);
+}
+
+// The victim a fill of `tag` takes right after a probe of the same tag, size, PCID and
+// context missed (so no valid way caches this translation and fill's duplicate check
+// cannot match): the first invalid way, else the least recently used (for stamps: the
+// first smallest, as scanVictim). No branch depends on the stamps' order.
+@inline export function missVictim(t: Tlb, tag: u64): usize {
+  let ways = t.ways;
+  let set = <u32>tag & t.setMask;
+  let base = t.entries + <usize>(set * ways) * ENTRY;
+  if (t.dir != 0) {
+    let valid = load<u32>(validAt(t, set));
+    let inv = <u32>ctz(~valid);
+    let way = inv < ways ? inv : <u32>(load<u64>(orderAt(t, set)) >> (4 * <u64>(ways - 1))) & 15;
+    return base + <usize>way * ENTRY;
+  }
+  // Key per way: 0 if invalid, else stamp + 1; the victim is the first smallest key.
+  if (ways == 4) {
+    let k0 = victimKey(base), k1 = victimKey(base + ENTRY);
+    let k2 = victimKey(base + 2 * ENTRY), k3 = victimKey(base + 3 * ENTRY);
+    let a = select<usize>(base + ENTRY, base, k1 < k0), ka = select<u64>(k1, k0, k1 < k0);
+    let b = select<usize>(base + 3 * ENTRY, base + 2 * ENTRY, k3 < k2), kb = select<u64>(k3, k2, k3 < k2);
+    return select<usize>(b, a, kb < ka);
+  }
+  let victim = base, best: u64 = ~(<u64>0);
+  let e = base;
+  for (let w: u32 = 0; w < ways; w++, e += ENTRY) {
+    let key = victimKey(e);
+    let better = key < best;
+    victim = select<usize>(e, victim, better);
+    best = select<u64>(key, best, better);
+  }
+  return victim;
+}
+
+@inline function victimKey(e: usize): u64 {
+  return select<u64>(<u64>entryAt(e).stamp + 1, 0, (entryAt(e).attr & A_V) != 0);
+}
+
+// Writes the entry into way `victim` (from fill, or missVictim after a missed probe).
+export function fillAt(t: Tlb, victim: usize, tag: u64, attr: u32, frame: u64, leafPa: u64, leafVal: u64,
+                       ctx: u32, stamp: u32): usize {
+  assert((attr & A_V) != 0 && (attr & A_SIZE) >> A_SIZE_SHIFT <= 2, "a filled entry is valid, 4K/2M/1G");
+  t.sizes |= 1 << ((attr & A_SIZE) >> A_SIZE_SHIFT);
+  t.hint = 0;
   let v = entryAt(victim);
   if ((v.attr & A_V) != 0) microDrop(t.micro, v.tag);
   v.tag = tag;
@@ -303,7 +378,7 @@ export function fill(t: Tlb, tag: u64, attr: u32, frame: u64, leafPa: u64, leafV
   v.ctx = ctx;
   if (t.dir != 0) {
     let i = indexOf(t, victim);
-    let set = <u32>tag & t.setMask, way = i - set * ways;
+    let set = <u32>tag & t.setMask, way = i - set * t.ways;
     store<u32>(dirAt(t, <usize>i), <u32>tag);
     let at = validAt(t, set);
     store<u32>(at, load<u32>(at) | (1 << way));

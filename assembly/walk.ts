@@ -14,7 +14,7 @@ import {
   MAX_EVENTS, EVENT_BYTES,
 } from "./cpu";
 import {
-  Tlb, probe, probeMiss, fill, touchEntry, invalidateVa, invalidatePscVa, A_V, A_W, A_U, A_NX, A_D, A_G, A_RIGHTS,
+  Tlb, probe, probeMiss, fill, fillAt, missVictim, touchEntry, invalidateVa, invalidatePscVa, A_V, A_W, A_U, A_NX, A_D, A_G, A_RIGHTS,
   A_SIZE_SHIFT, A_PKEY_SHIFT, A_PCID_SHIFT, A_REPORTED, A_EPT_NOX, entryAt } from "./tlb";
 import {
   bump, C_L1_HIT_4K, C_L1_MISS, C_L2_HIT_4K, C_L2_MISS, C_WALKS, C_WALK_REFS, C_WALK_4K,
@@ -425,6 +425,22 @@ export function fillTlbs(c: Cpu, va: u64, acc: u32, size: u32, frame: u64,
   let l1 = l1For(c, (acc & ACC_FETCH) != 0, size);
   if (l1 != null) c.l1Entry = fill(changetype<Tlb>(l1), tag, attr, frame, leafPa, leafVal, c.ctx, c.clock);
   fill(tlbOf(c, T_L2), tag, attr, frame, leafPa, leafVal, c.ctx, c.clock);
+}
+
+// fillTlbs for a 4 KiB data translation that every TLB just missed (the batch engine's
+// miss loop): each fill takes missVictim's way, no second scan. Returns the L1 entry.
+@inline export function fillTlbs4k(c: Cpu, va: u64, frame: u64, leafPa: u64, leafVal: u64, rights: u32): usize {
+  let pkey = <u32>(leafVal >> PKEY_SHIFT) & 15;
+  let attr = A_V | rights | (pkey << A_PKEY_SHIFT) | (c.pcid << A_PCID_SHIFT);
+  if ((leafVal & PTE_D) != 0) attr |= A_D;
+  if ((leafVal & PTE_G) != 0 && (c.cr4 & CR4_PGE) != 0) attr |= A_G;
+  let tag = va >> 12;
+  let l1 = tlbOf(c, T_D4K), e1: usize = 0;
+  if (l1.ways != 0) e1 = fillAt(l1, missVictim(l1, tag), tag, attr, frame, leafPa, leafVal, c.ctx, c.clock);
+  c.l1Entry = e1;
+  let l2 = tlbOf(c, T_L2);
+  if (l2.ways != 0) fillAt(l2, missVictim(l2, tag), tag, attr, frame, leafPa, leafVal, c.ctx, c.clock);
+  return e1;
 }
 
 @inline export function countWalk(c: Cpu, refs: u64, pscLevel: u32): void {
