@@ -14,7 +14,7 @@
 import { ACC_USER, ACC_WRITE } from "./entry";
 import { physInRange, physPtr } from "./mem";
 import { Cpu, tlbOf, canonical, T_D4K, T_D2M, T_D1G, T_L2 } from "./cpu";
-import { pscLookup, quickWalk, fillPscs, fillTlbs, fillTlbs4k, recordPath } from "./walk";
+import { pscLookup, quickWalk, permFor, fillPscs, fillTlbs, fillTlbs4k, recordPath } from "./walk";
 import { probe, A_V, A_W, A_U, A_SIZE_SHIFT, A_PCID_SHIFT } from "./tlb";
 import { codeWrite } from "./x86/icache";
 import {
@@ -45,8 +45,83 @@ import { OP_BYTES, K_LOAD, K_STORE, K_TRANSLATE, CTL_USER, CTL_IMPLICIT, microSe
 // last walk (recordPath; before a data store too, which could change a table), unless PSC
 // fills need it at once; the clock and the frequent counters are written at the end.
 export function missRun(c: Cpu, ops: usize, i: u32, count: u32): u32 {
+  if (c.tlbOn == 0 && c.pscOn == 0) return bareRun(c, ops, i, count);
+  return cachedRun(c, ops, i, count);
+}
+
+// missLoop with every TLB and PSC off (the configuration that measures walks). Every op
+// it completes walks from the top (CR3, all levels) and misses every PSC, so most
+// counters follow from the number of ops, and only large leaves, stores and translates
+// are counted as they go; a walk without caches does not read the clock, which is
+// advanced at the end. Few values live across the loop, so they stay in registers.
+function bareRun(c: Cpu, ops: usize, i: u32, count: u32): u32 {
+  return c.levels == 4 ? bareLoop(c, ops, i, count, 4) : bareLoop(c, ops, i, count, 5);
+}
+
+@inline function bareLoop(c: Cpu, ops: usize, i: u32, count: u32, levels: u32): u32 {
   let user = c.cpl == 3 ? ACC_USER : 0;
-  let tlbOn = c.tlbOn != 0, pscOn = c.pscOn != 0;
+  let permRead = permFor(c, user), permWrite = permFor(c, ACC_WRITE | user);
+  let root = c.cr3 & c.addrMask;
+  let i0 = i;
+  let stores: u32 = 0, xlates: u32 = 0, walks2m: u32 = 0, walks1g: u32 = 0;
+  let pendVa: u64 = 0, pendLeaf: u32 = 0; // the last walk, its path not written yet (0: none)
+  let resPa: u64 = 0, resSize: u64 = 0;
+  for (; i < count; i++) {
+    let p = ops + <usize>i * OP_BYTES;
+    let va = load<u64>(p);
+    let ctl = load<u32>(p, 16);
+    let kind = ctl & 15, size = (ctl >> 4) & 15;
+    if ((ctl & (CTL_USER | CTL_IMPLICIT)) != 0 || (kind != K_LOAD && kind != K_STORE && kind != K_TRANSLATE)) break;
+    if ((va & 0xFFF) + <u64>size > 4096 || !canonical(c, va)) break;
+    let acc = (kind == K_STORE ? ACC_WRITE : 0) | user;
+    let pte = quickWalk(c, va, acc, 0, false, levels, kind == K_STORE ? permWrite : permRead);
+    let leaf = c.qLeaf;
+    let pageMask = (<u64>1 << (12 + 9 * <u64>(leaf - 1))) - 1;
+    let pa = (pte & c.addrMask & ~pageMask) | (va & pageMask);
+    if (pte == 0 || (kind != K_TRANSLATE && !physInRange(pa, <u64>size))) break;
+    // A walk to a larger leaf leaves the earlier walk's lower levels in the path.
+    if (pendLeaf != 0 && leaf > pendLeaf) recordPath(c, pendVa, root, levels, pendLeaf);
+    pendVa = va; pendLeaf = leaf;
+    if (leaf == 2) walks2m++; else if (leaf == 3) walks1g++;
+    resPa = pa; resSize = pageMask + 1;
+    if (kind == K_TRANSLATE) { store<u64>(p, pa, 8); xlates++; continue; }
+    let q = physPtr(pa);
+    if (kind == K_STORE) {
+      recordPath(c, pendVa, root, levels, pendLeaf); // a store may change a table
+      pendLeaf = 0;
+      codeWrite(pa, <u64>size);
+      storeN(q, load<u64>(p, 8), size);
+      stores++;
+    } else {
+      store<u64>(p, loadN(q, size), 8);
+    }
+  }
+  if (pendLeaf != 0) recordPath(c, pendVa, root, levels, pendLeaf);
+  let n = i - i0;
+  if (n == 0) return i;
+  c.resPa = resPa; c.resSize = resSize;
+  c.clock += n;
+  let cnt = c.counters;
+  let walks = <u64>n, large = <u64>(walks2m + walks1g);
+  bump(cnt, C_WALKS, walks);
+  bump(cnt, C_WALK_REFS, walks * <u64>levels - <u64>walks2m - 2 * <u64>walks1g);
+  bump(cnt, C_PSC_MISS, walks);
+  bump(cnt, C_WALK_4K, walks - large);
+  if (large != 0) { bump(cnt, C_WALK_4K + 1, <u64>walks2m); bump(cnt, C_WALK_4K + 2, <u64>walks1g); }
+  if (n != xlates) {
+    bump(cnt, C_ACCESSES, <u64>(n - xlates));
+    bump(cnt, C_LOADS, <u64>(n - xlates - stores));
+    bump(cnt, C_STORES, <u64>stores);
+  }
+  return i;
+}
+
+function cachedRun(c: Cpu, ops: usize, i: u32, count: u32): u32 {
+  return missLoop(c, ops, i, count, c.tlbOn != 0, c.pscOn != 0);
+}
+
+@inline function missLoop(c: Cpu, ops: usize, i: u32, count: u32, tlbOn: bool, pscOn: bool): u32 {
+  let user = c.cpl == 3 ? ACC_USER : 0;
   let pcidBits = c.pcid << A_PCID_SHIFT, ctx = c.ctx, levels = c.levels;
   let clk = c.clock;
   let loads: u64 = 0, stores: u64 = 0, misses: u64 = 0;

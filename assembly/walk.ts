@@ -38,6 +38,14 @@ import {
   return (bits & 2) != 0 && (acc & ACC_WRITE) != 0 && ((acc & ACC_USER) != 0 || c.wp != 0);
 }
 
+// The permission-table byte for access descriptor acc (bit r: rights r fault), which a
+// loop whose accesses share the registers can read once and pass to quickWalk.
+export const PERM_COMPUTE: u32 = 0xFFFF_FFFF;
+@inline export function permFor(c: Cpu, acc: u32): u32 {
+  let a = accIndex(c, acc);
+  return <u32>(a < 8 ? c.perm >> (<u64>a * 8) : c.perm2 >> (<u64>(a - 8) * 8)) & 0xFF;
+}
+
 // Returns 0 if allowed, else the P|PK part of the error code.
 @inline export function rightsFault(c: Cpu, acc: u32, rights: u32, pkey: u32): u32 {
   let f = permFaults(c, accIndex(c, acc), (rights & A_RIGHTS) >> 1) ? PF_P : 0;
@@ -235,9 +243,10 @@ export function walk(c: Cpu, va: u64, acc: u32): u32 {
 // c.resPa / c.pscRights): returns the leaf entry, its level in c.qLeaf, its address in
 // c.qLeafPa and the walk's rights in c.qRights; or 0 when the careful walk must decide
 // (nothing changed yet). `record` (a constant) writes the walk path; the batch engine's
-// miss path leaves it to recordPath.
-@inline export function quickWalk(c: Cpu, va: u64, acc: u32, pscLevel: u32, record: bool): u64 {
-  let level = c.levels;
+// miss path leaves it to recordPath. `levels`, if given, is c.levels as a constant.
+@inline export function quickWalk(c: Cpu, va: u64, acc: u32, pscLevel: u32, record: bool, levels: u32 = 0,
+                                  perm: u32 = PERM_COMPUTE): u64 {
+  let level = levels != 0 ? levels : c.levels; // a constant `levels` (4, 5) drops the level tests
   let table = c.cr3 & c.addrMask;
   let rights0: u32 = A_W | A_U;
   if (pscLevel != 0) { table = c.resPa; rights0 = c.pscRights; level = pscLevel - 1; }
@@ -287,7 +296,10 @@ export function walk(c: Cpu, va: u64, acc: u32): u32 {
   let leafBits = PTE_A | ((acc & ACC_WRITE) != 0 ? PTE_D : 0);
   if ((andv & PTE_A) == 0 || (pte & leafBits) != leafBits) return 0;
   let rights = (rights0 & (<u32>andv | A_NX)) | (c.nxe != 0 ? <u32>(orv >> 60) & A_NX : 0);
-  if (rightsFault(c, acc, rights, <u32>(pte >> PKEY_SHIFT) & 15) != 0) return 0;
+  let pkey = <u32>(pte >> PKEY_SHIFT) & 15;
+  if (perm != PERM_COMPUTE) { // the caller's permByte for acc (see permFor)
+    if (((perm >> ((rights & A_RIGHTS) >> 1)) & 1) != 0 || pkFaults(c, acc, rights, pkey)) return 0;
+  } else if (rightsFault(c, acc, rights, pkey) != 0) return 0;
   c.qLeaf = leaf;
   c.qRights = rights;
   c.qLeafPa = leafPa;

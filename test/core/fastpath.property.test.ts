@@ -12,11 +12,12 @@ import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import { assertAsyncProperty } from '../helpers/seeds.js';
 import { env, type Env } from '../helpers/tables.js';
-import { CR4, PTE, PAGE_2M, type AccessBatch, type Cpu, type CpuOptions } from '../../src/index.js';
+import { CR4, PTE, PAGE_2M, PAGE_1G, type AccessBatch, type Cpu, type CpuOptions } from '../../src/index.js';
 import { readCaches } from '../../src/core/tlb-view.js';
 
 const VA = [0x7f00_0000_0000n, 0x7f00_4000_0000n, 0x0000_0040_0000n]; // three PDPT/PD neighbourhoods
 const BIG = 0x7f00_0060_0000n; // a 2 MiB page
+const HUGE = 0x7f40_0000_0000n; // a 1 GiB page (frame 0: its first 8 MiB are memory)
 const PAGES = 24;
 const DATA = 0x40_0000n;       // data frames from 4 MiB (tables below, from 1 MiB)
 
@@ -28,7 +29,7 @@ const leafArb = fc.record({
 
 const opArb = fc.record({
   kind: fc.constantFrom('load', 'load', 'load', 'store', 'store', 'translate', 'fetch', 'invlpg', 'movCr3'),
-  page: fc.integer({ min: 0, max: PAGES + 2 }), // PAGES: the 2 MiB page; above: unmapped
+  page: fc.integer({ min: 0, max: PAGES + 3 }), // PAGES: the 2 MiB page, PAGES + 1: the 1 GiB page; above: unmapped
   offset: fc.oneof(fc.integer({ min: 0, max: 511 }).map((x) => x * 8), fc.integer({ min: 0, max: 4095 })),
   size: fc.oneof(fc.constant(8), fc.constant(8), fc.integer({ min: 1, max: 8 })),
   user: fc.integer({ min: 0, max: 15 }).map((x) => x === 0),
@@ -39,7 +40,7 @@ const opArb = fc.record({
 const caseArb = fc.record({
   levels: fc.constantFrom(4, 5) as fc.Arbitrary<4 | 5>,
   caches: fc.constantFrom('default', 'small', 'noTlb', 'noPsc', 'none'),
-  leaves: fc.array(leafArb, { minLength: PAGES + 1, maxLength: PAGES + 1 }),
+  leaves: fc.array(leafArb, { minLength: PAGES + 2, maxLength: PAGES + 2 }),
   upperNoA: fc.integer({ min: 0, max: 5 }), // 0..2: clear A in that region's PDE
   cpl: fc.constantFrom(0, 0, 3), wp: fc.boolean(), smap: fc.boolean(), smep: fc.boolean(), ac: fc.boolean(),
   pke: fc.boolean(), pge: fc.boolean(), pcide: fc.boolean(), pkru: fc.integer({ min: 0, max: 0xff }),
@@ -49,7 +50,8 @@ const caseArb = fc.record({
 type Case = typeof caseArb extends fc.Arbitrary<infer T> ? T : never;
 
 const vaOfPage = (k: number): bigint =>
-  k < PAGES ? VA[k % 3] + BigInt(Math.floor(k / 3)) * 0x1000n : k === PAGES ? BIG + 0x5000n : VA[k % 3] + 0x30_0000n;
+  k < PAGES ? VA[k % 3] + BigInt(Math.floor(k / 3)) * 0x1000n : k === PAGES ? BIG + 0x5000n
+    : k === PAGES + 1 ? HUGE + DATA + 0x3000n : VA[k % 3] + 0x30_0000n;
 
 function cpuOptions(c: Case): CpuOptions {
   if (c.caches === 'noTlb') return { tlb: false };
@@ -68,16 +70,16 @@ async function machine(c: Case, fast: boolean): Promise<Env & { b: AccessBatch }
       (c.pcide ? CR4.PCIDE : 0n), presetAD: true,
   });
   e.cpu.setFastPaths(fast);
-  for (let k = 0; k <= PAGES; k++) {
+  for (let k = 0; k <= PAGES + 1; k++) {
     const g = c.leaves[k];
     const flags = (g.p ? PTE.P : 0n) | (g.w ? PTE.W : 0n) | (g.u ? PTE.U : 0n) | (g.g ? PTE.G : 0n) | (g.xd ? PTE.XD : 0n);
-    const size = k === PAGES ? PAGE_2M : undefined;
-    const va = k === PAGES ? BIG : vaOfPage(k);
-    const pa = k === PAGES ? 0x60_0000n : DATA + BigInt(k) * 0x1000n;
+    const size = k === PAGES ? PAGE_2M : k === PAGES + 1 ? PAGE_1G : undefined;
+    const va = k === PAGES ? BIG : k === PAGES + 1 ? HUGE : vaOfPage(k);
+    const pa = k === PAGES ? 0x60_0000n : k === PAGES + 1 ? 0n : DATA + BigInt(k) * 0x1000n;
     e.t.map(va, pa, { flags: flags | PTE.P, size, pkey: g.pkey });
     // map() presets A and D: take them (and P) back as the case says.
     const clear = (g.p ? 0n : PTE.P) | (g.a ? 0n : PTE.A) | (g.d ? 0n : PTE.D);
-    e.t.modify(va, size ? 2 : 1, 0n, clear);
+    e.t.modify(va, size === PAGE_1G ? 3 : size ? 2 : 1, 0n, clear);
   }
   if (c.upperNoA < 3) e.t.modify(VA[c.upperNoA], 2, 0n, PTE.A);
   for (let k = 0n; k < BigInt(PAGES); k++) e.m.memory.write64(DATA + k * 0x1000n + 0x88n, k * 0x1_0001n);
