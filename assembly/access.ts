@@ -32,8 +32,8 @@ import {
 import { physInRange, physPtr, physBytes, physBase } from "./mem";
 import { Cpu, tlbOf, T_D4K, MODE_SHADOW, MODE_NESTED, writeCr3, invlpg } from "./cpu";
 import { missRun } from "./miss";
-import { translate, rightsFault } from "./walk";
-import { Tlb, ENTRY, probe, entryMatches, microSlot, MICRO_ENTRIES, A_V, A_D, A_PKEY_SHIFT, A_PCID_SHIFT, entryAt } from "./tlb";
+import { translate, rightsFault, PERM_COMPUTE } from "./walk";
+import { Tlb, ENTRY, probe, entryMatches, microSlot, MICRO_ENTRIES, A_V, A_D, A_RIGHTS, A_PKEY_SHIFT, A_PCID_SHIFT, entryAt } from "./tlb";
 import { isCodeFrame, codeWrite } from "./x86/icache";
 import {
   bump, C_ACCESSES, C_LOADS, C_STORES, C_FETCHES, C_L1_HIT_4K, C_MMIO, C_SPLIT,
@@ -166,15 +166,27 @@ export function microFill(c: Cpu, va: u64, acc: u32): void {
 }
 
 // Mirrors L1 4 KiB entry e (valid, for page `tag`) into its micro-TLB slot.
-@inline export function microSet(c: Cpu, e: usize, tag: u64, acc: u32): void {
+// permRead / permWrite: permFor(c, acc & ACC_USER [| ACC_WRITE]) if the caller has them.
+@inline export function microSet(c: Cpu, e: usize, tag: u64, acc: u32,
+                                 permRead: u32 = PERM_COMPUTE, permWrite: u32 = PERM_COMPUTE): void {
   let frame = entryAt(e).frame;
   if (!physInRange(frame, 4096)) return;
   let a = entryAt(e).attr;
   let pkey = (a >> A_PKEY_SHIFT) & 15;
   let base = acc & ACC_USER;
   let s = microSlot(c.micro, tag);
-  store<u64>(s, rightsFault(c, base, a, pkey) == 0 ? tag : ~(<u64>0));
-  let w = rightsFault(c, base | ACC_WRITE, a, pkey) == 0 && (a & A_D) != 0 && !isCodeFrame(frame);
+  let r: bool, w: bool;
+  if (permRead != PERM_COMPUTE) {
+    let rights = (a & A_RIGHTS) >> 1;
+    let pk = c.pke != 0;
+    r = ((permRead >> rights) & 1) == 0 && !(pk && rightsFault(c, base, a, pkey) != 0);
+    w = ((permWrite >> rights) & 1) == 0 && !(pk && rightsFault(c, base | ACC_WRITE, a, pkey) != 0);
+  } else {
+    r = rightsFault(c, base, a, pkey) == 0;
+    w = rightsFault(c, base | ACC_WRITE, a, pkey) == 0;
+  }
+  store<u64>(s, r ? tag : ~(<u64>0));
+  w = w && (a & A_D) != 0 && !isCodeFrame(frame);
   store<u64>(s, w ? tag : ~(<u64>0), 8);
   store<u32>(s, <u32>physPtr(frame), 16);
   store<u32>(s, <u32>e, 20);

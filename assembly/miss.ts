@@ -20,7 +20,7 @@ import { codeWrite } from "./x86/icache";
 import {
   bump, C_ACCESSES, C_LOADS, C_STORES, C_L1_MISS, C_L2_MISS, C_WALKS, C_WALK_REFS, C_PSC_MISS, C_PSC_HIT_PDE, C_WALK_4K,
 } from "./counters";
-import { OP_BYTES, K_LOAD, K_STORE, K_TRANSLATE, CTL_USER, CTL_IMPLICIT, microSet, loadN, storeN } from "./access";
+import { OP_BYTES, K_LOAD, K_STORE, K_TRANSLATE, CTL_USER, CTL_IMPLICIT, loadN, storeN } from "./access";
 
 // Whether some TLB holds an entry for va (any size the caches may hold). No victim is
 // noted: a 4 KiB fill takes missVictim's way, other fills scan (the same choice).
@@ -117,15 +117,19 @@ function bareRun(c: Cpu, ops: usize, i: u32, count: u32): u32 {
 }
 
 function cachedRun(c: Cpu, ops: usize, i: u32, count: u32): u32 {
-  return missLoop(c, ops, i, count, c.tlbOn != 0, c.pscOn != 0);
+  let tlbOn = c.tlbOn != 0, pscOn = c.pscOn != 0;
+  return c.levels == 4 ? missLoop(c, ops, i, count, tlbOn, pscOn, 4) : missLoop(c, ops, i, count, tlbOn, pscOn, 5);
 }
 
-@inline function missLoop(c: Cpu, ops: usize, i: u32, count: u32, tlbOn: bool, pscOn: bool): u32 {
+// Every op the loop completes walks once (and misses the TLBs once, with TLBs on), so
+// those counts follow from the number of ops, n; the clock is the start clock + n.
+@inline function missLoop(c: Cpu, ops: usize, i: u32, count: u32, tlbOn: bool, pscOn: bool, levels: u32): u32 {
   let user = c.cpl == 3 ? ACC_USER : 0;
-  let pcidBits = c.pcid << A_PCID_SHIFT, ctx = c.ctx, levels = c.levels;
-  let clk = c.clock;
-  let loads: u64 = 0, stores: u64 = 0, misses: u64 = 0;
-  let walks: u64 = 0, refs: u64 = 0, pscMisses: u64 = 0, walks4k: u64 = 0;
+  let permRead = permFor(c, user), permWrite = permFor(c, ACC_WRITE | user);
+  let pcidBits = c.pcid << A_PCID_SHIFT, ctx = c.ctx;
+  let clk0 = c.clock, i0 = i;
+  let stores: u32 = 0, xlates: u32 = 0, pscMisses: u32 = 0, large: u32 = 0;
+  let refs: u64 = 0;
   // The last walk whose path is not written yet: va, start table and level, leaf level.
   let pendVa: u64 = 0, pendTable: u64 = 0, pendLevel: u32 = 0, pendLeaf: u32 = 0;
   let resPa: u64 = 0, resSize: u64 = 0;
@@ -138,19 +142,19 @@ function cachedRun(c: Cpu, ops: usize, i: u32, count: u32): u32 {
     if ((va & 0xFFF) + <u64>size > 4096 || !canonical(c, va)) break;
     let acc = (kind == K_STORE ? ACC_WRITE : 0) | user;
     if (tlbOn && tlbHolds(c, va, pcidBits, ctx)) break;
+    let clk = clk0 + (i - i0);
     c.clock = clk + 1; // PSC stamps and fills read it; put back if the op stops below
     let pscLevel = pscLookup(c, va);
     let top = pscLevel != 0 ? pscLevel - 1 : levels;
     let table = pscLevel != 0 ? c.resPa : c.cr3 & c.addrMask;
     let record = pscOn && top > 1; // PSC fills read the path
-    let pte = record ? quickWalk(c, va, acc, pscLevel, true) : quickWalk(c, va, acc, pscLevel, false);
+    let perm = kind == K_STORE ? permWrite : permRead;
+    let pte = record ? quickWalk(c, va, acc, pscLevel, true, levels, perm) : quickWalk(c, va, acc, pscLevel, false, levels, perm);
     let leaf = c.qLeaf;
     let pageMask = (<u64>1 << (12 + 9 * <u64>(leaf - 1))) - 1;
     let pa = (pte & c.addrMask & ~pageMask) | (va & pageMask);
     if (pte == 0 || (kind != K_TRANSLATE && !physInRange(pa, <u64>size))) { c.clock = clk; break; }
-    clk++;
     // The commit (walk.ts commit, with the counters in locals).
-    walks++;
     refs += <u64>(top - leaf + 1);
     if (pscLevel != 0) bump(c.counters, C_PSC_HIT_PDE + <i32>pscLevel - 2); else pscMisses++;
     if (record) {
@@ -169,17 +173,18 @@ function cachedRun(c: Cpu, ops: usize, i: u32, count: u32): u32 {
     }
     let frame = pte & c.addrMask & ~pageMask;
     if (tlbOn) {
-      misses++;
+      // The micro-TLB mirror is not filled here but on the page's next access, which hits
+      // the L1 on the general path (step → microFill): a miss-heavy stream, whose pages
+      // are rarely touched again before they are evicted, does not pay for it.
       if (leaf == 1) {
-        let e1 = fillTlbs4k(c, va, frame, c.qLeafPa, pte, c.qRights);
-        if (e1 != 0 && c.micro != 0) microSet(c, e1, va >> 12, acc);
+        fillTlbs4k(c, va, frame, c.qLeafPa, pte, c.qRights);
       } else {
         fillTlbs(c, va, acc, leaf - 1, frame, c.qLeafPa, pte, c.qRights, 0);
       }
     }
-    if (leaf == 1) walks4k++; else bump(c.counters, C_WALK_4K + <i32>leaf - 1);
+    if (leaf != 1) { large++; bump(c.counters, C_WALK_4K + <i32>leaf - 1); }
     resPa = pa; resSize = pageMask + 1;
-    if (kind == K_TRANSLATE) { store<u64>(p, pa, 8); continue; }
+    if (kind == K_TRANSLATE) { store<u64>(p, pa, 8); xlates++; continue; }
     let q = physPtr(pa);
     if (kind == K_STORE) {
       if (pendLevel != 0) { recordPath(c, pendVa, pendTable, pendLevel, pendLeaf); pendLevel = 0; }
@@ -188,23 +193,22 @@ function cachedRun(c: Cpu, ops: usize, i: u32, count: u32): u32 {
       stores++;
     } else {
       store<u64>(p, loadN(q, size), 8);
-      loads++;
     }
   }
   if (pendLevel != 0) recordPath(c, pendVa, pendTable, pendLevel, pendLeaf);
-  if (walks != 0) { c.resPa = resPa; c.resSize = resSize; }
+  let n = i - i0;
+  if (n == 0) return i;
+  c.resPa = resPa; c.resSize = resSize;
   let cnt = c.counters;
-  if (misses != 0) { bump(cnt, C_L1_MISS, misses); bump(cnt, C_L2_MISS, misses); }
-  if (walks != 0) {
-    bump(cnt, C_WALKS, walks);
-    bump(cnt, C_WALK_REFS, refs);
-    bump(cnt, C_PSC_MISS, pscMisses);
-    bump(cnt, C_WALK_4K, walks4k);
-  }
-  if (loads + stores != 0) {
-    bump(cnt, C_ACCESSES, loads + stores);
-    bump(cnt, C_LOADS, loads);
-    bump(cnt, C_STORES, stores);
+  if (tlbOn) { bump(cnt, C_L1_MISS, <u64>n); bump(cnt, C_L2_MISS, <u64>n); }
+  bump(cnt, C_WALKS, <u64>n);
+  bump(cnt, C_WALK_REFS, refs);
+  bump(cnt, C_PSC_MISS, <u64>pscMisses);
+  bump(cnt, C_WALK_4K, <u64>(n - large));
+  if (n != xlates) {
+    bump(cnt, C_ACCESSES, <u64>(n - xlates));
+    bump(cnt, C_LOADS, <u64>(n - xlates - stores));
+    bump(cnt, C_STORES, <u64>stores);
   }
   return i;
 }

@@ -216,9 +216,16 @@ function probeDir(t: Tlb, tag: u64, want: u32, pcidBits: u32, ctx: u32): usize {
   if ((ways & 3) == 0) {
     let k = i32x4.splat(key);
     let d = dirAt(t, base);
-    let m: u32 = 0;
-    for (let w: u32 = 0; w < ways; w += 4) {
-      m |= <u32>i32x4.bitmask(i32x4.eq(v128.load(d + (<usize>w << 2)), k)) << w;
+    let m: u32;
+    if (ways == 12) { // the default L2 (Skylake's 1536 × 12): no loop
+      m = <u32>i32x4.bitmask(i32x4.eq(v128.load(d), k)) |
+        (<u32>i32x4.bitmask(i32x4.eq(v128.load(d, 16), k)) << 4) |
+        (<u32>i32x4.bitmask(i32x4.eq(v128.load(d, 32), k)) << 8);
+    } else {
+      m = 0;
+      for (let w: u32 = 0; w < ways; w += 4) {
+        m |= <u32>i32x4.bitmask(i32x4.eq(v128.load(d + (<usize>w << 2)), k)) << w;
+      }
     }
     while (m != 0) {
       let w = <u32>ctz(m);
@@ -362,7 +369,7 @@ export function fill(t: Tlb, tag: u64, attr: u32, frame: u64, leafPa: u64, leafV
 }
 
 // Writes the entry into way `victim` (from fill, or missVictim after a missed probe).
-export function fillAt(t: Tlb, victim: usize, tag: u64, attr: u32, frame: u64, leafPa: u64, leafVal: u64,
+@inline export function fillAt(t: Tlb, victim: usize, tag: u64, attr: u32, frame: u64, leafPa: u64, leafVal: u64,
                        ctx: u32, stamp: u32): usize {
   assert((attr & A_V) != 0 && (attr & A_SIZE) >> A_SIZE_SHIFT <= 2, "a filled entry is valid, 4K/2M/1G");
   t.sizes |= 1 << ((attr & A_SIZE) >> A_SIZE_SHIFT);
