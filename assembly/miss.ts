@@ -31,12 +31,10 @@ import { OP_BYTES, K_LOAD, K_STORE, K_TRANSLATE, CTL_USER, CTL_IMPLICIT, loadN, 
   if (t.sizes != 0 && probe(t, va >> 21, A_V | (1 << A_SIZE_SHIFT), pcidBits, ctx) != 0) return true;
   t = tlbOf(c, T_D1G);
   if (t.sizes != 0 && probe(t, va >> 30, A_V | (2 << A_SIZE_SHIFT), pcidBits, ctx) != 0) return true;
-  let l2 = tlbOf(c, T_L2);
-  for (let size: u32 = 0; size < 3; size++) {
-    if ((l2.sizes & (1 << size)) == 0) continue;
-    if (probe(l2, va >> (12 + 9 * <u64>size), A_V | (size << A_SIZE_SHIFT), pcidBits, ctx) != 0) return true;
-  }
-  return false;
+  let l2 = tlbOf(c, T_L2), sizes = l2.sizes;
+  if ((sizes & 1) != 0 && probe(l2, va >> 12, A_V, pcidBits, ctx) != 0) return true;
+  if ((sizes & 2) != 0 && probe(l2, va >> 21, A_V | (1 << A_SIZE_SHIFT), pcidBits, ctx) != 0) return true;
+  return (sizes & 4) != 0 && probe(l2, va >> 30, A_V | (2 << A_SIZE_SHIFT), pcidBits, ctx) != 0;
 }
 
 // Runs ops from i while they take the miss path; returns the index of the first op it
