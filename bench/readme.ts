@@ -21,6 +21,7 @@ export function rows(f: Fig): Row[] {
     { what: 'TLB-hit loads / raw Wasm loads', value: `${M(n('tlbHitLoadsPerSec'))} / ${M(n('rawLoadsPerSec'))} = ${R(n('tlbHitLoadsOverRawLoads'))}`, target: '≥ 0.6', ok: n('tlbHitLoadsOverRawLoads') >= 0.6 },
     { what: '4-level walks, every check and A/D / naive walker', value: `${M(n('walks4LevelNoPscPerSec'))} / ${M(n('naiveWalks4LevelPerSec'))} = ${R(n('fullWalk4OverNaive'))}`, target: '≥ 0.3', ok: n('fullWalk4OverNaive') >= 0.3 },
     { what: 'random loads over 64 MiB, TLBs on / bare walk', value: `${M(n('random64MiB4LevelLoadsPerSec'))} (${n('random64MiB4LevelWalksPer1000').toFixed(0)} walks per 1000) = ${R(n('random64MiB4LevelOverBareWalk'))}`, target: '≥ 0.8', ok: n('random64MiB4LevelOverBareWalk') >= 0.8 },
+    ...(f.randomTranslateNs_all === undefined ? [] : [{ what: 'where a random TLB miss goes: ns per random translate over 64 MiB, bare walk / PSCs only / L1 DTLB only / L2 STLB only / all caches', value: ['bare', 'psc', 'l1', 'l2', 'all'].map((k) => n(`randomTranslateNs_${k}`).toFixed(1)).join(' / '), target: 'reported' }]),
     { what: 'uncached 2D walks (24 refs)', value: M(n('walks2DUncachedPerSec')), target: '≥ 10 M/s', ok: n('walks2DUncachedPerSec') >= 10e6 },
     { what: 'cached 2D walks', value: M(n('walks2DCachedPerSec')), target: '≥ 25 M/s', ok: n('walks2DCachedPerSec') >= 25e6 },
     { what: 'shadow fills', value: K(n('shadowFillsPerSec')), target: '≥ 200 k/s', ok: n('shadowFillsPerSec') >= 200e3 },
