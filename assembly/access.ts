@@ -33,7 +33,7 @@ import { physInRange, physPtr, physBytes, physBase } from "./mem";
 import { Cpu, tlbOf, T_D4K, MODE_SHADOW, MODE_NESTED, writeCr3, invlpg } from "./cpu";
 import { missRun } from "./miss";
 import { translate, rightsFault, PERM_COMPUTE } from "./walk";
-import { Tlb, ENTRY, probe, entryMatches, microSlot, MICRO_ENTRIES, A_V, A_D, A_RIGHTS, A_PKEY_SHIFT, A_PCID_SHIFT, entryAt } from "./tlb";
+import { Tlb, ENTRY, probe, isEntryFor, entryMatches, microSlot, MICRO_ENTRIES, A_V, A_D, A_RIGHTS, A_PKEY_SHIFT, A_PCID_SHIFT, entryAt } from "./tlb";
 import { isCodeFrame, codeWrite } from "./x86/icache";
 import {
   bump, C_ACCESSES, C_LOADS, C_STORES, C_FETCHES, C_L1_HIT_4K, C_MMIO, C_SPLIT,
@@ -193,10 +193,6 @@ export function microFill(c: Cpu, va: u64, acc: u32): void {
   store<u32>(s, <u32>physPtr(frame) - (<u32>tag << 12), 24);
 }
 
-@inline function isEntryFor(t: Tlb, e: usize, tag: u64, pcidBits: u32, ctx: u32): bool {
-  if (e < t.entries || e >= t.entries + <usize>(t.sets * t.ways) * ENTRY) return false;
-  return entryMatches(e, tag, A_V, pcidBits, ctx); // a valid 4 KiB entry, as probe would find
-}
 
 // The hottest loop: consecutive 8-byte loads that hit, in a function of its own so that
 // its few values stay in registers; four ops per iteration, written out (a quarter of

@@ -81,6 +81,13 @@ export const A_PCID: u32 = 0xFFF << 16;
   return (a & (A_V | A_SIZE)) == want && ((a & A_PCID) == pcidBits || (a & A_G) != 0) && entryAt(e).ctx == ctx;
 }
 
+// Whether e (an entry address, or anything) is a valid 4 KiB entry of t for tag, as
+// probe would find it: a cheap check of a remembered entry before a probe.
+@inline export function isEntryFor(t: Tlb, e: usize, tag: u64, pcidBits: u32, ctx: u32): bool {
+  if (e < t.entries || e >= t.entries + <usize>(t.sets * t.ways) * ENTRY) return false;
+  return entryMatches(e, tag, A_V, pcidBits, ctx);
+}
+
 // Whether entry e caches the same translation a fill of (tag, attr, ctx) installs.
 @inline function sameTranslation(e: usize, tag: u64, attr: u32, ctx: u32): bool {
   let a = entryAt(e).attr;
@@ -293,7 +300,11 @@ function orderedVictim(t: Tlb, tag: u64, attr: u32, ctx: u32): usize {
 // A miss here proves no valid entry has this tag, size, context and PCID, so the fill's
 // duplicate check cannot match either.
 @inline export function probeMiss(t: Tlb, tag: u64, want: u32, pcidBits: u32, ctx: u32, stamp: u32): usize {
-  if (t.dir != 0) return probeDir(t, tag, want, pcidBits, ctx); // its fills need no hint
+  if (t.dir != 0) { // an ordered cache's victim needs no scan: missVictim
+    let x = probeDir(t, tag, want, pcidBits, ctx);
+    if (x == 0) setHint(t, missVictim(t, tag), tag, want, pcidBits, ctx, stamp);
+    return x;
+  }
   let ways = t.ways;
   let e = t.entries + <usize>((<u32>tag & t.setMask) * ways) * ENTRY;
   let victim: usize = 0;
@@ -306,13 +317,17 @@ function orderedVictim(t: Tlb, tag: u64, attr: u32, ctx: u32): usize {
     let s = entryAt(e).stamp;
     if (victim == 0 || s < oldest) { oldest = s; victim = e; }
   }
+  setHint(t, victim, tag, want, pcidBits, ctx, stamp);
+  return 0;
+}
+
+@inline function setHint(t: Tlb, victim: usize, tag: u64, want: u32, pcidBits: u32, ctx: u32, stamp: u32): void {
   t.hint = victim;
   t.hintTag = tag;
   t.hintWant = want;
   t.hintPcid = pcidBits;
   t.hintCtx = ctx;
   t.hintStamp = stamp;
-  return 0;
 }
 
 // Installs an entry, replacing an invalid way or the least recently used one. Returns
@@ -322,11 +337,9 @@ export function fill(t: Tlb, tag: u64, attr: u32, frame: u64, leafPa: u64, leafV
   let ways = t.ways;
   if (ways == 0) return 0;
   let victim = t.hint;
-  if (t.dir != 0) {
-    victim = orderedVictim(t, tag, attr, ctx);
-  } else if (victim == 0 || t.hintTag != tag || t.hintWant != (A_V | (attr & A_SIZE)) ||
+  if (victim == 0 || t.hintTag != tag || t.hintWant != (A_V | (attr & A_SIZE)) ||
       t.hintPcid != (attr & A_PCID) || t.hintCtx != ctx || t.hintStamp != stamp) {
-    victim = scanVictim(t, tag, attr, ctx);
+    victim = t.dir != 0 ? orderedVictim(t, tag, attr, ctx) : scanVictim(t, tag, attr, ctx);
   }
   return fillAt(t, victim, tag, attr, frame, leafPa, leafVal, ctx, stamp);
 }

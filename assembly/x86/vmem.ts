@@ -15,7 +15,7 @@ import { ACC_FETCH, ACC_IMPLICIT, ACC_USER, ACC_WRITE, XLATE_OK, XLATE_PF, XLATE
 import { physInRange, physPtr } from "../mem";
 import { Cpu, tlbOf, T_D4K, T_I4K, MODE_SHADOW, canonical } from "../cpu";
 import { translate, rightsFault } from "../walk";
-import { probe, microSlot, A_V, A_D, A_PKEY_SHIFT, A_PCID_SHIFT, A_EPT_NOX } from "../tlb";
+import { probe, isEntryFor, microSlot, A_V, A_D, A_PKEY_SHIFT, A_PCID_SHIFT, A_EPT_NOX } from "../tlb";
 import { bump, C_SPLIT, C_MMIO } from "../counters";
 import { isCodeFrame, codeWrite } from "./icache";
 import {
@@ -69,7 +69,8 @@ function microFill(c: Cpu, x: X86, va: u64, acc: u32): void {
   if (micro == 0 || c.checker != 0 || c.levels < 4) return;
   let t = tlbOf(c, fetch ? T_I4K : T_D4K);
   let tag = va >> 12;
-  let e = probe(t, tag, A_V, c.pcid << A_PCID_SHIFT, c.ctx);
+  let e = c.l1Entry; // the entry this translation used or filled, if it is still that one
+  if (!isEntryFor(t, e, tag, c.pcid << A_PCID_SHIFT, c.ctx)) e = probe(t, tag, A_V, c.pcid << A_PCID_SHIFT, c.ctx);
   if (e == 0) return;
   let frame = load<u64>(e, 8);
   if (!physInRange(frame, 4096)) return;
