@@ -1,0 +1,162 @@
+// The quick two-dimensional walk: the careful 2D walk of nested.ts (walkNested) with
+// each EPT translation done inline by a quick EPT walk in the common case — nested-TLB
+// hit with the rights needed, or a walk through entries that are present, readable,
+// free of reserved bits, of a valid memory type, already accessed (and the leaf dirty
+// for a write) with EPT A/D on, and that allow the access. Anything else hands that one
+// EPT translation to the careful one (ept.ts eptTranslate), from its start: the quick
+// EPT walk changes nothing a careful redo would not do identically (its path writes are
+// redone, the LRU stamps it sets are the same clock), so results, counters and every
+// cache entry (LRU stamps included) are those of walkNested. The guest dimension is
+// walkNested's own (carefulStep); the A/D checks and the fills that follow the walk are
+// walkNested's (nested.ts finishNested).
+//
+// Taken only with the fast paths on (Cpu.noFast = 0); test/core/nested/fastpath2d.
+// property.test.ts checks it against walkNested.
+
+import { walkPath, WalkPath } from "./path";
+import { levelShift } from "./entry";
+import { physBase, physBytes, readPhys64 } from "./mem";
+import { Cpu, tlbOf, T_NTLB, T_EPDE } from "./cpu";
+import { probe, fill, entryAt, A_V, A_D, A_SIZE_SHIFT } from "./tlb";
+import { eptTranslate, EPT_OK, EPT_A, EPT_D, EPT_PS, EA_WRITE } from "./ept";
+import { bump, C_NTLB_HIT, C_NTLB_MISS, C_EPT_WALKS, C_EPT_REFS, C_WALK_REFS, C_EPT_PSC_HIT } from "./counters";
+
+const EPT_ADDR: u64 = 0x000F_FFFF_FFFF_F000;
+
+// One level of the quick EPT walk (level a constant after inlining): the entry if it is
+// inside memory, present, not W-without-R, free of reserved bits, (as a leaf) of a valid
+// memory type and has the bits `must` (A with EPT A/D on, for a non-leaf entry); with
+// its address and the rights through it in the walk path; else 0.
+@inline function quickEptEntry(c: Cpu, path: WalkPath, table: u64, gpa: u64, level: u32, rights: u32, must: u64): u64 {
+  let epa = table | (((gpa >> levelShift(level)) & 511) << 3);
+  if (epa >= physBytes) return 0;
+  let e = load<u64>(physBase + <usize>epa);
+  let xwr = <u32>e & 7;
+  if (xwr == 0 || (xwr & 3) == 2) return 0;
+  let leaf = level == 1 || (level <= 3 && (e & EPT_PS) != 0);
+  let rsvd = c.eptRsvd | (level >= 4 ? 0xF8 : (!leaf ? 0x78 : (level == 3 ? 0x3FFFF000 : (level == 2 ? 0x1FF000 : 0))));
+  if ((e & rsvd) != 0) return 0;
+  if (leaf) {
+    let mt = <u32>(e >> 3) & 7;
+    if (mt == 2 || mt == 3 || mt == 7) return 0;
+  } else if ((e & must) != must) {
+    return 0;
+  }
+  path.setEptEntryPa(level, epa);
+  path.setEptRights(level, rights & xwr);
+  return e;
+}
+
+// The quick EPT walk from `level` (below an EPT-PSC hit, or the top), unrolled: the leaf
+// entry, its level in c.qLeaf and the rights through it in c.qRights; 0 if the careful
+// walk must decide.
+@inline function quickEptWalk(c: Cpu, path: WalkPath, table: u64, gpa: u64, level: u32, rights: u32, must: u64): u64 {
+  let e: u64 = 0, r = rights, leaf: u32 = 1;
+  do {
+    if (level >= 5) {
+      e = quickEptEntry(c, path, table, gpa, 5, r, must); if (e == 0) return 0;
+      r &= <u32>e & 7; table = e & EPT_ADDR;
+    }
+    if (level >= 4) {
+      e = quickEptEntry(c, path, table, gpa, 4, r, must); if (e == 0) return 0;
+      r &= <u32>e & 7; table = e & EPT_ADDR;
+    }
+    if (level >= 3) {
+      e = quickEptEntry(c, path, table, gpa, 3, r, must); if (e == 0) return 0;
+      r &= <u32>e & 7;
+      if ((e & EPT_PS) != 0) { leaf = 3; break; }
+      table = e & EPT_ADDR;
+    }
+    if (level >= 2) {
+      e = quickEptEntry(c, path, table, gpa, 2, r, must); if (e == 0) return 0;
+      r &= <u32>e & 7;
+      if ((e & EPT_PS) != 0) { leaf = 2; break; }
+      table = e & EPT_ADDR;
+    }
+    e = quickEptEntry(c, path, table, gpa, 1, r, must); if (e == 0) return 0;
+    r &= <u32>e & 7;
+  } while (false);
+  c.qLeaf = leaf;
+  c.qRights = r;
+  return e;
+}
+
+// eptTranslate's contract (results in c.eptHpa / eptSize / eptRights / eptD, or an exit),
+// the common case inline. `need` is the EPT access kind (EA_*).
+@inline export function quickEptTranslate(c: Cpu, gpa: u64, need: u32, final: bool, gva: u64): u32 {
+  let ad = c.eptAD != 0;
+  let clk = c.clock;
+  if (c.ntlbOn != 0) {
+    let t = tlbOf(c, T_NTLB);
+    let sizes = t.sizes;
+    for (let size: u32 = 0; size < 3; size++) {
+      if ((sizes & (1 << size)) == 0) continue;
+      let e = probe(t, gpa >> (12 + 9 * <u64>size), A_V | (size << A_SIZE_SHIFT), 0, 0);
+      if (e == 0) continue;
+      let a = entryAt(e).attr;
+      let rights = (a >> 1) & 7;
+      if ((rights & need) != need || (ad && (need & EA_WRITE) != 0 && (a & A_D) == 0)) {
+        return eptTranslate(c, gpa, need, final, gva); // the walk decides
+      }
+      entryAt(e).stamp = clk;
+      bump(c.counters, C_NTLB_HIT);
+      let mask = (<u64>1 << (12 + 9 * <u64>size)) - 1;
+      c.eptHpa = entryAt(e).frame | (gpa & mask);
+      c.eptSize = mask + 1;
+      c.eptRights = rights;
+      c.eptD = (a & A_D) != 0 ? 1 : 0;
+      return EPT_OK;
+    }
+  }
+  let levels = c.eptLevels;
+  if ((gpa >> (12 + 9 * <u64>levels)) != 0) return eptTranslate(c, gpa, need, final, gva);
+  let level = levels, table = c.eptRoot, rights: u32 = 7, pscHit: u64 = 0;
+  let epscOn = c.epscOn != 0;
+  if (epscOn) {
+    for (let l: u32 = 2; l <= levels; l++) {
+      let e = probe(tlbOf(c, T_EPDE + <i32>l - 2), gpa >> levelShift(l), A_V, 0, 0);
+      if (e != 0) {
+        table = entryAt(e).frame;
+        rights = (entryAt(e).attr >> 1) & 7;
+        level = l - 1;
+        entryAt(e).stamp = clk; // the careful walk stamps it again, with the same clock
+        pscHit = 1;
+        break;
+      }
+    }
+  }
+  let path = walkPath(c.path);
+  let e = quickEptWalk(c, path, table, gpa, level, rights, ad ? EPT_A : 0);
+  if (e == 0) return eptTranslate(c, gpa, need, final, gva);
+  let leaf = c.qLeaf;
+  rights = c.qRights;
+  let leafBits = ad ? EPT_A | ((need & EA_WRITE) != 0 ? EPT_D : 0) : 0;
+  if ((rights & need) != need || (e & leafBits) != leafBits) return eptTranslate(c, gpa, need, final, gva);
+  // Commit: what eptWalk does after such a walk (no A/D to write).
+  let refs = <u64>(level - leaf + 1);
+  let cnt = c.counters;
+  if (c.ntlbOn != 0) bump(cnt, C_NTLB_MISS);
+  bump(cnt, C_EPT_WALKS);
+  bump(cnt, C_EPT_PSC_HIT, pscHit);
+  bump(cnt, C_EPT_REFS, refs);
+  bump(cnt, C_WALK_REFS, refs);
+  if (epscOn) {
+    for (let l = level; l > leaf; l--) {
+      fill(tlbOf(c, T_EPDE + <i32>l - 2), gpa >> levelShift(l), A_V | (path.eptRights(l) << 1),
+        readPhys64(path.eptEntryPa(l)) & EPT_ADDR, 0, 0, 0, clk);
+    }
+  }
+  let shift = 12 + 9 * <u64>(leaf - 1);
+  let mask = (<u64>1 << shift) - 1;
+  let frame = e & EPT_ADDR & ~mask;
+  let d: u32 = !ad || (e & EPT_D) != 0 ? 1 : 0;
+  if (c.ntlbOn != 0) {
+    fill(tlbOf(c, T_NTLB), gpa >> shift, A_V | (rights << 1) | (d != 0 ? A_D : 0) |
+      ((leaf - 1) << A_SIZE_SHIFT), frame, path.eptEntryPa(leaf), e, 0, clk);
+  }
+  c.eptHpa = frame | (gpa & mask);
+  c.eptSize = mask + 1;
+  c.eptRights = rights;
+  c.eptD = d;
+  return EPT_OK;
+}
