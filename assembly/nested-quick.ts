@@ -16,8 +16,10 @@
 import { walkPath, WalkPath } from "./path";
 import { levelShift } from "./entry";
 import { physBase, physBytes, readPhys64 } from "./mem";
-import { Cpu, tlbOf, T_NTLB, T_EPDE } from "./cpu";
-import { probe, fill, entryAt, A_V, A_D, A_SIZE_SHIFT } from "./tlb";
+import { Cpu, tlbOf, T_NTLB, T_EPDE, T_PDE } from "./cpu";
+import { entryAt, A_V, A_D, A_SIZE_SHIFT, A_PCID_SHIFT, A_RIGHTS } from "./tlb";
+import { probe, fill } from "./tlb";
+import { fillFlat } from "./tlb-flat";
 import { eptTranslate, EPT_OK, EPT_A, EPT_D, EPT_PS, EA_WRITE } from "./ept";
 import { bump, C_NTLB_HIT, C_NTLB_MISS, C_EPT_WALKS, C_EPT_REFS, C_WALK_REFS, C_EPT_PSC_HIT } from "./counters";
 
@@ -151,7 +153,7 @@ const EPT_ADDR: u64 = 0x000F_FFFF_FFFF_F000;
   let frame = e & EPT_ADDR & ~mask;
   let d: u32 = !ad || (e & EPT_D) != 0 ? 1 : 0;
   if (c.ntlbOn != 0) {
-    fill(tlbOf(c, T_NTLB), gpa >> shift, A_V | (rights << 1) | (d != 0 ? A_D : 0) |
+    fillFlat(tlbOf(c, T_NTLB), gpa >> shift, A_V | (rights << 1) | (d != 0 ? A_D : 0) |
       ((leaf - 1) << A_SIZE_SHIFT), frame, path.eptEntryPa(leaf), e, 0, clk);
   }
   c.eptHpa = frame | (gpa & mask);
@@ -159,4 +161,22 @@ const EPT_ADDR: u64 = 0x000F_FFFF_FFFF_F000;
   c.eptRights = rights;
   c.eptD = d;
   return EPT_OK;
+}
+
+// walk.ts pscLookup with the branch-free probe: the level (2..5) of the longest-prefix
+// guest PSC hit, or 0; on a hit c.resPa = next table, c.pscGpa its gpa, c.pscRights.
+@inline export function quickPscLookup(c: Cpu, va: u64): u32 {
+  if (c.pscOn == 0) return 0;
+  let pcidBits = c.pcid << A_PCID_SHIFT, ctx = c.ctx, levels = c.levels;
+  for (let l: u32 = 2; l <= levels; l++) {
+    let e = probe(tlbOf(c, T_PDE + <i32>l - 2), va >> levelShift(l), A_V, pcidBits, ctx);
+    if (e != 0) {
+      entryAt(e).stamp = c.clock;
+      c.resPa = entryAt(e).frame;
+      c.pscGpa = entryAt(e).leafPa;
+      c.pscRights = entryAt(e).attr & A_RIGHTS;
+      return l;
+    }
+  }
+  return 0;
 }

@@ -15,7 +15,7 @@ import { readPhys64 } from "./mem";
 import { Cpu, tlbOf, T_PDE } from "./cpu";
 import { fill, A_V, A_W, A_U, A_NX, A_PCID_SHIFT, A_EPT_NOX } from "./tlb";
 import { eptTranslate, EPT_OK, EA_READ, EA_WRITE, EA_FETCH } from "./ept";
-import { quickEptTranslate } from "./nested-quick";
+import { quickEptTranslate, quickPscLookup } from "./nested-quick";
 import { pscLookup, carefulStep, STEP_FAULT, STEP_LEAF, STEP_VALUE, rightsFault, pageFault, dropVa, countWalk, setFlag, cacheTranslation } from "./walk";
 import { bump, C_GUEST_REFS, C_WALK_4K } from "./counters";
 
@@ -62,7 +62,7 @@ export function walkNestedQuick(c: Cpu, va: u64, acc: u32): u32 {
   let gtable = c.cr3 & c.addrMask;  // gpa of the current guest table
   let htable: u64 = 0;              // its host address, once translated
   let rights: u32 = A_W | A_U;
-  let pscLevel = pscLookup(c, va);
+  let pscLevel = quick ? quickPscLookup(c, va) : pscLookup(c, va);
   let known = false;
   if (pscLevel != 0) {
     htable = c.resPa; gtable = c.pscGpa; rights = c.pscRights; level = pscLevel - 1; known = true;
@@ -107,7 +107,7 @@ export function walkNestedQuick(c: Cpu, va: u64, acc: u32): u32 {
 
 // The end of a 2D walk whose final gpa translated (c.eptHpa ...): the EPT checks of the
 // guest A/D writes (without EPT A/D), the A/D writes, counters, combined PSC and TLB fills.
-function commitNested(c: Cpu, va: u64, acc: u32, top: u32, level: u32, pscLevel: u32, rights0: u32,
+@inline function commitNested(c: Cpu, va: u64, acc: u32, top: u32, level: u32, pscLevel: u32, rights0: u32,
                       rights: u32, pte: u64, noWrite: u32, refs: u64): u32 {
   let path = walkPath(c.path);
   let size = level - 1;
