@@ -18,7 +18,7 @@ import { levelShift } from "./entry";
 import { physBase, physBytes, readPhys64 } from "./mem";
 import { Cpu, tlbOf, T_NTLB, T_EPDE, T_PDE } from "./cpu";
 import { entryAt, A_V, A_D, A_SIZE_SHIFT, A_PCID_SHIFT, A_RIGHTS } from "./tlb";
-import { probe, fill } from "./tlb";
+import { probe } from "./tlb";
 import { fillFlat } from "./tlb-flat";
 import { eptTranslate, EPT_OK, EPT_A, EPT_D, EPT_PS, EA_WRITE } from "./ept";
 import { bump, C_NTLB_HIT, C_NTLB_MISS, C_EPT_WALKS, C_EPT_REFS, C_WALK_REFS, C_EPT_PSC_HIT } from "./counters";
@@ -83,9 +83,37 @@ const EPT_ADDR: u64 = 0x000F_FFFF_FFFF_F000;
   return e;
 }
 
-// eptTranslate's contract (results in c.eptHpa / eptSize / eptRights / eptD, or an exit),
-// the common case inline. `need` is the EPT access kind (EA_*).
-@inline export function quickEptTranslate(c: Cpu, gpa: u64, need: u32, final: bool, gva: u64): u32 {
+// A quick EPT translation's result, packed (Q_NONE: the careful translation must run):
+//    63 ........ 12   11     10     9..7   6      5   4..3   2..0
+//   ┌──────────────┬──────┬──────┬──────┬──────┬───┬──────┬──────┐
+//   │ hpa frame    │WALKED│PSCHIT│ refs │ NTLB │ D │ size │ RWX  │
+//   └──────────────┴──────┴──────┴──────┴──────┴───┴──────┴──────┘
+//   frame: the EPT page's host base (size 0/1/2 = 4K/2M/1G); NTLB: a nested-TLB hit;
+//   WALKED: a walk of `refs` references, PSCHIT: from below an EPT-PSC hit. Neither
+//   flag: the careful translation's result, its counters already bumped (packCareful).
+export const Q_NONE: u64 = ~(<u64>0);
+export const Q_NTLB: u64 = 1 << 6;
+export const Q_PSC: u64 = 1 << 10;
+export const Q_WALKED: u64 = 1 << 11;
+@inline export function qRights(r: u64): u32 { return <u32>r & 7; }
+@inline export function qSize(r: u64): u32 { return (<u32>r >> 3) & 3; }
+@inline export function qD(r: u64): u32 { return (<u32>r >> 5) & 1; }
+@inline export function qRefs(r: u64): u64 { return (r >> 7) & 7; }
+@inline export function qMask(r: u64): u64 { return (<u64>1 << (12 + 9 * <u64>qSize(r))) - 1; }
+// The host address of gpa under the translation r.
+@inline export function qHpa(r: u64, gpa: u64): u64 { return (r & ~(<u64>0xFFF)) | (gpa & qMask(r)); }
+
+// The careful translation's results (c.eptHpa ...) in the packed form.
+@inline export function packCareful(c: Cpu): u64 {
+  let size: u64 = c.eptSize == 4096 ? 0 : (c.eptSize == 0x20_0000 ? 1 : 2);
+  return (c.eptHpa & ~(c.eptSize - 1)) | <u64>c.eptRights | (size << 3) | (<u64>c.eptD << 5);
+}
+
+// The common case of eptTranslate (ept.ts) for gpa and access kind `need` (EA_*), with
+// its cache effects (LRU stamps, fills) but not its counters, which the packed result
+// gives (see countQuick); Q_NONE when eptTranslate must run (nothing changed that it
+// would not redo identically).
+@inline export function quickEpt(c: Cpu, gpa: u64, need: u32): u64 {
   let ad = c.eptAD != 0;
   let clk = c.clock;
   if (c.ntlbOn != 0) {
@@ -97,21 +125,13 @@ const EPT_ADDR: u64 = 0x000F_FFFF_FFFF_F000;
       if (e == 0) continue;
       let a = entryAt(e).attr;
       let rights = (a >> 1) & 7;
-      if ((rights & need) != need || (ad && (need & EA_WRITE) != 0 && (a & A_D) == 0)) {
-        return eptTranslate(c, gpa, need, final, gva); // the walk decides
-      }
+      if ((rights & need) != need || (ad && (need & EA_WRITE) != 0 && (a & A_D) == 0)) return Q_NONE; // the walk decides
       entryAt(e).stamp = clk;
-      bump(c.counters, C_NTLB_HIT);
-      let mask = (<u64>1 << (12 + 9 * <u64>size)) - 1;
-      c.eptHpa = entryAt(e).frame | (gpa & mask);
-      c.eptSize = mask + 1;
-      c.eptRights = rights;
-      c.eptD = (a & A_D) != 0 ? 1 : 0;
-      return EPT_OK;
+      return entryAt(e).frame | <u64>rights | (<u64>size << 3) | ((a & A_D) != 0 ? 1 << 5 : 0) | Q_NTLB;
     }
   }
   let levels = c.eptLevels;
-  if ((gpa >> (12 + 9 * <u64>levels)) != 0) return eptTranslate(c, gpa, need, final, gva);
+  if ((gpa >> (12 + 9 * <u64>levels)) != 0) return Q_NONE;
   let level = levels, table = c.eptRoot, rights: u32 = 7, pscHit: u64 = 0;
   let epscOn = c.epscOn != 0;
   if (epscOn) {
@@ -122,44 +142,59 @@ const EPT_ADDR: u64 = 0x000F_FFFF_FFFF_F000;
         rights = (entryAt(e).attr >> 1) & 7;
         level = l - 1;
         entryAt(e).stamp = clk; // the careful walk stamps it again, with the same clock
-        pscHit = 1;
+        pscHit = Q_PSC;
         break;
       }
     }
   }
   let path = walkPath(c.path);
   let e = quickEptWalk(c, path, table, gpa, level, rights, ad ? EPT_A : 0);
-  if (e == 0) return eptTranslate(c, gpa, need, final, gva);
+  if (e == 0) return Q_NONE;
   let leaf = c.qLeaf;
   rights = c.qRights;
   let leafBits = ad ? EPT_A | ((need & EA_WRITE) != 0 ? EPT_D : 0) : 0;
-  if ((rights & need) != need || (e & leafBits) != leafBits) return eptTranslate(c, gpa, need, final, gva);
+  if ((rights & need) != need || (e & leafBits) != leafBits) return Q_NONE;
   // Commit: what eptWalk does after such a walk (no A/D to write).
-  let refs = <u64>(level - leaf + 1);
-  let cnt = c.counters;
-  if (c.ntlbOn != 0) bump(cnt, C_NTLB_MISS);
-  bump(cnt, C_EPT_WALKS);
-  bump(cnt, C_EPT_PSC_HIT, pscHit);
-  bump(cnt, C_EPT_REFS, refs);
-  bump(cnt, C_WALK_REFS, refs);
   if (epscOn) {
     for (let l = level; l > leaf; l--) {
-      fill(tlbOf(c, T_EPDE + <i32>l - 2), gpa >> levelShift(l), A_V | (path.eptRights(l) << 1),
+      fillFlat(tlbOf(c, T_EPDE + <i32>l - 2), gpa >> levelShift(l), A_V | (path.eptRights(l) << 1),
         readPhys64(path.eptEntryPa(l)) & EPT_ADDR, 0, 0, 0, clk);
     }
   }
-  let shift = 12 + 9 * <u64>(leaf - 1);
-  let mask = (<u64>1 << shift) - 1;
+  let size = leaf - 1;
+  let mask = (<u64>1 << (12 + 9 * <u64>size)) - 1;
   let frame = e & EPT_ADDR & ~mask;
   let d: u32 = !ad || (e & EPT_D) != 0 ? 1 : 0;
   if (c.ntlbOn != 0) {
-    fillFlat(tlbOf(c, T_NTLB), gpa >> shift, A_V | (rights << 1) | (d != 0 ? A_D : 0) |
-      ((leaf - 1) << A_SIZE_SHIFT), frame, path.eptEntryPa(leaf), e, 0, clk);
+    fillFlat(tlbOf(c, T_NTLB), gpa >> (12 + 9 * <u64>size), A_V | (rights << 1) | (d != 0 ? A_D : 0) |
+      (size << A_SIZE_SHIFT), frame, path.eptEntryPa(leaf), e, 0, clk);
   }
-  c.eptHpa = frame | (gpa & mask);
+  return frame | <u64>rights | (<u64>size << 3) | (<u64>d << 5) | (<u64>(level - leaf + 1) << 7) | pscHit | Q_WALKED;
+}
+
+// The counters eptTranslate bumps for a quick translation r, bumped.
+@inline function countQuick(c: Cpu, r: u64): void {
+  let cnt = c.counters;
+  if ((r & Q_NTLB) != 0) { bump(cnt, C_NTLB_HIT); return; }
+  let refs = qRefs(r);
+  if (c.ntlbOn != 0) bump(cnt, C_NTLB_MISS);
+  bump(cnt, C_EPT_WALKS);
+  bump(cnt, C_EPT_PSC_HIT, (r >> 10) & 1);
+  bump(cnt, C_EPT_REFS, refs);
+  bump(cnt, C_WALK_REFS, refs);
+}
+
+// eptTranslate's contract (results in c.eptHpa / eptSize / eptRights / eptD, or an exit),
+// the common case inline.
+@inline export function quickEptTranslate(c: Cpu, gpa: u64, need: u32, final: bool, gva: u64): u32 {
+  let r = quickEpt(c, gpa, need);
+  if (r == Q_NONE) return eptTranslate(c, gpa, need, final, gva);
+  countQuick(c, r);
+  let mask = qMask(r);
+  c.eptHpa = (r & ~(<u64>0xFFF)) | (gpa & mask);
   c.eptSize = mask + 1;
-  c.eptRights = rights;
-  c.eptD = d;
+  c.eptRights = qRights(r);
+  c.eptD = qD(r);
   return EPT_OK;
 }
 

@@ -19,7 +19,7 @@ import { quickEptTranslate, quickPscLookup } from "./nested-quick";
 import { pscLookup, carefulStep, STEP_FAULT, STEP_LEAF, STEP_VALUE, rightsFault, pageFault, dropVa, countWalk, setFlag, cacheTranslation } from "./walk";
 import { bump, C_GUEST_REFS, C_WALK_4K } from "./counters";
 
-@inline function eaccOf(acc: u32): u32 {
+@inline export function eaccOf(acc: u32): u32 {
   return (acc & ACC_WRITE) != 0 ? EA_WRITE : ((acc & ACC_FETCH) != 0 ? EA_FETCH : EA_READ);
 }
 
@@ -32,7 +32,7 @@ export function translateUnpaged(c: Cpu, va: u64, acc: u32): u32 {
   return XLATE_OK;
 }
 
-function exitFromEpt(c: Cpu, va: u64, st: u32, refs: u64, pscLevel: u32): u32 {
+export function exitFromEpt(c: Cpu, va: u64, st: u32, refs: u64, pscLevel: u32): u32 {
   countWalk(c, refs, pscLevel);
   bump(c.counters, C_GUEST_REFS, refs);
   dropVa(c, va); // an EPT violation drops the combined mappings (TLB and PSC) for va
@@ -114,25 +114,10 @@ export function walkNestedQuick(c: Cpu, va: u64, acc: u32): u32 {
   let pageMask = (<u64>1 << (12 + 9 * <u64>size)) - 1;
   let hpa = c.eptHpa, eptSize = c.eptSize, eptRights = c.eptRights, eptD = c.eptD;
 
-  // Guest A/D updates are EPT writes: without EPT A/D the pages must be EPT-writable.
   let leafBits = PTE_A | ((acc & ACC_WRITE) != 0 ? PTE_D : 0);
   if (c.eptAD == 0) {
-    for (let l = top; l >= level; l--) {
-      let v = path.entry(l);
-      let needs = l == level ? (v & leafBits) != leafBits : (v & PTE_A) == 0;
-      if (!needs) continue;
-      let tgpa = l == top ? (pscLevel != 0 ? c.pscGpa : c.cr3 & c.addrMask)
-                          : path.entry(l + 1) & c.addrMask;
-      tgpa |= ((va >> levelShift(l)) & 511) << 3; // the entry the A/D write goes to
-      if (l == top && pscLevel != 0) {
-        // The table came from a combined PSC entry: check its EPT rights now.
-        let s2 = eptTranslate(c, tgpa, EA_READ | EA_WRITE, false, va);
-        if (s2 != EPT_OK) return exitFromEpt(c, va, s2, refs, pscLevel);
-      } else if ((noWrite & (1 << l)) != 0) {
-        let s2 = eptTranslate(c, tgpa, EA_READ | EA_WRITE, false, va);
-        if (s2 != EPT_OK) return exitFromEpt(c, va, s2, refs, pscLevel);
-      }
-    }
+    let s2 = adWritesAllowed(c, va, top, level, pscLevel, noWrite, leafBits, refs);
+    if (s2 != EPT_OK) return s2;
   }
   for (let l = top; l > level; l--) setFlag(c, path.entryPa(l), PTE_A);
   let leafPa = path.entryPa(level);
@@ -169,7 +154,31 @@ export function walkNestedQuick(c: Cpu, va: u64, acc: u32): u32 {
   return cacheTranslation(c, va, acc, csize, hpa & ~cmask, leafPa, cacheVal, rights, extra);
 }
 
-function guestFault(c: Cpu, va: u64, acc: u32, code: u32, refs: u64, pscLevel: u32): u32 {
+// Guest A/D updates are EPT writes: without EPT A/D the pages must be EPT-writable.
+// EPT_OK, or the exit (taken: exitFromEpt) of the first A/D write the EPT forbids.
+export function adWritesAllowed(c: Cpu, va: u64, top: u32, level: u32, pscLevel: u32, noWrite: u32,
+                                leafBits: u64, refs: u64): u32 {
+  let path = walkPath(c.path);
+  for (let l = top; l >= level; l--) {
+    let v = path.entry(l);
+    let needs = l == level ? (v & leafBits) != leafBits : (v & PTE_A) == 0;
+    if (!needs) continue;
+    let tgpa = l == top ? (pscLevel != 0 ? c.pscGpa : c.cr3 & c.addrMask)
+                        : path.entry(l + 1) & c.addrMask;
+    tgpa |= ((va >> levelShift(l)) & 511) << 3; // the entry the A/D write goes to
+    if (l == top && pscLevel != 0) {
+      // The table came from a combined PSC entry: check its EPT rights now.
+      let s2 = eptTranslate(c, tgpa, EA_READ | EA_WRITE, false, va);
+      if (s2 != EPT_OK) return exitFromEpt(c, va, s2, refs, pscLevel);
+    } else if ((noWrite & (1 << l)) != 0) {
+      let s2 = eptTranslate(c, tgpa, EA_READ | EA_WRITE, false, va);
+      if (s2 != EPT_OK) return exitFromEpt(c, va, s2, refs, pscLevel);
+    }
+  }
+  return EPT_OK;
+}
+
+export function guestFault(c: Cpu, va: u64, acc: u32, code: u32, refs: u64, pscLevel: u32): u32 {
   countWalk(c, refs, pscLevel);
   bump(c.counters, C_GUEST_REFS, refs);
   return pageFault(c, va, acc, code);
