@@ -19,30 +19,35 @@ import { physBase, physBytes, readPhys64 } from "./mem";
 import { Cpu, tlbOf, T_NTLB, T_EPDE, T_PDE } from "./cpu";
 import { entryAt, A_V, A_D, A_SIZE_SHIFT, A_PCID_SHIFT, A_RIGHTS } from "./tlb";
 import { probe } from "./tlb";
-import { fillFlat } from "./tlb-flat";
+import { fillFlat, fillAt, probeNoting, notedVictim } from "./tlb-flat";
 import { eptTranslate, EPT_OK, EPT_A, EPT_D, EPT_PS, EA_WRITE } from "./ept";
 import { bump, C_NTLB_HIT, C_NTLB_MISS, C_EPT_WALKS, C_EPT_REFS, C_WALK_REFS, C_EPT_PSC_HIT } from "./counters";
 
 const EPT_ADDR: u64 = 0x000F_FFFF_FFFF_F000;
 
+// Bit xwr set: a present entry that is not W without R (xwr 1, 3, 4, 5, 7); bit mt set: a
+// valid leaf memory type (0, 1, 4, 5, 6).
+const XWR_OK: u32 = 0b1011_1010;
+const MT_OK: u32 = 0b0111_0011;
+
 // One level of the quick EPT walk (level a constant after inlining): the entry if it is
 // inside memory, present, not W-without-R, free of reserved bits, (as a leaf) of a valid
 // memory type and has the bits `must` (A with EPT A/D on, for a non-leaf entry); with
 // its address and the rights through it in the walk path; else 0.
-@inline function quickEptEntry(c: Cpu, path: WalkPath, table: u64, gpa: u64, level: u32, rights: u32, must: u64): u64 {
+@inline function quickEptEntry(path: WalkPath, table: u64, gpa: u64, level: u32, rights: u32, high: u64, must: u64): u64 {
   let epa = table | (((gpa >> levelShift(level)) & 511) << 3);
   if (epa >= physBytes) return 0;
   let e = load<u64>(physBase + <usize>epa);
   let xwr = <u32>e & 7;
-  if (xwr == 0 || (xwr & 3) == 2) return 0;
+  if (((XWR_OK >> xwr) & 1) == 0) return 0;
   let leaf = level == 1 || (level <= 3 && (e & EPT_PS) != 0);
-  let rsvd = c.eptRsvd | (level >= 4 ? 0xF8 : (!leaf ? 0x78 : (level == 3 ? 0x3FFFF000 : (level == 2 ? 0x1FF000 : 0))));
-  if ((e & rsvd) != 0) return 0;
   if (leaf) {
-    let mt = <u32>(e >> 3) & 7;
-    if (mt == 2 || mt == 3 || mt == 7) return 0;
-  } else if ((e & must) != must) {
-    return 0;
+    let rsvd = high | (level == 3 ? 0x3FFFF000 : (level == 2 ? 0x1FF000 : 0));
+    if ((e & rsvd) != 0 || ((MT_OK >> (<u32>(e >> 3) & 7)) & 1) == 0) return 0;
+  } else {
+    // reserved bits clear and the `must` bits set, in one test
+    let rsvd = high | (level >= 4 ? 0xF8 : 0x78);
+    if (((e ^ must) & (rsvd | must)) != 0) return 0;
   }
   path.setEptEntryPa(level, epa);
   path.setEptRights(level, rights & xwr);
@@ -53,29 +58,29 @@ const EPT_ADDR: u64 = 0x000F_FFFF_FFFF_F000;
 // entry, its level in c.qLeaf and the rights through it in c.qRights; 0 if the careful
 // walk must decide.
 @inline function quickEptWalk(c: Cpu, path: WalkPath, table: u64, gpa: u64, level: u32, rights: u32, must: u64): u64 {
-  let e: u64 = 0, r = rights, leaf: u32 = 1;
+  let e: u64 = 0, r = rights, leaf: u32 = 1, high = c.eptRsvd;
   do {
     if (level >= 5) {
-      e = quickEptEntry(c, path, table, gpa, 5, r, must); if (e == 0) return 0;
+      e = quickEptEntry(path, table, gpa, 5, r, high, must); if (e == 0) return 0;
       r &= <u32>e & 7; table = e & EPT_ADDR;
     }
     if (level >= 4) {
-      e = quickEptEntry(c, path, table, gpa, 4, r, must); if (e == 0) return 0;
+      e = quickEptEntry(path, table, gpa, 4, r, high, must); if (e == 0) return 0;
       r &= <u32>e & 7; table = e & EPT_ADDR;
     }
     if (level >= 3) {
-      e = quickEptEntry(c, path, table, gpa, 3, r, must); if (e == 0) return 0;
+      e = quickEptEntry(path, table, gpa, 3, r, high, must); if (e == 0) return 0;
       r &= <u32>e & 7;
       if ((e & EPT_PS) != 0) { leaf = 3; break; }
       table = e & EPT_ADDR;
     }
     if (level >= 2) {
-      e = quickEptEntry(c, path, table, gpa, 2, r, must); if (e == 0) return 0;
+      e = quickEptEntry(path, table, gpa, 2, r, high, must); if (e == 0) return 0;
       r &= <u32>e & 7;
       if ((e & EPT_PS) != 0) { leaf = 2; break; }
       table = e & EPT_ADDR;
     }
-    e = quickEptEntry(c, path, table, gpa, 1, r, must); if (e == 0) return 0;
+    e = quickEptEntry(path, table, gpa, 1, r, high, must); if (e == 0) return 0;
     r &= <u32>e & 7;
   } while (false);
   c.qLeaf = leaf;
@@ -119,9 +124,12 @@ export const Q_WALKED: u64 = 1 << 11;
   if (c.ntlbOn != 0) {
     let t = tlbOf(c, T_NTLB);
     let sizes = t.sizes;
+    notedVictim = 0;
     for (let size: u32 = 0; size < 3; size++) {
       if ((sizes & (1 << size)) == 0) continue;
-      let e = probe(t, gpa >> (12 + 9 * <u64>size), A_V | (size << A_SIZE_SHIFT), 0, 0);
+      let tag = gpa >> (12 + 9 * <u64>size), want = A_V | (size << A_SIZE_SHIFT);
+      // The 4 KiB probe notes the victim of a 4 KiB fill (the common one).
+      let e = size == 0 ? probeNoting(t, tag, want, 0, 0) : probe(t, tag, want, 0, 0);
       if (e == 0) continue;
       let a = entryAt(e).attr;
       let rights = (a >> 1) & 7;
@@ -166,8 +174,11 @@ export const Q_WALKED: u64 = 1 << 11;
   let frame = e & EPT_ADDR & ~mask;
   let d: u32 = !ad || (e & EPT_D) != 0 ? 1 : 0;
   if (c.ntlbOn != 0) {
-    fillFlat(tlbOf(c, T_NTLB), gpa >> (12 + 9 * <u64>size), A_V | (rights << 1) | (d != 0 ? A_D : 0) |
-      (size << A_SIZE_SHIFT), frame, path.eptEntryPa(leaf), e, 0, clk);
+    let t = tlbOf(c, T_NTLB), tag = gpa >> (12 + 9 * <u64>size);
+    let attr = A_V | (rights << 1) | (d != 0 ? A_D : 0) | (size << A_SIZE_SHIFT);
+    // Nothing changed the nested TLB since its probe: a noted 4 KiB victim is the fill's.
+    if (size == 0 && notedVictim != 0) fillAt(t, notedVictim, tag, attr, frame, path.eptEntryPa(leaf), e, 0, clk);
+    else fillFlat(t, tag, attr, frame, path.eptEntryPa(leaf), e, 0, clk);
   }
   return frame | <u64>rights | (<u64>size << 3) | (<u64>d << 5) | (<u64>(level - leaf + 1) << 7) | pscHit | Q_WALKED;
 }

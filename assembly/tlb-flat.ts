@@ -5,7 +5,7 @@
 // else the least recently used way (the first of equal stamps). Ordered caches (tlb.ts
 // dir) go to tlb.ts.
 
-import { Tlb, ENTRY, entryAt, fill, microDrop, A_V, A_SIZE, A_SIZE_SHIFT, A_PCID } from "./tlb";
+import { Tlb, ENTRY, entryAt, entryMatches, probe, fill, microDrop, A_V, A_SIZE, A_SIZE_SHIFT, A_PCID } from "./tlb";
 
 @inline export function fillFlat(t: Tlb, tag: u64, attr: u32, frame: u64, leafPa: u64, leafVal: u64,
                                  ctx: u32, stamp: u32): usize {
@@ -25,6 +25,47 @@ import { Tlb, ENTRY, entryAt, fill, microDrop, A_V, A_SIZE, A_SIZE_SHIFT, A_PCID
     oldestStamp = select<u32>(s, oldestStamp, older);
   }
   let victim = stop != 0 ? stop : oldest;
+  t.sizes |= 1 << ((attr & A_SIZE) >> A_SIZE_SHIFT);
+  t.hint = 0;
+  let v = entryAt(victim);
+  if ((v.attr & A_V) != 0) microDrop(t.micro, v.tag);
+  v.tag = tag;
+  v.frame = frame;
+  v.leafPa = leafPa;
+  v.leafVal = leafVal;
+  v.attr = attr;
+  v.stamp = stamp;
+  v.ctx = ctx;
+  return victim;
+}
+
+// The victim the last probeNoting noted (0: none; see probeNoting).
+export let notedVictim: usize = 0;
+
+// probe (tlb.ts) that also notes, on a miss, the way a fill of the same tag and size
+// would take (notedVictim): the first invalid way, else the least recently used. A miss
+// proves no valid way holds the same translation, so that is fillFlat's victim as long
+// as the cache does not change before the fill.
+@inline export function probeNoting(t: Tlb, tag: u64, want: u32, pcidBits: u32, ctx: u32): usize {
+  if (t.dir != 0) return probe(t, tag, want, pcidBits, ctx);
+  let ways = t.ways;
+  let e = t.entries + <usize>((<u32>tag & t.setMask) * ways) * ENTRY;
+  let victim: usize = 0, oldest: u32 = 0xFFFF_FFFF, invalid = false;
+  for (let w: u32 = 0; w < ways; w++, e += ENTRY) {
+    if (entryMatches(e, tag, want, pcidBits, ctx)) return e;
+    if (invalid) continue;
+    let a = entryAt(e).attr;
+    if ((a & A_V) == 0) { victim = e; invalid = true; continue; }
+    let s = entryAt(e).stamp;
+    if (victim == 0 || s < oldest) { oldest = s; victim = e; }
+  }
+  notedVictim = victim;
+  return 0;
+}
+
+// fill into a known victim way (from probeNoting): what tlb.ts fill does there.
+@inline export function fillAt(t: Tlb, victim: usize, tag: u64, attr: u32, frame: u64, leafPa: u64, leafVal: u64,
+                               ctx: u32, stamp: u32): usize {
   t.sizes |= 1 << ((attr & A_SIZE) >> A_SIZE_SHIFT);
   t.hint = 0;
   let v = entryAt(victim);
