@@ -21,7 +21,7 @@ import { walkPath } from "./path";
 import { fill, A_V, A_W, A_U, A_NX, A_PCID_SHIFT } from "./tlb";
 import { eptTranslate, EPT_OK, EA_READ, EA_WRITE } from "./ept";
 import { exitFromEpt, guestFault, adWritesAllowed } from "./nested";
-import { quickEpt, packCareful, Q_NONE, qRefs, qHpa, qRights, qSize } from "./nested-quick";
+import { quickEpt, quickPscLookup, packCareful, Q_NONE, qRefs, qHpa, qRights, qSize } from "./nested-quick";
 import { pscLookup, carefulStep, STEP_FAULT, STEP_LEAF, STEP_VALUE, rightsFault, setFlag } from "./walk";
 import { codeWrite } from "./x86/icache";
 import { bump, C_ACCESSES, C_LOADS, C_STORES, C_MMIO, C_WALKS, C_WALK_REFS, C_GUEST_REFS, C_PSC_MISS,
@@ -64,7 +64,7 @@ export function missRunNested(c: Cpu, ops: usize, i: u32, count: u32): u32 {
     let level = levels;
     let gtable = c.cr3 & addrMask, htable: u64 = 0;
     let rights: u32 = A_W | A_U;
-    let pscLevel = pscLookup(c, va);
+    let pscLevel = quickPscLookup(c, va);
     let known = false;
     if (pscLevel != 0) {
       htable = c.resPa; gtable = c.pscGpa; rights = c.pscRights; level = pscLevel - 1; known = true;

@@ -19,7 +19,7 @@ import { physBase, physBytes, readPhys64 } from "./mem";
 import { Cpu, tlbOf, T_NTLB, T_EPDE, T_PDE } from "./cpu";
 import { entryAt, A_V, A_D, A_SIZE_SHIFT, A_PCID_SHIFT, A_RIGHTS } from "./tlb";
 import { probe } from "./tlb";
-import { fillFlat, fillAt, probeNoting, notedVictim } from "./tlb-flat";
+import { fillFlat, fillAt, probeNoting, probeQuick, notedVictim } from "./tlb-flat";
 import { eptTranslate, EPT_OK, EPT_A, EPT_D, EPT_PS, EA_WRITE } from "./ept";
 import { bump, C_NTLB_HIT, C_NTLB_MISS, C_EPT_WALKS, C_EPT_REFS, C_WALK_REFS, C_EPT_PSC_HIT } from "./counters";
 
@@ -129,7 +129,7 @@ export const Q_WALKED: u64 = 1 << 11;
       if ((sizes & (1 << size)) == 0) continue;
       let tag = gpa >> (12 + 9 * <u64>size), want = A_V | (size << A_SIZE_SHIFT);
       // The 4 KiB probe notes the victim of a 4 KiB fill (the common one).
-      let e = size == 0 ? probeNoting(t, tag, want, 0, 0) : probe(t, tag, want, 0, 0);
+      let e = size == 0 ? probeNoting(t, tag, want, 0, 0) : probeQuick(t, tag, want, 0, 0);
       if (e == 0) continue;
       let a = entryAt(e).attr;
       let rights = (a >> 1) & 7;
@@ -144,7 +144,7 @@ export const Q_WALKED: u64 = 1 << 11;
   let epscOn = c.epscOn != 0;
   if (epscOn) {
     for (let l: u32 = 2; l <= levels; l++) {
-      let e = probe(tlbOf(c, T_EPDE + <i32>l - 2), gpa >> levelShift(l), A_V, 0, 0);
+      let e = probeQuick(tlbOf(c, T_EPDE + <i32>l - 2), gpa >> levelShift(l), A_V, 0, 0);
       if (e != 0) {
         table = entryAt(e).frame;
         rights = (entryAt(e).attr >> 1) & 7;
@@ -215,7 +215,7 @@ export const Q_WALKED: u64 = 1 << 11;
   if (c.pscOn == 0) return 0;
   let pcidBits = c.pcid << A_PCID_SHIFT, ctx = c.ctx, levels = c.levels;
   for (let l: u32 = 2; l <= levels; l++) {
-    let e = probe(tlbOf(c, T_PDE + <i32>l - 2), va >> levelShift(l), A_V, pcidBits, ctx);
+    let e = probeQuick(tlbOf(c, T_PDE + <i32>l - 2), va >> levelShift(l), A_V, pcidBits, ctx);
     if (e != 0) {
       entryAt(e).stamp = c.clock;
       c.resPa = entryAt(e).frame;

@@ -50,6 +50,15 @@ export let notedVictim: usize = 0;
   if (t.dir != 0) return probe(t, tag, want, pcidBits, ctx);
   let ways = t.ways;
   let e = t.entries + <usize>((<u32>tag & t.setMask) * ways) * ENTRY;
+  if (ways == 4) { // the default geometry, unrolled
+    let e1 = e + ENTRY, e2 = e + 2 * ENTRY, e3 = e + 3 * ENTRY;
+    if (entryMatches(e, tag, want, pcidBits, ctx)) return e;
+    if (entryMatches(e1, tag, want, pcidBits, ctx)) return e1;
+    if (entryMatches(e2, tag, want, pcidBits, ctx)) return e2;
+    if (entryMatches(e3, tag, want, pcidBits, ctx)) return e3;
+    notedVictim = victim4(e, e1, e2, e3);
+    return 0;
+  }
   let victim: usize = 0, oldest: u32 = 0xFFFF_FFFF, invalid = false;
   for (let w: u32 = 0; w < ways; w++, e += ENTRY) {
     if (entryMatches(e, tag, want, pcidBits, ctx)) return e;
@@ -78,4 +87,31 @@ export let notedVictim: usize = 0;
   v.stamp = stamp;
   v.ctx = ctx;
   return victim;
+}
+
+// The fill victim among four ways in order: the first invalid one, else the least
+// recently used (the first of equal stamps).
+@inline function victim4(e0: usize, e1: usize, e2: usize, e3: usize): usize {
+  if ((entryAt(e0).attr & A_V) == 0) return e0;
+  if ((entryAt(e1).attr & A_V) == 0) return e1;
+  if ((entryAt(e2).attr & A_V) == 0) return e2;
+  if ((entryAt(e3).attr & A_V) == 0) return e3;
+  let s0 = entryAt(e0).stamp, s1 = entryAt(e1).stamp, s2 = entryAt(e2).stamp, s3 = entryAt(e3).stamp;
+  let a = select<usize>(e1, e0, s1 < s0), sa = select<u32>(s1, s0, s1 < s0);
+  let b = select<usize>(e3, e2, s3 < s2), sb = select<u32>(s3, s2, s3 < s2);
+  return select<usize>(b, a, sb < sa);
+}
+
+// probe (tlb.ts), unrolled for four ways.
+@inline export function probeQuick(t: Tlb, tag: u64, want: u32, pcidBits: u32, ctx: u32): usize {
+  if (t.ways != 4 || t.dir != 0) return probe(t, tag, want, pcidBits, ctx);
+  let e = t.entries + <usize>((<u32>tag & t.setMask) << 2) * ENTRY;
+  if (entryMatches(e, tag, want, pcidBits, ctx)) return e;
+  e += ENTRY;
+  if (entryMatches(e, tag, want, pcidBits, ctx)) return e;
+  e += ENTRY;
+  if (entryMatches(e, tag, want, pcidBits, ctx)) return e;
+  e += ENTRY;
+  if (entryMatches(e, tag, want, pcidBits, ctx)) return e;
+  return 0;
 }
