@@ -125,12 +125,12 @@ export const Q_WALKED: u64 = 1 << 11;
     let t = tlbOf(c, T_NTLB);
     let sizes = t.sizes;
     notedVictim = 0;
-    for (let size: u32 = 0; size < 3; size++) {
-      if ((sizes & (1 << size)) == 0) continue;
-      let tag = gpa >> (12 + 9 * <u64>size), want = A_V | (size << A_SIZE_SHIFT);
-      // The 4 KiB probe notes the victim of a 4 KiB fill (the common one).
-      let e = size == 0 ? probeNoting(t, tag, want, 0, 0) : probeQuick(t, tag, want, 0, 0);
-      if (e == 0) continue;
+    // By size, 4K first (its probe notes the victim of a 4 KiB fill, the common one).
+    let e: usize = 0, size: u32 = 0;
+    if ((sizes & 1) != 0) e = probeNoting(t, gpa >> 12, A_V, 0, 0);
+    if (e == 0 && (sizes & 2) != 0) { size = 1; e = probeQuick(t, gpa >> 21, A_V | (1 << A_SIZE_SHIFT), 0, 0); }
+    if (e == 0 && (sizes & 4) != 0) { size = 2; e = probeQuick(t, gpa >> 30, A_V | (2 << A_SIZE_SHIFT), 0, 0); }
+    if (e != 0) {
       let a = entryAt(e).attr;
       let rights = (a >> 1) & 7;
       if ((rights & need) != need || (ad && (need & EA_WRITE) != 0 && (a & A_D) == 0)) return Q_NONE; // the walk decides
@@ -142,17 +142,18 @@ export const Q_WALKED: u64 = 1 << 11;
   if ((gpa >> (12 + 9 * <u64>levels)) != 0) return Q_NONE;
   let level = levels, table = c.eptRoot, rights: u32 = 7, pscHit: u64 = 0;
   let epscOn = c.epscOn != 0;
-  if (epscOn) {
-    for (let l: u32 = 2; l <= levels; l++) {
-      let e = probeQuick(tlbOf(c, T_EPDE + <i32>l - 2), gpa >> levelShift(l), A_V, 0, 0);
-      if (e != 0) {
-        table = entryAt(e).frame;
-        rights = (entryAt(e).attr >> 1) & 7;
-        level = l - 1;
-        entryAt(e).stamp = clk; // the careful walk stamps it again, with the same clock
-        pscHit = Q_PSC;
-        break;
-      }
+  if (epscOn) { // longest prefix first, unrolled
+    let l: u32 = 2;
+    let e = probeQuick(tlbOf(c, T_EPDE), gpa >> levelShift(2), A_V, 0, 0);
+    if (e == 0) { l = 3; e = probeQuick(tlbOf(c, T_EPDE + 1), gpa >> levelShift(3), A_V, 0, 0); }
+    if (e == 0) { l = 4; e = probeQuick(tlbOf(c, T_EPDE + 2), gpa >> levelShift(4), A_V, 0, 0); }
+    if (e == 0 && levels == 5) { l = 5; e = probeQuick(tlbOf(c, T_EPDE + 3), gpa >> levelShift(5), A_V, 0, 0); }
+    if (e != 0) {
+      table = entryAt(e).frame;
+      rights = (entryAt(e).attr >> 1) & 7;
+      level = l - 1;
+      entryAt(e).stamp = clk; // the careful walk stamps it again, with the same clock
+      pscHit = Q_PSC;
     }
   }
   let path = walkPath(c.path);
@@ -214,15 +215,16 @@ export const Q_WALKED: u64 = 1 << 11;
 @inline export function quickPscLookup(c: Cpu, va: u64): u32 {
   if (c.pscOn == 0) return 0;
   let pcidBits = c.pcid << A_PCID_SHIFT, ctx = c.ctx, levels = c.levels;
-  for (let l: u32 = 2; l <= levels; l++) {
-    let e = probeQuick(tlbOf(c, T_PDE + <i32>l - 2), va >> levelShift(l), A_V, pcidBits, ctx);
-    if (e != 0) {
-      entryAt(e).stamp = c.clock;
-      c.resPa = entryAt(e).frame;
-      c.pscGpa = entryAt(e).leafPa;
-      c.pscRights = entryAt(e).attr & A_RIGHTS;
-      return l;
-    }
-  }
-  return 0;
+  // longest prefix first, unrolled
+  let l: u32 = 2;
+  let e = probeQuick(tlbOf(c, T_PDE), va >> levelShift(2), A_V, pcidBits, ctx);
+  if (e == 0) { l = 3; e = probeQuick(tlbOf(c, T_PDE + 1), va >> levelShift(3), A_V, pcidBits, ctx); }
+  if (e == 0) { l = 4; e = probeQuick(tlbOf(c, T_PDE + 2), va >> levelShift(4), A_V, pcidBits, ctx); }
+  if (e == 0 && levels == 5) { l = 5; e = probeQuick(tlbOf(c, T_PDE + 3), va >> levelShift(5), A_V, pcidBits, ctx); }
+  if (e == 0) return 0;
+  entryAt(e).stamp = c.clock;
+  c.resPa = entryAt(e).frame;
+  c.pscGpa = entryAt(e).leafPa;
+  c.pscRights = entryAt(e).attr & A_RIGHTS;
+  return l;
 }
