@@ -102,16 +102,17 @@ export let notedVictim: usize = 0;
   return select<usize>(b, a, sb < sa);
 }
 
-// probe (tlb.ts), unrolled for four ways.
+// probe (tlb.ts), unrolled for four ways. The tags are compared first, without a branch
+// per way (a walk over random addresses hits a random way, on which a branch per way
+// would mispredict), then the first way with the tag is checked in full; if it does not
+// match (another size, PCID or context), the ways are probed in order.
 @inline export function probeQuick(t: Tlb, tag: u64, want: u32, pcidBits: u32, ctx: u32): usize {
   if (t.ways != 4 || t.dir != 0) return probe(t, tag, want, pcidBits, ctx);
   let e = t.entries + <usize>((<u32>tag & t.setMask) << 2) * ENTRY;
-  if (entryMatches(e, tag, want, pcidBits, ctx)) return e;
-  e += ENTRY;
-  if (entryMatches(e, tag, want, pcidBits, ctx)) return e;
-  e += ENTRY;
-  if (entryMatches(e, tag, want, pcidBits, ctx)) return e;
-  e += ENTRY;
-  if (entryMatches(e, tag, want, pcidBits, ctx)) return e;
-  return 0;
+  let m = <u32>(entryAt(e).tag == tag) | (<u32>(entryAt(e + ENTRY).tag == tag) << 1) |
+    (<u32>(entryAt(e + 2 * ENTRY).tag == tag) << 2) | (<u32>(entryAt(e + 3 * ENTRY).tag == tag) << 3);
+  if (m == 0) return 0;
+  let f = e + <usize>ctz(m) * ENTRY;
+  if (entryMatches(f, tag, want, pcidBits, ctx)) return f;
+  return probe(t, tag, want, pcidBits, ctx);
 }
