@@ -32,6 +32,7 @@ import {
 import { physInRange, physPtr, physBytes, physBase } from "./mem";
 import { Cpu, tlbOf, T_D4K, MODE_SHADOW, MODE_NESTED, writeCr3, invlpg } from "./cpu";
 import { missRun } from "./miss";
+import { missRunNested } from "./miss-nested";
 import { translate, rightsFault, PERM_COMPUTE } from "./walk";
 import { Tlb, ENTRY, probe, isEntryFor, entryMatches, microSlot, MICRO_ENTRIES, A_V, A_D, A_RIGHTS, A_PKEY_SHIFT, A_PCID_SHIFT, entryAt } from "./tlb";
 import { isCodeFrame, codeWrite } from "./x86/icache";
@@ -304,6 +305,10 @@ export function runBatch(c: Cpu, ops: usize, count: u32): u32 {
       }
       if (c.mode != MODE_NESTED) { // TLB misses with quick walks (miss.ts)
         let j = missRun(c, ops, i, count);
+        if (j != i) { i = j; continue; }
+      } else if (c.tlbOn == 0) { // 2D walks without TLBs (miss-nested.ts)
+        let j = missRunNested(c, ops, i, count);
+        if (c.exitReason != EXIT_NONE) return j;
         if (j != i) { i = j; continue; }
       }
     }

@@ -8,7 +8,7 @@ import {
   CR4_PGE, levelShift, PKEY_SHIFT,
 } from "./entry";
 import { readPhys64, orPhys64, physBase, physBytes } from "./mem";
-import { walkNested, translateUnpaged } from "./nested";
+import { walkNested, walkNestedQuick, translateUnpaged } from "./nested";
 import {
   Cpu, tlbOf, permFaults, canonical, MODE_NESTED, T_I4K, T_I2M, T_D4K, T_D2M, T_D1G, T_L2, T_PDE,
   MAX_EVENTS, EVENT_BYTES,
@@ -192,7 +192,8 @@ export function translate(c: Cpu, va: u64, acc: u32): u32 {
     if (r != 0xFF) return r;
     dropTlbVa(c, va); // the walk refills it with D set; the PSC entries stay valid
   }
-  return c.mode == MODE_NESTED ? walkNested(c, va, acc) : walk(c, va, acc);
+  if (c.mode == MODE_NESTED) return c.noFast == 0 ? walkNestedQuick(c, va, acc) : walkNested(c, va, acc);
+  return walk(c, va, acc);
 }
 
 // Reserved bits set in a present entry (SDM §4.5: bits 51:M, XD without NXE, PS in a

@@ -1,0 +1,192 @@
+// The batch engine's miss path for nested paging without TLBs (every translation is a
+// 2D walk): consecutive loads, stores and translates run here in one loop, each with the
+// quick 2D walk (nested.ts walkNestedQuick), instead of one general-path step each
+// (access.ts step → translate → walk). The access counters stay in locals until the
+// loop ends.
+//
+// It does what the general path does for such an op — clock, walk (which gives exactly
+// walkNested's results: nested-quick.ts), exits, the access itself and its counters —
+// and leaves to the general path any op it does not handle (fetches, user/implicit
+// ops, page-crossing or non-canonical accesses, the non-memory kinds). A walk that
+// exits (guest #PF, EPT violation or misconfiguration) or an access outside memory ends
+// the batch here with the exit set, as step would.
+// Checked against the general path by test/core/nested/fastpath2d.property.test.ts.
+
+import { ACC_USER, ACC_WRITE, EXIT_MMIO, EXIT_PF, EXIT_GP, EXIT_EPT_VIOLATION, EXIT_EPT_MISCONFIG,
+  EXIT_UNSUPPORTED, XLATE_OK, XLATE_PF, XLATE_GP, XLATE_EPT_VIOLATION, XLATE_EPT_MISCONFIG } from "./entry";
+import { PTE_A, PTE_D, PKEY_SHIFT, levelShift } from "./entry";
+import { physInRange, physPtr, readPhys64 } from "./mem";
+import { Cpu, canonical, tlbOf, T_PDE } from "./cpu";
+import { walkPath } from "./path";
+import { fill, A_V, A_W, A_U, A_NX, A_PCID_SHIFT } from "./tlb";
+import { eptTranslate, EPT_OK, EA_READ, EA_WRITE } from "./ept";
+import { exitFromEpt, guestFault, adWritesAllowed } from "./nested";
+import { quickEpt, quickPscLookup, packCareful, Q_NONE, qRefs, qHpa, qRights, qSize } from "./nested-quick";
+import { pscLookup, carefulStep, STEP_FAULT, STEP_LEAF, STEP_VALUE, rightsFault, setFlag } from "./walk";
+import { codeWrite } from "./x86/icache";
+import { bump, C_ACCESSES, C_LOADS, C_STORES, C_MMIO, C_WALKS, C_WALK_REFS, C_GUEST_REFS, C_PSC_MISS,
+  C_PSC_HIT_PDE, C_WALK_4K, C_WALK_2M, C_WALK_1G, C_NTLB_HIT, C_NTLB_MISS, C_EPT_WALKS, C_EPT_REFS,
+  C_EPT_PSC_HIT } from "./counters";
+import { OP_BYTES, K_LOAD, K_STORE, K_TRANSLATE, CTL_USER, CTL_IMPLICIT, loadN, storeN } from "./access";
+
+@inline function exitOf(st: u32): u32 {
+  if (st == XLATE_PF) return EXIT_PF;
+  if (st == XLATE_GP) return EXIT_GP;
+  if (st == XLATE_EPT_VIOLATION) return EXIT_EPT_VIOLATION;
+  if (st == XLATE_EPT_MISCONFIG) return EXIT_EPT_MISCONFIG;
+  return EXIT_UNSUPPORTED;
+}
+
+// Runs ops from i; returns the index of the first op it does not complete. If that op
+// exited, c.exitReason is set (the caller ends the batch). Callers check the mode
+// (nested), levels (4/5), checker (off), fast paths (on) and that no TLB is configured.
+export function missRunNested(c: Cpu, ops: usize, i: u32, count: u32): u32 {
+  let user = c.cpl == 3 ? ACC_USER : 0;
+  let levels = c.levels, addrMask = c.addrMask, ntlbOn: u64 = c.ntlbOn != 0 ? 1 : 0;
+  let pagingAcc = c.eptAD != 0 ? EA_READ | EA_WRITE : EA_READ; // see nested.ts walk2D
+  let path = walkPath(c.path);
+  let loads: u64 = 0, stores: u64 = 0;
+  // the walk counters (nested.ts, ept.ts), bumped when the loop ends
+  let walks: u64 = 0, walkRefs: u64 = 0, guestRefs: u64 = 0, pscMisses: u64 = 0;
+  let walks4k: u64 = 0, walks2m: u64 = 0, walks1g: u64 = 0;
+  let ntlbHits: u64 = 0, ntlbMisses: u64 = 0, eptWalks: u64 = 0, eptRefs: u64 = 0, eptPscHits: u64 = 0;
+  for (; i < count; i++) {
+    let p = ops + <usize>i * OP_BYTES;
+    let va = load<u64>(p);
+    let ctl = load<u32>(p, 16);
+    let kind = ctl & 15, size = (ctl >> 4) & 15;
+    if ((ctl & (CTL_USER | CTL_IMPLICIT)) != 0 || (kind != K_LOAD && kind != K_STORE && kind != K_TRANSLATE)) break;
+    if ((va & 0xFFF) + <u64>size > 4096 || !canonical(c, va)) break;
+    let acc = (kind == K_STORE ? ACC_WRITE : 0) | user;
+    c.clock++;
+
+    // The 2D walk: nested.ts walk2D and commitNested, the EPT translations by quickEpt.
+    let level = levels;
+    let gtable = c.cr3 & addrMask, htable: u64 = 0;
+    let rights: u32 = A_W | A_U;
+    let pscLevel = quickPscLookup(c, va);
+    let known = false;
+    if (pscLevel != 0) {
+      htable = c.resPa; gtable = c.pscGpa; rights = c.pscRights; level = pscLevel - 1; known = true;
+    }
+    let top = level, rights0 = rights;
+    let noWrite: u32 = 0, pte: u64 = 0, refs: u64 = 0, st: u32 = XLATE_OK;
+    while (true) {
+      let offset = ((va >> levelShift(level)) & 511) << 3;
+      if (!known) {
+        let gpa = gtable | offset;
+        let r = quickEpt(c, gpa, pagingAcc);
+        if (r == Q_NONE) {
+          let s2 = eptTranslate(c, gpa, pagingAcc, false, va);
+          if (s2 != EPT_OK) { st = exitFromEpt(c, va, s2, refs, pscLevel); break; }
+          r = packCareful(c);
+        }
+        let hit = (r >> 6) & 1, walked = (r >> 11) & 1, n = qRefs(r);
+        ntlbHits += hit; ntlbMisses += walked & ntlbOn; eptWalks += walked; eptPscHits += (r >> 10) & 1;
+        eptRefs += n; walkRefs += n;
+        htable = qHpa(r, gpa) & ~(<u64>0xFFF);
+        if ((qRights(r) & EA_WRITE) == 0) noWrite |= 1 << level;
+      }
+      known = false;
+      let epa = htable | offset;
+      pte = readPhys64(epa);
+      refs++;
+      let s = carefulStep(c, path, level, pte, epa, rights);
+      if ((s & STEP_FAULT) != 0) { st = guestFault(c, va, acc, s & STEP_VALUE, refs, pscLevel); break; }
+      rights = s & STEP_VALUE;
+      if ((s & STEP_LEAF) != 0) break;
+      gtable = pte & addrMask;
+      level--;
+    }
+    if (st != XLATE_OK) { c.exitReason = exitOf(st); c.exitIndex = i; break; }
+    let f = rightsFault(c, acc, rights, <u32>(pte >> PKEY_SHIFT) & 15);
+    if (f != 0) { c.exitReason = exitOf(guestFault(c, va, acc, f, refs, pscLevel)); c.exitIndex = i; break; }
+    // The final gpa through the EPT, with the access's own kind.
+    let gsize = level - 1;
+    let pageMask = (<u64>1 << (12 + 9 * <u64>gsize)) - 1;
+    let gpa = (pte & addrMask & ~pageMask) | (va & pageMask);
+    let need = kind == K_STORE ? EA_WRITE : EA_READ;
+    let r = quickEpt(c, gpa, need);
+    if (r == Q_NONE) {
+      let s2 = eptTranslate(c, gpa, need, true, va);
+      if (s2 != EPT_OK) { c.exitReason = exitOf(exitFromEpt(c, va, s2, refs, pscLevel)); c.exitIndex = i; break; }
+      r = packCareful(c);
+    }
+    let hit = (r >> 6) & 1, walked = (r >> 11) & 1, n = qRefs(r);
+    ntlbHits += hit; ntlbMisses += walked & ntlbOn; eptWalks += walked; eptPscHits += (r >> 10) & 1;
+    eptRefs += n; walkRefs += n;
+    // The commit (nested.ts commitNested; no TLB to fill).
+    let leafBits = PTE_A | (kind == K_STORE ? PTE_D : 0);
+    if (c.eptAD == 0) {
+      let s2 = adWritesAllowed(c, va, top, level, pscLevel, noWrite, leafBits, refs);
+      if (s2 != EPT_OK) { c.exitReason = exitOf(s2); c.exitIndex = i; break; }
+    }
+    for (let l = top; l > level; l--) setFlag(c, path.entryPa(l), PTE_A);
+    setFlag(c, path.entryPa(level), leafBits);
+    walks++;
+    walkRefs += refs;
+    guestRefs += refs;
+    if (pscLevel != 0) bump(c.counters, C_PSC_HIT_PDE + <i32>pscLevel - 2); else pscMisses++;
+    if (c.pscOn != 0 && top > level) fillGuestPscs(c, va, top, level, rights0);
+    // The combined page is the smaller of the guest and EPT pages.
+    let csize = min(gsize, qSize(r));
+    let cmask = (<u64>1 << (12 + 9 * <u64>csize)) - 1;
+    if (csize == 0) walks4k++; else if (csize == 1) walks2m++; else walks1g++;
+    let hpa = qHpa(r, gpa);
+    let pa = (qRights(r) & EA_READ) == 0 ? hpa : (hpa & ~cmask) | (va & cmask);
+    c.resPa = pa;
+    c.resSize = cmask + 1;
+
+    if (kind == K_TRANSLATE) { store<u64>(p, pa, 8); continue; }
+    if (!physInRange(pa, <u64>size)) {
+      c.exitAddr = pa;
+      bump(c.counters, C_MMIO);
+      c.exitReason = EXIT_MMIO;
+      c.exitIndex = i;
+      break;
+    }
+    let q = physPtr(pa);
+    if (kind == K_STORE) {
+      codeWrite(pa, <u64>size);
+      storeN(q, load<u64>(p, 8), size);
+      stores++;
+    } else {
+      store<u64>(p, loadN(q, size), 8);
+      loads++;
+    }
+  }
+  let cnt = c.counters;
+  if (loads + stores != 0) {
+    bump(cnt, C_ACCESSES, loads + stores);
+    bump(cnt, C_LOADS, loads);
+    bump(cnt, C_STORES, stores);
+  }
+  bump(cnt, C_WALKS, walks);
+  bump(cnt, C_WALK_REFS, walkRefs);
+  bump(cnt, C_GUEST_REFS, guestRefs);
+  bump(cnt, C_PSC_MISS, pscMisses);
+  bump(cnt, C_WALK_4K, walks4k);
+  bump(cnt, C_WALK_2M, walks2m);
+  bump(cnt, C_WALK_1G, walks1g);
+  bump(cnt, C_NTLB_HIT, ntlbHits);
+  bump(cnt, C_NTLB_MISS, ntlbMisses);
+  bump(cnt, C_EPT_WALKS, eptWalks);
+  bump(cnt, C_EPT_REFS, eptRefs);
+  bump(cnt, C_EPT_PSC_HIT, eptPscHits);
+  return i;
+}
+
+// The combined PSC entries of a 2D walk (nested.ts commitNested): va prefix → the next
+// guest table's host address (and its gpa), each with the rights through it.
+function fillGuestPscs(c: Cpu, va: u64, top: u32, level: u32, rights0: u32): void {
+  let path = walkPath(c.path);
+  let r = rights0;
+  let pcidBits = c.pcid << A_PCID_SHIFT;
+  for (let l = top; l > level; l--) {
+    let v = path.entry(l);
+    r = (r & (<u32>v | A_NX)) | (c.nxe != 0 ? <u32>(v >> 60) & A_NX : 0);
+    let nextH = path.entryPa(l - 1) & ~(<u64>0xFFF);
+    fill(tlbOf(c, T_PDE + <i32>l - 2), va >> levelShift(l), A_V | r | pcidBits, nextH,
+      v & c.addrMask, 0, c.ctx, c.clock);
+  }
+}

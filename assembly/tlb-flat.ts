@@ -1,0 +1,118 @@
+// fill (tlb.ts) for the quick 2D walk's nested TLB without a data-dependent branch per
+// way: a walk over random addresses misses it and replaces a random way, and the LRU
+// scan's compares then mispredict; here every way is read and the victim chosen with
+// selects. Same victim as tlb.ts: the first invalid way, else the same translation,
+// else the least recently used way (the first of equal stamps). Ordered caches (tlb.ts
+// dir) go to tlb.ts.
+
+import { Tlb, ENTRY, entryAt, entryMatches, probe, fill, microDrop, A_V, A_SIZE, A_SIZE_SHIFT, A_PCID } from "./tlb";
+
+@inline export function fillFlat(t: Tlb, tag: u64, attr: u32, frame: u64, leafPa: u64, leafVal: u64,
+                                 ctx: u32, stamp: u32): usize {
+  if (t.dir != 0 || t.ways == 0) return fill(t, tag, attr, frame, leafPa, leafVal, ctx, stamp);
+  let ways = t.ways;
+  let e = t.entries + <usize>((<u32>tag & t.setMask) * ways) * ENTRY;
+  let stop: usize = 0, oldest = e, oldestStamp: u32 = 0xFFFF_FFFF;
+  for (let w: u32 = 0; w < ways; w++, e += ENTRY) {
+    let a = entryAt(e).attr;
+    // tlb.ts sameTranslation: tag, size, ctx and PCID
+    let same = (entryAt(e).tag == tag) & ((a & A_SIZE) == (attr & A_SIZE)) & (entryAt(e).ctx == ctx) &
+      ((a & A_PCID) == (attr & A_PCID));
+    stop = select<usize>(e, stop, (((a & A_V) == 0) | same) & (stop == 0));
+    let s = entryAt(e).stamp;
+    let older = s < oldestStamp;
+    oldest = select<usize>(e, oldest, older);
+    oldestStamp = select<u32>(s, oldestStamp, older);
+  }
+  let victim = stop != 0 ? stop : oldest;
+  t.sizes |= 1 << ((attr & A_SIZE) >> A_SIZE_SHIFT);
+  t.hint = 0;
+  let v = entryAt(victim);
+  if ((v.attr & A_V) != 0) microDrop(t.micro, v.tag);
+  v.tag = tag;
+  v.frame = frame;
+  v.leafPa = leafPa;
+  v.leafVal = leafVal;
+  v.attr = attr;
+  v.stamp = stamp;
+  v.ctx = ctx;
+  return victim;
+}
+
+// The victim the last probeNoting noted (0: none; see probeNoting).
+export let notedVictim: usize = 0;
+
+// probe (tlb.ts) that also notes, on a miss, the way a fill of the same tag and size
+// would take (notedVictim): the first invalid way, else the least recently used. A miss
+// proves no valid way holds the same translation, so that is fillFlat's victim as long
+// as the cache does not change before the fill.
+@inline export function probeNoting(t: Tlb, tag: u64, want: u32, pcidBits: u32, ctx: u32): usize {
+  if (t.dir != 0) return probe(t, tag, want, pcidBits, ctx);
+  let ways = t.ways;
+  let e = t.entries + <usize>((<u32>tag & t.setMask) * ways) * ENTRY;
+  if (ways == 4) { // the default geometry, unrolled
+    let e1 = e + ENTRY, e2 = e + 2 * ENTRY, e3 = e + 3 * ENTRY;
+    if (entryMatches(e, tag, want, pcidBits, ctx)) return e;
+    if (entryMatches(e1, tag, want, pcidBits, ctx)) return e1;
+    if (entryMatches(e2, tag, want, pcidBits, ctx)) return e2;
+    if (entryMatches(e3, tag, want, pcidBits, ctx)) return e3;
+    notedVictim = victim4(e, e1, e2, e3);
+    return 0;
+  }
+  let victim: usize = 0, oldest: u32 = 0xFFFF_FFFF, invalid = false;
+  for (let w: u32 = 0; w < ways; w++, e += ENTRY) {
+    if (entryMatches(e, tag, want, pcidBits, ctx)) return e;
+    if (invalid) continue;
+    let a = entryAt(e).attr;
+    if ((a & A_V) == 0) { victim = e; invalid = true; continue; }
+    let s = entryAt(e).stamp;
+    if (victim == 0 || s < oldest) { oldest = s; victim = e; }
+  }
+  notedVictim = victim;
+  return 0;
+}
+
+// fill into a known victim way (from probeNoting): what tlb.ts fill does there.
+@inline export function fillAt(t: Tlb, victim: usize, tag: u64, attr: u32, frame: u64, leafPa: u64, leafVal: u64,
+                               ctx: u32, stamp: u32): usize {
+  t.sizes |= 1 << ((attr & A_SIZE) >> A_SIZE_SHIFT);
+  t.hint = 0;
+  let v = entryAt(victim);
+  if ((v.attr & A_V) != 0) microDrop(t.micro, v.tag);
+  v.tag = tag;
+  v.frame = frame;
+  v.leafPa = leafPa;
+  v.leafVal = leafVal;
+  v.attr = attr;
+  v.stamp = stamp;
+  v.ctx = ctx;
+  return victim;
+}
+
+// The fill victim among four ways in order: the first invalid one, else the least
+// recently used (the first of equal stamps).
+@inline function victim4(e0: usize, e1: usize, e2: usize, e3: usize): usize {
+  if ((entryAt(e0).attr & A_V) == 0) return e0;
+  if ((entryAt(e1).attr & A_V) == 0) return e1;
+  if ((entryAt(e2).attr & A_V) == 0) return e2;
+  if ((entryAt(e3).attr & A_V) == 0) return e3;
+  let s0 = entryAt(e0).stamp, s1 = entryAt(e1).stamp, s2 = entryAt(e2).stamp, s3 = entryAt(e3).stamp;
+  let a = select<usize>(e1, e0, s1 < s0), sa = select<u32>(s1, s0, s1 < s0);
+  let b = select<usize>(e3, e2, s3 < s2), sb = select<u32>(s3, s2, s3 < s2);
+  return select<usize>(b, a, sb < sa);
+}
+
+// probe (tlb.ts), unrolled for four ways. The tags are compared first, without a branch
+// per way (a walk over random addresses hits a random way, on which a branch per way
+// would mispredict), then the first way with the tag is checked in full; if it does not
+// match (another size, PCID or context), the ways are probed in order.
+@inline export function probeQuick(t: Tlb, tag: u64, want: u32, pcidBits: u32, ctx: u32): usize {
+  if (t.ways != 4 || t.dir != 0) return probe(t, tag, want, pcidBits, ctx);
+  let e = t.entries + <usize>((<u32>tag & t.setMask) << 2) * ENTRY;
+  let m = <u32>(entryAt(e).tag == tag) | (<u32>(entryAt(e + ENTRY).tag == tag) << 1) |
+    (<u32>(entryAt(e + 2 * ENTRY).tag == tag) << 2) | (<u32>(entryAt(e + 3 * ENTRY).tag == tag) << 3);
+  if (m == 0) return 0;
+  let f = e + <usize>ctz(m) * ENTRY;
+  if (entryMatches(f, tag, want, pcidBits, ctx)) return f;
+  return probe(t, tag, want, pcidBits, ctx);
+}

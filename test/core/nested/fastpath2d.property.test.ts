@@ -1,0 +1,256 @@
+// The quick 2D walk (assembly/nested-quick.ts, and the nested miss loop that runs it,
+// assembly/miss-nested.ts) against the careful one (nested.ts walkNested, on the general
+// path): the same random batch on two identical nested-mode machines, one with
+// setFastPaths(false), must give the same exits, op values, memory (guest and EPT A/D
+// updates, stores), counters, walk path (guest and EPT slots) and the raw bytes of every
+// TLB, PSC, nested-TLB and EPT-PSC entry — LRU stamps, leafPa and leafVal included.
+//
+// Cases: guest entries with random P/W/U/XD/A/D/protection keys and reserved bits, upper
+// entries without A; EPT leaves (4 KiB or 2 MiB) for every page the walks touch with
+// random R/W/X (violations, execute-only), W without R, bad memory types and reserved bits
+// (misconfigurations), A or D clear, and upper EPT entries not present or without A;
+// EPT A/D on and off, 4- and 5-level EPT, caches from none to small ones that evict, a
+// guest leaf that maps a guest page table (stores change later walks), MMIO, and the
+// general path's own ops (fetches, user/implicit, crossing, INVLPG, MOV CR3).
+
+import { describe, it, expect } from 'vitest';
+import fc from 'fast-check';
+import { assertAsyncProperty } from '../../helpers/seeds.js';
+import { Tables } from '../../helpers/tables.js';
+import { Ept } from '../../helpers/ept.js';
+import {
+  Machine, FrameBump, CR0, CR4, EFER, PTE, EPT, PAGE_2M, eptp,
+  type AccessBatch, type Cpu, type CpuOptions, type PhysicalMemory,
+} from '../../../src/index.js';
+
+const MiB = 1n << 20n;
+const GB = 4n * MiB;               // gpa g is hpa GB + g (EPT-mapped gpa [0, 8 MiB))
+const GUEST_BYTES = 8n * MiB;
+const EPT_TABLES = 12n * MiB;      // EPT tables: hpa [12, 16 MiB)
+const DATA = 4n * MiB;             // guest data frames (gpa)
+const BIG_GPA = 6n * MiB;          // the guest's 2 MiB page (gpa)
+const MMIO_GPA = 0x3f_f000n;       // EPT-mapped to an hpa outside memory
+const NO_EPT_GPA = 9n * MiB;       // outside the EPT-mapped range
+const VA = [0x7f00_0000_0000n, 0x7f00_4000_0000n, 0x0000_0040_0000n];
+const BIG = 0x7f00_0060_0000n;
+const PAGES = 24;
+
+const EPT_KINDS = ['rwx', 'r', 'rx', 'rw', 'x', 'none', 'w', 'wx', 'mt2', 'mt7', 'rsvd', 'noA', 'noD'] as const;
+type EptKind = typeof EPT_KINDS[number];
+const eptKindArb = fc.oneof({ weight: 12, arbitrary: fc.constant<EptKind>('rwx') }, { weight: 6, arbitrary: fc.constantFrom(...EPT_KINDS) });
+const upperKindArb = fc.oneof({ weight: 20, arbitrary: fc.constant('ok' as const) },
+  { weight: 3, arbitrary: fc.constantFrom('noA' as const, 'none' as const, 'rsvd' as const, 'r' as const) });
+
+const leafArb = fc.record({
+  p: fc.integer({ min: 0, max: 15 }).map((x) => x !== 0), w: fc.integer({ min: 0, max: 3 }).map((x) => x !== 0),
+  u: fc.boolean(), xd: fc.integer({ min: 0, max: 7 }).map((x) => x === 0),
+  a: fc.integer({ min: 0, max: 3 }).map((x) => x !== 0), d: fc.boolean(), pkey: fc.integer({ min: 0, max: 3 }),
+  rsvd: fc.integer({ min: 0, max: 23 }).map((x) => x === 0),
+  // where the leaf points: its own data page mostly; a guest table, MMIO, no EPT mapping
+  target: fc.oneof({ weight: 20, arbitrary: fc.constant('data' as const) },
+    { weight: 1, arbitrary: fc.constantFrom('table' as const, 'mmio' as const, 'noEpt' as const) }),
+});
+
+const opArb = fc.record({
+  kind: fc.constantFrom('load', 'load', 'load', 'store', 'store', 'translate', 'translate', 'fetch', 'invlpg', 'movCr3'),
+  page: fc.integer({ min: 0, max: PAGES + 2 }), // PAGES: the 2 MiB page; above: unmapped
+  offset: fc.oneof(fc.integer({ min: 0, max: 511 }).map((x) => x * 8), fc.integer({ min: 0, max: 4095 })),
+  size: fc.oneof(fc.constant(8), fc.constant(8), fc.integer({ min: 1, max: 8 })),
+  user: fc.integer({ min: 0, max: 15 }).map((x) => x === 0),
+  implicit: fc.integer({ min: 0, max: 31 }).map((x) => x === 0),
+  value: fc.bigInt(0n, (1n << 64n) - 1n),
+});
+
+const caseArb = fc.record({
+  levels: fc.constantFrom(4, 5) as fc.Arbitrary<4 | 5>,
+  eptLevels: fc.constantFrom(4, 5) as fc.Arbitrary<4 | 5>,
+  eptLarge: fc.integer({ min: 0, max: 3 }).map((x) => x === 0), // 2 MiB EPT leaves
+  eptAD: fc.integer({ min: 0, max: 3 }).map((x) => x !== 0),
+  caches: fc.constantFrom('default', 'small', 'bench', 'noTlb', 'none', 'ntlbOnly'),
+  M: fc.constantFrom(40, 52),
+  leaves: fc.array(leafArb, { minLength: PAGES + 1, maxLength: PAGES + 1 }),
+  upperNoA: fc.integer({ min: 0, max: 5 }), // 0..2: clear A in that region's PDE
+  eptEdits: fc.array(fc.record({ leaf: eptKindArb, upper: upperKindArb }), { minLength: 50, maxLength: 50 }),
+  cpl: fc.constantFrom(0, 0, 3), wp: fc.boolean(), smap: fc.boolean(), smep: fc.boolean(), ac: fc.boolean(),
+  pke: fc.boolean(), pcide: fc.boolean(), pkru: fc.integer({ min: 0, max: 0xff }),
+  ops: fc.array(opArb, { minLength: 40, maxLength: 160 }),
+  repeat: fc.integer({ min: 1, max: 3 }), // runs of the batch: later runs meet filled caches
+});
+type Case = typeof caseArb extends fc.Arbitrary<infer T> ? T : never;
+
+const vaOfPage = (k: number): bigint =>
+  k < PAGES ? VA[k % 3] + BigInt(Math.floor(k / 3)) * 0x1000n : k === PAGES ? BIG + 0x5000n : VA[k % 3] + 0x30_0000n;
+
+function cpuOptions(c: Case): CpuOptions {
+  const M = c.M;
+  const off = { l1i4k: false, l1i2m: false, l1d4k: false, l1d2m: false, l1d1g: false, l2: false } as const;
+  switch (c.caches) {
+    case 'default': return { maxPhysAddr: M };
+    case 'bench': return { maxPhysAddr: M, tlb: off };                       // bench/virt.ts "Cached"
+    case 'noTlb': return { maxPhysAddr: M, tlb: false };                     // guest and EPT PSCs only
+    case 'none': return { maxPhysAddr: M, tlb: false, psc: false };          // bench/virt.ts "Uncached"
+    case 'ntlbOnly': return { maxPhysAddr: M, tlb: off, psc: false };
+    case 'small': return {
+      maxPhysAddr: M,
+      tlb: { l1d4k: { entries: 8, ways: 2 }, l2: { entries: 16, ways: 4 }, l1d2m: { entries: 2, ways: 2 }, ntlb: { entries: 4, ways: 2 },
+        pde: { entries: 2, ways: 2 }, epde: { entries: 2, ways: 2 }, epdpte: { entries: 2, ways: 1 } },
+    };
+  }
+}
+
+/** The guest-physical view of host memory the guest's table builder writes through. */
+function guestView(m: Machine): PhysicalMemory {
+  return {
+    read64: (a: bigint) => m.memory.read64(GB + a),
+    write64: (a: bigint, v: bigint) => m.memory.write64(GB + a, v),
+    fill: (a: bigint, b: number, n: number) => m.memory.fill(GB + a, b, n),
+  } as unknown as PhysicalMemory;
+}
+
+function editEpt(v: bigint, kind: EptKind, M: number): bigint {
+  const base = v & ~7n;
+  switch (kind) {
+    case 'rwx': return v;
+    case 'r': return base | 1n;
+    case 'rx': return base | 5n;
+    case 'rw': return base | 3n;
+    case 'x': return base | 4n;
+    case 'none': return base;
+    case 'w': return base | 2n;
+    case 'wx': return base | 6n;
+    case 'mt2': return (v & ~(7n << 3n)) | (2n << 3n);
+    case 'mt7': return v | (7n << 3n);
+    case 'rsvd': return M < 52 ? v | (1n << 45n) : (v & ~(7n << 3n)) | (3n << 3n);
+    case 'noA': return v & ~(EPT.A | EPT.D);
+    case 'noD': return v & ~EPT.D;
+  }
+}
+
+async function machine(c: Case, fast: boolean) {
+  const m = await Machine.create({ memoryBytes: 16 * 2 ** 20 });
+  const cpu = m.createCpu(cpuOptions(c));
+  cpu.setFastPaths(fast);
+  const g = guestView(m);
+  const t = new Tables(g, c.levels, 0x10_0000n, true);
+  for (let k = 0; k <= PAGES; k++) {
+    const l = c.leaves[k];
+    const flags = (l.p ? PTE.P : 0n) | (l.w ? PTE.W : 0n) | (l.u ? PTE.U : 0n) | (l.xd ? PTE.XD : 0n);
+    const size = k === PAGES ? PAGE_2M : undefined;
+    const va = k === PAGES ? BIG : vaOfPage(k);
+    const gpa = k === PAGES ? BIG_GPA : l.target === 'table' ? t.root : l.target === 'mmio' ? MMIO_GPA
+      : l.target === 'noEpt' ? NO_EPT_GPA : DATA + BigInt(k) * 0x1000n;
+    t.map(va, gpa, { flags: flags | PTE.P, size, pkey: l.pkey });
+    const clear = (l.p ? 0n : PTE.P) | (l.a ? 0n : PTE.A) | (l.d ? 0n : PTE.D);
+    t.modify(va, size ? 2 : 1, l.rsvd ? 1n << 45n : 0n, clear); // bit 45: reserved with M = 40
+  }
+  if (c.upperNoA < 3) t.modify(VA[c.upperNoA], 2, 0n, PTE.A);
+  for (let k = 0n; k < BigInt(PAGES); k++) g.write64(DATA + k * 0x1000n + 0x88n, k * 0x1_0001n);
+
+  // The EPT: gpa [0, 8 MiB) → hpa [4, 12 MiB), A/D preset on the entries the walks use,
+  // then each used page's leaf and the entry above it edited as the case says.
+  const fb = new FrameBump(m.memory, EPT_TABLES, EPT_TABLES + 4n * MiB);
+  const ept = new Ept(m.memory, fb, c.eptLevels);
+  ept.map(0n, GB, GUEST_BYTES, c.eptLarge ? 0x20_0000n : 0x1000n);
+  ept.map(MMIO_GPA, 0x4000_0000n, 0x1000n);
+  const leafLevel = c.eptLarge ? 2 : 1;
+  const used: bigint[] = [];
+  for (let p = 0x10_0000n; p < 0x11_8000n; p += 0x1000n) used.push(p); // guest tables
+  for (let k = 0n; k < BigInt(PAGES); k++) used.push(DATA + k * 0x1000n);
+  used.push(BIG_GPA + 0x5000n, MMIO_GPA);
+  const seen = new Set<bigint>();
+  for (const gpa of used) {
+    for (let l: number = c.eptLevels; l >= leafLevel; l--) {
+      const at = ept.entryAddr(gpa, l);
+      if (seen.has(at)) continue;
+      seen.add(at);
+      m.memory.write64(at, m.memory.read64(at) | EPT.A | (l === leafLevel ? EPT.D : 0n));
+    }
+  }
+  // Every entry address first: an edit may break the path to the next one.
+  const plan = used.map((gpa, i) => ({ e: c.eptEdits[i], leafAt: ept.entryAddr(gpa, leafLevel), upAt: ept.entryAddr(gpa, leafLevel + 1) }));
+  const edited = new Set<bigint>();
+  for (const { e, leafAt, upAt } of plan) {
+    if (!edited.has(leafAt)) { edited.add(leafAt); m.memory.write64(leafAt, editEpt(m.memory.read64(leafAt), e.leaf, c.M)); }
+    if (e.upper !== 'ok' && !edited.has(upAt)) {
+      edited.add(upAt);
+      const v = m.memory.read64(upAt);
+      m.memory.write64(upAt, e.upper === 'noA' ? v & ~EPT.A : e.upper === 'none' ? v & ~7n : e.upper === 'r' ? (v & ~7n) | 1n
+        : c.M < 52 ? v | (1n << 46n) : v | (1n << 4n));
+    }
+  }
+
+  cpu.setRegisters({
+    cr0: CR0.PE | CR0.PG | (c.wp ? CR0.WP : 0n), cr3: t.root,
+    cr4: CR4.PAE | (c.levels === 5 ? CR4.LA57 : 0n) | (c.smap ? CR4.SMAP : 0n) | (c.smep ? CR4.SMEP : 0n) |
+      (c.pke ? CR4.PKE : 0n) | (c.pcide ? CR4.PCIDE : 0n),
+    efer: EFER.LME | EFER.NXE, rflags: c.ac ? 1n << 18n : 0n, pkru: c.pkru, cpl: c.cpl,
+  });
+  cpu.setVmcs({ mode: 'nested', eptp: eptp(ept.root, c.eptLevels, c.eptAD), vpid: 1 });
+  const b = m.createBatch(c.ops.length);
+  for (const o of c.ops) {
+    const va = vaOfPage(o.page) + BigInt(o.offset);
+    const opt = { user: o.user, implicit: o.implicit };
+    if (o.kind === 'load') b.load(va, o.size, opt);
+    else if (o.kind === 'store') b.store(va, o.value, o.size, opt);
+    else if (o.kind === 'translate') b.translate(va, opt);
+    else if (o.kind === 'fetch') b.fetch(va, o.size, opt);
+    else if (o.kind === 'invlpg') b.invlpg(va);
+    else b.movCr3(t.root | (o.value & 0x18n)); // the same root: with PCIDE, PCID 0/8/16/24 (flushing)
+  }
+  return { m, cpu, b };
+}
+
+/** Runs the batch `repeat` times, stepping over each exit; the exits and op values seen. */
+function run(cpu: Cpu, b: AccessBatch, repeat: number): unknown[] {
+  const seen: unknown[] = [];
+  for (let r = 0; r < repeat; r++) {
+    for (let at = 0; at < b.length;) {
+      const x = cpu.execute(b, at);
+      seen.push(x.exit);
+      if (x.exit.reason === 'end') break;
+      at = (x.exit as { index: number }).index + 1;
+    }
+    seen.push(Array.from({ length: b.length }, (_, i) => b.value(i)));
+  }
+  return seen;
+}
+
+interface CoreView {
+  memory: WebAssembly.Memory;
+  cpuPath(p: number): number;
+  cpuTlbDesc(p: number, i: number): number;
+  numTlbs(): number;
+}
+
+/** Counters, the whole walk path (guest and EPT slots) and every cache's raw entry bytes. */
+function state(cpu: Cpu): unknown {
+  const core = (cpu as unknown as { core: CoreView }).core, ptr = (cpu as unknown as { ptr: number }).ptr;
+  const buf = core.memory.buffer, dv = new DataView(buf);
+  const hex = (at: number, n: number) => Buffer.from(buf, at, n).toString('hex');
+  const caches: string[] = [];
+  for (let i = 0; i < core.numTlbs(); i++) {
+    const d = core.cpuTlbDesc(ptr, i);
+    const base = dv.getUint32(d, true), sets = dv.getUint32(d + 4, true), ways = dv.getUint32(d + 8, true);
+    caches.push(sets * ways ? hex(base, sets * ways * 48) : '');
+  }
+  return { counters: cpu.counters(), path: hex(core.cpuPath(ptr), 140), caches };
+}
+
+/** The first address where the two machines' memories differ, or -1. */
+function firstDifference(a: Machine, b: Machine): number {
+  const x = a.memory.read(0n, 16 * 2 ** 20), y = b.memory.read(0n, 16 * 2 ** 20);
+  if (Buffer.from(x.buffer, x.byteOffset, x.length).equals(Buffer.from(y.buffer, y.byteOffset, y.length))) return -1;
+  return x.findIndex((v, i) => v !== y[i]);
+}
+
+describe('nested-mode fast paths (quick 2D walk, nested miss loop)', () => {
+  it('give exactly what the careful 2D walk on the general path gives', async () => {
+    await assertAsyncProperty(fc.asyncProperty(caseArb, async (c) => {
+      const fast = await machine(c, true), slow = await machine(c, false);
+      const a = run(fast.cpu, fast.b, c.repeat), b = run(slow.cpu, slow.b, c.repeat);
+      expect(a).toEqual(b);
+      expect(firstDifference(fast.m, slow.m)).toBe(-1);
+      expect(state(fast.cpu)).toEqual(state(slow.cpu));
+    }), { seed: 0x2d_fa57, numRuns: 150 });
+  }, 300_000);
+});
