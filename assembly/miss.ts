@@ -37,6 +37,33 @@ import { OP_BYTES, K_LOAD, K_STORE, K_TRANSLATE, CTL_USER, CTL_IMPLICIT, loadN, 
   return (sizes & 4) != 0 && probe(l2, va >> 30, A_V | (2 << A_SIZE_SHIFT), pcidBits, ctx) != 0;
 }
 
+// Whether the miss loops run this op: a plain load, store or translate (not user-forced,
+// not implicit) inside one page, at a canonical address.
+@inline function loopOp(c: Cpu, va: u64, ctl: u32): bool {
+  let kind = ctl & 15, size = (ctl >> 4) & 15;
+  if ((ctl & (CTL_USER | CTL_IMPLICIT)) != 0 || (kind != K_LOAD && kind != K_STORE && kind != K_TRANSLATE)) return false;
+  return (va & 0xFFF) + <u64>size <= 4096 && canonical(c, va);
+}
+
+// The data access of a load or store op once its translation pa is known.
+@inline function dataAccess(p: usize, pa: u64, isStore: bool, size: u32): void {
+  let q = physPtr(pa);
+  if (isStore) {
+    codeWrite(pa, <u64>size);
+    storeN(q, load<u64>(p, 8), size);
+  } else {
+    store<u64>(p, loadN(q, size), 8);
+  }
+}
+
+// Loads and stores of a run, counted at its end (translates are not accesses).
+@inline function countAccesses(cnt: usize, accesses: u32, stores: u32): void {
+  if (accesses == 0) return;
+  bump(cnt, C_ACCESSES, <u64>accesses);
+  bump(cnt, C_LOADS, <u64>(accesses - stores));
+  bump(cnt, C_STORES, <u64>stores);
+}
+
 // Runs ops from i while they take the miss path; returns the index of the first op it
 // does not complete. Callers check the mode (not nested), levels (4/5) and checker (off).
 // Stores per op are what limits a walk loop, so the walk path is written once, for the
@@ -68,9 +95,8 @@ function bareRun(c: Cpu, ops: usize, i: u32, count: u32): u32 {
     let p = ops + <usize>i * OP_BYTES;
     let va = load<u64>(p);
     let ctl = load<u32>(p, 16);
+    if (!loopOp(c, va, ctl)) break;
     let kind = ctl & 15, size = (ctl >> 4) & 15;
-    if ((ctl & (CTL_USER | CTL_IMPLICIT)) != 0 || (kind != K_LOAD && kind != K_STORE && kind != K_TRANSLATE)) break;
-    if ((va & 0xFFF) + <u64>size > 4096 || !canonical(c, va)) break;
     let acc = (kind == K_STORE ? ACC_WRITE : 0) | user;
     let pte = quickWalk(c, va, acc, 0, false, levels, kind == K_STORE ? permWrite : permRead);
     let leaf = c.qLeaf;
@@ -83,16 +109,12 @@ function bareRun(c: Cpu, ops: usize, i: u32, count: u32): u32 {
     if (leaf == 2) walks2m++; else if (leaf == 3) walks1g++;
     resPa = pa; resSize = pageMask + 1;
     if (kind == K_TRANSLATE) { store<u64>(p, pa, 8); xlates++; continue; }
-    let q = physPtr(pa);
     if (kind == K_STORE) {
       recordPath(c, pendVa, root, levels, pendLeaf); // a store may change a table
       pendLeaf = 0;
-      codeWrite(pa, <u64>size);
-      storeN(q, load<u64>(p, 8), size);
       stores++;
-    } else {
-      store<u64>(p, loadN(q, size), 8);
     }
+    dataAccess(p, pa, kind == K_STORE, size);
   }
   if (pendLeaf != 0) recordPath(c, pendVa, root, levels, pendLeaf);
   let n = i - i0;
@@ -106,11 +128,7 @@ function bareRun(c: Cpu, ops: usize, i: u32, count: u32): u32 {
   bump(cnt, C_PSC_MISS, walks);
   bump(cnt, C_WALK_4K, walks - large);
   if (large != 0) { bump(cnt, C_WALK_4K + 1, <u64>walks2m); bump(cnt, C_WALK_4K + 2, <u64>walks1g); }
-  if (n != xlates) {
-    bump(cnt, C_ACCESSES, <u64>(n - xlates));
-    bump(cnt, C_LOADS, <u64>(n - xlates - stores));
-    bump(cnt, C_STORES, <u64>stores);
-  }
+  countAccesses(cnt, n - xlates, stores);
   return i;
 }
 
@@ -135,9 +153,8 @@ function cachedRun(c: Cpu, ops: usize, i: u32, count: u32): u32 {
     let p = ops + <usize>i * OP_BYTES;
     let va = load<u64>(p);
     let ctl = load<u32>(p, 16);
+    if (!loopOp(c, va, ctl)) break;
     let kind = ctl & 15, size = (ctl >> 4) & 15;
-    if ((ctl & (CTL_USER | CTL_IMPLICIT)) != 0 || (kind != K_LOAD && kind != K_STORE && kind != K_TRANSLATE)) break;
-    if ((va & 0xFFF) + <u64>size > 4096 || !canonical(c, va)) break;
     let acc = (kind == K_STORE ? ACC_WRITE : 0) | user;
     if (tlbOn && tlbHolds(c, va, pcidBits, ctx)) break;
     let clk = clk0 + (i - i0);
@@ -183,15 +200,11 @@ function cachedRun(c: Cpu, ops: usize, i: u32, count: u32): u32 {
     if (leaf != 1) { large++; bump(c.counters, C_WALK_4K + <i32>leaf - 1); }
     resPa = pa; resSize = pageMask + 1;
     if (kind == K_TRANSLATE) { store<u64>(p, pa, 8); xlates++; continue; }
-    let q = physPtr(pa);
     if (kind == K_STORE) {
       if (pendLevel != 0) { recordPath(c, pendVa, pendTable, pendLevel, pendLeaf); pendLevel = 0; }
-      codeWrite(pa, <u64>size);
-      storeN(q, load<u64>(p, 8), size);
       stores++;
-    } else {
-      store<u64>(p, loadN(q, size), 8);
     }
+    dataAccess(p, pa, kind == K_STORE, size);
   }
   if (pendLevel != 0) recordPath(c, pendVa, pendTable, pendLevel, pendLeaf);
   let n = i - i0;
@@ -203,10 +216,6 @@ function cachedRun(c: Cpu, ops: usize, i: u32, count: u32): u32 {
   bump(cnt, C_WALK_REFS, refs);
   bump(cnt, C_PSC_MISS, <u64>pscMisses);
   bump(cnt, C_WALK_4K, <u64>(n - large));
-  if (n != xlates) {
-    bump(cnt, C_ACCESSES, <u64>(n - xlates));
-    bump(cnt, C_LOADS, <u64>(n - xlates - stores));
-    bump(cnt, C_STORES, <u64>stores);
-  }
+  countAccesses(cnt, n - xlates, stores);
   return i;
 }
