@@ -14,27 +14,51 @@
 import { ACC_USER, ACC_WRITE } from "./entry";
 import { physInRange, physPtr } from "./mem";
 import { Cpu, tlbOf, canonical, T_D4K, T_D2M, T_D1G, T_L2 } from "./cpu";
-import { pscLookup, quickWalk, permFor, fillPscs, fillTlbs, fillTlbs4k, recordPath } from "./walk";
-import { probe, A_V, A_W, A_U, A_SIZE_SHIFT, A_PCID_SHIFT } from "./tlb";
+import { pscLookup, quickWalk, permFor, rightsFault, fillPscs, fillTlbs, fillTlbs4k, recordPath } from "./walk";
+import { probe, fillAt, missVictim, touchEntry, entryAt, A_V, A_W, A_U, A_D, A_SIZE_SHIFT, A_PKEY_SHIFT, A_PCID_SHIFT } from "./tlb";
 import { codeWrite } from "./x86/icache";
 import {
-  bump, C_ACCESSES, C_LOADS, C_STORES, C_L1_MISS, C_L2_MISS, C_WALKS, C_WALK_REFS, C_PSC_MISS, C_PSC_HIT_PDE, C_WALK_4K,
+  bump, C_L2_HIT_4K, C_ACCESSES, C_LOADS, C_STORES, C_L1_MISS, C_L2_MISS, C_WALKS, C_WALK_REFS, C_PSC_MISS, C_PSC_HIT_PDE, C_WALK_4K,
 } from "./counters";
-import { OP_BYTES, K_LOAD, K_STORE, K_TRANSLATE, CTL_USER, CTL_IMPLICIT, loadN, storeN } from "./access";
+import { OP_BYTES, K_LOAD, K_STORE, K_TRANSLATE, CTL_USER, CTL_IMPLICIT, loadN, storeN, microSet } from "./access";
 
-// Whether some TLB holds an entry for va (any size the caches may hold). No victim is
+// Where va's translation is cached: 0 nowhere (a walk), else the L2's 4 KiB entry (the
+// loop takes that hit itself), or HELD for anything else (an L1 hit, a large page in the
+// L2: the general path takes it). The probes go in lookup's order (walk.ts); no victim is
 // noted: a 4 KiB fill takes missVictim's way, other fills scan (the same choice).
-@inline function tlbHolds(c: Cpu, va: u64, pcidBits: u32, ctx: u32): bool {
+const HELD: usize = 1;
+@inline function tlbWhere(c: Cpu, va: u64, pcidBits: u32, ctx: u32): usize {
   let t = tlbOf(c, T_D4K);
-  if (t.sizes != 0 && probe(t, va >> 12, A_V, pcidBits, ctx) != 0) return true;
+  if (t.sizes != 0 && probe(t, va >> 12, A_V, pcidBits, ctx) != 0) return HELD;
   t = tlbOf(c, T_D2M);
-  if (t.sizes != 0 && probe(t, va >> 21, A_V | (1 << A_SIZE_SHIFT), pcidBits, ctx) != 0) return true;
+  if (t.sizes != 0 && probe(t, va >> 21, A_V | (1 << A_SIZE_SHIFT), pcidBits, ctx) != 0) return HELD;
   t = tlbOf(c, T_D1G);
-  if (t.sizes != 0 && probe(t, va >> 30, A_V | (2 << A_SIZE_SHIFT), pcidBits, ctx) != 0) return true;
+  if (t.sizes != 0 && probe(t, va >> 30, A_V | (2 << A_SIZE_SHIFT), pcidBits, ctx) != 0) return HELD;
   let l2 = tlbOf(c, T_L2), sizes = l2.sizes;
-  if ((sizes & 1) != 0 && probe(l2, va >> 12, A_V, pcidBits, ctx) != 0) return true;
-  if ((sizes & 2) != 0 && probe(l2, va >> 21, A_V | (1 << A_SIZE_SHIFT), pcidBits, ctx) != 0) return true;
-  return (sizes & 4) != 0 && probe(l2, va >> 30, A_V | (2 << A_SIZE_SHIFT), pcidBits, ctx) != 0;
+  if ((sizes & 1) != 0) {
+    let e = probe(l2, va >> 12, A_V, pcidBits, ctx);
+    if (e != 0) return e;
+  }
+  if ((sizes & 2) != 0 && probe(l2, va >> 21, A_V | (1 << A_SIZE_SHIFT), pcidBits, ctx) != 0) return HELD;
+  return (sizes & 4) != 0 && probe(l2, va >> 30, A_V | (2 << A_SIZE_SHIFT), pcidBits, ctx) != 0 ? HELD : 0;
+}
+
+// An L2 hit as the general path takes it (walk.ts lookup and useEntry, access.ts step):
+// the L1 refilled from the L2 entry e, e's LRU time and order, the micro-TLB mirror.
+// The caller has checked that the access may use e (rights, D for a store, memory).
+@inline function takeL2Hit(c: Cpu, e: usize, va: u64, acc: u32, clk: u32, permRead: u32, permWrite: u32): void {
+  let tag = va >> 12;
+  let l1 = tlbOf(c, T_D4K), f: usize = 0;
+  if (l1.ways != 0) {
+    f = fillAt(l1, missVictim(l1, tag), tag, entryAt(e).attr, entryAt(e).frame, entryAt(e).leafPa,
+      entryAt(e).leafVal, c.ctx, clk);
+  }
+  c.l1Entry = f;
+  let l2 = tlbOf(c, T_L2);
+  c.hitTlb = l2.dir != 0 ? changetype<usize>(l2) : 0;
+  entryAt(e).stamp = clk;
+  if (l2.dir != 0) touchEntry(l2, e);
+  if (f != 0 && c.micro != 0) microSet(c, f, tag, acc, permRead, permWrite);
 }
 
 // Whether the miss loops run this op: a plain load, store or translate (not user-forced,
@@ -144,7 +168,7 @@ function cachedRun(c: Cpu, ops: usize, i: u32, count: u32): u32 {
   let permRead = permFor(c, user), permWrite = permFor(c, ACC_WRITE | user);
   let pcidBits = c.pcid << A_PCID_SHIFT, ctx = c.ctx;
   let clk0 = c.clock, i0 = i;
-  let stores: u32 = 0, xlates: u32 = 0, pscMisses: u32 = 0, large: u32 = 0;
+  let stores: u32 = 0, xlates: u32 = 0, pscMisses: u32 = 0, large: u32 = 0, l2Hits: u32 = 0;
   let refs: u64 = 0;
   // The last walk whose path is not written yet: va, start table and level, leaf level.
   let pendVa: u64 = 0, pendTable: u64 = 0, pendLevel: u32 = 0, pendLeaf: u32 = 0;
@@ -156,8 +180,28 @@ function cachedRun(c: Cpu, ops: usize, i: u32, count: u32): u32 {
     if (!loopOp(c, va, ctl)) break;
     let kind = ctl & 15, size = (ctl >> 4) & 15;
     let acc = (kind == K_STORE ? ACC_WRITE : 0) | user;
-    if (tlbOn && tlbHolds(c, va, pcidBits, ctx)) break;
     let clk = clk0 + (i - i0);
+    if (tlbOn) {
+      let e = tlbWhere(c, va, pcidBits, ctx);
+      if (e == HELD) break;
+      if (e != 0) { // an L2 hit: no walk
+        let a = entryAt(e).attr;
+        let pa = entryAt(e).frame | (va & 0xFFF);
+        if (rightsFault(c, acc, a, (a >> A_PKEY_SHIFT) & 15) != 0 || (kind == K_STORE && (a & A_D) == 0) ||
+            (kind != K_TRANSLATE && !physInRange(pa, <u64>size))) break;
+        c.clock = clk + 1;
+        takeL2Hit(c, e, va, acc, clk + 1, permRead, permWrite);
+        l2Hits++;
+        resPa = pa; resSize = 4096;
+        if (kind == K_TRANSLATE) { store<u64>(p, pa, 8); xlates++; continue; }
+        if (kind == K_STORE) {
+          if (pendLevel != 0) { recordPath(c, pendVa, pendTable, pendLevel, pendLeaf); pendLevel = 0; }
+          stores++;
+        }
+        dataAccess(p, pa, kind == K_STORE, size);
+        continue;
+      }
+    }
     c.clock = clk + 1; // PSC stamps and fills read it; put back if the op stops below
     let pscLevel = pscLookup(c, va);
     let top = pscLevel != 0 ? pscLevel - 1 : levels;
@@ -211,11 +255,14 @@ function cachedRun(c: Cpu, ops: usize, i: u32, count: u32): u32 {
   if (n == 0) return i;
   c.resPa = resPa; c.resSize = resSize;
   let cnt = c.counters;
-  if (tlbOn) { bump(cnt, C_L1_MISS, <u64>n); bump(cnt, C_L2_MISS, <u64>n); }
-  bump(cnt, C_WALKS, <u64>n);
-  bump(cnt, C_WALK_REFS, refs);
-  bump(cnt, C_PSC_MISS, <u64>pscMisses);
-  bump(cnt, C_WALK_4K, <u64>(n - large));
+  let walks = n - l2Hits;
+  if (tlbOn) { bump(cnt, C_L1_MISS, <u64>n); bump(cnt, C_L2_HIT_4K, <u64>l2Hits); bump(cnt, C_L2_MISS, <u64>walks); }
+  if (walks != 0) {
+    bump(cnt, C_WALKS, <u64>walks);
+    bump(cnt, C_WALK_REFS, refs);
+    bump(cnt, C_PSC_MISS, <u64>pscMisses);
+    bump(cnt, C_WALK_4K, <u64>(walks - large));
+  }
   countAccesses(cnt, n - xlates, stores);
   return i;
 }
