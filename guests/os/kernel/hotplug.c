@@ -63,6 +63,6 @@ void hotplug_event(void) {
 u64 hotplug_ram_frames(void) { return pmm_max_pfn(); }
 
 void hotplug_print(void) {
-  kprintf("memory: %lu frames (%lu KiB) online, hot-added %lu frames in %lu events, %lu failed\n",
+  kprintf("memory: %lu frames (%lu KiB) online, hot-added %lu frames in %lu events (%lu failed)\n",
           pmm_max_pfn(), pmm_max_pfn() * 4, onlined_frames, events, failures);
 }
