@@ -71,6 +71,23 @@ describe('OsMachine memory hot-add', () => {
     expect(console()).toContain(`toucher: 22 MiB pass 1 checksum ${toucherChecksum(22, 1)} ok`);
   }, 60_000);
 
+  it('the balloon follows: the host may set a target past the old size and the driver inflates into the added memory', async () => {
+    const hv = await Hypervisor.create({ hostMemoryBytes: 64 * MiB });
+    const { m, console } = machine(hv, 'run=sleeper:4 linger=0');
+    m.run({ seconds: 1.1 });
+    expect(() => m.balloon.setTarget(5000)).toThrow(RangeError);  // more than the VM has
+    m.hotAdd(16 * MiB);
+    m.balloon.setTarget(5000);                                    // the doorbell: inflates at once
+    m.run({ seconds: 1.6 });
+    expect(m.balloon.size).toBeGreaterThanOrEqual(5000);
+    expect(m.balloon.size).toBeLessThan(5000 + 512);
+    expect(m.balloon.violationCount).toBe(0);
+    m.balloon.setTarget(0);
+    expect(m.run({ seconds: 10 })).toMatchObject({ stop: 'power-off', status: 0 });
+    expect(m.balloon.size).toBe(0);
+    expect(console()).toMatch(/^sleeper: slept 4 s$/m);
+  }, 60_000);
+
   it('a native VM cannot grow: the error is clear, the device and the guest are as they were', async () => {
     const hv = await Hypervisor.create({ hostMemoryBytes: 64 * MiB });
     const { m, console } = machine(hv, 'run=sleeper:1 linger=0', 16, 'native');

@@ -34,7 +34,7 @@ static void online_to(u64 frames) {
   i64 added = pmm_online(frames);
   if (added < 0) {
     failures++;
-    kprintf("hotplug: cannot online frames %lu-%lu (no page table or metadata room); they stay offline\n", have, frames);
+    kprintf("hotplug: cannot online frames %lu-%lu (past 512 GiB, or no page table or metadata room); they stay offline\n", have, frames);
     return;
   }
   onlined_frames += frames - have;

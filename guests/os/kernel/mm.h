@@ -36,6 +36,7 @@ int pmm_can_commit(u64 frames);   /* free - promised leaves room for frames */
 i64 pmm_online(u64 end_pfn);      /* hot-add: frames [max pfn, end) online; -1 on failure */
 
 /* vm.c */
+#define DIRECT_MAP_MAX (1ULL << 39)  /* one PML4 slot: RAM the direct map can hold (512 GiB) */
 extern u64 kernel_pml4;
 extern int pcid_enabled;
 void vm_init(u64 top_of_memory);

@@ -109,8 +109,11 @@ void vm_map_device_2m(u64 pa) {
  * copied the slot, not the table), so all see them; not-present entries are
  * never cached, so a 0 -> 1 P flag needs no invalidation (SDM 4.10.4.3). Tables come from
  * memory already online, as Linux's arch_add_memory. Partial 2 MiB pages at
- * the old top are already mapped (the boot map rounds up). */
+ * the old top are already mapped (the boot map rounds up). Past 512 GiB the
+ * map would need a second PML4 slot, which user PML4s copied before it existed:
+ * refused. */
 int vm_extend_direct(u64 from, u64 to) {
+  if (to > DIRECT_MAP_MAX) return -1;
   from &= ~(HUGE_SIZE - 1);
   to = (to + HUGE_SIZE - 1) & ~(HUGE_SIZE - 1);
   return map_direct(kernel_pml4, from, to);
