@@ -31,8 +31,7 @@ static u32 reg(u16 off) { return inl(HOTPLUG_PORT + off); }
 static void online_to(u64 frames) {
   u64 have = pmm_max_pfn();
   if (frames <= have) return;
-  i64 added = pmm_online(frames);
-  if (added < 0) {
+  if (pmm_online(frames) < 0) {
     failures++;
     kprintf("hotplug: cannot online frames %lu-%lu (past 512 GiB, or no page table or metadata room); they stay offline\n", have, frames);
     return;

@@ -33,7 +33,7 @@ u64 pmm_total_frames(void);
 u64 pmm_max_pfn(void);
 extern u64 mem_reserved_frames;   /* demand-zero pages promised to processes */
 int pmm_can_commit(u64 frames);   /* free - promised leaves room for frames */
-i64 pmm_online(u64 end_pfn);      /* hot-add: frames [max pfn, end) online; -1 on failure */
+int pmm_online(u64 end_pfn);      /* hot-add: frames [max pfn, end) online; 0, or -1 on failure */
 
 /* vm.c */
 #define DIRECT_MAP_MAX (1ULL << 39)  /* one PML4 slot: RAM the direct map can hold (512 GiB) */

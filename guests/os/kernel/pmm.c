@@ -178,20 +178,21 @@ static void move_meta(u64 at, u64 end) {
 
 /* Frames [max_pfn, end) come online (the host's hotplug device said memory grew
  * to `end` frames). The direct map is extended first, so the new frames (and the
- * arrays that may move there) are reachable. Returns the frames added to the
- * allocator, or -1 with nothing onlined (no page table or no room for the arrays;
- * direct-map entries already made stay, unused). */
-i64 pmm_online(u64 end) {
+ * arrays that may move there) are reachable. Returns 0 on success (free frames
+ * grew by the new ones less the arrays' growth), or -1 with nothing onlined (no
+ * page table or no room for the arrays; direct-map entries already made stay,
+ * unused). */
+int pmm_online(u64 end) {
   if (end <= max_pfn) return 0;
   if (vm_extend_direct(max_pfn * PAGE_SIZE, end * PAGE_SIZE) < 0) return -1;
   u64 n = meta_frames_for(end), at = end - max_pfn >= n ? max_pfn : free_run(n);
   if (!at) return -1;
-  u64 old_max = max_pfn, before = free_frames;
+  u64 old_max = max_pfn;
   move_meta(at, end);
   max_pfn = end;
   for (u64 pfn = old_max; pfn < end; pfn++)
     if (pfn < at || pfn >= at + n) { bit_clear(pfn); free_frames++; total_frames++; }
-  return (i64)(free_frames - before);
+  return 0;
 }
 
 int pmm_can_commit(u64 frames) {
