@@ -14,7 +14,7 @@ export const OS_DIR = dirname(fileURLToPath(import.meta.url));
 export const PROGRAMS = ['hello', 'toucher', 'random', 'forktree', 'pagecache', 'sleeper', 'crash'];
 const KERNEL_SOURCES = ['kernel/entry.S', 'kernel/main.c', 'kernel/serial.c', 'kernel/lib.c', 'kernel/gdt.c',
   'kernel/trap.c', 'kernel/apic.c', 'kernel/pmm.c', 'kernel/vm.c', 'kernel/uspace.c', 'kernel/proc.c',
-  'kernel/syscall.c', 'kernel/balloon.c', 'kernel/programs.c', 'kernel/user_blobs.S'];
+  'kernel/syscall.c', 'kernel/balloon.c', 'kernel/hotplug.c', 'kernel/programs.c', 'kernel/user_blobs.S'];
 const USER_LIB = ['user/crt0.S', 'user/ulib.c'];
 
 const COMMON = ['-std=gnu11', '-O2', '-ffreestanding', '-fno-pic', '-fno-pie', '-fno-stack-protector',

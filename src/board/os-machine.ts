@@ -1,6 +1,8 @@
 // A board for machine-code guests: one VM, the loaded kernel (loader.ts), the port bus
-// (16550 UART, power-off ports, the balloon backdoor's one-`inl` transport) and the run
-// loop that executes the kernel on the interpreting vCPU and handles its exits.
+// (16550 UART, power-off ports, the balloon backdoor's one-`inl` transport, the memory
+// hotplug device) and the run loop that executes the kernel on the interpreting vCPU and
+// handles its exits. Memory hot-add (hotAdd, or Vm.hotAdd by anyone: the board follows
+// watchResize) grows the VM, then the hotplug device's event rings the guest's vector.
 //
 //   OsMachine.run ──▶ vcpu.run({maxInstructions}) ──▶ exit
 //      IO      port bus (UART, power) or the backdoor with the register file
@@ -26,6 +28,8 @@ import { BalloonDevice, CAP } from '../devices/balloon.js';
 import { BalloonStats } from '../devices/balloon-stats.js';
 import { createBalloonDevice } from './balloon.js';
 import { doorbellVector, type Doorbell } from '../devices/doorbell.js';
+import { HotplugDevice } from '../devices/hotplug.js';
+import type { Gfn } from '../core/addr.js';
 import { loadKernel, type BootInfo, type BootRegisters, type LoadOptions } from './loader.js';
 import { migrate, type MigrationOptions, type MigrationResult } from '../hypervisor/migration/migrate.js';
 import { VmBalloonBackend } from '../hypervisor/pagers/balloon-backend.js';
@@ -138,6 +142,8 @@ export class OsMachine implements Runnable {
   readonly balloon: BalloonDevice;
   readonly balloonStats: BalloonStats;
   readonly backdoor: BackdoorInl;
+  /** Memory hot-add's notification to the guest (hotplug-protocol.ts). */
+  readonly hotplug: HotplugDevice;
   readonly boot: BootInfo;
   /** The vCPU adapter (a new one after migrateTo). */
   get cpu(): GuestCpu { return this.cpuNow; }
@@ -163,6 +169,8 @@ export class OsMachine implements Runnable {
   private sched: Scheduler | null = null;
   /** Scheduler mode: halted until this TSC. */
   private wakeAt = 0n;
+  /** Stops following the VM's size (watchResize). */
+  private unwatchResize: () => void = () => {};
 
   constructor(private readonly o: OsMachineOptions) {
     this.name = o.name ?? o.load?.path ?? 'os';
@@ -190,6 +198,9 @@ export class OsMachine implements Runnable {
     this.bus.register(COM1, UART_PORTS, this.uart);
     this.bus.register(ACPI_PM1A_CNT, 2, this.power);
     this.bus.register(DEBUG_EXIT, 1, this.power);
+    this.hotplug = new HotplugDevice(this.vm.frameCount, { onEvent: (v) => this.interrupt(v) });
+    this.bus.register(this.hotplug.base, this.hotplug.ports, this.hotplug);
+    this.followSize();
     this.cpuNow = o.cpu(this.vm);
     this.cpuNow.setTscHz?.(this.hz);
     this.cpu.boot(this.boot.registers);
@@ -320,8 +331,29 @@ export class OsMachine implements Runnable {
   private ring(d: Doorbell): void {
     const v = doorbellVector(d);
     if (v === null) { this.lostDoorbells++; return; }
-    this.cpu.injectInterrupt(v);
-    this.wakeAt = 0n; // a halted guest wakes for it
+    this.interrupt(v);
+  }
+
+  /** A device interrupt; a halted guest wakes for it. */
+  private interrupt(vector: number): void {
+    this.cpu.injectInterrupt(vector);
+    this.wakeAt = 0n;
+  }
+
+  /**
+   * Memory hot-add: the VM's guest-physical memory grows by `bytes` (Vm.hotAdd: a positive
+   * multiple of 4096, the VM at most 64 GiB, not native), then the hotplug device tells the
+   * guest (SIZE, SEQ, its vector). A bad size throws before anything changes and the guest
+   * runs on. Returns the first new gfn.
+   */
+  hotAdd(bytes: number | bigint): Gfn {
+    return this.vm.hotAdd(bytes);
+  }
+
+  /** The hotplug device follows the VM's size however it grew (watchResize). */
+  private followSize(): void {
+    this.unwatchResize();
+    this.unwatchResize = this.vm.watchResize((_old, frames) => this.hotplug.memoryAdded(frames));
   }
 
   /** A final stop: the guest runs no more. */
@@ -366,14 +398,15 @@ export class OsMachine implements Runnable {
     this.hvNow = to;
     this.vmNow = r.vm;
     this.balloon.rebind(new VmBalloonBackend(r.vm, to.frames));
+    this.followSize();
     this.cpuNow = this.o.cpu(r.vm);
     this.cpuNow.setTscHz?.(this.hz); // CPUID 0x15/0x16 describe the same clock on the new host
     this.insnBefore = done;
     return r;
   }
 
-  /** Device state on the wire: UART registers and queued input, power state, the balloon's. */
-  private deviceStateBytes(): number { return 16 + this.uart.pendingInput + 8 + this.balloon.stateBytes; }
+  /** Device state on the wire: UART registers and queued input, power state, the balloon's, the hotplug registers. */
+  private deviceStateBytes(): number { return 16 + this.uart.pendingInput + 8 + this.balloon.stateBytes + this.hotplug.stateBytes; }
 
   /** The balloon as the memory manager sees it (its BalloonTarget); null without the backdoor. */
   get device(): BalloonDevice | null { return this.o.balloon === false ? null : this.balloon; }
@@ -390,6 +423,8 @@ export class OsMachine implements Runnable {
     c.balloonSize = this.balloon.size;
     c.balloonTarget = this.balloon.target;
     c.doorbellRings = this.balloon.doorbellRings;
+    c.hotplugEvents = this.hotplug.sequence;
+    c.hotplugMisuses = this.hotplug.misuses;
     c.unclaimedPorts = this.bus.unclaimed;
     c.outOfFrames = this.outOfFrames;
     c.blockedSlices = this.blockedSlices;

@@ -22,6 +22,7 @@ typedef int64_t i64; typedef int32_t i32;
 
 #define VEC_TIMER 0x40
 #define VEC_DOORBELL 0x41
+#define VEC_HOTPLUG 0x42
 #define VEC_SPURIOUS 0xff
 
 #ifdef HOSTED_TEST  /* test/balloon_hosted.c runs the balloon driver as a host program */
@@ -34,7 +35,9 @@ static inline u64 virt_to_phys(const void *va) { return (u64)va - HHDM_BASE; }
 
 static inline void outb(u16 port, u8 v) { __asm__ volatile("outb %0, %1" ::"a"(v), "Nd"(port)); }
 static inline void outw(u16 port, u16 v) { __asm__ volatile("outw %0, %1" ::"a"(v), "Nd"(port)); }
+static inline void outl(u16 port, u32 v) { __asm__ volatile("outl %0, %1" ::"a"(v), "Nd"(port)); }
 static inline u8 inb(u16 port) { u8 v; __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port)); return v; }
+static inline u32 inl(u16 port) { u32 v; __asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port)); return v; }
 static inline u64 rdmsr(u32 msr) {
   u32 lo, hi; __asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr)); return ((u64)hi << 32) | lo;
 }

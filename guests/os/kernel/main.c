@@ -4,6 +4,7 @@
 #include "proc.h"
 #include "mm.h"
 #include "balloon.h"
+#include "hotplug.h"
 
 /* ---- Limine requests (between the start and end markers) ---- */
 __attribute__((used, section(".limine_requests_start"))) static LIMINE_REQUESTS_START_MARKER;
@@ -129,13 +130,14 @@ static void run_command(char *cmdl) {
   if (!strncmp(cmdl, "run ", 4)) spawn_list(cmdl + 4);
   else if (!strncmp(cmdl, "ps", 3)) procs_list();
   else if (!strncmp(cmdl, "mem", 4)) print_mem();
+  else if (!strncmp(cmdl, "memory", 7)) hotplug_print();
   else if (!strncmp(cmdl, "balloon", 8)) balloon_print_stats();
   else if (!strncmp(cmdl, "balloon touch", 14)) balloon_touch();
   else if (!strncmp(cmdl, "programs", 9)) programs_list();
   else if (!strncmp(cmdl, "poweroff", 9)) shutdown("poweroff command");
   else if (!strncmp(cmdl, "wait", 5)) shell_waiting = 1;
   else if (!strncmp(cmdl, "help", 5))
-    kprintf("commands: run prog[:args][,prog[:args]...] | wait | ps | mem | balloon | balloon touch | programs | poweroff\n");
+    kprintf("commands: run prog[:args][,prog[:args]...] | wait | ps | mem | memory | balloon | balloon touch | programs | poweroff\n");
   else kprintf("unknown command: %s (try help)\n", cmdl);
 }
 
@@ -194,6 +196,7 @@ void kmain(void) {
   shell_mode = opt("shell") != 0;
   balloon_init();
   apic_init();
+  hotplug_init();  /* after the IDT and the allocator: an event may come at once */
   print_mem();
   o = opt("run");
   if (o && *o == '=') {

@@ -33,14 +33,17 @@ u64 pmm_total_frames(void);
 u64 pmm_max_pfn(void);
 extern u64 mem_reserved_frames;   /* demand-zero pages promised to processes */
 int pmm_can_commit(u64 frames);   /* free - promised leaves room for frames */
+int pmm_online(u64 end_pfn);      /* hot-add: frames [max pfn, end) online; 0, or -1 on failure */
 
 /* vm.c */
+#define DIRECT_MAP_MAX (1ULL << 39)  /* one PML4 slot: RAM the direct map can hold (512 GiB) */
 extern u64 kernel_pml4;
 extern int pcid_enabled;
 void vm_init(u64 top_of_memory);
 u64 *vm_pte(u64 pml4, u64 va, int create);  /* leaf PTE for va, or 0 */
 u64 vm_new_space(void);                      /* a PML4 sharing the kernel half */
 void vm_map_device_2m(u64 pa);               /* device registers into the direct map */
+int vm_extend_direct(u64 from, u64 to);      /* hot-added RAM into the direct map; -1 on OOM */
 void vm_free_user(u64 pml4);                 /* frees user pages and tables */
 int vm_fork_cow(u64 parent, u64 child);      /* share user pages copy-on-write; -1 on OOM */
 u16 pcid_alloc(int *fresh);

@@ -1,4 +1,5 @@
-/* IDT and trap dispatch: exceptions, the x2APIC timer, the balloon doorbell.
+/* IDT and trap dispatch: exceptions, the x2APIC timer, the balloon doorbell,
+ * the memory hotplug event.
  *
  * Gate (16 bytes): 0..1 offset 15:0 | 2..3 selector | 4 IST (bits 2:0) |
  *   5 P DPL type (0x8E = present, DPL 0, 64-bit interrupt gate) | 6..7 offset 31:16 |
@@ -6,6 +7,7 @@
 #include "proc.h"
 #include "mm.h"
 #include "balloon.h"
+#include "hotplug.h"
 
 struct gate { u16 off0, sel; u8 ist, type; u16 off1; u32 off2, zero; } __attribute__((packed));
 static struct gate idt[256];
@@ -14,7 +16,7 @@ static struct gate idt[256];
 DECL(0) DECL(1) DECL(2) DECL(3) DECL(4) DECL(5) DECL(6) DECL(7) DECL(8) DECL(9) DECL(10)
 DECL(11) DECL(12) DECL(13) DECL(14) DECL(15) DECL(16) DECL(17) DECL(18) DECL(19) DECL(20)
 DECL(21) DECL(22) DECL(23) DECL(24) DECL(25) DECL(26) DECL(27) DECL(28) DECL(29) DECL(30)
-DECL(31) DECL(64) DECL(65) DECL(255)
+DECL(31) DECL(64) DECL(65) DECL(66) DECL(255)
 static void (*const exception_stubs[32])(void) = {
   isr_0, isr_1, isr_2, isr_3, isr_4, isr_5, isr_6, isr_7, isr_8, isr_9, isr_10, isr_11, isr_12,
   isr_13, isr_14, isr_15, isr_16, isr_17, isr_18, isr_19, isr_20, isr_21, isr_22, isr_23, isr_24,
@@ -38,6 +40,7 @@ void idt_init(void) {
   for (int v = 0; v < 32; v++) set_gate(v, exception_stubs[v], v == 8 ? 1 : 0);
   set_gate(VEC_TIMER, isr_64, 0);
   set_gate(VEC_DOORBELL, isr_65, 0);
+  set_gate(VEC_HOTPLUG, isr_66, 0);
   set_gate(VEC_SPURIOUS, isr_255, 0);
   struct { u16 limit; u64 base; } __attribute__((packed)) idtr = {sizeof(idt) - 1, (u64)idt};
   __asm__ volatile("lidt %0" ::"m"(idtr));
@@ -73,6 +76,9 @@ void trap_dispatch(struct trap_frame *f) {
   } else if (f->vector == VEC_DOORBELL) {
     apic_eoi();
     balloon_doorbell();
+  } else if (f->vector == VEC_HOTPLUG) {
+    apic_eoi();
+    hotplug_event();
   }
   /* spurious: no EOI */
 }

@@ -54,12 +54,15 @@ static void map_kernel_image(u64 pml4) {
   }
 }
 
-static void map_direct(u64 pml4, u64 top) {
-  for (u64 pa = 0; pa < top; pa += HUGE_SIZE) {
+/* 2 MiB pages for [from, to), both 2 MiB-aligned; entries already present stay.
+ * -1 when a page table cannot be had. */
+static int map_direct(u64 pml4, u64 from, u64 to) {
+  for (u64 pa = from; pa < to; pa += HUGE_SIZE) {
     u64 *pde = walk(pml4, HHDM_BASE + pa, 1, 1, PTE_P | PTE_W);
-    if (!pde) panic("vm: cannot build the direct map");
-    *pde = pa | PTE_P | PTE_W | PTE_PS | PTE_G | PTE_NX;
+    if (!pde) return -1;
+    if (!(*pde & PTE_P)) *pde = pa | PTE_P | PTE_W | PTE_PS | PTE_G | PTE_NX;
   }
+  return 0;
 }
 
 static int cpu_has_pcid(void) {
@@ -73,7 +76,7 @@ void vm_init(u64 top_of_memory) {
   /* RAM only: under memvisor's native mode guest-physical is host-physical, so
    * nothing beyond the VM's memory is mapped (Limine maps 0..4 GiB at least). */
   u64 top = (top_of_memory + HUGE_SIZE - 1) & ~(HUGE_SIZE - 1);
-  map_direct(kernel_pml4, top);
+  if (map_direct(kernel_pml4, 0, top) < 0) panic("vm: cannot build the direct map");
   map_kernel_image(kernel_pml4);
   /* The kernel half never changes after this, so user PML4s copy slots 256..511 once. */
   if (cpu_has_pcid()) {
@@ -99,6 +102,21 @@ void vm_map_device_2m(u64 pa) {
   u64 *pde = walk(kernel_pml4, HHDM_BASE + pa, 1, 1, PTE_P | PTE_W);
   if (!pde) panic("vm: cannot map device memory at %p", pa);
   if (!(*pde & PTE_P)) *pde = pa | PTE_P | PTE_W | PTE_PS | PTE_G | PTE_NX | (1ULL << 3) | (1ULL << 4);
+}
+
+/* Memory hot-add: RAM [from, to) joins the direct map. The new entries go into
+ * the PDPT under PML4 slot 256, which every address space shares (user PML4s
+ * copied the slot, not the table), so all see them; not-present entries are
+ * never cached, so a 0 -> 1 P flag needs no invalidation (SDM 4.10.4.3). Tables come from
+ * memory already online, as Linux's arch_add_memory. Partial 2 MiB pages at
+ * the old top are already mapped (the boot map rounds up). Past 512 GiB the
+ * map would need a second PML4 slot, which user PML4s copied before it existed:
+ * refused. */
+int vm_extend_direct(u64 from, u64 to) {
+  if (to > DIRECT_MAP_MAX) return -1;
+  from &= ~(HUGE_SIZE - 1);
+  to = (to + HUGE_SIZE - 1) & ~(HUGE_SIZE - 1);
+  return map_direct(kernel_pml4, from, to);
 }
 
 u64 vm_new_space(void) {
