@@ -168,7 +168,7 @@ function cachedRun(c: Cpu, ops: usize, i: u32, count: u32): u32 {
   let permRead = permFor(c, user), permWrite = permFor(c, ACC_WRITE | user);
   let pcidBits = c.pcid << A_PCID_SHIFT, ctx = c.ctx;
   let clk0 = c.clock, i0 = i;
-  let stores: u32 = 0, xlates: u32 = 0, pscMisses: u32 = 0, large: u32 = 0, l2Hits: u32 = 0;
+  let stores: u32 = 0, xlates: u32 = 0, pscMisses: u32 = 0, pdeHits: u32 = 0, large: u32 = 0, l2Hits: u32 = 0;
   let refs: u64 = 0;
   // The last walk whose path is not written yet: va, start table and level, leaf level.
   let pendVa: u64 = 0, pendTable: u64 = 0, pendLevel: u32 = 0, pendLeaf: u32 = 0;
@@ -215,7 +215,9 @@ function cachedRun(c: Cpu, ops: usize, i: u32, count: u32): u32 {
     if (pte == 0 || (kind != K_TRANSLATE && !physInRange(pa, <u64>size))) { c.clock = clk; break; }
     // The commit (walk.ts commit, with the counters in locals).
     refs += <u64>(top - leaf + 1);
-    if (pscLevel != 0) bump(c.counters, C_PSC_HIT_PDE + <i32>pscLevel - 2); else pscMisses++;
+    if (pscLevel == 2) pdeHits++;
+    else if (pscLevel != 0) bump(c.counters, C_PSC_HIT_PDE + <i32>pscLevel - 2);
+    else pscMisses++;
     if (record) {
       // quickWalk wrote this walk's path; a pending one with levels outside it goes first.
       if (pendLevel != 0 && (top < pendLevel || leaf > pendLeaf)) {
@@ -261,6 +263,7 @@ function cachedRun(c: Cpu, ops: usize, i: u32, count: u32): u32 {
     bump(cnt, C_WALKS, <u64>walks);
     bump(cnt, C_WALK_REFS, refs);
     bump(cnt, C_PSC_MISS, <u64>pscMisses);
+    bump(cnt, C_PSC_HIT_PDE, <u64>pdeHits);
     bump(cnt, C_WALK_4K, <u64>(walks - large));
   }
   countAccesses(cnt, n - xlates, stores);

@@ -211,17 +211,22 @@ export function translate(c: Cpu, va: u64, acc: u32): u32 {
 @inline export function pscLookup(c: Cpu, va: u64): u32 {
   if (c.pscOn == 0) return 0;
   let pcidBits = c.pcid << A_PCID_SHIFT;
-  for (let l: u32 = 2; l <= c.levels; l++) {
-    let e = probe(tlbOf(c, T_PDE + <i32>l - 2), va >> levelShift(l), A_V, pcidBits, c.ctx);
-    if (e != 0) {
-      entryAt(e).stamp = c.clock;
-      c.resPa = entryAt(e).frame;
-      c.pscGpa = entryAt(e).leafPa; // nested mode: the next table's gpa
-      c.pscRights = entryAt(e).attr & A_RIGHTS;
-      return l;
-    }
+  // The PDE cache first and on its own (where most walks of a large working set end).
+  let e = probe(tlbOf(c, T_PDE), va >> levelShift(2), A_V, pcidBits, c.ctx);
+  if (e != 0) return pscHit(c, e, 2);
+  for (let l: u32 = 3; l <= c.levels; l++) {
+    e = probe(tlbOf(c, T_PDE + <i32>l - 2), va >> levelShift(l), A_V, pcidBits, c.ctx);
+    if (e != 0) return pscHit(c, e, l);
   }
   return 0;
+}
+
+@inline function pscHit(c: Cpu, e: usize, l: u32): u32 {
+  entryAt(e).stamp = c.clock;
+  c.resPa = entryAt(e).frame;
+  c.pscGpa = entryAt(e).leafPa; // nested mode: the next table's gpa
+  c.pscRights = entryAt(e).attr & A_RIGHTS;
+  return l;
 }
 
 // The page walk. The quick walk below handles the common case — every entry present,
