@@ -156,6 +156,29 @@ describe.skipIf(!HAVE)('the browser page', () => {
     await page.screenshot({ path: join(ARTIFACTS, 'experiments.png'), fullPage: true });
   }, 120_000);
 
+  it('runs the shipped C OS under the memory manager in the worker, as the CLI does', async () => {
+    // os-guests boots the bundled kernel (the worker fetches it); two guests for 3 virtual
+    // seconds, so the run fits the test. The page and the CLI run the same edited scenario.
+    const out = mkdtempSync(join(tmpdir(), 'memvisor-web-os-'));
+    const short = JSON.parse(readFileSync('scenarios/os-guests.json', 'utf8')) as { guests: unknown[]; seconds: number };
+    short.guests = short.guests.slice(0, 2);
+    short.seconds = 3;
+    const shortText = JSON.stringify(short, null, 2);
+    writeFileSync(join(out, 'os-short.json'), shortText);
+    const want = JSON.parse(await run('node', ['bin/memvisor.mjs', 'run', join(out, 'os-short.json'), '--json', '--quiet', '--out', join(out, 'report')])) as ExperimentResult;
+    rmSync(out, { recursive: true, force: true });
+    await page.locator('#tab-exp').click();
+    await page.locator('#e-pick').selectOption('os-guests');
+    await page.locator('#e-text').fill(shortText);
+    await page.locator('#e-run').click();
+    await page.locator('#e-out[data-state="done"], #e-out[data-state="error"]').waitFor({ state: 'attached', timeout: 100_000 });
+    expect(await page.locator('#e-errors').textContent()).toBe('');
+    expect(want.summary['checksum lines verified']).toBeGreaterThan(0);
+    for (const [k, v] of Object.entries(want.summary)) {
+      expect(await page.locator(`#e-summary td[data-key="${k}"]`).textContent(), k).toBe(String(v));
+    }
+  }, 120_000);
+
   it('shadow mode: the hidden fault, the shadow MMU\'s guest walk, then the library\'s answer', async () => {
     const node = await WalkLab.create({ ...DEFAULT_LAB, mode: 'shadow' });
     const a = LAB_ADDRESSES[0];
