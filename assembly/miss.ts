@@ -15,7 +15,7 @@ import { ACC_USER, ACC_WRITE } from "./entry";
 import { physInRange, physPtr } from "./mem";
 import { Cpu, tlbOf, canonical, T_D4K, T_D2M, T_D1G, T_L2 } from "./cpu";
 import { pscLookup, quickWalk, permFor, rightsFault, fillPscs, fillTlbs, fillTlbs4k, recordPath } from "./walk";
-import { probe, fillAt, missVictim, touchEntry, entryAt, A_V, A_W, A_U, A_D, A_SIZE_SHIFT, A_PKEY_SHIFT, A_PCID_SHIFT } from "./tlb";
+import { probe, probeDirInline, fillAt, missVictim, touchEntry, entryAt, A_V, A_W, A_U, A_D, A_SIZE_SHIFT, A_PKEY_SHIFT, A_PCID_SHIFT } from "./tlb";
 import { codeWrite } from "./x86/icache";
 import {
   bump, C_L2_HIT_4K, C_ACCESSES, C_LOADS, C_STORES, C_L1_MISS, C_L2_MISS, C_WALKS, C_WALK_REFS, C_PSC_MISS, C_PSC_HIT_PDE, C_WALK_4K,
@@ -36,7 +36,7 @@ const HELD: usize = 1;
   if (t.sizes != 0 && probe(t, va >> 30, A_V | (2 << A_SIZE_SHIFT), pcidBits, ctx) != 0) return HELD;
   let l2 = tlbOf(c, T_L2), sizes = l2.sizes;
   if ((sizes & 1) != 0) {
-    let e = probe(l2, va >> 12, A_V, pcidBits, ctx);
+    let e = l2.dir != 0 ? probeDirInline(l2, va >> 12, A_V, pcidBits, ctx) : probe(l2, va >> 12, A_V, pcidBits, ctx);
     if (e != 0) return e;
   }
   if ((sizes & 2) != 0 && probe(l2, va >> 21, A_V | (1 << A_SIZE_SHIFT), pcidBits, ctx) != 0) return HELD;

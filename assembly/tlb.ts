@@ -217,6 +217,11 @@ export function touchEntry(t: Tlb, e: usize): void {
 // With a multiple of 4 ways the words are compared 4 at a time (SIMD), giving a mask of
 // the ways whose word matches; most probes of a large working set end at a zero mask.
 function probeDir(t: Tlb, tag: u64, want: u32, pcidBits: u32, ctx: u32): usize {
+  return probeDirInline(t, tag, want, pcidBits, ctx);
+}
+
+// probeDir's body, for a caller that wants it inline (the miss loop's L2 probe).
+@inline export function probeDirInline(t: Tlb, tag: u64, want: u32, pcidBits: u32, ctx: u32): usize {
   let ways = t.ways;
   let base = <usize>((<u32>tag & t.setMask) * ways);
   let key = <u32>tag;
@@ -388,7 +393,7 @@ export function fill(t: Tlb, tag: u64, attr: u32, frame: u64, leafPa: u64, leafV
   t.sizes |= 1 << ((attr & A_SIZE) >> A_SIZE_SHIFT);
   t.hint = 0;
   let v = entryAt(victim);
-  if ((v.attr & A_V) != 0) microDrop(t.micro, v.tag);
+  if (t.micro != 0 && (v.attr & A_V) != 0) microDrop(t.micro, v.tag); // (no read of the old entry otherwise)
   v.tag = tag;
   v.frame = frame;
   v.leafPa = leafPa;
