@@ -208,7 +208,9 @@ function cachedRun(c: Cpu, ops: usize, i: u32, count: u32): u32 {
     let table = pscLevel != 0 ? c.resPa : c.cr3 & c.addrMask;
     let record = pscOn && top > 1; // PSC fills read the path
     let perm = kind == K_STORE ? permWrite : permRead;
-    let pte = record ? quickWalk(c, va, acc, pscLevel, true, levels, perm) : quickWalk(c, va, acc, pscLevel, false, levels, perm);
+    // A PDE-cache hit (most walks of a large working set) reads one level: its own copy.
+    let pte = pscLevel == 2 ? quickWalk(c, va, acc, 2, false, levels, perm)
+      : record ? quickWalk(c, va, acc, pscLevel, true, levels, perm) : quickWalk(c, va, acc, pscLevel, false, levels, perm);
     let leaf = c.qLeaf;
     let pageMask = (<u64>1 << (12 + 9 * <u64>(leaf - 1))) - 1;
     let pa = (pte & c.addrMask & ~pageMask) | (va & pageMask);
