@@ -112,19 +112,11 @@ export function meanCiText(s: MeanCi): string {
   return s.ciHigh === undefined ? f(s.mean) : `${f(s.mean)} ± ${f(s.ciHigh - s.mean)}`;
 }
 
-/** What a sweep's summary is made of: the scenario, its points, and the runs that finished. */
-export interface SweepDocInput {
-  scenario: string;
-  kind: string;
-  title: string;
-  description?: string;
-  base: Record<string, unknown>;
-  sweep: Record<string, unknown>;
-  seeds: number[];
+/** What a sweep's summary is made of: the document's header fields, its points, and the runs that finished. */
+export interface SweepDocInput extends Omit<SweepDoc, 'format' | 'interval' | 'points'> {
   points: readonly { id: string; label: string; params: Record<string, unknown> }[];
   /** Finished runs by runKey(point, seed); a shard holds some of them. */
   runs: ReadonlyMap<string, SweepRunRecord>;
-  shard?: { index: number; count: number };
 }
 
 export function runKey(point: string, seed: number): string {
