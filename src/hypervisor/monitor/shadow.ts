@@ -112,6 +112,13 @@ export class ShadowMmu {
   private lastFault = { index: -1, va: -1n };
   private byHpa = new Map<bigint, ShadowPage>();
   private largeZapped = false; // a direct table was unlinked: the next INVLPG flushes all
+  private rootGfn = 0;         // the guest CR3's table gfn (the root's key)
+  /**
+   * Whether the common leaf-only fill runs in the core (assembly/shadow-fill.ts): same
+   * entries, stats and exits as this file's fill, which serves every other case. Off =
+   * the host fill always (the reference the differential test compares with).
+   */
+  fastFill: boolean;
 
   constructor(private readonly m: Machine, readonly cpu: Cpu, private readonly backing: ShadowBacking,
               readonly maxPages = 4096) {
@@ -120,6 +127,7 @@ export class ShadowMmu {
     this.walker = m.createCpu({ tlb: false, psc: false, maxPhysAddr: cpu.maxPhysAddr });
     this.walker.setVmcs({ mode: 'nested', eptp: backing.walkerEptp });
     cpu.setVmcs({ mode: 'shadow' });
+    this.fastFill = m.core.shadowTagsInit();
   }
 
   /**
@@ -144,6 +152,7 @@ export class ShadowMmu {
       if (v === undefined) continue;
       (this.guest as Record<string, bigint | number>)[k] = k === 'pkru' || k === 'cpl' ? Number(v) : BigInt(v);
     }
+    this.rootGfn = Number((this.guest.cr3 & ADDR) >> 12n);
     // Shadow entries encode rights under the old NXE/paging mode: rebuild them.
     if ((r.cr0 !== undefined || r.cr4 !== undefined || r.efer !== undefined) && this.pages.size > 0) this.zapAll();
     this.walker.setRegisters(r);
@@ -163,6 +172,7 @@ export class ShadowMmu {
     this.byHpa.set(p.hpa, p);
     this.stats.shadowPages = this.pages.size;
     if (!direct) {
+      this.m.core.shadowTag(Number(p.hpa >> 12n), gfn, level); // the core's fill finds it by this
       const list = this.byGfn.get(gfn) ?? [];
       list.push(p);
       this.byGfn.set(gfn, list);
@@ -236,7 +246,10 @@ export class ShadowMmu {
 
   /** Drops every shadow page (memory pressure); the next accesses rebuild what they use. */
   zapAll(): void {
-    for (const p of this.pages.values()) this.backing.freeTableFrame(p.hpa);
+    for (const p of this.pages.values()) {
+      if (!p.direct) this.m.core.shadowTag(Number(p.hpa >> 12n), 0, 0);
+      this.backing.freeTableFrame(p.hpa);
+    }
     for (const gfn of this.protectedGfns) this.backing.markPageTable?.(gfn, false);
     this.pages.clear(); this.byGfn.clear(); this.rmap.clear(); this.protectedGfns.clear(); this.byHpa.clear();
     this.stats.zapAlls++;
@@ -307,6 +320,24 @@ export class ShadowMmu {
     return gfn;
   }
 
+  /**
+   * The core's fill of the common case (assembly/shadow-fill.ts: a 4 KiB guest leaf whose
+   * shadow path exists): the leaf the host fill would write, after the same checks.
+   * Returns the gfn mapped, or undefined when the host fill must run (nothing was done).
+   */
+  private fillLeaf(va: bigint, write: boolean): number | undefined {
+    if (!this.fastFill) return undefined;
+    const core = this.m.core;
+    const r = core.shadowFill(this.cpu.ptr, this.walker.ptr, va, this.rootGfn, this.levels(),
+      (this.guest.efer & EFER.NXE) !== 0n, write);
+    if (r === 0) return undefined;
+    const gfn = core.shadowFillGfn();
+    // Guest W and D (or a write): writable unless the frame is a page table or the p2m says no.
+    if (r & 2) core.shadowFillCommit(!this.protectedGfns.has(gfn) && (this.backing.writable?.(gfn) ?? true));
+    this.addRmap(gfn, r - (r & 7));
+    return gfn;
+  }
+
   /** Points the entry for page vpn at `level` of shadow table sp to child (written only if it differs). */
   private link(sp: ShadowPage, vpn: number, level: number, child: ShadowPage, bits: bigint): void {
     const at = Number(sp.hpa) + (Math.floor(vpn / 2 ** (9 * (level - 1))) % 512) * 8;
@@ -333,6 +364,7 @@ export class ShadowMmu {
       this.reserve();
       const v = exit.value!, pcide = (this.guest.cr4 & CR4.PCIDE) !== 0n;
       this.guest.cr3 = pcide ? v & ~NO_FLUSH : v;  // with PCIDs bit 63 asks for no flush and is not stored
+      this.rootGfn = Number((this.guest.cr3 & ADDR) >> 12n);
       this.walker.setRegisters({ cr3: this.guest.cr3 });
       // Flushes (the new PCID's non-global entries) unless bit 63 says not to, as the guest's MOV CR3 would.
       this.cpu.writeCr3(this.rootFor(v, true).hpa | (pcide ? v & (NO_FLUSH | 0xfffn) : 0n));
@@ -365,7 +397,7 @@ export class ShadowMmu {
       throw new Error(`guest walk gave ${t.fault} at ${cr2.toString(16)}`);
     }
     this.reserve();
-    const gfn = this.fill(cr2, t.pa, acc.write);
+    const gfn = this.fillLeaf(cr2, acc.write) ?? this.fill(cr2, t.pa, acc.write);
     const repeated = this.lastFault.index === index && this.lastFault.va === cr2;
     this.lastFault = { index, va: cr2 };
     if (acc.write && this.protectedGfns.has(gfn)) {
@@ -474,7 +506,7 @@ export class ShadowMmu {
       throw new Error(`guest walk gave ${t.fault} at ${cr2.toString(16)}`);
     }
     this.reserve();
-    const gfn = this.fill(cr2, t.pa, acc.write);
+    const gfn = this.fillLeaf(cr2, acc.write) ?? this.fill(cr2, t.pa, acc.write);
     const repeated = this.lastFault.index === -2 && this.lastFault.va === cr2;
     this.lastFault = { index: -2, va: cr2 };
     if (acc.write && (this.protectedGfns.has(gfn) || repeated)) {
