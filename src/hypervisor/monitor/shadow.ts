@@ -119,6 +119,8 @@ export class ShadowMmu {
    * the host fill always (the reference the differential test compares with).
    */
   fastFill: boolean;
+  /** Fills done by the core and by fill() (not in stats: those are the same with fastFill on or off). */
+  readonly fills = { core: 0, host: 0 };
 
   constructor(private readonly m: Machine, readonly cpu: Cpu, private readonly backing: ShadowBacking,
               readonly maxPages = 4096) {
@@ -275,6 +277,7 @@ export class ShadowMmu {
    * Builds the shadow path for va after a successful guest walk. Returns the target gfn.
    */
   private fill(va: bigint, hpa: bigint, write: boolean): number {
+    this.fills.host++;
     const path = this.walker;
     const top = this.levels();
     const nxe = (this.guest.efer & EFER.NXE) !== 0n;
@@ -335,6 +338,7 @@ export class ShadowMmu {
     // Guest W and D (or a write): writable unless the frame is a page table or the p2m says no.
     if (r & 2) core.shadowFillCommit(!this.protectedGfns.has(gfn) && (this.backing.writable?.(gfn) ?? true));
     this.addRmap(gfn, r - (r & 7));
+    this.fills.core++;
     return gfn;
   }
 
