@@ -34,15 +34,24 @@
 // writes too); a supervisor write the guest allows only because its CR0.WP=0 is emulated.
 
 import type { Machine } from '../../core/machine.js';
-import type { Cpu, Registers } from '../../core/cpu.js';
+import { type Cpu, type Registers, ACC } from '../../core/cpu.js';
 import type { AccessBatch } from '../../core/batch.js';
 import { CR0, CR4, EFER, PTE, EPT_QUAL } from '../../core/bits.js';
+import { XLATE } from '../../core/exit.js';
 
 const ADDR = 0x000f_ffff_ffff_f000n;
 const NO_FLUSH = 1n << 63n; // MOV CR3 bit 63 with CR4.PCIDE
 const NONLEAF = PTE.P | PTE.W | PTE.U | PTE.A;
 const LEAF_BASE = PTE.P | PTE.A;
 const PK = 0xfn << 59n; // protection key, bits 62:59
+/** walkGuest's status beside the core's XLATE ones: an EPT violation no pager could resolve. */
+const OUTSIDE = -1;
+
+type Access = { write: boolean; fetch: boolean; user: boolean; implicit: boolean };
+
+/** The core's access bits for a guest access (Cpu.translate's encoding; user is the guest's). */
+const accessBits = (a: Access): number =>
+  (a.write ? ACC.WRITE : 0) | (a.fetch ? ACC.FETCH : 0) | (a.implicit ? ACC.IMPLICIT : a.user ? ACC.USER : 0);
 
 /** What the shadow MMU needs from the VM that owns it. */
 export interface ShadowBacking {
@@ -109,7 +118,14 @@ export class ShadowMmu {
   private rmap = new Map<number, number | Set<number>>();
   private protectedGfns = new Set<number>();
   private guest: GuestRegs = { cr0: 0n, cr3: 0n, cr4: 0n, efer: 0n, rflags: 0n, pkru: 0, cpl: 0 };
-  private lastFault = { index: -1, va: -1n };
+  // The last fault filled (batch op index, or -2 for machine code; -1 none): the same one
+  // again means the shadow cannot express the access.
+  private lastIndex = -1;
+  private lastVa = -1n;
+  private lvl = 4;             // guest paging levels (CR4.LA57)
+  private nxe = false;         // guest EFER.NXE
+  private outGpa = 0n;         // walkGuest's OUTSIDE: the gpa refused and its qualification
+  private outQual = 0;
   private byHpa = new Map<bigint, ShadowPage>();
   private largeZapped = false; // a direct table was unlinked: the next INVLPG flushes all
   private rootGfn = 0;         // the guest CR3's table gfn (the root's key)
@@ -155,6 +171,8 @@ export class ShadowMmu {
       (this.guest as Record<string, bigint | number>)[k] = k === 'pkru' || k === 'cpl' ? Number(v) : BigInt(v);
     }
     this.rootGfn = Number((this.guest.cr3 & ADDR) >> 12n);
+    this.lvl = this.guest.cr4 & CR4.LA57 ? 5 : 4;
+    this.nxe = (this.guest.efer & EFER.NXE) !== 0n;
     // Shadow entries encode rights under the old NXE/paging mode: rebuild them.
     if ((r.cr0 !== undefined || r.cr4 !== undefined || r.efer !== undefined) && this.pages.size > 0) this.zapAll();
     this.walker.setRegisters(r);
@@ -163,7 +181,7 @@ export class ShadowMmu {
     if (r.cr3 !== undefined || r.cr4 !== undefined) this.cpu.setRegisters({ cr3: this.vcpuCr3() });
   }
 
-  private levels(): number { return this.guest.cr4 & CR4.LA57 ? 5 : 4; }
+  private levels(): number { return this.lvl; }
 
   private page(level: number, gfn: number, direct: boolean, rightsKey = 0): ShadowPage {
     const key = pageKey(level, gfn, direct, rightsKey);
@@ -261,16 +279,46 @@ export class ShadowMmu {
     this.cpu.setRegisters({ cr3: this.vcpuCr3() });
   }
 
-  /** Walks the guest for (va, access), backing unbacked frames on the way. */
-  private guestWalk(va: bigint, acc: { write: boolean; fetch: boolean; user: boolean; implicit: boolean }) {
+  /**
+   * Walks the guest for (va, access bits), backing unbacked frames on the way: the
+   * walker's status (its result stays in the core: walker.lastTranslation), or OUTSIDE.
+   */
+  private walkGuest(va: bigint, acc: number): number {
     for (;;) {
-      const t = this.walker.translate(va, acc);
-      if (t.ok || t.fault !== 'EPT_VIOLATION') return t;
-      if (!this.backing.backGpa(t.gpa, (t.qualification & EPT_QUAL.WRITE) !== 0)) {
-        return { ok: false as const, fault: 'OUTSIDE' as const, gpa: t.gpa, final: (t.qualification & EPT_QUAL.FINAL) !== 0,
-          qualification: t.qualification };
-      }
+      const st = this.walker.translateStatus(va, acc);
+      if (st !== XLATE.EPT_VIOLATION) return st;
+      this.outGpa = this.walker.exitGpa();
+      this.outQual = this.walker.exitQualification();
+      if (!this.backing.backGpa(this.outGpa, (this.outQual & EPT_QUAL.WRITE) !== 0)) return OUTSIDE;
     }
+  }
+
+  /** walkGuest with its result built. */
+  private guestWalk(va: bigint, acc: Access) {
+    const st = this.walkGuest(va, accessBits(acc));
+    if (st !== OUTSIDE) return this.walker.lastTranslation(st);
+    return { ok: false as const, fault: 'OUTSIDE' as const, gpa: this.outGpa, final: (this.outQual & EPT_QUAL.FINAL) !== 0,
+      qualification: this.outQual };
+  }
+
+  /** A guest walk for a #PF at cr2 that did not succeed: the guest's fault, or the refused gpa. */
+  private walkFailed(st: number, cr2: bigint): ShadowOutcome {
+    if (st === OUTSIDE) {
+      return { action: 'outside', gpa: this.outGpa, final: (this.outQual & EPT_QUAL.FINAL) !== 0, qualification: this.outQual };
+    }
+    const t = this.walker.lastTranslation(st);
+    if (t.ok) throw new Error('walkFailed: the walk succeeded');
+    if (t.fault === 'PF') {
+      this.stats.reflectedFaults++;
+      return { action: 'guestFault', errorCode: t.errorCode, cr2: t.cr2 };
+    }
+    throw new Error(`guest walk gave ${t.fault} at ${cr2.toString(16)}`);
+  }
+
+  /** Fills the shadow for cr2 after a successful guest walk; the gfn mapped. */
+  private fillAfterWalk(cr2: bigint, write: boolean): number {
+    this.reserve();
+    return this.fillLeaf(cr2, write) ?? this.fill(cr2, this.walker.resultPa(), write);
   }
 
   /**
@@ -280,7 +328,7 @@ export class ShadowMmu {
     this.fills.host++;
     const path = this.walker;
     const top = this.levels();
-    const nxe = (this.guest.efer & EFER.NXE) !== 0n;
+    const nxe = this.nxe;
     let leaf = 1;
     for (let l = top; l >= 1; l--) {
       if (l === 1 || (l <= 3 && path.walkValue(l) & PTE.PS)) { leaf = l; break; }
@@ -331,8 +379,7 @@ export class ShadowMmu {
   private fillLeaf(va: bigint, write: boolean): number | undefined {
     if (!this.fastFill) return undefined;
     const core = this.m.core;
-    const r = core.shadowFill(this.cpu.ptr, this.walker.ptr, va, this.rootGfn, this.levels(),
-      (this.guest.efer & EFER.NXE) !== 0n, write);
+    const r = core.shadowFill(this.cpu.ptr, this.walker.ptr, va, this.rootGfn, this.lvl, this.nxe, write);
     if (r === 0) return undefined;
     const gfn = core.shadowFillGfn();
     // Guest W and D (or a write): writable unless the frame is a page table or the p2m says no.
@@ -386,24 +433,16 @@ export class ShadowMmu {
   }
 
   private pageFault(index: number, cr2: bigint, batch: AccessBatch): ShadowOutcome {
-    const op = batch.op(index);
+    const op = batch.access(index);
     const acc = {
       write: op.kind === 'store', fetch: op.kind === 'fetch', implicit: op.implicit,
       user: !op.implicit && (op.user || this.guest.cpl === 3),
     };
-    const t = this.guestWalk(cr2, acc);
-    if (!t.ok) {
-      if (t.fault === 'PF') {
-        this.stats.reflectedFaults++;
-        return { action: 'guestFault', errorCode: t.errorCode, cr2: t.cr2 };
-      }
-      if (t.fault === 'OUTSIDE') return { action: 'outside', gpa: t.gpa, final: t.final, qualification: t.qualification };
-      throw new Error(`guest walk gave ${t.fault} at ${cr2.toString(16)}`);
-    }
-    this.reserve();
-    const gfn = this.fillLeaf(cr2, acc.write) ?? this.fill(cr2, t.pa, acc.write);
-    const repeated = this.lastFault.index === index && this.lastFault.va === cr2;
-    this.lastFault = { index, va: cr2 };
+    const st = this.walkGuest(cr2, accessBits(acc));
+    if (st !== XLATE.ok) return this.walkFailed(st, cr2);
+    const gfn = this.fillAfterWalk(cr2, acc.write);
+    const repeated = this.lastIndex === index && this.lastVa === cr2;
+    this.lastIndex = index; this.lastVa = cr2;
     if (acc.write && this.protectedGfns.has(gfn)) {
       this.stats.ptWritesEmulated++;
       return this.emulate(index, batch, acc);
@@ -421,8 +460,8 @@ export class ShadowMmu {
    * before a byte moves (a fault on the second page leaves the first untouched, as on
    * hardware); zaps the shadow entries derived from written page-table entries.
    */
-  private emulate(index: number, batch: AccessBatch, acc: { write: boolean; fetch: boolean; user: boolean; implicit: boolean }): ShadowOutcome {
-    this.lastFault = { index: -1, va: -1n };
+  private emulate(index: number, batch: AccessBatch, acc: Access): ShadowOutcome {
+    this.lastIndex = -1; this.lastVa = -1n;
     const op = batch.op(index);
     const chunks: { hpa: bigint; gfn: number; at: number; n: number }[] = [];
     for (let b = 0; b < op.size; ) {
@@ -500,22 +539,18 @@ export class ShadowMmu {
    * only through its CR0.WP=0 — returns 'step': the caller runs the instruction once with
    * the page opened by openForStep, which then zaps the shadows of what it wrote.
    */
-  cpuFault(cr2: bigint, acc: { write: boolean; fetch: boolean; user: boolean; implicit: boolean }):
+  cpuFault(cr2: bigint, acc: Access):
       ShadowOutcome | { action: 'step'; va: bigint; hpa: bigint; gfn: number } {
     this.syncWalker(); // guest code ran since the last exit: its flags may have changed
-    const t = this.guestWalk(cr2, acc);
-    if (!t.ok) {
-      if (t.fault === 'PF') { this.stats.reflectedFaults++; return { action: 'guestFault', errorCode: t.errorCode, cr2: t.cr2 }; }
-      if (t.fault === 'OUTSIDE') return { action: 'outside', gpa: t.gpa, final: t.final, qualification: t.qualification };
-      throw new Error(`guest walk gave ${t.fault} at ${cr2.toString(16)}`);
-    }
-    this.reserve();
-    const gfn = this.fillLeaf(cr2, acc.write) ?? this.fill(cr2, t.pa, acc.write);
-    const repeated = this.lastFault.index === -2 && this.lastFault.va === cr2;
-    this.lastFault = { index: -2, va: cr2 };
+    const st = this.walkGuest(cr2, accessBits(acc));
+    if (st !== XLATE.ok) return this.walkFailed(st, cr2);
+    const pa = this.walker.resultPa();
+    const gfn = this.fillAfterWalk(cr2, acc.write);
+    const repeated = this.lastIndex === -2 && this.lastVa === cr2;
+    this.lastIndex = -2; this.lastVa = cr2;
     if (acc.write && (this.protectedGfns.has(gfn) || repeated)) {
-      this.lastFault = { index: -1, va: -1n };
-      return { action: 'step', va: cr2, hpa: t.pa, gfn };
+      this.lastIndex = -1; this.lastVa = -1n;
+      return { action: 'step', va: cr2, hpa: pa, gfn };
     }
     this.stats.hiddenFaults++;
     return { action: 'retry' };
