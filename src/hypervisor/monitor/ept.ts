@@ -47,8 +47,9 @@ export interface EptMapping {
 export interface EptStats { tables: number; invalidations: number; splits: number; largeMaps: number }
 
 const LEVEL_OF: Record<number, number> = { [PAGE_4K]: 1, [PAGE_2M]: 2, [PAGE_1G]: 3 };
-/** 4 KiB frames spanned by one entry at `level` (1 = PTE). */
-const span = (level: number): number => 512 ** (level - 1);
+/** 4 KiB frames spanned by one entry at `level` (1 = PTE); a table, not Math.pow, on the map path. */
+const SPANS = [0, 1, 512, 512 ** 2, 512 ** 3, 512 ** 4];
+const span = (level: number): number => SPANS[level];
 const index = (gfn: number, level: number): bigint => BigInt(Math.floor(gfn / span(level)) % 512);
 const isLeaf = (e: bigint, level: number): boolean => level === 1 || (e & EPT.PS) !== 0n;
 const present = (e: bigint): boolean => (e & 7n) !== 0n;

@@ -42,8 +42,12 @@ import { XLATE } from '../../core/exit.js';
 const ADDR = 0x000f_ffff_ffff_f000n;
 const NO_FLUSH = 1n << 63n; // MOV CR3 bit 63 with CR4.PCIDE
 const NONLEAF = PTE.P | PTE.W | PTE.U | PTE.A;
+const FRAMES = [0, 1, 512, 512 ** 2, 512 ** 3, 512 ** 4]; // 4 KiB frames one entry at level l spans
 const LEAF_BASE = PTE.P | PTE.A;
 const PK = 0xfn << 59n; // protection key, bits 62:59
+// The outcomes that carry nothing, shared (callers only read them).
+const RETRY: ShadowOutcome = Object.freeze({ action: 'retry' });
+const NEXT: ShadowOutcome = Object.freeze({ action: 'next' });
 /** walkGuest's status beside the core's XLATE ones: an EPT violation no pager could resolve. */
 const OUTSIDE = -1;
 
@@ -347,12 +351,12 @@ export class ShadowMmu {
       sp = child;
     }
     // A guest large page: direct tables down to 4 KiB.
-    const pageFrames = 2 ** (9 * (leaf - 1));
+    const pageFrames = FRAMES[leaf];
     const frameGfn = Number((leafVal & ADDR) >> 12n) - Number((leafVal & ADDR) >> 12n) % pageFrames;
     const inPage = vpn % pageFrames;
     const rightsKey = (w ? 1 : 0) | (u ? 2 : 0) | (nx ? 4 : 0) | (Number((leafVal >> 59n) & 15n) << 3);
     for (let l = leaf; l > 1; l--) {
-      const spanFrames = 2 ** (9 * (l - 1));
+      const spanFrames = FRAMES[l];
       const child = this.page(l - 1, frameGfn + inPage - inPage % spanFrames, true, rightsKey);
       this.link(sp, vpn, l, child, l === leaf ? PTE.P | PTE.A | PTE.W | PTE.U : NONLEAF);
       sp = child;
@@ -391,7 +395,7 @@ export class ShadowMmu {
 
   /** Points the entry for page vpn at `level` of shadow table sp to child (written only if it differs). */
   private link(sp: ShadowPage, vpn: number, level: number, child: ShadowPage, bits: bigint): void {
-    const at = Number(sp.hpa) + (Math.floor(vpn / 2 ** (9 * (level - 1))) % 512) * 8;
+    const at = Number(sp.hpa) + (Math.floor(vpn / FRAMES[level]) % 512) * 8;
     const want = child.hpa | bits;
     if (this.m.memory.read64(at) !== want) this.m.memory.write64(at, want);
   }
@@ -419,14 +423,14 @@ export class ShadowMmu {
       this.walker.setRegisters({ cr3: this.guest.cr3 });
       // Flushes (the new PCID's non-global entries) unless bit 63 says not to, as the guest's MOV CR3 would.
       this.cpu.writeCr3(this.rootFor(v, true).hpa | (pcide ? v & (NO_FLUSH | 0xfffn) : 0n));
-      return { action: 'next' };
+      return NEXT;
     }
     if (exit.reason === 'INVLPG') {
       this.stats.invlpgs++;
       // The TLB holds a guest large page as 4 KiB pieces: drop them all.
       if (this.largeZapped || this.viaDirect(exit.va!)) { this.cpu.flushTlb(); this.largeZapped = false; }
       else this.cpu.invlpg(exit.va!);
-      return { action: 'next' };
+      return NEXT;
     }
     if (exit.reason !== 'PF') throw new Error(`shadow MMU cannot handle exit ${exit.reason}`);
     return this.pageFault(exit.index, exit.cr2!, batch);
@@ -452,7 +456,7 @@ export class ShadowMmu {
       return this.emulate(index, batch, acc);
     }
     this.stats.hiddenFaults++;
-    return { action: 'retry' };
+    return RETRY;
   }
 
   /**
@@ -487,7 +491,7 @@ export class ShadowMmu {
       if (acc.write) this.zapWritten(gfn, hpa & 0xfffn, n);
     }
     if (!acc.write) batch.setValue(index, out);
-    return { action: 'next' };
+    return NEXT;
   }
 
   /** A guest store hit a page-table page: drop the shadow entries of the written entries. */
@@ -553,7 +557,7 @@ export class ShadowMmu {
       return { action: 'step', va: cr2, hpa: pa, gfn };
     }
     this.stats.hiddenFaults++;
-    return { action: 'retry' };
+    return RETRY;
   }
 
   /**
