@@ -187,7 +187,7 @@ export class HostFrames {
     if (!Number.isInteger(node) || node < 0 || node >= this.nodes) throw new RangeError(`home node ${node} outside 0..${this.nodes - 1}`);
     this.home.set(owner, node);
   }
-  homeOf(owner: Owner): number { return this.home.get(owner) ?? 0; }
+  homeOf(owner: Owner): number { return this.home.size === 0 ? 0 : this.home.get(owner) ?? 0; } // no lookup without NUMA homes
 
   /** A zeroed VM-pool frame from exactly `node`, or null if that node has none free. */
   tryAllocOn(owner: Owner, node: number): Hfn | null {
