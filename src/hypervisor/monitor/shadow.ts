@@ -38,6 +38,7 @@ import { type Cpu, type Registers, ACC } from '../../core/cpu.js';
 import type { AccessBatch } from '../../core/batch.js';
 import { CR0, CR4, EFER, PTE, EPT_QUAL } from '../../core/bits.js';
 import { XLATE } from '../../core/exit.js';
+import { ShadowRmap } from './shadow-rmap.js';
 
 const ADDR = 0x000f_ffff_ffff_f000n;
 const NO_FLUSH = 1n << 63n; // MOV CR3 bit 63 with CR4.PCIDE
@@ -118,8 +119,7 @@ export class ShadowMmu {
     cr3Switches: 0, rootCacheHits: 0, invlpgs: 0, shadowPages: 0, zapAlls: 0, protectedFrames: 0 };
   private pages = new Map<number, ShadowPage>();       // pageKey(level, gfn, direct, rights)
   private byGfn = new Map<number, ShadowPage[]>();        // guest table gfn → its shadows
-  // gfn → hpa of every shadow leaf filled for it: one inline (no allocation), more in a set.
-  private rmap = new Map<number, number | Set<number>>();
+  private readonly rmap = new ShadowRmap(); // gfn → hpa of every shadow leaf filled for it
   private protectedGfns = new Set<number>();
   private guest: GuestRegs = { cr0: 0n, cr3: 0n, cr4: 0n, efer: 0n, rflags: 0n, pkru: 0, cpl: 0 };
   // The last fault filled (batch op index, or -2 for machine code; -1 none): the same one
@@ -224,7 +224,7 @@ export class ShadowMmu {
     this.stats.protectedFrames = this.protectedGfns.size;
     this.backing.markPageTable?.(gfn, true);
     let changed = false;
-    for (const spte of this.sptesOf(gfn)) {
+    for (const spte of this.rmap.sptes(gfn)) {
       const v = this.m.memory.read64(spte);
       if (v & PTE.W) { this.m.memory.write64(spte, v & ~(PTE.W | PTE.D)); changed = true; }
     }
@@ -241,26 +241,13 @@ export class ShadowMmu {
   zapGfn(gfn: number, hpa: bigint): boolean {
     if (!this.rmap.has(gfn)) return false;
     let changed = false;
-    for (const spte of this.sptesOf(gfn)) {
+    for (const spte of this.rmap.sptes(gfn)) {
       const v = this.m.memory.read64(spte);
       if (v & PTE.P && (v & ADDR) === hpa) { this.m.memory.write64(spte, 0n); changed = true; }
     }
     this.rmap.delete(gfn);
     if (changed) this.cpu.flushTlb(); // every linear alias of the frame, as in protect()
     return changed;
-  }
-
-  private sptesOf(gfn: number): Iterable<number> {
-    const r = this.rmap.get(gfn);
-    return r === undefined ? [] : typeof r === 'number' ? [r] : r;
-  }
-
-  /** Notes that the shadow leaf at hpa `at` was filled for gfn. */
-  private addRmap(gfn: number, at: number): void {
-    const r = this.rmap.get(gfn);
-    if (r === undefined) this.rmap.set(gfn, at);
-    else if (typeof r === 'number') { if (r !== at) this.rmap.set(gfn, new Set([r, at])); }
-    else r.add(at);
   }
 
   /** Makes sure a fill cannot run out of shadow pages midway (it never purges itself). */
@@ -371,7 +358,7 @@ export class ShadowMmu {
     if (nx) spte |= PTE.XD;
     const at = Number(sp.hpa) + (vpn % 512) * 8;
     this.m.memory.write64(at, spte);
-    this.addRmap(gfn, at);
+    this.rmap.add(gfn, at);
     return gfn;
   }
 
@@ -388,7 +375,7 @@ export class ShadowMmu {
     const gfn = core.shadowFillGfn();
     // Guest W and D (or a write): writable unless the frame is a page table or the p2m says no.
     if (r & 2) core.shadowFillCommit(!this.protectedGfns.has(gfn) && (this.backing.writable?.(gfn) ?? true));
-    this.addRmap(gfn, r - (r & 7));
+    this.rmap.add(gfn, r - (r & 7));
     this.fills.core++;
     return gfn;
   }
