@@ -117,7 +117,7 @@ export {
 
 // The shadow MMU's common hidden-fault fill (assembly/shadow-fill.ts).
 import { shadowFillLeaf } from "./shadow-fill";
-export { shadowTagsInit, shadowTag, shadowFillCommit, shadowFillGfn } from "./shadow-fill";
+export { shadowTagsInit, shadowTag, shadowTagOf, shadowFillCommit, shadowFillGfn } from "./shadow-fill";
 export function shadowFill(c: usize, walker: usize, va: u64, rootGfn: f64, levels: u32, nxe: bool, write: bool): u32 {
   return shadowFillLeaf(cpu(c), cpu(walker), va, rootGfn, levels, nxe, write);
 }

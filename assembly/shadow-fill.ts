@@ -55,6 +55,11 @@ export function shadowTag(hfn: u32, gfn: f64, level: u32): void {
   store<u32>(tags + (<usize>hfn << 2), level == 0 || g > MAX_TAGGED_GFN || level > 5 ? 0 : <u32>(g << 3) | level);
 }
 
+// The tag of host frame hfn (0 if none): for tests and inspection.
+export function shadowTagOf(hfn: u32): u32 {
+  return tags == 0 || <u64>hfn >= (physBytes >> 12) ? 0 : load<u32>(tags + (<usize>hfn << 2));
+}
+
 @inline function tagged(hpa: u64, gfn: u64, level: u32): bool {
   let hfn = hpa >> 12;
   return hfn != 0 && hfn < (physBytes >> 12) && gfn <= MAX_TAGGED_GFN &&

@@ -250,6 +250,11 @@ export class ShadowMmu {
     return changed;
   }
 
+  /** Clears the core's tags of the shadow pages (before their frames are freed: zapAll, VM destroy). */
+  untagPages(): void {
+    for (const p of this.pages.values()) if (!p.direct) this.m.core.shadowTag(Number(p.hpa >> 12n), 0, 0);
+  }
+
   /** Makes sure a fill cannot run out of shadow pages midway (it never purges itself). */
   private reserve(): void {
     if (this.pages.size + 2 * this.levels() + 2 > this.maxPages) this.zapAll();
@@ -257,10 +262,8 @@ export class ShadowMmu {
 
   /** Drops every shadow page (memory pressure); the next accesses rebuild what they use. */
   zapAll(): void {
-    for (const p of this.pages.values()) {
-      if (!p.direct) this.m.core.shadowTag(Number(p.hpa >> 12n), 0, 0);
-      this.backing.freeTableFrame(p.hpa);
-    }
+    this.untagPages();
+    for (const p of this.pages.values()) this.backing.freeTableFrame(p.hpa);
     for (const gfn of this.protectedGfns) this.backing.markPageTable?.(gfn, false);
     this.pages.clear(); this.byGfn.clear(); this.rmap.clear(); this.protectedGfns.clear(); this.byHpa.clear();
     this.stats.zapAlls++;

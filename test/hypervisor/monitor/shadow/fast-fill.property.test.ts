@@ -155,4 +155,25 @@ describe('the core\'s shadow fill', () => {
     // CR0.WP=0 writes, pool zaps, address-space switches.
     for (const [k, n] of Object.entries(seen)) expect(n, k).toBeGreaterThan(0);
   }, 120_000);
+
+  it('finds shadow pages by tags that zapAll and VM destroy clear', async () => {
+    const hv = await Hypervisor.create({ hostMemoryBytes: VM_BYTES + 16n * MiB, hypervisorBytes: 16 * 2 ** 20 });
+    const vm = hv.createVm({ memoryBytes: VM_BYTES, mode: 'shadow' });
+    const c: Case = { seed: 7, la57: false, nxe: true, wp: true, pool: 4096, tlb: true };
+    const rng = new Rng(c.seed), tables = buildTables(vm.memory, c, rng);
+    const v = vm.vcpus[0], sh = v.shadow!;
+    v.setRegisters({ cr0: CR0.PG | CR0.WP, cr3: tables.roots[0], cr4: CR4.PAE, efer: EFER.LME | EFER.NXE, cpl: 0 });
+    const b = hv.machine.createBatch(1024);
+    program(b, rng, tables, 300);
+    for (let at = 0; ;) { const x = v.run(b, at); if (x.reason === 'end') break; at = x.index + 1; }
+    const core = hv.machine.core, frames = hv.machine.memory.size / 4096;
+    const tagged = () => Array.from({ length: frames }, (_, h) => core.shadowTagOf(h)).filter((t) => t !== 0);
+    expect(sh.fills.core).toBeGreaterThan(0);
+    expect(tagged().length).toBeGreaterThan(3);
+    sh.zapAll(); // the root of the current CR3 is made again at once
+    const root = Number((sh.guestRegisters().cr3 & 0xf_ffff_ffff_f000n) >> 12n);
+    expect(tagged()).toEqual([root * 8 + 4]);
+    vm.destroy();
+    expect(tagged()).toEqual([]);
+  });
 });
