@@ -32,10 +32,10 @@ const XD: u64 = 0x8000_0000_0000_0000;
 const PK: u64 = <u64>0xF << 59; // protection key, bits 62:59
 const MAX_TAGGED_GFN: u64 = (1 << 29) - 1;
 
-// Results (low bits of the returned spte address, which is 8-aligned).
-export const FILL_NO: u32 = 0;      // not the common case: the host fills
-const FILL_DONE: u32 = 1;           // leaf written (read-only, or W not asked for)
-const FILL_PENDING: u32 = 2;        // guest leaf is W and D: the host decides W, then commits
+// Results (low bits of the returned spte address, which is 8-aligned; in the ABI table).
+export const FILL_NO: u32 = 0;         // not the common case: the host fills
+export const FILL_DONE: u32 = 1;       // leaf written (read-only, or W not asked for)
+export const FILL_PENDING: u32 = 2;    // guest leaf is W and D: the host decides W, then commits
 
 let tags: usize = 0;                // u32 per host frame, allocated on first use
 let lastGfn: u64 = 0;

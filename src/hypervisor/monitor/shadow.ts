@@ -37,7 +37,7 @@ import type { Machine } from '../../core/machine.js';
 import { type Cpu, type Registers, ACC } from '../../core/cpu.js';
 import type { AccessBatch } from '../../core/batch.js';
 import { CR0, CR4, EFER, PTE, EPT_QUAL } from '../../core/bits.js';
-import { XLATE } from '../../core/exit.js';
+import { XLATE, SHADOW_FILL } from '../../core/exit.js';
 import { ShadowRmap } from './shadow-rmap.js';
 
 const ADDR = 0x000f_ffff_ffff_f000n;
@@ -377,7 +377,7 @@ export class ShadowMmu {
     if (r === 0) return undefined;
     const gfn = core.shadowFillGfn();
     // Guest W and D (or a write): writable unless the frame is a page table or the p2m says no.
-    if (r & 2) core.shadowFillCommit(!this.protectedGfns.has(gfn) && (this.backing.writable?.(gfn) ?? true));
+    if (r & SHADOW_FILL.pending) core.shadowFillCommit(!this.protectedGfns.has(gfn) && (this.backing.writable?.(gfn) ?? true));
     this.rmap.add(gfn, r - (r & 7));
     this.fills.core++;
     return gfn;
