@@ -31,6 +31,7 @@ import type { PhysicalMemory } from '../../core/memory.js';
 import { P2M, frameField, type P2m } from './p2m.js';
 
 export const RWX = EPT.R | EPT.W | EPT.X;
+const RX = EPT.R | EPT.X;
 const ADDR = 0x000f_ffff_ffff_f000n;
 const AD = EPT.A | EPT.D;
 const LEAF_FLAGS = RWX | (7n << 3n) | EPT.IPAT; // carried into the children of a split
@@ -135,7 +136,7 @@ export class Ept {
 
   /** Maps gfn → hfn with `rights`, as one page of `size` (both must be size-aligned). */
   map(gfn: Gfn, hfn: Hfn, rights: bigint = RWX, size: PageSize = PAGE_4K): void {
-    checkRights(rights);
+    if (rights !== RWX && rights !== RX) checkRights(rights); // the p2m's two are valid
     const level = LEVEL_OF[size];
     if (level === undefined) throw new RangeError(`EPT page size ${size} is not 4 KiB, 2 MiB or 1 GiB`);
     if (gfn % span(level) !== 0 || hfn % span(level) !== 0) {
@@ -304,7 +305,7 @@ export class Ept {
 /** EPT rights for a p2m entry: null if not present; read-only while write-protected, shared or logged. */
 export function eptRights(word: number): bigint | null {
   if (!(word & P2M.PRESENT) || word & P2M.TRAPPED) return null;
-  return word & (P2M.WRITE_PROTECTED | P2M.SHARED | P2M.LOGGED) ? EPT.R | EPT.X : RWX;
+  return word & (P2M.WRITE_PROTECTED | P2M.SHARED | P2M.LOGGED) ? RX : RWX;
 }
 
 /** If gfns [g, g+n) are present with contiguous hfns aligned to n and equal rights, their first hfn. */
