@@ -18,6 +18,7 @@ import {
   OP_BYTES, K_LOAD, K_STORE, K_FETCH, K_TRANSLATE, K_OUT, K_IN, K_HLT, K_MOVCR3, K_INVLPG, CTL_IMPLICIT, CTL_USER,
 } from "./access";
 import { NUM_COUNTERS } from "./counters";
+import { FILL_DONE, FILL_PENDING } from "./shadow-fill";
 
 function kv(key: string, v: i64): string { return key + "=" + v.toString(); }
 
@@ -44,6 +45,7 @@ function build(): string {
   p.push(kv("op.hlt", K_HLT)); p.push(kv("op.movCr3", K_MOVCR3)); p.push(kv("op.invlpg", K_INVLPG));
   p.push(kv("ctl.implicit", CTL_IMPLICIT)); p.push(kv("ctl.user", CTL_USER));
   p.push(kv("mode.native", MODE_NATIVE)); p.push(kv("mode.nested", MODE_NESTED)); p.push(kv("mode.shadow", MODE_SHADOW));
+  p.push(kv("shadowFill.done", FILL_DONE)); p.push(kv("shadowFill.pending", FILL_PENDING));
   p.push(kv("layout.opBytes", <i64>OP_BYTES)); p.push(kv("layout.tlbs", NUM_TLBS)); p.push(kv("layout.counters", NUM_COUNTERS));
   return p.join(",");
 }

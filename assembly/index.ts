@@ -114,3 +114,10 @@ export {
   x86Halted, x86SetHalted, x86SetNoIrq, x86SetGuestCr3, x86SetGuestCr0,
   x86StateCount, x86SaveStateExport as x86SaveState, x86LoadStateExport as x86LoadState,
 } from "./x86/exports";
+
+// The shadow MMU's common hidden-fault fill (assembly/shadow-fill.ts).
+import { shadowFillLeaf } from "./shadow-fill";
+export { shadowTagsInit, shadowTag, shadowTagOf, shadowFillCommit, shadowFillGfn } from "./shadow-fill";
+export function shadowFill(c: usize, walker: usize, va: u64, rootGfn: f64, levels: u32, nxe: bool, write: bool): u32 {
+  return shadowFillLeaf(cpu(c), cpu(walker), va, rootGfn, levels, nxe, write);
+}

@@ -6,7 +6,7 @@
 import type { Core } from './wasm.js';
 import { CACHE_ORDER, REG_ORDER, MODES } from './cpu.js';
 import { OpKind, OP_BYTES, CTL_IMPLICIT, CTL_USER } from './batch.js';
-import { EXIT, XLATE } from './exit.js';
+import { EXIT, XLATE, SHADOW_FILL } from './exit.js';
 
 export { EXIT, XLATE };
 
@@ -32,6 +32,7 @@ export function hostAbi(numCounters: number): Map<string, number> {
   m.set('ctl.implicit', CTL_IMPLICIT);
   m.set('ctl.user', CTL_USER);
   for (const [k, v] of Object.entries(MODES)) m.set(`mode.${k}`, v);
+  for (const [k, v] of Object.entries(SHADOW_FILL)) m.set(`shadowFill.${k}`, v);
   m.set('layout.opBytes', OP_BYTES);
   m.set('layout.tlbs', CACHE_ORDER.length);
   m.set('layout.counters', numCounters);

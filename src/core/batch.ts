@@ -102,6 +102,14 @@ export class AccessBatch {
       user: (ctl & CTL_USER) !== 0, implicit: (ctl & CTL_IMPLICIT) !== 0 };
   }
 
+  /** Op i's kind and flags, without its address and value (no BigInt made). */
+  access(i: number): { kind: OpKindName; user: boolean; implicit: boolean } {
+    if (i < 0 || i >= this.length) throw new RangeError(`op index ${i} outside batch length ${this.length}`);
+    this.views();
+    const ctl = this.u32[i * 6 + 4];
+    return { kind: kindName(ctl & 15), user: (ctl & CTL_USER) !== 0, implicit: (ctl & CTL_IMPLICIT) !== 0 };
+  }
+
   /** Load/fetch result or translated address of op i (store: the data stored). */
   value(i: number): bigint {
     this.views();

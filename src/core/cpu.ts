@@ -125,6 +125,8 @@ export interface Vmcs {
 export interface BatchResult { completed: number; exit: BatchExit }
 
 const ACC_WRITE = 2, ACC_USER = 4, ACC_FETCH = 16, ACC_IMPLICIT = 256;
+/** Access bits of translateStatus (the core's ACC_* in assembly/entry.ts). */
+export const ACC = { WRITE: ACC_WRITE, USER: ACC_USER, FETCH: ACC_FETCH, IMPLICIT: ACC_IMPLICIT } as const;
 const OK: Result = { ok: true };
 const GP: Result = { ok: false, fault: 'GP' };
 
@@ -369,7 +371,27 @@ export class Cpu {
     if (access.fetch) acc |= ACC_FETCH;
     if (access.implicit) acc |= ACC_IMPLICIT;
     else if (access.user ?? this.core.cpuGetReg(this.ptr, R_CPL) === 3n) acc |= ACC_USER;
-    const st = this.core.cpuTranslate(this.ptr, BigInt.asUintN(64, va), acc);
+    return this.lastTranslation(this.translateStatus(va, acc));
+  }
+
+  /**
+   * translate() without building its result: the core's status (XLATE) for access bits
+   * `acc` (ACC in this file). The details stay in the core until the next translation or
+   * batch: lastTranslation(status) reads them; exitGpa/exitQualification an EPT violation's.
+   */
+  translateStatus(va: bigint, acc: number): number {
+    return this.core.cpuTranslate(this.ptr, BigInt.asUintN(64, va), acc);
+  }
+
+  /** The physical address the last successful translateStatus gave. */
+  resultPa(): bigint { return BigInt.asUintN(64, this.core.cpuResPa(this.ptr)); }
+
+  /** The EPT violation of the last translateStatus: the gpa refused and its qualification. */
+  exitGpa(): bigint { return BigInt.asUintN(64, this.core.cpuExitGpa(this.ptr)); }
+  exitQualification(): number { return this.core.cpuExitQual(this.ptr); }
+
+  /** The result of the last translation, whose status was st. */
+  lastTranslation(st: number): Translation {
     if (st === XLATE.ok) {
       return { ok: true, pa: BigInt.asUintN(64, this.core.cpuResPa(this.ptr)),
         pageSize: Number(this.core.cpuResSize(this.ptr)) as PageSize };

@@ -43,3 +43,5 @@ export const EXIT = {
   PF: 1, GP: 2, unsupported: 3, MMIO: 4, EPT_VIOLATION: 5, EPT_MISCONFIG: 6, IO: 7, HLT: 8, CR3: 9, INVLPG: 10,
 } as const;
 export const XLATE = { ok: 0, PF: 1, GP: 2, unsupported: 3, EPT_VIOLATION: 4, EPT_MISCONFIG: 5 } as const;
+/** The core's shadow fill (assembly/shadow-fill.ts): low bits of the spte address it returns; 0 = not done. */
+export const SHADOW_FILL = { done: 1, pending: 2 } as const;

@@ -67,8 +67,8 @@ export class PhysicalMemory {
     this.codeWrite(pa, 8);
     this.view.setBigUint64(o, BigInt.asUintN(64, v), true);
   }
-  read32(pa: bigint): number { const o = this.offset(pa, 4); return this.view.getUint32(o, true); }
-  write32(pa: bigint, v: number): void { const o = this.offset(pa, 4); this.codeWrite(pa, 4); this.view.setUint32(o, v >>> 0, true); }
+  read32(pa: bigint | number): number { const o = this.offset(pa, 4); return this.view.getUint32(o, true); }
+  write32(pa: bigint | number, v: number): void { const o = this.offset(pa, 4); this.codeWrite(pa, 4); this.view.setUint32(o, v >>> 0, true); }
   read8(pa: bigint): number { const o = this.offset(pa, 1); return this.view.getUint8(o); }
   write8(pa: bigint, v: number): void { const o = this.offset(pa, 1); this.codeWrite(pa, 1); this.view.setUint8(o, v & 0xff); }
 

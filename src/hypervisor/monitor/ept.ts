@@ -31,6 +31,7 @@ import type { PhysicalMemory } from '../../core/memory.js';
 import { P2M, frameField, type P2m } from './p2m.js';
 
 export const RWX = EPT.R | EPT.W | EPT.X;
+const RX = EPT.R | EPT.X;
 const ADDR = 0x000f_ffff_ffff_f000n;
 const AD = EPT.A | EPT.D;
 const LEAF_FLAGS = RWX | (7n << 3n) | EPT.IPAT; // carried into the children of a split
@@ -47,11 +48,14 @@ export interface EptMapping {
 export interface EptStats { tables: number; invalidations: number; splits: number; largeMaps: number }
 
 const LEVEL_OF: Record<number, number> = { [PAGE_4K]: 1, [PAGE_2M]: 2, [PAGE_1G]: 3 };
-/** 4 KiB frames spanned by one entry at `level` (1 = PTE). */
-const span = (level: number): number => 512 ** (level - 1);
+/** 4 KiB frames spanned by one entry at `level` (1 = PTE); a table, not Math.pow, on the map path. */
+const SPANS = [0, 1, 512, 512 ** 2, 512 ** 3, 512 ** 4];
+const span = (level: number): number => SPANS[level];
 const index = (gfn: number, level: number): bigint => BigInt(Math.floor(gfn / span(level)) % 512);
 const isLeaf = (e: bigint, level: number): boolean => level === 1 || (e & EPT.PS) !== 0n;
 const present = (e: bigint): boolean => (e & 7n) !== 0n;
+// The same bits in an entry's low 32-bit half.
+const PS32 = Number(EPT.PS), MT_WB32 = Number(EPT.MT_WB), AD32 = Number(AD);
 
 function checkRights(rights: bigint): void {
   if ((rights & ~RWX) !== 0n || rights === 0n || ((rights & EPT.W) !== 0n && (rights & EPT.R) === 0n)) {
@@ -132,14 +136,14 @@ export class Ept {
 
   /** Maps gfn → hfn with `rights`, as one page of `size` (both must be size-aligned). */
   map(gfn: Gfn, hfn: Hfn, rights: bigint = RWX, size: PageSize = PAGE_4K): void {
-    checkRights(rights);
+    if (rights !== RWX && rights !== RX) checkRights(rights); // the p2m's two are valid
     const level = LEVEL_OF[size];
     if (level === undefined) throw new RangeError(`EPT page size ${size} is not 4 KiB, 2 MiB or 1 GiB`);
     if (gfn % span(level) !== 0 || hfn % span(level) !== 0) {
       throw new RangeError(`EPT ${size}-byte page gfn ${hex(gfn)} → hfn ${hex(hfn)} is not aligned`);
     }
+    if (level === 1 && this.mapUnderTables(gfn, hfn, Number(rights))) return;
     const want = hpaOf(hfn) | rights | EPT.MT_WB | (level > 1 ? EPT.PS : 0n);
-    if (level === 1 && this.mapUnderTables(gfn, want)) return;
     const cur = this.lookup(gfn);
     if (cur && cur.level === level && (cur.entry & ~AD) === want) return;
     // Already translated identically by a larger leaf: leave it (no split).
@@ -154,21 +158,25 @@ export class Ept {
 
   /**
    * map's common case (a 4 KiB leaf under tables that all exist, no large leaf above):
-   * one descent on numbers, the same writes and invalidation as the general path. False
-   * when a table is missing or a large leaf covers gfn: the general path decides.
+   * one descent on the entries' 32-bit halves (no BigInt), the same writes and
+   * invalidation as the general path. False when a table is missing or a large leaf
+   * covers gfn: the general path decides. hfn < 2^24 (p2m), so the leaf's hpa < 2^36.
    */
-  private mapUnderTables(gfn: number, want: bigint): boolean {
+  private mapUnderTables(gfn: number, hfn: number, rights: number): boolean {
     let table = Number(this.root);
     for (let l = this.levels; l > 1; l--) {
-      const e = this.mem.read64(table + (Math.floor(gfn / span(l)) % 512) * 8);
-      if (!present(e) || (e & EPT.PS) !== 0n) return false;
-      table = Number(e & ADDR);
+      const at = table + (Math.floor(gfn / span(l)) % 512) * 8;
+      const lo = this.mem.read32(at);
+      if ((lo & 7) === 0 || (lo & PS32) !== 0) return false;
+      table = (this.mem.read32(at + 4) & 0xf_ffff) * 2 ** 32 + ((lo & 0xffff_f000) >>> 0);
     }
     const at = table + (gfn % 512) * 8;
-    const old = this.mem.read64(at);
-    if ((old & ~AD) === want) return true; // already so: no write, no invalidation
-    this.mem.write64(at, want);
-    if (present(old)) this.pending = true;
+    const wantLo = (((hfn & 0xf_ffff) << 12) | rights | MT_WB32) >>> 0, wantHi = Math.floor(hfn / 2 ** 20);
+    const oldLo = this.mem.read32(at), oldHi = this.mem.read32(at + 4);
+    if (((oldLo & ~AD32) >>> 0) === wantLo && oldHi === wantHi) return true; // already so: no write, no invalidation
+    this.mem.write32(at, wantLo);
+    this.mem.write32(at + 4, wantHi);
+    if ((oldLo & 7) !== 0) this.pending = true;
     this.flush();
     return true;
   }
@@ -297,7 +305,7 @@ export class Ept {
 /** EPT rights for a p2m entry: null if not present; read-only while write-protected, shared or logged. */
 export function eptRights(word: number): bigint | null {
   if (!(word & P2M.PRESENT) || word & P2M.TRAPPED) return null;
-  return word & (P2M.WRITE_PROTECTED | P2M.SHARED | P2M.LOGGED) ? EPT.R | EPT.X : RWX;
+  return word & (P2M.WRITE_PROTECTED | P2M.SHARED | P2M.LOGGED) ? RX : RWX;
 }
 
 /** If gfns [g, g+n) are present with contiguous hfns aligned to n and equal rights, their first hfn. */

@@ -143,7 +143,7 @@ export class HostFrames {
   /** NUMA nodes of the VM pool. */
   readonly nodes: number;
   private readonly home = new Map<Owner, number>();
-  private readonly used = new Map<Owner, number>();
+  private readonly used = new Map<Owner, { n: number }>(); // a box per owner: one lookup per change
   /** 1 if the frame may hold bytes (it was handed out before, or the memory was not fresh). */
   private readonly dirty: Uint8Array;
 
@@ -187,7 +187,7 @@ export class HostFrames {
     if (!Number.isInteger(node) || node < 0 || node >= this.nodes) throw new RangeError(`home node ${node} outside 0..${this.nodes - 1}`);
     this.home.set(owner, node);
   }
-  homeOf(owner: Owner): number { return this.home.get(owner) ?? 0; }
+  homeOf(owner: Owner): number { return this.home.size === 0 ? 0 : this.home.get(owner) ?? 0; } // no lookup without NUMA homes
 
   /** A zeroed VM-pool frame from exactly `node`, or null if that node has none free. */
   tryAllocOn(owner: Owner, node: number): Hfn | null {
@@ -208,7 +208,8 @@ export class HostFrames {
    */
   private assign(hfn: number, owner: Owner): Hfn {
     this.owner[hfn] = owner;
-    this.used.set(owner, (this.used.get(owner) ?? 0) + 1);
+    const u = this.used.get(owner);
+    if (u) u.n++; else this.used.set(owner, { n: 1 });
     if (this.dirty[hfn]) this.memory.zero(hpaOf(hfn as Hfn), 4096);
     this.dirty[hfn] = 1;
     return hfn as Hfn;
@@ -282,7 +283,7 @@ export class HostFrames {
         (this.owner[hfn] ? ownerName(this.owner[hfn]) : 'nobody (double free)'));
     }
     this.owner[hfn] = FREE;
-    this.used.set(owner, this.used.get(owner)! - 1);
+    this.used.get(owner)!.n--;
     this.poolFor(owner).push(hfn);
   }
 
@@ -300,16 +301,17 @@ export class HostFrames {
     }
     if (this.poolFor(from) !== this.poolFor(to)) throw new Error(`cannot transfer host frame ${hex(hfn)} across pools`);
     this.owner[hfn] = to;
-    this.used.set(from, this.used.get(from)! - 1);
-    this.used.set(to, (this.used.get(to) ?? 0) + 1);
+    this.used.get(from)!.n--;
+    const u = this.used.get(to);
+    if (u) u.n++; else this.used.set(to, { n: 1 });
   }
 
   ownerOf(hfn: Hfn): Owner { return this.owner[hfn]; }
-  usedBy(owner: Owner): number { return this.used.get(owner) ?? 0; }
+  usedBy(owner: Owner): number { return this.used.get(owner)?.n ?? 0; }
 
   counts(): FrameCounts {
     const byVm: Record<number, number> = {};
-    for (const [o, n] of this.used) if (o !== HV_OWNER && o !== SHARED_OWNER && o !== IO_RESERVE_OWNER && n > 0) byVm[o] = n;
+    for (const [o, { n }] of this.used) if (o !== HV_OWNER && o !== SHARED_OWNER && o !== IO_RESERVE_OWNER && n > 0) byVm[o] = n;
     return {
       total: this.total, free: this.vmPool.free + this.hvPool.free,
       vmFree: this.vmPool.free, hypervisorFree: this.hvPool.free,

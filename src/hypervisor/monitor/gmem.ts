@@ -46,13 +46,32 @@ export class GuestMemory {
   }
 
   read64(gpa: Gpa | bigint): bigint {
+    const hpa = this.within(gpa, false);
+    if (hpa !== undefined) return hpa === null ? 0n : this.host.read64(hpa);
     return new DataView(this.read(gpa, 8).buffer).getBigUint64(0, true);
   }
 
   write64(gpa: Gpa | bigint, v: bigint): void {
+    const hpa = this.within(gpa, true);
+    if (hpa !== undefined) { this.host.write64(hpa!, v); return; }
     const b = new Uint8Array(8);
     new DataView(b.buffer).setBigUint64(0, BigInt.asUintN(64, v), true);
     this.write(gpa, b);
+  }
+
+  /**
+   * The hpa of an 8-byte access inside one page (null: an unbacked read, zeros), as pieces()
+   * gives it but without a buffer per access (page tables are built 8 bytes at a time);
+   * undefined when the access crosses a page.
+   */
+  private within(gpa: bigint, write: boolean): bigint | null | undefined {
+    const off = Number(gpa & 0xfffn);
+    if (off > 4096 - 8) return undefined;
+    if (gpa < 0n || gpa + 8n > this.vm.memoryBytes) {
+      throw new RangeError(`guest-physical range ${hex(gpa)}+8 is outside the VM (${hex(this.vm.memoryBytes)} bytes)`);
+    }
+    const hfn = this.vm.frameFor(Number(gpa >> 12n) as Gfn, write);
+    return hfn === null ? null : hpaOf(hfn) + BigInt(off);
   }
 
   read8(gpa: Gpa | bigint): number { return this.read(gpa, 1)[0]; }

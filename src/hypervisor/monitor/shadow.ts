@@ -34,15 +34,29 @@
 // writes too); a supervisor write the guest allows only because its CR0.WP=0 is emulated.
 
 import type { Machine } from '../../core/machine.js';
-import type { Cpu, Registers } from '../../core/cpu.js';
+import { type Cpu, type Registers, ACC } from '../../core/cpu.js';
 import type { AccessBatch } from '../../core/batch.js';
 import { CR0, CR4, EFER, PTE, EPT_QUAL } from '../../core/bits.js';
+import { XLATE, SHADOW_FILL } from '../../core/exit.js';
+import { ShadowRmap } from './shadow-rmap.js';
 
 const ADDR = 0x000f_ffff_ffff_f000n;
 const NO_FLUSH = 1n << 63n; // MOV CR3 bit 63 with CR4.PCIDE
 const NONLEAF = PTE.P | PTE.W | PTE.U | PTE.A;
+const FRAMES = [0, 1, 512, 512 ** 2, 512 ** 3, 512 ** 4]; // 4 KiB frames one entry at level l spans
 const LEAF_BASE = PTE.P | PTE.A;
 const PK = 0xfn << 59n; // protection key, bits 62:59
+// The outcomes that carry nothing, shared (callers only read them).
+const RETRY: ShadowOutcome = Object.freeze({ action: 'retry' });
+const NEXT: ShadowOutcome = Object.freeze({ action: 'next' });
+/** walkGuest's status beside the core's XLATE ones: an EPT violation no pager could resolve. */
+const OUTSIDE = -1;
+
+type Access = { write: boolean; fetch: boolean; user: boolean; implicit: boolean };
+
+/** The core's access bits for a guest access (Cpu.translate's encoding; user is the guest's). */
+const accessBits = (a: Access): number =>
+  (a.write ? ACC.WRITE : 0) | (a.fetch ? ACC.FETCH : 0) | (a.implicit ? ACC.IMPLICIT : a.user ? ACC.USER : 0);
 
 /** What the shadow MMU needs from the VM that owns it. */
 export interface ShadowBacking {
@@ -105,13 +119,28 @@ export class ShadowMmu {
     cr3Switches: 0, rootCacheHits: 0, invlpgs: 0, shadowPages: 0, zapAlls: 0, protectedFrames: 0 };
   private pages = new Map<number, ShadowPage>();       // pageKey(level, gfn, direct, rights)
   private byGfn = new Map<number, ShadowPage[]>();        // guest table gfn → its shadows
-  // gfn → hpa of every shadow leaf filled for it: one inline (no allocation), more in a set.
-  private rmap = new Map<number, number | Set<number>>();
+  private readonly rmap = new ShadowRmap(); // gfn → hpa of every shadow leaf filled for it
   private protectedGfns = new Set<number>();
   private guest: GuestRegs = { cr0: 0n, cr3: 0n, cr4: 0n, efer: 0n, rflags: 0n, pkru: 0, cpl: 0 };
-  private lastFault = { index: -1, va: -1n };
+  // The last fault filled (batch op index, or -2 for machine code; -1 none): the same one
+  // again means the shadow cannot express the access.
+  private lastIndex = -1;
+  private lastVa = -1n;
+  private lvl = 4;             // guest paging levels (CR4.LA57)
+  private nxe = false;         // guest EFER.NXE
+  private outGpa = 0n;         // walkGuest's OUTSIDE: the gpa refused and its qualification
+  private outQual = 0;
   private byHpa = new Map<bigint, ShadowPage>();
   private largeZapped = false; // a direct table was unlinked: the next INVLPG flushes all
+  private rootGfn = 0;         // the guest CR3's table gfn (the root's key)
+  /**
+   * Whether the common leaf-only fill runs in the core (assembly/shadow-fill.ts): same
+   * entries, stats and exits as this file's fill, which serves every other case. Off =
+   * the host fill always (the reference the differential test compares with).
+   */
+  fastFill: boolean;
+  /** Fills done by the core and by fill() (not in stats: those are the same with fastFill on or off). */
+  readonly fills = { core: 0, host: 0 };
 
   constructor(private readonly m: Machine, readonly cpu: Cpu, private readonly backing: ShadowBacking,
               readonly maxPages = 4096) {
@@ -120,6 +149,7 @@ export class ShadowMmu {
     this.walker = m.createCpu({ tlb: false, psc: false, maxPhysAddr: cpu.maxPhysAddr });
     this.walker.setVmcs({ mode: 'nested', eptp: backing.walkerEptp });
     cpu.setVmcs({ mode: 'shadow' });
+    this.fastFill = m.core.shadowTagsInit();
   }
 
   /**
@@ -144,6 +174,9 @@ export class ShadowMmu {
       if (v === undefined) continue;
       (this.guest as Record<string, bigint | number>)[k] = k === 'pkru' || k === 'cpl' ? Number(v) : BigInt(v);
     }
+    this.rootGfn = Number((this.guest.cr3 & ADDR) >> 12n);
+    this.lvl = this.guest.cr4 & CR4.LA57 ? 5 : 4;
+    this.nxe = (this.guest.efer & EFER.NXE) !== 0n;
     // Shadow entries encode rights under the old NXE/paging mode: rebuild them.
     if ((r.cr0 !== undefined || r.cr4 !== undefined || r.efer !== undefined) && this.pages.size > 0) this.zapAll();
     this.walker.setRegisters(r);
@@ -152,7 +185,7 @@ export class ShadowMmu {
     if (r.cr3 !== undefined || r.cr4 !== undefined) this.cpu.setRegisters({ cr3: this.vcpuCr3() });
   }
 
-  private levels(): number { return this.guest.cr4 & CR4.LA57 ? 5 : 4; }
+  private levels(): number { return this.lvl; }
 
   private page(level: number, gfn: number, direct: boolean, rightsKey = 0): ShadowPage {
     const key = pageKey(level, gfn, direct, rightsKey);
@@ -163,6 +196,7 @@ export class ShadowMmu {
     this.byHpa.set(p.hpa, p);
     this.stats.shadowPages = this.pages.size;
     if (!direct) {
+      this.m.core.shadowTag(Number(p.hpa >> 12n), gfn, level); // the core's fill finds it by this
       const list = this.byGfn.get(gfn) ?? [];
       list.push(p);
       this.byGfn.set(gfn, list);
@@ -190,7 +224,7 @@ export class ShadowMmu {
     this.stats.protectedFrames = this.protectedGfns.size;
     this.backing.markPageTable?.(gfn, true);
     let changed = false;
-    for (const spte of this.sptesOf(gfn)) {
+    for (const spte of this.rmap.sptes(gfn)) {
       const v = this.m.memory.read64(spte);
       if (v & PTE.W) { this.m.memory.write64(spte, v & ~(PTE.W | PTE.D)); changed = true; }
     }
@@ -207,7 +241,7 @@ export class ShadowMmu {
   zapGfn(gfn: number, hpa: bigint): boolean {
     if (!this.rmap.has(gfn)) return false;
     let changed = false;
-    for (const spte of this.sptesOf(gfn)) {
+    for (const spte of this.rmap.sptes(gfn)) {
       const v = this.m.memory.read64(spte);
       if (v & PTE.P && (v & ADDR) === hpa) { this.m.memory.write64(spte, 0n); changed = true; }
     }
@@ -216,17 +250,9 @@ export class ShadowMmu {
     return changed;
   }
 
-  private sptesOf(gfn: number): Iterable<number> {
-    const r = this.rmap.get(gfn);
-    return r === undefined ? [] : typeof r === 'number' ? [r] : r;
-  }
-
-  /** Notes that the shadow leaf at hpa `at` was filled for gfn. */
-  private addRmap(gfn: number, at: number): void {
-    const r = this.rmap.get(gfn);
-    if (r === undefined) this.rmap.set(gfn, at);
-    else if (typeof r === 'number') { if (r !== at) this.rmap.set(gfn, new Set([r, at])); }
-    else r.add(at);
+  /** Clears the core's tags of the shadow pages (before their frames are freed: zapAll, VM destroy). */
+  untagPages(): void {
+    for (const p of this.pages.values()) if (!p.direct) this.m.core.shadowTag(Number(p.hpa >> 12n), 0, 0);
   }
 
   /** Makes sure a fill cannot run out of shadow pages midway (it never purges itself). */
@@ -236,6 +262,7 @@ export class ShadowMmu {
 
   /** Drops every shadow page (memory pressure); the next accesses rebuild what they use. */
   zapAll(): void {
+    this.untagPages();
     for (const p of this.pages.values()) this.backing.freeTableFrame(p.hpa);
     for (const gfn of this.protectedGfns) this.backing.markPageTable?.(gfn, false);
     this.pages.clear(); this.byGfn.clear(); this.rmap.clear(); this.protectedGfns.clear(); this.byHpa.clear();
@@ -246,25 +273,56 @@ export class ShadowMmu {
     this.cpu.setRegisters({ cr3: this.vcpuCr3() });
   }
 
-  /** Walks the guest for (va, access), backing unbacked frames on the way. */
-  private guestWalk(va: bigint, acc: { write: boolean; fetch: boolean; user: boolean; implicit: boolean }) {
+  /**
+   * Walks the guest for (va, access bits), backing unbacked frames on the way: the
+   * walker's status (its result stays in the core: walker.lastTranslation), or OUTSIDE.
+   */
+  private walkGuest(va: bigint, acc: number): number {
     for (;;) {
-      const t = this.walker.translate(va, acc);
-      if (t.ok || t.fault !== 'EPT_VIOLATION') return t;
-      if (!this.backing.backGpa(t.gpa, (t.qualification & EPT_QUAL.WRITE) !== 0)) {
-        return { ok: false as const, fault: 'OUTSIDE' as const, gpa: t.gpa, final: (t.qualification & EPT_QUAL.FINAL) !== 0,
-          qualification: t.qualification };
-      }
+      const st = this.walker.translateStatus(va, acc);
+      if (st !== XLATE.EPT_VIOLATION) return st;
+      this.outGpa = this.walker.exitGpa();
+      this.outQual = this.walker.exitQualification();
+      if (!this.backing.backGpa(this.outGpa, (this.outQual & EPT_QUAL.WRITE) !== 0)) return OUTSIDE;
     }
+  }
+
+  /** walkGuest with its result built. */
+  private guestWalk(va: bigint, acc: Access) {
+    const st = this.walkGuest(va, accessBits(acc));
+    if (st !== OUTSIDE) return this.walker.lastTranslation(st);
+    return { ok: false as const, fault: 'OUTSIDE' as const, gpa: this.outGpa, final: (this.outQual & EPT_QUAL.FINAL) !== 0,
+      qualification: this.outQual };
+  }
+
+  /** A guest walk for a #PF at cr2 that did not succeed: the guest's fault, or the refused gpa. */
+  private walkFailed(st: number, cr2: bigint): ShadowOutcome {
+    if (st === OUTSIDE) {
+      return { action: 'outside', gpa: this.outGpa, final: (this.outQual & EPT_QUAL.FINAL) !== 0, qualification: this.outQual };
+    }
+    const t = this.walker.lastTranslation(st);
+    if (t.ok) throw new Error('walkFailed: the walk succeeded');
+    if (t.fault === 'PF') {
+      this.stats.reflectedFaults++;
+      return { action: 'guestFault', errorCode: t.errorCode, cr2: t.cr2 };
+    }
+    throw new Error(`guest walk gave ${t.fault} at ${cr2.toString(16)}`);
+  }
+
+  /** Fills the shadow for cr2 after a successful guest walk; the gfn mapped. */
+  private fillAfterWalk(cr2: bigint, write: boolean): number {
+    this.reserve();
+    return this.fillLeaf(cr2, write) ?? this.fill(cr2, this.walker.resultPa(), write);
   }
 
   /**
    * Builds the shadow path for va after a successful guest walk. Returns the target gfn.
    */
   private fill(va: bigint, hpa: bigint, write: boolean): number {
+    this.fills.host++;
     const path = this.walker;
     const top = this.levels();
-    const nxe = (this.guest.efer & EFER.NXE) !== 0n;
+    const nxe = this.nxe;
     let leaf = 1;
     for (let l = top; l >= 1; l--) {
       if (l === 1 || (l <= 3 && path.walkValue(l) & PTE.PS)) { leaf = l; break; }
@@ -283,12 +341,12 @@ export class ShadowMmu {
       sp = child;
     }
     // A guest large page: direct tables down to 4 KiB.
-    const pageFrames = 2 ** (9 * (leaf - 1));
+    const pageFrames = FRAMES[leaf];
     const frameGfn = Number((leafVal & ADDR) >> 12n) - Number((leafVal & ADDR) >> 12n) % pageFrames;
     const inPage = vpn % pageFrames;
     const rightsKey = (w ? 1 : 0) | (u ? 2 : 0) | (nx ? 4 : 0) | (Number((leafVal >> 59n) & 15n) << 3);
     for (let l = leaf; l > 1; l--) {
-      const spanFrames = 2 ** (9 * (l - 1));
+      const spanFrames = FRAMES[l];
       const child = this.page(l - 1, frameGfn + inPage - inPage % spanFrames, true, rightsKey);
       this.link(sp, vpn, l, child, l === leaf ? PTE.P | PTE.A | PTE.W | PTE.U : NONLEAF);
       sp = child;
@@ -303,13 +361,31 @@ export class ShadowMmu {
     if (nx) spte |= PTE.XD;
     const at = Number(sp.hpa) + (vpn % 512) * 8;
     this.m.memory.write64(at, spte);
-    this.addRmap(gfn, at);
+    this.rmap.add(gfn, at);
+    return gfn;
+  }
+
+  /**
+   * The core's fill of the common case (assembly/shadow-fill.ts: a 4 KiB guest leaf whose
+   * shadow path exists): the leaf the host fill would write, after the same checks.
+   * Returns the gfn mapped, or undefined when the host fill must run (nothing was done).
+   */
+  private fillLeaf(va: bigint, write: boolean): number | undefined {
+    if (!this.fastFill) return undefined;
+    const core = this.m.core;
+    const r = core.shadowFill(this.cpu.ptr, this.walker.ptr, va, this.rootGfn, this.lvl, this.nxe, write);
+    if (r === 0) return undefined;
+    const gfn = core.shadowFillGfn();
+    // Guest W and D (or a write): writable unless the frame is a page table or the p2m says no.
+    if (r & SHADOW_FILL.pending) core.shadowFillCommit(!this.protectedGfns.has(gfn) && (this.backing.writable?.(gfn) ?? true));
+    this.rmap.add(gfn, r - (r & 7));
+    this.fills.core++;
     return gfn;
   }
 
   /** Points the entry for page vpn at `level` of shadow table sp to child (written only if it differs). */
   private link(sp: ShadowPage, vpn: number, level: number, child: ShadowPage, bits: bigint): void {
-    const at = Number(sp.hpa) + (Math.floor(vpn / 2 ** (9 * (level - 1))) % 512) * 8;
+    const at = Number(sp.hpa) + (Math.floor(vpn / FRAMES[level]) % 512) * 8;
     const want = child.hpa | bits;
     if (this.m.memory.read64(at) !== want) this.m.memory.write64(at, want);
   }
@@ -333,41 +409,34 @@ export class ShadowMmu {
       this.reserve();
       const v = exit.value!, pcide = (this.guest.cr4 & CR4.PCIDE) !== 0n;
       this.guest.cr3 = pcide ? v & ~NO_FLUSH : v;  // with PCIDs bit 63 asks for no flush and is not stored
+      this.rootGfn = Number((this.guest.cr3 & ADDR) >> 12n);
       this.walker.setRegisters({ cr3: this.guest.cr3 });
       // Flushes (the new PCID's non-global entries) unless bit 63 says not to, as the guest's MOV CR3 would.
       this.cpu.writeCr3(this.rootFor(v, true).hpa | (pcide ? v & (NO_FLUSH | 0xfffn) : 0n));
-      return { action: 'next' };
+      return NEXT;
     }
     if (exit.reason === 'INVLPG') {
       this.stats.invlpgs++;
       // The TLB holds a guest large page as 4 KiB pieces: drop them all.
       if (this.largeZapped || this.viaDirect(exit.va!)) { this.cpu.flushTlb(); this.largeZapped = false; }
       else this.cpu.invlpg(exit.va!);
-      return { action: 'next' };
+      return NEXT;
     }
     if (exit.reason !== 'PF') throw new Error(`shadow MMU cannot handle exit ${exit.reason}`);
     return this.pageFault(exit.index, exit.cr2!, batch);
   }
 
   private pageFault(index: number, cr2: bigint, batch: AccessBatch): ShadowOutcome {
-    const op = batch.op(index);
+    const op = batch.access(index);
     const acc = {
       write: op.kind === 'store', fetch: op.kind === 'fetch', implicit: op.implicit,
       user: !op.implicit && (op.user || this.guest.cpl === 3),
     };
-    const t = this.guestWalk(cr2, acc);
-    if (!t.ok) {
-      if (t.fault === 'PF') {
-        this.stats.reflectedFaults++;
-        return { action: 'guestFault', errorCode: t.errorCode, cr2: t.cr2 };
-      }
-      if (t.fault === 'OUTSIDE') return { action: 'outside', gpa: t.gpa, final: t.final, qualification: t.qualification };
-      throw new Error(`guest walk gave ${t.fault} at ${cr2.toString(16)}`);
-    }
-    this.reserve();
-    const gfn = this.fill(cr2, t.pa, acc.write);
-    const repeated = this.lastFault.index === index && this.lastFault.va === cr2;
-    this.lastFault = { index, va: cr2 };
+    const st = this.walkGuest(cr2, accessBits(acc));
+    if (st !== XLATE.ok) return this.walkFailed(st, cr2);
+    const gfn = this.fillAfterWalk(cr2, acc.write);
+    const repeated = this.lastIndex === index && this.lastVa === cr2;
+    this.lastIndex = index; this.lastVa = cr2;
     if (acc.write && this.protectedGfns.has(gfn)) {
       this.stats.ptWritesEmulated++;
       return this.emulate(index, batch, acc);
@@ -377,7 +446,7 @@ export class ShadowMmu {
       return this.emulate(index, batch, acc);
     }
     this.stats.hiddenFaults++;
-    return { action: 'retry' };
+    return RETRY;
   }
 
   /**
@@ -385,8 +454,8 @@ export class ShadowMmu {
    * before a byte moves (a fault on the second page leaves the first untouched, as on
    * hardware); zaps the shadow entries derived from written page-table entries.
    */
-  private emulate(index: number, batch: AccessBatch, acc: { write: boolean; fetch: boolean; user: boolean; implicit: boolean }): ShadowOutcome {
-    this.lastFault = { index: -1, va: -1n };
+  private emulate(index: number, batch: AccessBatch, acc: Access): ShadowOutcome {
+    this.lastIndex = -1; this.lastVa = -1n;
     const op = batch.op(index);
     const chunks: { hpa: bigint; gfn: number; at: number; n: number }[] = [];
     for (let b = 0; b < op.size; ) {
@@ -412,7 +481,7 @@ export class ShadowMmu {
       if (acc.write) this.zapWritten(gfn, hpa & 0xfffn, n);
     }
     if (!acc.write) batch.setValue(index, out);
-    return { action: 'next' };
+    return NEXT;
   }
 
   /** A guest store hit a page-table page: drop the shadow entries of the written entries. */
@@ -464,25 +533,21 @@ export class ShadowMmu {
    * only through its CR0.WP=0 — returns 'step': the caller runs the instruction once with
    * the page opened by openForStep, which then zaps the shadows of what it wrote.
    */
-  cpuFault(cr2: bigint, acc: { write: boolean; fetch: boolean; user: boolean; implicit: boolean }):
+  cpuFault(cr2: bigint, acc: Access):
       ShadowOutcome | { action: 'step'; va: bigint; hpa: bigint; gfn: number } {
     this.syncWalker(); // guest code ran since the last exit: its flags may have changed
-    const t = this.guestWalk(cr2, acc);
-    if (!t.ok) {
-      if (t.fault === 'PF') { this.stats.reflectedFaults++; return { action: 'guestFault', errorCode: t.errorCode, cr2: t.cr2 }; }
-      if (t.fault === 'OUTSIDE') return { action: 'outside', gpa: t.gpa, final: t.final, qualification: t.qualification };
-      throw new Error(`guest walk gave ${t.fault} at ${cr2.toString(16)}`);
-    }
-    this.reserve();
-    const gfn = this.fill(cr2, t.pa, acc.write);
-    const repeated = this.lastFault.index === -2 && this.lastFault.va === cr2;
-    this.lastFault = { index: -2, va: cr2 };
+    const st = this.walkGuest(cr2, accessBits(acc));
+    if (st !== XLATE.ok) return this.walkFailed(st, cr2);
+    const pa = this.walker.resultPa();
+    const gfn = this.fillAfterWalk(cr2, acc.write);
+    const repeated = this.lastIndex === -2 && this.lastVa === cr2;
+    this.lastIndex = -2; this.lastVa = cr2;
     if (acc.write && (this.protectedGfns.has(gfn) || repeated)) {
-      this.lastFault = { index: -1, va: -1n };
-      return { action: 'step', va: cr2, hpa: t.pa, gfn };
+      this.lastIndex = -1; this.lastVa = -1n;
+      return { action: 'step', va: cr2, hpa: pa, gfn };
     }
     this.stats.hiddenFaults++;
-    return { action: 'retry' };
+    return RETRY;
   }
 
   /**

@@ -12,7 +12,7 @@ import { EPT_QUAL } from '../../core/bits.js';
 import { type Gpa, type Gva, gfnOf, gpa as toGpa, gva as toGva, hex } from '../../core/addr.js';
 import { OutOfFramesError } from './frames.js';
 import { P2M, isUnbacked, needsResolve } from './p2m.js';
-import type { ShadowMmu, ShadowStats } from './shadow.js';
+import type { ShadowMmu } from './shadow.js';
 import type { Vm } from './vm.js';
 import type { VcpuExit } from './types.js';
 import { runCode, isCodeRunOptions, type CodeRunOptions, type CodeExit } from './vcpu-code.js';
@@ -37,9 +37,6 @@ export interface VcpuStats {
   /** Modeled cycles the vCPU waited for synchronous devices (a DMA disk transfer). */
   stallCycles: number;
 }
-
-/** The shadow MMU's counts a vCPU bills as hypervisor work. */
-type Billed = Pick<ShadowStats, 'hiddenFaults' | 'ptWritesEmulated' | 'emulated' | 'cr3Switches' | 'invlpgs'>;
 
 export class Vcpu {
   /** Exits by the core's reason (EPT_VIOLATION, PF, IO, HLT, CR3, INVLPG, ...). */
@@ -162,15 +159,15 @@ export class Vcpu {
   /** Shadow mode: the shadow MMU handles its faults and intercepts; we charge its work. */
   private shadowExit(x: Extract<CoreExit, { reason: 'PF' | 'CR3' | 'INVLPG' }>, batch: AccessBatch): Outcome {
     const sh = this.shadow!;
-    const s = sh.stats; // the counts chargeShadow bills, taken before (no copy of all the stats per exit)
-    const before = { hiddenFaults: s.hiddenFaults, ptWritesEmulated: s.ptWritesEmulated, emulated: s.emulated,
-      cr3Switches: s.cr3Switches, invlpgs: s.invlpgs };
+    const s = sh.stats; // the counts chargeShadow bills, taken before (in locals: no object per exit)
+    const hidden = s.hiddenFaults, emulated = s.ptWritesEmulated + s.emulated, intercepts = s.cr3Switches + s.invlpgs;
     const backed = this.vm.stats.pagesBacked, paged = this.vm.stats.pagerCycles;
     let o;
     try {
       o = sh.handle(x, batch);
     } finally {
-      this.chargeShadow(before, sh.stats, this.vm.stats.pagesBacked - backed);
+      this.chargeShadow(s.hiddenFaults - hidden, s.ptWritesEmulated + s.emulated - emulated,
+        s.cr3Switches + s.invlpgs - intercepts, this.vm.stats.pagesBacked - backed);
       this.stats.hvCycles += this.vm.stats.pagerCycles - paged; // swap-ins, COW breaks, traps in guest walks
     }
     if (o.action === 'retry') return x.index;
@@ -183,13 +180,12 @@ export class Vcpu {
     return this.refused(x.index, gpa, gva, o.qualification);
   }
 
-  private chargeShadow(a: Billed, b: Billed, pages: number): void {
+  /** Bills shadow-MMU work: fills, emulated writes, emulated CR3/INVLPG, pages backed. */
+  private chargeShadow(fills: number, emulated: number, intercepts: number, pages: number): void {
     const c = this.vm.costs;
     this.stats.pagesBacked += pages;
-    this.stats.hvCycles += pages * (c.pageAlloc + c.pageZero) +
-      (b.hiddenFaults - a.hiddenFaults) * c.shadowFill +
-      (b.ptWritesEmulated - a.ptWritesEmulated + b.emulated - a.emulated) * c.ptWriteEmulation +
-      (b.cr3Switches - a.cr3Switches + b.invlpgs - a.invlpgs) * c.cr3Emulation;
+    this.stats.hvCycles += pages * (c.pageAlloc + c.pageZero) + fills * c.shadowFill +
+      emulated * c.ptWriteEmulation + intercepts * c.cr3Emulation;
   }
 
   /** Raises an external interrupt (vector 16..255) at the vCPU's local APIC. */

@@ -460,6 +460,7 @@ export class Vm {
     // Shared frames are not the VM's alone (the sharing pager owns their refcounts).
     this.p2m.forEach((_g, w) => frames.free(frameField(w) as Hfn, this.id), P2M.PRESENT | P2M.SHARED, P2M.PRESENT);
     this.ept?.destroy();
+    for (const v of this.vcpus) v.shadow?.untagPages(); // the core must not take the freed frames for shadow pages
     for (const h of [...this.tables]) this.freeTable(h as Hfn);
     for (const h of this.overhead.splice(0)) this.host.frames.free(h, HV_OWNER);
     this.stats.overheadFrames = 0;
