@@ -472,6 +472,7 @@ export function invalidateVa(t: Tlb, va: u64, pcid: u32, globals: bool, ctx: u32
   t.hint = 0;
   let pcidBits = pcid << A_PCID_SHIFT;
   for (let size: u32 = 0; size < 3; size++) {
+    if ((t.sizes & (1 << size)) == 0) continue; // holds no entry of this size
     let tag = va >> (12 + 9 * <u64>size);
     let want = A_V | (size << A_SIZE_SHIFT);
     let e = t.entries + <usize>((<u32>tag & t.setMask) * t.ways) * ENTRY;
