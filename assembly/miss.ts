@@ -1,15 +1,18 @@
 // The batch engine's miss path for native paging: consecutive loads, stores and
-// translates whose translation misses every TLB and whose walk is quick (walk.ts
-// quickWalk: present, no reserved bit, A/D already set, access allowed) run here in one
-// loop, with none of the general path's call chain (step → translate → lookup → walk →
-// commit) and the frequent counters kept in locals until the loop ends.
+// translates that miss the L1 TLBs — and hit the L2's 4 KiB entries, or miss it too and
+// walk quickly (walk.ts quickWalk: present, no reserved bit, A/D already set, access
+// allowed) — run here in one loop, with none of the general path's call chain (step →
+// translate → lookup → walk → commit) and the frequent counters kept in locals until the
+// loop ends.
 //
-// It does exactly what the general path does for such an op — the same probes (victim
-// hints included), PSC stamps, walk path, fills, micro-TLB mirror, clock and counters —
-// and stops, before any side effect the general path would not repeat identically, at
-// the first op it cannot finish: a TLB hit, a walk that needs the careful walker (fault,
-// A/D to set), an exit, another kind of op. runBatch then runs that op on the general
-// path (access.ts step), which redoes its probes and walk from the start.
+// It leaves every TLB, PSC, walk path, clock and counter exactly as the general path
+// would (fills take the victim the general path's hint would give, missVictim); it does
+// not fill the micro-TLB mirror after a walk (the page's next access does, on the
+// general path), which changes no result. It stops, before any side effect the general
+// path would not repeat identically, at the first op it cannot finish: an L1 hit, a walk
+// that needs the careful walker (fault, A/D to set), an exit, another kind of op.
+// runBatch then runs that op on the general path (access.ts step), which redoes its
+// probes and walk from the start.
 
 import { ACC_USER, ACC_WRITE } from "./entry";
 import { physInRange, physPtr } from "./mem";
