@@ -305,25 +305,9 @@ function orderedVictim(t: Tlb, tag: u64, attr: u32, ctx: u32): usize {
 // A miss here proves no valid entry has this tag, size, context and PCID, so the fill's
 // duplicate check cannot match either.
 @inline export function probeMiss(t: Tlb, tag: u64, want: u32, pcidBits: u32, ctx: u32, stamp: u32): usize {
-  if (t.dir != 0) { // an ordered cache's victim needs no scan: missVictim
-    let x = probeDir(t, tag, want, pcidBits, ctx);
-    if (x == 0) setHint(t, missVictim(t, tag), tag, want, pcidBits, ctx, stamp);
-    return x;
-  }
-  let ways = t.ways;
-  let e = t.entries + <usize>((<u32>tag & t.setMask) * ways) * ENTRY;
-  let victim: usize = 0;
-  let oldest: u32 = 0xFFFF_FFFF;
-  let invalid = false; // the first invalid way stays the victim
-  for (let w: u32 = 0; w < ways; w++, e += ENTRY) {
-    if (entryMatches(e, tag, want, pcidBits, ctx)) return e;
-    if (invalid) continue;
-    if ((entryAt(e).attr & A_V) == 0) { victim = e; invalid = true; continue; }
-    let s = entryAt(e).stamp;
-    if (victim == 0 || s < oldest) { oldest = s; victim = e; }
-  }
-  setHint(t, victim, tag, want, pcidBits, ctx, stamp);
-  return 0;
+  let x = probe(t, tag, want, pcidBits, ctx);
+  if (x == 0 && t.ways != 0) setHint(t, missVictim(t, tag), tag, want, pcidBits, ctx, stamp);
+  return x;
 }
 
 @inline function setHint(t: Tlb, victim: usize, tag: u64, want: u32, pcidBits: u32, ctx: u32, stamp: u32): void {
