@@ -25,32 +25,30 @@ import { bump, C_NTLB_HIT, C_NTLB_MISS, C_EPT_WALKS, C_EPT_REFS, C_WALK_REFS, C_
 
 const EPT_ADDR: u64 = 0x000F_FFFF_FFFF_F000;
 
-// Bit xwr set: a present entry that is not W without R (xwr 1, 3, 4, 5, 7); bit mt set: a
-// valid leaf memory type (0, 1, 4, 5, 6).
-const XWR_OK: u32 = 0b1011_1010;
+// Bit mt set: a valid leaf memory type (0, 1, 4, 5, 6).
 const MT_OK: u32 = 0b0111_0011;
 
 // One level of the quick EPT walk (level a constant after inlining): the entry if it is
 // inside memory, present, not W-without-R, free of reserved bits, (as a leaf) of a valid
-// memory type and has the bits `must` (A with EPT A/D on, for a non-leaf entry); with
-// its address and the rights through it in the walk path; else 0.
-@inline function quickEptEntry(path: WalkPath, table: u64, gpa: u64, level: u32, rights: u32, high: u64, must: u64): u64 {
-  let epa = table | (((gpa >> levelShift(level)) & 511) << 3);
+// memory type and (not a leaf) has the bits `must` (A with EPT A/D on); with its address
+// and the rights through it in the walk path; else 0. `upper` / `mid`: the reserved bits
+// of a non-leaf entry at levels 4-5 / 2-3, with `must`; `high`: bits 51:M.
+@inline function quickEptEntry(path: WalkPath, table: u64, gpa: u64, level: u32, rights: u32, high: u64,
+                               must: u64, upper: u64, mid: u64): u64 {
+  let epa = table | ((gpa >> (9 * <u64>level)) & 0xFF8);
   if (epa >= physBytes) return 0;
   let e = load<u64>(physBase + <usize>epa);
-  let xwr = <u32>e & 7;
-  if (((XWR_OK >> xwr) & 1) == 0) return 0;
+  // present and not W without R: R set, or execute-only
+  if ((e & 1) == 0 && (<u32>e & 7) != 4) return 0;
   let leaf = level == 1 || (level <= 3 && (e & EPT_PS) != 0);
   if (leaf) {
     let rsvd = high | (level == 3 ? 0x3FFFF000 : (level == 2 ? 0x1FF000 : 0));
     if ((e & rsvd) != 0 || ((MT_OK >> (<u32>(e >> 3) & 7)) & 1) == 0) return 0;
-  } else {
-    // reserved bits clear and the `must` bits set, in one test
-    let rsvd = high | (level >= 4 ? 0xF8 : 0x78);
-    if (((e ^ must) & (rsvd | must)) != 0) return 0;
+  } else if (((e ^ must) & (level >= 4 ? upper : mid)) != 0) {
+    return 0; // a reserved bit set or a `must` bit clear
   }
   path.setEptEntryPa(level, epa);
-  path.setEptRights(level, rights & xwr);
+  path.setEptRights(level, rights & <u32>e & 7);
   return e;
 }
 
@@ -59,28 +57,29 @@ const MT_OK: u32 = 0b0111_0011;
 // walk must decide.
 @inline function quickEptWalk(c: Cpu, path: WalkPath, table: u64, gpa: u64, level: u32, rights: u32, must: u64): u64 {
   let e: u64 = 0, r = rights, leaf: u32 = 1, high = c.eptRsvd;
+  let upper = high | 0xF8 | must, mid = high | 0x78 | must; // reserved bits 7:3 / 6:3
   do {
     if (level >= 5) {
-      e = quickEptEntry(path, table, gpa, 5, r, high, must); if (e == 0) return 0;
+      e = quickEptEntry(path, table, gpa, 5, r, high, must, upper, mid); if (e == 0) return 0;
       r &= <u32>e & 7; table = e & EPT_ADDR;
     }
     if (level >= 4) {
-      e = quickEptEntry(path, table, gpa, 4, r, high, must); if (e == 0) return 0;
+      e = quickEptEntry(path, table, gpa, 4, r, high, must, upper, mid); if (e == 0) return 0;
       r &= <u32>e & 7; table = e & EPT_ADDR;
     }
     if (level >= 3) {
-      e = quickEptEntry(path, table, gpa, 3, r, high, must); if (e == 0) return 0;
+      e = quickEptEntry(path, table, gpa, 3, r, high, must, upper, mid); if (e == 0) return 0;
       r &= <u32>e & 7;
       if ((e & EPT_PS) != 0) { leaf = 3; break; }
       table = e & EPT_ADDR;
     }
     if (level >= 2) {
-      e = quickEptEntry(path, table, gpa, 2, r, high, must); if (e == 0) return 0;
+      e = quickEptEntry(path, table, gpa, 2, r, high, must, upper, mid); if (e == 0) return 0;
       r &= <u32>e & 7;
       if ((e & EPT_PS) != 0) { leaf = 2; break; }
       table = e & EPT_ADDR;
     }
-    e = quickEptEntry(path, table, gpa, 1, r, high, must); if (e == 0) return 0;
+    e = quickEptEntry(path, table, gpa, 1, r, high, must, upper, mid); if (e == 0) return 0;
     r &= <u32>e & 7;
   } while (false);
   c.qLeaf = leaf;
