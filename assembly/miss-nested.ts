@@ -21,7 +21,7 @@ import { walkPath } from "./path";
 import { fill, A_V, A_W, A_U, A_NX, A_PCID_SHIFT } from "./tlb";
 import { eptTranslate, EPT_OK, EA_READ, EA_WRITE } from "./ept";
 import { exitFromEpt, guestFault, adWritesAllowed } from "./nested";
-import { quickEpt, quickPscLookup, packCareful, Q_NONE, qRefs, qHpa, qRights, qSize } from "./nested-quick";
+import { quickEpt, quickPscLookup, packCareful, Q_NONE, qRefs, qHpa, qPage, qRights, qSize } from "./nested-quick";
 import { pscLookup, carefulStep, STEP_FAULT, STEP_LEAF, STEP_VALUE, rightsFault, setFlag } from "./walk";
 import { codeWrite } from "./x86/icache";
 import { bump, C_ACCESSES, C_LOADS, C_STORES, C_MMIO, C_WALKS, C_WALK_REFS, C_GUEST_REFS, C_PSC_MISS,
@@ -84,7 +84,7 @@ export function missRunNested(c: Cpu, ops: usize, i: u32, count: u32): u32 {
         let hit = (r >> 6) & 1, walked = (r >> 11) & 1, n = qRefs(r);
         ntlbHits += hit; ntlbMisses += walked & ntlbOn; eptWalks += walked; eptPscHits += (r >> 10) & 1;
         eptRefs += n; walkRefs += n;
-        htable = qHpa(r, gpa) & ~(<u64>0xFFF);
+        htable = qPage(r);
         if ((qRights(r) & EA_WRITE) == 0) noWrite |= 1 << level;
       }
       known = false;

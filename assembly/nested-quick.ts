@@ -90,9 +90,10 @@ const MT_OK: u32 = 0b0111_0011;
 // A quick EPT translation's result, packed (Q_NONE: the careful translation must run):
 //    63 ........ 12   11     10     9..7   6      5   4..3   2..0
 //   ┌──────────────┬──────┬──────┬──────┬──────┬───┬──────┬──────┐
-//   │ hpa frame    │WALKED│PSCHIT│ refs │ NTLB │ D │ size │ RWX  │
+//   │ hpa page     │WALKED│PSCHIT│ refs │ NTLB │ D │ size │ RWX  │
 //   └──────────────┴──────┴──────┴──────┴──────┴───┴──────┴──────┘
-//   frame: the EPT page's host base (size 0/1/2 = 4K/2M/1G); NTLB: a nested-TLB hit;
+//   hpa page: the host address of gpa's 4 KiB page (so the next table of a walk is one
+//   AND away); size 0/1/2: the EPT page is 4K/2M/1G; NTLB: a nested-TLB hit;
 //   WALKED: a walk of `refs` references, PSCHIT: from below an EPT-PSC hit. Neither
 //   flag: the careful translation's result, its counters already bumped (packCareful).
 export const Q_NONE: u64 = ~(<u64>0);
@@ -104,13 +105,14 @@ export const Q_WALKED: u64 = 1 << 11;
 @inline export function qD(r: u64): u32 { return (<u32>r >> 5) & 1; }
 @inline export function qRefs(r: u64): u64 { return (r >> 7) & 7; }
 @inline export function qMask(r: u64): u64 { return (<u64>1 << (12 + 9 * <u64>qSize(r))) - 1; }
-// The host address of gpa under the translation r.
-@inline export function qHpa(r: u64, gpa: u64): u64 { return (r & ~(<u64>0xFFF)) | (gpa & qMask(r)); }
+// The host address of gpa under the translation r, and of its 4 KiB page.
+@inline export function qHpa(r: u64, gpa: u64): u64 { return (r & ~(<u64>0xFFF)) | (gpa & 0xFFF); }
+@inline export function qPage(r: u64): u64 { return r & ~(<u64>0xFFF); }
 
 // The careful translation's results (c.eptHpa ...) in the packed form.
 @inline export function packCareful(c: Cpu): u64 {
   let size: u64 = c.eptSize == 4096 ? 0 : (c.eptSize == 0x20_0000 ? 1 : 2);
-  return (c.eptHpa & ~(c.eptSize - 1)) | <u64>c.eptRights | (size << 3) | (<u64>c.eptD << 5);
+  return (c.eptHpa & ~(<u64>0xFFF)) | <u64>c.eptRights | (size << 3) | (<u64>c.eptD << 5);
 }
 
 // The common case of eptTranslate (ept.ts) for gpa and access kind `need` (EA_*), with
@@ -134,7 +136,8 @@ export const Q_WALKED: u64 = 1 << 11;
       let rights = (a >> 1) & 7;
       if ((rights & need) != need || (ad && (need & EA_WRITE) != 0 && (a & A_D) == 0)) return Q_NONE; // the walk decides
       entryAt(e).stamp = clk;
-      return entryAt(e).frame | <u64>rights | (<u64>size << 3) | ((a & A_D) != 0 ? 1 << 5 : 0) | Q_NTLB;
+      let page = entryAt(e).frame | (gpa & ((<u64>1 << (12 + 9 * <u64>size)) - 1) & ~(<u64>0xFFF));
+      return page | <u64>rights | (<u64>size << 3) | ((a & A_D) != 0 ? 1 << 5 : 0) | Q_NTLB;
     }
   }
   let levels = c.eptLevels;
@@ -180,7 +183,8 @@ export const Q_WALKED: u64 = 1 << 11;
     if (size == 0 && notedVictim != 0) fillAt(t, notedVictim, tag, attr, frame, path.eptEntryPa(leaf), e, 0, clk);
     else fillFlat(t, tag, attr, frame, path.eptEntryPa(leaf), e, 0, clk);
   }
-  return frame | <u64>rights | (<u64>size << 3) | (<u64>d << 5) | (<u64>(level - leaf + 1) << 7) | pscHit | Q_WALKED;
+  let page = frame | (gpa & mask & ~(<u64>0xFFF));
+  return page | <u64>rights | (<u64>size << 3) | (<u64>d << 5) | (<u64>(level - leaf + 1) << 7) | pscHit | Q_WALKED;
 }
 
 // The counters eptTranslate bumps for a quick translation r, bumped.
@@ -201,9 +205,8 @@ export const Q_WALKED: u64 = 1 << 11;
   let r = quickEpt(c, gpa, need);
   if (r == Q_NONE) return eptTranslate(c, gpa, need, final, gva);
   countQuick(c, r);
-  let mask = qMask(r);
-  c.eptHpa = (r & ~(<u64>0xFFF)) | (gpa & mask);
-  c.eptSize = mask + 1;
+  c.eptHpa = qHpa(r, gpa);
+  c.eptSize = qMask(r) + 1;
   c.eptRights = qRights(r);
   c.eptD = qD(r);
   return EPT_OK;
