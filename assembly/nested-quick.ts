@@ -52,41 +52,6 @@ const MT_OK: u32 = 0b0111_0011;
   return e;
 }
 
-// The quick EPT walk from `level` (below an EPT-PSC hit, or the top), unrolled: the leaf
-// entry, its level in c.qLeaf and the rights through it in c.qRights; 0 if the careful
-// walk must decide.
-@inline function quickEptWalk(c: Cpu, path: WalkPath, table: u64, gpa: u64, level: u32, rights: u32, must: u64): u64 {
-  let e: u64 = 0, r = rights, leaf: u32 = 1, high = c.eptRsvd;
-  let upper = high | 0xF8 | must, mid = high | 0x78 | must; // reserved bits 7:3 / 6:3
-  do {
-    if (level >= 5) {
-      e = quickEptEntry(path, table, gpa, 5, r, high, must, upper, mid); if (e == 0) return 0;
-      r &= <u32>e & 7; table = e & EPT_ADDR;
-    }
-    if (level >= 4) {
-      e = quickEptEntry(path, table, gpa, 4, r, high, must, upper, mid); if (e == 0) return 0;
-      r &= <u32>e & 7; table = e & EPT_ADDR;
-    }
-    if (level >= 3) {
-      e = quickEptEntry(path, table, gpa, 3, r, high, must, upper, mid); if (e == 0) return 0;
-      r &= <u32>e & 7;
-      if ((e & EPT_PS) != 0) { leaf = 3; break; }
-      table = e & EPT_ADDR;
-    }
-    if (level >= 2) {
-      e = quickEptEntry(path, table, gpa, 2, r, high, must, upper, mid); if (e == 0) return 0;
-      r &= <u32>e & 7;
-      if ((e & EPT_PS) != 0) { leaf = 2; break; }
-      table = e & EPT_ADDR;
-    }
-    e = quickEptEntry(path, table, gpa, 1, r, high, must, upper, mid); if (e == 0) return 0;
-    r &= <u32>e & 7;
-  } while (false);
-  c.qLeaf = leaf;
-  c.qRights = r;
-  return e;
-}
-
 // A quick EPT translation's result, packed (Q_NONE: the careful translation must run):
 //    63 ........ 12   11     10     9..7   6      5   4..3   2..0
 //   ┌──────────────┬──────┬──────┬──────┬──────┬───┬──────┬──────┐
@@ -158,11 +123,36 @@ export const Q_WALKED: u64 = 1 << 11;
       pscHit = Q_PSC;
     }
   }
+  // The walk from `level` (below an EPT-PSC hit, or the top), unrolled (each level a
+  // constant in quickEptEntry); anything unusual goes to the careful walk.
   let path = walkPath(c.path);
-  let e = quickEptWalk(c, path, table, gpa, level, rights, ad ? EPT_A : 0);
-  if (e == 0) return Q_NONE;
-  let leaf = c.qLeaf;
-  rights = c.qRights;
+  let must: u64 = ad ? EPT_A : 0, high = c.eptRsvd;
+  let upper = high | 0xF8 | must, mid = high | 0x78 | must; // reserved bits 7:3 / 6:3
+  let e: u64 = 0, leaf: u32 = 1, t = table;
+  do {
+    if (level >= 5) {
+      e = quickEptEntry(path, t, gpa, 5, rights, high, must, upper, mid); if (e == 0) return Q_NONE;
+      rights &= <u32>e & 7; t = e & EPT_ADDR;
+    }
+    if (level >= 4) {
+      e = quickEptEntry(path, t, gpa, 4, rights, high, must, upper, mid); if (e == 0) return Q_NONE;
+      rights &= <u32>e & 7; t = e & EPT_ADDR;
+    }
+    if (level >= 3) {
+      e = quickEptEntry(path, t, gpa, 3, rights, high, must, upper, mid); if (e == 0) return Q_NONE;
+      rights &= <u32>e & 7;
+      if ((e & EPT_PS) != 0) { leaf = 3; break; }
+      t = e & EPT_ADDR;
+    }
+    if (level >= 2) {
+      e = quickEptEntry(path, t, gpa, 2, rights, high, must, upper, mid); if (e == 0) return Q_NONE;
+      rights &= <u32>e & 7;
+      if ((e & EPT_PS) != 0) { leaf = 2; break; }
+      t = e & EPT_ADDR;
+    }
+    e = quickEptEntry(path, t, gpa, 1, rights, high, must, upper, mid); if (e == 0) return Q_NONE;
+    rights &= <u32>e & 7;
+  } while (false);
   let leafBits = ad ? EPT_A | ((need & EA_WRITE) != 0 ? EPT_D : 0) : 0;
   if ((rights & need) != need || (e & leafBits) != leafBits) return Q_NONE;
   // Commit: what eptWalk does after such a walk (no A/D to write).
