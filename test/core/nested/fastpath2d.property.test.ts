@@ -24,7 +24,7 @@ import {
 } from '../../../src/index.js';
 
 const MiB = 1n << 20n;
-const GB = 4n * MiB;               // gpa g is hpa GB + g (EPT-mapped gpa [0, 8 MiB))
+const GB = 4n * MiB;               // gpa g is hpa GB + g (EPT-mapped gpa [0, 8 MiB)); 1 GiB EPT page: hpa g
 const GUEST_BYTES = 8n * MiB;
 const EPT_TABLES = 12n * MiB;      // EPT tables: hpa [12, 16 MiB)
 const DATA = 4n * MiB;             // guest data frames (gpa)
@@ -68,9 +68,9 @@ const opArb = fc.record({
 const caseArb = fc.record({
   levels: fc.constantFrom(4, 5) as fc.Arbitrary<4 | 5>,
   eptLevels: fc.constantFrom(4, 5) as fc.Arbitrary<4 | 5>,
-  eptLarge: fc.integer({ min: 0, max: 3 }).map((x) => x === 0), // 2 MiB EPT leaves
+  eptPage: fc.constantFrom(0x1000n, 0x1000n, 0x1000n, 0x20_0000n, 0x20_0000n, 0x4000_0000n), // EPT leaf size
   eptAD: fc.integer({ min: 0, max: 3 }).map((x) => x !== 0),
-  caches: fc.constantFrom('default', 'small', 'bench', 'noTlb', 'none', 'ntlbOnly'),
+  caches: fc.constantFrom('default', 'small', 'tiny4', 'bench', 'noTlb', 'none', 'ntlbOnly'),
   M: fc.constantFrom(40, 52),
   leaves: fc.array(leafArb, { minLength: PAGES + 1, maxLength: PAGES + 1 }),
   upperNoA: fc.integer({ min: 0, max: 5 }), // 0..2: clear A in that region's PDE
@@ -95,6 +95,10 @@ function cpuOptions(c: Case): CpuOptions {
     case 'noTlb': return { maxPhysAddr: M, tlb: false };                     // guest and EPT PSCs only
     case 'none': return { maxPhysAddr: M, tlb: false, psc: false };          // bench/virt.ts "Uncached"
     case 'ntlbOnly': return { maxPhysAddr: M, tlb: off, psc: false };
+    case 'tiny4': { // four ways in one set: every fill evicts, several per op (equal LRU stamps)
+      const g = { entries: 4, ways: 4 };
+      return { maxPhysAddr: M, tlb: { ...off, ntlb: g, pde: g, pdpte: g, epde: g, epdpte: g } };
+    }
     case 'small': return {
       maxPhysAddr: M,
       tlb: { l1d4k: { entries: 8, ways: 2 }, l2: { entries: 16, ways: 4 }, l1d2m: { entries: 2, ways: 2 }, ntlb: { entries: 4, ways: 2 },
@@ -104,11 +108,11 @@ function cpuOptions(c: Case): CpuOptions {
 }
 
 /** The guest-physical view of host memory the guest's table builder writes through. */
-function guestView(m: Machine): PhysicalMemory {
+function guestView(m: Machine, base: bigint): PhysicalMemory {
   return {
-    read64: (a: bigint) => m.memory.read64(GB + a),
-    write64: (a: bigint, v: bigint) => m.memory.write64(GB + a, v),
-    fill: (a: bigint, b: number, n: number) => m.memory.fill(GB + a, b, n),
+    read64: (a: bigint) => m.memory.read64(base + a),
+    write64: (a: bigint, v: bigint) => m.memory.write64(base + a, v),
+    fill: (a: bigint, b: number, n: number) => m.memory.fill(base + a, b, n),
   } as unknown as PhysicalMemory;
 }
 
@@ -135,7 +139,8 @@ async function machine(c: Case, fast: boolean) {
   const m = await Machine.create({ memoryBytes: 16 * 2 ** 20 });
   const cpu = m.createCpu(cpuOptions(c));
   cpu.setFastPaths(fast);
-  const g = guestView(m);
+  const base = c.eptPage === 0x4000_0000n ? 0n : GB; // a 1 GiB page maps hpa 0 (its alignment)
+  const g = guestView(m, base);
   const t = new Tables(g, c.levels, 0x10_0000n, true);
   for (let k = 0; k <= PAGES; k++) {
     const l = c.leaves[k];
@@ -155,9 +160,9 @@ async function machine(c: Case, fast: boolean) {
   // then each used page's leaf and the entry above it edited as the case says.
   const fb = new FrameBump(m.memory, EPT_TABLES, EPT_TABLES + 4n * MiB);
   const ept = new Ept(m.memory, fb, c.eptLevels);
-  ept.map(0n, GB, GUEST_BYTES, c.eptLarge ? 0x20_0000n : 0x1000n);
-  ept.map(MMIO_GPA, 0x4000_0000n, 0x1000n);
-  const leafLevel = c.eptLarge ? 2 : 1;
+  ept.map(0n, base, c.eptPage === 0x4000_0000n ? c.eptPage : GUEST_BYTES, c.eptPage);
+  if (base !== 0n) ept.map(MMIO_GPA, 0x4000_0000n, 0x1000n); // (inside the 1 GiB page otherwise)
+  const leafLevel = c.eptPage === 0x1000n ? 1 : c.eptPage === 0x20_0000n ? 2 : 3;
   const used: bigint[] = [];
   for (let p = 0x10_0000n; p < 0x11_8000n; p += 0x1000n) used.push(p); // guest tables
   for (let k = 0n; k < BigInt(PAGES); k++) used.push(DATA + k * 0x1000n);
