@@ -14,15 +14,15 @@
 
 import { ACC_USER, ACC_WRITE, EXIT_MMIO, EXIT_PF, EXIT_GP, EXIT_EPT_VIOLATION, EXIT_EPT_MISCONFIG,
   EXIT_UNSUPPORTED, XLATE_OK, XLATE_PF, XLATE_GP, XLATE_EPT_VIOLATION, XLATE_EPT_MISCONFIG } from "./entry";
-import { PTE_A, PTE_D, PKEY_SHIFT, levelShift } from "./entry";
+import { PTE_A, PTE_D, PF_P, PKEY_SHIFT, levelShift } from "./entry";
 import { physInRange, physPtr, readPhys64 } from "./mem";
 import { Cpu, canonical, tlbOf, T_PDE } from "./cpu";
 import { walkPath } from "./path";
-import { fill, A_V, A_W, A_U, A_NX, A_PCID_SHIFT } from "./tlb";
+import { fill, A_V, A_W, A_U, A_NX, A_PCID_SHIFT, A_RIGHTS } from "./tlb";
 import { eptTranslate, EPT_OK, EA_READ, EA_WRITE } from "./ept";
 import { exitFromEpt, guestFault, adWritesAllowed } from "./nested";
 import { quickEpt, quickPscLookup, packCareful, Q_NONE, qRefs, qHpa, qPage, qRights, qSize } from "./nested-quick";
-import { pscLookup, carefulStep, STEP_FAULT, STEP_LEAF, STEP_VALUE, rightsFault, setFlag } from "./walk";
+import { pscLookup, carefulStep, STEP_FAULT, STEP_LEAF, STEP_VALUE, rightsFault, accIndex, setFlag } from "./walk";
 import { codeWrite } from "./x86/icache";
 import { bump, C_ACCESSES, C_LOADS, C_STORES, C_MMIO, C_WALKS, C_WALK_REFS, C_GUEST_REFS, C_PSC_MISS,
   C_PSC_HIT_PDE, C_WALK_4K, C_WALK_2M, C_WALK_1G, C_NTLB_HIT, C_NTLB_MISS, C_EPT_WALKS, C_EPT_REFS,
@@ -45,6 +45,10 @@ export function missRunNested(c: Cpu, ops: usize, i: u32, count: u32): u32 {
   let levels = c.levels, addrMask = c.addrMask, ntlbOn: u64 = c.ntlbOn != 0 ? 1 : 0;
   let pagingAcc = c.eptAD != 0 ? EA_READ | EA_WRITE : EA_READ; // see nested.ts walk2D
   let path = walkPath(c.path);
+  // walk.ts rightsFault's permission bytes for this loop's data reads and writes (cpu.ts
+  // permByte: bit r set when rights r forbid it); protection keys take rightsFault itself.
+  let pke = c.pke != 0;
+  let permRead = permBits(c, user), permWrite = permBits(c, user | ACC_WRITE);
   let loads: u64 = 0, stores: u64 = 0;
   // the walk counters (nested.ts, ept.ts), bumped when the loop ends
   let walks: u64 = 0, walkRefs: u64 = 0, guestRefs: u64 = 0, pscMisses: u64 = 0;
@@ -99,7 +103,9 @@ export function missRunNested(c: Cpu, ops: usize, i: u32, count: u32): u32 {
       level--;
     }
     if (st != XLATE_OK) { c.exitReason = exitOf(st); c.exitIndex = i; break; }
-    let f = rightsFault(c, acc, rights, <u32>(pte >> PKEY_SHIFT) & 15);
+    // rightsFault (walk.ts) with the permission byte of the op's access looked up once
+    let f = pke ? rightsFault(c, acc, rights, <u32>(pte >> PKEY_SHIFT) & 15)
+      : (((kind == K_STORE ? permWrite : permRead) >> ((rights & A_RIGHTS) >> 1)) & 1) != 0 ? PF_P : 0;
     if (f != 0) { c.exitReason = exitOf(guestFault(c, va, acc, f, refs, pscLevel)); c.exitIndex = i; break; }
     // The final gpa through the EPT, with the access's own kind.
     let gsize = level - 1;
@@ -174,6 +180,12 @@ export function missRunNested(c: Cpu, ops: usize, i: u32, count: u32): u32 {
   bump(cnt, C_EPT_REFS, eptRefs);
   bump(cnt, C_EPT_PSC_HIT, eptPscHits);
   return i;
+}
+
+// The byte of cpu.ts's permission table for access acc (bit r: rights r forbid it).
+@inline function permBits(c: Cpu, acc: u32): u32 {
+  let a = accIndex(c, acc);
+  return <u32>((a < 8 ? c.perm >> (<u64>a * 8) : c.perm2 >> (<u64>(a - 8) * 8)) & 0xFF);
 }
 
 // The combined PSC entries of a 2D walk (nested.ts commitNested): va prefix → the next

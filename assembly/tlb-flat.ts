@@ -5,7 +5,7 @@
 // else the least recently used way (the first of equal stamps). Ordered caches (tlb.ts
 // dir) go to tlb.ts.
 
-import { Tlb, ENTRY, entryAt, entryMatches, probe, fill, microDrop, A_V, A_SIZE, A_SIZE_SHIFT, A_PCID } from "./tlb";
+import { Tlb, ENTRY, entryAt, entryMatches, probe, fill, microDrop, A_V, A_G, A_SIZE, A_SIZE_SHIFT, A_PCID } from "./tlb";
 
 @inline export function fillFlat(t: Tlb, tag: u64, attr: u32, frame: u64, leafPa: u64, leafVal: u64,
                                  ctx: u32, stamp: u32): usize {
@@ -113,6 +113,9 @@ export let notedVictim: usize = 0;
     (<u32>(entryAt(e + 2 * ENTRY).tag == tag) << 2) | (<u32>(entryAt(e + 3 * ENTRY).tag == tag) << 3);
   if (m == 0) return 0;
   let f = e + <usize>ctz(m) * ENTRY;
-  if (entryMatches(f, tag, want, pcidBits, ctx)) return f;
-  return probe(t, tag, want, pcidBits, ctx);
+  // entryMatches past the tag, without branches
+  let at = entryAt(f).attr;
+  let ok = <u32>((at & (A_V | A_SIZE)) == want) & (<u32>((at & A_PCID) == pcidBits) | <u32>((at & A_G) != 0)) &
+    <u32>(entryAt(f).ctx == ctx);
+  return ok != 0 ? f : probe(t, tag, want, pcidBits, ctx);
 }
