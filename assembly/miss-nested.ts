@@ -21,7 +21,7 @@ import { walkPath } from "./path";
 import { fill, A_V, A_W, A_U, A_NX, A_PCID_SHIFT, A_RIGHTS } from "./tlb";
 import { eptTranslate, EPT_OK, EA_READ, EA_WRITE } from "./ept";
 import { exitFromEpt, guestFault, adWritesAllowed } from "./nested";
-import { quickEpt, quickPscLookup, packCareful, Q_NONE, qRefs, qHpa, qPage, qRights, qSize } from "./nested-quick";
+import { quickEpt, eptMust, eptUpper, eptMid, quickPscLookup, packCareful, Q_NONE, qRefs, qHpa, qPage, qRights, qSize } from "./nested-quick";
 import { pscLookup, carefulStep, STEP_FAULT, STEP_LEAF, STEP_VALUE, rightsFault, accIndex, setFlag } from "./walk";
 import { codeWrite } from "./x86/icache";
 import { bump, C_ACCESSES, C_LOADS, C_STORES, C_MMIO, C_WALKS, C_WALK_REFS, C_GUEST_REFS, C_PSC_MISS,
@@ -48,6 +48,7 @@ export function missRunNested(c: Cpu, ops: usize, i: u32, count: u32): u32 {
   // walk.ts rightsFault's permission bytes for this loop's data reads and writes (cpu.ts
   // permByte: bit r set when rights r forbid it); protection keys take rightsFault itself.
   let pke = c.pke != 0;
+  let high = c.eptRsvd, must = eptMust(c), upper = eptUpper(high, must), mid = eptMid(high, must);
   let permRead = permBits(c, user), permWrite = permBits(c, user | ACC_WRITE);
   let loads: u64 = 0, stores: u64 = 0;
   // the walk counters (nested.ts, ept.ts), bumped when the loop ends
@@ -79,7 +80,7 @@ export function missRunNested(c: Cpu, ops: usize, i: u32, count: u32): u32 {
       let offset = ((va >> levelShift(level)) & 511) << 3;
       if (!known) {
         let gpa = gtable | offset;
-        let r = quickEpt(c, gpa, pagingAcc);
+        let r = quickEpt(c, gpa, pagingAcc, high, must, upper, mid);
         if (r == Q_NONE) {
           let s2 = eptTranslate(c, gpa, pagingAcc, false, va);
           if (s2 != EPT_OK) { st = exitFromEpt(c, va, s2, refs, pscLevel); break; }
@@ -112,7 +113,7 @@ export function missRunNested(c: Cpu, ops: usize, i: u32, count: u32): u32 {
     let pageMask = (<u64>1 << (12 + 9 * <u64>gsize)) - 1;
     let gpa = (pte & addrMask & ~pageMask) | (va & pageMask);
     let need = kind == K_STORE ? EA_WRITE : EA_READ;
-    let r = quickEpt(c, gpa, need);
+    let r = quickEpt(c, gpa, need, high, must, upper, mid);
     if (r == Q_NONE) {
       let s2 = eptTranslate(c, gpa, need, true, va);
       if (s2 != EPT_OK) { c.exitReason = exitOf(exitFromEpt(c, va, s2, refs, pscLevel)); c.exitIndex = i; break; }

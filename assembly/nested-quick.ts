@@ -84,7 +84,8 @@ export const Q_WALKED: u64 = 1 << 11;
 // its cache effects (LRU stamps, fills) but not its counters, which the packed result
 // gives (see countQuick); Q_NONE when eptTranslate must run (nothing changed that it
 // would not redo identically).
-@inline export function quickEpt(c: Cpu, gpa: u64, need: u32): u64 {
+// high, must, upper, mid: the entry checks' masks (eptMasks), loop-invariant for callers.
+@inline export function quickEpt(c: Cpu, gpa: u64, need: u32, high: u64, must: u64, upper: u64, mid: u64): u64 {
   let ad = c.eptAD != 0;
   let clk = c.clock;
   if (c.ntlbOn != 0) {
@@ -126,8 +127,6 @@ export const Q_WALKED: u64 = 1 << 11;
   // The walk from `level` (below an EPT-PSC hit, or the top), unrolled (each level a
   // constant in quickEptEntry); anything unusual goes to the careful walk.
   let path = walkPath(c.path);
-  let must: u64 = ad ? EPT_A : 0, high = c.eptRsvd;
-  let upper = high | 0xF8 | must, mid = high | 0x78 | must; // reserved bits 7:3 / 6:3
   let e: u64 = 0, leaf: u32 = 1, t = table;
   do {
     if (level >= 5) {
@@ -177,6 +176,12 @@ export const Q_WALKED: u64 = 1 << 11;
   return page | <u64>rights | (<u64>size << 3) | (<u64>d << 5) | (<u64>(level - leaf + 1) << 7) | pscHit | Q_WALKED;
 }
 
+// The quick EPT entry checks' masks: bits a non-leaf entry must have (A with EPT A/D on);
+// reserved bits (with those) of a non-leaf entry at levels 4-5 (7:3) and 2-3 (6:3).
+@inline export function eptMust(c: Cpu): u64 { return c.eptAD != 0 ? EPT_A : 0; }
+@inline export function eptUpper(high: u64, must: u64): u64 { return high | 0xF8 | must; }
+@inline export function eptMid(high: u64, must: u64): u64 { return high | 0x78 | must; }
+
 // The counters eptTranslate bumps for a quick translation r, bumped.
 @inline function countQuick(c: Cpu, r: u64): void {
   let cnt = c.counters;
@@ -192,7 +197,8 @@ export const Q_WALKED: u64 = 1 << 11;
 // eptTranslate's contract (results in c.eptHpa / eptSize / eptRights / eptD, or an exit),
 // the common case inline.
 @inline export function quickEptTranslate(c: Cpu, gpa: u64, need: u32, final: bool, gva: u64): u32 {
-  let r = quickEpt(c, gpa, need);
+  let high = c.eptRsvd, must = eptMust(c);
+  let r = quickEpt(c, gpa, need, high, must, eptUpper(high, must), eptMid(high, must));
   if (r == Q_NONE) return eptTranslate(c, gpa, need, final, gva);
   countQuick(c, r);
   c.eptHpa = qHpa(r, gpa);
