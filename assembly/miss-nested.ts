@@ -52,7 +52,7 @@ export function missRunNested(c: Cpu, ops: usize, i: u32, count: u32): u32 {
   let permRead = permBits(c, user), permWrite = permBits(c, user | ACC_WRITE);
   let loads: u64 = 0, stores: u64 = 0;
   // the walk counters (nested.ts, ept.ts), bumped when the loop ends
-  let walks: u64 = 0, walkRefs: u64 = 0, guestRefs: u64 = 0, pscMisses: u64 = 0;
+  let walks: u64 = 0, walkRefs: u64 = 0, guestRefs: u64 = 0, pscMisses: u64 = 0, pdeHits: u64 = 0;
   let walks4k: u64 = 0, walks2m: u64 = 0, walks1g: u64 = 0;
   let ntlbHits: u64 = 0, ntlbMisses: u64 = 0, eptWalks: u64 = 0, eptRefs: u64 = 0, eptPscHits: u64 = 0;
   for (; i < count; i++) {
@@ -133,7 +133,7 @@ export function missRunNested(c: Cpu, ops: usize, i: u32, count: u32): u32 {
     walks++;
     walkRefs += refs;
     guestRefs += refs;
-    if (pscLevel != 0) bump(c.counters, C_PSC_HIT_PDE + <i32>pscLevel - 2); else pscMisses++;
+    if (pscLevel == 2) pdeHits++; else if (pscLevel != 0) bump(c.counters, C_PSC_HIT_PDE + <i32>pscLevel - 2); else pscMisses++;
     if (c.pscOn != 0 && top > level) fillGuestPscs(c, va, top, level, rights0);
     // The combined page is the smaller of the guest and EPT pages.
     let csize = min(gsize, qSize(r));
@@ -172,6 +172,7 @@ export function missRunNested(c: Cpu, ops: usize, i: u32, count: u32): u32 {
   bump(cnt, C_WALK_REFS, walkRefs);
   bump(cnt, C_GUEST_REFS, guestRefs);
   bump(cnt, C_PSC_MISS, pscMisses);
+  bump(cnt, C_PSC_HIT_PDE, pdeHits);
   bump(cnt, C_WALK_4K, walks4k);
   bump(cnt, C_WALK_2M, walks2m);
   bump(cnt, C_WALK_1G, walks1g);
