@@ -109,10 +109,13 @@ export let notedVictim: usize = 0;
 @inline export function probeQuick(t: Tlb, tag: u64, want: u32, pcidBits: u32, ctx: u32): usize {
   if (t.ways != 4 || t.dir != 0) return probe(t, tag, want, pcidBits, ctx);
   let e = t.entries + <usize>((<u32>tag & t.setMask) << 2) * ENTRY;
-  let m = <u32>(entryAt(e).tag == tag) | (<u32>(entryAt(e + ENTRY).tag == tag) << 1) |
-    (<u32>(entryAt(e + 2 * ENTRY).tag == tag) << 2) | (<u32>(entryAt(e + 3 * ENTRY).tag == tag) << 3);
-  if (m == 0) return 0;
-  let f = e + <usize>ctz(m) * ENTRY;
+  let e1 = e + ENTRY, e2 = e + 2 * ENTRY, e3 = e + 3 * ENTRY;
+  // the first way with the tag, chosen by selects (shorter than a mask and a bit scan)
+  let f = select<usize>(e3, 0, entryAt(e3).tag == tag);
+  f = select<usize>(e2, f, entryAt(e2).tag == tag);
+  f = select<usize>(e1, f, entryAt(e1).tag == tag);
+  f = select<usize>(e, f, entryAt(e).tag == tag);
+  if (f == 0) return 0;
   // entryMatches past the tag, without branches
   let at = entryAt(f).attr;
   let ok = <u32>((at & (A_V | A_SIZE)) == want) & (<u32>((at & A_PCID) == pcidBits) | <u32>((at & A_G) != 0)) &
