@@ -1,15 +1,17 @@
 // The batch engine's miss path for nested paging without TLBs (every translation is a
-// 2D walk): consecutive loads, stores and translates run here in one loop, each with the
-// quick 2D walk (nested.ts walkNestedQuick), instead of one general-path step each
-// (access.ts step → translate → walk). The access counters stay in locals until the
-// loop ends.
+// 2D walk): consecutive loads, stores and translates run here in one loop, the 2D walk
+// inline (nested.ts walk2D and commitNested, each EPT translation by nested-quick.ts
+// quickEpt), instead of one general-path step each (access.ts step → translate →
+// walkNested → eptTranslate → eptWalk); the walk and access counters stay in locals
+// until the loop ends.
 //
-// It does what the general path does for such an op — clock, walk (which gives exactly
-// walkNested's results: nested-quick.ts), exits, the access itself and its counters —
-// and leaves to the general path any op it does not handle (fetches, user/implicit
-// ops, page-crossing or non-canonical accesses, the non-memory kinds). A walk that
-// exits (guest #PF, EPT violation or misconfiguration) or an access outside memory ends
-// the batch here with the exit set, as step would.
+// It does what the general path does for such an op — clock, probes and LRU stamps,
+// walk path, A/D checks, fills, exits, the access itself and its counters — and leaves
+// to the general path any op it does not handle (fetches, user/implicit ops,
+// page-crossing or non-canonical accesses, the non-memory kinds). A walk that exits
+// (guest #PF, EPT violation or misconfiguration) or an access outside memory ends the
+// batch here with the exit set, as step would. An EPT translation quickEpt cannot do
+// goes to the careful eptTranslate, whose results (packCareful) the walk goes on with.
 // Checked against the general path by test/core/nested/fastpath2d.property.test.ts.
 
 import { ACC_USER, ACC_WRITE, EXIT_MMIO, EXIT_PF, EXIT_GP, EXIT_EPT_VIOLATION, EXIT_EPT_MISCONFIG,
@@ -22,7 +24,7 @@ import { fill, A_V, A_W, A_U, A_NX, A_PCID_SHIFT, A_RIGHTS } from "./tlb";
 import { eptTranslate, EPT_OK, EA_READ, EA_WRITE } from "./ept";
 import { exitFromEpt, guestFault, adWritesAllowed } from "./nested";
 import { quickEpt, eptMust, eptUpper, eptMid, quickPscLookup, packCareful, Q_NONE, qRefs, qHpa, qPage, qRights, qSize } from "./nested-quick";
-import { pscLookup, carefulStep, STEP_FAULT, STEP_LEAF, STEP_VALUE, rightsFault, accIndex, setFlag } from "./walk";
+import { carefulStep, STEP_FAULT, STEP_LEAF, STEP_VALUE, rightsFault, accIndex, setFlag } from "./walk";
 import { codeWrite } from "./x86/icache";
 import { bump, C_ACCESSES, C_LOADS, C_STORES, C_MMIO, C_WALKS, C_WALK_REFS, C_GUEST_REFS, C_PSC_MISS,
   C_PSC_HIT_PDE, C_WALK_4K, C_WALK_2M, C_WALK_1G, C_NTLB_HIT, C_NTLB_MISS, C_EPT_WALKS, C_EPT_REFS,

@@ -7,18 +7,17 @@
 // EPT walk changes nothing a careful redo would not do identically (its path writes are
 // redone, the LRU stamps it sets are the same clock), so results, counters and every
 // cache entry (LRU stamps included) are those of walkNested. The guest dimension is
-// walkNested's own (carefulStep); the A/D checks and the fills that follow the walk are
-// walkNested's (nested.ts finishNested).
-//
-// Taken only with the fast paths on (Cpu.noFast = 0); test/core/nested/fastpath2d.
-// property.test.ts checks it against walkNested.
+// walkNested's own (carefulStep), as are the A/D checks and fills after the walk.
+// Used by walkNestedQuick (nested.ts; translate with the fast paths on) and the nested
+// miss loop (miss-nested.ts), which takes the packed result (quickEpt) and keeps the
+// counters in locals. Taken only with the fast paths on (Cpu.noFast = 0);
+// test/core/nested/fastpath2d.property.test.ts checks both against walkNested.
 
 import { walkPath, WalkPath } from "./path";
 import { levelShift } from "./entry";
 import { physBase, physBytes, readPhys64 } from "./mem";
 import { Cpu, tlbOf, T_NTLB, T_EPDE, T_PDE } from "./cpu";
 import { entryAt, A_V, A_D, A_SIZE_SHIFT, A_PCID_SHIFT, A_RIGHTS } from "./tlb";
-import { probe } from "./tlb";
 import { fillFlat, fillAt, probeNoting, probeQuick, notedVictim } from "./tlb-flat";
 import { eptTranslate, EPT_OK, EPT_A, EPT_D, EPT_PS, EA_WRITE } from "./ept";
 import { bump, C_NTLB_HIT, C_NTLB_MISS, C_EPT_WALKS, C_EPT_REFS, C_WALK_REFS, C_EPT_PSC_HIT } from "./counters";
@@ -84,7 +83,8 @@ export const Q_WALKED: u64 = 1 << 11;
 // its cache effects (LRU stamps, fills) but not its counters, which the packed result
 // gives (see countQuick); Q_NONE when eptTranslate must run (nothing changed that it
 // would not redo identically).
-// high, must, upper, mid: the entry checks' masks (eptMasks), loop-invariant for callers.
+// high, must, upper, mid: the entry checks' masks (eptRsvd, eptMust, eptUpper, eptMid),
+// loop-invariant for callers.
 @inline export function quickEpt(c: Cpu, gpa: u64, need: u32, high: u64, must: u64, upper: u64, mid: u64): u64 {
   let ad = c.eptAD != 0;
   let clk = c.clock;
@@ -208,7 +208,7 @@ export const Q_WALKED: u64 = 1 << 11;
   return EPT_OK;
 }
 
-// walk.ts pscLookup with the branch-free probe: the level (2..5) of the longest-prefix
+// walk.ts pscLookup with the unrolled probes: the level (2..5) of the longest-prefix
 // guest PSC hit, or 0; on a hit c.resPa = next table, c.pscGpa its gpa, c.pscRights.
 @inline export function quickPscLookup(c: Cpu, va: u64): u32 {
   if (c.pscOn == 0) return 0;

@@ -1,12 +1,16 @@
-// fill (tlb.ts) for the quick 2D walk's nested TLB without a data-dependent branch per
-// way: a walk over random addresses misses it and replaces a random way, and the LRU
-// scan's compares then mispredict; here every way is read and the victim chosen with
-// selects. Same victim as tlb.ts: the first invalid way, else the same translation,
-// else the least recently used way (the first of equal stamps). Ordered caches (tlb.ts
-// dir) go to tlb.ts.
+// probe and fill (tlb.ts) as the quick 2D walk's caches need them — guest PSCs, nested
+// TLB, EPT PSCs, every one four-way by default — with the same results, entry for entry:
+//   probeQuick   probe unrolled for four ways, the way picked by selects (a walk over
+//                random addresses hits a random way: a branch per way would mispredict)
+//   probeNoting  probe that notes, on a miss, the victim of the fill that follows
+//   fillAt       fill into that noted victim (no second scan of the set)
+//   fillFlat     fill choosing its victim without a data-dependent branch per way
+// A victim is the first invalid way, else the same translation, else the least recently
+// used way (the first of equal stamps). Ordered caches (tlb.ts dir) go to tlb.ts.
 
 import { Tlb, ENTRY, entryAt, entryMatches, probe, fill, microDrop, A_V, A_G, A_SIZE, A_SIZE_SHIFT, A_PCID } from "./tlb";
 
+// fill: installs the entry in its victim way (see the header); returns it.
 @inline export function fillFlat(t: Tlb, tag: u64, attr: u32, frame: u64, leafPa: u64, leafVal: u64,
                                  ctx: u32, stamp: u32): usize {
   if (t.dir != 0 || t.ways == 0) return fill(t, tag, attr, frame, leafPa, leafVal, ctx, stamp);
