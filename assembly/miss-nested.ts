@@ -54,15 +54,18 @@ export function missRunNested(c: Cpu, ops: usize, i: u32, count: u32): u32 {
   let permRead = permBits(c, user), permWrite = permBits(c, user | ACC_WRITE);
   let loads: u64 = 0, stores: u64 = 0;
   // the walk counters (nested.ts, ept.ts), bumped when the loop ends
-  let walks: u64 = 0, walkRefs: u64 = 0, guestRefs: u64 = 0, pscMisses: u64 = 0, pdeHits: u64 = 0;
+  // (the quick EPT walks' nested-TLB misses are eptWalks with the nested TLB on; their refs
+  // and the guest refs make the walk refs)
+  let walks: u64 = 0, guestRefs: u64 = 0, pscMisses: u64 = 0, pdeHits: u64 = 0;
   let walks4k: u64 = 0, walks2m: u64 = 0, walks1g: u64 = 0;
-  let ntlbHits: u64 = 0, ntlbMisses: u64 = 0, eptWalks: u64 = 0, eptRefs: u64 = 0, eptPscHits: u64 = 0;
+  let ntlbHits: u64 = 0, eptWalks: u64 = 0, eptRefs: u64 = 0, eptPscHits: u64 = 0;
   for (; i < count; i++) {
     let p = ops + <usize>i * OP_BYTES;
     let va = load<u64>(p);
     let ctl = load<u32>(p, 16);
     let kind = ctl & 15, size = (ctl >> 4) & 15;
-    if ((ctl & (CTL_USER | CTL_IMPLICIT)) != 0 || (kind != K_LOAD && kind != K_STORE && kind != K_TRANSLATE)) break;
+    // loads, stores and translates (kinds 0, 1, 3) without USER or IMPLICIT
+    if ((ctl & (CTL_USER | CTL_IMPLICIT)) != 0 || ((0b1011 >> kind) & 1) == 0) break;
     if ((va & 0xFFF) + <u64>size > 4096 || !canonical(c, va)) break;
     let acc = (kind == K_STORE ? ACC_WRITE : 0) | user;
     c.clock++;
@@ -89,8 +92,7 @@ export function missRunNested(c: Cpu, ops: usize, i: u32, count: u32): u32 {
           r = packCareful(c);
         }
         let hit = (r >> 6) & 1, walked = (r >> 11) & 1, n = qRefs(r);
-        ntlbHits += hit; ntlbMisses += walked & ntlbOn; eptWalks += walked; eptPscHits += (r >> 10) & 1;
-        eptRefs += n; walkRefs += n;
+        ntlbHits += hit; eptWalks += walked; eptPscHits += (r >> 10) & 1; eptRefs += n;
         htable = qPage(r);
         if ((qRights(r) & EA_WRITE) == 0) noWrite |= 1 << level;
       }
@@ -122,8 +124,7 @@ export function missRunNested(c: Cpu, ops: usize, i: u32, count: u32): u32 {
       r = packCareful(c);
     }
     let hit = (r >> 6) & 1, walked = (r >> 11) & 1, n = qRefs(r);
-    ntlbHits += hit; ntlbMisses += walked & ntlbOn; eptWalks += walked; eptPscHits += (r >> 10) & 1;
-    eptRefs += n; walkRefs += n;
+    ntlbHits += hit; eptWalks += walked; eptPscHits += (r >> 10) & 1; eptRefs += n;
     // The commit (nested.ts commitNested; no TLB to fill).
     let leafBits = PTE_A | (kind == K_STORE ? PTE_D : 0);
     if (c.eptAD == 0) {
@@ -133,7 +134,6 @@ export function missRunNested(c: Cpu, ops: usize, i: u32, count: u32): u32 {
     for (let l = top; l > level; l--) setFlag(c, path.entryPa(l), PTE_A);
     setFlag(c, path.entryPa(level), leafBits);
     walks++;
-    walkRefs += refs;
     guestRefs += refs;
     if (pscLevel == 2) pdeHits++; else if (pscLevel != 0) bump(c.counters, C_PSC_HIT_PDE + <i32>pscLevel - 2); else pscMisses++;
     if (c.pscOn != 0 && top > level) fillGuestPscs(c, va, top, level, rights0);
@@ -171,7 +171,7 @@ export function missRunNested(c: Cpu, ops: usize, i: u32, count: u32): u32 {
     bump(cnt, C_STORES, stores);
   }
   bump(cnt, C_WALKS, walks);
-  bump(cnt, C_WALK_REFS, walkRefs);
+  bump(cnt, C_WALK_REFS, eptRefs + guestRefs);
   bump(cnt, C_GUEST_REFS, guestRefs);
   bump(cnt, C_PSC_MISS, pscMisses);
   bump(cnt, C_PSC_HIT_PDE, pdeHits);
@@ -179,7 +179,7 @@ export function missRunNested(c: Cpu, ops: usize, i: u32, count: u32): u32 {
   bump(cnt, C_WALK_2M, walks2m);
   bump(cnt, C_WALK_1G, walks1g);
   bump(cnt, C_NTLB_HIT, ntlbHits);
-  bump(cnt, C_NTLB_MISS, ntlbMisses);
+  bump(cnt, C_NTLB_MISS, eptWalks * ntlbOn);
   bump(cnt, C_EPT_WALKS, eptWalks);
   bump(cnt, C_EPT_REFS, eptRefs);
   bump(cnt, C_EPT_PSC_HIT, eptPscHits);
