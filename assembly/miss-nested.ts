@@ -1,28 +1,30 @@
 // The batch engine's miss path for nested paging without TLBs (every translation is a
-// 2D walk): consecutive loads, stores and translates run here in one loop, each with the
-// quick 2D walk (nested.ts walkNestedQuick), instead of one general-path step each
-// (access.ts step → translate → walk). The access counters stay in locals until the
-// loop ends.
+// 2D walk): consecutive loads, stores and translates run here in one loop, the 2D walk
+// inline (nested.ts walk2D and commitNested, each EPT translation by nested-quick.ts
+// quickEpt), instead of one general-path step each (access.ts step → translate →
+// walkNested → eptTranslate → eptWalk); the walk and access counters stay in locals
+// until the loop ends.
 //
-// It does what the general path does for such an op — clock, walk (which gives exactly
-// walkNested's results: nested-quick.ts), exits, the access itself and its counters —
-// and leaves to the general path any op it does not handle (fetches, user/implicit
-// ops, page-crossing or non-canonical accesses, the non-memory kinds). A walk that
-// exits (guest #PF, EPT violation or misconfiguration) or an access outside memory ends
-// the batch here with the exit set, as step would.
+// It does what the general path does for such an op — clock, probes and LRU stamps,
+// walk path, A/D checks, fills, exits, the access itself and its counters — and leaves
+// to the general path any op it does not handle (fetches, user/implicit ops,
+// page-crossing or non-canonical accesses, the non-memory kinds). A walk that exits
+// (guest #PF, EPT violation or misconfiguration) or an access outside memory ends the
+// batch here with the exit set, as step would. An EPT translation quickEpt cannot do
+// goes to the careful eptTranslate, whose results (packCareful) the walk goes on with.
 // Checked against the general path by test/core/nested/fastpath2d.property.test.ts.
 
 import { ACC_USER, ACC_WRITE, EXIT_MMIO, EXIT_PF, EXIT_GP, EXIT_EPT_VIOLATION, EXIT_EPT_MISCONFIG,
   EXIT_UNSUPPORTED, XLATE_OK, XLATE_PF, XLATE_GP, XLATE_EPT_VIOLATION, XLATE_EPT_MISCONFIG } from "./entry";
-import { PTE_A, PTE_D, PKEY_SHIFT, levelShift } from "./entry";
+import { PTE_A, PTE_D, PF_P, PKEY_SHIFT, levelShift } from "./entry";
 import { physInRange, physPtr, readPhys64 } from "./mem";
 import { Cpu, canonical, tlbOf, T_PDE } from "./cpu";
 import { walkPath } from "./path";
-import { fill, A_V, A_W, A_U, A_NX, A_PCID_SHIFT } from "./tlb";
+import { fill, A_V, A_W, A_U, A_NX, A_PCID_SHIFT, A_RIGHTS } from "./tlb";
 import { eptTranslate, EPT_OK, EA_READ, EA_WRITE } from "./ept";
 import { exitFromEpt, guestFault, adWritesAllowed } from "./nested";
-import { quickEpt, quickPscLookup, packCareful, Q_NONE, qRefs, qHpa, qRights, qSize } from "./nested-quick";
-import { pscLookup, carefulStep, STEP_FAULT, STEP_LEAF, STEP_VALUE, rightsFault, setFlag } from "./walk";
+import { quickEpt, eptMust, eptUpper, eptMid, quickPscLookup, packCareful, Q_NONE, qRefs, qHpa, qPage, qRights, qSize } from "./nested-quick";
+import { carefulStep, STEP_FAULT, STEP_LEAF, STEP_VALUE, rightsFault, accIndex, setFlag } from "./walk";
 import { codeWrite } from "./x86/icache";
 import { bump, C_ACCESSES, C_LOADS, C_STORES, C_MMIO, C_WALKS, C_WALK_REFS, C_GUEST_REFS, C_PSC_MISS,
   C_PSC_HIT_PDE, C_WALK_4K, C_WALK_2M, C_WALK_1G, C_NTLB_HIT, C_NTLB_MISS, C_EPT_WALKS, C_EPT_REFS,
@@ -45,17 +47,25 @@ export function missRunNested(c: Cpu, ops: usize, i: u32, count: u32): u32 {
   let levels = c.levels, addrMask = c.addrMask, ntlbOn: u64 = c.ntlbOn != 0 ? 1 : 0;
   let pagingAcc = c.eptAD != 0 ? EA_READ | EA_WRITE : EA_READ; // see nested.ts walk2D
   let path = walkPath(c.path);
+  // walk.ts rightsFault's permission bytes for this loop's data reads and writes (cpu.ts
+  // permByte: bit r set when rights r forbid it); protection keys take rightsFault itself.
+  let pke = c.pke != 0;
+  let high = c.eptRsvd, must = eptMust(c), upper = eptUpper(high, must), mid = eptMid(high, must);
+  let permRead = permBits(c, user), permWrite = permBits(c, user | ACC_WRITE);
   let loads: u64 = 0, stores: u64 = 0;
   // the walk counters (nested.ts, ept.ts), bumped when the loop ends
-  let walks: u64 = 0, walkRefs: u64 = 0, guestRefs: u64 = 0, pscMisses: u64 = 0;
+  // (the quick EPT walks' nested-TLB misses are eptWalks with the nested TLB on; their refs
+  // and the guest refs make the walk refs)
+  let walks: u64 = 0, guestRefs: u64 = 0, pscMisses: u64 = 0, pdeHits: u64 = 0;
   let walks4k: u64 = 0, walks2m: u64 = 0, walks1g: u64 = 0;
-  let ntlbHits: u64 = 0, ntlbMisses: u64 = 0, eptWalks: u64 = 0, eptRefs: u64 = 0, eptPscHits: u64 = 0;
+  let ntlbHits: u64 = 0, eptWalks: u64 = 0, eptRefs: u64 = 0, eptPscHits: u64 = 0;
   for (; i < count; i++) {
     let p = ops + <usize>i * OP_BYTES;
     let va = load<u64>(p);
     let ctl = load<u32>(p, 16);
     let kind = ctl & 15, size = (ctl >> 4) & 15;
-    if ((ctl & (CTL_USER | CTL_IMPLICIT)) != 0 || (kind != K_LOAD && kind != K_STORE && kind != K_TRANSLATE)) break;
+    // loads, stores and translates (kinds 0, 1, 3) without USER or IMPLICIT
+    if ((ctl & (CTL_USER | CTL_IMPLICIT)) != 0 || ((0b1011 >> kind) & 1) == 0) break;
     if ((va & 0xFFF) + <u64>size > 4096 || !canonical(c, va)) break;
     let acc = (kind == K_STORE ? ACC_WRITE : 0) | user;
     c.clock++;
@@ -75,16 +85,15 @@ export function missRunNested(c: Cpu, ops: usize, i: u32, count: u32): u32 {
       let offset = ((va >> levelShift(level)) & 511) << 3;
       if (!known) {
         let gpa = gtable | offset;
-        let r = quickEpt(c, gpa, pagingAcc);
+        let r = quickEpt(c, gpa, pagingAcc, high, must, upper, mid);
         if (r == Q_NONE) {
           let s2 = eptTranslate(c, gpa, pagingAcc, false, va);
           if (s2 != EPT_OK) { st = exitFromEpt(c, va, s2, refs, pscLevel); break; }
           r = packCareful(c);
         }
         let hit = (r >> 6) & 1, walked = (r >> 11) & 1, n = qRefs(r);
-        ntlbHits += hit; ntlbMisses += walked & ntlbOn; eptWalks += walked; eptPscHits += (r >> 10) & 1;
-        eptRefs += n; walkRefs += n;
-        htable = qHpa(r, gpa) & ~(<u64>0xFFF);
+        ntlbHits += hit; eptWalks += walked; eptPscHits += (r >> 10) & 1; eptRefs += n;
+        htable = qPage(r);
         if ((qRights(r) & EA_WRITE) == 0) noWrite |= 1 << level;
       }
       known = false;
@@ -99,22 +108,23 @@ export function missRunNested(c: Cpu, ops: usize, i: u32, count: u32): u32 {
       level--;
     }
     if (st != XLATE_OK) { c.exitReason = exitOf(st); c.exitIndex = i; break; }
-    let f = rightsFault(c, acc, rights, <u32>(pte >> PKEY_SHIFT) & 15);
+    // rightsFault (walk.ts) with the permission byte of the op's access looked up once
+    let f = pke ? rightsFault(c, acc, rights, <u32>(pte >> PKEY_SHIFT) & 15)
+      : (((kind == K_STORE ? permWrite : permRead) >> ((rights & A_RIGHTS) >> 1)) & 1) != 0 ? PF_P : 0;
     if (f != 0) { c.exitReason = exitOf(guestFault(c, va, acc, f, refs, pscLevel)); c.exitIndex = i; break; }
     // The final gpa through the EPT, with the access's own kind.
     let gsize = level - 1;
     let pageMask = (<u64>1 << (12 + 9 * <u64>gsize)) - 1;
     let gpa = (pte & addrMask & ~pageMask) | (va & pageMask);
     let need = kind == K_STORE ? EA_WRITE : EA_READ;
-    let r = quickEpt(c, gpa, need);
+    let r = quickEpt(c, gpa, need, high, must, upper, mid);
     if (r == Q_NONE) {
       let s2 = eptTranslate(c, gpa, need, true, va);
       if (s2 != EPT_OK) { c.exitReason = exitOf(exitFromEpt(c, va, s2, refs, pscLevel)); c.exitIndex = i; break; }
       r = packCareful(c);
     }
     let hit = (r >> 6) & 1, walked = (r >> 11) & 1, n = qRefs(r);
-    ntlbHits += hit; ntlbMisses += walked & ntlbOn; eptWalks += walked; eptPscHits += (r >> 10) & 1;
-    eptRefs += n; walkRefs += n;
+    ntlbHits += hit; eptWalks += walked; eptPscHits += (r >> 10) & 1; eptRefs += n;
     // The commit (nested.ts commitNested; no TLB to fill).
     let leafBits = PTE_A | (kind == K_STORE ? PTE_D : 0);
     if (c.eptAD == 0) {
@@ -124,9 +134,8 @@ export function missRunNested(c: Cpu, ops: usize, i: u32, count: u32): u32 {
     for (let l = top; l > level; l--) setFlag(c, path.entryPa(l), PTE_A);
     setFlag(c, path.entryPa(level), leafBits);
     walks++;
-    walkRefs += refs;
     guestRefs += refs;
-    if (pscLevel != 0) bump(c.counters, C_PSC_HIT_PDE + <i32>pscLevel - 2); else pscMisses++;
+    if (pscLevel == 2) pdeHits++; else if (pscLevel != 0) bump(c.counters, C_PSC_HIT_PDE + <i32>pscLevel - 2); else pscMisses++;
     if (c.pscOn != 0 && top > level) fillGuestPscs(c, va, top, level, rights0);
     // The combined page is the smaller of the guest and EPT pages.
     let csize = min(gsize, qSize(r));
@@ -162,18 +171,25 @@ export function missRunNested(c: Cpu, ops: usize, i: u32, count: u32): u32 {
     bump(cnt, C_STORES, stores);
   }
   bump(cnt, C_WALKS, walks);
-  bump(cnt, C_WALK_REFS, walkRefs);
+  bump(cnt, C_WALK_REFS, eptRefs + guestRefs);
   bump(cnt, C_GUEST_REFS, guestRefs);
   bump(cnt, C_PSC_MISS, pscMisses);
+  bump(cnt, C_PSC_HIT_PDE, pdeHits);
   bump(cnt, C_WALK_4K, walks4k);
   bump(cnt, C_WALK_2M, walks2m);
   bump(cnt, C_WALK_1G, walks1g);
   bump(cnt, C_NTLB_HIT, ntlbHits);
-  bump(cnt, C_NTLB_MISS, ntlbMisses);
+  bump(cnt, C_NTLB_MISS, eptWalks * ntlbOn);
   bump(cnt, C_EPT_WALKS, eptWalks);
   bump(cnt, C_EPT_REFS, eptRefs);
   bump(cnt, C_EPT_PSC_HIT, eptPscHits);
   return i;
+}
+
+// The byte of cpu.ts's permission table for access acc (bit r: rights r forbid it).
+@inline function permBits(c: Cpu, acc: u32): u32 {
+  let a = accIndex(c, acc);
+  return <u32>((a < 8 ? c.perm >> (<u64>a * 8) : c.perm2 >> (<u64>(a - 8) * 8)) & 0xFF);
 }
 
 // The combined PSC entries of a 2D walk (nested.ts commitNested): va prefix → the next

@@ -1,12 +1,16 @@
-// fill (tlb.ts) for the quick 2D walk's nested TLB without a data-dependent branch per
-// way: a walk over random addresses misses it and replaces a random way, and the LRU
-// scan's compares then mispredict; here every way is read and the victim chosen with
-// selects. Same victim as tlb.ts: the first invalid way, else the same translation,
-// else the least recently used way (the first of equal stamps). Ordered caches (tlb.ts
-// dir) go to tlb.ts.
+// probe and fill (tlb.ts) as the quick 2D walk's caches need them — guest PSCs, nested
+// TLB, EPT PSCs, every one four-way by default — with the same results, entry for entry:
+//   probeQuick   probe unrolled for four ways, the way picked by selects (a walk over
+//                random addresses hits a random way: a branch per way would mispredict)
+//   probeNoting  probe that notes, on a miss, the victim of the fill that follows
+//   fillAt       fill into that noted victim (no second scan of the set)
+//   fillFlat     fill choosing its victim without a data-dependent branch per way
+// A victim is the first invalid way, else the same translation, else the least recently
+// used way (the first of equal stamps). Ordered caches (tlb.ts dir) go to tlb.ts.
 
-import { Tlb, ENTRY, entryAt, entryMatches, probe, fill, microDrop, A_V, A_SIZE, A_SIZE_SHIFT, A_PCID } from "./tlb";
+import { Tlb, ENTRY, entryAt, entryMatches, probe, fill, microDrop, A_V, A_G, A_SIZE, A_SIZE_SHIFT, A_PCID } from "./tlb";
 
+// fill: installs the entry in its victim way (see the header); returns it.
 @inline export function fillFlat(t: Tlb, tag: u64, attr: u32, frame: u64, leafPa: u64, leafVal: u64,
                                  ctx: u32, stamp: u32): usize {
   if (t.dir != 0 || t.ways == 0) return fill(t, tag, attr, frame, leafPa, leafVal, ctx, stamp);
@@ -109,10 +113,16 @@ export let notedVictim: usize = 0;
 @inline export function probeQuick(t: Tlb, tag: u64, want: u32, pcidBits: u32, ctx: u32): usize {
   if (t.ways != 4 || t.dir != 0) return probe(t, tag, want, pcidBits, ctx);
   let e = t.entries + <usize>((<u32>tag & t.setMask) << 2) * ENTRY;
-  let m = <u32>(entryAt(e).tag == tag) | (<u32>(entryAt(e + ENTRY).tag == tag) << 1) |
-    (<u32>(entryAt(e + 2 * ENTRY).tag == tag) << 2) | (<u32>(entryAt(e + 3 * ENTRY).tag == tag) << 3);
-  if (m == 0) return 0;
-  let f = e + <usize>ctz(m) * ENTRY;
-  if (entryMatches(f, tag, want, pcidBits, ctx)) return f;
-  return probe(t, tag, want, pcidBits, ctx);
+  let e1 = e + ENTRY, e2 = e + 2 * ENTRY, e3 = e + 3 * ENTRY;
+  // the first way with the tag, chosen by selects (shorter than a mask and a bit scan)
+  let f = select<usize>(e3, 0, entryAt(e3).tag == tag);
+  f = select<usize>(e2, f, entryAt(e2).tag == tag);
+  f = select<usize>(e1, f, entryAt(e1).tag == tag);
+  f = select<usize>(e, f, entryAt(e).tag == tag);
+  if (f == 0) return 0;
+  // entryMatches past the tag, without branches
+  let at = entryAt(f).attr;
+  let ok = <u32>((at & (A_V | A_SIZE)) == want) & (<u32>((at & A_PCID) == pcidBits) | <u32>((at & A_G) != 0)) &
+    <u32>(entryAt(f).ctx == ctx);
+  return ok != 0 ? f : probe(t, tag, want, pcidBits, ctx);
 }

@@ -24,7 +24,7 @@ import {
 } from '../../../src/index.js';
 
 const MiB = 1n << 20n;
-const GB = 4n * MiB;               // gpa g is hpa GB + g (EPT-mapped gpa [0, 8 MiB))
+const GB = 4n * MiB;               // gpa g is hpa GB + g (EPT-mapped gpa [0, 8 MiB)); 1 GiB EPT page: hpa g
 const GUEST_BYTES = 8n * MiB;
 const EPT_TABLES = 12n * MiB;      // EPT tables: hpa [12, 16 MiB)
 const DATA = 4n * MiB;             // guest data frames (gpa)
@@ -37,9 +37,13 @@ const PAGES = 24;
 
 const EPT_KINDS = ['rwx', 'r', 'rx', 'rw', 'x', 'none', 'w', 'wx', 'mt2', 'mt7', 'rsvd', 'noA', 'noD'] as const;
 type EptKind = typeof EPT_KINDS[number];
-const eptKindArb = fc.oneof({ weight: 12, arbitrary: fc.constant<EptKind>('rwx') }, { weight: 6, arbitrary: fc.constantFrom(...EPT_KINDS) });
-const upperKindArb = fc.oneof({ weight: 20, arbitrary: fc.constant('ok' as const) },
-  { weight: 3, arbitrary: fc.constantFrom('noA' as const, 'none' as const, 'rsvd' as const, 'r' as const) });
+// An edit of the EPT leaf that maps a page, and of the entry above it; `odds` in 100 that
+// it is not the plain one (every table page is on every walk: those are edited rarely).
+const eptEditArb = (leafOdds: number, upperOdds: number) => fc.record({
+  leaf: fc.oneof({ weight: 100 - leafOdds, arbitrary: fc.constant<EptKind>('rwx') }, { weight: leafOdds, arbitrary: fc.constantFrom(...EPT_KINDS) }),
+  upper: fc.oneof({ weight: 100 - upperOdds, arbitrary: fc.constant('ok' as const) },
+    { weight: upperOdds, arbitrary: fc.constantFrom('noA' as const, 'none' as const, 'rsvd' as const, 'r' as const) }),
+});
 
 const leafArb = fc.record({
   p: fc.integer({ min: 0, max: 15 }).map((x) => x !== 0), w: fc.integer({ min: 0, max: 3 }).map((x) => x !== 0),
@@ -64,13 +68,14 @@ const opArb = fc.record({
 const caseArb = fc.record({
   levels: fc.constantFrom(4, 5) as fc.Arbitrary<4 | 5>,
   eptLevels: fc.constantFrom(4, 5) as fc.Arbitrary<4 | 5>,
-  eptLarge: fc.integer({ min: 0, max: 3 }).map((x) => x === 0), // 2 MiB EPT leaves
+  eptPage: fc.constantFrom(0x1000n, 0x1000n, 0x1000n, 0x20_0000n, 0x20_0000n, 0x4000_0000n), // EPT leaf size
   eptAD: fc.integer({ min: 0, max: 3 }).map((x) => x !== 0),
-  caches: fc.constantFrom('default', 'small', 'bench', 'noTlb', 'none', 'ntlbOnly'),
+  caches: fc.constantFrom('default', 'small', 'tiny4', 'bench', 'noTlb', 'none', 'ntlbOnly'),
   M: fc.constantFrom(40, 52),
   leaves: fc.array(leafArb, { minLength: PAGES + 1, maxLength: PAGES + 1 }),
   upperNoA: fc.integer({ min: 0, max: 5 }), // 0..2: clear A in that region's PDE
-  eptEdits: fc.array(fc.record({ leaf: eptKindArb, upper: upperKindArb }), { minLength: 50, maxLength: 50 }),
+  tableEdits: fc.array(eptEditArb(4, 1), { minLength: 24, maxLength: 24 }), // the guest table pages
+  dataEdits: fc.array(eptEditArb(20, 4), { minLength: 26, maxLength: 26 }),  // data, 2 MiB and MMIO pages
   cpl: fc.constantFrom(0, 0, 3), wp: fc.boolean(), smap: fc.boolean(), smep: fc.boolean(), ac: fc.boolean(),
   pke: fc.boolean(), pcide: fc.boolean(), pkru: fc.integer({ min: 0, max: 0xff }),
   ops: fc.array(opArb, { minLength: 40, maxLength: 160 }),
@@ -90,6 +95,10 @@ function cpuOptions(c: Case): CpuOptions {
     case 'noTlb': return { maxPhysAddr: M, tlb: false };                     // guest and EPT PSCs only
     case 'none': return { maxPhysAddr: M, tlb: false, psc: false };          // bench/virt.ts "Uncached"
     case 'ntlbOnly': return { maxPhysAddr: M, tlb: off, psc: false };
+    case 'tiny4': { // four ways in one set: every fill evicts, several per op (equal LRU stamps)
+      const g = { entries: 4, ways: 4 };
+      return { maxPhysAddr: M, tlb: { ...off, ntlb: g, pde: g, pdpte: g, epde: g, epdpte: g } };
+    }
     case 'small': return {
       maxPhysAddr: M,
       tlb: { l1d4k: { entries: 8, ways: 2 }, l2: { entries: 16, ways: 4 }, l1d2m: { entries: 2, ways: 2 }, ntlb: { entries: 4, ways: 2 },
@@ -99,11 +108,11 @@ function cpuOptions(c: Case): CpuOptions {
 }
 
 /** The guest-physical view of host memory the guest's table builder writes through. */
-function guestView(m: Machine): PhysicalMemory {
+function guestView(m: Machine, base: bigint): PhysicalMemory {
   return {
-    read64: (a: bigint) => m.memory.read64(GB + a),
-    write64: (a: bigint, v: bigint) => m.memory.write64(GB + a, v),
-    fill: (a: bigint, b: number, n: number) => m.memory.fill(GB + a, b, n),
+    read64: (a: bigint) => m.memory.read64(base + a),
+    write64: (a: bigint, v: bigint) => m.memory.write64(base + a, v),
+    fill: (a: bigint, b: number, n: number) => m.memory.fill(base + a, b, n),
   } as unknown as PhysicalMemory;
 }
 
@@ -130,7 +139,8 @@ async function machine(c: Case, fast: boolean) {
   const m = await Machine.create({ memoryBytes: 16 * 2 ** 20 });
   const cpu = m.createCpu(cpuOptions(c));
   cpu.setFastPaths(fast);
-  const g = guestView(m);
+  const base = c.eptPage === 0x4000_0000n ? 0n : GB; // a 1 GiB page maps hpa 0 (its alignment)
+  const g = guestView(m, base);
   const t = new Tables(g, c.levels, 0x10_0000n, true);
   for (let k = 0; k <= PAGES; k++) {
     const l = c.leaves[k];
@@ -150,9 +160,9 @@ async function machine(c: Case, fast: boolean) {
   // then each used page's leaf and the entry above it edited as the case says.
   const fb = new FrameBump(m.memory, EPT_TABLES, EPT_TABLES + 4n * MiB);
   const ept = new Ept(m.memory, fb, c.eptLevels);
-  ept.map(0n, GB, GUEST_BYTES, c.eptLarge ? 0x20_0000n : 0x1000n);
-  ept.map(MMIO_GPA, 0x4000_0000n, 0x1000n);
-  const leafLevel = c.eptLarge ? 2 : 1;
+  ept.map(0n, base, c.eptPage === 0x4000_0000n ? c.eptPage : GUEST_BYTES, c.eptPage);
+  if (base !== 0n) ept.map(MMIO_GPA, 0x4000_0000n, 0x1000n); // (inside the 1 GiB page otherwise)
+  const leafLevel = c.eptPage === 0x1000n ? 1 : c.eptPage === 0x20_0000n ? 2 : 3;
   const used: bigint[] = [];
   for (let p = 0x10_0000n; p < 0x11_8000n; p += 0x1000n) used.push(p); // guest tables
   for (let k = 0n; k < BigInt(PAGES); k++) used.push(DATA + k * 0x1000n);
@@ -167,7 +177,8 @@ async function machine(c: Case, fast: boolean) {
     }
   }
   // Every entry address first: an edit may break the path to the next one.
-  const plan = used.map((gpa, i) => ({ e: c.eptEdits[i], leafAt: ept.entryAddr(gpa, leafLevel), upAt: ept.entryAddr(gpa, leafLevel + 1) }));
+  const edits = [...c.tableEdits, ...c.dataEdits];
+  const plan = used.map((gpa, i) => ({ e: edits[i], leafAt: ept.entryAddr(gpa, leafLevel), upAt: ept.entryAddr(gpa, leafLevel + 1) }));
   const edited = new Set<bigint>();
   for (const { e, leafAt, upAt } of plan) {
     if (!edited.has(leafAt)) { edited.add(leafAt); m.memory.write64(leafAt, editEpt(m.memory.read64(leafAt), e.leaf, c.M)); }
@@ -243,14 +254,34 @@ function firstDifference(a: Machine, b: Machine): number {
   return x.findIndex((v, i) => v !== y[i]);
 }
 
+/** What the runs exercised, summed over all cases: exits by reason and walk counters. */
+class Tally {
+  exits: Record<string, number> = {};
+  counts = { walks: 0, eptWalks: 0, ntlbHits: 0, eptPscHits: 0, pscHit: 0, adWrites: 0, eptViolations: 0, eptMisconfigs: 0 };
+  add(seen: unknown[], cpu: Cpu): void {
+    for (const x of seen) if (!Array.isArray(x)) { const r = (x as { reason: string }).reason; this.exits[r] = (this.exits[r] ?? 0) + 1; }
+    const k = cpu.counters();
+    this.counts.walks += k.walks; this.counts.eptWalks += k.eptWalks; this.counts.ntlbHits += k.ntlbHits;
+    this.counts.eptPscHits += k.eptPscHits; this.counts.pscHit += k.pscHitPde + k.pscHitPdpte + k.pscHitPml4e;
+    this.counts.adWrites += k.adWrites; this.counts.eptViolations += k.eptViolations; this.counts.eptMisconfigs += k.eptMisconfigs;
+  }
+}
+
 describe('nested-mode fast paths (quick 2D walk, nested miss loop)', () => {
   it('give exactly what the careful 2D walk on the general path gives', async () => {
+    const tally = new Tally();
     await assertAsyncProperty(fc.asyncProperty(caseArb, async (c) => {
       const fast = await machine(c, true), slow = await machine(c, false);
       const a = run(fast.cpu, fast.b, c.repeat), b = run(slow.cpu, slow.b, c.repeat);
       expect(a).toEqual(b);
       expect(firstDifference(fast.m, slow.m)).toBe(-1);
       expect(state(fast.cpu)).toEqual(state(slow.cpu));
+      tally.add(a, fast.cpu);
     }), { seed: 0x2d_fa57, numRuns: 150 });
+    // The cases reached every kind of outcome (a property that only ever saw, say, guest
+    // faults before any walk completed would prove little).
+    if (process.env.NESTED_VERBOSE) console.log(JSON.stringify(tally));
+    for (const r of ['end', 'PF', 'EPT_VIOLATION', 'EPT_MISCONFIG', 'MMIO']) expect(tally.exits[r], `exits ${r}`).toBeGreaterThan(10);
+    for (const [k, n] of Object.entries(tally.counts)) expect(n, k).toBeGreaterThan(100);
   }, 300_000);
 });
