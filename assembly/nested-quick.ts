@@ -17,8 +17,9 @@ import { walkPath, WalkPath } from "./path";
 import { levelShift } from "./entry";
 import { physBase, physBytes, readPhys64 } from "./mem";
 import { Cpu, tlbOf, T_NTLB, T_EPDE, T_PDE } from "./cpu";
-import { entryAt, A_V, A_D, A_SIZE_SHIFT, A_PCID_SHIFT, A_RIGHTS } from "./tlb";
-import { fillFlat, fillAt, probeNoting, probeQuick, notedVictim } from "./tlb-flat";
+import { probeNoting, notedVictim, probeQuick } from "./tlb-flat";
+import { entryAt, probe, fillScan, fillAt, missVictim, A_V, A_D, A_SIZE_SHIFT, A_PCID_SHIFT, A_RIGHTS } from "./tlb";
+
 import { eptTranslate, EPT_OK, EPT_A, EPT_D, EPT_PS, EA_WRITE } from "./ept";
 import { bump, C_NTLB_HIT, C_NTLB_MISS, C_EPT_WALKS, C_EPT_REFS, C_WALK_REFS, C_EPT_PSC_HIT } from "./counters";
 
@@ -88,13 +89,17 @@ export const Q_WALKED: u64 = 1 << 11;
 @inline export function quickEpt(c: Cpu, gpa: u64, need: u32, high: u64, must: u64, upper: u64, mid: u64): u64 {
   let ad = c.eptAD != 0;
   let clk = c.clock;
+  let noted: usize = 0; // the nested TLB's victim for a 4 KiB fill, from its missed probe
   if (c.ntlbOn != 0) {
     let t = tlbOf(c, T_NTLB);
     let sizes = t.sizes;
-    notedVictim = 0;
-    // By size, 4K first (its probe notes the victim of a 4 KiB fill, the common one).
+    // By size, 4K first (a miss notes the victim of a 4 KiB fill, the common one).
     let e: usize = 0, size: u32 = 0;
-    if ((sizes & 1) != 0) e = probeNoting(t, gpa >> 12, A_V, 0, 0);
+    if ((sizes & 1) != 0) {
+      notedVictim = 0;
+      e = probeNoting(t, gpa >> 12, A_V, 0, 0);
+      noted = notedVictim;
+    }
     if (e == 0 && (sizes & 2) != 0) { size = 1; e = probeQuick(t, gpa >> 21, A_V | (1 << A_SIZE_SHIFT), 0, 0); }
     if (e == 0 && (sizes & 4) != 0) { size = 2; e = probeQuick(t, gpa >> 30, A_V | (2 << A_SIZE_SHIFT), 0, 0); }
     if (e != 0) {
@@ -157,7 +162,7 @@ export const Q_WALKED: u64 = 1 << 11;
   // Commit: what eptWalk does after such a walk (no A/D to write).
   if (epscOn) {
     for (let l = level; l > leaf; l--) {
-      fillFlat(tlbOf(c, T_EPDE + <i32>l - 2), gpa >> levelShift(l), A_V | (path.eptRights(l) << 1),
+      fillScan(tlbOf(c, T_EPDE + <i32>l - 2), gpa >> levelShift(l), A_V | (path.eptRights(l) << 1),
         readPhys64(path.eptEntryPa(l)) & EPT_ADDR, 0, 0, 0, clk);
     }
   }
@@ -169,8 +174,8 @@ export const Q_WALKED: u64 = 1 << 11;
     let t = tlbOf(c, T_NTLB), tag = gpa >> (12 + 9 * <u64>size);
     let attr = A_V | (rights << 1) | (d != 0 ? A_D : 0) | (size << A_SIZE_SHIFT);
     // Nothing changed the nested TLB since its probe: a noted 4 KiB victim is the fill's.
-    if (size == 0 && notedVictim != 0) fillAt(t, notedVictim, tag, attr, frame, path.eptEntryPa(leaf), e, 0, clk);
-    else fillFlat(t, tag, attr, frame, path.eptEntryPa(leaf), e, 0, clk);
+    if (size == 0 && noted != 0) fillAt(t, noted, tag, attr, frame, path.eptEntryPa(leaf), e, 0, clk);
+    else fillScan(t, tag, attr, frame, path.eptEntryPa(leaf), e, 0, clk);
   }
   let page = frame | (gpa & mask & ~(<u64>0xFFF));
   return page | <u64>rights | (<u64>size << 3) | (<u64>d << 5) | (<u64>(level - leaf + 1) << 7) | pscHit | Q_WALKED;

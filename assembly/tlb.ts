@@ -255,12 +255,6 @@ function probeDir(t: Tlb, tag: u64, want: u32, pcidBits: u32, ctx: u32): usize {
   return 0;
 }
 
-// Bit w set where way w of the 4-way set at e holds `tag` (the tag word only).
-@inline function tagMask4(e: usize, tag: u64): u32 {
-  return <u32>(load<u64>(e) == tag) | (<u32>(load<u64>(e, ENTRY) == tag) << 1) |
-    (<u32>(load<u64>(e, 2 * ENTRY) == tag) << 2) | (<u32>(load<u64>(e, 3 * ENTRY) == tag) << 3);
-}
-
 // The fill victim of an ordered cache (same choice as scanVictim, see the header).
 function orderedVictim(t: Tlb, tag: u64, attr: u32, ctx: u32): usize {
   let ways = t.ways;
@@ -286,13 +280,19 @@ function orderedVictim(t: Tlb, tag: u64, attr: u32, ctx: u32): usize {
   let ways = t.ways;
   let e = t.entries + <usize>((<u32>tag & t.setMask) * ways) * ENTRY;
   if (ways == 4) { // the common geometry: the four tags at once, no loop
-    let m = tagMask4(e, tag);
-    while (m != 0) {
-      let x = e + <usize>ctz(m) * ENTRY;
-      if (entryMatches(x, tag, want, pcidBits, ctx)) return x;
-      m &= m - 1;
-    }
-    return 0;
+    // The first way holding the tag, chosen by selects (a probe over random addresses
+    // hits a random way, on which a branch per way would mispredict), checked in full;
+    // if it is another size, PCID or context, the ways are probed in order.
+    let e1 = e + ENTRY, e2 = e + 2 * ENTRY, e3 = e + 3 * ENTRY;
+    let f = select<usize>(e3, 0, entryAt(e3).tag == tag);
+    f = select<usize>(e2, f, entryAt(e2).tag == tag);
+    f = select<usize>(e1, f, entryAt(e1).tag == tag);
+    f = select<usize>(e, f, entryAt(e).tag == tag);
+    if (f == 0) return 0;
+    let a = entryAt(f).attr; // entryMatches past the tag, without branches
+    let ok = <u32>((a & (A_V | A_SIZE)) == want) & (<u32>((a & A_PCID) == pcidBits) | <u32>((a & A_G) != 0)) &
+      <u32>(entryAt(f).ctx == ctx);
+    if (ok != 0) return f;
   }
   for (let w: u32 = 0; w < ways; w++, e += ENTRY) {
     if (entryMatches(e, tag, want, pcidBits, ctx)) return e;
@@ -328,8 +328,16 @@ export function fill(t: Tlb, tag: u64, attr: u32, frame: u64, leafPa: u64, leafV
   let victim = t.hint;
   if (victim == 0 || t.hintTag != tag || t.hintWant != (A_V | (attr & A_SIZE)) ||
       t.hintPcid != (attr & A_PCID) || t.hintCtx != ctx || t.hintStamp != stamp) {
-    victim = t.dir != 0 ? orderedVictim(t, tag, attr, ctx) : scanVictim(t, tag, attr, ctx);
+    return fillScan(t, tag, attr, frame, leafPa, leafVal, ctx, stamp);
   }
+  return fillAt(t, victim, tag, attr, frame, leafPa, leafVal, ctx, stamp);
+}
+
+// fill with no hint to use (a caller that probed without noting one): the victim by a scan.
+@inline export function fillScan(t: Tlb, tag: u64, attr: u32, frame: u64, leafPa: u64, leafVal: u64,
+                                 ctx: u32, stamp: u32): usize {
+  if (t.ways == 0) return 0;
+  let victim = t.dir != 0 ? orderedVictim(t, tag, attr, ctx) : scanVictim(t, tag, attr, ctx);
   return fillAt(t, victim, tag, attr, frame, leafPa, leafVal, ctx, stamp);
 }
 
@@ -397,19 +405,24 @@ export function fill(t: Tlb, tag: u64, attr: u32, frame: u64, leafPa: u64, leafV
 }
 
 // The fill's victim without a hint: the first invalid way, the same translation if it
-// is already cached (e.g. refilled after a D re-walk), else the least recently used.
-function scanVictim(t: Tlb, tag: u64, attr: u32, ctx: u32): usize {
+// is already cached (e.g. refilled after a D re-walk), else the least recently used (the
+// first of equal stamps). Every way is read and the choice made by selects: fills after
+// walks over random addresses replace random ways, on which a branch per way mispredicts.
+@inline function scanVictim(t: Tlb, tag: u64, attr: u32, ctx: u32): usize {
   let ways = t.ways;
   let e = t.entries + <usize>((<u32>tag & t.setMask) * ways) * ENTRY;
-  let victim = e;
-  let oldest: u32 = 0xFFFF_FFFF;
+  let stop: usize = 0, oldest = e, oldestStamp: u32 = 0xFFFF_FFFF;
   for (let w: u32 = 0; w < ways; w++, e += ENTRY) {
-    if ((entryAt(e).attr & A_V) == 0) { victim = e; break; }
-    if (sameTranslation(e, tag, attr, ctx)) { victim = e; break; }
+    let a = entryAt(e).attr;
+    let same = (entryAt(e).tag == tag) & ((a & A_SIZE) == (attr & A_SIZE)) & (entryAt(e).ctx == ctx) &
+      ((a & A_PCID) == (attr & A_PCID)); // sameTranslation, without branches
+    stop = select<usize>(e, stop, (((a & A_V) == 0) | same) & (stop == 0));
     let s = entryAt(e).stamp;
-    if (s < oldest) { oldest = s; victim = e; }
+    let older = s < oldestStamp;
+    oldest = select<usize>(e, oldest, older);
+    oldestStamp = select<u32>(s, oldestStamp, older);
   }
-  return victim;
+  return stop != 0 ? stop : oldest;
 }
 
 // Context wildcards for invalidation.
