@@ -11,8 +11,9 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import { assertAsyncProperty } from '../helpers/seeds.js';
+import { runStepping } from '../helpers/run-batch.js';
 import { env, type Env } from '../helpers/tables.js';
-import { CR4, PTE, PAGE_2M, PAGE_1G, type AccessBatch, type Cpu, type CpuOptions } from '../../src/index.js';
+import { CR4, PTE, PAGE_2M, PAGE_1G, type AccessBatch, type CpuOptions } from '../../src/index.js';
 import { readCaches } from '../../src/core/tlb-view.js';
 
 const VA = [0x7f00_0000_0000n, 0x7f00_4000_0000n, 0x0000_0040_0000n]; // three PDPT/PD neighbourhoods
@@ -97,21 +98,6 @@ async function machine(c: Case, fast: boolean): Promise<Env & { b: AccessBatch }
   return { ...e, b };
 }
 
-/** Runs the batch `repeat` times, stepping over each exit; the exits and op values seen. */
-function run(cpu: Cpu, b: AccessBatch, repeat: number): unknown[] {
-  const seen: unknown[] = [];
-  for (let r = 0; r < repeat; r++) {
-    for (let at = 0; at < b.length;) {
-      const x = cpu.execute(b, at);
-      seen.push(x.exit);
-      if (x.exit.reason === 'end') break;
-      at = (x.exit as { index: number }).index + 1;
-    }
-    seen.push(Array.from({ length: b.length }, (_, i) => b.value(i)));
-  }
-  return seen;
-}
-
 function state(e: Env): unknown {
   const core = (e.cpu as unknown as { core: Parameters<typeof readCaches>[0] }).core;
   const ptr = (e.cpu as unknown as { ptr: number }).ptr;
@@ -129,7 +115,7 @@ describe('batch engine fast paths', () => {
   it('give exactly what the general path gives (exits, values, memory, counters, caches)', async () => {
     await assertAsyncProperty(fc.asyncProperty(caseArb, async (c) => {
       const fast = await machine(c, true), slow = await machine(c, false);
-      const a = run(fast.cpu, fast.b, c.repeat), b = run(slow.cpu, slow.b, c.repeat);
+      const a = runStepping(fast.cpu, fast.b, c.repeat), b = runStepping(slow.cpu, slow.b, c.repeat);
       expect(a).toEqual(b);
       expect(firstDifference(fast, slow)).toBe(-1);
       expect(state(fast)).toEqual(state(slow));

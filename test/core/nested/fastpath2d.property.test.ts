@@ -16,11 +16,12 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import { assertAsyncProperty } from '../../helpers/seeds.js';
+import { runStepping } from '../../helpers/run-batch.js';
 import { Tables } from '../../helpers/tables.js';
 import { Ept } from '../../helpers/ept.js';
 import {
   Machine, FrameBump, CR0, CR4, EFER, PTE, EPT, PAGE_2M, eptp,
-  type AccessBatch, type Cpu, type CpuOptions, type PhysicalMemory,
+  type Cpu, type CpuOptions, type PhysicalMemory,
 } from '../../../src/index.js';
 
 const MiB = 1n << 20n;
@@ -211,21 +212,6 @@ async function machine(c: Case, fast: boolean) {
   return { m, cpu, b };
 }
 
-/** Runs the batch `repeat` times, stepping over each exit; the exits and op values seen. */
-function run(cpu: Cpu, b: AccessBatch, repeat: number): unknown[] {
-  const seen: unknown[] = [];
-  for (let r = 0; r < repeat; r++) {
-    for (let at = 0; at < b.length;) {
-      const x = cpu.execute(b, at);
-      seen.push(x.exit);
-      if (x.exit.reason === 'end') break;
-      at = (x.exit as { index: number }).index + 1;
-    }
-    seen.push(Array.from({ length: b.length }, (_, i) => b.value(i)));
-  }
-  return seen;
-}
-
 interface CoreView {
   memory: WebAssembly.Memory;
   cpuPath(p: number): number;
@@ -272,7 +258,7 @@ describe('nested-mode fast paths (quick 2D walk, nested miss loop)', () => {
     const tally = new Tally();
     await assertAsyncProperty(fc.asyncProperty(caseArb, async (c) => {
       const fast = await machine(c, true), slow = await machine(c, false);
-      const a = run(fast.cpu, fast.b, c.repeat), b = run(slow.cpu, slow.b, c.repeat);
+      const a = runStepping(fast.cpu, fast.b, c.repeat), b = runStepping(slow.cpu, slow.b, c.repeat);
       expect(a).toEqual(b);
       expect(firstDifference(fast.m, slow.m)).toBe(-1);
       expect(state(fast.cpu)).toEqual(state(slow.cpu));
