@@ -1,9 +1,11 @@
 // The batched access engine: executes a buffer of memory operations for one vCPU
 // until the buffer ends or an access exits, so the host crosses into Wasm once per
-// batch, not once per access. Three paths run an op: the hit streak below (8-byte ops
-// that hit the micro-TLB), the miss loop (miss.ts: TLB misses with quick walks), and the
-// general path (step: everything, and the reference the other two must match exactly,
-// checked by test/core/fastpath.property.test.ts with Cpu.setFastPaths(false)).
+// batch, not once per access. Four paths run an op: the hit streak below (8-byte ops
+// that hit the micro-TLB), the miss loops (miss.ts: L1 misses taken from the L2 or by
+// quick walks; miss-nested.ts: 2D walks without TLBs), and the general path (step:
+// everything, and the reference the others must match exactly, checked with
+// Cpu.setFastPaths(false) by test/core/fastpath.property.test.ts and
+// test/core/nested/fastpath2d.property.test.ts).
 //
 // Operation record (OP_BYTES = 24):
 //   +0  va     u64   linear address

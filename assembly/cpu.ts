@@ -117,7 +117,7 @@ export const R_CPL: u32 = 6;
   qLeaf: u32;       // scratch of the quick walk (walk.ts quickWalk): the leaf level
   qRights: u32;     // and the walk's rights
   qLeafPa: u64;     // and the leaf entry's address
-  noFast: u32;      // 1: the batch engine takes the general path only (differential tests)
+  noFast: u32;      // 1: general path only: no batch fast loops, the careful 2D walk (differential tests)
 }
 
 @inline export function tlbOf(c: Cpu, i: i32): Tlb {
