@@ -5,10 +5,12 @@
 // they differ only in what the tag and frame mean.
 //
 // Replacement: each entry carries the LRU time of its last use (stamp); a fill takes the
-// first invalid way, else the way with the smallest stamp. A miss already scans the set
-// in probeMiss, which notes that victim (the hint), so the fill that follows the walk
-// uses it without a second scan. The hint is only trusted for the same tag, size, PCID,
-// context and LRU time, and any fill or invalidation of the cache drops it.
+// first invalid way, else the way with the smallest stamp (the first of equal stamps).
+// After a missed probe that victim is missVictim's choice, made with selects, not a
+// branch per way; probeMiss notes it (the hint) for the fill that follows the walk, and
+// the batch engine's miss loop passes it straight to fillAt. The hint is only trusted for
+// the same tag, size, PCID, context and LRU time, and any fill or invalidation of the
+// cache drops it; a fill without one scans the set (scanVictim, also with selects).
 //
 // Ordered caches (the unified L2, 12 ways, where most misses of a large working set land)
 // keep the same LRU order explicitly, beside the entries, so neither a probe nor a fill
