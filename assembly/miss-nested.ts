@@ -18,11 +18,11 @@ import { ACC_USER, ACC_WRITE, EXIT_MMIO, EXIT_PF, EXIT_GP, EXIT_EPT_VIOLATION, E
   EXIT_UNSUPPORTED, XLATE_OK, XLATE_PF, XLATE_GP, XLATE_EPT_VIOLATION, XLATE_EPT_MISCONFIG } from "./entry";
 import { PTE_A, PTE_D, PF_P, PKEY_SHIFT, levelShift } from "./entry";
 import { physInRange, physPtr, readPhys64 } from "./mem";
-import { Cpu, canonical, tlbOf, T_PDE } from "./cpu";
+import { Cpu, canonical } from "./cpu";
 import { walkPath } from "./path";
-import { fill, A_V, A_W, A_U, A_NX, A_PCID_SHIFT, A_RIGHTS } from "./tlb";
+import { A_V, A_W, A_U, A_RIGHTS } from "./tlb";
 import { eptTranslate, EPT_OK, EA_READ, EA_WRITE } from "./ept";
-import { exitFromEpt, guestFault, adWritesAllowed } from "./nested";
+import { exitFromEpt, guestFault, adWritesAllowed, fillGuestPscs } from "./nested";
 import { quickEpt, eptMust, eptUpper, eptMid, quickPscLookup, packCareful, Q_NONE, qRefs, qHpa, qPage, qRights, qSize } from "./nested-quick";
 import { carefulStep, STEP_FAULT, STEP_LEAF, STEP_VALUE, rightsFault, accIndex, setFlag } from "./walk";
 import { codeWrite } from "./x86/icache";
@@ -192,17 +192,3 @@ export function missRunNested(c: Cpu, ops: usize, i: u32, count: u32): u32 {
   return <u32>((a < 8 ? c.perm >> (<u64>a * 8) : c.perm2 >> (<u64>(a - 8) * 8)) & 0xFF);
 }
 
-// The combined PSC entries of a 2D walk (nested.ts commitNested): va prefix → the next
-// guest table's host address (and its gpa), each with the rights through it.
-function fillGuestPscs(c: Cpu, va: u64, top: u32, level: u32, rights0: u32): void {
-  let path = walkPath(c.path);
-  let r = rights0;
-  let pcidBits = c.pcid << A_PCID_SHIFT;
-  for (let l = top; l > level; l--) {
-    let v = path.entry(l);
-    r = (r & (<u32>v | A_NX)) | (c.nxe != 0 ? <u32>(v >> 60) & A_NX : 0);
-    let nextH = path.entryPa(l - 1) & ~(<u64>0xFFF);
-    fill(tlbOf(c, T_PDE + <i32>l - 2), va >> levelShift(l), A_V | r | pcidBits, nextH,
-      v & c.addrMask, 0, c.ctx, c.clock);
-  }
-}

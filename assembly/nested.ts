@@ -127,17 +127,7 @@ export function walkNestedQuick(c: Cpu, va: u64, acc: u32): u32 {
   countWalk(c, refs, pscLevel);
   bump(c.counters, C_GUEST_REFS, refs);
   // Combined PSC entries: va prefix → next guest table's host address (and gpa).
-  if (c.pscOn != 0) {
-    let r = rights0;
-    let pcidBits = c.pcid << A_PCID_SHIFT;
-    for (let l = top; l > level; l--) {
-      let v = path.entry(l);
-      r = (r & (<u32>v | A_NX)) | (c.nxe != 0 ? <u32>(v >> 60) & A_NX : 0);
-      let nextH = path.entryPa(l - 1) & ~(<u64>0xFFF);
-      fill(tlbOf(c, T_PDE + <i32>l - 2), va >> levelShift(l), A_V | r | pcidBits, nextH,
-        v & c.addrMask, 0, c.ctx, c.clock);
-    }
-  }
+  if (c.pscOn != 0) fillGuestPscs(c, va, top, level, rights0);
   // The combined page is the smaller of the guest and EPT pages.
   let csize = size;
   if (eptSize < pageMask + 1) csize = eptSize == 4096 ? 0 : 1;
@@ -182,4 +172,19 @@ export function guestFault(c: Cpu, va: u64, acc: u32, code: u32, refs: u64, pscL
   countWalk(c, refs, pscLevel);
   bump(c.counters, C_GUEST_REFS, refs);
   return pageFault(c, va, acc, code);
+}
+
+// The combined PSC entries of a 2D walk (commitNested, and the nested miss loop): va
+// prefix → the next guest table's host address (and its gpa), each with the rights through it.
+export function fillGuestPscs(c: Cpu, va: u64, top: u32, level: u32, rights0: u32): void {
+  let path = walkPath(c.path);
+  let r = rights0;
+  let pcidBits = c.pcid << A_PCID_SHIFT;
+  for (let l = top; l > level; l--) {
+    let v = path.entry(l);
+    r = (r & (<u32>v | A_NX)) | (c.nxe != 0 ? <u32>(v >> 60) & A_NX : 0);
+    let nextH = path.entryPa(l - 1) & ~(<u64>0xFFF);
+    fill(tlbOf(c, T_PDE + <i32>l - 2), va >> levelShift(l), A_V | r | pcidBits, nextH,
+      v & c.addrMask, 0, c.ctx, c.clock);
+  }
 }
