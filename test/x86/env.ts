@@ -1,7 +1,7 @@
 // A flat 64-bit machine for interpreter tests: 4-level paging, code, data and stack
 // pages mapped 1:1 (user-accessible unless `supervisorOnly`), long mode on.
 
-import { Machine, PageTableBuilder, FrameBump, CR0, CR4, EFER, type Cpu } from '../../src/index.js';
+import { Machine, PageTableBuilder, FrameBump, CR0, CR4, EFER, type Cpu, type CpuOptions } from '../../src/index.js';
 
 export const CODE = 0x40_0000n;
 export const DATA = 0x60_0000n;
@@ -12,7 +12,7 @@ export const STACK_PAGES = 16;
 
 export interface Env { m: Machine; cpu: Cpu; pt: PageTableBuilder; frames: FrameBump }
 
-export interface EnvOptions { cpl?: 0 | 3; bitmap?: number; memoryBytes?: number }
+export interface EnvOptions { cpl?: 0 | 3; bitmap?: number; memoryBytes?: number; cpu?: CpuOptions }
 
 export async function flatEnv(opts: EnvOptions = {}): Promise<Env> {
   const m = await Machine.create({ memoryBytes: opts.memoryBytes ?? 16 * 1024 * 1024 });
@@ -21,7 +21,7 @@ export async function flatEnv(opts: EnvOptions = {}): Promise<Env> {
   pt.mapRange(CODE, CODE, CODE_PAGES * 4096);
   pt.mapRange(DATA, DATA, DATA_PAGES * 4096, 4096, { nx: true });
   pt.mapRange(STACK_TOP - BigInt(STACK_PAGES * 4096), STACK_TOP - BigInt(STACK_PAGES * 4096), STACK_PAGES * 4096, 4096, { nx: true });
-  const cpu = m.createCpu();
+  const cpu = m.createCpu(opts.cpu);
   const cpl = opts.cpl ?? 3;
   cpu.setRegisters({
     cr0: CR0.PG | CR0.PE | CR0.WP, cr4: CR4.PAE, efer: EFER.LME | EFER.NXE | 1n, cr3: pt.root, cpl,

@@ -70,6 +70,31 @@ describe.skipIf(!HAVE_AS)('decoded-instruction cache coherence', () => {
   });
 });
 
+describe.skipIf(!HAVE_AS)('batch stores into cached code, on each of the batch engine\'s paths', () => {
+  // The code page is in the L2 TLB after the fetch (an L2 hit the miss loop takes), or not
+  // cached at all after MOV CR3 (a walk in the miss loop), or every cache is off (the
+  // walk-only loop). The PTEs have A and D set, so none of these leaves the fast loops.
+  it.each([
+    ['an L2 hit in the miss loop', {}, false],
+    ['a walk in the miss loop, TLBs flushed first', {}, true],
+    ['the loop with every TLB and PSC off', { tlb: false, psc: false }, false],
+  ] as const)('%s: the next fetch decodes the new bytes', async (_, cpu, flush) => {
+    const env = await flatEnv({ cpl: 0, cpu });
+    env.pt.mapRange(CODE, CODE, 4096, 4096, { accessed: true, dirty: true });
+    env.cpu.setExceptionBitmap(1 << 3);
+    load(env, asm('mov eax, 1\nint3', CODE));
+    env.cpu.run({ maxInstructions: 10 });
+    expect(env.cpu.getRegisters().rax).toBe(1n);
+    const b = env.m.createBatch(2);
+    if (flush) b.movCr3(env.pt.root);
+    b.store(CODE + 1n, 5n, 1);
+    expect(env.cpu.execute(b).exit.reason).toBe('end');
+    env.cpu.setRegisters({ rip: CODE });
+    env.cpu.run({ maxInstructions: 10 });
+    expect(env.cpu.getRegisters().rax).toBe(5n);
+  });
+});
+
 describe.skipIf(!HAVE_AS)('decoded-instruction cache and MMU writes', () => {
   it('an A-bit update by the page walker into bytes of cached code is seen by the next fetch', async () => {
     const env = await flatEnv({ cpl: 0 });
