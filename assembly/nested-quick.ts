@@ -17,7 +17,7 @@ import { walkPath, WalkPath } from "./path";
 import { levelShift } from "./entry";
 import { physBase, physBytes, readPhys64 } from "./mem";
 import { Cpu, tlbOf, T_NTLB, T_EPDE, T_PDE } from "./cpu";
-import { probeNoting, notedVictim, probeQuick } from "./tlb-flat";
+import { probeNoting, notedVictim } from "./tlb-flat";
 import { entryAt, probe, fillScan, fillAt, missVictim, A_V, A_D, A_SIZE_SHIFT, A_PCID_SHIFT, A_RIGHTS } from "./tlb";
 
 import { eptTranslate, EPT_OK, EPT_A, EPT_D, EPT_PS, EA_WRITE } from "./ept";
@@ -100,8 +100,8 @@ export const Q_WALKED: u64 = 1 << 11;
       e = probeNoting(t, gpa >> 12, A_V, 0, 0);
       noted = notedVictim;
     }
-    if (e == 0 && (sizes & 2) != 0) { size = 1; e = probeQuick(t, gpa >> 21, A_V | (1 << A_SIZE_SHIFT), 0, 0); }
-    if (e == 0 && (sizes & 4) != 0) { size = 2; e = probeQuick(t, gpa >> 30, A_V | (2 << A_SIZE_SHIFT), 0, 0); }
+    if (e == 0 && (sizes & 2) != 0) { size = 1; e = probe(t, gpa >> 21, A_V | (1 << A_SIZE_SHIFT), 0, 0); }
+    if (e == 0 && (sizes & 4) != 0) { size = 2; e = probe(t, gpa >> 30, A_V | (2 << A_SIZE_SHIFT), 0, 0); }
     if (e != 0) {
       let a = entryAt(e).attr;
       let rights = (a >> 1) & 7;
@@ -117,10 +117,10 @@ export const Q_WALKED: u64 = 1 << 11;
   let epscOn = c.epscOn != 0;
   if (epscOn) { // longest prefix first, unrolled
     let l: u32 = 2;
-    let e = probeQuick(tlbOf(c, T_EPDE), gpa >> levelShift(2), A_V, 0, 0);
-    if (e == 0) { l = 3; e = probeQuick(tlbOf(c, T_EPDE + 1), gpa >> levelShift(3), A_V, 0, 0); }
-    if (e == 0) { l = 4; e = probeQuick(tlbOf(c, T_EPDE + 2), gpa >> levelShift(4), A_V, 0, 0); }
-    if (e == 0 && levels == 5) { l = 5; e = probeQuick(tlbOf(c, T_EPDE + 3), gpa >> levelShift(5), A_V, 0, 0); }
+    let e = probe(tlbOf(c, T_EPDE), gpa >> levelShift(2), A_V, 0, 0);
+    if (e == 0) { l = 3; e = probe(tlbOf(c, T_EPDE + 1), gpa >> levelShift(3), A_V, 0, 0); }
+    if (e == 0) { l = 4; e = probe(tlbOf(c, T_EPDE + 2), gpa >> levelShift(4), A_V, 0, 0); }
+    if (e == 0 && levels == 5) { l = 5; e = probe(tlbOf(c, T_EPDE + 3), gpa >> levelShift(5), A_V, 0, 0); }
     if (e != 0) {
       table = entryAt(e).frame;
       rights = (entryAt(e).attr >> 1) & 7;
@@ -220,10 +220,10 @@ export const Q_WALKED: u64 = 1 << 11;
   let pcidBits = c.pcid << A_PCID_SHIFT, ctx = c.ctx, levels = c.levels;
   // longest prefix first, unrolled
   let l: u32 = 2;
-  let e = probeQuick(tlbOf(c, T_PDE), va >> levelShift(2), A_V, pcidBits, ctx);
-  if (e == 0) { l = 3; e = probeQuick(tlbOf(c, T_PDE + 1), va >> levelShift(3), A_V, pcidBits, ctx); }
-  if (e == 0) { l = 4; e = probeQuick(tlbOf(c, T_PDE + 2), va >> levelShift(4), A_V, pcidBits, ctx); }
-  if (e == 0 && levels == 5) { l = 5; e = probeQuick(tlbOf(c, T_PDE + 3), va >> levelShift(5), A_V, pcidBits, ctx); }
+  let e = probe(tlbOf(c, T_PDE), va >> levelShift(2), A_V, pcidBits, ctx);
+  if (e == 0) { l = 3; e = probe(tlbOf(c, T_PDE + 1), va >> levelShift(3), A_V, pcidBits, ctx); }
+  if (e == 0) { l = 4; e = probe(tlbOf(c, T_PDE + 2), va >> levelShift(4), A_V, pcidBits, ctx); }
+  if (e == 0 && levels == 5) { l = 5; e = probe(tlbOf(c, T_PDE + 3), va >> levelShift(5), A_V, pcidBits, ctx); }
   if (e == 0) return 0;
   entryAt(e).stamp = c.clock;
   c.resPa = entryAt(e).frame;

@@ -1,14 +1,13 @@
-// probe (tlb.ts) as the quick 2D walk's caches need it — guest PSCs, nested TLB, EPT
-// PSCs, every one four-way by default — with the same results, entry for entry:
-//   probeQuick   probe with the four-way case first and the rest out of its way
+// probe (tlb.ts) as the quick 2D walk's nested TLB needs it (four-way by default), with
+// the same results, entry for entry:
 //   probeNoting  probe that notes, on a miss, the victim of the fill that follows (for
 //                tlb.ts fillAt: no second scan of the set)
-// These shapes measured ~10 % faster in the 2D walk than tlb.ts probe + missVictim
+// This shape measured faster in the 2D walk than tlb.ts probe + missVictim
 // inlined there (cached 2D walks 26.0 against 23.3 M/s, CPU time, one session).
 // A victim is the first invalid way, else the least recently used way (the first of
 // equal stamps). Ordered caches (tlb.ts dir) go to tlb.ts.
 
-import { Tlb, ENTRY, entryAt, entryMatches, probe, A_V, A_G, A_SIZE, A_PCID } from "./tlb";
+import { Tlb, ENTRY, entryAt, entryMatches, probe, A_V } from "./tlb";
 
 // The victim the last probeNoting noted (0: none; see probeNoting).
 export let notedVictim: usize = 0;
@@ -54,25 +53,4 @@ export let notedVictim: usize = 0;
   let a = select<usize>(e1, e0, s1 < s0), sa = select<u32>(s1, s0, s1 < s0);
   let b = select<usize>(e3, e2, s3 < s2), sb = select<u32>(s3, s2, s3 < s2);
   return select<usize>(b, a, sb < sa);
-}
-
-// probe (tlb.ts), unrolled for four ways. The tags are compared first, without a branch
-// per way (a walk over random addresses hits a random way, on which a branch per way
-// would mispredict), then the first way with the tag is checked in full; if it does not
-// match (another size, PCID or context), the ways are probed in order.
-@inline export function probeQuick(t: Tlb, tag: u64, want: u32, pcidBits: u32, ctx: u32): usize {
-  if (t.ways != 4 || t.dir != 0) return probe(t, tag, want, pcidBits, ctx);
-  let e = t.entries + <usize>((<u32>tag & t.setMask) << 2) * ENTRY;
-  let e1 = e + ENTRY, e2 = e + 2 * ENTRY, e3 = e + 3 * ENTRY;
-  // the first way with the tag, chosen by selects (shorter than a mask and a bit scan)
-  let f = select<usize>(e3, 0, entryAt(e3).tag == tag);
-  f = select<usize>(e2, f, entryAt(e2).tag == tag);
-  f = select<usize>(e1, f, entryAt(e1).tag == tag);
-  f = select<usize>(e, f, entryAt(e).tag == tag);
-  if (f == 0) return 0;
-  // entryMatches past the tag, without branches
-  let at = entryAt(f).attr;
-  let ok = <u32>((at & (A_V | A_SIZE)) == want) & (<u32>((at & A_PCID) == pcidBits) | <u32>((at & A_G) != 0)) &
-    <u32>(entryAt(f).ctx == ctx);
-  return ok != 0 ? f : probe(t, tag, want, pcidBits, ctx);
 }

@@ -278,25 +278,28 @@ function orderedVictim(t: Tlb, tag: u64, attr: u32, ctx: u32): usize {
 // Finds a valid entry for `tag` whose size/PCID/context match; 0 if none.
 // `want` = A_V | size bits; global entries match any PCID.
 @inline export function probe(t: Tlb, tag: u64, want: u32, pcidBits: u32, ctx: u32): usize {
+  if (t.ways != 4 || t.dir != 0) return probeSet(t, tag, want, pcidBits, ctx);
+  // The common geometry, inline: the first way holding the tag, chosen by selects (a
+  // probe over random addresses hits a random way, on which a branch per way would
+  // mispredict), checked in full; if it is another size, PCID or context, probeSet.
+  let e = t.entries + <usize>((<u32>tag & t.setMask) << 2) * ENTRY;
+  let e1 = e + ENTRY, e2 = e + 2 * ENTRY, e3 = e + 3 * ENTRY;
+  let f = select<usize>(e3, 0, entryAt(e3).tag == tag);
+  f = select<usize>(e2, f, entryAt(e2).tag == tag);
+  f = select<usize>(e1, f, entryAt(e1).tag == tag);
+  f = select<usize>(e, f, entryAt(e).tag == tag);
+  if (f == 0) return 0;
+  let a = entryAt(f).attr; // entryMatches past the tag, without branches
+  let ok = <u32>((a & (A_V | A_SIZE)) == want) & (<u32>((a & A_PCID) == pcidBits) | <u32>((a & A_G) != 0)) &
+    <u32>(entryAt(f).ctx == ctx);
+  return ok != 0 ? f : probeSet(t, tag, want, pcidBits, ctx);
+}
+
+// probe for any geometry, out of line: the ordered directory, or every way in order.
+function probeSet(t: Tlb, tag: u64, want: u32, pcidBits: u32, ctx: u32): usize {
   if (t.dir != 0) return probeDir(t, tag, want, pcidBits, ctx);
-  let ways = t.ways;
-  let e = t.entries + <usize>((<u32>tag & t.setMask) * ways) * ENTRY;
-  if (ways == 4) { // the common geometry: the four tags at once, no loop
-    // The first way holding the tag, chosen by selects (a probe over random addresses
-    // hits a random way, on which a branch per way would mispredict), checked in full;
-    // if it is another size, PCID or context, the ways are probed in order.
-    let e1 = e + ENTRY, e2 = e + 2 * ENTRY, e3 = e + 3 * ENTRY;
-    let f = select<usize>(e3, 0, entryAt(e3).tag == tag);
-    f = select<usize>(e2, f, entryAt(e2).tag == tag);
-    f = select<usize>(e1, f, entryAt(e1).tag == tag);
-    f = select<usize>(e, f, entryAt(e).tag == tag);
-    if (f == 0) return 0;
-    let a = entryAt(f).attr; // entryMatches past the tag, without branches
-    let ok = <u32>((a & (A_V | A_SIZE)) == want) & (<u32>((a & A_PCID) == pcidBits) | <u32>((a & A_G) != 0)) &
-      <u32>(entryAt(f).ctx == ctx);
-    if (ok != 0) return f;
-  }
-  for (let w: u32 = 0; w < ways; w++, e += ENTRY) {
+  let e = t.entries + <usize>((<u32>tag & t.setMask) * t.ways) * ENTRY;
+  for (let w: u32 = 0; w < t.ways; w++, e += ENTRY) {
     if (entryMatches(e, tag, want, pcidBits, ctx)) return e;
   }
   return 0;
