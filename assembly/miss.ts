@@ -14,11 +14,12 @@
 // runBatch then runs that op on the general path (access.ts step), which redoes its
 // probes and walk from the start.
 
-import { ACC_USER, ACC_WRITE } from "./entry";
-import { physInRange, physPtr } from "./mem";
+import { ACC_USER, ACC_WRITE, PTE_A, PTE_D, PKEY_SHIFT } from "./entry";
+import { physInRange, physPtr, physBytes } from "./mem";
+import { walkAhead, loopOpIn, ahead, AHEAD_MAX, AHEAD_BYTES } from "./walk-ahead";
 import { Cpu, tlbOf, canonical, T_D4K, T_D2M, T_D1G, T_L2 } from "./cpu";
-import { pscLookup, quickWalk, permFor, rightsFault, fillPscs, fillTlbs, fillTlbs4k, recordPath } from "./walk";
-import { probe, probeDirInline, fillAt, missVictim, touchEntry, entryAt, A_V, A_W, A_U, A_D, A_SIZE_SHIFT, A_PKEY_SHIFT, A_PCID_SHIFT } from "./tlb";
+import { pscLookup, quickWalk, permFor, pkFaults, rightsFault, fillPscs, fillTlbs, fillTlbs4k, recordPath } from "./walk";
+import { probe, probeDirInline, fillAt, missVictim, touchEntry, entryAt, A_V, A_W, A_U, A_NX, A_RIGHTS, A_D, A_SIZE_SHIFT, A_PKEY_SHIFT, A_PCID_SHIFT } from "./tlb";
 import { codeWrite } from "./x86/icache";
 import {
   bump, C_L2_HIT_4K, C_ACCESSES, C_LOADS, C_STORES, C_L1_MISS, C_L2_MISS, C_WALKS, C_WALK_REFS, C_PSC_MISS, C_PSC_HIT_PDE, C_WALK_4K,
@@ -64,12 +65,8 @@ const HELD: usize = 1;
   if (f != 0 && c.micro != 0) microSet(c, f, tag, acc, permRead, permWrite);
 }
 
-// Whether the miss loops run this op: a plain load, store or translate (not user-forced,
-// not implicit) inside one page, at a canonical address.
 @inline function loopOp(c: Cpu, va: u64, ctl: u32): bool {
-  let kind = ctl & 15, size = (ctl >> 4) & 15;
-  if ((ctl & (CTL_USER | CTL_IMPLICIT)) != 0 || (kind != K_LOAD && kind != K_STORE && kind != K_TRANSLATE)) return false;
-  return (va & 0xFFF) + <u64>size <= 4096 && canonical(c, va);
+  return loopOpIn(va, ctl, <u64>c.canonShift);
 }
 
 // The data access of a load or store op once its translation pa is known.
@@ -107,46 +104,76 @@ export function missRun(c: Cpu, ops: usize, i: u32, count: u32): u32 {
 // are counted as they go; a walk without caches does not read the clock, which is
 // advanced at the end. Few values live across the loop, so they stay in registers.
 function bareRun(c: Cpu, ops: usize, i: u32, count: u32): u32 {
-  return c.levels == 4 ? bareLoop(c, ops, i, count, 4) : bareLoop(c, ops, i, count, 5);
+  let pk = c.pke != 0; // protection keys: a check per op, in their own copy of the loop
+  if (c.levels == 4) return pk ? bareLoop(c, ops, i, count, 4, true) : bareLoop(c, ops, i, count, 4, false);
+  return pk ? bareLoop(c, ops, i, count, 5, true) : bareLoop(c, ops, i, count, 5, false);
 }
 
-@inline function bareLoop(c: Cpu, ops: usize, i: u32, count: u32, levels: u32): u32 {
+// The walks are read ahead a block at a time (walk-ahead.ts); an op whose walk took the
+// common shape (a 4 KiB leaf, everything present, A/D set, access allowed) completes from
+// what was read, any other walks again with quickWalk. Blocks start small and grow while
+// ops keep completing, so a run that stops early reads little ahead.
+@inline function bareLoop(c: Cpu, ops: usize, i: u32, count: u32, levels: u32, pk: bool): u32 {
   let user = c.cpl == 3 ? ACC_USER : 0;
-  let permRead = permFor(c, user), permWrite = permFor(c, ACC_WRITE | user);
-  let root = c.cr3 & c.addrMask;
+  let perms = permFor(c, user) | (permFor(c, ACC_WRITE | user) << 8); // read, write
+  let mask = c.addrMask, canonShift = <u64>c.canonShift;
+  let root = c.cr3 & mask;
+  if (root >= physBytes) return i; // every walk would stop at its first level
   let i0 = i;
   let stores: u32 = 0, xlates: u32 = 0, walks2m: u32 = 0, walks1g: u32 = 0;
-  let pendVa: u64 = 0, pendLeaf: u32 = 0; // the last walk, its path not written yet (0: none)
-  let resPa: u64 = 0, resSize: u64 = 0;
-  for (; i < count; i++) {
-    let p = ops + <usize>i * OP_BYTES;
-    let va = load<u64>(p);
-    let ctl = load<u32>(p, 16);
-    if (!loopOp(c, va, ctl)) break;
-    let kind = ctl & 15, size = (ctl >> 4) & 15;
-    let acc = (kind == K_STORE ? ACC_WRITE : 0) | user;
-    let pte = quickWalk(c, va, acc, 0, false, levels, kind == K_STORE ? permWrite : permRead);
-    let leaf = c.qLeaf;
-    let pageMask = (<u64>1 << (12 + 9 * <u64>(leaf - 1))) - 1;
-    let pa = (pte & c.addrMask & ~pageMask) | (va & pageMask);
-    if (pte == 0 || (kind != K_TRANSLATE && !physInRange(pa, <u64>size))) break;
-    // A walk to a larger leaf leaves the earlier walk's lower levels in the path.
-    if (pendLeaf != 0 && leaf > pendLeaf) recordPath(c, pendVa, root, levels, pendLeaf);
-    pendVa = va; pendLeaf = leaf;
-    if (leaf == 2) walks2m++; else if (leaf == 3) walks1g++;
-    resPa = pa; resSize = pageMask + 1;
-    if (kind == K_TRANSLATE) { store<u64>(p, pa, 8); xlates++; continue; }
-    if (kind == K_STORE) {
-      recordPath(c, pendVa, root, levels, pendLeaf); // a store may change a table
-      pendLeaf = 0;
-      stores++;
+  // The leaf level of op i − 1's walk while its path is not written yet (0: none).
+  let pendLeaf: u32 = 0;
+  let resPa: u64 = 0, resLeaf: u32 = 1;
+  let blk: u32 = 4, stop = false;
+  while (i < count && !stop) {
+    let end = i + walkAhead(ops, i, min<u32>(blk, count - i), root, mask, c.rsvdHigh, levels);
+    if (blk < AHEAD_MAX) blk <<= 1;
+    let at = ahead;
+    for (; i < end; i++, at += AHEAD_BYTES) {
+      let p = ops + <usize>i * OP_BYTES;
+      let va = load<u64>(p);
+      let ctl = load<u32>(p, 16);
+      if (!loopOpIn(va, ctl, canonShift)) { stop = true; break; }
+      let kind = ctl & 15, size = (ctl >> 4) & 15;
+      let isStore = kind == K_STORE;
+      let perm = perms >> (isStore ? 8 : 0);
+      // The walk read ahead, checked as quickWalk checks it; any other walks again.
+      let pte = load<u64>(at), walk = load<u64>(at, 8);
+      let rights = (<u32>walk & (A_W | A_U)) | (<u32>(walk >> 60) & A_NX);
+      let leafBits = isStore ? PTE_A | PTE_D : PTE_A;
+      let fast = (walk & PTE_A) != 0 && (pte & leafBits) == leafBits && ((perm >> (rights >> 1)) & 1) == 0;
+      if (pk && fast) fast = !pkFaults(c, (isStore ? ACC_WRITE : 0) | user, rights, <u32>(pte >> PKEY_SHIFT) & 15);
+      let leaf: u32 = 1, pa: u64;
+      if (fast) {
+        pa = (pte & mask & ~(<u64>0xFFF)) | (va & 0xFFF);
+      } else {
+        pte = quickWalk(c, va, (isStore ? ACC_WRITE : 0) | user, 0, false, levels, perm & 0xFF);
+        if (pte == 0) { stop = true; break; }
+        leaf = c.qLeaf;
+        let pageMask = (<u64>1 << (12 + 9 * <u64>(leaf - 1))) - 1;
+        pa = (pte & mask & ~pageMask) | (va & pageMask);
+      }
+      if (kind != K_TRANSLATE && !physInRange(pa, <u64>size)) { stop = true; break; }
+      if (leaf != 1) {
+        // A walk to a larger leaf leaves the earlier walk's lower levels in the path.
+        if (pendLeaf != 0 && leaf > pendLeaf) recordPath(c, load<u64>(p - OP_BYTES), root, levels, pendLeaf);
+        if (leaf == 2) walks2m++; else walks1g++;
+      }
+      pendLeaf = leaf;
+      resPa = pa; resLeaf = leaf;
+      if (kind == K_TRANSLATE) { store<u64>(p, pa, 8); xlates++; continue; }
+      if (isStore) {
+        recordPath(c, va, root, levels, leaf); // a store may change a table
+        pendLeaf = 0;
+        stores++;
+      }
+      dataAccess(p, pa, isStore, size);
     }
-    dataAccess(p, pa, kind == K_STORE, size);
   }
-  if (pendLeaf != 0) recordPath(c, pendVa, root, levels, pendLeaf);
+  if (pendLeaf != 0) recordPath(c, load<u64>(ops + <usize>(i - 1) * OP_BYTES), root, levels, pendLeaf);
   let n = i - i0;
   if (n == 0) return i;
-  c.resPa = resPa; c.resSize = resSize;
+  c.resPa = resPa; c.resSize = <u64>1 << (12 + 9 * <u64>(resLeaf - 1));
   c.clock += n;
   let cnt = c.counters;
   let walks = <u64>n, large = <u64>(walks2m + walks1g);

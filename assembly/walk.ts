@@ -31,7 +31,7 @@ import {
 }
 
 // Protection-key check (SDM §4.6.2): data accesses to user-mode addresses only.
-@inline function pkFaults(c: Cpu, acc: u32, rights: u32, pkey: u32): bool {
+@inline export function pkFaults(c: Cpu, acc: u32, rights: u32, pkey: u32): bool {
   if (c.pke == 0 || (acc & ACC_FETCH) != 0 || (rights & A_U) == 0) return false;
   let bits = c.pkru >> (pkey * 2);
   if ((bits & 1) != 0) return true; // AD: no data access
