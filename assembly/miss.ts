@@ -126,18 +126,18 @@ function bareRun(c: Cpu, ops: usize, i: u32, count: u32): u32 {
   let resPa: u64 = 0, resLeaf: u32 = 1;
   let blk: u32 = 4, stop = false;
   while (i < count && !stop) {
-    let end = i + walkAhead(ops, i, min<u32>(blk, count - i), root, mask, c.rsvdHigh, levels);
+    let end = i + walkAhead(ops, i, min<u32>(blk, count - i), root, mask, c.rsvdHigh, canonShift, levels);
     if (blk < AHEAD_MAX) blk <<= 1;
     let at = ahead;
     for (; i < end; i++, at += AHEAD_BYTES) {
       let p = ops + <usize>i * OP_BYTES;
       let va = load<u64>(p);
       let ctl = load<u32>(p, 16);
-      if (!loopOpIn(va, ctl, canonShift)) { stop = true; break; }
       let kind = ctl & 15, size = (ctl >> 4) & 15;
       let isStore = kind == K_STORE;
       let perm = perms >> (isStore ? 8 : 0);
-      // The walk read ahead, checked as quickWalk checks it; any other walks again.
+      // The walk read ahead, checked as quickWalk checks it (an op the loop does not run
+      // is marked); any other walks again.
       let pte = load<u64>(at), walk = load<u64>(at, 8);
       let rights = (<u32>walk & (A_W | A_U)) | (<u32>(walk >> 60) & A_NX);
       let leafBits = isStore ? PTE_A | PTE_D : PTE_A;
@@ -147,6 +147,7 @@ function bareRun(c: Cpu, ops: usize, i: u32, count: u32): u32 {
       if (fast) {
         pa = (pte & mask & ~(<u64>0xFFF)) | (va & 0xFFF);
       } else {
+        if (!loopOpIn(va, ctl, canonShift)) { stop = true; break; }
         pte = quickWalk(c, va, (isStore ? ACC_WRITE : 0) | user, 0, false, levels, perm & 0xFF);
         if (pte == 0) { stop = true; break; }
         leaf = c.qLeaf;

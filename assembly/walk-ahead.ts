@@ -50,8 +50,23 @@ const XD: u64 = <u64>1 << 63;
 // values, the AND and the OR of the entries: P is checked on the AND, reserved bits on the
 // OR, PS on the OR of the upper levels. A table address is cut to the largest
 // power-of-two window inside memory, so every load is in bounds; an address bit beyond the
-// window counts as reserved (the op is marked). Out of line: its own registers.
-export function walkAhead(ops: usize, i: u32, n: u32, root: u64, mask: u64, high: u64, levels: u32): u32 {
+// window counts as reserved (the op is marked). So is an op the loops do not run
+// (loopOpIn), whose walk is garbage but harmless. Out of line, one function per level
+// count, so the pass has registers of its own.
+export function walkAhead(ops: usize, i: u32, n: u32, root: u64, mask: u64, high: u64, canonShift: u64,
+                          levels: u32): u32 {
+  return levels == 4 ? walkAhead4(ops, i, n, root, mask, high, canonShift)
+    : walkAhead5(ops, i, n, root, mask, high, canonShift);
+}
+function walkAhead4(ops: usize, i: u32, n: u32, root: u64, mask: u64, high: u64, canonShift: u64): u32 {
+  return walkAheadIn(ops, i, n, root, mask, high, canonShift, 4);
+}
+function walkAhead5(ops: usize, i: u32, n: u32, root: u64, mask: u64, high: u64, canonShift: u64): u32 {
+  return walkAheadIn(ops, i, n, root, mask, high, canonShift, 5);
+}
+
+@inline function walkAheadIn(ops: usize, i: u32, n: u32, root: u64, mask: u64, high: u64, canonShift: u64,
+                             levels: u32): u32 {
   let base = physBase;
   let window: u64 = 1;
   while (window * 2 <= physBytes) window *= 2;
@@ -74,11 +89,12 @@ export function walkAhead(ops: usize, i: u32, n: u32, root: u64, mask: u64, high
     pte = aheadEntry(base, table, va, 1);
     andv &= pte;
     let orv = orUp | pte;
+    let ctl = load<u32>(p, 16);
     let bad = ((andv & PTE_P) ^ PTE_P) | (orUp & PTE_PS) | (orv & rsvd);
     store<u64>(at, pte);
-    store<u64>(at, select<u64>((andv & ~XD) | (orv & XD), 0, bad == 0), 8);
+    store<u64>(at, select<u64>((andv & ~XD) | (orv & XD), 0, bad == 0 && loopOpIn(va, ctl, canonShift)), 8);
     at += AHEAD_BYTES;
-    if ((load<u32>(p, 16) & 15) == K_STORE) break;
+    if ((ctl & 15) == K_STORE) break;
     p += OP_BYTES;
   }
   return <u32>((at - ahead) / AHEAD_BYTES);
