@@ -80,6 +80,18 @@ const HELD: usize = 1;
   }
 }
 
+// Whether an op's walk, read ahead (walk-ahead.ts: the leaf entry and the walk's AND with
+// XD ORed in), completes as quickWalk would complete it: A set at every level (0 marks an
+// uncommon walk), D too in the leaf for a store, and the access allowed by the
+// permission bytes (read | write << 8) and by the protection keys.
+@inline function commonWalk(c: Cpu, pte: u64, walk: u64, perms: u32, isStore: bool, user: u32, pk: bool): bool {
+  let rights = (<u32>walk & (A_W | A_U)) | (<u32>(walk >> 60) & A_NX);
+  let leafBits = isStore ? PTE_A | PTE_D : PTE_A;
+  let ok = (walk & PTE_A) != 0 && (pte & leafBits) == leafBits && (((perms >> (isStore ? 8 : 0)) >> (rights >> 1)) & 1) == 0;
+  if (pk && ok) ok = !pkFaults(c, (isStore ? ACC_WRITE : 0) | user, rights, <u32>(pte >> PKEY_SHIFT) & 15);
+  return ok;
+}
+
 // Loads and stores of a run, counted at its end (translates are not accesses).
 @inline function countAccesses(cnt: usize, accesses: u32, stores: u32): void {
   if (accesses == 0) return;
@@ -111,12 +123,15 @@ function bareRun(c: Cpu, ops: usize, i: u32, count: u32): u32 {
 
 // The walks are read ahead a block at a time (walk-ahead.ts); an op whose walk took the
 // common shape (a 4 KiB leaf, everything present, A/D set, access allowed) completes from
-// what was read, any other walks again with quickWalk. Blocks start small and grow while
-// ops keep completing, so a run that stops early reads little ahead.
+// what was read, any other walks again with quickWalk. Loads and translates of the common
+// shape run in an inner loop with no call in it (calls make the JIT keep the loop's
+// values on the stack); a store (always the last op of its block) and any other op are
+// taken one at a time after it. Blocks start small and grow while ops keep completing, so
+// a run that stops early reads little ahead.
 @inline function bareLoop(c: Cpu, ops: usize, i: u32, count: u32, levels: u32, pk: bool): u32 {
   let user = c.cpl == 3 ? ACC_USER : 0;
   let perms = permFor(c, user) | (permFor(c, ACC_WRITE | user) << 8); // read, write
-  let mask = c.addrMask, canonShift = <u64>c.canonShift;
+  let mask = c.addrMask, canonShift = <u64>c.canonShift, frameMask = mask & ~(<u64>0xFFF);
   let root = c.cr3 & mask;
   if (root >= physBytes) return i; // every walk would stop at its first level
   let i0 = i;
@@ -129,26 +144,37 @@ function bareRun(c: Cpu, ops: usize, i: u32, count: u32): u32 {
     let end = i + walkAhead(ops, i, min<u32>(blk, count - i), root, mask, c.rsvdHigh, canonShift, levels);
     if (blk < AHEAD_MAX) blk <<= 1;
     let at = ahead;
-    for (; i < end; i++, at += AHEAD_BYTES) {
+    while (i < end) {
+      for (; i < end; i++, at += AHEAD_BYTES) {
+        let p = ops + <usize>i * OP_BYTES;
+        let ctl = load<u32>(p, 16);
+        let kind = ctl & 15, size = (ctl >> 4) & 15;
+        let pte = load<u64>(at), walk = load<u64>(at, 8);
+        if (kind == K_STORE || !commonWalk(c, pte, walk, perms, false, user, pk)) break;
+        let pa = (pte & frameMask) | (load<u64>(p) & 0xFFF);
+        if (kind == K_TRANSLATE) {
+          store<u64>(p, pa, 8);
+          xlates++;
+        } else {
+          if (!physInRange(pa, <u64>size)) break;
+          store<u64>(p, loadN(physPtr(pa), size), 8);
+        }
+        pendLeaf = 1;
+        resPa = pa; resLeaf = 1;
+      }
+      if (i == end) break;
+      // Op i: a store, or a walk to take again, or an op that stops the loop.
       let p = ops + <usize>i * OP_BYTES;
       let va = load<u64>(p);
       let ctl = load<u32>(p, 16);
       let kind = ctl & 15, size = (ctl >> 4) & 15;
       let isStore = kind == K_STORE;
-      let perm = perms >> (isStore ? 8 : 0);
-      // The walk read ahead, checked as quickWalk checks it (an op the loop does not run
-      // is marked); any other walks again.
-      let pte = load<u64>(at), walk = load<u64>(at, 8);
-      let rights = (<u32>walk & (A_W | A_U)) | (<u32>(walk >> 60) & A_NX);
-      let leafBits = isStore ? PTE_A | PTE_D : PTE_A;
-      let fast = (walk & PTE_A) != 0 && (pte & leafBits) == leafBits && ((perm >> (rights >> 1)) & 1) == 0;
-      if (pk && fast) fast = !pkFaults(c, (isStore ? ACC_WRITE : 0) | user, rights, <u32>(pte >> PKEY_SHIFT) & 15);
-      let leaf: u32 = 1, pa: u64;
-      if (fast) {
-        pa = (pte & mask & ~(<u64>0xFFF)) | (va & 0xFFF);
+      let pte = load<u64>(at), leaf: u32 = 1, pa: u64;
+      if (commonWalk(c, pte, load<u64>(at, 8), perms, isStore, user, pk)) {
+        pa = (pte & frameMask) | (va & 0xFFF);
       } else {
         if (!loopOpIn(va, ctl, canonShift)) { stop = true; break; }
-        pte = quickWalk(c, va, (isStore ? ACC_WRITE : 0) | user, 0, false, levels, perm & 0xFF);
+        pte = quickWalk(c, va, (isStore ? ACC_WRITE : 0) | user, 0, false, levels, (perms >> (isStore ? 8 : 0)) & 0xFF);
         if (pte == 0) { stop = true; break; }
         leaf = c.qLeaf;
         let pageMask = (<u64>1 << (12 + 9 * <u64>(leaf - 1))) - 1;
@@ -162,13 +188,19 @@ function bareRun(c: Cpu, ops: usize, i: u32, count: u32): u32 {
       }
       pendLeaf = leaf;
       resPa = pa; resLeaf = leaf;
-      if (kind == K_TRANSLATE) { store<u64>(p, pa, 8); xlates++; continue; }
-      if (isStore) {
-        recordPath(c, va, root, levels, leaf); // a store may change a table
-        pendLeaf = 0;
-        stores++;
+      if (kind == K_TRANSLATE) {
+        store<u64>(p, pa, 8);
+        xlates++;
+      } else {
+        if (isStore) {
+          recordPath(c, va, root, levels, leaf); // a store may change a table
+          pendLeaf = 0;
+          stores++;
+        }
+        dataAccess(p, pa, isStore, size);
       }
-      dataAccess(p, pa, isStore, size);
+      i++;
+      at += AHEAD_BYTES;
     }
   }
   if (pendLeaf != 0) recordPath(c, load<u64>(ops + <usize>(i - 1) * OP_BYTES), root, levels, pendLeaf);
