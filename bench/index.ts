@@ -136,6 +136,9 @@ async function main(): Promise<void> {
     const c = cpu.counters();
     out[`random64MiB${levels}LevelWalksPer1000`] = (1000 * c.walks) / c.accesses;
   }
+  // The data side alone: plain Wasm loads of the same random addresses over 64 MiB (the
+  // host's caches and TLB miss them too, but the host CPU overlaps independent loads).
+  out.rawRandomLoads64MiBPerSec = rate(() => { m.core.rawLoads(coldLoads.ptr, OPS); return OPS; });
   // Where a random miss's time goes: ns per random translate over 64 MiB with one kind of
   // cache on at a time (L1 = the 64-entry 4 KiB data TLB, L2 = the 1536-entry STLB).
   const off = { l1i4k: false, l1i2m: false, l1d4k: false, l1d2m: false, l1d1g: false, l2: false } as const;
