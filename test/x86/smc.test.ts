@@ -6,6 +6,11 @@
 import { describe, it, expect } from 'vitest';
 import { asm, HAVE_AS } from './asm.js';
 import { flatEnv, load, CODE } from './env.js';
+import { CR0, CR4, EFER } from '../../src/index.js';
+import { Hypervisor } from '../../src/hypervisor/index.js';
+import { guestTables } from '../helpers/guest.js';
+
+const MiB = 2 ** 20;
 
 describe.skipIf(!HAVE_AS)('decoded-instruction cache coherence', () => {
   it('self-modifying code: a loop patches an instruction it already ran', async () => {
@@ -132,5 +137,27 @@ describe.skipIf(!HAVE_AS)('decoded-instruction cache and MMU writes', () => {
     env.cpu.run({ maxInstructions: 100 });
     const r = env.cpu.getRegisters();
     expect(r.r8).toBe(pte | 0x20n); // the second time the MOV's immediate carries the A bit
+  });
+});
+
+describe.skipIf(!HAVE_AS)('a batch store into cached guest code under nested paging (miss-nested.ts)', () => {
+  // With no TLB configured, a nested vCPU's batch ops run in the 2D miss loop; its store
+  // must drop the decoded code as the general path's does.
+  it.each([['A/D preset', true], ['A/D set by the walk', false]] as const)('%s: the next fetch decodes the new bytes', async (_, ad) => {
+    const hv = await Hypervisor.create({ hostMemoryBytes: 64 * MiB });
+    const vm = hv.createVm({ memoryBytes: 16 * MiB, mode: 'nested', cpu: { tlb: false } });
+    const vcpu = vm.vcpus[0];
+    const pt = guestTables(vm);
+    pt.mapRange(0n, 0n, 8 * MiB, 4096, { user: false, accessed: ad, dirty: ad }); // CODE is at 4 MiB
+    vm.memory.write(CODE, asm('mov eax, 1\nhlt', CODE));
+    vcpu.setRegisters({ cr0: CR0.PG | CR0.PE | CR0.WP, cr3: pt.root, cr4: CR4.PAE, efer: EFER.LME | EFER.NXE, cpl: 0 });
+    vcpu.setRegisters({ rip: CODE, cs: 8n, ss: 16n });
+    expect(vcpu.run({ maxInstructions: 10 }).reason).toBe('HLT');
+    expect(vcpu.cpu.getRegisters().rax).toBe(1n);
+    const b = hv.machine.createBatch(1).store(CODE + 1n, 5n, 1);
+    expect(vcpu.run(b).reason).toBe('end');
+    vcpu.setRegisters({ rip: CODE });
+    expect(vcpu.run({ maxInstructions: 10 }).reason).toBe('HLT');
+    expect(vcpu.cpu.getRegisters().rax).toBe(5n);
   });
 });
