@@ -139,13 +139,16 @@ function bareRun(c: Cpu, ops: usize, i: u32, count: u32): u32 {
   // The leaf level of op i − 1's walk while its path is not written yet (0: none).
   let pendLeaf: u32 = 0;
   let resPa: u64 = 0, resLeaf: u32 = 1;
-  let blk: u32 = 4, stop = false;
+  // Reading ahead pays only while most walks take the common shape: after a block where
+  // most did not (large pages, say), the run takes every op with quickWalk instead.
+  let blk: u32 = 4, stop = false, readAhead = true, uncommon: u32 = 0;
   while (i < count && !stop) {
-    let end = i + walkAhead(ops, i, min<u32>(blk, count - i), root, mask, c.rsvdHigh, canonShift, levels);
+    let n = min<u32>(blk, count - i), start = i;
+    let end = i + (readAhead ? walkAhead(ops, i, n, root, mask, c.rsvdHigh, canonShift, levels) : n);
     if (blk < AHEAD_MAX) blk <<= 1;
     let at = ahead;
     while (i < end) {
-      for (; i < end; i++, at += AHEAD_BYTES) {
+      if (readAhead) for (; i < end; i++, at += AHEAD_BYTES) {
         let p = ops + <usize>i * OP_BYTES;
         let ctl = load<u32>(p, 16);
         let kind = ctl & 15, size = (ctl >> 4) & 15;
@@ -170,10 +173,11 @@ function bareRun(c: Cpu, ops: usize, i: u32, count: u32): u32 {
       let kind = ctl & 15, size = (ctl >> 4) & 15;
       let isStore = kind == K_STORE;
       let pte = load<u64>(at), leaf: u32 = 1, pa: u64;
-      if (commonWalk(c, pte, load<u64>(at, 8), perms, isStore, user, pk)) {
+      if (readAhead && commonWalk(c, pte, load<u64>(at, 8), perms, isStore, user, pk)) {
         pa = (pte & frameMask) | (va & 0xFFF);
       } else {
         if (!loopOpIn(va, ctl, canonShift)) { stop = true; break; }
+        uncommon++;
         pte = quickWalk(c, va, (isStore ? ACC_WRITE : 0) | user, 0, false, levels, (perms >> (isStore ? 8 : 0)) & 0xFF);
         if (pte == 0) { stop = true; break; }
         leaf = c.qLeaf;
@@ -202,6 +206,8 @@ function bareRun(c: Cpu, ops: usize, i: u32, count: u32): u32 {
       i++;
       at += AHEAD_BYTES;
     }
+    if (uncommon * 2 > i - start) readAhead = false;
+    uncommon = 0;
   }
   if (pendLeaf != 0) recordPath(c, load<u64>(ops + <usize>(i - 1) * OP_BYTES), root, levels, pendLeaf);
   let n = i - i0;

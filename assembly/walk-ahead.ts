@@ -99,3 +99,4 @@ function walkAhead5(ops: usize, i: u32, n: u32, root: u64, mask: u64, high: u64,
   }
   return <u32>((at - ahead) / AHEAD_BYTES);
 }
+
