@@ -394,6 +394,7 @@ export function fill(t: Tlb, tag: u64, attr: u32, frame: u64, leafPa: u64, leafV
 // The valid mask is left as it is (the victim's bit is set).
 @inline export function fillMissOrdered(t: Tlb, tag: u64, attr: u32, frame: u64, leafPa: u64, leafVal: u64,
                                         ctx: u32, stamp: u32): usize {
+  assert((attr & A_V) != 0 && (attr & A_SIZE) >> A_SIZE_SHIFT <= 2, "a filled entry is valid, 4K/2M/1G");
   let ways = t.ways;
   let set = <u32>tag & t.setMask;
   let first = <usize>(set * ways);
