@@ -19,7 +19,7 @@ import { physInRange, physPtr, physBytes } from "./mem";
 import { walkAhead, loopOpIn, ahead, AHEAD_MAX, AHEAD_BYTES } from "./walk-ahead";
 import { Cpu, tlbOf, canonical, T_D4K, T_D2M, T_D1G, T_L2 } from "./cpu";
 import { pscLookup, quickWalk, permFor, pkFaults, rightsFault, fillPscs, fillTlbs, fillTlbs4k, recordPath } from "./walk";
-import { probe, probeDirInline, fillAt, missVictim, touchEntry, entryAt, A_V, A_W, A_U, A_NX, A_RIGHTS, A_D, A_SIZE_SHIFT, A_PKEY_SHIFT, A_PCID_SHIFT } from "./tlb";
+import { Tlb, probe, probeDirInline, fillAt, missVictim, touchEntry, entryAt, A_V, A_W, A_U, A_NX, A_RIGHTS, A_D, A_SIZE_SHIFT, A_PKEY_SHIFT, A_PCID_SHIFT } from "./tlb";
 import { codeWrite } from "./x86/icache";
 import {
   bump, C_L2_HIT_4K, C_ACCESSES, C_LOADS, C_STORES, C_L1_MISS, C_L2_MISS, C_WALKS, C_WALK_REFS, C_PSC_MISS, C_PSC_HIT_PDE, C_WALK_4K,
@@ -28,23 +28,35 @@ import { OP_BYTES, K_LOAD, K_STORE, K_TRANSLATE, CTL_USER, CTL_IMPLICIT, loadN, 
 
 // Where va's translation is cached: 0 nowhere (a walk), else the L2's 4 KiB entry (the
 // loop takes that hit itself), or HELD for anything else (an L1 hit, a large page in the
-// L2: the general path takes it). The probes go in lookup's order (walk.ts); no victim is
-// noted: a 4 KiB fill takes missVictim's way, other fills scan (the same choice).
+// L2: the general path takes it). The probes go in lookup's order (walk.ts), those of
+// large pages out of line (most runs have none cached); no victim is noted: a 4 KiB fill
+// takes missVictim's way, other fills scan (the same choice).
 const HELD: usize = 1;
 @inline function tlbWhere(c: Cpu, va: u64, pcidBits: u32, ctx: u32): usize {
   let t = tlbOf(c, T_D4K);
   if (t.sizes != 0 && probe(t, va >> 12, A_V, pcidBits, ctx) != 0) return HELD;
-  t = tlbOf(c, T_D2M);
-  if (t.sizes != 0 && probe(t, va >> 21, A_V | (1 << A_SIZE_SHIFT), pcidBits, ctx) != 0) return HELD;
-  t = tlbOf(c, T_D1G);
-  if (t.sizes != 0 && probe(t, va >> 30, A_V | (2 << A_SIZE_SHIFT), pcidBits, ctx) != 0) return HELD;
+  if ((tlbOf(c, T_D2M).sizes | tlbOf(c, T_D1G).sizes) != 0 && l1LargeHit(c, va, pcidBits, ctx)) return HELD;
   let l2 = tlbOf(c, T_L2), sizes = l2.sizes;
   if ((sizes & 1) != 0) {
     let e = l2.dir != 0 ? probeDirInline(l2, va >> 12, A_V, pcidBits, ctx) : probe(l2, va >> 12, A_V, pcidBits, ctx);
     if (e != 0) return e;
   }
-  if ((sizes & 2) != 0 && probe(l2, va >> 21, A_V | (1 << A_SIZE_SHIFT), pcidBits, ctx) != 0) return HELD;
-  return (sizes & 4) != 0 && probe(l2, va >> 30, A_V | (2 << A_SIZE_SHIFT), pcidBits, ctx) != 0 ? HELD : 0;
+  return (sizes & 6) != 0 && l2LargeHit(l2, va, pcidBits, ctx) ? HELD : 0;
+}
+
+// Whether the L1 2 MiB or 1 GiB data TLB holds va (lookup's second and third probes).
+function l1LargeHit(c: Cpu, va: u64, pcidBits: u32, ctx: u32): bool {
+  let t = tlbOf(c, T_D2M);
+  if (t.sizes != 0 && probe(t, va >> 21, A_V | (1 << A_SIZE_SHIFT), pcidBits, ctx) != 0) return true;
+  t = tlbOf(c, T_D1G);
+  return t.sizes != 0 && probe(t, va >> 30, A_V | (2 << A_SIZE_SHIFT), pcidBits, ctx) != 0;
+}
+
+// Whether the L2 holds va in a 2 MiB or 1 GiB entry.
+function l2LargeHit(l2: Tlb, va: u64, pcidBits: u32, ctx: u32): bool {
+  let sizes = l2.sizes;
+  if ((sizes & 2) != 0 && probe(l2, va >> 21, A_V | (1 << A_SIZE_SHIFT), pcidBits, ctx) != 0) return true;
+  return (sizes & 4) != 0 && probe(l2, va >> 30, A_V | (2 << A_SIZE_SHIFT), pcidBits, ctx) != 0;
 }
 
 // An L2 hit as the general path takes it (walk.ts lookup and useEntry, access.ts step):

@@ -192,9 +192,14 @@ export function enableOrder(t: Tlb): bool {
   let x = o ^ (<u64>way * ONES);
   let p = <u64>ctz((x - ONES) & ~x & (ONES << 3)) >> 2;
   assert(p < <u64>t.ways && ((o >> (4 * p)) & 15) == <u64>way, "every way appears once in its set's order");
+  store<u64>(at, movedToFront(o, way, p));
+}
+
+// Order o with `way`, found in field p, moved to field 0 (fields below p move up one).
+@inline function movedToFront(o: u64, way: u32, p: u64): u64 {
   let hi = 4 * (p + 1);
   let keep: u64 = hi >= 64 ? 0 : ~(<u64>0) << hi;
-  store<u64>(at, (o & keep) | ((o & ((<u64>1 << (4 * p)) - 1)) << 4) | <u64>way);
+  return (o & keep) | ((o & ((<u64>1 << (4 * p)) - 1)) << 4) | <u64>way;
 }
 
 // A use of entry e of an ordered cache (a hit that refreshed its stamp). Its set is its
@@ -383,12 +388,33 @@ export function fill(t: Tlb, tag: u64, attr: u32, frame: u64, leafPa: u64, leafV
   return select<u64>(<u64>entryAt(e).stamp + 1, 0, (entryAt(e).attr & A_V) != 0);
 }
 
-// Writes the entry into way `victim` (from fill, or missVictim after a missed probe).
-@inline export function fillAt(t: Tlb, victim: usize, tag: u64, attr: u32, frame: u64, leafPa: u64, leafVal: u64,
-                       ctx: u32, stamp: u32): usize {
+// fillAt(t, missVictim(t, tag), ...) for an ordered cache whose set is full (else that
+// call): the victim is the way in the last field of the order, so the set's order is read
+// once and neither the way's index (a division) nor its field (a search) is computed.
+// The valid mask is left as it is (the victim's bit is set).
+@inline export function fillMissOrdered(t: Tlb, tag: u64, attr: u32, frame: u64, leafPa: u64, leafVal: u64,
+                                        ctx: u32, stamp: u32): usize {
   assert((attr & A_V) != 0 && (attr & A_SIZE) >> A_SIZE_SHIFT <= 2, "a filled entry is valid, 4K/2M/1G");
+  let ways = t.ways;
+  let set = <u32>tag & t.setMask;
+  let first = <usize>(set * ways);
+  if (load<u32>(validAt(t, set)) != (1 << ways) - 1) return fillAt(t, missVictim(t, tag), tag, attr, frame, leafPa, leafVal, ctx, stamp);
+  let at = orderAt(t, set);
+  let o = load<u64>(at);
+  let p = <u64>(ways - 1);
+  let way = <u32>(o >> (4 * p)) & 15;
+  let victim = t.entries + (first + <usize>way) * ENTRY;
   t.sizes |= 1 << ((attr & A_SIZE) >> A_SIZE_SHIFT);
   t.hint = 0;
+  writeEntry(t, victim, tag, attr, frame, leafPa, leafVal, ctx, stamp);
+  store<u32>(dirAt(t, first + <usize>way), <u32>tag);
+  store<u64>(at, movedToFront(o, way, p));
+  return victim;
+}
+
+// The fields of a fill into way `victim` (fillAt): the micro-TLB copy of the old entry goes.
+@inline function writeEntry(t: Tlb, victim: usize, tag: u64, attr: u32, frame: u64, leafPa: u64, leafVal: u64,
+                            ctx: u32, stamp: u32): void {
   let v = entryAt(victim);
   if (t.micro != 0 && (v.attr & A_V) != 0) microDrop(t.micro, v.tag); // (no read of the old entry otherwise)
   v.tag = tag;
@@ -398,6 +424,15 @@ export function fill(t: Tlb, tag: u64, attr: u32, frame: u64, leafPa: u64, leafV
   v.attr = attr;
   v.stamp = stamp;
   v.ctx = ctx;
+}
+
+// Writes the entry into way `victim` (from fill, or missVictim after a missed probe).
+@inline export function fillAt(t: Tlb, victim: usize, tag: u64, attr: u32, frame: u64, leafPa: u64, leafVal: u64,
+                       ctx: u32, stamp: u32): usize {
+  assert((attr & A_V) != 0 && (attr & A_SIZE) >> A_SIZE_SHIFT <= 2, "a filled entry is valid, 4K/2M/1G");
+  t.sizes |= 1 << ((attr & A_SIZE) >> A_SIZE_SHIFT);
+  t.hint = 0;
+  writeEntry(t, victim, tag, attr, frame, leafPa, leafVal, ctx, stamp);
   if (t.dir != 0) {
     let i = indexOf(t, victim);
     let set = <u32>tag & t.setMask, way = i - set * t.ways;

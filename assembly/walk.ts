@@ -14,7 +14,7 @@ import {
   MAX_EVENTS, EVENT_BYTES,
 } from "./cpu";
 import {
-  Tlb, probe, probeMiss, fill, fillAt, missVictim, touchEntry, invalidateVa, invalidatePscVa, A_V, A_W, A_U, A_NX, A_D, A_G, A_RIGHTS,
+  Tlb, probe, probeMiss, fill, fillAt, fillMissOrdered, missVictim, touchEntry, invalidateVa, invalidatePscVa, A_V, A_W, A_U, A_NX, A_D, A_G, A_RIGHTS,
   A_SIZE_SHIFT, A_PKEY_SHIFT, A_PCID_SHIFT, A_REPORTED, A_EPT_NOX, entryAt } from "./tlb";
 import {
   bump, C_L1_HIT_4K, C_L1_MISS, C_L2_HIT_4K, C_L2_MISS, C_WALKS, C_WALK_REFS, C_WALK_4K,
@@ -457,7 +457,8 @@ export function fillTlbs(c: Cpu, va: u64, acc: u32, size: u32, frame: u64,
   if (l1.ways != 0) e1 = fillAt(l1, missVictim(l1, tag), tag, attr, frame, leafPa, leafVal, c.ctx, c.clock);
   c.l1Entry = e1;
   let l2 = tlbOf(c, T_L2);
-  if (l2.ways != 0) fillAt(l2, missVictim(l2, tag), tag, attr, frame, leafPa, leafVal, c.ctx, c.clock);
+  if (l2.dir != 0) fillMissOrdered(l2, tag, attr, frame, leafPa, leafVal, c.ctx, c.clock);
+  else if (l2.ways != 0) fillAt(l2, missVictim(l2, tag), tag, attr, frame, leafPa, leafVal, c.ctx, c.clock);
   return e1;
 }
 
