@@ -17,14 +17,14 @@
 import { ACC_USER, ACC_WRITE, PTE_A, PTE_D, PKEY_SHIFT } from "./entry";
 import { physInRange, physPtr, physBytes } from "./mem";
 import { walkAhead, loopOpIn, ahead, AHEAD_MAX, AHEAD_BYTES } from "./walk-ahead";
-import { Cpu, tlbOf, canonical, T_D4K, T_D2M, T_D1G, T_L2 } from "./cpu";
+import { Cpu, tlbOf, T_D4K, T_D2M, T_D1G, T_L2 } from "./cpu";
 import { pscLookup, quickWalk, permFor, pkFaults, rightsFault, fillPscs, fillTlbs, fillTlbs4k, recordPath } from "./walk";
-import { Tlb, probe, probeDirInline, fillAt, missVictim, touchEntry, entryAt, A_V, A_W, A_U, A_NX, A_RIGHTS, A_D, A_SIZE_SHIFT, A_PKEY_SHIFT, A_PCID_SHIFT } from "./tlb";
+import { Tlb, probe, probeDirInline, fillAt, missVictim, touchEntry, entryAt, A_V, A_W, A_U, A_NX, A_D, A_SIZE_SHIFT, A_PKEY_SHIFT, A_PCID_SHIFT } from "./tlb";
 import { codeWrite } from "./x86/icache";
 import {
   bump, C_L2_HIT_4K, C_ACCESSES, C_LOADS, C_STORES, C_L1_MISS, C_L2_MISS, C_WALKS, C_WALK_REFS, C_PSC_MISS, C_PSC_HIT_PDE, C_WALK_4K,
 } from "./counters";
-import { OP_BYTES, K_LOAD, K_STORE, K_TRANSLATE, CTL_USER, CTL_IMPLICIT, loadN, storeN, microSet } from "./access";
+import { OP_BYTES, K_STORE, K_TRANSLATE, loadN, storeN, microSet } from "./access";
 
 // Where va's translation is cached: 0 nowhere (a walk), else the L2's 4 KiB entry (the
 // loop takes that hit itself), or HELD for anything else (an L1 hit, a large page in the
@@ -77,6 +77,7 @@ function l2LargeHit(l2: Tlb, va: u64, pcidBits: u32, ctx: u32): bool {
   if (f != 0 && c.micro != 0) microSet(c, f, tag, acc, permRead, permWrite);
 }
 
+// Whether the miss loops run this op (walk-ahead.ts loopOpIn, with c's canonical shift).
 @inline function loopOp(c: Cpu, va: u64, ctl: u32): bool {
   return loopOpIn(va, ctl, <u64>c.canonShift);
 }
@@ -126,9 +127,9 @@ export function missRun(c: Cpu, ops: usize, i: u32, count: u32): u32 {
 // it completes walks from the top (CR3, all levels) and misses every PSC, so most
 // counters follow from the number of ops, and only large leaves, stores and translates
 // are counted as they go; a walk without caches does not read the clock, which is
-// advanced at the end. Few values live across the loop, so they stay in registers.
+// advanced at the end. One copy of the loop per level count and protection-key setting.
 function bareRun(c: Cpu, ops: usize, i: u32, count: u32): u32 {
-  let pk = c.pke != 0; // protection keys: a check per op, in their own copy of the loop
+  let pk = c.pke != 0; // protection keys: a check per op
   if (c.levels == 4) return pk ? bareLoop(c, ops, i, count, 4, true) : bareLoop(c, ops, i, count, 4, false);
   return pk ? bareLoop(c, ops, i, count, 5, true) : bareLoop(c, ops, i, count, 5, false);
 }

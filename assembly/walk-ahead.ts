@@ -1,23 +1,25 @@
-// Deciding ahead: the bare miss loop (miss.ts bareLoop) first walks a block of ops and
-// decides which of them complete the common way, in a tight loop of loads and bit tests
-// with no branch per level; then it takes the ops one by one. The first pass has few live
-// values and nothing in it depends on an earlier op, so the host CPU overlaps several
-// ops' walks (their leaf loads miss its L1 cache); the second pass, with most of the
-// per-op work done, keeps its state in registers.
+// Walking ahead: the bare miss loop (miss.ts bareLoop) first walks a block of ops in a
+// tight loop of loads and bit operations with no branch per level, then takes the ops
+// one by one with what it read. The first pass has few live values and nothing in it
+// depends on an earlier op, so the host CPU overlaps several ops' walks (their leaf loads
+// miss its L1 cache); the second pass has no long load left.
 //
-// The common way is quickWalk's (walk.ts): every level present with no reserved bit, a
-// 4 KiB leaf, A set everywhere (and D in the leaf for a store), the access allowed, and
-// for a load or store the data inside memory. The pass only reads memory; any op that is
-// not common (or is no loop op at all, loopOpIn) is marked, and the second pass then takes
-// it exactly as before: quickWalk, or a stop. The results are the same bit for bit. Ops
-// must not change memory between the pass and their use, so a block ends at its first
-// store (that store's own walk comes before its write).
+// The pass only reads memory. It checks the walk's shape: every level present with no
+// reserved bit, and a 4 KiB leaf. An op whose walk has another shape, or that the loops
+// do not run at all (loopOpIn), is marked; the second pass checks the rest as quickWalk
+// (walk.ts) does (A everywhere, D for a store, rights, protection keys) and takes every
+// marked or failing op exactly as before, with quickWalk or a stop. The results are the
+// same bit for bit. Ops must not change memory between the pass and their use, so a block
+// ends at its first store (that store's own walk comes before its write).
 //
 // Per op of a block (AHEAD_BYTES = 16):
 //   +0  leaf  u64  the level-1 entry read
-//   +8  walk  u64  bits 62..0: AND of every level's entry (0 if the op is marked);
-//                  bit 63: OR of every level's XD bit (XD is reserved without NXE, so
-//                  it is set here only with NXE)
+//   +8  walk  u64  the whole word 0 if the op is marked, else:
+//          63   62 ......................................... 0
+//        ┌────┬────────────────────────────────────────────────┐
+//        │ XD │ AND of every level's entry (P, W, U, A, ...)    │
+//        └────┴────────────────────────────────────────────────┘
+//        XD: the OR of every level's XD bit (reserved without NXE, so set only with it)
 //
 // The records are read only in the same missRun call, for the ops just walked.
 
@@ -50,9 +52,10 @@ const XD: u64 = <u64>1 << 63;
 // values, the AND and the OR of the entries: P is checked on the AND, reserved bits on the
 // OR, PS on the OR of the upper levels. A table address is cut to the largest
 // power-of-two window inside memory, so every load is in bounds; an address bit beyond the
-// window counts as reserved (the op is marked). So is an op the loops do not run
-// (loopOpIn), whose walk is garbage but harmless. Out of line, one function per level
-// count, so the pass has registers of its own.
+// window, in any entry, counts as reserved (the op is marked: with memory that is not a
+// power of two, walks that reach above the window take the careful way). An op the loops
+// do not run is marked too (its walk is garbage but harmless). Out of line, one function
+// per level count, so the pass has registers of its own.
 export function walkAhead(ops: usize, i: u32, n: u32, root: u64, mask: u64, high: u64, canonShift: u64,
                           levels: u32): u32 {
   return levels == 4 ? walkAhead4(ops, i, n, root, mask, high, canonShift)
