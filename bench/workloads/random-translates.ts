@@ -1,7 +1,7 @@
 // A workload to profile (npm run profile -- bench/workloads/random-translates.ts [config]):
 // random translates over 64 MiB of 4 KiB pages, as bench/index.ts's random loads, for a few
 // seconds. config: all (default caches), bare (TLBs and PSCs off), psc, l1 or l2 (that
-// cache alone).
+// cache alone); bare2m: bare, with the region mapped by 2 MiB pages.
 
 import { Machine, CR0, CR4, EFER, PageTableBuilder, FrameBump, type CpuOptions } from '../../src/index.js';
 import { Rng } from '../../src/util/rng.js';
@@ -12,6 +12,7 @@ const CONFIGS: Record<string, CpuOptions> = {
   all: {}, bare: { tlb: false, psc: false }, psc: { tlb: false },
   l1: { tlb: { ...off, l1d4k: { entries: 64, ways: 4 } }, psc: false },
   l2: { tlb: { ...off, l2: { entries: 1536, ways: 12 } }, psc: false },
+  bare2m: { tlb: false, psc: false },
 };
 
 async function main(): Promise<void> {
@@ -20,7 +21,7 @@ async function main(): Promise<void> {
   if (!opts) throw new Error(`config must be one of ${Object.keys(CONFIGS).join(', ')}`);
   const m = await Machine.create({ memoryBytes: 256 * 2 ** 20 });
   const pt = new PageTableBuilder(m.memory, new FrameBump(m.memory, 0x100_0000n, 0x200_0000n), 4);
-  pt.mapRange(BigInt(VBASE), 0x400_0000n, PAGES * 4096, 4096, { accessed: true, dirty: true });
+  pt.mapRange(BigInt(VBASE), 0x400_0000n, PAGES * 4096, name === 'bare2m' ? 2 ** 21 : 4096, { accessed: true, dirty: true });
   const b = m.createBatch(OPS);
   const rng = new Rng(42);
   for (let i = 0; i < OPS; i++) b.set(i, 'translate', VBASE + rng.below(PAGES) * 4096 + rng.below(512) * 8, 8);
