@@ -105,6 +105,10 @@ function l2LargeHit(l2: Tlb, va: u64, pcidBits: u32, ctx: u32): bool {
   return ok;
 }
 
+@inline function isStoreAt(ops: usize, i: u32): bool {
+  return (load<u32>(ops + <usize>i * OP_BYTES, 16) & 15) == K_STORE;
+}
+
 // Loads and stores of a run, counted at its end (translates are not accesses).
 @inline function countAccesses(cnt: usize, accesses: u32, stores: u32): void {
   if (accesses == 0) return;
@@ -157,11 +161,16 @@ function bareRun(c: Cpu, ops: usize, i: u32, count: u32): u32 {
   let blk: u32 = 4, stop = false, readAhead = true, uncommon: u32 = 0;
   while (i < count && !stop) {
     let n = min<u32>(blk, count - i), start = i;
-    let end = i + (readAhead ? walkAhead(ops, i, n, root, mask, c.rsvdHigh, canonShift, levels) : n);
+    // A block ends at its first store, so one that starts with a store is the run of
+    // stores there, taken with quickWalk (a run of stores does not pay for a pass per op).
+    let walked = readAhead && !isStoreAt(ops, i);
+    let end = i + n;
+    if (walked) end = i + walkAhead(ops, i, n, root, mask, c.rsvdHigh, canonShift, levels);
+    else if (readAhead) for (end = i + 1; end < i + n && isStoreAt(ops, end); end++);
     if (blk < AHEAD_MAX) blk <<= 1;
     let at = ahead;
     while (i < end) {
-      if (readAhead) for (; i < end; i++, at += AHEAD_BYTES) {
+      if (walked) for (; i < end; i++, at += AHEAD_BYTES) {
         let p = ops + <usize>i * OP_BYTES;
         let ctl = load<u32>(p, 16);
         let kind = ctl & 15, size = (ctl >> 4) & 15;
@@ -186,7 +195,7 @@ function bareRun(c: Cpu, ops: usize, i: u32, count: u32): u32 {
       let kind = ctl & 15, size = (ctl >> 4) & 15;
       let isStore = kind == K_STORE;
       let pte = load<u64>(at), leaf: u32 = 1, pa: u64;
-      if (readAhead && commonWalk(c, pte, load<u64>(at, 8), perms, isStore, user, pk)) {
+      if (walked && commonWalk(c, pte, load<u64>(at, 8), perms, isStore, user, pk)) {
         pa = (pte & frameMask) | (va & 0xFFF);
       } else {
         if (!loopOpIn(va, ctl, canonShift)) { stop = true; break; }
@@ -219,7 +228,7 @@ function bareRun(c: Cpu, ops: usize, i: u32, count: u32): u32 {
       i++;
       at += AHEAD_BYTES;
     }
-    if (uncommon * 2 > i - start) readAhead = false;
+    if (walked && uncommon * 2 > i - start) readAhead = false;
     uncommon = 0;
   }
   if (pendLeaf != 0) recordPath(c, load<u64>(ops + <usize>(i - 1) * OP_BYTES), root, levels, pendLeaf);
