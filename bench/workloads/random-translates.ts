@@ -1,7 +1,8 @@
 // A workload to profile (npm run profile -- bench/workloads/random-translates.ts [config]):
 // random translates over 64 MiB of 4 KiB pages, as bench/index.ts's random loads, for a few
 // seconds. config: all (default caches), bare (TLBs and PSCs off), psc, l1 or l2 (that
-// cache alone); bare2m: bare, with the region mapped by 2 MiB pages.
+// cache alone); bare2m: bare, with the region mapped by 2 MiB pages; bare-stores: bare,
+// with 8-byte stores in place of the translates.
 
 import { Machine, CR0, CR4, EFER, PageTableBuilder, FrameBump, type CpuOptions } from '../../src/index.js';
 import { Rng } from '../../src/util/rng.js';
@@ -13,6 +14,7 @@ const CONFIGS: Record<string, CpuOptions> = {
   l1: { tlb: { ...off, l1d4k: { entries: 64, ways: 4 } }, psc: false },
   l2: { tlb: { ...off, l2: { entries: 1536, ways: 12 } }, psc: false },
   bare2m: { tlb: false, psc: false },
+  'bare-stores': { tlb: false, psc: false },
 };
 
 async function main(): Promise<void> {
@@ -24,12 +26,13 @@ async function main(): Promise<void> {
   pt.mapRange(BigInt(VBASE), 0x400_0000n, PAGES * 4096, name === 'bare2m' ? 2 ** 21 : 4096, { accessed: true, dirty: true });
   const b = m.createBatch(OPS);
   const rng = new Rng(42);
-  for (let i = 0; i < OPS; i++) b.set(i, 'translate', VBASE + rng.below(PAGES) * 4096 + rng.below(512) * 8, 8);
+  const kind = name === 'bare-stores' ? 'store' : 'translate';
+  for (let i = 0; i < OPS; i++) b.set(i, kind, VBASE + rng.below(PAGES) * 4096 + rng.below(512) * 8, 8);
   const cpu = m.createCpu(opts);
   cpu.setRegisters({ cr0: CR0.PG | CR0.WP, cr3: pt.root, cr4: CR4.PAE, efer: EFER.LME | EFER.NXE });
   const t0 = performance.now();
   for (let k = 0; k < ROUNDS; k++) cpu.execute(b);
-  console.log(`${name}: ${((ROUNDS * OPS) / ((performance.now() - t0) / 1e3) / 1e6).toFixed(1)} M translates/s`);
+  console.log(`${name}: ${((ROUNDS * OPS) / ((performance.now() - t0) / 1e3) / 1e6).toFixed(1)} M ${kind}s/s`);
 }
 
 main().catch((e) => { console.error(e); process.exit(1); });
