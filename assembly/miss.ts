@@ -142,9 +142,9 @@ function bareRun(c: Cpu, ops: usize, i: u32, count: u32): u32 {
 // common shape (a 4 KiB leaf, everything present, A/D set, access allowed) completes from
 // what was read, any other walks again with quickWalk. Loads and translates of the common
 // shape run in an inner loop with no call in it (calls make the JIT keep the loop's
-// values on the stack); a store (always the last op of its block) and any other op are
-// taken one at a time after it. Blocks start small and grow while ops keep completing, so
-// a run that stops early reads little ahead.
+// values on the stack); a store (the last op of a block read ahead: it may rewrite a
+// table) and any other op are taken one at a time after it. Blocks start small and grow
+// while ops keep completing, so a run that stops early reads little ahead.
 @inline function bareLoop(c: Cpu, ops: usize, i: u32, count: u32, levels: u32, pk: bool): u32 {
   let user = c.cpl == 3 ? ACC_USER : 0;
   let perms = permFor(c, user) | (permFor(c, ACC_WRITE | user) << 8); // read, write
