@@ -89,4 +89,4 @@ async function main(): Promise<void> {
   console.log(JSON.stringify({ reps: REPS, builds: out }, null, 2));
 }
 
-main().catch((e) => { console.error(e); process.exit(1); });
+main().catch((e) => { console.error(`bench:ab: ${(e as Error).message}`); process.exit(1); });
