@@ -11,7 +11,7 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import { assertAsyncProperty } from '../helpers/seeds.js';
-import { runStepping } from '../helpers/run-batch.js';
+import { runStepping, batchOpArb } from '../helpers/run-batch.js';
 import { env, type Env } from '../helpers/tables.js';
 import { CR4, PTE, PAGE_2M, PAGE_1G, type AccessBatch, type CpuOptions } from '../../src/index.js';
 import { readCaches } from '../../src/core/tlb-view.js';
@@ -28,15 +28,8 @@ const leafArb = fc.record({
   a: fc.integer({ min: 0, max: 3 }).map((x) => x !== 0), d: fc.boolean(), pkey: fc.integer({ min: 0, max: 3 }),
 });
 
-const opArb = fc.record({
-  kind: fc.constantFrom('load', 'load', 'load', 'store', 'store', 'translate', 'fetch', 'invlpg', 'movCr3'),
-  page: fc.integer({ min: 0, max: PAGES + 3 }), // PAGES: the 2 MiB page, PAGES + 1: the 1 GiB page; above: unmapped
-  offset: fc.oneof(fc.integer({ min: 0, max: 511 }).map((x) => x * 8), fc.integer({ min: 0, max: 4095 })),
-  size: fc.oneof(fc.constant(8), fc.constant(8), fc.integer({ min: 1, max: 8 })),
-  user: fc.integer({ min: 0, max: 15 }).map((x) => x === 0),
-  implicit: fc.integer({ min: 0, max: 31 }).map((x) => x === 0),
-  value: fc.bigInt(0n, (1n << 64n) - 1n),
-});
+// pages: PAGES is the 2 MiB page, PAGES + 1 the 1 GiB page; above: unmapped
+const opArb = batchOpArb(['load', 'load', 'load', 'store', 'store', 'translate', 'fetch', 'invlpg', 'movCr3'] as const, PAGES + 3);
 
 const caseArb = fc.record({
   levels: fc.constantFrom(4, 5) as fc.Arbitrary<4 | 5>,

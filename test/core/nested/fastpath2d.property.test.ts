@@ -16,7 +16,7 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import { assertAsyncProperty } from '../../helpers/seeds.js';
-import { runStepping } from '../../helpers/run-batch.js';
+import { runStepping, batchOpArb } from '../../helpers/run-batch.js';
 import { Tables } from '../../helpers/tables.js';
 import { Ept } from '../../helpers/ept.js';
 import {
@@ -56,15 +56,8 @@ const leafArb = fc.record({
     { weight: 1, arbitrary: fc.constantFrom('table' as const, 'mmio' as const, 'noEpt' as const) }),
 });
 
-const opArb = fc.record({
-  kind: fc.constantFrom('load', 'load', 'load', 'store', 'store', 'translate', 'translate', 'fetch', 'invlpg', 'movCr3'),
-  page: fc.integer({ min: 0, max: PAGES + 2 }), // PAGES: the 2 MiB page; above: unmapped
-  offset: fc.oneof(fc.integer({ min: 0, max: 511 }).map((x) => x * 8), fc.integer({ min: 0, max: 4095 })),
-  size: fc.oneof(fc.constant(8), fc.constant(8), fc.integer({ min: 1, max: 8 })),
-  user: fc.integer({ min: 0, max: 15 }).map((x) => x === 0),
-  implicit: fc.integer({ min: 0, max: 31 }).map((x) => x === 0),
-  value: fc.bigInt(0n, (1n << 64n) - 1n),
-});
+// pages: PAGES is the 2 MiB page; above: unmapped
+const opArb = batchOpArb(['load', 'load', 'load', 'store', 'store', 'translate', 'translate', 'fetch', 'invlpg', 'movCr3'] as const, PAGES + 2);
 
 const caseArb = fc.record({
   levels: fc.constantFrom(4, 5) as fc.Arbitrary<4 | 5>,
