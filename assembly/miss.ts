@@ -16,7 +16,7 @@
 
 import { ACC_USER, ACC_WRITE, PTE_A, PTE_D, PKEY_SHIFT } from "./entry";
 import { physInRange, physPtr, physBytes } from "./mem";
-import { walkAhead, loopOpIn, ahead, AHEAD_MAX, AHEAD_BYTES } from "./walk-ahead";
+import { walkAhead4, walkAhead5, loopOpIn, ahead, AHEAD_MAX, AHEAD_BYTES } from "./walk-ahead";
 import { Cpu, tlbOf, T_D4K, T_D2M, T_D1G, T_L2 } from "./cpu";
 import { pscLookup, quickWalk, permFor, pkFaults, rightsFault, fillPscs, fillTlbs, fillTlbs4k, recordPath } from "./walk";
 import { Tlb, probe, probeDirInline, fillAt, missVictim, touchEntry, entryAt, A_V, A_W, A_U, A_NX, A_D, A_SIZE_SHIFT, A_PKEY_SHIFT, A_PCID_SHIFT } from "./tlb";
@@ -165,7 +165,8 @@ function bareRun(c: Cpu, ops: usize, i: u32, count: u32): u32 {
     // stores there, taken with quickWalk (a run of stores does not pay for a pass per op).
     let walked = readAhead && !isStoreAt(ops, i);
     let end = i + n;
-    if (walked) end = i + walkAhead(ops, i, n, root, mask, c.rsvdHigh, canonShift, levels);
+    if (walked) end = i + (levels == 4 ? walkAhead4(ops, i, n, root, mask, c.rsvdHigh, canonShift)
+      : walkAhead5(ops, i, n, root, mask, c.rsvdHigh, canonShift));
     else if (readAhead) for (end = i + 1; end < i + n && isStoreAt(ops, end); end++);
     if (blk < AHEAD_MAX) blk <<= 1;
     let at = ahead;

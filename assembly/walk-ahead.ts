@@ -56,15 +56,10 @@ const XD: u64 = <u64>1 << 63;
 // power of two, walks that reach above the window take the careful way). An op the loops
 // do not run is marked too (its walk is garbage but harmless). Out of line, one function
 // per level count, so the pass has registers of its own.
-export function walkAhead(ops: usize, i: u32, n: u32, root: u64, mask: u64, high: u64, canonShift: u64,
-                          levels: u32): u32 {
-  return levels == 4 ? walkAhead4(ops, i, n, root, mask, high, canonShift)
-    : walkAhead5(ops, i, n, root, mask, high, canonShift);
-}
-function walkAhead4(ops: usize, i: u32, n: u32, root: u64, mask: u64, high: u64, canonShift: u64): u32 {
+export function walkAhead4(ops: usize, i: u32, n: u32, root: u64, mask: u64, high: u64, canonShift: u64): u32 {
   return walkAheadIn(ops, i, n, root, mask, high, canonShift, 4);
 }
-function walkAhead5(ops: usize, i: u32, n: u32, root: u64, mask: u64, high: u64, canonShift: u64): u32 {
+export function walkAhead5(ops: usize, i: u32, n: u32, root: u64, mask: u64, high: u64, canonShift: u64): u32 {
   return walkAheadIn(ops, i, n, root, mask, high, canonShift, 5);
 }
 
