@@ -21,9 +21,9 @@ import { physInRange, physPtr, readPhys64 } from "./mem";
 import { Cpu, canonical } from "./cpu";
 import { walkPath } from "./path";
 import { A_V, A_W, A_U, A_RIGHTS } from "./tlb";
-import { eptTranslate, EPT_OK, EA_READ, EA_WRITE } from "./ept";
+import { eptTranslate, EPT_OK, EPT_A, EA_READ, EA_WRITE } from "./ept";
 import { exitFromEpt, guestFault, adWritesAllowed, fillGuestPscs } from "./nested";
-import { quickEpt, eptMust, eptUpper, eptMid, quickPscLookup, packCareful, Q_NONE, qRefs, qHpa, qPage, qRights, qSize } from "./nested-quick";
+import { quickEptIn, eptUpper, eptMid, quickPscLookupIn, packCareful, Q_NONE, qRefs, qHpa, qPage, qRights, qSize } from "./nested-quick";
 import { carefulStep, STEP_FAULT, STEP_LEAF, STEP_VALUE, rightsFault, accIndex, setFlag } from "./walk";
 import { codeWrite } from "./x86/icache";
 import { bump, C_ACCESSES, C_LOADS, C_STORES, C_MMIO, C_WALKS, C_WALK_REFS, C_GUEST_REFS, C_PSC_MISS,
@@ -42,15 +42,40 @@ import { OP_BYTES, K_LOAD, K_STORE, K_TRANSLATE, CTL_USER, CTL_IMPLICIT, loadN, 
 // Runs ops from i; returns the index of the first op it does not complete. If that op
 // exited, c.exitReason is set (the caller ends the batch). Callers check the mode
 // (nested), levels (4/5), checker (off), fast paths (on) and that no TLB is configured.
+// The two configurations the 2D walk figures measure (4-level guest and EPT tables, EPT
+// A/D on, no protection keys; every cache the loop may meet on, or every one off) each
+// have a copy of the loop with the configuration as constants, which the JIT compiles to
+// fewer instructions per op; any other configuration takes the general copy.
 export function missRunNested(c: Cpu, ops: usize, i: u32, count: u32): u32 {
+  if (c.levels == 4 && c.eptLevels == 4 && c.eptAD != 0 && c.pke == 0) {
+    let caches = c.ntlbOn + c.pscOn + c.epscOn;
+    if (caches == 3) return nestedCached(c, ops, i, count);
+    if (caches == 0) return nestedUncached(c, ops, i, count);
+  }
+  return nestedLoop(c, ops, i, count, c.levels, c.eptLevels, c.ntlbOn != 0, c.pscOn != 0, c.epscOn != 0,
+    c.eptAD != 0, c.pke != 0);
+}
+
+function nestedCached(c: Cpu, ops: usize, i: u32, count: u32): u32 {
+  return nestedLoop(c, ops, i, count, 4, 4, true, true, true, true, false);
+}
+
+function nestedUncached(c: Cpu, ops: usize, i: u32, count: u32): u32 {
+  return nestedLoop(c, ops, i, count, 4, 4, false, false, false, true, false);
+}
+
+// The loop. levels, eptLevels: of the guest and EPT tables; ntlb, pscOn, epscOn: the
+// nested TLB, guest PSCs and EPT PSCs hold entries (Cpu.ntlbOn ...); ad: EPT A/D on;
+// pke: protection keys on.
+@inline function nestedLoop(c: Cpu, ops: usize, i: u32, count: u32, levels: u32, eptLevels: u32,
+                            ntlb: bool, pscOn: bool, epscOn: bool, ad: bool, pke: bool): u32 {
   let user = c.cpl == 3 ? ACC_USER : 0;
-  let levels = c.levels, addrMask = c.addrMask, ntlbOn: u64 = c.ntlbOn != 0 ? 1 : 0;
-  let pagingAcc = c.eptAD != 0 ? EA_READ | EA_WRITE : EA_READ; // see nested.ts walk2D
+  let addrMask = c.addrMask, ntlbOn: u64 = ntlb ? 1 : 0;
+  let pagingAcc = ad ? EA_READ | EA_WRITE : EA_READ; // see nested.ts walk2D
   let path = walkPath(c.path);
   // walk.ts rightsFault's permission bytes for this loop's data reads and writes (cpu.ts
   // permByte: bit r set when rights r forbid it); protection keys take rightsFault itself.
-  let pke = c.pke != 0;
-  let high = c.eptRsvd, must = eptMust(c), upper = eptUpper(high, must), mid = eptMid(high, must);
+  let high = c.eptRsvd, must: u64 = ad ? EPT_A : 0, upper = eptUpper(high, must), mid = eptMid(high, must);
   let permRead = permBits(c, user), permWrite = permBits(c, user | ACC_WRITE);
   let loads: u64 = 0, stores: u64 = 0;
   // the walk counters (nested.ts, ept.ts), bumped when the loop ends
@@ -74,7 +99,7 @@ export function missRunNested(c: Cpu, ops: usize, i: u32, count: u32): u32 {
     let level = levels;
     let gtable = c.cr3 & addrMask, htable: u64 = 0;
     let rights: u32 = A_W | A_U;
-    let pscLevel = quickPscLookup(c, va);
+    let pscLevel = quickPscLookupIn(c, va, pscOn, levels);
     let known = false;
     if (pscLevel != 0) {
       htable = c.resPa; gtable = c.pscGpa; rights = c.pscRights; level = pscLevel - 1; known = true;
@@ -85,7 +110,7 @@ export function missRunNested(c: Cpu, ops: usize, i: u32, count: u32): u32 {
       let offset = ((va >> levelShift(level)) & 511) << 3;
       if (!known) {
         let gpa = gtable | offset;
-        let r = quickEpt(c, gpa, pagingAcc, high, must, upper, mid);
+        let r = quickEptIn(c, gpa, pagingAcc, high, must, upper, mid, ntlb, epscOn, eptLevels, ad);
         if (r == Q_NONE) {
           let s2 = eptTranslate(c, gpa, pagingAcc, false, va);
           if (s2 != EPT_OK) { st = exitFromEpt(c, va, s2, refs, pscLevel); break; }
@@ -117,7 +142,7 @@ export function missRunNested(c: Cpu, ops: usize, i: u32, count: u32): u32 {
     let pageMask = (<u64>1 << (12 + 9 * <u64>gsize)) - 1;
     let gpa = (pte & addrMask & ~pageMask) | (va & pageMask);
     let need = kind == K_STORE ? EA_WRITE : EA_READ;
-    let r = quickEpt(c, gpa, need, high, must, upper, mid);
+    let r = quickEptIn(c, gpa, need, high, must, upper, mid, ntlb, epscOn, eptLevels, ad);
     if (r == Q_NONE) {
       let s2 = eptTranslate(c, gpa, need, true, va);
       if (s2 != EPT_OK) { c.exitReason = exitOf(exitFromEpt(c, va, s2, refs, pscLevel)); c.exitIndex = i; break; }
@@ -127,7 +152,7 @@ export function missRunNested(c: Cpu, ops: usize, i: u32, count: u32): u32 {
     ntlbHits += hit; eptWalks += walked; eptPscHits += (r >> 10) & 1; eptRefs += n;
     // The commit (nested.ts commitNested; no TLB to fill).
     let leafBits = PTE_A | (kind == K_STORE ? PTE_D : 0);
-    if (c.eptAD == 0) {
+    if (!ad) {
       let s2 = adWritesAllowed(c, va, top, level, pscLevel, noWrite, leafBits, refs);
       if (s2 != EPT_OK) { c.exitReason = exitOf(s2); c.exitIndex = i; break; }
     }
@@ -136,7 +161,7 @@ export function missRunNested(c: Cpu, ops: usize, i: u32, count: u32): u32 {
     walks++;
     guestRefs += refs;
     if (pscLevel == 2) pdeHits++; else if (pscLevel != 0) bump(c.counters, C_PSC_HIT_PDE + <i32>pscLevel - 2); else pscMisses++;
-    if (c.pscOn != 0 && top > level) fillGuestPscs(c, va, top, level, rights0);
+    if (pscOn && top > level) fillGuestPscs(c, va, top, level, rights0);
     // The combined page is the smaller of the guest and EPT pages.
     let csize = min(gsize, qSize(r));
     let cmask = (<u64>1 << (12 + 9 * <u64>csize)) - 1;

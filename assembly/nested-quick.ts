@@ -87,10 +87,15 @@ export const Q_WALKED: u64 = 1 << 11;
 // high, must, upper, mid: the entry checks' masks (eptRsvd, eptMust, eptUpper, eptMid),
 // loop-invariant for callers.
 @inline export function quickEpt(c: Cpu, gpa: u64, need: u32, high: u64, must: u64, upper: u64, mid: u64): u64 {
-  let ad = c.eptAD != 0;
+  return quickEptIn(c, gpa, need, high, must, upper, mid, c.ntlbOn != 0, c.epscOn != 0, c.eptLevels, c.eptAD != 0);
+}
+
+// quickEpt with the configuration as arguments (c's, or constants in a specialised loop).
+@inline export function quickEptIn(c: Cpu, gpa: u64, need: u32, high: u64, must: u64, upper: u64, mid: u64,
+                                   ntlbOn: bool, epscOn: bool, levels: u32, ad: bool): u64 {
   let clk = c.clock;
   let noted: usize = 0; // the nested TLB's victim for a 4 KiB fill, from its missed probe
-  if (c.ntlbOn != 0) {
+  if (ntlbOn) {
     let t = tlbOf(c, T_NTLB);
     let sizes = t.sizes;
     // By size, 4K first (a miss notes the victim of a 4 KiB fill, the common one).
@@ -111,10 +116,8 @@ export const Q_WALKED: u64 = 1 << 11;
       return page | <u64>rights | (<u64>size << 3) | ((a & A_D) != 0 ? 1 << 5 : 0) | Q_NTLB;
     }
   }
-  let levels = c.eptLevels;
   if ((gpa >> (12 + 9 * <u64>levels)) != 0) return Q_NONE;
   let level = levels, table = c.eptRoot, rights: u32 = 7, pscHit: u64 = 0;
-  let epscOn = c.epscOn != 0;
   if (epscOn) { // longest prefix first, unrolled
     let l: u32 = 2;
     let e = probe(tlbOf(c, T_EPDE), gpa >> levelShift(2), A_V, 0, 0);
@@ -170,7 +173,7 @@ export const Q_WALKED: u64 = 1 << 11;
   let mask = (<u64>1 << (12 + 9 * <u64>size)) - 1;
   let frame = e & EPT_ADDR & ~mask;
   let d: u32 = !ad || (e & EPT_D) != 0 ? 1 : 0;
-  if (c.ntlbOn != 0) {
+  if (ntlbOn) {
     let t = tlbOf(c, T_NTLB), tag = gpa >> (12 + 9 * <u64>size);
     let attr = A_V | (rights << 1) | (d != 0 ? A_D : 0) | (size << A_SIZE_SHIFT);
     // Nothing changed the nested TLB since its probe: a noted 4 KiB victim is the fill's.
@@ -216,8 +219,12 @@ export const Q_WALKED: u64 = 1 << 11;
 // walk.ts pscLookup with the unrolled probes: the level (2..5) of the longest-prefix
 // guest PSC hit, or 0; on a hit c.resPa = next table, c.pscGpa its gpa, c.pscRights.
 @inline export function quickPscLookup(c: Cpu, va: u64): u32 {
-  if (c.pscOn == 0) return 0;
-  let pcidBits = c.pcid << A_PCID_SHIFT, ctx = c.ctx, levels = c.levels;
+  return quickPscLookupIn(c, va, c.pscOn != 0, c.levels);
+}
+
+@inline export function quickPscLookupIn(c: Cpu, va: u64, pscOn: bool, levels: u32): u32 {
+  if (!pscOn) return 0;
+  let pcidBits = c.pcid << A_PCID_SHIFT, ctx = c.ctx;
   // longest prefix first, unrolled
   let l: u32 = 2;
   let e = probe(tlbOf(c, T_PDE), va >> levelShift(2), A_V, pcidBits, ctx);
