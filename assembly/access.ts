@@ -308,7 +308,7 @@ export function runBatch(c: Cpu, ops: usize, count: u32): u32 {
       if (c.mode != MODE_NESTED) { // TLB misses with quick walks (miss.ts)
         let j = missRun(c, ops, i, count);
         if (j != i) { i = j; continue; }
-      } else if (c.tlbOn == 0) { // 2D walks without TLBs (miss-nested.ts)
+      } else { // TLB misses with 2D walks (miss-nested.ts)
         let j = missRunNested(c, ops, i, count);
         if (c.exitReason != EXIT_NONE) return j;
         if (j != i) { i = j; continue; }

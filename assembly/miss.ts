@@ -31,8 +31,8 @@ import { OP_BYTES, K_STORE, K_TRANSLATE, loadN, storeN, microSet } from "./acces
 // L2: the general path takes it). The probes go in lookup's order (walk.ts), those of
 // large pages out of line (most runs have none cached); no victim is noted: a 4 KiB fill
 // takes missVictim's way, other fills scan (the same choice).
-const HELD: usize = 1;
-@inline function tlbWhere(c: Cpu, va: u64, pcidBits: u32, ctx: u32): usize {
+export const HELD: usize = 1;
+@inline export function tlbWhere(c: Cpu, va: u64, pcidBits: u32, ctx: u32): usize {
   let t = tlbOf(c, T_D4K);
   if (t.sizes != 0 && probe(t, va >> 12, A_V, pcidBits, ctx) != 0) return HELD;
   if ((tlbOf(c, T_D2M).sizes | tlbOf(c, T_D1G).sizes) != 0 && l1LargeHit(c, va, pcidBits, ctx)) return HELD;
@@ -62,7 +62,7 @@ function l2LargeHit(l2: Tlb, va: u64, pcidBits: u32, ctx: u32): bool {
 // An L2 hit as the general path takes it (walk.ts lookup and useEntry, access.ts step):
 // the L1 refilled from the L2 entry e, e's LRU time and order, the micro-TLB mirror.
 // The caller has checked that the access may use e (rights, D for a store, memory).
-@inline function takeL2Hit(c: Cpu, e: usize, va: u64, acc: u32, clk: u32, permRead: u32, permWrite: u32): void {
+@inline export function takeL2Hit(c: Cpu, e: usize, va: u64, acc: u32, clk: u32, permRead: u32, permWrite: u32): void {
   let tag = va >> 12;
   let l1 = tlbOf(c, T_D4K), f: usize = 0;
   if (l1.ways != 0) {
