@@ -25,6 +25,7 @@ export function rows(f: Fig): Row[] {
     ...(f.randomTranslateNs_all === undefined ? [] : [{ what: 'where a random TLB miss goes: ns per random translate over 64 MiB, bare walk / PSCs only / L1 DTLB only / L2 STLB only / all caches', value: ['bare', 'psc', 'l1', 'l2', 'all'].map((k) => n(`randomTranslateNs_${k}`).toFixed(1)).join(' / '), target: 'reported' }]),
     { what: 'uncached 2D walks (24 refs)', value: M(n('walks2DUncachedPerSec')), target: '≥ 10 M/s', ok: n('walks2DUncachedPerSec') >= 10e6 },
     { what: 'cached 2D walks', value: M(n('walks2DCachedPerSec')), target: '≥ 25 M/s', ok: n('walks2DCachedPerSec') >= 25e6 },
+    ...(f.guestRandomLoadsNestedPerSec === undefined ? [] : [{ what: 'random loads over 64 MiB with the default TLBs, native / nested / shadow paging', value: ['Native', 'Nested', 'Shadow'].map((m) => M(n(`guestRandomLoads${m}PerSec`))).join(' / '), target: 'reported' }]),
     { what: 'shadow fills', value: K(n('shadowFillsPerSec')), target: '≥ 200 k/s', ok: n('shadowFillsPerSec') >= 200e3 },
     { what: 'page hashing (xxHash64) / compare / plain memory copy', value: `${G(n('hashGBPerSec'))} / ${G(n('compareGBPerSec'))} / ${G(n('memoryCopyGBPerSec'))}`, target: 'reported' },
   ];
