@@ -245,3 +245,35 @@ describe('batch = Cpu.translate per access', () => {
     expect(Buffer.compare(a.m.memory.read(0n, a.m.memory.size), ref.m.memory.read(0n, ref.m.memory.size))).toBe(0);
   });
 });
+
+// A load reads what memory held before a later store to the same address, whichever path
+// of the batch engine each op takes: the miss loops (assembly/miss.ts, miss-nested.ts)
+// with an L2 hit, a walk below a PSC hit or a bare walk (read ahead: a store ends the
+// block), or the general path. (A miss loop that read a run of loads' data after the
+// run's translations, tried for speed, had to finish them before each store.)
+describe('loads and stores in order through the miss loops', () => {
+  const noL1 = { l1i4k: false, l1i2m: false, l1d4k: false, l1d2m: false, l1d1g: false } as const;
+  const configs = {
+    'L2 hits (no L1 TLBs)': { tlb: noL1 },
+    'walks below a PSC hit (no TLBs)': { tlb: false },
+    'bare walks (no TLBs, no PSCs)': { tlb: false, psc: false },
+    'default TLBs': {},
+  } as const;
+  for (const [name, cpuOptions] of Object.entries(configs)) {
+    it(name, async () => {
+      const { m, t, cpu } = await env({ cpu: cpuOptions, presetAD: true });
+      const F0 = 0x40_0000n, F1 = 0x50_0000n;
+      t.map(VA, F0);
+      t.map(VA + 0x1000n, F1);
+      m.memory.write64(F0, 0x1111n);
+      m.memory.write64(F1 + 8n, 0x2222n);
+      const b = m.createBatch(16);
+      b.load(VA).load(VA + 0x1008n).store(VA, 0xaaaa_bbbb_ccccn).load(VA).load(VA, 1)
+        .load(VA + 0x1008n, 4).store(VA + 0x1008n, 0x3333n).translate(VA + 0x1000n).load(VA + 0x1008n).load(VA, 4);
+      expect(cpu.execute(b)).toEqual({ completed: 10, exit: { reason: 'end' } });
+      expect([0, 1, 3, 4, 5, 8, 9].map((i) => b.value(i))).toEqual([0x1111n, 0x2222n, 0xaaaa_bbbb_ccccn, 0xccn, 0x2222n, 0x3333n, 0xbbbb_ccccn]);
+      expect(b.value(7)).toBe(F1);
+      expect(cpu.counters()).toMatchObject({ loads: 7, stores: 2, accesses: 9 });
+    });
+  }
+});
