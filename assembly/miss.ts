@@ -19,7 +19,7 @@ import { physInRange, physPtr, physBytes } from "./mem";
 import { walkAhead4, walkAhead5, loopOpIn, ahead, AHEAD_MAX, AHEAD_BYTES } from "./walk-ahead";
 import { Cpu, tlbOf, T_D4K, T_D2M, T_D1G, T_L2 } from "./cpu";
 import { pscLookup, quickWalk, permFor, pkFaults, rightsFault, fillPscs, fillTlbs, fillTlbs4k, recordPath } from "./walk";
-import { Tlb, probe, probeDirInline, fillAt, missVictim, touchEntry, entryAt, A_V, A_W, A_U, A_NX, A_D, A_SIZE_SHIFT, A_PKEY_SHIFT, A_PCID_SHIFT } from "./tlb";
+import { Tlb, probe, probeDirInline, fillAt, fillScan, missVictim, touchEntry, entryAt, A_V, A_W, A_U, A_NX, A_D, A_SIZE_SHIFT, A_PKEY_SHIFT, A_PCID_SHIFT, A_PCID } from "./tlb";
 import { codeWrite } from "./x86/icache";
 import {
   bump, C_L2_HIT_4K, C_ACCESSES, C_LOADS, C_STORES, C_L1_MISS, C_L2_MISS, C_WALKS, C_WALK_REFS, C_PSC_MISS, C_PSC_HIT_PDE, C_WALK_4K,
@@ -62,12 +62,16 @@ function l2LargeHit(l2: Tlb, va: u64, pcidBits: u32, ctx: u32): bool {
 // An L2 hit as the general path takes it (walk.ts lookup and useEntry, access.ts step):
 // the L1 refilled from the L2 entry e, e's LRU time and order, the micro-TLB mirror.
 // The caller has checked that the access may use e (rights, D for a store, memory).
+// The refill's victim is lookup's: the L1 probe's noted one (missVictim), unless e is a
+// global entry filled under another PCID, which fill does not trust the note for: it
+// scans, and may replace a stale entry of e's tag and PCID that the probe did not match.
 @inline export function takeL2Hit(c: Cpu, e: usize, va: u64, acc: u32, clk: u32, permRead: u32, permWrite: u32): void {
   let tag = va >> 12;
   let l1 = tlbOf(c, T_D4K), f: usize = 0;
   if (l1.ways != 0) {
-    f = fillAt(l1, missVictim(l1, tag), tag, entryAt(e).attr, entryAt(e).frame, entryAt(e).leafPa,
-      entryAt(e).leafVal, c.ctx, clk);
+    let attr = entryAt(e).attr, frame = entryAt(e).frame, leafPa = entryAt(e).leafPa, leafVal = entryAt(e).leafVal;
+    f = (attr & A_PCID) == c.pcid << A_PCID_SHIFT ? fillAt(l1, missVictim(l1, tag), tag, attr, frame, leafPa, leafVal, c.ctx, clk)
+      : fillScan(l1, tag, attr, frame, leafPa, leafVal, c.ctx, clk);
   }
   c.l1Entry = f;
   let l2 = tlbOf(c, T_L2);

@@ -247,7 +247,7 @@ describe('batch = Cpu.translate per access', () => {
 });
 
 // A load reads what memory held before a later store to the same address, whichever path
-// of the batch engine each op takes: the miss loops (assembly/miss.ts, miss-nested.ts)
+// of the batch engine each op takes (native paging): the miss loop (assembly/miss.ts)
 // with an L2 hit, a walk below a PSC hit or a bare walk (read ahead: a store ends the
 // block), or the general path. (A miss loop that read a run of loads' data after the
 // run's translations, tried for speed, had to finish them before each store.)

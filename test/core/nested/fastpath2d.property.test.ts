@@ -50,6 +50,7 @@ const leafArb = fc.record({
   p: fc.integer({ min: 0, max: 15 }).map((x) => x !== 0), w: fc.integer({ min: 0, max: 3 }).map((x) => x !== 0),
   u: fc.boolean(), xd: fc.integer({ min: 0, max: 7 }).map((x) => x === 0),
   a: fc.integer({ min: 0, max: 3 }).map((x) => x !== 0), d: fc.boolean(), pkey: fc.integer({ min: 0, max: 3 }),
+  g: fc.integer({ min: 0, max: 3 }).map((x) => x === 0), // global (with CR4.PGE)
   rsvd: fc.integer({ min: 0, max: 23 }).map((x) => x === 0),
   // where the leaf points: its own data page mostly; a guest table, MMIO, no EPT mapping
   target: fc.oneof({ weight: 20, arbitrary: fc.constant('data' as const) },
@@ -64,14 +65,14 @@ const caseArb = fc.record({
   eptLevels: fc.constantFrom(4, 5) as fc.Arbitrary<4 | 5>,
   eptPage: fc.constantFrom(0x1000n, 0x1000n, 0x1000n, 0x20_0000n, 0x20_0000n, 0x4000_0000n), // EPT leaf size
   eptAD: fc.integer({ min: 0, max: 3 }).map((x) => x !== 0),
-  caches: fc.constantFrom('default', 'small', 'tiny4', 'bench', 'noTlb', 'none', 'ntlbOnly'),
+  caches: fc.constantFrom('default', 'small', 'noL1', 'tiny4', 'bench', 'noTlb', 'none', 'ntlbOnly', 'tlbNoPsc'),
   M: fc.constantFrom(40, 52),
   leaves: fc.array(leafArb, { minLength: PAGES + 1, maxLength: PAGES + 1 }),
   upperNoA: fc.integer({ min: 0, max: 5 }), // 0..2: clear A in that region's PDE
   tableEdits: fc.array(eptEditArb(4, 1), { minLength: 24, maxLength: 24 }), // the guest table pages
   dataEdits: fc.array(eptEditArb(20, 4), { minLength: 26, maxLength: 26 }),  // data, 2 MiB and MMIO pages
   cpl: fc.constantFrom(0, 0, 3), wp: fc.boolean(), smap: fc.boolean(), smep: fc.boolean(), ac: fc.boolean(),
-  pke: fc.boolean(), pcide: fc.boolean(), pkru: fc.integer({ min: 0, max: 0xff }),
+  pke: fc.boolean(), pcide: fc.boolean(), pge: fc.boolean(), pkru: fc.integer({ min: 0, max: 0xff }),
   ops: fc.array(opArb, { minLength: 40, maxLength: 160 }),
   repeat: fc.integer({ min: 1, max: 3 }), // runs of the batch: later runs meet filled caches
 });
@@ -89,6 +90,8 @@ function cpuOptions(c: Case): CpuOptions {
     case 'noTlb': return { maxPhysAddr: M, tlb: false };                     // guest and EPT PSCs only
     case 'none': return { maxPhysAddr: M, tlb: false, psc: false };          // bench/virt.ts "Uncached"
     case 'ntlbOnly': return { maxPhysAddr: M, tlb: off, psc: false };
+    case 'tlbNoPsc': return { maxPhysAddr: M, psc: false };                   // TLBs and the nested TLB, no PSC
+    case 'noL1': return { maxPhysAddr: M, tlb: { l1d4k: false, l1d2m: false, l1d1g: false } }; // data accesses meet the L2
     case 'tiny4': { // four ways in one set: every fill evicts, several per op (equal LRU stamps)
       const g = { entries: 4, ways: 4 };
       return { maxPhysAddr: M, tlb: { ...off, ntlb: g, pde: g, pdpte: g, epde: g, epdpte: g } };
@@ -138,7 +141,7 @@ async function machine(c: Case, fast: boolean) {
   const t = new Tables(g, c.levels, 0x10_0000n, true);
   for (let k = 0; k <= PAGES; k++) {
     const l = c.leaves[k];
-    const flags = (l.p ? PTE.P : 0n) | (l.w ? PTE.W : 0n) | (l.u ? PTE.U : 0n) | (l.xd ? PTE.XD : 0n);
+    const flags = (l.p ? PTE.P : 0n) | (l.w ? PTE.W : 0n) | (l.u ? PTE.U : 0n) | (l.xd ? PTE.XD : 0n) | (l.g ? PTE.G : 0n);
     const size = k === PAGES ? PAGE_2M : undefined;
     const va = k === PAGES ? BIG : vaOfPage(k);
     const gpa = k === PAGES ? BIG_GPA : l.target === 'table' ? t.root : l.target === 'mmio' ? MMIO_GPA
@@ -187,7 +190,7 @@ async function machine(c: Case, fast: boolean) {
   cpu.setRegisters({
     cr0: CR0.PE | CR0.PG | (c.wp ? CR0.WP : 0n), cr3: t.root,
     cr4: CR4.PAE | (c.levels === 5 ? CR4.LA57 : 0n) | (c.smap ? CR4.SMAP : 0n) | (c.smep ? CR4.SMEP : 0n) |
-      (c.pke ? CR4.PKE : 0n) | (c.pcide ? CR4.PCIDE : 0n),
+      (c.pke ? CR4.PKE : 0n) | (c.pcide ? CR4.PCIDE : 0n) | (c.pge ? CR4.PGE : 0n),
     efer: EFER.LME | EFER.NXE, rflags: c.ac ? 1n << 18n : 0n, pkru: c.pkru, cpl: c.cpl,
   });
   cpu.setVmcs({ mode: 'nested', eptp: eptp(ept.root, c.eptLevels, c.eptAD), vpid: 1 });
@@ -200,7 +203,8 @@ async function machine(c: Case, fast: boolean) {
     else if (o.kind === 'translate') b.translate(va, opt);
     else if (o.kind === 'fetch') b.fetch(va, o.size, opt);
     else if (o.kind === 'invlpg') b.invlpg(va);
-    else b.movCr3(t.root | (o.value & 0x18n)); // the same root: with PCIDE, PCID 0/8/16/24 (flushing)
+    // the same root: with PCIDE, PCID 0/8/16/24, and bit 63 (keep that PCID's entries) at times
+    else b.movCr3(t.root | (o.value & 0x18n) | ((o.value & 0x20n) !== 0n ? 1n << 63n : 0n));
   }
   return { m, cpu, b };
 }
@@ -236,13 +240,14 @@ function firstDifference(a: Machine, b: Machine): number {
 /** What the runs exercised, summed over all cases: exits by reason and walk counters. */
 class Tally {
   exits: Record<string, number> = {};
-  counts = { walks: 0, eptWalks: 0, ntlbHits: 0, eptPscHits: 0, pscHit: 0, adWrites: 0, eptViolations: 0, eptMisconfigs: 0 };
+  counts = { walks: 0, eptWalks: 0, ntlbHits: 0, eptPscHits: 0, pscHit: 0, adWrites: 0, eptViolations: 0, eptMisconfigs: 0, l2Hit4k: 0 };
   add(seen: unknown[], cpu: Cpu): void {
     for (const x of seen) if (!Array.isArray(x)) { const r = (x as { reason: string }).reason; this.exits[r] = (this.exits[r] ?? 0) + 1; }
     const k = cpu.counters();
     this.counts.walks += k.walks; this.counts.eptWalks += k.eptWalks; this.counts.ntlbHits += k.ntlbHits;
     this.counts.eptPscHits += k.eptPscHits; this.counts.pscHit += k.pscHitPde + k.pscHitPdpte + k.pscHitPml4e;
     this.counts.adWrites += k.adWrites; this.counts.eptViolations += k.eptViolations; this.counts.eptMisconfigs += k.eptMisconfigs;
+    this.counts.l2Hit4k += k.l2Hit4k;
   }
 }
 
@@ -271,14 +276,16 @@ describe('nested-mode fast paths (quick 2D walk, nested miss loop)', () => {
   }, 300_000);
 
   // miss-nested.ts has copies of its loop with the configuration as constants: 4-level
-  // guest and EPT tables, EPT A/D on, no protection keys, and every cache on ('default'),
-  // every cache but the TLBs on ('bench', 'tiny4') or every cache off ('none'); 'small'
-  // takes the general copy with TLBs. The cases above reach them rarely.
+  // guest and EPT tables, EPT A/D on, no protection keys, and every cache on ('default',
+  // 'noL1', 'small': the caches a config does not list keep their default sizes), every cache but the
+  // TLBs on ('bench', 'tiny4') or every cache off ('none'); 'tlbNoPsc' takes the general
+  // copy with TLBs. The cases above reach them rarely.
   it('give the same in the configurations with a loop of their own', async () => {
-    const pinned = caseArb.chain((c) => fc.constantFrom('default', 'small', 'bench', 'tiny4', 'none').map((caches) =>
+    const pinned = caseArb.chain((c) => fc.constantFrom('default', 'small', 'noL1', 'bench', 'tiny4', 'none', 'tlbNoPsc').map((caches) =>
       ({ ...c, levels: 4 as const, eptLevels: 4 as const, eptAD: true, pke: false, caches })));
     const tally = await sameAsCareful(pinned, 0x2d_c0de, 80);
     for (const r of ['end', 'PF', 'EPT_VIOLATION']) expect(tally.exits[r], `exits ${r}`).toBeGreaterThan(5);
     for (const k of ['walks', 'eptWalks', 'ntlbHits', 'eptPscHits', 'pscHit'] as const) expect(tally.counts[k], k).toBeGreaterThan(100);
+    expect(tally.counts.l2Hit4k, 'L2 hits (the loop takes those of 4 KiB pages)').toBeGreaterThan(30);
   }, 300_000);
 });
