@@ -6,7 +6,9 @@
 //
 // Cases mix what the fast paths must hand back to the general path: faults, A/D to set,
 // read-only, user and global pages, protection keys, PCIDs, 2 MiB pages, crossing and
-// odd-size accesses, user/implicit ops, fetches, INVLPG, MOV CR3 and small caches that evict.
+// odd-size accesses, user/implicit ops, fetches, INVLPG, MOV CR3 (with and without the
+// no-flush bit), small caches that evict, and pages that map a live page table (stores
+// there leave stale TLB entries behind).
 
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
@@ -26,6 +28,9 @@ const leafArb = fc.record({
   p: fc.integer({ min: 0, max: 15 }).map((x) => x !== 0), w: fc.integer({ min: 0, max: 3 }).map((x) => x !== 0),
   u: fc.boolean(), g: fc.boolean(), xd: fc.integer({ min: 0, max: 7 }).map((x) => x === 0),
   a: fc.integer({ min: 0, max: 3 }).map((x) => x !== 0), d: fc.boolean(), pkey: fc.integer({ min: 0, max: 3 }),
+  // rarely, a 4 KiB page onto the page table of the first neighbourhood's leaves: stores
+  // there rewrite live entries (stale TLB entries, global bits set without INVLPG, garbage)
+  table: fc.integer({ min: 0, max: 23 }).map((x) => x === 0),
 });
 
 // pages: PAGES is the 2 MiB page, PAGES + 1 the 1 GiB page; above: unmapped
@@ -76,6 +81,10 @@ async function machine(c: Case, fast: boolean): Promise<Env & { b: AccessBatch }
     e.t.modify(va, size === PAGE_1G ? 3 : size ? 2 : 1, 0n, clear);
   }
   if (c.upperNoA < 3) e.t.modify(VA[c.upperNoA], 2, 0n, PTE.A);
+  const leafTable = e.t.entryPa(VA[0], 1) & ~0xfffn;
+  for (let k = 0; k < PAGES; k++) {
+    if (c.leaves[k].table) e.t.set(vaOfPage(k), 1, (e.t.get(vaOfPage(k), 1) & ~0xf_ffff_ffff_f000n) | leafTable);
+  }
   for (let k = 0n; k < BigInt(PAGES); k++) e.m.memory.write64(DATA + k * 0x1000n + 0x88n, k * 0x1_0001n);
   const b = e.m.createBatch(c.ops.length);
   for (const o of c.ops) {
@@ -86,7 +95,8 @@ async function machine(c: Case, fast: boolean): Promise<Env & { b: AccessBatch }
     else if (o.kind === 'translate') b.translate(va, opt);
     else if (o.kind === 'fetch') b.fetch(va, o.size, opt);
     else if (o.kind === 'invlpg') b.invlpg(va);
-    else b.movCr3(e.t.root | (o.value & 0x18n)); // the same root: with PCIDE, PCID 0/8/16/24 (flushing)
+    // the same root: with PCIDE, PCID 0/8/16/24, and bit 63 (keep that PCID's entries) at times
+    else b.movCr3(e.t.root | (o.value & 0x18n) | ((o.value & 0x20n) !== 0n ? 1n << 63n : 0n));
   }
   return { ...e, b };
 }
