@@ -3,8 +3,8 @@
 // batch, not once per access. Four paths run an op: the hit streak below (8-byte ops
 // that hit the micro-TLB), the miss loops (miss.ts: L1 misses taken from the L2 or by
 // quick walks; miss-nested.ts: the same under nested paging, with 2D walks), and the
-// general path (step: everything, and the reference the others must match exactly, checked with
-// Cpu.setFastPaths(false) by test/core/fastpath.property.test.ts and
+// general path (step: everything, and the reference the others must match exactly,
+// checked with Cpu.setFastPaths(false) by test/core/fastpath.property.test.ts and
 // test/core/nested/fastpath2d.property.test.ts).
 //
 // Operation record (OP_BYTES = 24):

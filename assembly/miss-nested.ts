@@ -9,7 +9,8 @@
 // It does what the general path does for such an op — clock, probes and LRU stamps,
 // walk path, A/D checks, fills, exits, the access itself and its counters — and leaves
 // to the general path any op it does not handle (fetches, user/implicit ops,
-// page-crossing or non-canonical accesses, the non-memory kinds). A walk that exits
+// page-crossing or non-canonical accesses, the non-memory kinds, L1 TLB hits, large
+// pages cached in a TLB, L2 hits that fault or need D set). A walk that exits
 // (guest #PF, EPT violation or misconfiguration) or an access outside memory ends the
 // batch here with the exit set, as step would. An EPT translation quickEpt cannot do
 // goes to the careful eptTranslate, whose results (packCareful) the walk goes on with.
