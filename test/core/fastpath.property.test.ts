@@ -13,7 +13,7 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import { assertAsyncProperty } from '../helpers/seeds.js';
-import { runStepping, batchOpArb } from '../helpers/run-batch.js';
+import { runStepping, batchOpArb, controlArbs, pushOps } from '../helpers/run-batch.js';
 import { env, type Env } from '../helpers/tables.js';
 import { CR4, PTE, PAGE_2M, PAGE_1G, type AccessBatch, type CpuOptions } from '../../src/index.js';
 import { readCaches } from '../../src/core/tlb-view.js';
@@ -41,8 +41,7 @@ const caseArb = fc.record({
   caches: fc.constantFrom('default', 'small', 'noTlb', 'noPsc', 'none'),
   leaves: fc.array(leafArb, { minLength: PAGES + 2, maxLength: PAGES + 2 }),
   upperNoA: fc.integer({ min: 0, max: 5 }), // 0..2: clear A in that region's PDE
-  cpl: fc.constantFrom(0, 0, 3), wp: fc.boolean(), smap: fc.boolean(), smep: fc.boolean(), ac: fc.boolean(),
-  pke: fc.boolean(), pge: fc.boolean(), pcide: fc.boolean(), pkru: fc.integer({ min: 0, max: 0xff }),
+  ...controlArbs,
   ops: fc.array(opArb, { minLength: 40, maxLength: 160 }),
   repeat: fc.integer({ min: 1, max: 3 }), // runs of the batch: later runs hit the TLBs
 });
@@ -87,17 +86,7 @@ async function machine(c: Case, fast: boolean): Promise<Env & { b: AccessBatch }
   }
   for (let k = 0n; k < BigInt(PAGES); k++) e.m.memory.write64(DATA + k * 0x1000n + 0x88n, k * 0x1_0001n);
   const b = e.m.createBatch(c.ops.length);
-  for (const o of c.ops) {
-    const va = vaOfPage(o.page) + BigInt(o.offset);
-    const opt = { user: o.user, implicit: o.implicit };
-    if (o.kind === 'load') b.load(va, o.size, opt);
-    else if (o.kind === 'store') b.store(va, o.value, o.size, opt);
-    else if (o.kind === 'translate') b.translate(va, opt);
-    else if (o.kind === 'fetch') b.fetch(va, o.size, opt);
-    else if (o.kind === 'invlpg') b.invlpg(va);
-    // the same root: with PCIDE, PCID 0/8/16/24, and bit 63 (keep that PCID's entries) at times
-    else b.movCr3(e.t.root | (o.value & 0x18n) | ((o.value & 0x20n) !== 0n ? 1n << 63n : 0n));
-  }
+  pushOps(b, c.ops, vaOfPage, e.t.root);
   return { ...e, b };
 }
 

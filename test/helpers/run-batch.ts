@@ -34,3 +34,27 @@ export function batchOpArb<K extends string>(kinds: readonly K[], maxPage: numbe
     value: fc.bigInt(0n, (1n << 64n) - 1n),
   });
 }
+
+/** The control-register and privilege fields of a case (spread into its fc.record). */
+export const controlArbs = {
+  cpl: fc.constantFrom(0, 0, 3), wp: fc.boolean(), smap: fc.boolean(), smep: fc.boolean(), ac: fc.boolean(),
+  pke: fc.boolean(), pcide: fc.boolean(), pge: fc.boolean(), pkru: fc.integer({ min: 0, max: 0xff }),
+};
+
+type BatchOp = ReturnType<ReturnType<typeof batchOpArb>['generate']>['value'];
+
+/** Appends the drawn ops to b: each at vaOfPage(page) + offset; MOV CR3 reloads `root`. */
+export function pushOps(b: AccessBatch, ops: readonly BatchOp[], vaOfPage: (k: number) => bigint, root: bigint): void {
+  for (const o of ops) {
+    const va = vaOfPage(o.page) + BigInt(o.offset);
+    const opt = { user: o.user, implicit: o.implicit };
+    if (o.kind === 'load') b.load(va, o.size, opt);
+    else if (o.kind === 'store') b.store(va, o.value, o.size, opt);
+    else if (o.kind === 'translate') b.translate(va, opt);
+    else if (o.kind === 'fetch') b.fetch(va, o.size, opt);
+    else if (o.kind === 'invlpg') b.invlpg(va);
+    // the same root: with PCIDE, PCID 0/8/16/24, and bit 63 (keep that PCID's entries) at times
+    else if (o.kind === 'movCr3') b.movCr3(root | (o.value & 0x18n) | ((o.value & 0x20n) !== 0n ? 1n << 63n : 0n));
+    else throw new Error(`pushOps: no op kind ${o.kind}`);
+  }
+}

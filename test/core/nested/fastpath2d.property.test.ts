@@ -16,7 +16,7 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import { assertAsyncProperty } from '../../helpers/seeds.js';
-import { runStepping, batchOpArb } from '../../helpers/run-batch.js';
+import { runStepping, batchOpArb, controlArbs, pushOps } from '../../helpers/run-batch.js';
 import { Tables } from '../../helpers/tables.js';
 import { Ept } from '../../helpers/ept.js';
 import {
@@ -71,8 +71,7 @@ const caseArb = fc.record({
   upperNoA: fc.integer({ min: 0, max: 5 }), // 0..2: clear A in that region's PDE
   tableEdits: fc.array(eptEditArb(4, 1), { minLength: 24, maxLength: 24 }), // the guest table pages
   dataEdits: fc.array(eptEditArb(20, 4), { minLength: 26, maxLength: 26 }),  // data, 2 MiB and MMIO pages
-  cpl: fc.constantFrom(0, 0, 3), wp: fc.boolean(), smap: fc.boolean(), smep: fc.boolean(), ac: fc.boolean(),
-  pke: fc.boolean(), pcide: fc.boolean(), pge: fc.boolean(), pkru: fc.integer({ min: 0, max: 0xff }),
+  ...controlArbs,
   ops: fc.array(opArb, { minLength: 40, maxLength: 160 }),
   repeat: fc.integer({ min: 1, max: 3 }), // runs of the batch: later runs meet filled caches
 });
@@ -195,17 +194,7 @@ async function machine(c: Case, fast: boolean) {
   });
   cpu.setVmcs({ mode: 'nested', eptp: eptp(ept.root, c.eptLevels, c.eptAD), vpid: 1 });
   const b = m.createBatch(c.ops.length);
-  for (const o of c.ops) {
-    const va = vaOfPage(o.page) + BigInt(o.offset);
-    const opt = { user: o.user, implicit: o.implicit };
-    if (o.kind === 'load') b.load(va, o.size, opt);
-    else if (o.kind === 'store') b.store(va, o.value, o.size, opt);
-    else if (o.kind === 'translate') b.translate(va, opt);
-    else if (o.kind === 'fetch') b.fetch(va, o.size, opt);
-    else if (o.kind === 'invlpg') b.invlpg(va);
-    // the same root: with PCIDE, PCID 0/8/16/24, and bit 63 (keep that PCID's entries) at times
-    else b.movCr3(t.root | (o.value & 0x18n) | ((o.value & 0x20n) !== 0n ? 1n << 63n : 0n));
-  }
+  pushOps(b, c.ops, vaOfPage, t.root);
   return { m, cpu, b };
 }
 
